@@ -1,0 +1,72 @@
+// Entry point of the encodec-native addon.
+//   load(path, { device, threads }) -> Promise<EncodecModel>
+//   runtimeInfo() -> { torchVersion, cudaAvailable, cudaDeviceCount, parallelInfo, buildConfig, ... }
+#include "addon.h"
+
+#include <ATen/Parallel.h>
+#include <ATen/Version.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
+
+#include "errors.h"
+#include "model.h"
+#include "tensor_io.h"
+#include "workers.h"
+
+namespace encodec {
+
+Addon::Addon(Napi::Env env, Napi::Object exports) {
+  Napi::Function model_class = EncodecModel::DefineClass(env);
+  model_constructor = Napi::Persistent(model_class);
+  DefineAddon(exports, {
+                           InstanceMethod<&Addon::Load>("load"),
+                           InstanceMethod<&Addon::RuntimeInfo>("runtimeInfo"),
+                           InstanceValue("EncodecModel", model_class),
+                       });
+}
+
+Napi::Value Addon::Load(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (!info[0].IsString()) throw InputError(ErrorKind::Type, "model path must be a string");
+    std::string path = info[0].As<Napi::String>().Utf8Value();
+    if (path.empty()) throw InputError(ErrorKind::Type, "model path is empty");
+    std::string device = "cpu";
+    int threads = 0;
+    if (!info[1].IsUndefined()) {
+      if (!info[1].IsObject()) throw InputError(ErrorKind::Type, "load options must be an object");
+      auto options = info[1].As<Napi::Object>();
+      Napi::Value d = options.Get("device");
+      if (!d.IsUndefined()) {
+        if (!d.IsString()) throw InputError(ErrorKind::Type, "options.device must be 'cpu', 'cuda' or 'cuda:N'");
+        device = d.As<Napi::String>().Utf8Value();
+      }
+      Napi::Value t = options.Get("threads");
+      if (!t.IsUndefined()) threads = static_cast<int>(ReadInteger(t, "options.threads", 0, 1024));
+    }
+    auto* worker = new LoadWorker(info.Env(), path, device, threads);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
+Napi::Value Addon::RuntimeInfo(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("torchVersion", Napi::String::New(env, TORCH_VERSION));
+    const bool cuda = torch::cuda::is_available();
+    out.Set("cudaAvailable", Napi::Boolean::New(env, cuda));
+    out.Set("cudaDeviceCount", Napi::Number::New(env, cuda ? static_cast<double>(torch::cuda::device_count()) : 0));
+    out.Set("defaultThreads", Napi::Number::New(env, at::get_num_threads()));
+    out.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
+    out.Set("buildConfig", Napi::String::New(env, at::show_config()));
+    out.Set("outputsCopied", Napi::Boolean::New(env, OutputsAreCopied()));
+    return out;
+  });
+}
+
+}  // namespace encodec
+
+using EncodecAddon = encodec::Addon;
+NODE_API_ADDON(EncodecAddon)

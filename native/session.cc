@@ -1,0 +1,165 @@
+#include "session.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+
+#include <fstream>
+#include <map>
+#include <unordered_map>
+
+#include "errors.h"
+
+namespace encodec {
+
+namespace {
+
+constexpr const char* kMetadataFile = "encodec.json";
+
+torch::Device ParseDevice(const std::string& spec) {
+  if (spec != "cpu" && spec != "cuda" && spec.rfind("cuda:", 0) != 0) {
+    throw InputError(ErrorKind::Type, "device must be 'cpu', 'cuda' or 'cuda:N', got '" + spec + "'");
+  }
+  torch::Device device(torch::kCPU);
+  try {
+    device = torch::Device(spec);
+  } catch (const c10::Error&) {
+    throw InputError(ErrorKind::Type, "device must be 'cpu', 'cuda' or 'cuda:N', got '" + spec + "'");
+  }
+  if (device.is_cuda()) {
+    if (!torch::cuda::is_available()) {
+      throw InputError(ErrorKind::Generic,
+                       "device '" + spec +
+                           "' requested, but this build of libtorch has no CUDA support or no GPU is visible. "
+                           "Use device 'cpu', or rebuild encodec-native against a CUDA libtorch "
+                           "(LIBTORCH=/path/to/libtorch npm run build:native; see the README).");
+    }
+    const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+    const int64_t index = device.has_index() ? device.index() : 0;
+    if (index >= count) {
+      throw InputError(ErrorKind::Range, "device '" + spec + "' requested, but only " + std::to_string(count) +
+                                             " CUDA device(s) are visible");
+    }
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  return device;
+}
+
+// Sets this thread's intra-op thread count: libtorch keeps it per thread, and each call may
+// run on a different libuv pool thread.
+void UseThreads(int threads) {
+  if (threads > 0 && at::get_num_threads() != threads) at::set_num_threads(threads);
+}
+
+}  // namespace
+
+Session::Session(const std::string& path, const std::string& device, int threads)
+    : device_(ParseDevice(device)), threads_(threads) {
+  {
+    std::ifstream probe(path, std::ios::binary);
+    if (!probe) {
+      throw InputError(ErrorKind::Generic, "cannot open model file '" + path +
+                                               "': it does not exist or is not readable. Create one with "
+                                               "`encodec-native model export` or `encodec-native model random`.");
+    }
+    char magic[2] = {0, 0};
+    probe.read(magic, 2);
+    if (magic[0] != 'P' || magic[1] != 'K') {
+      throw InputError(ErrorKind::Generic, "'" + path +
+                                               "' is not a TorchScript model file (not a zip archive). Export one "
+                                               "with `encodec-native model export --checkpoint FILE --out MODEL.pt`.");
+    }
+  }
+  UseThreads(threads_);
+  torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}};
+  try {
+    module_ = torch::jit::load(path, device_, extra);
+  } catch (const c10::Error& e) {
+    throw InputError(ErrorKind::Generic, "cannot load model file '" + path +
+                                             "': it is corrupt or truncated, or was saved by a newer PyTorch (" +
+                                             e.what_without_backtrace() + "). Export it again.");
+  }
+  metadata_ = extra[kMetadataFile];
+  if (metadata_.empty() || !module_.find_method("encode") || !module_.find_method("decode") ||
+      !module_.find_method("dequantize")) {
+    throw InputError(ErrorKind::Generic, "'" + path +
+                                             "' is a TorchScript file but not an encodec-native EnCodec model "
+                                             "(no encodec.json metadata or no encode/decode methods). Export one "
+                                             "with `encodec-native model export`.");
+  }
+  module_.eval();
+}
+
+std::vector<torch::Tensor> Session::RunGrouped(const std::string& method, const std::vector<torch::Tensor>& inputs,
+                                               const std::vector<c10::IValue>& extra_args) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  UseThreads(threads_);
+  c10::InferenceMode inference;
+  torch::jit::Method run = module_.get_method(method);
+
+  // Equal shapes run as one batch: batching speeds up the step-serial LSTM.
+  std::map<std::vector<int64_t>, std::vector<size_t>> groups;
+  for (size_t i = 0; i < inputs.size(); ++i) groups[inputs[i].sizes().vec()].push_back(i);
+
+  std::vector<torch::Tensor> outputs(inputs.size());
+  for (const auto& [shape, members] : groups) {
+    torch::Tensor batch;
+    if (members.size() == 1) {
+      batch = inputs[members[0]].unsqueeze(0);  // a view: no copy of the caller's buffer
+    } else {
+      std::vector<torch::Tensor> rows;
+      rows.reserve(members.size());
+      for (size_t i : members) rows.push_back(inputs[i]);
+      batch = torch::stack(rows);
+    }
+    std::vector<c10::IValue> args{batch.to(device_)};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    torch::Tensor result = run(args).toTensor().to(torch::kCPU);
+    for (size_t j = 0; j < members.size(); ++j) outputs[members[j]] = result[static_cast<int64_t>(j)];
+  }
+  return outputs;
+}
+
+std::vector<torch::Tensor> Session::Encode(const std::vector<torch::Tensor>& clips, int64_t n_q) {
+  std::vector<torch::Tensor> batch_rows;
+  batch_rows.reserve(clips.size());
+  for (size_t i = 0; i < clips.size(); ++i) {
+    if (!torch::isfinite(clips[i]).all().item<bool>()) {
+      throw InputError(ErrorKind::Range, "samples of clip " + std::to_string(i) +
+                                             " contain NaN or Infinity; clean the audio before encoding");
+    }
+    batch_rows.push_back(clips[i].view({1, -1}));  // [1, T] channel row
+  }
+  std::vector<torch::Tensor> codes = RunGrouped("encode", batch_rows, {c10::IValue(n_q)});
+  for (auto& c : codes) c = c.to(torch::kInt16).contiguous();  // codes are 0..1023
+  return codes;
+}
+
+void Session::CheckCodes(const std::vector<torch::Tensor>& codes) const {
+  for (size_t i = 0; i < codes.size(); ++i) {
+    const auto& c = codes[i];
+    if (c.numel() == 0) continue;
+    const int64_t lo = c.min().item<int64_t>();
+    const int64_t hi = c.max().item<int64_t>();
+    if (lo < 0 || hi >= kCodebookSize) {
+      throw InputError(ErrorKind::Range, "codes of block " + std::to_string(i) + " range over [" +
+                                             std::to_string(lo) + ", " + std::to_string(hi) +
+                                             "], outside [0, 1023]; pass codes produced by encode()");
+    }
+  }
+}
+
+std::vector<torch::Tensor> Session::Decode(const std::vector<torch::Tensor>& codes) {
+  CheckCodes(codes);
+  std::vector<torch::Tensor> audio = RunGrouped("decode", codes, {});
+  for (auto& a : audio) a = a.reshape({-1}).contiguous();  // [1, T] -> [T]
+  return audio;
+}
+
+std::vector<torch::Tensor> Session::Dequantize(const std::vector<torch::Tensor>& codes) {
+  CheckCodes(codes);
+  std::vector<torch::Tensor> latents = RunGrouped("dequantize", codes, {});
+  for (auto& l : latents) l = l.to(torch::kFloat32).contiguous();
+  return latents;
+}
+
+}  // namespace encodec

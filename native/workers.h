@@ -1,0 +1,90 @@
+// Work that runs off the event loop, on libuv's thread pool, settling a promise when done.
+#pragma once
+
+#include <napi.h>
+#include <torch/torch.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+#include "session.h"
+
+namespace encodec {
+
+// An AsyncWorker settling a promise. Run() executes on a pool thread and may throw anything; the
+// exception becomes a rejection of the right JS error class. Result() builds the value on the main thread.
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, const char* name);
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  virtual void Run() = 0;
+  virtual Napi::Value Result(Napi::Env env) = 0;
+  // Keeps a JS value (an input array) alive until the work has finished.
+  void KeepAlive(const Napi::Value& value) { keep_alive_.push_back(Napi::Persistent(value.As<Napi::Object>())); }
+
+ private:
+  void Execute() override;
+  void OnOK() override;
+  void OnError(const Napi::Error& error) override;
+
+  Napi::Promise::Deferred deferred_;
+  std::vector<Napi::ObjectReference> keep_alive_;
+  bool failed_ = false;
+  ErrorKind error_kind_ = ErrorKind::Generic;
+  std::string error_message_;
+};
+
+// Loads a model file; resolves with an EncodecModel object.
+class LoadWorker : public PromiseWorker {
+ public:
+  LoadWorker(Napi::Env env, std::string path, std::string device, int threads);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  std::string path_, device_;
+  int threads_;
+  std::shared_ptr<Session> session_;
+};
+
+// Encodes clips of samples; resolves with [{ data: Int16Array, nQ, nFrames }].
+class EncodeWorker : public PromiseWorker {
+ public:
+  EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const Napi::Array& clips, int64_t n_q);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  std::shared_ptr<Session> session_;
+  std::vector<torch::Tensor> clips_, codes_;
+  int64_t n_q_;
+};
+
+// Decodes code blocks to samples (Float32Array each), or to quantized latents
+// ({ data: Float32Array, dim, nFrames } each) when `latents` is set.
+class CodesWorker : public PromiseWorker {
+ public:
+  CodesWorker(Napi::Env env, std::shared_ptr<Session> session, const Napi::Array& blocks, bool latents);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  std::shared_ptr<Session> session_;
+  std::vector<torch::Tensor> codes_, outputs_;
+  bool latents_;
+};
+
+// Reads a non-empty JS array of inputs, or throws a TypeError naming `what`.
+Napi::Array ReadInputArray(const Napi::Value& value, const std::string& what, uint32_t max_length);
+
+}  // namespace encodec
