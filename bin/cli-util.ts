@@ -1,0 +1,48 @@
+/** Shared pieces of the command line: error reporting, exit codes, option parsing. */
+import { CommanderError } from 'commander';
+
+/** A bad command-line value: reported with exit code 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Exit code for an error: 2 for bad arguments or input values, 1 for everything else. */
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+  if (err instanceof UsageError || err instanceof TypeError || err instanceof RangeError) return 2;
+  const code = (err as { exitCode?: unknown }).exitCode;
+  return typeof code === 'number' && code > 0 ? code : 1;
+}
+
+/** Prints an error the way every command does (one line on stderr, no stack) and sets the exit code. */
+export function reportError(err: unknown): void {
+  if (err instanceof CommanderError) {
+    process.exitCode = exitCodeFor(err); // commander has printed its message already
+    return;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`encodec-native: error: ${message}\n`);
+  if (process.env.DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  process.exitCode = exitCodeFor(err);
+}
+
+/** Parses an integer option, or throws a UsageError naming the option and the accepted range. */
+export function parseIntegerOption(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (text: string): number => {
+    const value = /^[+-]?\d+$/.test(text.trim()) ? Number(text) : NaN;
+    if (!Number.isSafeInteger(value) || value < min || value > max) {
+      const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `in [${min}, ${max}]`;
+      throw new UsageError(`${name} must be an integer ${range}, got '${text}'`);
+    }
+    return value;
+  };
+}
+
+/** Extension of a path, lower-cased, with the dot ('.wav'). */
+export function extensionOf(file: string): string {
+  const m = /\.[^./\\]+$/.exec(file);
+  return m ? m[0].toLowerCase() : '';
+}

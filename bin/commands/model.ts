@@ -1,0 +1,106 @@
+/** `encodec-native model ...`: export, random, info, fetch. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { Command } from 'commander';
+
+import { exportModel } from '../../lib/exporter';
+import { fetchModel } from '../../lib/fetch';
+import { defaultModelPath, readModelInfo, sha256File } from '../../lib/model-file';
+import { UsageError, parseIntegerOption } from '../cli-util';
+
+function log(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+function checkOut(out: string): void {
+  const dir = path.dirname(path.resolve(out));
+  if (!fs.existsSync(dir)) throw new UsageError(`output directory '${dir}' does not exist; create it first`);
+}
+
+export function modelCommand(): Command {
+  const model = new Command('model').description('prepare and inspect model files');
+
+  model
+    .command('export')
+    .description("export a checkpoint (Meta's .th or Hugging Face's model.safetensors / pytorch_model.bin) to a model file")
+    .requiredOption('--checkpoint <file>', 'checkpoint file; its layout is detected automatically')
+    .requiredOption('--out <model.pt>', 'model file to write')
+    .action(async (opts: { checkpoint: string; out: string }) => {
+      if (!fs.existsSync(opts.checkpoint)) throw new UsageError(`checkpoint file '${opts.checkpoint}' does not exist`);
+      checkOut(opts.out);
+      await exportModel({ checkpoint: opts.checkpoint, out: opts.out, onLog: log });
+      log(`wrote ${opts.out}`);
+    });
+
+  model
+    .command('random')
+    .description('export a model with seeded random weights (same architecture; for tests and benchmarks)')
+    .requiredOption('--out <model.pt>', 'model file to write')
+    .option('--seed <n>', 'random seed', parseIntegerOption('--seed', 0, 2 ** 31 - 1), 0)
+    .action(async (opts: { out: string; seed: number }) => {
+      checkOut(opts.out);
+      await exportModel({ random: true, seed: opts.seed, out: opts.out, onLog: log });
+      log(`wrote ${opts.out}`);
+    });
+
+  model
+    .command('info')
+    .description("print a model file's metadata (read from the file; the model is not run)")
+    .argument('<model.pt>', 'model file')
+    .option('--json', 'print JSON')
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const info = readModelInfo(file);
+      const stat = fs.statSync(file);
+      const sha256 = await sha256File(file);
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ ...info, file: { path: file, bytes: stat.size, sha256 } }, null, 2)}\n`);
+        return;
+      }
+      const rows: [string, string][] = [
+        ['file', `${file} (${(stat.size / 1e6).toFixed(1)} MB)`],
+        ['file sha256', sha256],
+        ['model', info.model],
+        ['sample rate', `${info.sample_rate} Hz, ${info.channels} channel`],
+        ['frame rate', `${info.frame_rate} frames/s (hop ${info.hop_length} samples)`],
+        [
+          'bandwidths',
+          info.bandwidths.map((b) => `${b} kbps = ${info.codebooks_per_bandwidth[String(b)]} codebooks`).join(', '),
+        ],
+        ['codebooks', `${info.max_codebooks} x ${info.codebook_size} entries, dimension ${info.dimension}`],
+        ['source', `${info.source.kind}${info.source.file ? ` (${info.source.file})` : ''}${info.source.seed !== null ? ` seed ${info.source.seed}` : ''}`],
+        ['source sha256', info.source.sha256 ?? 'unknown'],
+        ['exporter', `${info.exporter_version} (torch ${info.torch_version}), ${info.created}`],
+      ];
+      for (const [k, v] of rows) process.stdout.write(`${k.padEnd(14)} ${v}\n`);
+    });
+
+  model
+    .command('fetch')
+    .description('download facebook/encodec_24khz (needs a network), verify its SHA-256 and export it')
+    .option('--out <model.pt>', 'model file to write', defaultModelPath())
+    .option('--source <name>', "'huggingface' (default) or 'meta'", 'huggingface')
+    .option('--sha256 <hex>', 'expected SHA-256 of the checkpoint (default: the one the source states)')
+    .action(async (opts: { out: string; source: string; sha256?: string }) => {
+      if (opts.source !== 'huggingface' && opts.source !== 'meta') {
+        throw new UsageError(`--source must be 'huggingface' or 'meta', got '${opts.source}'`);
+      }
+      let lastShown = 0;
+      const result = await fetchModel({
+        out: opts.out,
+        source: opts.source,
+        sha256: opts.sha256,
+        onLog: log,
+        onProgress: (received, total) => {
+          if (!process.stderr.isTTY || received - lastShown < 1 << 20) return;
+          lastShown = received;
+          const pct = total ? ` (${((100 * received) / total).toFixed(0)} %)` : '';
+          process.stderr.write(`\rdownloading ${(received / 1e6).toFixed(1)} MB${pct}`);
+        },
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      log(`wrote ${result.modelPath}`);
+    });
+
+  return model;
+}

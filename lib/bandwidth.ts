@@ -1,0 +1,59 @@
+/**
+ * EnCodec 24 kHz bandwidths and codebook counts.
+ *
+ * Each codebook has 1024 entries (10 bits) and the model emits 75 frames per second, so one codebook
+ * costs 750 bit/s and a bandwidth of `b` kbps uses `b * 1000 / 750` codebooks.
+ */
+
+/** Audio samples per second the model works at. */
+export const SAMPLE_RATE = 24000;
+/** Samples per code frame (the encoder's total stride, 8 * 5 * 4 * 2). */
+export const HOP_LENGTH = 320;
+/** Code frames per second of audio. */
+export const FRAME_RATE = SAMPLE_RATE / HOP_LENGTH;
+/** Entries per codebook: codes are integers in [0, CODEBOOK_SIZE). */
+export const CODEBOOK_SIZE = 1024;
+/** Codebooks of the full model (24 kbps). */
+export const MAX_CODEBOOKS = 32;
+/** Dimension of the latent vectors the quantizer works on. */
+export const LATENT_DIM = 128;
+
+/** Supported bandwidths in kbps. */
+export const BANDWIDTHS: readonly number[] = Object.freeze([1.5, 3, 6, 12, 24]);
+
+/** Number of codebooks for a bandwidth: 1.5 -> 2, 3 -> 4, 6 -> 8, 12 -> 16, 24 -> 32. */
+export function codebooksForBandwidth(bandwidth: number): number {
+  checkBandwidth(bandwidth);
+  return Math.round((bandwidth * 1000) / 750);
+}
+
+/** Bandwidth in kbps that a number of codebooks corresponds to (2 -> 1.5, ..., 32 -> 24). */
+export function bandwidthForCodebooks(nQ: number): number {
+  return (nQ * 750) / 1000;
+}
+
+/** Throws a TypeError/RangeError naming the problem unless `bandwidth` is supported. */
+export function checkBandwidth(bandwidth: unknown): asserts bandwidth is number {
+  if (typeof bandwidth !== 'number') {
+    throw new TypeError(`bandwidth must be a number of kbps (one of ${BANDWIDTHS.join(', ')}), got ${typeof bandwidth}`);
+  }
+  if (!BANDWIDTHS.includes(bandwidth)) {
+    throw new RangeError(`unsupported bandwidth ${bandwidth} kbps; use one of ${BANDWIDTHS.join(', ')}`);
+  }
+}
+
+/** Parses a bandwidth given as text (CLI), e.g. "3", "1.5", "6kbps". */
+export function parseBandwidth(text: string): number {
+  const cleaned = String(text).trim().replace(/\s*kbps$/i, '');
+  const value = cleaned === '' ? NaN : Number(cleaned);
+  if (!Number.isFinite(value)) {
+    throw new RangeError(`bandwidth '${text}' is not a number; use one of ${BANDWIDTHS.join(', ')} (kbps)`);
+  }
+  checkBandwidth(value);
+  return value;
+}
+
+/** Frames the encoder produces for `samples` samples (whole-file encoding): ceil(samples / 320). */
+export function framesForSamples(samples: number): number {
+  return Math.ceil(samples / HOP_LENGTH);
+}

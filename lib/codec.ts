@@ -1,0 +1,204 @@
+/**
+ * The codec: a loaded EnCodec 24 kHz model that encodes samples to codes and decodes codes to samples.
+ *
+ * All work runs off the event loop, one call at a time per model (calls queue in order), on the device
+ * and thread count chosen at load time.
+ */
+import * as os from 'node:os';
+
+import { CODEBOOK_SIZE, MAX_CODEBOOKS, checkBandwidth, codebooksForBandwidth } from './bandwidth';
+import { ModelInfo, parseModelInfo } from './model-file';
+import { NativeModel, nativeBinding } from './native';
+
+/** Where the model runs: the CPU, the first GPU, or GPU N. */
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+
+export interface LoadOptions {
+  /** 'cpu' (default), 'cuda' or 'cuda:N'. CUDA needs a CUDA build of libtorch. */
+  device?: Device;
+  /** Intra-op threads for this model's computations (default: the number of available cores). */
+  threads?: number;
+}
+
+/**
+ * Codes of one clip: `data[q * nFrames + t]` is the code of codebook `q` at frame `t`
+ * (layout [nQ, nFrames], row-major), each in 0..1023. Frame `t` covers samples [320 t, 320 (t + 1)).
+ */
+export interface Codes {
+  data: Int16Array | Int32Array;
+  nQ: number;
+  nFrames: number;
+}
+
+/** Quantized latent vectors (the sum of the chosen codebook entries): layout [dim = 128, nFrames]. */
+export interface Embeddings {
+  data: Float32Array;
+  dim: number;
+  nFrames: number;
+}
+
+export interface EncodeOptions {
+  /** Bandwidth in kbps: 1.5, 3, 6 (default), 12 or 24, i.e. 2, 4, 8, 16 or 32 codebooks. */
+  bandwidth?: number;
+}
+
+const DEFAULT_BANDWIDTH = 6;
+
+function checkSamples(samples: unknown, what: string): asserts samples is Float32Array {
+  if (!(samples instanceof Float32Array)) {
+    const got = samples === null ? 'null' : ArrayBuffer.isView(samples) ? samples.constructor.name : typeof samples;
+    throw new TypeError(`${what} must be a Float32Array of 24 kHz mono samples, got ${got}`);
+  }
+  if (samples.length === 0) throw new RangeError(`${what} is empty; pass at least one sample`);
+}
+
+/** Checks a codes object's types and shape (values are range-checked natively, off the event loop). */
+export function checkCodes(codes: unknown, what = 'codes'): asserts codes is Codes {
+  if (typeof codes !== 'object' || codes === null || ArrayBuffer.isView(codes)) {
+    throw new TypeError(`${what} must be an object { data: Int16Array | Int32Array, nQ, nFrames } as returned by encode()`);
+  }
+  const { data, nQ, nFrames } = codes as Codes;
+  if (!(data instanceof Int16Array) && !(data instanceof Int32Array)) {
+    const got = ArrayBuffer.isView(data) ? data.constructor.name : typeof data;
+    throw new TypeError(`${what}.data must be an Int16Array or Int32Array, got ${got}`);
+  }
+  if (!Number.isInteger(nQ) || nQ < 1 || nQ > MAX_CODEBOOKS) {
+    throw new RangeError(`${what}.nQ must be an integer in [1, ${MAX_CODEBOOKS}], got ${String(nQ)}`);
+  }
+  if (!Number.isInteger(nFrames) || nFrames < 1) {
+    throw new RangeError(`${what}.nFrames must be a positive integer, got ${String(nFrames)}`);
+  }
+  if (data.length !== nQ * nFrames) {
+    throw new RangeError(
+      `${what}.data has ${data.length} values but nQ x nFrames = ${nQ} x ${nFrames} = ${nQ * nFrames}; the layout is [nQ, nFrames]`,
+    );
+  }
+}
+
+function defaultThreads(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+export class Encodec {
+  /** The model file's metadata (sample rate, bandwidths, source checkpoint, exporter version, ...). */
+  readonly info: ModelInfo;
+  /** The file the model was loaded from. */
+  readonly modelPath: string;
+  private model: NativeModel | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(model: NativeModel, modelPath: string) {
+    this.model = model;
+    this.modelPath = modelPath;
+    this.info = parseModelInfo(model.metadata, modelPath);
+  }
+
+  /** Loads a model file exported by `encodec-native model export` (or `model random`). */
+  static async load(modelPath: string, options: LoadOptions = {}): Promise<Encodec> {
+    if (typeof modelPath !== 'string' || modelPath === '') {
+      throw new TypeError('modelPath must be the path of a model file (.pt) exported by `encodec-native model export`');
+    }
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+    const device = options.device ?? 'cpu';
+    if (typeof device !== 'string' || !/^(cpu|cuda|cuda:\d+)$/.test(device)) {
+      throw new TypeError(`device must be 'cpu', 'cuda' or 'cuda:N', got '${String(device)}'`);
+    }
+    const threads = options.threads ?? defaultThreads();
+    if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+      throw new RangeError(`threads must be an integer in [1, 1024], got ${String(threads)}`);
+    }
+    const model = await nativeBinding().load(modelPath, { device, threads });
+    try {
+      return new Encodec(model, modelPath);
+    } catch (err) {
+      model.dispose();
+      throw err;
+    }
+  }
+
+  /** The device the model runs on ('cpu', 'cuda:0', ...). */
+  get device(): string {
+    return this.live('device').device;
+  }
+
+  /** Intra-op threads used for this model's computations. */
+  get threads(): number {
+    return this.live('threads').threads;
+  }
+
+  /** Whether dispose() was called. */
+  get disposed(): boolean {
+    return this.model === undefined;
+  }
+
+  /** Encodes 24 kHz mono samples (whole clip at once) to codes of shape [nQ, ceil(samples / 320)]. */
+  async encode(samples: Float32Array, options: EncodeOptions = {}): Promise<Codes> {
+    checkSamples(samples, 'samples');
+    const [codes] = await this.encodeBatch([samples], options);
+    return codes;
+  }
+
+  /** Encodes several clips in one call; clips of equal length are batched through the model together. */
+  async encodeBatch(clips: Float32Array[], options: EncodeOptions = {}): Promise<Codes[]> {
+    if (!Array.isArray(clips) || clips.length === 0) throw new TypeError('clips must be a non-empty array of Float32Array');
+    clips.forEach((clip, i) => checkSamples(clip, `clip ${i}`));
+    const bandwidth = options.bandwidth ?? DEFAULT_BANDWIDTH;
+    checkBandwidth(bandwidth);
+    const nQ = codebooksForBandwidth(bandwidth);
+    return this.run('encode', (model) => model.encode(clips, nQ));
+  }
+
+  /** Decodes codes to 24 kHz mono samples: nFrames * 320 samples. */
+  async decode(codes: Codes): Promise<Float32Array> {
+    checkCodes(codes);
+    const [samples] = await this.decodeBatch([codes]);
+    return samples;
+  }
+
+  /** Decodes several code blocks in one call. */
+  async decodeBatch(codes: Codes[]): Promise<Float32Array[]> {
+    if (!Array.isArray(codes) || codes.length === 0) throw new TypeError('codes must be a non-empty array of codes objects');
+    codes.forEach((c, i) => checkCodes(c, `codes[${i}]`));
+    return this.run('decode', (model) => model.decode(codes));
+  }
+
+  /** The quantized latent vectors of codes (what the decoder receives), layout [128, nFrames]. */
+  async embeddings(codes: Codes): Promise<Embeddings> {
+    checkCodes(codes);
+    const [latents] = await this.run('embeddings', (model) => model.dequantize([codes]));
+    return latents;
+  }
+
+  /**
+   * Frees the model. Calls already queued still finish; later calls reject with an Error.
+   * The memory is released once no call is using it.
+   */
+  dispose(): void {
+    const model = this.model;
+    this.model = undefined;
+    if (model) void this.queue.then(() => model.dispose(), () => model.dispose());
+  }
+
+  private live(what: string): NativeModel {
+    if (!this.model) throw new Error(`cannot use ${what}: the model was disposed; load it again with Encodec.load()`);
+    return this.model;
+  }
+
+  // Serialises calls: one computation per model at a time, in call order.
+  private run<T>(what: string, work: (model: NativeModel) => Promise<T>): Promise<T> {
+    const model = this.live(what);
+    const result = this.queue.then(() => work(model));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+}
+
+/** Codes range: each value must lie in [0, CODEBOOK_SIZE). Exposed for file readers that validate early. */
+export function checkCodeRange(data: ArrayLike<number>, what = 'codes'): void {
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (!(v >= 0 && v < CODEBOOK_SIZE) || !Number.isInteger(v)) {
+      throw new RangeError(`${what} hold ${v} at index ${i}, outside [0, ${CODEBOOK_SIZE - 1}]; pass codes produced by encode()`);
+    }
+  }
+}

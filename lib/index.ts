@@ -1,0 +1,22 @@
+/**
+ * encodec-native: Meta's EnCodec 24 kHz neural audio codec for Node.js.
+ *
+ * ```ts
+ * import { Encodec, loadAudio } from 'encodec-native';
+ * const codec = await Encodec.load('encodec_24khz.pt');
+ * const { samples } = await loadAudio('speech.wav');
+ * const codes = await codec.encode(samples, { bandwidth: 6 }); // { data: Int16Array, nQ: 8, nFrames }
+ * const audio = await codec.decode(codes);                       // Float32Array, 24 kHz
+ * ```
+ */
+export * from './bandwidth';
+export { Encodec, Codes, Embeddings, EncodeOptions, LoadOptions, Device, checkCodes } from './codec';
+export { ModelInfo, ModelSource, readModelInfo, resolveModelPath, defaultModelPath, sha256File } from './model-file';
+export { exportModel, ExportOptions, ExportError, findPython } from './exporter';
+export { fetchModel, FetchOptions, FetchResult, FetchSource } from './fetch';
+export { readCodesNpy, writeCodesNpy } from './codes-file';
+export { runtimeInfo, RuntimeInfo } from './runtime';
+export * from './npy';
+export * from './wav';
+export * from './audio';
+export { writeFileAtomic } from './atomic';

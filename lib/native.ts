@@ -1,0 +1,69 @@
+/**
+ * Loading of the compiled addon (a prebuild from `prebuilds/`, or `build/Release` after compiling).
+ * Loaded lazily so that file utilities and `model info` work where libtorch is absent.
+ */
+import * as path from 'node:path';
+
+/** A block of codes as the addon exchanges them: data laid out [nQ, nFrames], row-major. */
+export interface NativeCodes {
+  data: Int16Array | Int32Array;
+  nQ: number;
+  nFrames: number;
+}
+
+/** Quantized latent vectors: data laid out [dim, nFrames], row-major. */
+export interface NativeLatents {
+  data: Float32Array;
+  dim: number;
+  nFrames: number;
+}
+
+/** The addon's model object (see native/model.cc). */
+export interface NativeModel {
+  readonly metadata: string;
+  readonly device: string;
+  readonly threads: number;
+  readonly disposed: boolean;
+  encode(clips: Float32Array[], nQ: number): Promise<NativeCodes[]>;
+  decode(codes: NativeCodes[]): Promise<Float32Array[]>;
+  dequantize(codes: NativeCodes[]): Promise<NativeLatents[]>;
+  dispose(): void;
+}
+
+/** What the addon reports about the libtorch it runs on. */
+export interface RuntimeInfo {
+  torchVersion: string;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  defaultThreads: number;
+  parallelInfo: string;
+  buildConfig: string;
+  outputsCopied: boolean;
+}
+
+export interface NativeBinding {
+  load(modelPath: string, options?: { device?: string; threads?: number }): Promise<NativeModel>;
+  runtimeInfo(): RuntimeInfo;
+}
+
+/** Root of the installed package (holds package.json, build/ and prebuilds/). */
+export const PACKAGE_ROOT = path.resolve(__dirname, '..', '..');
+
+let binding: NativeBinding | undefined;
+
+/** The addon, loaded on first use. Throws an Error that says how to fix a missing build or libtorch. */
+export function nativeBinding(): NativeBinding {
+  if (binding) return binding;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+    binding = load(PACKAGE_ROOT);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    const hint = /lib(torch|c10)/.test(reason)
+      ? 'libtorch is not installed where the addon expects it: on Debian/Ubuntu run `apt-get install libtorch-dev libopenblas0-openmp`'
+      : 'build it with `npm rebuild encodec-native` (needs cmake, a C++ compiler and libtorch; see the README)';
+    throw new Error(`encodec-native's native addon could not be loaded (${reason.split('\n')[0]}); ${hint}`);
+  }
+  return binding;
+}

@@ -1,0 +1,40 @@
+/**
+ * Test models: seeded random-weight EnCodec models exported once by models/export.py and cached in
+ * test/.cache, keyed by the exporter's source so a change to it re-exports them.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { exportModel } from '../../lib/exporter';
+import { PACKAGE_ROOT } from '../../lib/native';
+
+export const CACHE_DIR = path.join(PACKAGE_ROOT, 'test', '.cache');
+
+function exporterHash(): string {
+  const hash = crypto.createHash('sha256');
+  const dir = path.join(PACKAGE_ROOT, 'models');
+  for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.py')).sort()) {
+    hash.update(name).update(fs.readFileSync(path.join(dir, name)));
+  }
+  return hash.digest('hex').slice(0, 12);
+}
+
+const pending = new Map<string, Promise<string>>();
+
+/** Path of the random model with `seed`, exported on first use. */
+export function randomModel(seed = 0): Promise<string> {
+  const file = path.join(CACHE_DIR, `random-seed${seed}-${exporterHash()}.pt`);
+  let job = pending.get(file);
+  if (!job) {
+    job = (async () => {
+      if (!fs.existsSync(file)) {
+        fs.mkdirSync(CACHE_DIR, { recursive: true });
+        await exportModel({ random: true, seed, out: file });
+      }
+      return file;
+    })();
+    pending.set(file, job);
+  }
+  return job;
+}
