@@ -59,7 +59,7 @@ export function checkCodes(codes: unknown, what = 'codes'): asserts codes is Cod
   }
   const { data, nQ, nFrames } = codes as Codes;
   if (!(data instanceof Int16Array) && !(data instanceof Int32Array)) {
-    const got = ArrayBuffer.isView(data) ? data.constructor.name : typeof data;
+    const got = ArrayBuffer.isView(data) ? (data as ArrayBufferView).constructor.name : typeof data;
     throw new TypeError(`${what}.data must be an Int16Array or Int32Array, got ${got}`);
   }
   if (!Number.isInteger(nQ) || nQ < 1 || nQ > MAX_CODEBOOKS) {

@@ -126,7 +126,7 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
       if (done) break;
       hash.update(value);
       received += value.byteLength;
-      if (!out.write(value)) await new Promise((r) => out.once('drain', r));
+      if (!out.write(value)) await new Promise<void>((r) => out.once('drain', () => r()));
       options.onProgress?.(received, total);
     }
     await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
