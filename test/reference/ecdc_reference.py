@@ -1,0 +1,99 @@
+"""Meta's .ecdc container (encodec/binary.py and the lm=False path of encodec/compress.py), restated as
+the oracle for encodec-native's reader and writer.
+
+  write CODES.npy AUDIO_LENGTH OUT.ecdc   codes [n_q, n_frames] -> .ecdc bytes, as Meta's compress_to_file
+  read IN.ecdc OUT.npy                    .ecdc -> codes [n_q, n_frames] (and prints the metadata JSON)
+"""
+import io
+import json
+import math
+import struct
+import sys
+
+import numpy as np
+
+_HEADER = struct.Struct('!4sBI')
+_MAGIC = b'ECDC'
+
+
+class BitPacker:
+    def __init__(self, bits, fo):
+        self._current_value = 0
+        self._current_bits = 0
+        self.bits = bits
+        self.fo = fo
+
+    def push(self, value):
+        self._current_value += (value << self._current_bits)
+        self._current_bits += self.bits
+        while self._current_bits >= 8:
+            lower_8bits = self._current_value & 0xff
+            self._current_bits -= 8
+            self._current_value >>= 8
+            self.fo.write(bytes([lower_8bits]))
+
+    def flush(self):
+        if self._current_bits:
+            self.fo.write(bytes([self._current_value]))
+            self._current_value = 0
+            self._current_bits = 0
+        self.fo.flush()
+
+
+class BitUnpacker:
+    def __init__(self, bits, fo):
+        self.bits = bits
+        self.fo = fo
+        self._mask = (1 << bits) - 1
+        self._current_value = 0
+        self._current_bits = 0
+
+    def pull(self):
+        while self._current_bits < self.bits:
+            buf = self.fo.read(1)
+            if not buf:
+                return None
+            self._current_value += buf[0] << self._current_bits
+            self._current_bits += 8
+        out = self._current_value & self._mask
+        self._current_value >>= self.bits
+        self._current_bits -= self.bits
+        return out
+
+
+def write(codes, audio_length, fo):
+    meta = json.dumps({'m': 'encodec_24khz', 'al': audio_length, 'nc': int(codes.shape[0]), 'lm': False}).encode('utf-8')
+    fo.write(_HEADER.pack(_MAGIC, 0, len(meta)))
+    fo.write(meta)
+    packer = BitPacker(10, fo)
+    for t in range(codes.shape[1]):
+        for k in range(codes.shape[0]):
+            packer.push(int(codes[k, t]))
+    packer.flush()
+
+
+def read(fo):
+    magic, version, size = _HEADER.unpack(fo.read(_HEADER.size))
+    assert magic == _MAGIC and version == 0
+    meta = json.loads(fo.read(size).decode('utf-8'))
+    frames = int(math.ceil(meta['al'] * 75 / 24000))
+    unpacker = BitUnpacker(10, fo)
+    codes = np.zeros((meta['nc'], frames), dtype=np.int64)
+    for t in range(frames):
+        for k in range(meta['nc']):
+            value = unpacker.pull()
+            if value is None:
+                raise EOFError('The stream ended sooner than expected.')
+            codes[k, t] = value
+    return meta, codes
+
+
+if __name__ == '__main__':
+    if sys.argv[1] == 'write':
+        with open(sys.argv[4], 'wb') as fo:
+            write(np.load(sys.argv[2]), int(sys.argv[3]), fo)
+    else:
+        with open(sys.argv[2], 'rb') as fo:
+            meta, codes = read(fo)
+        np.save(sys.argv[3], codes)
+        print(json.dumps(meta))
