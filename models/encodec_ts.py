@@ -1,0 +1,362 @@
+"""TorchScript-friendly EnCodec 24 kHz (mono, causal SEANet + 32-layer residual VQ).
+
+Weight norm is folded at export time: every convolution holds a plain ``weight`` and ``bias``
+buffer. All tensors are *buffers* (not parameters), so the scripted module never records autograd
+history even when the caller forgets ``torch::NoGradGuard``, and ``module.to(device)`` moves
+everything (the LSTM is called through ``torch.lstm`` with its buffers, so there is no cached
+``_flat_weights`` list that would be left on the old device).
+
+The op sequence intentionally mirrors Meta's facebookresearch/encodec code (same padding, same
+distance formula, same summation order) so that codes are bit-identical to the eager reference.
+
+Method contract of :class:`EncodecTS` (what the native addon calls):
+
+    encode(wav: float32 [B,1,T], n_q: int) -> int64 [B,n_q,F],  F = ceil(T/320)
+    decode(codes: int16/int32/int64 [B,n_q,F]) -> float32 [B,1,F*320]
+    encode_latent(wav) -> float32 [B,128,F]
+    quantize(latent [B,128,F], n_q: int) -> int64 [B,n_q,F]
+    dequantize(codes) -> float32 [B,128,F]   (sum of the selected codebook vectors)
+    decode_latent(latent [B,128,F]) -> float32 [B,1,F*320]
+    forward(wav) == decode(encode(wav, 32))
+"""
+
+import math
+from typing import List
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+SAMPLE_RATE = 24000
+CHANNELS = 1
+RATIOS = [8, 5, 4, 2]
+HOP_LENGTH = 320
+FRAME_RATE = 75
+N_FILTERS = 32
+DIMENSION = 128
+KERNEL_SIZE = 7
+LAST_KERNEL_SIZE = 7
+RESIDUAL_KERNEL_SIZE = 3
+COMPRESS = 2
+LSTM_LAYERS = 2
+MAX_CODEBOOKS = 32
+CODEBOOK_SIZE = 1024
+BANDWIDTHS = [1.5, 3.0, 6.0, 12.0, 24.0]
+
+
+def n_q_for_bandwidth(bandwidth_kbps: float) -> int:
+    """Meta's rule: floor(bandwidth * 1000 / (log2(1024) * 75)), at least 1."""
+    return max(1, int(math.floor(bandwidth_kbps * 1000 / (10 * FRAME_RATE))))
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    if dtype == torch.float32:
+        return "float32"
+    if dtype == torch.float64:
+        return "float64"
+    if dtype == torch.float16:
+        return "float16"
+    if dtype == torch.bfloat16:
+        return "bfloat16"
+    if dtype == torch.int64:
+        return "int64"
+    if dtype == torch.int32:
+        return "int32"
+    if dtype == torch.int16:
+        return "int16"
+    if dtype == torch.int8:
+        return "int8"
+    if dtype == torch.uint8:
+        return "uint8"
+    if dtype == torch.bool:
+        return "bool"
+    return "dtype #{}".format(dtype)
+
+
+def _pad1d_reflect(x: Tensor, padding_left: int, padding_right: int) -> Tensor:
+    """Reflect padding that also works on inputs shorter than the padding (Meta's pad1d)."""
+    if padding_left == 0 and padding_right == 0:
+        return x
+    length = x.size(-1)
+    max_pad = max(padding_left, padding_right)
+    extra_pad = 0
+    if length <= max_pad:
+        extra_pad = max_pad - length + 1
+        x = F.pad(x, [0, extra_pad])
+    padded = F.pad(x, [padding_left, padding_right], mode="reflect")
+    end = padded.size(-1) - extra_pad
+    return padded[..., :end]
+
+
+class SConv1d(nn.Module):
+    """Causal Conv1d with reflect padding and 'last window full' extra padding (weight norm folded)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 dilation: int = 1):
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(out_channels, in_channels, kernel_size))
+        self.register_buffer("bias", torch.zeros(out_channels))
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.dilation = dilation
+        self.padding_total = (kernel_size - 1) * dilation - (stride - 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        length = x.size(-1)
+        # get_extra_padding_for_conv1d (same float arithmetic as the reference)
+        n_frames = (length - self.kernel_size + self.padding_total) / self.stride + 1
+        ideal_length = (math.ceil(n_frames) - 1) * self.stride + (self.kernel_size - self.padding_total)
+        extra_padding = ideal_length - length
+        x = _pad1d_reflect(x, self.padding_total, extra_padding)
+        return F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation)
+
+
+class SConvTranspose1d(nn.Module):
+    """Causal ConvTranspose1d, all of padding_total = k - stride trimmed on the right."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int):
+        super().__init__()
+        self.register_buffer("weight", torch.zeros(in_channels, out_channels, kernel_size))
+        self.register_buffer("bias", torch.zeros(out_channels))
+        self.kernel_size = kernel_size
+        self.stride = stride
+        self.padding_total = kernel_size - stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.conv_transpose1d(x, self.weight, self.bias, self.stride)
+        end = y.size(-1) - self.padding_total
+        return y[..., :end]
+
+
+class SLSTM(nn.Module):
+    """2-layer unidirectional LSTM over time with skip connection: y = lstm(x) + x."""
+
+    def __init__(self, dimension: int):
+        super().__init__()
+        self.hidden_size = dimension
+        # set to False (module attribute) on CUDA builds without cuDNN (e.g. ROCm)
+        self.cudnn_flatten = True
+        for layer in range(LSTM_LAYERS):
+            self.register_buffer("weight_ih_l%d" % layer, torch.zeros(4 * dimension, dimension))
+            self.register_buffer("weight_hh_l%d" % layer, torch.zeros(4 * dimension, dimension))
+            self.register_buffer("bias_ih_l%d" % layer, torch.zeros(4 * dimension))
+            self.register_buffer("bias_hh_l%d" % layer, torch.zeros(4 * dimension))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(2, 0, 1)  # [T, B, C]
+        params: List[Tensor] = [self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0,
+                                self.weight_ih_l1, self.weight_hh_l1, self.bias_ih_l1, self.bias_hh_l1]
+        if x.is_cuda and self.cudnn_flatten:
+            # cuDNN wants the 8 LSTM tensors as views of one packed buffer, otherwise it warns
+            # ("RNN module weights are not part of single contiguous chunk of memory") and repacks
+            # on every call. Pack private clones (the op re-points them at the packed buffer), so
+            # the module's buffers are never mutated and concurrent calls stay safe.
+            params = [p.clone() for p in params]
+            packed = torch._cudnn_rnn_flatten_weight(params, 4, self.hidden_size, 2, self.hidden_size, 0, 2,
+                                                     False, False)
+            # the op's schema hides that it re-points `params`; use its result so that the
+            # TorchScript optimiser does not drop it as dead code
+            if packed.numel() == 0:
+                raise RuntimeError("encodec: cuDNN LSTM weight packing failed")
+        h0 = torch.zeros(2, x.size(1), self.hidden_size, dtype=x.dtype, device=x.device)
+        y, _h, _c = torch.lstm(x, [h0, h0], params, True, 2, 0.0, False, False, False)
+        y = y + x
+        return y.permute(1, 2, 0)
+
+
+class ResnetBlock(nn.Module):
+    """SEANet residual block: shortcut(x) + conv1x1(elu(conv3(elu(x))))."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        hidden = dim // COMPRESS
+        self.block = nn.Sequential(
+            nn.ELU(alpha=1.0),
+            SConv1d(dim, hidden, RESIDUAL_KERNEL_SIZE),
+            nn.ELU(alpha=1.0),
+            SConv1d(hidden, dim, 1),
+        )
+        self.shortcut = SConv1d(dim, dim, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.shortcut(x) + self.block(x)
+
+
+class SEANetEncoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        mult = 1
+        layers: List[nn.Module] = [SConv1d(CHANNELS, mult * N_FILTERS, KERNEL_SIZE)]
+        for ratio in reversed(RATIOS):
+            layers.append(ResnetBlock(mult * N_FILTERS))
+            layers.append(nn.ELU(alpha=1.0))
+            layers.append(SConv1d(mult * N_FILTERS, mult * N_FILTERS * 2, ratio * 2, stride=ratio))
+            mult *= 2
+        layers.append(SLSTM(mult * N_FILTERS))
+        layers.append(nn.ELU(alpha=1.0))
+        layers.append(SConv1d(mult * N_FILTERS, DIMENSION, LAST_KERNEL_SIZE))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+
+class SEANetDecoder(nn.Module):
+    def __init__(self):
+        super().__init__()
+        mult = 2 ** len(RATIOS)
+        layers: List[nn.Module] = [SConv1d(DIMENSION, mult * N_FILTERS, KERNEL_SIZE),
+                                   SLSTM(mult * N_FILTERS)]
+        for ratio in RATIOS:
+            layers.append(nn.ELU(alpha=1.0))
+            layers.append(SConvTranspose1d(mult * N_FILTERS, mult * N_FILTERS // 2, ratio * 2, ratio))
+            layers.append(ResnetBlock(mult * N_FILTERS // 2))
+            mult //= 2
+        layers.append(nn.ELU(alpha=1.0))
+        layers.append(SConv1d(N_FILTERS, CHANNELS, LAST_KERNEL_SIZE))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.model(z)
+
+
+class ResidualVQ(nn.Module):
+    """32 Euclidean codebooks stacked in one buffer ``embed`` [32, 1024, 128]."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("embed", torch.zeros(MAX_CODEBOOKS, CODEBOOK_SIZE, DIMENSION))
+        self.num_codebooks = MAX_CODEBOOKS
+        self.codebook_size = CODEBOOK_SIZE
+
+    def encode(self, x: Tensor, n_q: int) -> Tensor:
+        """x: [B, D, N] -> codes [B, n_q, N] (int64)."""
+        B = x.size(0)
+        N = x.size(2)
+        residual = x.transpose(1, 2).reshape(B * N, x.size(1))  # [B*N, D]
+        all_indices: List[Tensor] = []
+        for i in range(n_q):
+            embed = self.embed[i].t()  # [D, K]
+            dist = -(residual.pow(2).sum(1, keepdim=True)
+                     - 2 * residual @ embed
+                     + embed.pow(2).sum(0, keepdim=True))
+            indices = dist.max(dim=-1).indices
+            quantized = F.embedding(indices, self.embed[i])
+            residual = residual - quantized
+            all_indices.append(indices.view(B, N))
+        return torch.stack(all_indices, dim=1)
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """codes: int64 [B, n_q, N] -> [B, D, N] (sequential sum, same order as the reference)."""
+        n_q = codes.size(1)
+        out = F.embedding(codes[:, 0], self.embed[0])
+        for i in range(1, n_q):
+            out = out + F.embedding(codes[:, i], self.embed[i])
+        return out.transpose(1, 2)
+
+
+class EncodecTS(nn.Module):
+    """EnCodec 24 kHz for TorchScript. See the module docstring for the method contract."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = SEANetEncoder()
+        self.decoder = SEANetDecoder()
+        self.quantizer = ResidualVQ()
+        self.sample_rate = SAMPLE_RATE
+        self.channels = CHANNELS
+        self.hop_length = HOP_LENGTH
+        self.frame_rate = FRAME_RATE
+        self.dimension = DIMENSION
+        self.max_codebooks = MAX_CODEBOOKS
+        self.codebook_size = CODEBOOK_SIZE
+
+    # ---- validation helpers -------------------------------------------------------------
+    def _check_wav(self, wav: Tensor, fn: str) -> Tensor:
+        if wav.dim() != 3 or wav.size(1) != self.channels:
+            raise RuntimeError("encodec: {}: expected wav of shape [B, 1, T] (mono), got {}".format(
+                fn, wav.size()))
+        if wav.size(0) < 1 or wav.size(2) < 1:
+            raise RuntimeError("encodec: {}: wav must have B >= 1 and T >= 1 samples, got {}".format(
+                fn, wav.size()))
+        if not wav.is_floating_point():
+            raise RuntimeError("encodec: {}: wav must be float32, got {}".format(fn, _dtype_name(wav.dtype)))
+        if wav.dtype != torch.float32:
+            wav = wav.to(torch.float32)
+        return wav
+
+    def _check_n_q(self, n_q: int, fn: str):
+        if n_q < 1 or n_q > self.max_codebooks:
+            raise RuntimeError("encodec: {}: n_q must be in 1..{}, got {}".format(fn, self.max_codebooks, n_q))
+
+    def _check_latent(self, latent: Tensor, fn: str) -> Tensor:
+        if latent.dim() != 3 or latent.size(1) != self.dimension:
+            raise RuntimeError("encodec: {}: expected latent of shape [B, 128, F], got {}".format(
+                fn, latent.size()))
+        if latent.size(0) < 1 or latent.size(2) < 1:
+            raise RuntimeError("encodec: {}: latent must have B >= 1 and F >= 1, got {}".format(
+                fn, latent.size()))
+        if not latent.is_floating_point():
+            raise RuntimeError("encodec: {}: latent must be float32, got {}".format(fn, _dtype_name(latent.dtype)))
+        if latent.dtype != torch.float32:
+            latent = latent.to(torch.float32)
+        return latent
+
+    def _check_codes(self, codes: Tensor, fn: str) -> Tensor:
+        if codes.dim() != 3:
+            raise RuntimeError("encodec: {}: expected codes of shape [B, n_q, F], got {}".format(
+                fn, codes.size()))
+        if codes.is_floating_point() or codes.dtype == torch.bool or codes.is_complex():
+            raise RuntimeError("encodec: {}: codes must be an integer tensor (int16/int32/int64), got {}".format(
+                fn, _dtype_name(codes.dtype)))
+        self._check_n_q(codes.size(1), fn)
+        if codes.size(0) < 1 or codes.size(2) < 1:
+            raise RuntimeError("encodec: {}: codes must have B >= 1 and F >= 1, got {}".format(
+                fn, codes.size()))
+        codes = codes.to(torch.long)
+        lo = int(codes.min())
+        hi = int(codes.max())
+        if lo < 0 or hi >= self.codebook_size:
+            raise RuntimeError("encodec: {}: codes must be in 0..{}, got values in {}..{}".format(
+                fn, self.codebook_size - 1, lo, hi))
+        return codes
+
+    # ---- exported contract ----------------------------------------------------------------
+    @torch.jit.export
+    def encode_latent(self, wav: Tensor) -> Tensor:
+        wav = self._check_wav(wav, "encode_latent")
+        return self.encoder(wav)
+
+    @torch.jit.export
+    def quantize(self, latent: Tensor, n_q: int) -> Tensor:
+        self._check_n_q(n_q, "quantize")
+        latent = self._check_latent(latent, "quantize")
+        return self.quantizer.encode(latent, n_q)
+
+    @torch.jit.export
+    def encode(self, wav: Tensor, n_q: int) -> Tensor:
+        self._check_n_q(n_q, "encode")
+        wav = self._check_wav(wav, "encode")
+        return self.quantizer.encode(self.encoder(wav), n_q)
+
+    @torch.jit.export
+    def dequantize(self, codes: Tensor) -> Tensor:
+        codes = self._check_codes(codes, "dequantize")
+        return self.quantizer.decode(codes)
+
+    @torch.jit.export
+    def decode_latent(self, latent: Tensor) -> Tensor:
+        latent = self._check_latent(latent, "decode_latent")
+        return self.decoder(latent)
+
+    @torch.jit.export
+    def decode(self, codes: Tensor) -> Tensor:
+        codes = self._check_codes(codes, "decode")
+        return self.decoder(self.quantizer.decode(codes))
+
+    def forward(self, wav: Tensor) -> Tensor:
+        return self.decode(self.encode(wav, self.max_codebooks))
+
+
+def build_model() -> EncodecTS:
+    return EncodecTS().eval()

@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""Export EnCodec 24 kHz to one TorchScript file for encodec-native.
+
+  /usr/bin/python3 models/export.py --checkpoint encodec_24khz-d7cc33bc.th --out encodec24.pt
+  /usr/bin/python3 models/export.py --checkpoint model.safetensors --out encodec24.pt   # Hugging Face
+  /usr/bin/python3 models/export.py --random --seed 0 --out random0.pt [--checkpoint-out random0.th]
+
+The output embeds ``encodec.json`` (torch.jit extra file) with the model metadata. Exit codes:
+0 ok, 1 error (message on stderr), 2 usage error.
+"""
+
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import checkpoint as ckpt  # noqa: E402
+import encodec_ts as ets  # noqa: E402
+
+EXPORTER_VERSION = "1.0.0"
+FORMAT = "encodec-native-model"
+FORMAT_VERSION = 1
+EXTRA_FILE = "encodec.json"
+
+
+def _bw_key(b: float) -> str:
+    return ("%g" % b)
+
+
+def build_metadata(source: dict) -> dict:
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": "encodec_24khz",
+        "sample_rate": ets.SAMPLE_RATE,
+        "channels": ets.CHANNELS,
+        "frame_rate": ets.FRAME_RATE,
+        "hop_length": ets.HOP_LENGTH,
+        "bandwidths": [1.5, 3, 6, 12, 24],
+        "codebooks_per_bandwidth": {_bw_key(b): ets.n_q_for_bandwidth(b) for b in ets.BANDWIDTHS},
+        "max_codebooks": ets.MAX_CODEBOOKS,
+        "codebook_size": ets.CODEBOOK_SIZE,
+        "dimension": ets.DIMENSION,
+        "source": {
+            "kind": source.get("kind"),
+            "file": source.get("file"),
+            "sha256": source.get("sha256"),
+            "seed": source.get("seed"),
+        },
+        "exporter_version": EXPORTER_VERSION,
+        "torch_version": torch.__version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+        .isoformat().replace("+00:00", "Z"),
+    }
+
+
+def script_model(sd_official) -> torch.jit.ScriptModule:
+    model = ckpt.build_ts_model(sd_official)
+    return torch.jit.script(model)
+
+
+@torch.no_grad()
+def sanity_check(scripted) -> None:
+    gen = torch.Generator().manual_seed(1234)
+    wav = (torch.rand(1, 1, ets.SAMPLE_RATE, generator=gen) * 2 - 1) * 0.1
+    codes = scripted.encode(wav, ets.MAX_CODEBOOKS)
+    frames = -(-ets.SAMPLE_RATE // ets.HOP_LENGTH)
+    if tuple(codes.shape) != (1, ets.MAX_CODEBOOKS, frames) or codes.dtype != torch.int64:
+        raise RuntimeError("sanity check: encode returned %s %s" % (tuple(codes.shape), codes.dtype))
+    out = scripted.decode(codes.to(torch.int16))
+    if tuple(out.shape) != (1, 1, frames * ets.HOP_LENGTH) or out.dtype != torch.float32:
+        raise RuntimeError("sanity check: decode returned %s %s" % (tuple(out.shape), out.dtype))
+    if not bool(torch.isfinite(out).all()):
+        raise RuntimeError("sanity check: decoded audio is not finite")
+
+
+def save_atomic(scripted, out_path: str, metadata: dict) -> None:
+    out_dir = os.path.dirname(os.path.abspath(out_path))
+    if not os.path.isdir(out_dir):
+        raise ckpt.CheckpointError("output directory does not exist: %s" % out_dir)
+    tmp = os.path.join(out_dir, ".%s.tmp-%d" % (os.path.basename(out_path), os.getpid()))
+    try:
+        torch.jit.save(scripted, tmp, _extra_files={EXTRA_FILE: json.dumps(metadata, indent=2)})
+        os.replace(tmp, out_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_metadata(model_path: str) -> dict:
+    extra = {EXTRA_FILE: ""}
+    torch.jit.load(model_path, map_location="cpu", _extra_files=extra)
+    return json.loads(extra[EXTRA_FILE])
+
+
+def export(args) -> dict:
+    if args.random:
+        import random_checkpoint as rc
+        sd_random = rc.make_random_state_dict(args.seed)
+        raw = ckpt.serialize_state_dict(sd_random)
+        # same loading path as a file: normalise + validate + fold
+        sd, _layout = ckpt.load_state_dict_object(sd_random, "random state_dict")
+        source = {"kind": "random", "file": None, "sha256": hashlib.sha256(raw).hexdigest(), "seed": args.seed}
+        if args.checkpoint_out:
+            rc.save_checkpoint(sd_random, args.checkpoint_out, args.layout)
+    else:
+        sd, source = ckpt.load_checkpoint(args.checkpoint, allow_unsafe_pickle=args.allow_unsafe_pickle)
+    scripted = script_model(sd)
+    if not args.skip_sanity_check:
+        sanity_check(scripted)
+    metadata = build_metadata(source)
+    save_atomic(scripted, args.out, metadata)
+    return metadata
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="export.py",
+        description="Export EnCodec 24 kHz (official .th, Hugging Face safetensors/bin, or seeded random "
+                    "weights) to a TorchScript file for encodec-native.")
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint", metavar="FILE", help="encodec_24khz .th/.pt, HF model.safetensors or pytorch_model.bin")
+    src.add_argument("--random", action="store_true", help="seeded random weights (for tests)")
+    ap.add_argument("--out", metavar="MODEL.pt", required=True, help="output TorchScript file (written atomically)")
+    ap.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
+    ap.add_argument("--checkpoint-out", metavar="FILE", help="with --random: also save the random checkpoint "
+                    "(.th/.pt/.bin via torch.save, or .safetensors)")
+    ap.add_argument("--layout", choices=["official", "huggingface"], default="official",
+                    help="tensor names for --checkpoint-out (default official)")
+    ap.add_argument("--print-metadata", action="store_true", help="print the embedded JSON to stdout")
+    ap.add_argument("--allow-unsafe-pickle", action="store_true",
+                    help="load .th/.bin with full pickle (only for trusted files; default is weights_only)")
+    ap.add_argument("--skip-sanity-check", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    args = ap.parse_args(argv)
+    if args.checkpoint_out and not args.random:
+        ap.error("--checkpoint-out requires --random")
+    if args.random and args.seed < 0:
+        ap.error("--seed must be >= 0")
+    t0 = time.time()
+    try:
+        metadata = export(args)
+    except ckpt.CheckpointError as e:
+        print("export.py: error: %s" % e, file=sys.stderr)
+        return 1
+    except (OSError, RuntimeError, ValueError) as e:
+        print("export.py: error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        return 1
+    if args.print_metadata:
+        print(json.dumps(metadata, indent=2))
+    if not args.quiet:
+        print("export.py: wrote %s (%.1f MB, %s, %.1f s)" % (
+            args.out, os.path.getsize(args.out) / 1e6, metadata["source"]["kind"], time.time() - t0), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
