@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 
 import { reportError } from './cli-util';
-import { decodeCommand, encodeCommand } from './commands/codec';
+import { compressCommand, decodeCommand, decompressCommand, encodeCommand } from './commands/codec';
 import { modelCommand } from './commands/model';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
@@ -17,6 +17,8 @@ function program(): Command {
   root.addCommand(modelCommand());
   root.addCommand(encodeCommand());
   root.addCommand(decodeCommand());
+  root.addCommand(compressCommand());
+  root.addCommand(decompressCommand());
   // Usage errors throw (exit code 2 via reportError) instead of exiting with commander's code 1.
   const strict = (c: Command): void => {
     c.exitOverride();

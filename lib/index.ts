@@ -15,6 +15,7 @@ export { ModelInfo, ModelSource, readModelInfo, resolveModelPath, defaultModelPa
 export { exportModel, ExportOptions, ExportError, findPython } from './exporter';
 export { fetchModel, FetchOptions, FetchResult, FetchSource } from './fetch';
 export { readCodesNpy, writeCodesNpy } from './codes-file';
+export { readEcdc, writeEcdc, encodeEcdc, decodeEcdc, EcdcFile, EcdcMetadata } from './ecdc';
 export { runtimeInfo, RuntimeInfo } from './runtime';
 export * from './npy';
 export * from './wav';

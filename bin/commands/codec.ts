@@ -6,8 +6,9 @@ import { Command } from 'commander';
 
 import { loadAudio } from '../../lib/audio';
 import { parseBandwidth } from '../../lib/bandwidth';
-import { Device, Encodec } from '../../lib/codec';
+import { Codes, Device, Encodec } from '../../lib/codec';
 import { readCodesNpy, writeCodesNpy } from '../../lib/codes-file';
+import { readEcdc, writeEcdc } from '../../lib/ecdc';
 import { resolveModelPath } from '../../lib/model-file';
 import { writeNpy } from '../../lib/npy';
 import { writeWav } from '../../lib/wav';
@@ -67,30 +68,82 @@ export function encodeCommand(): Command {
   });
 }
 
+/** Codes from a `.npy` (shape [n_q, n_frames]) or an `.ecdc` file, with the audio length when the file states one. */
+async function readCodesFile(input: string): Promise<{ codes: Codes; audioLength?: number }> {
+  if (!fs.existsSync(input)) throw new UsageError(`codes file '${input}' does not exist`);
+  const ext = extensionOf(input);
+  if (ext === '.npy') return { codes: await readCodesNpy(input) };
+  if (ext === '.ecdc') {
+    const { codes, metadata } = await readEcdc(input);
+    return { codes, audioLength: metadata.audioLength };
+  }
+  throw new UsageError(`codes file must be .npy or .ecdc, got '${input}'`);
+}
+
+/** Decodes codes and writes the audio (.wav 16-bit or float, or .npy float32), trimmed to `audioLength`. */
+async function decodeToFile(input: string, opts: ModelOptions & { out: string; float?: boolean }): Promise<void> {
+  const ext = checkOutput(opts.out, ['.wav', '.npy']);
+  const { codes, audioLength } = await readCodesFile(input);
+  const codec = await loadModel(opts);
+  try {
+    const decoded = await codec.decode(codes);
+    const samples = audioLength !== undefined ? decoded.subarray(0, audioLength) : decoded;
+    if (ext === '.npy') {
+      await writeNpy(opts.out, samples, [samples.length]);
+    } else {
+      await writeWav(opts.out, samples, { sampleRate: codec.info.sample_rate, format: opts.float ? 'float32' : 'pcm16' });
+    }
+    const seconds = samples.length / codec.info.sample_rate;
+    process.stderr.write(`${input}: ${codes.nQ} x ${codes.nFrames} codes -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
+  } finally {
+    codec.dispose();
+  }
+}
+
+const AUDIO_OUT_HELP = 'output: .wav (16-bit PCM, or 32-bit float with --float) or .npy (float32 samples)';
+
 export function decodeCommand(): Command {
   return addModelOptions(
     new Command('decode')
-      .description('decode codes (.npy of shape [n_q, n_frames]) to 24 kHz mono audio (.wav or .npy float32)')
-      .argument('<codes>', 'codes file (.npy)')
-      .requiredOption('--out <file>', 'output: .wav (16-bit PCM, or 32-bit float with --float) or .npy (float32 samples)')
+      .description('decode codes (.npy of shape [n_q, n_frames], or .ecdc) to 24 kHz mono audio')
+      .argument('<codes>', 'codes file (.npy or .ecdc)')
+      .requiredOption('--out <file>', AUDIO_OUT_HELP)
       .option('--float', 'write 32-bit float WAV instead of 16-bit PCM'),
-  ).action(async (input: string, opts: ModelOptions & { out: string; float?: boolean }) => {
-    const ext = checkOutput(opts.out, ['.wav', '.npy']);
-    if (!fs.existsSync(input)) throw new UsageError(`codes file '${input}' does not exist`);
-    if (extensionOf(input) !== '.npy') throw new UsageError(`codes file must be a .npy file, got '${input}'`);
-    const codes = await readCodesNpy(input);
+  ).action(decodeToFile);
+}
+
+export function compressCommand(): Command {
+  return addModelOptions(
+    new Command('compress')
+      .description("compress audio to an .ecdc file that Meta's `encodec` tool reads (no language model)")
+      .argument('<audio>', 'input audio or video file')
+      .requiredOption('--out <file.ecdc>', '.ecdc file to write')
+      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps', '6'),
+  ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string }) => {
+    const bandwidth = parseBandwidth(opts.bandwidth);
+    checkOutput(opts.out, ['.ecdc']);
     const codec = await loadModel(opts);
     try {
-      const samples = await codec.decode(codes);
-      if (ext === '.npy') {
-        await writeNpy(opts.out, samples, [samples.length]);
-      } else {
-        await writeWav(opts.out, samples, { sampleRate: codec.info.sample_rate, format: opts.float ? 'float32' : 'pcm16' });
-      }
-      const seconds = samples.length / codec.info.sample_rate;
-      process.stderr.write(`${input}: ${codes.nQ} x ${codes.nFrames} codes -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
+      const { samples } = await loadAudio(audio, { sampleRate: codec.info.sample_rate });
+      const codes = await codec.encode(samples, { bandwidth });
+      await writeEcdc(opts.out, codes, { audioLength: samples.length });
+      const bytes = fs.statSync(opts.out).size;
+      process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${opts.out} (${bytes} bytes)\n`);
     } finally {
       codec.dispose();
     }
+  });
+}
+
+export function decompressCommand(): Command {
+  return addModelOptions(
+    new Command('decompress')
+      .description('decompress an .ecdc file to 24 kHz mono audio, trimmed to the original length')
+      .argument('<file.ecdc>', '.ecdc file')
+      .requiredOption('--out <file>', AUDIO_OUT_HELP)
+      .option('--float', 'write 32-bit float WAV instead of 16-bit PCM'),
+  ).action(async (input: string, opts: ModelOptions & { out: string; float?: boolean }) => {
+    if (extensionOf(input) !== '.ecdc') throw new UsageError(`decompress reads .ecdc files, got '${input}'`);
+    await decodeToFile(input, opts);
   });
 }
