@@ -9,6 +9,7 @@
         "native/errors.cc",
         "native/model.cc",
         "native/session.cc",
+        "native/spectral.cc",
         "native/tensor_io.cc",
         "native/workers.cc"
       ],

@@ -1,6 +1,8 @@
 /** Shared pieces of the command line: error reporting, exit codes, option parsing. */
 import { CommanderError } from 'commander';
 
+import { isDebugEnabled } from '../lib/log';
+
 /** A bad command-line value: reported with exit code 2. */
 export class UsageError extends Error {
   constructor(message: string) {
@@ -17,7 +19,10 @@ export function exitCodeFor(err: unknown): number {
   return typeof code === 'number' && code > 0 ? code : 1;
 }
 
-/** Prints an error the way every command does (one line on stderr, no stack) and sets the exit code. */
+/**
+ * Prints an error the way every command does (one line on stderr) and sets the exit code; the stack follows
+ * only when debug logging is on (`--verbose`, or `DEBUG` selecting encodec-native: see lib/log.ts).
+ */
 export function reportError(err: unknown): void {
   if (err instanceof CommanderError) {
     process.exitCode = exitCodeFor(err); // commander has printed its message already
@@ -25,7 +30,7 @@ export function reportError(err: unknown): void {
   }
   const message = err instanceof Error ? err.message : String(err);
   process.stderr.write(`encodec-native: error: ${message}\n`);
-  if (process.env.DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  if (isDebugEnabled() && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   process.exitCode = exitCodeFor(err);
 }
 

@@ -2,9 +2,16 @@
 /** The encodec-native command line. Exit codes: 0 ok, 1 failure, 2 bad arguments or input values. */
 import { Command } from 'commander';
 
+import { setVerbose } from '../lib/log';
 import { reportError } from './cli-util';
 import { compressCommand, decodeCommand, decompressCommand, encodeCommand } from './commands/codec';
+import { extractCommand } from './commands/extract';
 import { modelCommand } from './commands/model';
+import { reconstructCommand } from './commands/reconstruct';
+import { metricsCommand } from './commands/metrics';
+import { doctorCommand } from './commands/doctor';
+import { inspectCommand } from './commands/inspect';
+import { roundtripCommand } from './commands/roundtrip';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { version } = require('../../package.json') as { version: string };
@@ -13,12 +20,22 @@ function program(): Command {
   const root = new Command('encodec-native')
     .description("Meta's EnCodec 24 kHz codec: encode audio to codes, decode codes to audio, prepare models")
     .version(version)
-    .showHelpAfterError('(run with --help for usage)');
+    .showHelpAfterError('(run with --help for usage)')
+    .option('--verbose', 'print each stage with sizes and timings to stderr (same as DEBUG=encodec-native)')
+    // As soon as the flag is parsed, so errors in later option values also print their stack.
+    .on('option:verbose', () => setVerbose(true))
+    .hook('preAction', (root) => setVerbose(root.opts().verbose === true));
   root.addCommand(modelCommand());
   root.addCommand(encodeCommand());
   root.addCommand(decodeCommand());
   root.addCommand(compressCommand());
   root.addCommand(decompressCommand());
+  root.addCommand(extractCommand());
+  root.addCommand(reconstructCommand());
+  root.addCommand(metricsCommand());
+  root.addCommand(doctorCommand());
+  root.addCommand(roundtripCommand());
+  root.addCommand(inspectCommand());
   // Usage errors throw (exit code 2 via reportError) instead of exiting with commander's code 1.
   const strict = (c: Command): void => {
     c.exitOverride();
@@ -26,6 +43,14 @@ function program(): Command {
   };
   strict(root);
   return root;
+}
+
+// A reader that stops early (`encodec-native doctor | head -3`) closes the pipe: stop quietly, like other tools.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
 }
 
 program()

@@ -27,6 +27,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { debug, elapsedSince, isDebugEnabled } from './log';
 import { decodeWavFrames, downmix, probeWav, WavInfo } from './wav';
 
 /** Options for {@link loadAudio}. */
@@ -294,6 +295,7 @@ async function openSource(file: string, s: Settings): Promise<Source> {
  */
 export async function loadAudio(file: string, options: LoadAudioOptions = {}): Promise<LoadedAudio> {
   const s = settings(options);
+  const loadStart = performance.now();
   const source = await openSource(file, s);
   const probe =
     source.wav?.sampleRate === s.sampleRate || s.limit <= 0 ? undefined : probeAudio(file).catch(() => undefined);
@@ -312,6 +314,7 @@ export async function loadAudio(file: string, options: LoadAudioOptions = {}): P
     }
   }
   const info = source.wav ?? (await probe);
+  logDecoded(file, source, s, info, samples.length, loadStart, 'in one piece');
   return {
     samples,
     sampleRate: s.sampleRate,
@@ -320,6 +323,25 @@ export async function loadAudio(file: string, options: LoadAudioOptions = {}): P
     sourceChannels: info?.channels,
     decoder: source.wav?.sampleRate === s.sampleRate ? 'wav' : 'ffmpeg',
   };
+}
+
+/** Logs (debug) how a file's audio was read: decoder, resampling, length, time. */
+function logDecoded(
+  file: string,
+  source: { wav?: { sampleRate: number } },
+  s: { sampleRate: number },
+  info: { sampleRate: number; channels: number } | undefined,
+  samples: number,
+  start: number,
+  how: string,
+): void {
+  debug('audio', () => {
+    const from = info ? `${khz(info.sampleRate)}, ${info.channels} ch` : 'unknown rate';
+    const decoder = source.wav?.sampleRate === s.sampleRate ? 'read WAV directly' : 'decoded with ffmpeg';
+    const resampled = info && info.sampleRate !== s.sampleRate ? `resampled ${from} -> ${khz(s.sampleRate)} mono` : `${from} -> mono`;
+    const secs = (samples / s.sampleRate).toFixed(2);
+    return `${decoder} '${file}' ${how}: ${resampled}, ${samples} samples (${secs} s) in ${elapsedSince(start)}`;
+  });
 }
 
 /**
@@ -336,10 +358,14 @@ export async function* streamAudio(file: string, options: StreamAudioOptions = {
   const s = settings(options);
   const size = options.chunkSamples ?? Math.round((options.chunkSeconds ?? 10) * s.sampleRate);
   if (!Number.isInteger(size) || size < 1) throw new RangeError(`block size must be at least 1 sample, got ${size}`);
+  const start = performance.now();
   const source = await openSource(file, s);
+  const probe = source.wav || !isDebugEnabled() ? undefined : probeAudio(file).catch(() => undefined); // for the log only
   let block = new Float32Array(size);
   let fill = 0;
+  let total = 0;
   for await (const part of source.chunks) {
+    total += part.length;
     let at = 0;
     while (at < part.length) {
       const n = Math.min(size - fill, part.length - at);
@@ -354,6 +380,7 @@ export async function* streamAudio(file: string, options: StreamAudioOptions = {
     }
   }
   if (fill > 0) yield block.subarray(0, fill);
+  logDecoded(file, source, s, source.wav ?? (await probe), total, start, 'streamed');
 }
 
 /**

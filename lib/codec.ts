@@ -4,11 +4,25 @@
  * All work runs off the event loop, one call at a time per model (calls queue in order), on the device
  * and thread count chosen at load time.
  */
-import * as os from 'node:os';
+import * as fs from 'node:fs';
 
-import { CODEBOOK_SIZE, MAX_CODEBOOKS, checkBandwidth, codebooksForBandwidth } from './bandwidth';
+import { CODEBOOK_SIZE, MAX_CODEBOOKS, SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from './bandwidth';
+import {
+  ChunkOptions,
+  CodesBlock,
+  StreamOptions,
+  checkMaxFrames,
+  chunkPlan,
+  concatCodes,
+  decodeChunked,
+  encodeChunked,
+  encodeStreamBlocks,
+} from './chunking';
+import { debug, elapsedSince, formatBytes } from './log';
 import { ModelInfo, parseModelInfo } from './model-file';
 import { NativeModel, nativeBinding } from './native';
+import { warnIfSlowBlas } from './runtime';
+import { threadsPerJob } from './threads';
 
 /** Where the model runs: the CPU, the first GPU, or GPU N. */
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -37,10 +51,16 @@ export interface Embeddings {
   nFrames: number;
 }
 
-export interface EncodeOptions {
+export interface EncodeOptions extends ChunkOptions {
   /** Bandwidth in kbps: 1.5, 3, 6 (default), 12 or 24, i.e. 2, 4, 8, 16 or 32 codebooks. */
   bandwidth?: number;
 }
+
+/** Options of {@link Encodec.decode}: chunked with left context (default) or whole-file (`exact: true`). */
+export type DecodeOptions = ChunkOptions;
+
+/** Options of {@link Encodec.encodeStream}: bandwidth, chunking (not `exact`) and `maxFrames`. */
+export interface EncodeStreamOptions extends Omit<EncodeOptions, 'exact'>, StreamOptions {}
 
 const DEFAULT_BANDWIDTH = 6;
 
@@ -75,9 +95,15 @@ export function checkCodes(codes: unknown, what = 'codes'): asserts codes is Cod
   }
 }
 
-function defaultThreads(): number {
-  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+/** Size of a file for log lines ('? B' when it cannot be read). */
+function fileSize(file: string): string {
+  try {
+    return formatBytes(fs.statSync(file).size);
+  } catch {
+    return '? B';
+  }
 }
+
 
 export class Encodec {
   /** The model file's metadata (sample rate, bandwidths, source checkpoint, exporter version, ...). */
@@ -103,11 +129,14 @@ export class Encodec {
     if (typeof device !== 'string' || !/^(cpu|cuda|cuda:\d+)$/.test(device)) {
       throw new TypeError(`device must be 'cpu', 'cuda' or 'cuda:N', got '${String(device)}'`);
     }
-    const threads = options.threads ?? defaultThreads();
+    const threads = options.threads ?? threadsPerJob(1);
     if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
       throw new RangeError(`threads must be an integer in [1, 1024], got ${String(threads)}`);
     }
+    const loadStart = performance.now();
     const model = await nativeBinding().load(modelPath, { device, threads });
+    if (device === 'cpu') warnIfSlowBlas();
+    debug('model', () => `loaded '${modelPath}' (${fileSize(modelPath)}) on ${device}, ${threads} threads in ${elapsedSince(loadStart)}`);
     try {
       return new Encodec(model, modelPath);
     } catch (err) {
@@ -131,35 +160,102 @@ export class Encodec {
     return this.model === undefined;
   }
 
-  /** Encodes 24 kHz mono samples (whole clip at once) to codes of shape [nQ, ceil(samples / 320)]. */
+  /**
+   * Encodes 24 kHz mono samples to codes of shape [nQ, ceil(samples / 320)]. By default in chunks of
+   * `chunkSeconds` with `contextSeconds` of left context, batched (fast, memory bounded by the chunk size,
+   * codes >= 99.5 % identical to whole-file encoding; see lib/chunking.ts); `exact: true` encodes the whole
+   * clip in one pass.
+   */
   async encode(samples: Float32Array, options: EncodeOptions = {}): Promise<Codes> {
     checkSamples(samples, 'samples');
-    const [codes] = await this.encodeBatch([samples], options);
-    return codes;
+    const plan = chunkPlan(options);
+    if (options.exact) {
+      const [codes] = await this.encodeBatch([samples], { bandwidth: options.bandwidth });
+      return codes;
+    }
+    return encodeChunked(samples, plan, (clips) => this.encodeBatch(clips, { bandwidth: options.bandwidth }));
+  }
+
+  /**
+   * Encodes a stream of 24 kHz mono sample blocks (e.g. `streamAudio(file)`) holding only about one batch of
+   * chunks of audio at a time; resolves with all the codes, identical to `encode()` of the concatenated
+   * samples with the same options. For codes block by block, use {@link encodeStreamBlocks}.
+   */
+  async encodeStream(
+    chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
+    options: EncodeStreamOptions = {},
+  ): Promise<Codes> {
+    const blocks: Codes[] = [];
+    for await (const block of this.encodeStreamBlocks(chunks, options)) blocks.push(block);
+    return concatCodes(blocks);
+  }
+
+  /**
+   * Like {@link encodeStream} but yields the codes as they are computed, in order: blocks of consecutive
+   * frames (`firstFrame` says where each starts), one per batch of chunks.
+   */
+  encodeStreamBlocks(
+    chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
+    options: EncodeStreamOptions = {},
+  ): AsyncGenerator<CodesBlock, void, undefined> {
+    if (chunks === null || typeof chunks !== 'object' || (!(Symbol.asyncIterator in chunks) && !(Symbol.iterator in chunks))) {
+      throw new TypeError('chunks must be an (async) iterable of Float32Array blocks, e.g. streamAudio(file)');
+    }
+    if ((options as EncodeOptions).exact !== undefined) {
+      throw new TypeError('encodeStream() is always chunked; drop `exact`, or load the samples and call encode(samples, { exact: true })');
+    }
+    const plan = chunkPlan(options);
+    const maxFrames = checkMaxFrames(options.maxFrames);
+    const bandwidth = options.bandwidth ?? DEFAULT_BANDWIDTH;
+    checkBandwidth(bandwidth);
+    this.live('encodeStream');
+    return encodeStreamBlocks(chunks, plan, maxFrames, (clips) => this.encodeBatch(clips, { bandwidth }));
   }
 
   /** Encodes several clips in one call; clips of equal length are batched through the model together. */
   async encodeBatch(clips: Float32Array[], options: EncodeOptions = {}): Promise<Codes[]> {
     if (!Array.isArray(clips) || clips.length === 0) throw new TypeError('clips must be a non-empty array of Float32Array');
     clips.forEach((clip, i) => checkSamples(clip, `clip ${i}`));
+    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object such as { bandwidth: 6 }');
     const bandwidth = options.bandwidth ?? DEFAULT_BANDWIDTH;
     checkBandwidth(bandwidth);
     const nQ = codebooksForBandwidth(bandwidth);
-    return this.run('encode', (model) => model.encode(clips, nQ));
+    const start = performance.now();
+    const codes = await this.run('encode', (model) => model.encode(clips, nQ));
+    debug('encode', () => {
+      const samples = clips.reduce((n, c) => n + c.length, 0);
+      const shapes = codes.length === 1 ? `${codes[0].nQ} x ${codes[0].nFrames}` : `${codes.length} clips`;
+      return `${samples} samples (${(samples / SAMPLE_RATE).toFixed(2)} s) at ${bandwidth} kbps -> codes ${shapes} in ${elapsedSince(start)}`;
+    });
+    return codes;
   }
 
-  /** Decodes codes to 24 kHz mono samples: nFrames * 320 samples. */
-  async decode(codes: Codes): Promise<Float32Array> {
+  /**
+   * Decodes codes to 24 kHz mono samples: nFrames * 320 samples. By default in chunks with left context,
+   * batched (within float rounding of whole-file decoding); `exact: true` decodes in one pass.
+   */
+  async decode(codes: Codes, options: DecodeOptions = {}): Promise<Float32Array> {
     checkCodes(codes);
-    const [samples] = await this.decodeBatch([codes]);
-    return samples;
+    const plan = chunkPlan(options);
+    if (options.exact) {
+      const [samples] = await this.decodeBatch([codes]);
+      return samples;
+    }
+    return decodeChunked(codes, plan, (blocks) => this.decodeBatch(blocks));
   }
 
   /** Decodes several code blocks in one call. */
   async decodeBatch(codes: Codes[]): Promise<Float32Array[]> {
     if (!Array.isArray(codes) || codes.length === 0) throw new TypeError('codes must be a non-empty array of codes objects');
     codes.forEach((c, i) => checkCodes(c, `codes[${i}]`));
-    return this.run('decode', (model) => model.decode(codes));
+    const start = performance.now();
+    const audio = await this.run('decode', (model) => model.decode(codes));
+    debug('decode', () => {
+      const frames = codes.reduce((n, c) => n + c.nFrames, 0);
+      const samples = audio.reduce((n, a) => n + a.length, 0);
+      return `${codes.length} code block(s), ${frames} frames -> ${samples} samples (${(samples / SAMPLE_RATE).toFixed(2)} s) in ${elapsedSince(start)}`;
+    });
+    return audio;
   }
 
   /** The quantized latent vectors of codes (what the decoder receives), layout [128, nFrames]. */

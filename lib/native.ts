@@ -3,6 +3,7 @@
  * Loaded lazily so that file utilities and `model info` work where libtorch is absent.
  */
 import * as path from 'node:path';
+import { markAsUntransferable } from 'node:worker_threads';
 
 /** A block of codes as the addon exchanges them: data laid out [nQ, nFrames], row-major. */
 export interface NativeCodes {
@@ -39,11 +40,47 @@ export interface RuntimeInfo {
   parallelInfo: string;
   buildConfig: string;
   outputsCopied: boolean;
+  /** Whether inputs are copied (the buffer pinner is not set) rather than read in place. */
+  inputsCopied: boolean;
+}
+
+/** A power mel spectrogram as the addon returns it: data laid out [nMels, nFrames], row-major. */
+export interface NativeMel {
+  data: Float32Array;
+  nMels: number;
+  nFrames: number;
 }
 
 export interface NativeBinding {
   load(modelPath: string, options?: { device?: string; threads?: number }): Promise<NativeModel>;
+  /**
+   * Power mel spectrogram (filterbank [nMels, nFft / 2 + 1] times |STFT|^2; see native/spectral.h), computed
+   * `blockFrames` frames at a time (default 4096; the result does not depend on it).
+   */
+  melSpectrogram(
+    samples: Float32Array,
+    filterbank: Float32Array,
+    nMels: number,
+    nFft: number,
+    hopLength: number,
+    blockFrames?: number,
+  ): Promise<NativeMel>;
+  /** Audio of `length` samples from a power mel spectrogram [nMels, 1 + length / hopLength] (Griffin-Lim). */
+  melToAudio(
+    mel: Float32Array,
+    filterbank: Float32Array,
+    nMels: number,
+    nFft: number,
+    hopLength: number,
+    iterations: number,
+    length: number,
+  ): Promise<Float32Array>;
   runtimeInfo(): RuntimeInfo;
+  /**
+   * Gives the addon the function that pins ArrayBuffers against detaching (worker_threads.markAsUntransferable),
+   * so audio can be read in place while work runs off the event loop. Without it, inputs are copied.
+   */
+  setBufferPinner(pin: (buffer: ArrayBufferLike) => void): void;
 }
 
 /** Root of the installed package (holds package.json, build/ and prebuilds/). */
@@ -58,6 +95,9 @@ export function nativeBinding(): NativeBinding {
     // eslint-disable-next-line @typescript-eslint/no-var-requires
     const load = require('node-gyp-build') as (dir: string) => NativeBinding;
     binding = load(PACKAGE_ROOT);
+    // Zero-copy inputs: a buffer handed to the model is pinned (a later transfer copies instead of detaching it),
+    // so no JavaScript can free memory the model is reading.
+    binding.setBufferPinner(markAsUntransferable as (buffer: ArrayBufferLike) => void);
   } catch (err) {
     const reason = err instanceof Error ? err.message : String(err);
     const hint = /lib(torch|c10)/.test(reason)

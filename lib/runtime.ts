@@ -1,9 +1,58 @@
-/** What the native runtime reports: libtorch version, CUDA, threads. */
-import { RuntimeInfo, nativeBinding } from './native';
+/** What the native runtime reports: libtorch version, CUDA, threads, and which BLAS it computes with. */
+import * as fs from 'node:fs';
 
-export { RuntimeInfo };
+import { classifyBlas } from './blas';
+import { RuntimeInfo as NativeRuntimeInfo, nativeBinding } from './native';
 
-/** libtorch version, CUDA availability and device count, thread settings, build configuration. */
+/** Which BLAS libtorch's matrix products run on. */
+export interface BlasInfo {
+  /** What was found, e.g. 'OpenBLAS (/usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3)'. */
+  detail: string;
+  /** True for the slow reference BLAS (or when it cannot be told). */
+  slow: boolean;
+  /** How to switch to OpenBLAS, when slow. */
+  fix?: string;
+}
+
+export interface RuntimeInfo extends NativeRuntimeInfo {
+  blas: BlasInfo;
+}
+
+/**
+ * The BLAS the loaded libtorch uses, from the libraries mapped into this process (Linux /proc/self/maps).
+ * libtorch links libblas.so.3 first, so the dynamic linker takes sgemm_ & co. from whatever that name
+ * resolves to (Debian's alternatives: reference `blas/` or `openblas-*`), even if libopenblas.so.0 is also
+ * mapped as another library's dependency; that mapping alone is judged when present.
+ */
+export function blasInfo(): BlasInfo {
+  let mapped: string[] = [];
+  try {
+    mapped = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => /\.so/.test(line));
+  } catch {
+    // not Linux: judged from the build configuration alone
+  }
+  const libblas = mapped.filter((line) => /\/libblas\.so[^/]*$/.test(line.trim()));
+  const check = classifyBlas(libblas.length > 0 ? libblas : mapped, nativeBinding().runtimeInfo().buildConfig);
+  return { detail: check.detail, slow: check.status !== 'ok', fix: check.fix };
+}
+
+/** libtorch version, CUDA availability and device count, thread settings, build configuration, BLAS. */
 export function runtimeInfo(): RuntimeInfo {
-  return nativeBinding().runtimeInfo();
+  return { ...nativeBinding().runtimeInfo(), blas: blasInfo() };
+}
+
+let blasWarned = false;
+
+/**
+ * Warns once per process (a Node warning on stderr, code ENCODEC_SLOW_BLAS) when libtorch computes with the
+ * reference BLAS, which makes encoding several times slower. Called when a model is loaded on the CPU.
+ */
+export function warnIfSlowBlas(): void {
+  if (blasWarned) return;
+  blasWarned = true;
+  const blas = blasInfo();
+  if (!blas.slow || !/reference/.test(blas.detail)) return;
+  process.emitWarning(`encodec-native: libtorch uses ${blas.detail}; fix: ${blas.fix ?? 'install OpenBLAS'}`, {
+    code: 'ENCODEC_SLOW_BLAS',
+  });
 }

@@ -74,11 +74,24 @@ def _dtype_name(dtype: torch.dtype) -> str:
 
 
 def _pad1d_reflect(x: Tensor, padding_left: int, padding_right: int) -> Tensor:
-    """Reflect padding that also works on inputs shorter than the padding (Meta's pad1d)."""
+    """Reflect padding that also works on inputs shorter than the padding (Meta's pad1d).
+
+    The same values as ``F.pad(mode="reflect")``, assembled with one ``cat`` of the two mirrored edges and
+    the input: ATen 1.13's reflection_pad1d kernel is a scalar loop over every element and took about an
+    eighth of the encoder's time, while the mirrored parts are only a few samples long.
+    """
     if padding_left == 0 and padding_right == 0:
         return x
     length = x.size(-1)
     max_pad = max(padding_left, padding_right)
+    if length > max_pad:
+        parts: List[Tensor] = []
+        if padding_left > 0:
+            parts.append(x[..., 1:padding_left + 1].flip(-1))
+        parts.append(x)
+        if padding_right > 0:
+            parts.append(x[..., length - padding_right - 1:length - 1].flip(-1))
+        return torch.cat(parts, -1)
     extra_pad = 0
     if length <= max_pad:
         extra_pad = max_pad - length + 1

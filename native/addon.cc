@@ -1,5 +1,7 @@
 // Entry point of the encodec-native addon.
 //   load(path, { device, threads }) -> Promise<EncodecModel>
+//   melSpectrogram(...), melToAudio(...) -> Promise (see spectral.h)
+//   setBufferPinner(fn) -> undefined (fn: worker_threads.markAsUntransferable; enables zero-copy inputs)
 //   runtimeInfo() -> { torchVersion, cudaAvailable, cudaDeviceCount, parallelInfo, buildConfig, ... }
 #include "addon.h"
 
@@ -10,6 +12,7 @@
 
 #include "errors.h"
 #include "model.h"
+#include "spectral.h"
 #include "tensor_io.h"
 #include "workers.h"
 
@@ -21,7 +24,10 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   DefineAddon(exports, {
                            InstanceMethod<&Addon::Load>("load"),
                            InstanceMethod<&Addon::RuntimeInfo>("runtimeInfo"),
+                           InstanceMethod<&Addon::SetBufferPinner>("setBufferPinner"),
                            InstanceValue("EncodecModel", model_class),
+                           InstanceValue("melSpectrogram", Napi::Function::New(env, MelSpectrogramJs, "melSpectrogram")),
+                           InstanceValue("melToAudio", Napi::Function::New(env, MelToAudioJs, "melToAudio")),
                        });
 }
 
@@ -50,6 +56,23 @@ Napi::Value Addon::Load(const Napi::CallbackInfo& info) {
   });
 }
 
+Napi::Value Addon::SetBufferPinner(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (!info[0].IsFunction()) {
+      throw InputError(ErrorKind::Type, "setBufferPinner needs a function (worker_threads.markAsUntransferable)");
+    }
+    buffer_pinner = Napi::Persistent(info[0].As<Napi::Function>());
+    return info.Env().Undefined();
+  });
+}
+
+bool PinArrayBuffer(Napi::Env env, const Napi::Value& buffer) {
+  Addon* addon = env.GetInstanceData<Addon>();
+  if (addon == nullptr || addon->buffer_pinner.IsEmpty()) return false;
+  addon->buffer_pinner.Call({buffer});  // a JS exception propagates as Napi::Error
+  return true;
+}
+
 Napi::Value Addon::RuntimeInfo(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -62,6 +85,7 @@ Napi::Value Addon::RuntimeInfo(const Napi::CallbackInfo& info) {
     out.Set("parallelInfo", Napi::String::New(env, at::get_parallel_info()));
     out.Set("buildConfig", Napi::String::New(env, at::show_config()));
     out.Set("outputsCopied", Napi::Boolean::New(env, OutputsAreCopied()));
+    out.Set("inputsCopied", Napi::Boolean::New(env, buffer_pinner.IsEmpty()));
     return out;
   });
 }

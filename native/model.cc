@@ -53,7 +53,7 @@ std::shared_ptr<Session> EncodecModel::Live(const char* method) const {
 Napi::Value EncodecModel::Encode(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     auto session = Live("encode");
-    Napi::Array clips = ReadInputArray(info[0], "clips", kMaxBatch);
+    std::vector<Napi::Value> clips = ReadInputArray(info[0], "clips", kMaxBatch);
     const int64_t n_q = ReadInteger(info[1], "nQ (number of codebooks)", 1, Session::kMaxCodebooks);
     auto* worker = new EncodeWorker(info.Env(), session, clips, n_q);
     Napi::Promise promise = worker->Promise();

@@ -15,6 +15,8 @@ class Session {
   // Loads and checks a model exported by models/export.py. Throws InputError for a file that is
   // missing, corrupt or not this model; c10::Error for libtorch failures.
   Session(const std::string& path, const std::string& device, int threads);
+  // Releases the model and empties the addon's tensor-buffer cache, so its memory goes back to the system.
+  ~Session();
 
   const std::string& metadata() const { return metadata_; }
   std::string device() const { return device_.str(); }

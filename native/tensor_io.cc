@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "addon.h"
 #include "errors.h"
 
 namespace encodec {
@@ -81,7 +82,9 @@ int64_t ReadInteger(const Napi::Value& value, const std::string& what, int64_t l
   return static_cast<int64_t>(v);
 }
 
-torch::Tensor ViewFloat32Array(const Napi::Value& value, const std::string& what) {
+namespace {
+
+Napi::Float32Array CheckFloat32Array(const Napi::Value& value, const std::string& what) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
     throw InputError(ErrorKind::Type, what + " must be a Float32Array of 24 kHz mono samples, got " +
                                           Describe(value) + "; convert it with Float32Array.from(...)");
@@ -91,12 +94,31 @@ torch::Tensor ViewFloat32Array(const Napi::Value& value, const std::string& what
   if (array.ElementLength() == 0) {
     throw InputError(ErrorKind::Range, what + " is empty; pass at least one sample");
   }
-  // Data() already includes the view's byteOffset, so subarray() views work.
+  return array;
+}
+
+// Data() already includes the view's byteOffset, so subarray() views work.
+torch::Tensor TensorOver(Napi::Float32Array array) {
   return torch::from_blob(array.Data(), {static_cast<int64_t>(array.ElementLength())},
                           torch::TensorOptions().dtype(torch::kFloat32));
 }
 
-torch::Tensor ViewCodeBlock(const Napi::Value& value, const std::string& what, Napi::Object* data_out) {
+}  // namespace
+
+torch::Tensor CopyFloat32Array(const Napi::Value& value, const std::string& what) {
+  return TensorOver(CheckFloat32Array(value, what)).clone();
+}
+
+torch::Tensor BorrowFloat32Array(const Napi::Value& value, const std::string& what,
+                                 std::vector<Napi::ObjectReference>* keep_alive) {
+  Napi::Float32Array array = CheckFloat32Array(value, what);
+  if (!PinArrayBuffer(value.Env(), array.Get("buffer"))) return TensorOver(array).clone();
+  CheckAttached(array, what);  // the pinner is JavaScript: check again after it ran
+  keep_alive->push_back(Napi::Persistent(array.As<Napi::Object>()));
+  return TensorOver(array);
+}
+
+torch::Tensor ViewCodeBlock(const Napi::Value& value, const std::string& what) {
   if (!value.IsObject() || value.IsTypedArray() || value.IsArray()) {
     throw InputError(ErrorKind::Type, what + " must be a codes object { data, nQ, nFrames } as returned by "
                                               "encode(), got " + Describe(value));
@@ -121,10 +143,10 @@ torch::Tensor ViewCodeBlock(const Napi::Value& value, const std::string& what, N
                                            std::to_string(n_frames) + " = " + std::to_string(n_q * n_frames) +
                                            "; the layout is [nQ, nFrames] row-major");
   }
-  *data_out = array;
   auto* base = static_cast<uint8_t*>(array.ArrayBuffer().Data()) + array.ByteOffset();
   const auto dtype = type == napi_int16_array ? torch::kInt16 : torch::kInt32;
-  return torch::from_blob(base, {n_q, n_frames}, torch::TensorOptions().dtype(dtype));
+  // Copied at once: a getter on a later block, or code after the call, may detach this ArrayBuffer.
+  return torch::from_blob(base, {n_q, n_frames}, torch::TensorOptions().dtype(dtype)).clone();
 }
 
 Napi::TypedArray TensorToTypedArray(Napi::Env env, const torch::Tensor& input) {

@@ -5,17 +5,28 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace encodec {
 
-// Checks that `value` is a non-empty, attached Float32Array and views its memory (subarray offsets
-// respected) as a 1-D float32 tensor. No copy: the caller keeps the array alive while the tensor is used.
-torch::Tensor ViewFloat32Array(const Napi::Value& value, const std::string& what);
+// Checks that `value` is a non-empty, attached Float32Array and returns its samples (subarray offsets
+// respected) as a 1-D float32 tensor that owns a COPY of them. Used where the data is small (filterbanks) or
+// must outlive the call; see BorrowFloat32Array for audio.
+torch::Tensor CopyFloat32Array(const Napi::Value& value, const std::string& what);
+
+// Checks `value` like CopyFloat32Array and returns a tensor over its memory WITHOUT copying, after pinning its
+// ArrayBuffer (Node's markAsUntransferable, set up by lib/native.ts) and adding the array to `keep_alive`, which
+// must outlive the tensor. Pinning matters: JavaScript could otherwise detach the buffer (structuredClone or
+// postMessage with transfer) while the work runs off the event loop, and V8 would free the memory under the
+// view (found by `npm run fuzz`: a segfault). A pinned buffer is copied, not moved, by a later transfer. Where no
+// pinner was set (the addon used without lib/native.ts), returns a copy instead.
+torch::Tensor BorrowFloat32Array(const Napi::Value& value, const std::string& what,
+                                 std::vector<Napi::ObjectReference>* keep_alive);
 
 // Checks a code block `{ data: Int16Array | Int32Array, nQ, nFrames }` (data laid out [nQ, nFrames],
-// row-major) and views it as an int16/int32 [nQ, nFrames] tensor without copying. `data_out` receives the
-// typed array, which the caller must keep alive.
-torch::Tensor ViewCodeBlock(const Napi::Value& value, const std::string& what, Napi::Object* data_out);
+// row-major) and returns it as an int16/int32 [nQ, nFrames] tensor owning a copy (codes are small: 1.2 kB
+// per second at 6 kbps, so a copy costs nothing worth pinning the caller's buffer for).
+torch::Tensor ViewCodeBlock(const Napi::Value& value, const std::string& what);
 
 // Reads an integer argument in [lo, hi], or throws a TypeError/RangeError naming `what`.
 int64_t ReadInteger(const Napi::Value& value, const std::string& what, int64_t lo, int64_t hi);

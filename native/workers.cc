@@ -37,15 +37,19 @@ void PromiseWorker::OnOK() {
 
 void PromiseWorker::OnError(const Napi::Error& error) { deferred_.Reject(error.Value()); }
 
-Napi::Array ReadInputArray(const Napi::Value& value, const std::string& what, uint32_t max_length) {
+std::vector<Napi::Value> ReadInputArray(const Napi::Value& value, const std::string& what, uint32_t max_length) {
   if (!value.IsArray()) throw InputError(ErrorKind::Type, what + " must be an array");
   auto array = value.As<Napi::Array>();
-  if (array.Length() == 0) throw InputError(ErrorKind::Range, what + " is empty; pass at least one item");
-  if (array.Length() > max_length) {
-    throw InputError(ErrorKind::Range, what + " has " + std::to_string(array.Length()) + " items; at most " +
+  const uint32_t length = array.Length();
+  if (length == 0) throw InputError(ErrorKind::Range, what + " is empty; pass at least one item");
+  if (length > max_length) {
+    throw InputError(ErrorKind::Range, what + " has " + std::to_string(length) + " items; at most " +
                                            std::to_string(max_length) + " per call");
   }
-  return array;
+  std::vector<Napi::Value> items;
+  items.reserve(length);
+  for (uint32_t i = 0; i < length; ++i) items.push_back(array.Get(i));
+  return items;
 }
 
 // ---- load ----
@@ -59,12 +63,11 @@ Napi::Value LoadWorker::Result(Napi::Env env) { return EncodecModel::NewInstance
 
 // ---- encode ----
 
-EncodeWorker::EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const Napi::Array& clips, int64_t n_q)
+EncodeWorker::EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& clips,
+                           int64_t n_q)
     : PromiseWorker(env, "encodec-native:encode"), session_(std::move(session)), n_q_(n_q) {
-  for (uint32_t i = 0; i < clips.Length(); ++i) {
-    Napi::Value clip = clips.Get(i);
-    clips_.push_back(ViewFloat32Array(clip, "clip " + std::to_string(i)));
-    KeepAlive(clip);
+  for (size_t i = 0; i < clips.size(); ++i) {
+    clips_.push_back(Borrow(clips[i], "clip " + std::to_string(i)));
   }
 }
 
@@ -85,14 +88,13 @@ Napi::Value EncodeWorker::Result(Napi::Env env) {
 
 // ---- decode / dequantize ----
 
-CodesWorker::CodesWorker(Napi::Env env, std::shared_ptr<Session> session, const Napi::Array& blocks, bool latents)
+CodesWorker::CodesWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& blocks,
+                         bool latents)
     : PromiseWorker(env, latents ? "encodec-native:dequantize" : "encodec-native:decode"),
       session_(std::move(session)),
       latents_(latents) {
-  for (uint32_t i = 0; i < blocks.Length(); ++i) {
-    Napi::Object data;
-    codes_.push_back(ViewCodeBlock(blocks.Get(i), "codes block " + std::to_string(i), &data));
-    KeepAlive(data);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    codes_.push_back(ViewCodeBlock(blocks[i], "codes block " + std::to_string(i)));  // a copy
   }
 }
 

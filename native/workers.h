@@ -10,6 +10,7 @@
 
 #include "errors.h"
 #include "session.h"
+#include "tensor_io.h"
 
 namespace encodec {
 
@@ -25,6 +26,10 @@ class PromiseWorker : public Napi::AsyncWorker {
   virtual Napi::Value Result(Napi::Env env) = 0;
   // Keeps a JS value (an input array) alive until the work has finished.
   void KeepAlive(const Napi::Value& value) { keep_alive_.push_back(Napi::Persistent(value.As<Napi::Object>())); }
+  // Audio samples read in place (pinned, kept alive) where possible: see BorrowFloat32Array.
+  torch::Tensor Borrow(const Napi::Value& value, const std::string& what) {
+    return BorrowFloat32Array(value, what, &keep_alive_);
+  }
 
  private:
   void Execute() override;
@@ -56,7 +61,7 @@ class LoadWorker : public PromiseWorker {
 // Encodes clips of samples; resolves with [{ data: Int16Array, nQ, nFrames }].
 class EncodeWorker : public PromiseWorker {
  public:
-  EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const Napi::Array& clips, int64_t n_q);
+  EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& clips, int64_t n_q);
 
  protected:
   void Run() override;
@@ -72,7 +77,7 @@ class EncodeWorker : public PromiseWorker {
 // ({ data: Float32Array, dim, nFrames } each) when `latents` is set.
 class CodesWorker : public PromiseWorker {
  public:
-  CodesWorker(Napi::Env env, std::shared_ptr<Session> session, const Napi::Array& blocks, bool latents);
+  CodesWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& blocks, bool latents);
 
  protected:
   void Run() override;
@@ -84,7 +89,8 @@ class CodesWorker : public PromiseWorker {
   bool latents_;
 };
 
-// Reads a non-empty JS array of inputs, or throws a TypeError naming `what`.
-Napi::Array ReadInputArray(const Napi::Value& value, const std::string& what, uint32_t max_length);
+// Reads the items of a non-empty JS array of at most `max_length` inputs, or throws a TypeError/RangeError naming
+// `what`. Length and items are read once: a Proxy or getter cannot change them between check and use.
+std::vector<Napi::Value> ReadInputArray(const Napi::Value& value, const std::string& what, uint32_t max_length);
 
 }  // namespace encodec

@@ -5,9 +5,10 @@
 #   python3-torch       PyTorch for models/export.py (turning checkpoints into model files)
 #   ffmpeg              decoding of compressed audio and video
 #   cmake, g++, make    building the addon when no prebuild fits
+#   fonts-dejavu-core   the font text in report and inspect pictures (PNG) is drawn with
 #   espeak-ng, sox      only for the test suite (real speech and media are synthesized)
 set -euo pipefail
-packages=(libtorch-dev libopenblas0-openmp python3-torch python3-numpy ffmpeg cmake g++ make espeak-ng sox)
+packages=(libtorch-dev libopenblas0-openmp python3-torch python3-numpy ffmpeg cmake g++ make fonts-dejavu-core espeak-ng sox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 
 import { Command } from 'commander';
 
-import { loadAudio } from '../../lib/audio';
+import { loadAudio, streamAudio } from '../../lib/audio';
 import { parseBandwidth } from '../../lib/bandwidth';
 import { Codes, Device, Encodec } from '../../lib/codec';
 import { readCodesNpy, writeCodesNpy } from '../../lib/codes-file';
@@ -52,14 +52,18 @@ export function encodeCommand(): Command {
       .description('encode audio (any format ffmpeg reads; WAV without it) to codes: .npy of shape [n_q, n_frames], int16')
       .argument('<audio>', 'input audio or video file')
       .requiredOption('--out <codes.npy>', 'codes file to write')
-      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (2, 4, 8, 16, 32 codebooks)', '6'),
-  ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string }) => {
+      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (2, 4, 8, 16, 32 codebooks)', '6')
+      .option('--exact', 'encode the whole file in one pass (memory grows with length) instead of streaming it in chunks'),
+  ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string; exact?: boolean }) => {
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(opts.out, ['.npy']);
     const codec = await loadModel(opts);
     try {
-      const { samples } = await loadAudio(audio, { sampleRate: codec.info.sample_rate });
-      const codes = await codec.encode(samples, { bandwidth });
+      const sampleRate = codec.info.sample_rate;
+      // streamed in chunks with left context (bounded memory); --exact loads the file and encodes it whole
+      const codes = opts.exact
+        ? await codec.encode((await loadAudio(audio, { sampleRate })).samples, { bandwidth, exact: true })
+        : await codec.encodeStream(streamAudio(audio, { sampleRate }), { bandwidth });
       await writeCodesNpy(opts.out, codes);
       process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${opts.out}\n`);
     } finally {
@@ -81,12 +85,12 @@ async function readCodesFile(input: string): Promise<{ codes: Codes; audioLength
 }
 
 /** Decodes codes and writes the audio (.wav 16-bit or float, or .npy float32), trimmed to `audioLength`. */
-async function decodeToFile(input: string, opts: ModelOptions & { out: string; float?: boolean }): Promise<void> {
+async function decodeToFile(input: string, opts: ModelOptions & { out: string; float?: boolean; exact?: boolean }): Promise<void> {
   const ext = checkOutput(opts.out, ['.wav', '.npy']);
   const { codes, audioLength } = await readCodesFile(input);
   const codec = await loadModel(opts);
   try {
-    const decoded = await codec.decode(codes);
+    const decoded = await codec.decode(codes, { exact: opts.exact === true });
     const samples = audioLength !== undefined ? decoded.subarray(0, audioLength) : decoded;
     if (ext === '.npy') {
       await writeNpy(opts.out, samples, [samples.length]);
@@ -108,7 +112,8 @@ export function decodeCommand(): Command {
       .description('decode codes (.npy of shape [n_q, n_frames], or .ecdc) to 24 kHz mono audio')
       .argument('<codes>', 'codes file (.npy or .ecdc)')
       .requiredOption('--out <file>', AUDIO_OUT_HELP)
-      .option('--float', 'write 32-bit float WAV instead of 16-bit PCM'),
+      .option('--float', 'write 32-bit float WAV instead of 16-bit PCM')
+      .option('--exact', 'decode in one pass (memory grows with length) instead of in chunks with left context'),
   ).action(decodeToFile);
 }
 
@@ -141,7 +146,8 @@ export function decompressCommand(): Command {
       .description('decompress an .ecdc file to 24 kHz mono audio, trimmed to the original length')
       .argument('<file.ecdc>', '.ecdc file')
       .requiredOption('--out <file>', AUDIO_OUT_HELP)
-      .option('--float', 'write 32-bit float WAV instead of 16-bit PCM'),
+      .option('--float', 'write 32-bit float WAV instead of 16-bit PCM')
+      .option('--exact', 'decode in one pass (memory grows with length) instead of in chunks with left context'),
   ).action(async (input: string, opts: ModelOptions & { out: string; float?: boolean }) => {
     if (extensionOf(input) !== '.ecdc') throw new UsageError(`decompress reads .ecdc files, got '${input}'`);
     await decodeToFile(input, opts);

@@ -1,0 +1,45 @@
+/**
+ * `encodec-native inspect FEATURES.npy`: what a feature file holds (shape, dtype, kind, TRs, value range,
+ * codebook usage) and warnings when it looks wrong; `--plot FILE.png` draws code histograms and a TR x
+ * codebook map. The summary (or JSON) goes to stdout; warnings do not change the exit code.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { Command } from 'commander';
+
+import { FeatureInspection, formatInspection, inspectFeatures, plotFeatures } from '../../lib/inspect';
+import { UsageError, extensionOf } from '../cli-util';
+
+function parseTr(text: string): number {
+  const value = Number(text);
+  if (!(text.trim() !== '' && Number.isFinite(value) && value > 0)) throw new UsageError(`--tr must be a number of seconds > 0, got '${text}'`);
+  return value;
+}
+
+/** JSON has no NaN/Infinity: those become null. */
+function toJson(report: FeatureInspection): string {
+  return JSON.stringify(report, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2);
+}
+
+export function inspectCommand(): Command {
+  return new Command('inspect')
+    .description('summarise a feature or codes .npy file (shape, kind, TRs, value range, codebook usage) and warn when it looks wrong')
+    .argument('<features.npy>', 'features written by `extract`, or codes written by `encode`')
+    .option('--plot <file.png>', 'also draw per-codebook code histograms and a TR x codebook heat map to this PNG')
+    .option('--json', 'print the summary as JSON')
+    .option('--tr <seconds>', 'TR in seconds (default: from the metadata .csv beside the file, else 1.5)', parseTr)
+    .action(async (file: string, opts: { plot?: string; json?: boolean; tr?: number }) => {
+      if (!fs.existsSync(file)) throw new UsageError(`features file '${file}' does not exist`);
+      if (extensionOf(file) !== '.npy') throw new UsageError(`inspect reads .npy feature files, got '${file}'`);
+      if (opts.plot !== undefined) {
+        if (extensionOf(opts.plot) !== '.png') throw new UsageError(`--plot must end in .png, got '${opts.plot}'`);
+        const dir = path.dirname(path.resolve(opts.plot));
+        if (!fs.existsSync(dir)) throw new UsageError(`--plot directory '${dir}' does not exist; create it first`);
+      }
+      const report = await inspectFeatures(file, { tr: opts.tr });
+      if (opts.plot !== undefined) await plotFeatures(file, opts.plot, { tr: opts.tr });
+      process.stdout.write(opts.json ? `${toJson(report)}\n` : formatInspection(report));
+      if (opts.plot !== undefined && !opts.json) process.stderr.write(`plot -> ${opts.plot}\n`);
+    });
+}

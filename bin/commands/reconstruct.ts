@@ -1,0 +1,81 @@
+/**
+ * `encodec-native reconstruct`: features (or an `.ecdc` file) back to audio, to listen to what the features
+ * keep. Codes decode at 24 kHz; mel features are inverted with Griffin-Lim at their own rate (22.05 kHz by
+ * default). TR features give exactly n_trs * tr seconds (see lib/features.ts for how gaps are filled).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { Command } from 'commander';
+
+import { Device, Encodec } from '../../lib/codec';
+import { readEcdc } from '../../lib/ecdc';
+import { FeatureAudio, featuresToAudio } from '../../lib/features';
+import { readFeatures } from '../../lib/features-file';
+import { resolveModelPath } from '../../lib/model-file';
+import { writeWav } from '../../lib/wav';
+import { UsageError, extensionOf, parseIntegerOption } from '../cli-util';
+
+interface ReconstructCliOptions {
+  out: string;
+  model?: string;
+  device: string;
+  threads?: number;
+  tr?: string;
+  float?: boolean;
+}
+
+async function withModel<T>(opts: ReconstructCliOptions, work: (codec: Encodec) => Promise<T>): Promise<T> {
+  if (!/^(cpu|cuda|cuda:\d+)$/.test(opts.device)) throw new UsageError(`--device must be 'cpu', 'cuda' or 'cuda:N', got '${opts.device}'`);
+  const codec = await Encodec.load(resolveModelPath(opts.model), { device: opts.device as Device, threads: opts.threads });
+  try {
+    return await work(codec);
+  } finally {
+    codec.dispose();
+  }
+}
+
+export function reconstructCommand(): Command {
+  return new Command('reconstruct')
+    .description('turn features (.npy from `extract`, with its .csv) or an .ecdc file back into a WAV file')
+    .argument('<features>', 'features .npy (codes or mel), or an .ecdc file')
+    .requiredOption('--out <out.wav>', 'WAV file to write')
+    .option('--model <model.pt>', 'model file for codes (default: $ENCODEC_MODEL, then the default cache path)')
+    .option('--device <device>', "'cpu', 'cuda' or 'cuda:N'", 'cpu')
+    .option('--threads <n>', 'intra-op threads (default: all cores)', parseIntegerOption('--threads', 1, 1024))
+    .option('--tr <seconds>', 'TR the features were extracted with (default: from the .csv, else 1.5)')
+    .option('--float', 'write 32-bit float WAV instead of 16-bit PCM')
+    .action(async (input: string, opts: ReconstructCliOptions) => {
+      if (extensionOf(opts.out) !== '.wav') throw new UsageError(`--out must end in .wav, got '${opts.out}'`);
+      const dir = path.dirname(path.resolve(opts.out));
+      if (!fs.existsSync(dir)) throw new UsageError(`output directory '${dir}' does not exist; create it first`);
+      let tr: number | undefined;
+      if (opts.tr !== undefined) {
+        tr = Number(opts.tr);
+        if (!(tr > 0) || opts.tr.trim() === '') throw new UsageError(`--tr must be a positive number of seconds (e.g. 1.5), got '${opts.tr}'`);
+      }
+      if (!fs.existsSync(input)) throw new UsageError(`features file '${input}' does not exist`);
+      const ext = extensionOf(input);
+      let audio: FeatureAudio;
+      let what: string;
+      if (ext === '.ecdc') {
+        const { codes, metadata } = await readEcdc(input);
+        const samples = await withModel(opts, (codec) => codec.decode(codes));
+        audio = { samples: samples.subarray(0, metadata.audioLength), sampleRate: 24000 };
+        what = `${codes.nQ} codebooks x ${codes.nFrames} frames`;
+      } else if (ext === '.npy') {
+        const features = await readFeatures(input, { tr });
+        what = `${features.kind} (${features.shape.join(' x ')}), TR ${features.tr} s`;
+        if (features.kind === 'codes') {
+          audio = await withModel(opts, (codec) => featuresToAudio(features, { model: codec }));
+        } else {
+          audio = await featuresToAudio(features);
+        }
+      } else {
+        throw new UsageError(`features must be a .npy written by \`encodec-native extract\` or an .ecdc file, got '${input}'`);
+      }
+      await writeWav(opts.out, audio.samples, { sampleRate: audio.sampleRate, format: opts.float ? 'float32' : 'pcm16' });
+      const seconds = (audio.samples.length / audio.sampleRate).toFixed(3);
+      process.stderr.write(`${input}: ${what} -> ${opts.out} (${seconds} s at ${audio.sampleRate} Hz)\n`);
+    });
+}

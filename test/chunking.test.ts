@@ -1,0 +1,168 @@
+/**
+ * Chunked, batched and streamed encoding/decoding (lib/chunking.ts through the Encodec API), against the
+ * whole-file path, on real synthesized speech with the seeded random full-size model.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+import { expect } from 'chai';
+
+import { loadAudio, streamAudio } from '../lib/audio';
+import { HOP_LENGTH } from '../lib/bandwidth';
+import { DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS, chunkPlan, chunkWindows } from '../lib/chunking';
+import { Codes, Encodec } from '../lib/codec';
+import { makeSpeech24k } from './helpers/media';
+import { randomModel } from './helpers/model';
+
+/** Fraction of codes equal in two code blocks of the same shape. */
+function agreement(a: Codes, b: Codes): number {
+  expect([a.nQ, a.nFrames]).to.deep.equal([b.nQ, b.nFrames]);
+  let same = 0;
+  for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) same++;
+  return same / a.data.length;
+}
+
+function snrDb(reference: Float32Array, test: Float32Array): number {
+  expect(test.length).to.equal(reference.length);
+  let signal = 0;
+  let noise = 0;
+  for (let i = 0; i < reference.length; i++) {
+    signal += reference[i] ** 2;
+    noise += (reference[i] - test[i]) ** 2;
+  }
+  return noise === 0 ? Infinity : 10 * Math.log10(signal / noise);
+}
+
+/** Yields `samples` in blocks of `size` samples (as a decoder would). */
+async function* blocks(samples: Float32Array, size: number): AsyncGenerator<Float32Array> {
+  for (let i = 0; i < samples.length; i += size) yield samples.slice(i, i + size);
+}
+
+async function rejects(promise: Promise<unknown>, type: ErrorConstructor, pattern: RegExp): Promise<void> {
+  try {
+    await promise;
+  } catch (err) {
+    expect(err).to.be.instanceOf(type);
+    expect((err as Error).message).to.match(pattern);
+    return;
+  }
+  throw new Error(`expected a rejection matching ${pattern}`);
+}
+
+describe('chunked and streamed encoding', function () {
+  // short chunks so that a few seconds of speech span several windows and several native batches
+  const SMALL = { chunkSeconds: 0.5, batchSeconds: 3 };
+  let dir: string;
+  let codec: Encodec;
+  let wavPath: string;
+  let speech: Float32Array;
+  let whole: Codes;
+
+  before(async function () {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-chunking-'));
+    codec = await Encodec.load(await randomModel(0), { threads: 2 });
+    wavPath = await makeSpeech24k(dir, 'Volunteers watched a film in the scanner while its soundtrack was encoded, chunk by chunk.');
+    speech = (await loadAudio(wavPath)).samples;
+    expect(speech.length % HOP_LENGTH).to.not.equal(0); // the last window is a partial frame
+    whole = await codec.encode(speech, { bandwidth: 6, exact: true });
+  });
+
+  after(function () {
+    codec?.dispose();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('plans windows on frame boundaries with the default context', function () {
+    const plan = chunkPlan(SMALL);
+    expect(plan.contextFrames).to.equal(DEFAULT_CONTEXT_SECONDS * 75);
+    const windows = chunkWindows(whole.nFrames, plan);
+    expect(windows.length).to.be.greaterThan(2 * plan.batchWindows - 1);
+    expect(windows.reduce((n, w) => n + w.frames, 0)).to.equal(whole.nFrames);
+    expect(windows[0].context).to.equal(0);
+    expect(windows[windows.length - 1].context).to.equal(plan.contextFrames);
+  });
+
+  it('keeps >= 99.5 % of the codes of whole-file encoding at the default context, same shape', async function () {
+    const chunked = await codec.encode(speech, { bandwidth: 6, ...SMALL });
+    expect(chunked.data).to.be.instanceOf(Int16Array);
+    expect(agreement(chunked, whole)).to.be.at.least(0.995);
+    // without context the chunk starts are computed from reflect padding instead of the preceding audio
+    const blind = await codec.encode(speech, { bandwidth: 6, ...SMALL, contextSeconds: 0 });
+    expect(agreement(blind, whole)).to.be.below(agreement(chunked, whole));
+  });
+
+  it('encodes clips up to one chunk long exactly as whole-file (default options)', async function () {
+    const clip = speech.subarray(0, DEFAULT_CHUNK_SECONDS * 24000 - 100);
+    const exact = await codec.encode(clip, { bandwidth: 6, exact: true });
+    expect(agreement(await codec.encode(clip, { bandwidth: 6 }), exact)).to.equal(1);
+  });
+
+  it('keeps >= 99.5 % of the codes at default settings on speech longer than a chunk', async function () {
+    expect(speech.length / 24000).to.be.above(DEFAULT_CHUNK_SECONDS);
+    expect(agreement(await codec.encode(speech, { bandwidth: 6 }), whole)).to.be.at.least(0.995);
+  });
+
+  it('exact: true is the whole-file pass', async function () {
+    const [batch] = await codec.encodeBatch([speech], { bandwidth: 6 });
+    expect(agreement(whole, batch)).to.equal(1);
+    const decoded = await codec.decode(whole, { exact: true });
+    expect(snrDb((await codec.decodeBatch([whole]))[0], decoded)).to.equal(Infinity);
+  });
+
+  it('decodes chunked within float rounding of whole-file decoding', async function () {
+    const reference = await codec.decode(whole, { exact: true });
+    const chunked = await codec.decode(whole, SMALL);
+    expect(chunked.length).to.equal(whole.nFrames * HOP_LENGTH);
+    expect(snrDb(reference, chunked)).to.be.above(60);
+    const blind = await codec.decode(whole, { ...SMALL, contextSeconds: 0 });
+    expect(snrDb(reference, blind)).to.be.below(snrDb(reference, chunked));
+  });
+
+  it('streams to exactly the in-memory chunked codes, whatever the block sizes', async function () {
+    const inMemory = await codec.encode(speech, { bandwidth: 3, ...SMALL });
+    const streamed = await codec.encodeStream(blocks(speech, 7777), { bandwidth: 3, ...SMALL });
+    expect(agreement(streamed, inMemory)).to.equal(1);
+    const fromFile = await codec.encodeStream(streamAudio(wavPath, { chunkSeconds: 0.3 }), { bandwidth: 3, ...SMALL });
+    expect(agreement(fromFile, inMemory)).to.equal(1);
+  });
+
+  it('yields consecutive blocks, and stops reading at maxFrames', async function () {
+    const firsts: number[] = [];
+    let frames = 0;
+    for await (const block of codec.encodeStreamBlocks(blocks(speech, 24000), { bandwidth: 1.5, ...SMALL })) {
+      firsts.push(block.firstFrame);
+      expect(block.firstFrame).to.equal(frames);
+      frames += block.nFrames;
+    }
+    expect(firsts.length).to.be.greaterThan(1);
+    expect(frames).to.equal(whole.nFrames);
+
+    const maxFrames = 100;
+    let offered = 0;
+    async function* counted(): AsyncGenerator<Float32Array> {
+      for await (const b of blocks(speech, 4000)) {
+        offered += b.length;
+        yield b;
+      }
+    }
+    const head = await codec.encodeStream(counted(), { bandwidth: 6, ...SMALL, maxFrames });
+    expect(head.nFrames).to.equal(maxFrames);
+    expect(offered).to.be.below(speech.length);
+    const expected = await codec.encode(speech.subarray(0, maxFrames * HOP_LENGTH), { bandwidth: 6, ...SMALL });
+    expect(agreement(head, expected)).to.equal(1);
+  });
+
+  it('rejects bad options with errors that name them', async function () {
+    await rejects(codec.encode(speech, { chunkSeconds: 0 }), RangeError, /chunkSeconds must be between/);
+    await rejects(codec.encode(speech, { chunkSeconds: 'ten' as unknown as number }), TypeError, /chunkSeconds must be a finite number/);
+    await rejects(codec.encode(speech, { contextSeconds: -1 }), RangeError, /contextSeconds must be between 0/);
+    await rejects(codec.encode(speech, { exact: 'yes' as unknown as boolean }), TypeError, /exact must be true or false/);
+    await rejects(codec.decode(whole, { contextSeconds: NaN }), TypeError, /contextSeconds must be a finite number/);
+    await rejects(codec.encodeStream(speech as unknown as AsyncIterable<Float32Array>), TypeError, /stream block 0 must be a Float32Array/);
+    await rejects(codec.encodeStream(42 as unknown as AsyncIterable<Float32Array>), TypeError, /chunks must be an \(async\) iterable/);
+    await rejects(codec.encodeStream(blocks(speech, 1000), { maxFrames: 0 }), RangeError, /maxFrames must be a positive integer/);
+    await rejects(codec.encodeStream(blocks(speech, 1000), { exact: true } as never), TypeError, /always chunked/);
+    await rejects(codec.encodeStream(blocks(new Float32Array(0), 1)), RangeError, /stream is empty/);
+  });
+});
