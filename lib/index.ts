@@ -35,3 +35,4 @@ export { renderPng, writePng, vegaLiteToSvg, svgToPng, pngSize, stackedHeatmapSp
 export { setVerbose, isDebugEnabled, setLogSink, debugSelects } from './log';
 export { snr, siSnr, stoi, computeMetrics, resampleOctave, QualityMetrics, StoiOptions } from './metrics';
 export { runDoctor, classifyBlas, checkCheckpoint, DoctorCheck, DoctorOptions, CheckStatus } from './doctor';
+export { roundTripQuality, formatQuality, RoundTripQuality, RoundTripQualityOptions } from './roundtrip-quality';

@@ -73,6 +73,36 @@ describe('extract / reconstruct CLI', function () {
     expect(shown).to.equal(`int16 (2, 2, 112) 2 1 3 ${speech}`); // 3.2 s at TR 1.5 -> 2 TRs
   });
 
+  it('--report scores the round trip per input (codec and mel) and redoes inputs that lack a report', function () {
+    const out = path.join(dir, 'out-report');
+    const name = path.basename(speech, '.wav');
+    const plain = cli(['extract', speech, '--out', out, '--model', model]);
+    expect(plain.status, plain.stderr).to.equal(0);
+    expect(list(out)).to.deep.equal([`${name}.csv`, `${name}.npy`]);
+
+    // Features exist but no report: --report redoes the input and adds its report.
+    const r = cli(['extract', speech, '--out', out, '--model', model, '--bandwidth', '24', '--report']);
+    expect(r.status, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/^written .+ round trip: SNR -?[\d.]+ dB, SI-SNR -?[\d.]+ dB, STOI (-?[\d.]+|n\/a.*), ESTOI/m);
+    expect(list(out)).to.deep.equal([`${name}.csv`, `${name}.npy`, `${name}.quality.json`]);
+    const q = JSON.parse(fs.readFileSync(path.join(out, `${name}.quality.json`), 'utf8'));
+    expect(q).to.include({ input: speech, mode: 'encodec', bandwidth: 24, sampleRate: 24000 });
+    expect(q.seconds).to.be.closeTo(3.2, 0.01);
+    expect(q.snr).to.be.a('number');
+    // The random model's audio is noise: its round trip must score far below a faithful codec's.
+    expect(q.stoi === null || q.stoi < 0.9, String(q.stoi)).to.equal(true);
+    const again = cli(['extract', speech, '--out', out, '--model', model, '--report']);
+    expect(again.stdout).to.match(/^skipped /);
+
+    // Mel mode needs no model; Griffin-Lim keeps speech intelligible.
+    const melOut = path.join(dir, 'out-report-mel');
+    const m = cli(['extract', speech, '--out', melOut, '--mode', 'mel', '--report']);
+    expect(m.status, m.stderr).to.equal(0);
+    const mq = JSON.parse(fs.readFileSync(path.join(melOut, `${name}.quality.json`), 'utf8'));
+    expect(mq).to.include({ mode: 'mel', bandwidth: null, sampleRate: 22050 });
+    expect(mq.stoi).to.be.greaterThan(0.6);
+  });
+
   it('skips inputs whose outputs exist, unless --force', function () {
     const out = path.join(dir, 'out1');
     const npy = path.join(out, `${path.basename(speech, '.wav')}.npy`);

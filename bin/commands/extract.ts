@@ -20,6 +20,9 @@ import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures } from
 import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/features-file';
 import { resolveModelPath } from '../../lib/model-file';
 import { threadsPerJob } from '../../lib/threads';
+import { formatQuality, roundTripQuality } from '../../lib/roundtrip-quality';
+import { writeFileAtomic } from '../../lib/atomic';
+import { ENCODEC_LOOKAHEAD_SECONDS } from '../../lib/features';
 import { UsageError, parseIntegerOption } from '../cli-util';
 
 interface ExtractCliOptions {
@@ -38,6 +41,7 @@ interface ExtractCliOptions {
   jobs: number;
   force?: boolean;
   exact?: boolean;
+  report?: boolean;
 }
 
 /** One of N disjoint parts of the input list. */
@@ -150,6 +154,7 @@ export function extractCommand(): Command {
     .option('--jobs <n>', 'inputs processed at once (model threads = max(1, floor(cores / jobs)))', parseIntegerOption('--jobs', 1, 256), 1)
     .option('--exact', 'encode each input in one pass (exact whole-file codes; memory grows with length) instead of in chunks')
     .option('--force', 'redo inputs whose outputs already exist')
+    .option('--report', 'also score the round trip (encode -> decode, or mel -> Griffin-Lim) against the input: SNR, SI-SNR, STOI, ESTOI in OUT/<name>.quality.json')
     .action(async (args: string[], opts: ExtractCliOptions) => {
       const options: ExtractOptions = {
         tr: parseTr(opts.tr),
@@ -210,7 +215,8 @@ export function extractCommand(): Command {
             const base = outputBase(opts.out, input);
             const files = featureFilesFor(base);
             await removeStalePartials(base);
-            if (!opts.force && featuresExist(base)) {
+            const qualityFile = `${base}.quality.json`;
+            if (!opts.force && featuresExist(base) && (!opts.report || fs.existsSync(qualityFile))) {
               report({ input, status: 'skipped', message: `${files.npy} exists (--force to redo)` });
               continue;
             }
@@ -219,8 +225,21 @@ export function extractCommand(): Command {
             try {
               if (modelPath && !codec) codec = await Encodec.load(modelPath, { device: opts.device as Device, threads });
               const result = await extractFeatures(input, { ...options, model: codec });
+              let quality = '';
+              if (opts.report) {
+                // Written before the features, which mark the input as done: a rerun then never lacks a report.
+                const q = await roundTripQuality(input, {
+                  mode: options.mode,
+                  model: codec,
+                  bandwidth: options.bandwidth,
+                  maxSeconds: options.maxTrs === undefined ? undefined : options.maxTrs * (options.tr as number) + ENCODEC_LOOKAHEAD_SECONDS,
+                });
+                const json = JSON.stringify({ input, ...q }, (_, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2);
+                await writeFileAtomic(qualityFile, Buffer.from(`${json}\n`));
+                quality = `; round trip: ${formatQuality(q)}`;
+              }
               await writeFeatures(base, result);
-              report({ input, status: 'written', message: `${describe(result, (performance.now() - start) / 1000)} -> ${files.npy}` });
+              report({ input, status: 'written', message: `${describe(result, (performance.now() - start) / 1000)} -> ${files.npy}${quality}` });
             } catch (err) {
               report({ input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
             }
