@@ -203,6 +203,14 @@ describe('extract / reconstruct CLI', function () {
       [['--output', 'logits'], /unknown --output 'logits'; use one of codes, embeddings/],
       [['--mode', 'mel', '--output', 'embeddings'], /needs mode 'encodec'/],
       [['--shard', '2/2'], /--shard must be i\/N with 0 <= i < N/],
+      [['--shard', 'half'], /--shard must be i\/N with 0 <= i < N/],
+      [['--shard', '0/0'], /--shard must be i\/N with 0 <= i < N/],
+      [['--tr', 'fast'], /--tr must be a positive number of seconds/],
+      [['--bandwidth', '5'], /bandwidth/],
+      [['--max-trs', 'many'], /--max-trs must be an integer >= 1/],
+      [['--jobs', '0'], /--jobs must be an integer in \[1, 256\]/],
+      [['--device', 'tpu'], /--device must be 'cpu', 'cuda' or 'cuda:N'/],
+      [['--manifest', path.join(dir, 'no-such-list.txt')], /cannot read --manifest '.*no-such-list.txt': ENOENT/],
     ];
     for (const [extra, pattern] of cases) {
       const r = cli(['extract', speech, '--out', out, '--model', model, ...extra]);
@@ -210,6 +218,15 @@ describe('extract / reconstruct CLI', function () {
       expect(r.stderr).to.match(/^encodec-native: error: /);
       expect(r.stderr, extra.join(' ')).to.match(pattern);
     }
+    // Output directories that cannot be written: a file, and a directory under a file.
+    const blocker = path.join(dir, 'blocker-file');
+    fs.writeFileSync(blocker, 'x');
+    const asFile = cli(['extract', speech, '--out', blocker, '--model', model]);
+    expect(asFile.status).to.equal(2);
+    expect(asFile.stderr).to.match(/--out '.*blocker-file' is a file; pass a directory/);
+    const under = cli(['extract', speech, '--out', path.join(blocker, 'sub'), '--model', model]);
+    expect(under.status).to.equal(2);
+    expect(under.stderr).to.match(/cannot write to --out '.*blocker-file\/sub' \(ENOTDIR\); pass a directory you can write to/);
     const none = cli(['extract', '--out', out]);
     expect(none.status).to.equal(2);
     expect(none.stderr).to.match(/no inputs: pass audio\/video files or --manifest FILE/);

@@ -186,7 +186,13 @@ export function extractCommand(): Command {
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) {
         throw new UsageError(`--out '${opts.out}' is a file; pass a directory (it is created if missing)`);
       }
-      fs.mkdirSync(opts.out, { recursive: true });
+      try {
+        fs.mkdirSync(opts.out, { recursive: true });
+        fs.accessSync(opts.out, fs.constants.W_OK);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        throw new UsageError(`cannot write to --out '${opts.out}' (${code}); pass a directory you can write to (it is created if missing)`);
+      }
 
       const jobs = Math.max(1, Math.min(opts.jobs, inputs.length));
       const threads = threadsPerJob(jobs);
