@@ -9,9 +9,10 @@
  *   shape (n_trs, n_mels, ceil(tr * sr / hop)) (65 frames for 1.5 s at 22.05 kHz, hop 512).
  *
  * Alignment (see `./alignment`): n_trs = floor(duration / tr), capped by `maxTrs`; TR k starts at code frame
- * floor(k * tr * 75) (mel frame floor(k * tr * sr / hop)), computed exactly, so there is no drift. The clip
- * is encoded once as a whole (`encodeWhole`; `exact: true` for a one-pass whole-file encoding) and each TR's
- * frames are the codes at those positions. Since
+ * floor(k * tr * 75) (mel frame floor(k * tr * sr / hop)), computed exactly, so there is no drift. The file
+ * is encoded once, streamed from the decoder in chunks with left context (memory bounded for hour-long
+ * soundtracks; >= 99.5 % of the whole-file codes; `exact: true` loads it and encodes it in one pass, exactly the
+ * whole-file codes), and each TR's frames are the codes at those positions. Since
  * floor(tr * 75) <= tr * 75, consecutive windows can leave a frame between them (at TR 1.5 every second TR
  * boundary skips one frame); mel windows of ceil(...) frames overlap by up to one frame instead. Mel frames
  * past the end of the audio read -topDb (-80 dB).
@@ -30,7 +31,7 @@
  * the frame before it. EnCodec codes are decoded at 24 kHz; mel features are inverted with Griffin-Lim at
  * the mel rate. Embeddings cannot be turned back into audio (the model decodes codes).
  */
-import { loadAudio } from './audio';
+import { loadAudio, streamAudio } from './audio';
 import { HOP_LENGTH, LATENT_DIM, MAX_CODEBOOKS, SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from './bandwidth';
 import { Codes, Device, Encodec, checkCodeRange } from './codec';
 import {
@@ -220,6 +221,48 @@ export async function encodeWhole(codec: Encodec, samples: Float32Array, bandwid
   return codec.encode(samples, { bandwidth, exact });
 }
 
+/**
+ * Encodes a file's audio as it streams out of the decoder (lib/audio streamAudio -> codec.encodeStream): only
+ * a window of audio is in memory at any time, whatever the length of the soundtrack. Returns the codes (null
+ * for a file without samples) and the number of samples read, which gives the TR count.
+ */
+async function encodeFileStreamed(
+  codec: Encodec,
+  file: string,
+  bandwidth: number,
+  maxSeconds: number | undefined,
+): Promise<{ codes: Codes | null; samples: number }> {
+  let samples = 0;
+  async function* counted(): AsyncGenerator<Float32Array> {
+    for await (const block of streamAudio(file, { sampleRate: SAMPLE_RATE, maxSeconds })) {
+      samples += block.length;
+      yield block;
+    }
+  }
+  try {
+    return { codes: await codec.encodeStream(counted(), { bandwidth }), samples };
+  } catch (err) {
+    if (samples === 0 && err instanceof RangeError) return { codes: null, samples }; // empty audio: zero TRs
+    throw err;
+  }
+}
+
+/**
+ * Codes of a whole file: streamed and chunked by default (bounded memory, >= 99.5 % of the whole-file codes),
+ * or loaded and encoded in one pass with `exact` (exactly the whole-file codes; memory grows with the length).
+ */
+async function encodeFile(
+  codec: Encodec,
+  file: string,
+  bandwidth: number,
+  maxSeconds: number | undefined,
+  exact: boolean,
+): Promise<{ codes: Codes | null; samples: number }> {
+  if (!exact) return encodeFileStreamed(codec, file, bandwidth, maxSeconds);
+  const { samples } = await loadAudio(file, { sampleRate: SAMPLE_RATE, maxSeconds });
+  return { codes: samples.length ? await encodeWhole(codec, samples, bandwidth, true) : null, samples: samples.length };
+}
+
 /** Runs `work` with a codec: the given one, or one loaded from a path (disposed afterwards). */
 async function withCodec<T>(
   model: string | Encodec | undefined,
@@ -320,30 +363,23 @@ export async function extractFeatures(file: string, options: ExtractOptions = {}
     };
   } else {
     const maxSeconds = s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + ENCODEC_LOOKAHEAD_SECONDS;
-    const audio = await loadAudio(file, { sampleRate: SAMPLE_RATE, maxSeconds });
-    const nTrs = Math.min(s.maxTrs, trCountForSamples(audio.samples.length, s.tr));
     const frames = framesPerTr(s.tr);
     const nQ = codebooksForBandwidth(s.bandwidth);
     const start = (k: number): number => trStartFrame(k, s.tr);
-    let features: Int16Array | Float32Array;
-    let rows: number;
-    if (s.output === 'embeddings') {
-      rows = LATENT_DIM;
-      features = new Float32Array(0);
-      if (nTrs > 0) {
-        const latents = await withCodec(options.model, options, async (codec) => {
-          return codec.embeddings(await encodeWhole(codec, audio.samples, s.bandwidth, options.exact === true));
-        });
+    const rows = s.output === 'embeddings' ? LATENT_DIM : nQ;
+    let nTrs = 0;
+    let features: Int16Array | Float32Array = s.output === 'embeddings' ? new Float32Array(0) : new Int16Array(0);
+    await withCodec(options.model, options, async (codec) => {
+      const { codes, samples } = await encodeFile(codec, file, s.bandwidth, maxSeconds, options.exact === true);
+      nTrs = Math.min(s.maxTrs, trCountForSamples(samples, s.tr));
+      if (nTrs === 0 || codes === null) return;
+      if (s.output === 'embeddings') {
+        const latents = await codec.embeddings(codes);
         features = sliceWindows(latents.data, latents.dim, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
-      }
-    } else {
-      rows = nQ;
-      features = new Int16Array(0);
-      if (nTrs > 0) {
-        const codes = await withCodec(options.model, options, (codec) => encodeWhole(codec, audio.samples, s.bandwidth, options.exact === true));
+      } else {
         features = sliceWindows(codes.data, codes.nQ, codes.nFrames, nTrs, frames, start, new Int16Array(nTrs * rows * frames));
       }
-    }
+    });
     result = {
       ...base,
       kind: s.output,

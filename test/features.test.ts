@@ -118,18 +118,25 @@ describe('feature pipeline', function () {
   });
 
   it('stops reading after maxTrs (plus a 1 s look-ahead) and keeps the whole-file codes', async function () {
-    const original = audioModule.loadAudio;
+    // The file is streamed (never held whole): count what the stream delivers.
+    const original = audioModule.streamAudio;
     const reads: number[] = [];
-    (audioModule as { loadAudio: typeof original }).loadAudio = async (file, options) => {
-      const loaded = await original(file, options);
-      reads.push(loaded.samples.length);
-      return loaded;
+    (audioModule as { streamAudio: typeof original }).streamAudio = async function* (file, options) {
+      let n = 0;
+      try {
+        for await (const block of original(file, options)) {
+          n += block.length;
+          yield block;
+        }
+      } finally {
+        reads.push(n);
+      }
     };
     let r: FeatureSet;
     try {
       r = await extractFeatures(movie.path, { model: codec, maxTrs: 1 });
     } finally {
-      (audioModule as { loadAudio: typeof original }).loadAudio = original;
+      (audioModule as { streamAudio: typeof original }).streamAudio = original;
     }
     expect(reads).to.deep.equal([Math.round(2.5 * 24000)]);
     expect(samples.length).to.be.greaterThan(3 * 24000);
