@@ -18,6 +18,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { loadAudio } from '../lib/audio';
+import { snr } from '../lib/metrics';
 import { Codes, Encodec } from '../lib/codec';
 import { PACKAGE_ROOT } from '../lib/native';
 import { runtimeInfo } from '../lib/runtime';
@@ -83,16 +84,6 @@ function agreement(a: Codes, b: Codes): number {
   return same / a.data.length;
 }
 
-function snrDb(reference: Float32Array, test: Float32Array): number {
-  let signal = 0;
-  let noise = 0;
-  for (let i = 0; i < reference.length; i++) {
-    signal += reference[i] ** 2;
-    noise += (reference[i] - test[i]) ** 2;
-  }
-  return noise === 0 ? Infinity : 10 * Math.log10(signal / noise);
-}
-
 const mib = (bytes: number): number => Math.round(bytes / 2 ** 20);
 const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
 
@@ -118,7 +109,7 @@ async function throughput(codec: Encodec, audio: Float32Array, naive: Float32Arr
     encodeSpeedup: seconds / enc.seconds / (naiveSeconds / encExact.seconds),
     decodeSpeedup: seconds / dec.seconds / (naiveSeconds / decExact.seconds),
     codeAgreement: agreement(naiveChunked, encExact.value),
-    decodeSnrDb: snrDb(decExact.value, await codec.decode(encExact.value)),
+    decodeSnrDb: snr(decExact.value, await codec.decode(encExact.value)),
   };
 }
 

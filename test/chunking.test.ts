@@ -12,6 +12,8 @@ import { loadAudio, streamAudio } from '../lib/audio';
 import { HOP_LENGTH } from '../lib/bandwidth';
 import { DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS, chunkPlan, chunkWindows } from '../lib/chunking';
 import { Codes, Encodec } from '../lib/codec';
+import { snr } from '../lib/metrics';
+import { rejects } from './helpers/assert';
 import { makeSpeech24k } from './helpers/media';
 import { randomModel } from './helpers/model';
 
@@ -23,31 +25,9 @@ function agreement(a: Codes, b: Codes): number {
   return same / a.data.length;
 }
 
-function snrDb(reference: Float32Array, test: Float32Array): number {
-  expect(test.length).to.equal(reference.length);
-  let signal = 0;
-  let noise = 0;
-  for (let i = 0; i < reference.length; i++) {
-    signal += reference[i] ** 2;
-    noise += (reference[i] - test[i]) ** 2;
-  }
-  return noise === 0 ? Infinity : 10 * Math.log10(signal / noise);
-}
-
 /** Yields `samples` in blocks of `size` samples (as a decoder would). */
 async function* blocks(samples: Float32Array, size: number): AsyncGenerator<Float32Array> {
   for (let i = 0; i < samples.length; i += size) yield samples.slice(i, i + size);
-}
-
-async function rejects(promise: Promise<unknown>, type: ErrorConstructor, pattern: RegExp): Promise<void> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).to.be.instanceOf(type);
-    expect((err as Error).message).to.match(pattern);
-    return;
-  }
-  throw new Error(`expected a rejection matching ${pattern}`);
 }
 
 describe('chunked and streamed encoding', function () {
@@ -107,16 +87,16 @@ describe('chunked and streamed encoding', function () {
     const [batch] = await codec.encodeBatch([speech], { bandwidth: 6 });
     expect(agreement(whole, batch)).to.equal(1);
     const decoded = await codec.decode(whole, { exact: true });
-    expect(snrDb((await codec.decodeBatch([whole]))[0], decoded)).to.equal(Infinity);
+    expect(snr((await codec.decodeBatch([whole]))[0], decoded)).to.equal(Infinity);
   });
 
   it('decodes chunked within float rounding of whole-file decoding', async function () {
     const reference = await codec.decode(whole, { exact: true });
     const chunked = await codec.decode(whole, SMALL);
     expect(chunked.length).to.equal(whole.nFrames * HOP_LENGTH);
-    expect(snrDb(reference, chunked)).to.be.above(60);
+    expect(snr(reference, chunked)).to.be.above(60);
     const blind = await codec.decode(whole, { ...SMALL, contextSeconds: 0 });
-    expect(snrDb(reference, blind)).to.be.below(snrDb(reference, chunked));
+    expect(snr(reference, blind)).to.be.below(snr(reference, chunked));
   });
 
   it('streams to exactly the in-memory chunked codes, whatever the block sizes', async function () {

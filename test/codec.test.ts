@@ -16,22 +16,12 @@ import { loadAudio } from '../lib/audio';
 import { BANDWIDTHS, codebooksForBandwidth } from '../lib/bandwidth';
 import { Codes, Encodec } from '../lib/codec';
 import { nativeBinding } from '../lib/native';
+import { rejects } from './helpers/assert';
 import { makeSpeech } from './helpers/media';
 import { randomModel } from './helpers/model';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
-
-async function rejects(promise: Promise<unknown>, type: ErrorConstructor, pattern: RegExp): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).to.be.instanceOf(type);
-    expect((err as Error).message).to.match(pattern);
-    return err as Error;
-  }
-  throw new Error(`expected a rejection matching ${pattern}`);
-}
 
 function same(a: Codes, b: Codes): void {
   expect(a.nQ).to.equal(b.nQ);

@@ -19,19 +19,9 @@ import { hrfKernel } from '../lib/hrf';
 import { melSpectrogram } from '../lib/mel';
 import { writeNpy } from '../lib/npy';
 import { writeWav } from '../lib/wav';
+import { rejects } from './helpers/assert';
 import { Movie, makeMovie, makeVideoOnly } from './helpers/media';
 import { randomModel } from './helpers/model';
-
-async function rejects(promise: Promise<unknown>, type: abstract new (...args: never[]) => Error, pattern: RegExp): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    expect(err).to.be.instanceOf(type);
-    expect((err as Error).message).to.match(pattern);
-    return err as Error;
-  }
-  throw new Error(`expected a rejection matching ${pattern}`);
-}
 
 function python(code: string): string {
   const r = spawnSync('/usr/bin/python3', ['-c', code], { encoding: 'utf8' });

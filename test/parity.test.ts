@@ -13,6 +13,7 @@ import { expect } from 'chai';
 import { Encodec } from '../lib/codec';
 import { exportModel } from '../lib/exporter';
 import { readNpy } from '../lib/npy';
+import { snr } from '../lib/metrics';
 import { CACHE_DIR } from './helpers/model';
 
 const N_QS = [2, 8, 32];
@@ -23,16 +24,6 @@ interface Manifest {
   samples: number;
   frames: number;
   speech: boolean;
-}
-
-function snrDb(reference: ArrayLike<number>, test: ArrayLike<number>): number {
-  let signal = 0;
-  let noise = 0;
-  for (let i = 0; i < reference.length; i++) {
-    signal += reference[i] ** 2;
-    noise += (reference[i] - test[i]) ** 2;
-  }
-  return noise === 0 ? Infinity : 10 * Math.log10(signal / noise);
 }
 
 describe('parity with the eager reference implementation', function () {
@@ -92,11 +83,11 @@ describe('parity with the eager reference implementation', function () {
           const decoded = await codec.decode(codes);
           const refAudio = (await readNpy(file(`ref_audio_nq${nQ}`))).data as Float32Array;
           expect(decoded.length).to.equal(refAudio.length);
-          expect(snrDb(refAudio, decoded)).to.be.at.least(60);
+          expect(snr(refAudio, decoded)).to.be.at.least(60);
           const embeddings = await codec.embeddings(codes);
           const refEmbeddings = (await readNpy(file(`ref_embeddings_nq${nQ}`))).data as Float32Array;
           expect(embeddings.data.length).to.equal(refEmbeddings.length);
-          expect(snrDb(refEmbeddings, embeddings.data)).to.be.at.least(60);
+          expect(snr(refEmbeddings, embeddings.data)).to.be.at.least(60);
         });
       }
     });
