@@ -280,7 +280,7 @@ async function main(): Promise<void> {
       overhead: direct,
       leak,
       multiFile: jobs,
-      streaming: { ...stream, note: 'Encodec.encodeStream(streamAudio(file)) directly; wiring into `extract` is separate' },
+      streaming: { ...stream, note: 'Encodec.encodeStream(streamAudio(file)) in a child process: the path extract takes (without --exact)' },
     };
     const outDir = path.join(PACKAGE_ROOT, 'bench', 'results');
     fs.mkdirSync(outDir, { recursive: true });
@@ -293,7 +293,7 @@ async function main(): Promise<void> {
     console.log(table(`Addon vs C++ calling the TorchScript module directly (whole-file encode+decode at 6 kbps, median of ${sizes.reps})`, [direct]));
     console.log(table('Leak check: RSS over encode+decode cycles of 1 s (MiB)', [leak]));
     console.log(table(`Multi-file throughput: ${sizes.files} files of ${sizes.fileSeconds} s, jobs x floor(cores / jobs) threads`, jobs));
-    console.log(table(`Streaming encode of a ${sizes.streamSeconds / 3600} h FLAC (encodeStream(streamAudio(file)) in a child process; extract wiring separate)`, [stream]));
+    console.log(table(`Streaming encode of a ${(sizes.streamSeconds / 60).toFixed(0)}-minute FLAC (encodeStream(streamAudio(file)) in a child process, as extract does)`, [stream]));
     console.log(`\nJSON: ${path.relative(process.cwd(), outFile)}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
