@@ -61,6 +61,12 @@ Napi::Value Addon::SetBufferPinner(const Napi::CallbackInfo& info) {
     if (!info[0].IsFunction()) {
       throw InputError(ErrorKind::Type, "setBufferPinner needs a function (worker_threads.markAsUntransferable)");
     }
+    // Set once per addon instance: a later, different function could only weaken the pinning (a no-op, say).
+    // The same function again (a second copy of lib/native.js loading this addon) is fine.
+    if (!buffer_pinner.IsEmpty()) {
+      if (buffer_pinner.Value().StrictEquals(info[0])) return info.Env().Undefined();
+      throw std::runtime_error("the buffer pinner is already set");
+    }
     buffer_pinner = Napi::Persistent(info[0].As<Napi::Function>());
     return info.Env().Undefined();
   });

@@ -112,7 +112,8 @@ torch::Tensor CopyFloat32Array(const Napi::Value& value, const std::string& what
 torch::Tensor BorrowFloat32Array(const Napi::Value& value, const std::string& what,
                                  std::vector<Napi::ObjectReference>* keep_alive) {
   Napi::Float32Array array = CheckFloat32Array(value, what);
-  if (!PinArrayBuffer(value.Env(), array.Get("buffer"))) return TensorOver(array).clone();
+  // The backing store itself (napi_get_typedarray_info), not the `buffer` property a caller could redefine.
+  if (!PinArrayBuffer(value.Env(), array.ArrayBuffer())) return TensorOver(array).clone();
   CheckAttached(array, what);  // the pinner is JavaScript: check again after it ran
   keep_alive->push_back(Napi::Persistent(array.As<Napi::Object>()));
   return TensorOver(array);

@@ -1,14 +1,16 @@
 /**
  * Native API hardening: a short fuzz run (`npm run fuzz` does >= 10 000 calls), and regression tests for the
  * crash the fuzzer found: an input ArrayBuffer detached while the addon worked on it (a segfault before inputs
- * were copied). Each runs in a child process, so a crash shows as a signal instead of killing the test runner.
+ * were pinned or copied). Each runs in a child process, so a crash shows as a signal instead of killing the test runner.
  */
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
+import { markAsUntransferable } from 'node:worker_threads';
 
 import { expect } from 'chai';
 
 import { FuzzReport } from '../fuzz/fuzzer';
+import { nativeBinding } from '../lib/native';
 import { randomModel } from './helpers/model';
 
 const DIST = path.resolve(__dirname, '..');
@@ -105,5 +107,29 @@ describe('native API hardening', function () {
     expect(r.signal, 'the process crashed').to.equal(null);
     expect(r.status, r.stderr).to.equal(0);
     expect(JSON.parse(r.stdout)).to.deep.equal({ same: true, detached: true, sameLatents: true, inputsCopied: true });
+  });
+
+  it('keeps its buffer pinner once set: the same function again is fine, another one is refused', function () {
+    const binding = nativeBinding();
+    const pin = markAsUntransferable as (buffer: ArrayBufferLike) => void;
+    expect(() => binding.setBufferPinner(pin)).not.to.throw();
+    expect(() => binding.setBufferPinner(() => undefined)).to.throw(Error, /the buffer pinner is already set/);
+    expect(binding.runtimeInfo().inputsCopied).to.equal(false);
+  });
+
+  it('pins the real backing store, not what a redefined `buffer` property returns', async function () {
+    const { Encodec } = await import('../lib/codec');
+    const codec = await Encodec.load(modelPath, { threads: 1 });
+    try {
+      const clip = Float32Array.from({ length: 4800 }, (_, i) => 0.2 * Math.sin(i / 7));
+      Object.defineProperty(clip, 'buffer', { value: new ArrayBuffer(8) });
+      await codec.encode(clip, { bandwidth: 1.5 });
+      const real = Object.getPrototypeOf(Float32Array.prototype) as object;
+      const backing = Object.getOwnPropertyDescriptor(real, 'buffer')!.get!.call(clip) as ArrayBuffer;
+      structuredClone(backing, { transfer: [backing] }); // pinned: copied, not moved
+      expect(backing.byteLength).to.equal(4800 * 4);
+    } finally {
+      codec.dispose();
+    }
   });
 });
