@@ -46,6 +46,13 @@ export function parseIntegerOption(name: string, min: number, max = Number.MAX_S
   };
 }
 
+/** Parses a TR in seconds (a plain positive decimal such as 1.5), or throws a UsageError naming `--tr`. */
+export function parseTrOption(text: string): number {
+  const value = /^\s*\d*\.?\d+(e[+-]?\d+)?\s*$/i.test(text) ? Number(text) : NaN;
+  if (!(value > 0)) throw new UsageError(`--tr must be a positive number of seconds (e.g. 1.5), got '${text}'`);
+  return value;
+}
+
 /** Extension of a path, lower-cased, with the dot ('.wav'). */
 export function extensionOf(file: string): string {
   const m = /\.[^./\\]+$/.exec(file);

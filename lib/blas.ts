@@ -2,7 +2,18 @@
  * Which BLAS libtorch computes with, judged from the shared libraries mapped into the process. Used by
  * `doctor` and by runtimeInfo() (lib/runtime.ts); kept free of other imports so both can use it.
  */
+import * as fs from 'node:fs';
+
 import type { DoctorCheck } from './doctor';
+
+/** The shared libraries this process has mapped (lines of Linux /proc/self/maps; empty elsewhere). */
+export function mappedLibraries(): string[] {
+  try {
+    return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => /\.so/.test(line));
+  } catch {
+    return [];
+  }
+}
 
 const OPENBLAS_FIX =
   'apt-get install libopenblas0-openmp && update-alternatives --set libblas.so.3-x86_64-linux-gnu ' +

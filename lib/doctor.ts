@@ -15,6 +15,7 @@ import { ModelInfo, readModelInfo, resolveModelPath } from './model-file';
 import { runtimeInfo } from './runtime';
 
 export { classifyBlas } from './blas';
+import { mappedLibraries } from './blas';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -38,15 +39,6 @@ export interface DoctorOptions {
 
 /** SHA-256 prefixes of Meta's released encodec_24khz checkpoint, by file name (torch.hub checks the prefix). */
 const META_CHECKPOINT_PREFIX: Record<string, string> = { 'encodec_24khz-d7cc33bc.th': 'd7cc33bc' };
-
-/** The libraries this process has mapped (Linux /proc/self/maps; empty elsewhere). */
-function mappedLibraries(): string[] {
-  try {
-    return fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => /\.so/.test(line));
-  } catch {
-    return [];
-  }
-}
 
 /** ' (path of the mapped libtorch_cpu/libtorch library)', or '' where it cannot be seen. */
 function libtorchLocation(): string {

@@ -1,7 +1,5 @@
 /** What the native runtime reports: libtorch version, CUDA, threads, and which BLAS it computes with. */
-import * as fs from 'node:fs';
-
-import { classifyBlas } from './blas';
+import { classifyBlas, mappedLibraries } from './blas';
 import { RuntimeInfo as NativeRuntimeInfo, nativeBinding } from './native';
 
 /** Which BLAS libtorch's matrix products run on. */
@@ -25,14 +23,8 @@ export interface RuntimeInfo extends NativeRuntimeInfo {
  * mapped as another library's dependency; that mapping alone is judged when present.
  */
 export function blasInfo(): BlasInfo {
-  let mapped: string[] = [];
-  try {
-    mapped = fs.readFileSync('/proc/self/maps', 'utf8').split('\n').filter((line) => /\.so/.test(line));
-  } catch {
-    // not Linux: judged from the build configuration alone
-  }
-  const libblas = mapped.filter((line) => /\/libblas\.so[^/]*$/.test(line.trim()));
-  const check = classifyBlas(libblas.length > 0 ? libblas : mapped, nativeBinding().runtimeInfo().buildConfig);
+  // Elsewhere than Linux nothing is mapped: judged from the build configuration alone.
+  const check = classifyBlas(mappedLibraries(), nativeBinding().runtimeInfo().buildConfig);
   return { detail: check.detail, slow: check.status !== 'ok', fix: check.fix };
 }
 

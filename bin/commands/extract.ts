@@ -23,7 +23,7 @@ import { threadsPerJob } from '../../lib/threads';
 import { formatQuality, roundTripQuality } from '../../lib/roundtrip-quality';
 import { writeFileAtomic } from '../../lib/atomic';
 import { ENCODEC_LOOKAHEAD_SECONDS } from '../../lib/features';
-import { UsageError, parseIntegerOption } from '../cli-util';
+import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
 
 interface ExtractCliOptions {
   out: string;
@@ -59,12 +59,6 @@ export function parseShard(text: string): Shard {
     throw new UsageError(`--shard must be i/N with 0 <= i < N (e.g. 0/4 ... 3/4), got '${text}'`);
   }
   return { index, count };
-}
-
-function parseTr(text: string): number {
-  const value = /^\s*\d*\.?\d+(e[+-]?\d+)?\s*$/i.test(text) ? Number(text) : NaN;
-  if (!(value > 0)) throw new UsageError(`--tr must be a positive number of seconds (e.g. 1.5), got '${text}'`);
-  return value;
 }
 
 /**
@@ -157,7 +151,7 @@ export function extractCommand(): Command {
     .option('--report', 'also score the round trip (encode -> decode, or mel -> Griffin-Lim) against the input: SNR, SI-SNR, STOI, ESTOI in OUT/<name>.quality.json')
     .action(async (args: string[], opts: ExtractCliOptions) => {
       const options: ExtractOptions = {
-        tr: parseTr(opts.tr),
+        tr: parseTrOption(opts.tr),
         bandwidth: parseBandwidth(opts.bandwidth),
         maxTrs: opts.maxTrs,
         hrf: opts.hrf as ExtractOptions['hrf'],

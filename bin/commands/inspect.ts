@@ -9,13 +9,7 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 
 import { FeatureInspection, formatInspection, inspectFeatures, plotFeatures } from '../../lib/inspect';
-import { UsageError, extensionOf } from '../cli-util';
-
-function parseTr(text: string): number {
-  const value = Number(text);
-  if (!(text.trim() !== '' && Number.isFinite(value) && value > 0)) throw new UsageError(`--tr must be a number of seconds > 0, got '${text}'`);
-  return value;
-}
+import { UsageError, extensionOf, parseTrOption } from '../cli-util';
 
 /** JSON has no NaN/Infinity: those become null. */
 function toJson(report: FeatureInspection): string {
@@ -28,7 +22,7 @@ export function inspectCommand(): Command {
     .argument('<features.npy>', 'features written by `extract`, or codes written by `encode`')
     .option('--plot <file.png>', 'also draw per-codebook code histograms and a TR x codebook heat map to this PNG')
     .option('--json', 'print the summary as JSON')
-    .option('--tr <seconds>', 'TR in seconds (default: from the metadata .csv beside the file, else 1.5)', parseTr)
+    .option('--tr <seconds>', 'TR in seconds (default: from the metadata .csv beside the file, else 1.5)', parseTrOption)
     .action(async (file: string, opts: { plot?: string; json?: boolean; tr?: number }) => {
       if (!fs.existsSync(file)) throw new UsageError(`features file '${file}' does not exist`);
       if (extensionOf(file) !== '.npy') throw new UsageError(`inspect reads .npy feature files, got '${file}'`);

@@ -14,7 +14,7 @@ import { FeatureAudio, featuresToAudio } from '../../lib/features';
 import { readFeatures } from '../../lib/features-file';
 import { resolveModelPath } from '../../lib/model-file';
 import { writeWav } from '../../lib/wav';
-import { UsageError, extensionOf, parseIntegerOption } from '../cli-util';
+import { UsageError, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
 
 interface ReconstructCliOptions {
   out: string;
@@ -49,11 +49,7 @@ export function reconstructCommand(): Command {
       if (extensionOf(opts.out) !== '.wav') throw new UsageError(`--out must end in .wav, got '${opts.out}'`);
       const dir = path.dirname(path.resolve(opts.out));
       if (!fs.existsSync(dir)) throw new UsageError(`output directory '${dir}' does not exist; create it first`);
-      let tr: number | undefined;
-      if (opts.tr !== undefined) {
-        tr = Number(opts.tr);
-        if (!(tr > 0) || opts.tr.trim() === '') throw new UsageError(`--tr must be a positive number of seconds (e.g. 1.5), got '${opts.tr}'`);
-      }
+      const tr = opts.tr === undefined ? undefined : parseTrOption(opts.tr);
       if (!fs.existsSync(input)) throw new UsageError(`features file '${input}' does not exist`);
       const ext = extensionOf(input);
       let audio: FeatureAudio;

@@ -8,13 +8,7 @@ import { Command } from 'commander';
 
 import { parseBandwidth } from '../../lib/bandwidth';
 import { DEFAULT_REPORT_BANDWIDTHS, formatRoundtripReport, roundtripReport } from '../../lib/report';
-import { UsageError, parseIntegerOption } from '../cli-util';
-
-function parseTr(text: string): number {
-  const value = Number(text);
-  if (!(text.trim() !== '' && Number.isFinite(value) && value > 0)) throw new UsageError(`--tr must be a number of seconds > 0, got '${text}'`);
-  return value;
-}
+import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
 
 /** Collects repeated or space-separated `--bandwidth` values. */
 function collectBandwidth(text: string, previous: number[] | undefined): number[] {
@@ -52,7 +46,7 @@ export function roundtripCommand(): Command {
       `bandwidths to compare: 1.5, 3, 6, 12, 24 (repeat or list; default ${DEFAULT_REPORT_BANDWIDTHS.join(' ')})`,
       collectBandwidth,
     )
-    .option('--tr <seconds>', 'TR: features are extracted per TR as for fMRI', parseTr, 1.5)
+    .option('--tr <seconds>', 'TR: features are extracted per TR as for fMRI', parseTrOption, 1.5)
     .option('--max-trs <n>', 'use only the first N TRs of the input', parseIntegerOption('--max-trs', 1))
     .option('--mode <mode>', "'encodec' (the codec) or 'mel' (mel features + Griffin-Lim, no model)", 'encodec')
     .option('--threads <n>', 'intra-op threads (default: all cores)', parseIntegerOption('--threads', 1, 1024))
