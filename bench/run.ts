@@ -144,8 +144,14 @@ function streamPeak(modelPath: string, file: string, seconds: number): Promise<R
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [path.join(__dirname, 'stream-child.js'), modelPath, file], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err) return reject(new Error(`stream child failed: ${stderr || err.message}`));
-      const result = JSON.parse(stdout) as { seconds: number; frames: number; maxRssBytes: number };
-      resolve({ audioSeconds: seconds, frames: result.frames, peakRssMiB: mib(result.maxRssBytes), rtf: seconds / result.seconds });
+      const result = JSON.parse(stdout) as { seconds: number; frames: number; maxRssBytes: number; loadedRssBytes: number };
+      resolve({
+        audioSeconds: seconds,
+        frames: result.frames,
+        loadedRssMiB: mib(result.loadedRssBytes),
+        peakRssMiB: mib(result.maxRssBytes),
+        rtf: seconds / result.seconds,
+      });
     });
   });
 }
@@ -264,7 +270,7 @@ async function main(): Promise<void> {
     await ffmpeg(['-stream_loop', '-1', '-i', speechFile, '-t', String(sizes.streamSeconds), '-c:a', 'flac', long]);
     log(`streaming ${sizes.streamSeconds} s of FLAC through ffmpeg`);
     const stream = await streamPeak(modelPath, long, sizes.streamSeconds);
-    log(`streaming: peak RSS ${stream.peakRssMiB} MiB, ${stream.rtf.toFixed(1)}x`);
+    log(`streaming: RSS ${stream.loadedRssMiB} MiB after loading the model, peak ${stream.peakRssMiB} MiB, ${stream.rtf.toFixed(1)}x`);
 
     const results = {
       date: started.toISOString(),

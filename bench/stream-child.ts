@@ -5,19 +5,22 @@
  *
  *   node dist/bench/stream-child.js MODEL.pt FILE
  */
+
 import { streamAudio } from '../lib/audio';
 import { Encodec } from '../lib/codec';
+import { peakRss } from '../lib/runtime';
 
 async function main(): Promise<void> {
   const [modelPath, file] = process.argv.slice(2);
   if (!modelPath || !file) throw new Error('usage: stream-child MODEL.pt FILE');
   const codec = await Encodec.load(modelPath);
+  const loadedRss = process.memoryUsage().rss;
   const start = performance.now();
   const codes = await codec.encodeStream(streamAudio(file), { bandwidth: 6 });
   const seconds = (performance.now() - start) / 1000;
+  const maxRssBytes = peakRss();
   codec.dispose();
-  // resourceUsage().maxRSS is in KiB
-  process.stdout.write(JSON.stringify({ seconds, frames: codes.nFrames, maxRssBytes: process.resourceUsage().maxRSS * 1024 }));
+  process.stdout.write(JSON.stringify({ seconds, frames: codes.nFrames, maxRssBytes, loadedRssBytes: loadedRss }));
 }
 
 main().catch((err: unknown) => {

@@ -8,8 +8,9 @@
  * differs (zero instead of the state the whole file would have built), and it is forgotten within the context.
  * Windows start and end on frame boundaries (multiples of 320 samples), where the convolutions add no
  * padding, so the split itself changes nothing; the last window ends where the audio ends, as in the
- * whole-file pass. Chunks of equal length go through the model as one batch, which turns the LSTM's
- * per-frame matrix-vector steps into matrix products.
+ * whole-file pass. The first window keeps `chunkFrames + contextFrames` frames (it has no context), so all
+ * windows but the last have one length, and windows of equal length go through the model as one batch, which
+ * turns the LSTM's per-frame matrix-vector steps into matrix products.
  *
  * Windows are grouped into native calls of `batchWindows` windows in a fixed order, so the in-memory and the
  * streaming paths make the same calls on the same samples and return identical codes.
@@ -26,7 +27,10 @@ export interface ChunkOptions {
   chunkSeconds?: number;
   /** Seconds of preceding audio (or codes) run in front of each chunk, rounded up to whole frames (default 1). */
   contextSeconds?: number;
-  /** Seconds of audio (windows with their context) per native call (default 5, one window): bounds the memory held at once. */
+  /**
+   * Seconds of audio (windows with their context) per native call: bounds the audio held at once (default 40,
+   * 8 windows; 5, one window, for models exported before exporter 1.1; 60 on CUDA).
+   */
   batchSeconds?: number;
 }
 
@@ -44,12 +48,25 @@ export const DEFAULT_CHUNK_SECONDS = 4;
  */
 export const DEFAULT_CONTEXT_SECONDS = 1;
 /**
- * Default audio per native call (all windows of a batch with their context): one 5 s window. Batching
- * windows along the batch dimension turns the LSTM's matrix-vector steps into matrix products, but on the
- * 2-core machine it measured slower (11.5x vs 14x real time for 2 windows of 5 s per call, 4x for 44 s):
- * the larger activations cost more than the LSTM saves. Raise it on machines with large caches.
+ * Default audio per native call (all windows of a batch with their context): 8 windows of 5 s. Models exported
+ * by exporter 1.1+ (metadata `cpu_batching: "lstm"`) run a CPU batch's convolutions window by window, which
+ * keeps each window's activations in cache, and only the LSTM over the whole batch, whose per-step
+ * matrix-vector products become matrix products reading the 8 MB of LSTM weights once for all windows.
+ * Measured on the 2-core machine: see the README's Performance section.
  */
-export const DEFAULT_BATCH_SECONDS = 5;
+export const DEFAULT_BATCH_SECONDS = 40;
+/**
+ * Default for older exports, whose batches run every layer on the whole batch: one 5 s window per call
+ * (2 windows per call measured 11.5x real time against 14x for one: the larger activations cost more than
+ * the LSTM saves).
+ */
+export const LEGACY_BATCH_SECONDS = 5;
+/**
+ * Default audio per native call on CUDA (12 windows of 5 s). Measured on an H200 (10 minutes of speech, 6 kbps):
+ * one window per call encodes at 330x real time, 60 s per call at 1388x (decode 346x -> 1015x); 300 s encodes
+ * faster still (2477x) but decodes slower (909x) and holds more memory. docs/cuda-check-h200.json.
+ */
+export const CUDA_BATCH_SECONDS = 60;
 
 /** Chunk geometry in frames. */
 export interface ChunkPlan {
@@ -77,7 +94,7 @@ function checkSeconds(value: unknown, name: string, min: number): number {
 }
 
 /** Validates the chunking options and turns them into frames. Throws TypeError/RangeError naming the option. */
-export function chunkPlan(options: ChunkOptions = {}): ChunkPlan {
+export function chunkPlan(options: ChunkOptions = {}, defaultBatchSeconds = DEFAULT_BATCH_SECONDS): ChunkPlan {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   if (options.exact !== undefined && typeof options.exact !== 'boolean') {
     throw new TypeError(`exact must be true or false, got ${typeof options.exact}`);
@@ -86,23 +103,39 @@ export function chunkPlan(options: ChunkOptions = {}): ChunkPlan {
   const contextSeconds = checkSeconds(options.contextSeconds ?? DEFAULT_CONTEXT_SECONDS, 'contextSeconds', 0);
   const chunkFrames = Math.max(1, Math.round(chunkSeconds * FRAME_RATE));
   const contextFrames = Math.ceil(contextSeconds * FRAME_RATE - 1e-9);
-  const batchSeconds = checkSeconds(options.batchSeconds ?? DEFAULT_BATCH_SECONDS, 'batchSeconds', 0);
+  const batchSeconds = checkSeconds(options.batchSeconds ?? defaultBatchSeconds, 'batchSeconds', 0);
   const windowSeconds = (chunkFrames + contextFrames) / FRAME_RATE;
   const batchWindows = Math.max(1, Math.floor(batchSeconds / windowSeconds + 1e-9));
   return { chunkFrames, contextFrames, batchWindows };
 }
 
-/** The windows covering `totalFrames` frames. */
-export function chunkWindows(totalFrames: number, plan: ChunkPlan): ChunkWindow[] {
+/**
+ * First frame kept by window `k`. The first window has no preceding audio, so it keeps `chunkFrames +
+ * contextFrames` frames: every window but the last then spans the same number of frames, and the windows of a
+ * native call all have one shape and run as one batch (a shorter first window would run alone, with the
+ * LSTM's steps back at matrix-vector products).
+ */
+function windowFirst(k: number, plan: ChunkPlan): number {
+  return k === 0 ? 0 : plan.contextFrames + k * plan.chunkFrames;
+}
+
+/** Windows `from` .. `to - 1` (those that start before `totalFrames`). */
+function windowRange(from: number, to: number, totalFrames: number, plan: ChunkPlan): ChunkWindow[] {
   const windows: ChunkWindow[] = [];
-  for (let first = 0; first < totalFrames; first += plan.chunkFrames) {
+  for (let k = from; k < to && windowFirst(k, plan) < totalFrames; k++) {
+    const first = windowFirst(k, plan);
     windows.push({
       first,
-      frames: Math.min(plan.chunkFrames, totalFrames - first),
+      frames: Math.min(windowFirst(k + 1, plan), totalFrames) - first,
       context: Math.min(plan.contextFrames, first),
     });
   }
   return windows;
+}
+
+/** The windows covering `totalFrames` frames. */
+export function chunkWindows(totalFrames: number, plan: ChunkPlan): ChunkWindow[] {
+  return windowRange(0, Infinity, totalFrames, plan);
 }
 
 /** Runs the model on several clips (or code blocks) at once: Encodec.encodeBatch / decodeBatch bound to options. */
@@ -248,22 +281,25 @@ export async function* encodeStreamBlocks(
   encodeBatch: BatchRunner<Float32Array, Codes>,
 ): AsyncGenerator<CodesBlock, void, undefined> {
   const held = new SampleWindow();
-  const groupFrames = plan.chunkFrames * plan.batchWindows;
   const maxSamples = maxFrames * HOP_LENGTH;
-  let nextFrame = 0; // first frame of the next group
+  let group = 0; // index of the next group of windows
+  let nextFrame = 0; // its first frame
   let index = 0;
+  // frame where the next group ends (once the stream is that long)
+  const groupEnd = (): number => windowFirst((group + 1) * plan.batchWindows, plan);
 
-  // Encodes the group of windows starting at nextFrame, over the stream's first `available` samples.
+  // Encodes the next group of windows, over the stream's first `available` samples.
   const encodeGroup = async (available: number): Promise<CodesBlock> => {
     const totalFrames = Math.ceil(available / HOP_LENGTH);
-    const frames = Math.min(groupFrames, totalFrames - nextFrame);
-    const windows = chunkWindows(nextFrame + frames, plan).filter((w) => w.first >= nextFrame);
+    const windows = windowRange(group * plan.batchWindows, (group + 1) * plan.batchWindows, totalFrames, plan);
+    const frames = windows.reduce((n, w) => n + w.frames, 0);
     const blocks = await encodeBatch(windows.map((w) => held.slice(...windowSamples(w, available))));
     const data = new Int16Array(blocks[0].nQ * frames);
     windows.forEach((w, j) => copyFrames(blocks[j], w.context, w.frames, data, frames, w.first - nextFrame));
     const block: CodesBlock = { data, nQ: blocks[0].nQ, nFrames: frames, firstFrame: nextFrame };
     debug('encode', () => `stream block: ${windows.length} chunk(s), frames ${nextFrame}..${nextFrame + frames} (${(available / HOP_LENGTH / FRAME_RATE).toFixed(2)} s read so far)`);
     nextFrame += frames;
+    group++;
     held.dropBefore(Math.max(0, nextFrame - plan.contextFrames) * HOP_LENGTH);
     return block;
   };
@@ -275,7 +311,7 @@ export async function* encodeStreamBlocks(
     index++;
     held.append(chunk.subarray(0, Math.max(0, maxSamples - held.end)));
     // a full group is ready once its last window's audio is held (frame-aligned windows need nothing after it)
-    while (held.end >= (nextFrame + groupFrames) * HOP_LENGTH) yield await encodeGroup((nextFrame + groupFrames) * HOP_LENGTH);
+    while (held.end >= groupEnd() * HOP_LENGTH) yield await encodeGroup(groupEnd() * HOP_LENGTH);
     if (held.end >= maxSamples) break;
   }
   const total = held.end;

@@ -9,6 +9,9 @@ import * as fs from 'node:fs';
 import { CODEBOOK_SIZE, MAX_CODEBOOKS, SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from './bandwidth';
 import {
   ChunkOptions,
+  CUDA_BATCH_SECONDS,
+  DEFAULT_BATCH_SECONDS,
+  LEGACY_BATCH_SECONDS,
   CodesBlock,
   StreamOptions,
   checkMaxFrames,
@@ -112,11 +115,21 @@ export class Encodec {
   readonly modelPath: string;
   private model: NativeModel | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /**
+   * Default `batchSeconds`: on CUDA many windows per call (the GPU needs the parallel work); on the CPU several
+   * only where the model batches just its LSTM (exporter 1.1+).
+   */
+  private readonly batchSeconds: number;
 
   private constructor(model: NativeModel, modelPath: string) {
     this.model = model;
     this.modelPath = modelPath;
     this.info = parseModelInfo(model.metadata, modelPath);
+    this.batchSeconds = model.device.startsWith('cuda')
+      ? CUDA_BATCH_SECONDS
+      : this.info.cpu_batching === 'lstm'
+        ? DEFAULT_BATCH_SECONDS
+        : LEGACY_BATCH_SECONDS;
   }
 
   /** Loads a model file exported by `encodec-native model export` (or `model random`). */
@@ -168,7 +181,7 @@ export class Encodec {
    */
   async encode(samples: Float32Array, options: EncodeOptions = {}): Promise<Codes> {
     checkSamples(samples, 'samples');
-    const plan = chunkPlan(options);
+    const plan = chunkPlan(options, this.batchSeconds);
     if (options.exact) {
       const [codes] = await this.encodeBatch([samples], { bandwidth: options.bandwidth });
       return codes;
@@ -204,7 +217,7 @@ export class Encodec {
     if ((options as EncodeOptions).exact !== undefined) {
       throw new TypeError('encodeStream() is always chunked; drop `exact`, or load the samples and call encode(samples, { exact: true })');
     }
-    const plan = chunkPlan(options);
+    const plan = chunkPlan(options, this.batchSeconds);
     const maxFrames = checkMaxFrames(options.maxFrames);
     const bandwidth = options.bandwidth ?? DEFAULT_BANDWIDTH;
     checkBandwidth(bandwidth);
@@ -236,7 +249,7 @@ export class Encodec {
    */
   async decode(codes: Codes, options: DecodeOptions = {}): Promise<Float32Array> {
     checkCodes(codes);
-    const plan = chunkPlan(options);
+    const plan = chunkPlan(options, this.batchSeconds);
     if (options.exact) {
       const [samples] = await this.decodeBatch([codes]);
       return samples;

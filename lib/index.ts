@@ -19,7 +19,7 @@ export { exportModel, ExportOptions, ExportError, findPython } from './exporter'
 export { fetchModel, FetchOptions, FetchResult, FetchSource } from './fetch';
 export { readCodesNpy, writeCodesNpy } from './codes-file';
 export { readEcdc, writeEcdc, encodeEcdc, decodeEcdc, EcdcFile, EcdcMetadata } from './ecdc';
-export { runtimeInfo, RuntimeInfo, BlasInfo, blasInfo } from './runtime';
+export { runtimeInfo, RuntimeInfo, BlasInfo, blasInfo, peakRss } from './runtime';
 export * from './npy';
 export * from './wav';
 export * from './audio';

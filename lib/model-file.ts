@@ -36,6 +36,8 @@ export interface ModelInfo {
   dimension: number;
   source: ModelSource;
   exporter_version: string;
+  /** 'lstm' (exporter 1.1+): a CPU batch runs its convolutions clip by clip and the LSTM batched; absent before. */
+  cpu_batching?: string;
   torch_version: string;
   created: string;
 }

@@ -36,6 +36,7 @@ import { MelOptions, hzToMel, melSettings, melSpectrogram } from './mel';
 import { QualityMetrics, computeMetrics } from './metrics';
 import { resolveModelPath } from './model-file';
 import { HeatmapPanel, stackedHeatmapSpec, writePng } from './plot';
+import { peakRss } from './runtime';
 import { writeWav } from './wav';
 
 /** Bandwidths compared when none are given: the lowest, the middle and the highest. */
@@ -140,10 +141,6 @@ async function prepareOutDir(outDir: string): Promise<void> {
     throw Object.assign(new Error(`cannot write the report into '${outDir}': ${why} (${e.code ?? 'error'}); choose a writable directory`), { code: e.code });
   }
   if (!(await fs.promises.stat(outDir)).isDirectory()) throw new Error(`cannot write the report into '${outDir}': it is a file, not a directory`);
-}
-
-function peakRss(): number {
-  return process.resourceUsage().maxRSS * 1024;
 }
 
 /** A signal's log-mel spectrogram for the picture, at `sampleRate`. */

@@ -1,4 +1,6 @@
 /** What the native runtime reports: libtorch version, CUDA, threads, and which BLAS it computes with. */
+import * as fs from 'node:fs';
+
 import { classifyBlas, mappedLibraries } from './blas';
 import { RuntimeInfo as NativeRuntimeInfo, nativeBinding } from './native';
 
@@ -47,4 +49,19 @@ export function warnIfSlowBlas(): void {
   process.emitWarning(`encodec-native: libtorch uses ${blas.detail}; fix: ${blas.fix ?? 'install OpenBLAS'}`, {
     code: 'ENCODEC_SLOW_BLAS',
   });
+}
+
+/**
+ * This process's peak resident memory in bytes. On Linux, VmHWM of /proc/self/status: it belongs to the
+ * address space exec created, whereas getrusage's maxRSS (process.resourceUsage) also counts the pages the
+ * forked parent had before exec, so a child of a 1.4 GB process reported 1.4 GB however little it used.
+ */
+export function peakRss(): number {
+  try {
+    const hwm = /^VmHWM:\s+(\d+) kB/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+    if (hwm) return Number(hwm[1]) * 1024;
+  } catch {
+    // not Linux
+  }
+  return process.resourceUsage().maxRSS * 1024; // KiB
 }

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint as ckpt  # noqa: E402
 import encodec_ts as ets  # noqa: E402
 
-EXPORTER_VERSION = "1.0.0"
+EXPORTER_VERSION = "1.1.0"
 FORMAT = "encodec-native-model"
 FORMAT_VERSION = 1
 EXTRA_FILE = "encodec.json"
@@ -54,6 +54,9 @@ def build_metadata(source: dict) -> dict:
             "seed": source.get("seed"),
         },
         "exporter_version": EXPORTER_VERSION,
+        # a CPU batch runs the convolutions clip by clip and the LSTM over the whole batch (encodec_ts.py), so
+        # batching chunked windows pays off; older exports batch every layer and prefer one window per call
+        "cpu_batching": "lstm",
         "torch_version": torch.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         .isoformat().replace("+00:00", "Z"),
@@ -62,7 +65,7 @@ def build_metadata(source: dict) -> dict:
 
 def script_model(sd_official) -> torch.jit.ScriptModule:
     model = ckpt.build_ts_model(sd_official)
-    return torch.jit.script(model)
+    return torch.jit.script(model.prepare())
 
 
 @torch.no_grad()

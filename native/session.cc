@@ -6,12 +6,18 @@
 #include <c10/core/impl/alloc_cpu.h>
 #include <torch/csrc/jit/passes/tensorexpr_fuser.h>
 #include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
+#include <list>
 #include <map>
 #include <unordered_map>
+#ifdef __GLIBC__
+#include <malloc.h>  // mallopt, malloc_trim
+#endif
 
 #include "errors.h"
 
@@ -56,17 +62,32 @@ void UseThreads(int threads) {
   if (threads > 0 && at::get_num_threads() != threads) at::set_num_threads(threads);
 }
 
+// libtorch 2.3 made Allocator::allocate non-const and added the pure virtual copy_data.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 3)
+#define ENCODEC_TORCH_2_3 1
+#define ENCODEC_ALLOCATE_CONST
+#else
+#define ENCODEC_TORCH_2_3 0
+#define ENCODEC_ALLOCATE_CONST const
+#endif
+
 // A CPU allocator for libtorch's tensors that keeps freed large blocks (>= 1 MiB) for reuse, up to
-// ENCODEC_NATIVE_CPU_CACHE_MB (default 512; 0 turns it off). Without it every layer's activation buffer of
+// ENCODEC_NATIVE_CPU_CACHE_MB (default 256; 0 turns it off). Without it every layer's activation buffer of
 // every call is a fresh mmap that the kernel zero-fills page by page, then unmaps: a third of the CPU time of
 // an encode went to the kernel. Chunks of equal length allocate the same sizes call after call, so nearly
-// every block is reused; the cache never grows past the cap, dropping its largest blocks to take new sizes
-// (RSS stays flat over many calls).
+// every block is reused. A request takes the smallest cached block up to 1/4 larger, so the shorter first and
+// last windows reuse a full window's blocks instead of caching a set of their own. When full, the cache drops
+// its least recently released blocks (sizes no longer asked for). One 5 s window, encoding and decoding,
+// needs about 240 MB of blocks (at most ~130 MB in use at once): 256 MB keeps it with no fresh allocation.
 class CachingCpuAllocator final : public c10::Allocator {
  public:
   explicit CachingCpuAllocator(size_t max_cached) : max_cached_(max_cached) {}
 
-  c10::DataPtr allocate(size_t bytes) const override {
+#if ENCODEC_TORCH_2_3
+  void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
+#endif
+
+  c10::DataPtr allocate(size_t bytes) ENCODEC_ALLOCATE_CONST override {
     void* data = bytes >= kMinCached ? Self().Take(bytes) : nullptr;
     if (data == nullptr) {
       data = c10::alloc_cpu(bytes);
@@ -80,8 +101,9 @@ class CachingCpuAllocator final : public c10::Allocator {
   // Frees every cached block (a disposed model's weights must go back to the system, not into the cache).
   void EmptyCache() {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (auto& [bytes, data] : free_) c10::free_cpu(data);
-    free_.clear();
+    for (const Block& block : lru_) c10::free_cpu(block.data);
+    lru_.clear();
+    by_size_.clear();
     cached_ = 0;
   }
 
@@ -92,24 +114,45 @@ class CachingCpuAllocator final : public c10::Allocator {
 
  private:
   static constexpr size_t kMinCached = 1 << 20;
+  struct Block {
+    void* data;
+    size_t bytes;
+  };
+  using Lru = std::list<Block>;
 
   CachingCpuAllocator& Self() const { return const_cast<CachingCpuAllocator&>(*this); }
 
-  // A cached block of exactly `bytes`, or at most 1/8 larger; nullptr if none.
+  // The smallest cached block of at least `bytes` and at most 1/4 more; nullptr if none.
   void* Take(size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
-    auto it = free_.lower_bound(bytes);
-    if (it == free_.end() || it->first > bytes + bytes / 8) return nullptr;
-    void* data = it->second;
-    live_[data] = it->first;
-    cached_ -= it->first;
-    free_.erase(it);
-    return data;
+    auto it = by_size_.lower_bound(bytes);
+    if (it == by_size_.end() || it->first > bytes + bytes / 4) return nullptr;
+    const Block block = *it->second;
+    lru_.erase(it->second);
+    by_size_.erase(it);
+    cached_ -= block.bytes;
+    live_[block.data] = block.bytes;
+    return block.data;
   }
 
   void Track(void* data, size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
     live_[data] = bytes;
+  }
+
+  // Frees the least recently released cached block. Called with mutex_ held and the cache not empty.
+  void EvictOldest() {
+    const Block oldest = lru_.front();
+    auto [first, last] = by_size_.equal_range(oldest.bytes);
+    for (auto it = first; it != last; ++it) {
+      if (it->second == lru_.begin()) {
+        by_size_.erase(it);
+        break;
+      }
+    }
+    lru_.pop_front();
+    cached_ -= oldest.bytes;
+    c10::free_cpu(oldest.data);
   }
 
   static void Release(void* data) {
@@ -121,14 +164,9 @@ class CachingCpuAllocator final : public c10::Allocator {
         const size_t bytes = it->second;
         self->live_.erase(it);
         if (bytes <= self->max_cached_) {
-          // make room by dropping the largest cached blocks (sizes of an earlier chunk length, say)
-          while (self->cached_ + bytes > self->max_cached_) {
-            auto largest = std::prev(self->free_.end());
-            self->cached_ -= largest->first;
-            c10::free_cpu(largest->second);
-            self->free_.erase(largest);
-          }
-          self->free_.emplace(bytes, data);
+          while (self->cached_ + bytes > self->max_cached_) self->EvictOldest();
+          self->lru_.push_back({data, bytes});
+          self->by_size_.emplace(bytes, std::prev(self->lru_.end()));
           self->cached_ += bytes;
           return;
         }
@@ -139,18 +177,30 @@ class CachingCpuAllocator final : public c10::Allocator {
 
   const size_t max_cached_;
   std::mutex mutex_;
-  std::multimap<size_t, void*> free_;       // cached blocks by size
-  std::unordered_map<void*, size_t> live_;  // large blocks in use, by address
+  Lru lru_;                                       // cached blocks, least recently released first
+  std::multimap<size_t, Lru::iterator> by_size_;  // the same blocks by size
+  std::unordered_map<void*, size_t> live_;        // large blocks in use, by address
   size_t cached_ = 0;
 };
 
 // Installs the caching allocator as libtorch's CPU allocator (once, before any model is loaded).
 void UseCachingAllocator() {
-  size_t megabytes = 512;
+  size_t megabytes = 256;
   if (const char* setting = std::getenv("ENCODEC_NATIVE_CPU_CACHE_MB")) megabytes = std::strtoull(setting, nullptr, 10);
   if (megabytes == 0) return;
   CachingCpuAllocator::Instance() = new CachingCpuAllocator(megabytes << 20);  // lives as long as the process
   c10::SetCPUAllocator(CachingCpuAllocator::Instance(), /*priority=*/1);
+}
+
+// glibc returns freed blocks >= 1 MiB to the system at once. By default it raises its mmap threshold (up to 32
+// MiB) after each large free, so that later blocks of that size come from its heaps, which keep their freed
+// pages: blocks the cache drops (and every block with the cache off) stayed resident, 400 MB and more. A fixed
+// threshold also fixes the trim threshold; 2 MiB is glibc's own ratio (twice the mmap threshold).
+void UseBoundedMalloc() {
+#ifdef __GLIBC__
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
+  mallopt(M_TRIM_THRESHOLD, 2 << 20);
+#endif
 }
 
 // Process-wide settings that make results match the eager reference and repeat exactly: the tensor-expression
@@ -165,6 +215,7 @@ void ConfigureRuntime() {
     context.setAllowTF32CuDNN(false);
     context.setDeterministicCuDNN(true);
     context.setBenchmarkCuDNN(false);
+    UseBoundedMalloc();
     UseCachingAllocator();
   });
 }
@@ -212,6 +263,9 @@ Session::Session(const std::string& path, const std::string& device, int threads
 Session::~Session() {
   module_ = torch::jit::Module();  // frees the weights (into the cache) ...
   if (CachingCpuAllocator* cache = CachingCpuAllocator::Instance()) cache->EmptyCache();  // ... and empties it
+#ifdef __GLIBC__
+  malloc_trim(0);  // the weights' small tensors leave free pages inside glibc's heaps: give them back too
+#endif
 }
 
 std::vector<torch::Tensor> Session::RunGrouped(const std::string& method, const std::vector<torch::Tensor>& inputs,
