@@ -48,6 +48,18 @@ function positive(text: string | undefined, name: string): number {
   return value;
 }
 
+const USAGE = `usage: npm run bench [-- OPTIONS]
+  --quick          smoke-run sizes (60 s of speech, a 10-minute stream, 100 cycles)
+  --model M.pt     model file (default: a full-size random model, seed 0, exported once and cached)
+  --speech S       seconds of speech for the encode/decode real-time factors (default 600)
+  --naive S        seconds of it for the whole-file (exact) pass, the reference path (default 60)
+  --stream S       seconds of the streamed file for peak RSS (default 7200)
+  --cycles N       encode/decode cycles of the leak check (default 1000)
+`;
+
+/** A bad command line: printed without a stack. */
+class UsageError extends Error {}
+
 function parseArgs(argv: string[]): Options {
   const options: Options = { quick: false };
   for (let i = 0; i < argv.length; i++) {
@@ -57,7 +69,10 @@ function parseArgs(argv: string[]): Options {
     else if (argv[i] === '--naive') options.naive = positive(argv[++i], '--naive');
     else if (argv[i] === '--stream') options.stream = positive(argv[++i], '--stream');
     else if (argv[i] === '--cycles') options.cycles = Math.round(positive(argv[++i], '--cycles'));
-    else throw new Error(`unknown argument '${argv[i]}'; use --quick, --model MODEL.pt, --speech S, --naive S, --stream S, --cycles N`);
+    else if (argv[i] === '--help' || argv[i] === '-h') {
+      process.stdout.write(USAGE);
+      process.exit(0);
+    } else throw new UsageError(`unknown argument '${argv[i]}'\n${USAGE}`);
   }
   return options;
 }
@@ -307,6 +322,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`bench: error: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  const text = err instanceof UsageError ? err.message : err instanceof Error ? err.stack ?? err.message : String(err);
+  process.stderr.write(`bench: error: ${text}\n`);
   process.exitCode = 1;
 });
