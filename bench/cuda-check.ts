@@ -14,7 +14,7 @@
 import * as fs from 'node:fs';
 
 import { Codes, Device, Encodec } from '../lib/codec';
-import { snr } from '../lib/metrics';
+import { codeAgreement, snr } from '../lib/metrics';
 import { runtimeInfo } from '../lib/runtime';
 import { readWav } from '../lib/wav';
 
@@ -34,13 +34,6 @@ function tile(clip: Float32Array, seconds: number): Float32Array {
     for (let i = 0; i < n; i++) out[at + i] = clip[i] * gain;
   }
   return out;
-}
-
-function agreement(a: Codes, b: Codes): number {
-  if (a.nQ !== b.nQ || a.nFrames !== b.nFrames) return -1;
-  let same = 0;
-  for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) same++;
-  return same / a.data.length;
 }
 
 async function errorOf(promise: Promise<unknown> | (() => unknown)): Promise<string | null> {
@@ -87,14 +80,14 @@ async function main(): Promise<void> {
       const [ac, ag] = [await cpu.decode(c, { exact }), await gpu.decode(c, { exact })];
       agree[label] = {
         shape: [g.nQ, g.nFrames],
-        codesEqualVsCpu: round(agreement(c, g), 5),
+        codesEqualVsCpu: round(codeAgreement(c, g), 5),
         decodeSnrVsCpuDb: round(snr(ac, ag), 1),
-        repeatIdentical: agreement(g, await gpu.encode(clip, { bandwidth, exact })) === 1,
+        repeatIdentical: codeAgreement(g, await gpu.encode(clip, { bandwidth, exact })) === 1,
       };
     }
   }
   const gExact = await gpu.encode(clip, { exact: true });
-  agree.chunkedVsExactOnCuda = round(agreement(gExact, await gpu.encode(clip)), 5);
+  agree.chunkedVsExactOnCuda = round(codeAgreement(gExact, await gpu.encode(clip)), 5);
   result.agreement = agree;
 
   progress('concurrent calls, errors, older export');
@@ -103,14 +96,14 @@ async function main(): Promise<void> {
   const serial: Codes[] = [];
   for (const p of parts) serial.push(await gpu.encode(p));
   const concurrent = await Promise.all(parts.map((p) => gpu.encode(p)));
-  result.concurrentEqualsSerial = concurrent.every((c, i) => agreement(c, serial[i]) === 1);
+  result.concurrentEqualsSerial = concurrent.every((c, i) => codeAgreement(c, serial[i]) === 1);
 
   // Errors on CUDA: clear messages, and the model still works afterwards.
   const bad: Codes = { data: new Int16Array(2 * 3).fill(1000), nQ: 2, nFrames: 3 };
   bad.data[4] = 5000;
   result.errors = {
     badCodes: await errorOf(gpu.decode(bad)),
-    usableAfterError: agreement(await gpu.encode(parts[0]), serial[0]) === 1,
+    usableAfterError: codeAgreement(await gpu.encode(parts[0]), serial[0]) === 1,
     badDeviceIndex: await errorOf(Encodec.load(modelPath, { device: 'cuda:9' })),
   };
 

@@ -18,8 +18,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { loadAudio } from '../lib/audio';
-import { snr } from '../lib/metrics';
-import { Codes, Encodec } from '../lib/codec';
+import { codeAgreement, snr } from '../lib/metrics';
+import { Encodec } from '../lib/codec';
 import { PACKAGE_ROOT } from '../lib/native';
 import { runtimeInfo } from '../lib/runtime';
 import { availableCores, threadsPerJob } from '../lib/threads';
@@ -93,12 +93,6 @@ async function timed<T>(work: () => Promise<T>): Promise<{ value: T; seconds: nu
   return { value, seconds, cpuSeconds: (used.user + used.system) / 1e6 };
 }
 
-function agreement(a: Codes, b: Codes): number {
-  let same = 0;
-  for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) same++;
-  return same / a.data.length;
-}
-
 const mib = (bytes: number): number => Math.round(bytes / 2 ** 20);
 const log = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
 
@@ -123,7 +117,7 @@ async function throughput(codec: Encodec, audio: Float32Array, naive: Float32Arr
     exactDecodeRtf: naiveSeconds / decExact.seconds,
     encodeSpeedup: seconds / enc.seconds / (naiveSeconds / encExact.seconds),
     decodeSpeedup: seconds / dec.seconds / (naiveSeconds / decExact.seconds),
-    codeAgreement: agreement(naiveChunked, encExact.value),
+    codeAgreement: codeAgreement(naiveChunked, encExact.value),
     decodeSnrDb: snr(decExact.value, await codec.decode(encExact.value)),
   };
 }

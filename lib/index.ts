@@ -33,6 +33,6 @@ export { roundtripReport, formatRoundtripReport, RoundtripOptions, RoundtripRepo
 export { inspectFeatures, formatInspection, plotFeatures, inspectionSpec, FeatureArray, FeatureInspection, CodebookStats, InspectOptions } from './inspect';
 export { renderPng, writePng, vegaLiteToSvg, svgToPng, pngSize, stackedHeatmapSpec, heatmapDataUrl, VegaLiteSpec, HeatmapPanel, HeatmapAxes, Matrix, RenderOptions } from './plot';
 export { setVerbose, isDebugEnabled, setLogSink, debugSelects } from './log';
-export { snr, siSnr, stoi, computeMetrics, resampleOctave, QualityMetrics, StoiOptions } from './metrics';
+export { snr, siSnr, codeAgreement, stoi, computeMetrics, resampleOctave, QualityMetrics, StoiOptions } from './metrics';
 export { runDoctor, classifyBlas, checkCheckpoint, DoctorCheck, DoctorOptions, CheckStatus } from './doctor';
 export { roundTripQuality, formatQuality, RoundTripQuality, RoundTripQualityOptions } from './roundtrip-quality';

@@ -15,6 +15,8 @@
  */
 import FFT = require('fft.js');
 
+import type { Codes } from './codec';
+
 /** SNR, SI-SNR (dB) and STOI, ESTOI (0..1, higher is more intelligible) of a test signal against a reference. */
 export interface QualityMetrics {
   /** 10 log10(|ref|^2 / |ref - test|^2); Infinity when identical. */
@@ -64,6 +66,19 @@ function checkPair(ref: Signal, test: Signal): void {
       throw new RangeError(`${Number.isFinite(ref[i]) ? 'test' : 'ref'} holds ${Number.isFinite(ref[i]) ? test[i] : ref[i]} at index ${i}; clean the audio first`);
     }
   }
+}
+
+/**
+ * Fraction (0..1) of identical codes in two code blocks of the same shape, e.g. chunked against whole-file
+ * encoding, or CUDA against CPU. Throws RangeError when the shapes differ.
+ */
+export function codeAgreement(a: Codes, b: Codes): number {
+  if (a.nQ !== b.nQ || a.nFrames !== b.nFrames) {
+    throw new RangeError(`code blocks differ in shape: [${a.nQ}, ${a.nFrames}] vs [${b.nQ}, ${b.nFrames}]`);
+  }
+  let same = 0;
+  for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) same++;
+  return same / a.data.length;
 }
 
 /** Signal-to-noise ratio in dB: 10 log10(sum ref^2 / sum (ref - test)^2). Equal lengths required. */

@@ -89,9 +89,7 @@ speech=test/fixtures/stoi/clean.wav
       (async () => {
         const [g, c] = [await lib.readCodesNpy(process.argv[1]), await lib.readCodesNpy(process.argv[2])];
         const [a, b] = [(await lib.readWav(process.argv[3])).samples[0], (await lib.readWav(process.argv[4])).samples[0]];
-        let same = 0;
-        for (let i = 0; i < g.data.length; i++) same += g.data[i] === c.data[i] ? 1 : 0;
-        console.log(JSON.stringify({ cliCodesShape: [g.nQ, g.nFrames], cliCodesEqualVsCpu: same / g.data.length,
+        console.log(JSON.stringify({ cliCodesShape: [g.nQ, g.nFrames], cliCodesEqualVsCpu: lib.codeAgreement(g, c),
           cliDecodeSnrVsCpuDb: lib.snr(b, a), samples: a.length }));
       })().catch((e) => { console.error(e); process.exit(1); });' "$work/gpu.npy" "$work/cpu.npy" "$work/gpu.wav" "$work/cpu.wav"
 } 2>&1 | tee "$out/cli.log"

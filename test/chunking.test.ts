@@ -12,18 +12,10 @@ import { loadAudio, streamAudio } from '../lib/audio';
 import { HOP_LENGTH } from '../lib/bandwidth';
 import { DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS, chunkPlan, chunkWindows } from '../lib/chunking';
 import { Codes, Encodec } from '../lib/codec';
-import { snr } from '../lib/metrics';
+import { codeAgreement, snr } from '../lib/metrics';
 import { rejects } from './helpers/assert';
 import { makeSpeech24k } from './helpers/media';
 import { randomModel } from './helpers/model';
-
-/** Fraction of codes equal in two code blocks of the same shape. */
-function agreement(a: Codes, b: Codes): number {
-  expect([a.nQ, a.nFrames]).to.deep.equal([b.nQ, b.nFrames]);
-  let same = 0;
-  for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) same++;
-  return same / a.data.length;
-}
 
 /** Yields `samples` in blocks of `size` samples (as a decoder would). */
 async function* blocks(samples: Float32Array, size: number): AsyncGenerator<Float32Array> {
@@ -66,26 +58,26 @@ describe('chunked and streamed encoding', function () {
   it('keeps >= 99.5 % of the codes of whole-file encoding at the default context, same shape', async function () {
     const chunked = await codec.encode(speech, { bandwidth: 6, ...SMALL });
     expect(chunked.data).to.be.instanceOf(Int16Array);
-    expect(agreement(chunked, whole)).to.be.at.least(0.995);
+    expect(codeAgreement(chunked, whole)).to.be.at.least(0.995);
     // without context the chunk starts are computed from reflect padding instead of the preceding audio
     const blind = await codec.encode(speech, { bandwidth: 6, ...SMALL, contextSeconds: 0 });
-    expect(agreement(blind, whole)).to.be.below(agreement(chunked, whole));
+    expect(codeAgreement(blind, whole)).to.be.below(codeAgreement(chunked, whole));
   });
 
   it('encodes clips up to one chunk long exactly as whole-file (default options)', async function () {
     const clip = speech.subarray(0, DEFAULT_CHUNK_SECONDS * 24000 - 100);
     const exact = await codec.encode(clip, { bandwidth: 6, exact: true });
-    expect(agreement(await codec.encode(clip, { bandwidth: 6 }), exact)).to.equal(1);
+    expect(codeAgreement(await codec.encode(clip, { bandwidth: 6 }), exact)).to.equal(1);
   });
 
   it('keeps >= 99.5 % of the codes at default settings on speech longer than a chunk', async function () {
     expect(speech.length / 24000).to.be.above(DEFAULT_CHUNK_SECONDS);
-    expect(agreement(await codec.encode(speech, { bandwidth: 6 }), whole)).to.be.at.least(0.995);
+    expect(codeAgreement(await codec.encode(speech, { bandwidth: 6 }), whole)).to.be.at.least(0.995);
   });
 
   it('exact: true is the whole-file pass', async function () {
     const [batch] = await codec.encodeBatch([speech], { bandwidth: 6 });
-    expect(agreement(whole, batch)).to.equal(1);
+    expect(codeAgreement(whole, batch)).to.equal(1);
     const decoded = await codec.decode(whole, { exact: true });
     expect(snr((await codec.decodeBatch([whole]))[0], decoded)).to.equal(Infinity);
   });
@@ -102,9 +94,9 @@ describe('chunked and streamed encoding', function () {
   it('streams to exactly the in-memory chunked codes, whatever the block sizes', async function () {
     const inMemory = await codec.encode(speech, { bandwidth: 3, ...SMALL });
     const streamed = await codec.encodeStream(blocks(speech, 7777), { bandwidth: 3, ...SMALL });
-    expect(agreement(streamed, inMemory)).to.equal(1);
+    expect(codeAgreement(streamed, inMemory)).to.equal(1);
     const fromFile = await codec.encodeStream(streamAudio(wavPath, { chunkSeconds: 0.3 }), { bandwidth: 3, ...SMALL });
-    expect(agreement(fromFile, inMemory)).to.equal(1);
+    expect(codeAgreement(fromFile, inMemory)).to.equal(1);
   });
 
   it('yields consecutive blocks, and stops reading at maxFrames', async function () {
@@ -130,7 +122,7 @@ describe('chunked and streamed encoding', function () {
     expect(head.nFrames).to.equal(maxFrames);
     expect(offered).to.be.below(speech.length);
     const expected = await codec.encode(speech.subarray(0, maxFrames * HOP_LENGTH), { bandwidth: 6, ...SMALL });
-    expect(agreement(head, expected)).to.equal(1);
+    expect(codeAgreement(head, expected)).to.equal(1);
   });
 
   it('rejects bad options with errors that name them', async function () {

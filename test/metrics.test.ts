@@ -9,7 +9,7 @@ import * as path from 'node:path';
 
 import { expect } from 'chai';
 
-import { computeMetrics, resampleOctave, siSnr, snr, stoi } from '../lib/metrics';
+import { codeAgreement, computeMetrics, resampleOctave, siSnr, snr, stoi } from '../lib/metrics';
 import { readWav, writeWav } from '../lib/wav';
 import { cli } from './helpers/cli';
 import { ffmpeg } from './helpers/media';
@@ -135,6 +135,16 @@ describe('quality metrics', function () {
       const short = computeMetrics(speech.subarray(0, 2400), speech.subarray(0, 2400), 24000);
       expect(short.stoi).to.equal(null);
       expect(short.estoi).to.equal(null);
+    });
+  });
+
+  describe('code agreement', function () {
+    it('is the fraction of identical codes, and refuses blocks of different shapes', function () {
+      const a = { data: Int16Array.from([1, 2, 3, 4, 5, 6, 7, 8]), nQ: 2, nFrames: 4 };
+      const b = { data: Int32Array.from([1, 2, 3, 0, 5, 6, 0, 8]), nQ: 2, nFrames: 4 };
+      expect(codeAgreement(a, a)).to.equal(1);
+      expect(codeAgreement(a, b)).to.equal(0.75);
+      expect(() => codeAgreement(a, { ...b, nQ: 4, nFrames: 2 })).to.throw(RangeError, /differ in shape: \[2, 4\] vs \[4, 2\]/);
     });
   });
 
