@@ -68,6 +68,12 @@ export const LEGACY_BATCH_SECONDS = 5;
  */
 export const CUDA_BATCH_SECONDS = 60;
 
+/**
+ * Span calls run at once by models with span methods on the CPU, each on a share of the model's threads (see
+ * Encodec's lanes). Two: measured on 2 cores; each lane holds one span of audio.
+ */
+export const SPAN_LANES = 2;
+
 /** Chunk geometry in frames. */
 export interface ChunkPlan {
   chunkFrames: number;
@@ -138,28 +144,57 @@ export function chunkWindows(totalFrames: number, plan: ChunkPlan): ChunkWindow[
   return windowRange(0, Infinity, totalFrames, plan);
 }
 
+/**
+ * Frames in front of a span's context that only warm up the convolutions: more than the encoder's convolution
+ * stack sees (798 samples, under 3 frames) and the decoder's 7-tap input convolution (6 frames), so at every
+ * frame a span's windows read, its convolutions compute what one pass over the whole file computes.
+ */
+export const CONV_WARMUP_FRAMES = 8;
+
+/** One native call: a group of `batchWindows` consecutive windows, as one contiguous span of input. */
+export interface ChunkSpan {
+  /** First frame of the span's input (context and convolution warm-up included). */
+  start: number;
+  /** First kept frame: frames [start, first) are context only. */
+  first: number;
+  /** Kept frames: [first, first + frames). */
+  frames: number;
+  /** The plan's windows in the span (frames of the whole clip), for runners that run windows. */
+  windows: ChunkWindow[];
+}
+
+function spanOf(windows: ChunkWindow[], plan: ChunkPlan): ChunkSpan {
+  const first = windows[0].first;
+  const last = windows[windows.length - 1];
+  return {
+    start: first === 0 ? 0 : Math.max(0, first - plan.contextFrames - CONV_WARMUP_FRAMES),
+    first,
+    frames: last.first + last.frames - first,
+    windows,
+  };
+}
+
+/** The spans (native calls) covering `totalFrames` frames. */
+export function chunkSpans(totalFrames: number, plan: ChunkPlan): ChunkSpan[] {
+  const windows = chunkWindows(totalFrames, plan);
+  const spans: ChunkSpan[] = [];
+  for (let i = 0; i < windows.length; i += plan.batchWindows) spans.push(spanOf(windows.slice(i, i + plan.batchWindows), plan));
+  return spans;
+}
+
 /** Runs the model on several clips (or code blocks) at once: Encodec.encodeBatch / decodeBatch bound to options. */
 export type BatchRunner<I, O> = (inputs: I[]) => Promise<O[]>;
 
-/** Codes [nQ, nFrames] assembled from per-window blocks (each [nQ, context + frames], context dropped). */
-class CodesAssembler {
-  private data: Int16Array | undefined;
-  private nQ = 0;
-
-  constructor(private readonly totalFrames: number) {}
-
-  put(window: ChunkWindow, block: Codes): void {
-    if (!this.data) {
-      this.nQ = block.nQ;
-      this.data = new Int16Array(this.nQ * this.totalFrames);
-    }
-    copyFrames(block, window.context, window.frames, this.data, this.totalFrames, window.first);
-  }
-
-  result(): Codes {
-    if (!this.data) throw new Error('internal error: no chunk was encoded');
-    return { data: this.data, nQ: this.nQ, nFrames: this.totalFrames };
-  }
+/**
+ * Runs the model on spans: each input holds its span's frames from `span.start` (audio samples or codes); resolves
+ * with the output of each span's kept frames. Models with span methods (exporter 1.2+) take a span per native
+ * call, `lanes` spans at once on a share of the threads each; others run a span's windows as one batch
+ * ({@link encodeSpanByWindows}, {@link decodeSpanByWindows}).
+ */
+export interface SpanRunner<I, O> {
+  /** Spans run at once: the most `run` is given. */
+  lanes: number;
+  run(inputs: I[], spans: ChunkSpan[]): Promise<O[]>;
 }
 
 /** Copies `frames` frames of every codebook row of `src` from frame `from` into `dst` (row length `dstFrames`) at `at`. */
@@ -170,6 +205,13 @@ function copyFrames(src: Codes, from: number, frames: number, dst: Int16Array | 
   }
 }
 
+/** Frames [from, from + frames) of codes, as a new block of the same integer type. */
+function sliceFrames(codes: Codes, from: number, frames: number): Codes {
+  const data = new (codes.data instanceof Int32Array ? Int32Array : Int16Array)(codes.nQ * frames);
+  copyFrames(codes, from, frames, data, frames, 0);
+  return { data, nQ: codes.nQ, nFrames: frames };
+}
+
 /** Samples [start, end) of the window's audio (context included), clipped to the clip's length. */
 function windowSamples(window: ChunkWindow, totalSamples: number): [number, number] {
   const start = (window.first - window.context) * HOP_LENGTH;
@@ -177,36 +219,69 @@ function windowSamples(window: ChunkWindow, totalSamples: number): [number, numb
   return [start, end];
 }
 
+/** Encodes a span as its windows with their context, batched (models without span methods, and CUDA). */
+export function encodeSpanByWindows(encodeBatch: BatchRunner<Float32Array, Codes>): SpanRunner<Float32Array, Codes> {
+  const one = async (input: Float32Array, span: ChunkSpan): Promise<Codes> => {
+    const offset = span.start * HOP_LENGTH;
+    const clips = span.windows.map((w) => {
+      const [start, end] = windowSamples(w, offset + input.length);
+      return input.subarray(start - offset, end - offset);
+    });
+    const blocks = await encodeBatch(clips);
+    const data = new Int16Array(blocks[0].nQ * span.frames);
+    span.windows.forEach((w, j) => copyFrames(blocks[j], w.context, w.frames, data, span.frames, w.first - span.first));
+    return { data, nQ: blocks[0].nQ, nFrames: span.frames };
+  };
+  return { lanes: 1, run: async (inputs, spans) => [await one(inputs[0], spans[0])] };
+}
+
+/** Decodes a span as its windows with their context, batched (models without span methods, and CUDA). */
+export function decodeSpanByWindows(decodeBatch: BatchRunner<Codes, Float32Array>): SpanRunner<Codes, Float32Array> {
+  const one = async (codes: Codes, span: ChunkSpan): Promise<Float32Array> => {
+    const inputs = span.windows.map((w) => sliceFrames(codes, w.first - w.context - span.start, w.context + w.frames));
+    const audio = await decodeBatch(inputs);
+    const out = new Float32Array(span.frames * HOP_LENGTH);
+    span.windows.forEach((w, j) => out.set(audio[j].subarray(w.context * HOP_LENGTH), (w.first - span.first) * HOP_LENGTH));
+    return out;
+  };
+  return { lanes: 1, run: async (inputs, spans) => [await one(inputs[0], spans[0])] };
+}
+
+/** Spans in groups of `lanes`: what one SpanRunner.run call takes. */
+function laneGroups(spans: ChunkSpan[], lanes: number): ChunkSpan[][] {
+  const groups: ChunkSpan[][] = [];
+  for (let i = 0; i < spans.length; i += lanes) groups.push(spans.slice(i, i + lanes));
+  return groups;
+}
+
 /** Chunked encoding of an in-memory clip: same frame count and (up to the context's effect) codes as whole-file. */
-export async function encodeChunked(samples: Float32Array, plan: ChunkPlan, encodeBatch: BatchRunner<Float32Array, Codes>): Promise<Codes> {
+export async function encodeChunked(samples: Float32Array, plan: ChunkPlan, encoder: SpanRunner<Float32Array, Codes>): Promise<Codes> {
   const totalFrames = Math.ceil(samples.length / HOP_LENGTH);
-  const windows = chunkWindows(totalFrames, plan);
-  const out = new CodesAssembler(totalFrames);
-  for (let i = 0; i < windows.length; i += plan.batchWindows) {
-    const group = windows.slice(i, i + plan.batchWindows);
-    const blocks = await encodeBatch(group.map((w) => samples.subarray(...windowSamples(w, samples.length))));
-    group.forEach((w, j) => out.put(w, blocks[j]));
-    debug('encode', () => `chunks ${i + 1}-${i + group.length} of ${windows.length}: frames ${group[0].first}..${group[group.length - 1].first + group[group.length - 1].frames} of ${totalFrames}`);
+  let data: Int16Array | undefined;
+  for (const group of laneGroups(chunkSpans(totalFrames, plan), encoder.lanes)) {
+    const inputs = group.map((span) => samples.subarray(span.start * HOP_LENGTH, Math.min((span.first + span.frames) * HOP_LENGTH, samples.length)));
+    const blocks = await encoder.run(inputs, group);
+    data ??= new Int16Array(blocks[0].nQ * totalFrames);
+    group.forEach((span, k) => copyFrames(blocks[k], 0, span.frames, data as Int16Array, totalFrames, span.first));
+    debug('encode', () => `frames ${group[0].first}..${spanEnd(group[group.length - 1])} of ${totalFrames} (${group.length} span(s))`);
   }
-  return out.result();
+  if (!data) throw new Error('internal error: no chunk was encoded');
+  return { data, nQ: data.length / totalFrames, nFrames: totalFrames };
 }
 
 /** Chunked decoding: each window decodes its codes with `context` frames of preceding codes, context audio dropped. */
-export async function decodeChunked(codes: Codes, plan: ChunkPlan, decodeBatch: BatchRunner<Codes, Float32Array>): Promise<Float32Array> {
-  const windows = chunkWindows(codes.nFrames, plan);
+export async function decodeChunked(codes: Codes, plan: ChunkPlan, decoder: SpanRunner<Codes, Float32Array>): Promise<Float32Array> {
   const out = new Float32Array(codes.nFrames * HOP_LENGTH);
-  for (let i = 0; i < windows.length; i += plan.batchWindows) {
-    const group = windows.slice(i, i + plan.batchWindows);
-    const inputs = group.map((w): Codes => {
-      const frames = w.context + w.frames;
-      const data = new (codes.data instanceof Int32Array ? Int32Array : Int16Array)(codes.nQ * frames);
-      copyFrames(codes, w.first - w.context, frames, data, frames, 0);
-      return { data, nQ: codes.nQ, nFrames: frames };
-    });
-    const audio = await decodeBatch(inputs);
-    group.forEach((w, j) => out.set(audio[j].subarray(w.context * HOP_LENGTH), w.first * HOP_LENGTH));
+  for (const group of laneGroups(chunkSpans(codes.nFrames, plan), decoder.lanes)) {
+    const audio = await decoder.run(group.map((span) => sliceFrames(codes, span.start, spanEnd(span) - span.start)), group);
+    group.forEach((span, k) => out.set(audio[k], span.first * HOP_LENGTH));
   }
   return out;
+}
+
+/** End (exclusive) of a span's kept frames. */
+function spanEnd(span: ChunkSpan): number {
+  return span.first + span.frames;
 }
 
 /** A block of codes from {@link encodeStreamBlocks}: frames [firstFrame, firstFrame + nFrames) of the stream. */
@@ -278,30 +353,32 @@ export async function* encodeStreamBlocks(
   chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
   plan: ChunkPlan,
   maxFrames: number,
-  encodeBatch: BatchRunner<Float32Array, Codes>,
+  encoder: SpanRunner<Float32Array, Codes>,
 ): AsyncGenerator<CodesBlock, void, undefined> {
   const held = new SampleWindow();
   const maxSamples = maxFrames * HOP_LENGTH;
-  let group = 0; // index of the next group of windows
-  let nextFrame = 0; // its first frame
+  const perStep = encoder.lanes * plan.batchWindows; // windows per run call: `lanes` spans
+  let step = 0; // index of the next run call
+  let nextFrame = 0; // first frame it encodes
   let index = 0;
-  // frame where the next group ends (once the stream is that long)
-  const groupEnd = (): number => windowFirst((group + 1) * plan.batchWindows, plan);
+  // frame where the next step's spans end (once the stream is that long)
+  const stepEnd = (): number => windowFirst((step + 1) * perStep, plan);
 
-  // Encodes the next group of windows, over the stream's first `available` samples.
-  const encodeGroup = async (available: number): Promise<CodesBlock> => {
+  // Encodes the next step's spans over the stream's first `available` samples: one code block per span.
+  const encodeStep = async (available: number): Promise<CodesBlock[]> => {
     const totalFrames = Math.ceil(available / HOP_LENGTH);
-    const windows = windowRange(group * plan.batchWindows, (group + 1) * plan.batchWindows, totalFrames, plan);
-    const frames = windows.reduce((n, w) => n + w.frames, 0);
-    const blocks = await encodeBatch(windows.map((w) => held.slice(...windowSamples(w, available))));
-    const data = new Int16Array(blocks[0].nQ * frames);
-    windows.forEach((w, j) => copyFrames(blocks[j], w.context, w.frames, data, frames, w.first - nextFrame));
-    const block: CodesBlock = { data, nQ: blocks[0].nQ, nFrames: frames, firstFrame: nextFrame };
-    debug('encode', () => `stream block: ${windows.length} chunk(s), frames ${nextFrame}..${nextFrame + frames} (${(available / HOP_LENGTH / FRAME_RATE).toFixed(2)} s read so far)`);
-    nextFrame += frames;
-    group++;
-    held.dropBefore(Math.max(0, nextFrame - plan.contextFrames) * HOP_LENGTH);
-    return block;
+    const spans: ChunkSpan[] = [];
+    for (let k = step * perStep; k < (step + 1) * perStep && windowFirst(k, plan) < totalFrames; k += plan.batchWindows) {
+      spans.push(spanOf(windowRange(k, k + plan.batchWindows, totalFrames, plan), plan));
+    }
+    const inputs = spans.map((span) => held.slice(span.start * HOP_LENGTH, Math.min(spanEnd(span) * HOP_LENGTH, available)));
+    const codes = await encoder.run(inputs, spans);
+    const blocks = spans.map((span, k): CodesBlock => ({ data: codes[k].data, nQ: codes[k].nQ, nFrames: span.frames, firstFrame: span.first }));
+    debug('encode', () => `stream: frames ${nextFrame}..${spanEnd(spans[spans.length - 1])} in ${spans.length} span(s) (${(available / HOP_LENGTH / FRAME_RATE).toFixed(2)} s read so far)`);
+    nextFrame = spanEnd(spans[spans.length - 1]);
+    step++;
+    held.dropBefore(Math.max(0, nextFrame - plan.contextFrames - CONV_WARMUP_FRAMES) * HOP_LENGTH);
+    return blocks;
   };
 
   for await (const chunk of chunks) {
@@ -310,13 +387,13 @@ export async function* encodeStreamBlocks(
     }
     index++;
     held.append(chunk.subarray(0, Math.max(0, maxSamples - held.end)));
-    // a full group is ready once its last window's audio is held (frame-aligned windows need nothing after it)
-    while (held.end >= groupEnd() * HOP_LENGTH) yield await encodeGroup(groupEnd() * HOP_LENGTH);
+    // a full step is ready once its last window's audio is held (frame-aligned windows need nothing after it)
+    while (held.end >= stepEnd() * HOP_LENGTH) yield* await encodeStep(stepEnd() * HOP_LENGTH);
     if (held.end >= maxSamples) break;
   }
   const total = held.end;
   if (total === 0 && nextFrame === 0) throw new RangeError('the audio stream is empty; pass at least one sample');
-  while (nextFrame * HOP_LENGTH < total) yield await encodeGroup(total);
+  while (nextFrame * HOP_LENGTH < total) yield* await encodeStep(total);
 }
 
 /** Concatenates code blocks along time into one Codes. */

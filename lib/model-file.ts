@@ -38,6 +38,8 @@ export interface ModelInfo {
   exporter_version: string;
   /** 'lstm' (exporter 1.1+): a CPU batch runs its convolutions clip by clip and the LSTM batched; absent before. */
   cpu_batching?: string;
+  /** true (exporter 1.2+): the model has encode_span / decode_span, chunked coding of a whole span per call. */
+  span_methods?: boolean;
   torch_version: string;
   created: string;
 }

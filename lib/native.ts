@@ -19,14 +19,35 @@ export interface NativeLatents {
   nFrames: number;
 }
 
+/**
+ * Geometry of a span call, in frames: the first `lead` frames are context only; the rest run through the LSTM in
+ * windows of `chunk` frames with `context` frames in front (models/encodec_ts.py, encode_span / decode_span).
+ */
+export interface NativeSpan {
+  lead: number;
+  chunk: number;
+  context: number;
+}
+
+/**
+ * Options of one native encode/decode call. `threads`: intra-op threads for it (at most the model's; 0 or absent:
+ * all). Calls whose threads fit in the model's together run at once; others wait.
+ */
+export interface NativeCallOptions {
+  span?: NativeSpan;
+  threads?: number;
+}
+
 /** The addon's model object (see native/model.cc). */
 export interface NativeModel {
   readonly metadata: string;
   readonly device: string;
   readonly threads: number;
   readonly disposed: boolean;
-  encode(clips: Float32Array[], nQ: number): Promise<NativeCodes[]>;
-  decode(codes: NativeCodes[]): Promise<Float32Array[]>;
+  /** With `options.span`, `clips` is one span of a chunked encoding (models with span methods; lib/chunking.ts). */
+  encode(clips: Float32Array[], nQ: number, options?: NativeCallOptions): Promise<NativeCodes[]>;
+  /** With `options.span`, `codes` is one span of a chunked decoding. */
+  decode(codes: NativeCodes[], options?: NativeCallOptions): Promise<Float32Array[]>;
   dequantize(codes: NativeCodes[]): Promise<NativeLatents[]>;
   dispose(): void;
 }

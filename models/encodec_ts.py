@@ -42,6 +42,12 @@ LSTM_LAYERS = 2
 MAX_CODEBOOKS = 32
 CODEBOOK_SIZE = 1024
 BANDWIDTHS = [1.5, 3.0, 6.0, 12.0, 24.0]
+# Span methods (encode_span / decode_span): the convolution stacks run on pieces of PIECE_FRAMES frames (2 s:
+# activations stay in cache) that overlap by CONV_OVERLAP frames, more than their receptive fields (encoder
+# front-end 798 samples < 3 frames, decoder back-end < 2 frames, the 7-tap frame-rate convs 6 frames), so a
+# span's convolutions give the same values as one pass over the whole file.
+PIECE_FRAMES = 150
+CONV_OVERLAP = 8
 
 
 def n_q_for_bandwidth(bandwidth_kbps: float) -> int:
@@ -99,6 +105,31 @@ def _pad1d_reflect(x: Tensor, padding_left: int, padding_right: int) -> Tensor:
     padded = F.pad(x, [padding_left, padding_right], mode="reflect")
     end = padded.size(-1) - extra_pad
     return padded[..., :end]
+
+
+def _span_windows(frames: int, lead: int, chunk: int, context: int) -> List[List[int]]:
+    """LSTM windows of a span: [input start, kept start, end] in span frames.
+
+    Frames [0, lead) of the span are only context; the kept frames [lead, frames) are cut into chunks of
+    `chunk` frames, each run through the LSTM from `context` frames before it (a zero state forgotten within
+    the context). Every window spans chunk + context frames where the span allows it, so they batch: the
+    first window of a file (lead 0) keeps all its frames, and the last one takes more context instead of
+    being shorter. Input never starts before frame lead - context, before which the convolutions had no
+    left context of their own.
+    """
+    width = chunk + context
+    clean = max(0, lead - context)
+    windows: List[List[int]] = []
+    kept = lead
+    end = min(max(lead + chunk, width), frames)
+    while True:
+        windows.append([max(clean, end - width), kept, end])
+        if end >= frames:
+            break
+        kept = end
+        end = min(end + chunk, frames)
+    return windows
+
 
 
 class SConv1d(nn.Module):
@@ -230,7 +261,63 @@ class ResnetBlock(nn.Module):
         return self.shortcut(x) + self.block(x)
 
 
-class SEANetEncoder(nn.Module):
+class _LayerStack(nn.Module):
+    """A SEANet encoder or decoder (``self.model``, a Sequential) run in parts: layers [lo, hi) only, on
+    pieces of a span, or on a span's LSTM windows batched."""
+
+    def __init__(self):
+        super().__init__()
+        # module attributes: TorchScript does not read module-level globals
+        self.piece_frames = PIECE_FRAMES
+        self.conv_overlap = CONV_OVERLAP
+        self.hop_length = HOP_LENGTH
+
+    def run_layers(self, h: Tensor, lo: int, hi: int) -> Tensor:
+        for i, layer in enumerate(self.model):
+            if i >= lo and i < hi:
+                h = layer(h)
+        return h
+
+    def piecewise(self, x: Tensor, frames: int, in_hop: int, out_hop: int, lo: int, hi: int) -> Tensor:
+        """Layers [lo, hi) on x [1, C, T] in pieces of PIECE_FRAMES frames, each with CONV_OVERLAP frames of left
+        overlap whose outputs are dropped (the first piece has none): the values of one pass over x, computed
+        with activations that fit in cache."""
+        length = x.size(-1)
+        parts: List[Tensor] = []
+        start = 0
+        while start < frames:
+            stop = min(start + self.piece_frames, frames)
+            first = max(0, start - self.conv_overlap)
+            h = self.run_layers(x[:, :, first * in_hop:min(stop * in_hop, length)], lo, hi)
+            parts.append(h[:, :, (start - first) * out_hop:])
+            start = stop
+        return torch.cat(parts, -1)
+
+    def through_windows(self, h: Tensor, windows: List[List[int]], lo: int, hi: int, keep_context: bool) -> Tensor:
+        """Layers [lo, hi) on each window [input start, kept start, end] of h [1, C, F], windows of one length
+        batched; returns the kept frames of all windows in order (the first window's from its input start
+        when `keep_context`), joined along time."""
+        outputs: List[Tensor] = [h.new_empty(0) for _ in windows]
+        done: List[bool] = [False for _ in windows]
+        for i in range(len(windows)):
+            if done[i]:
+                continue
+            width = windows[i][2] - windows[i][0]
+            members: List[int] = []
+            rows: List[Tensor] = []
+            for j in range(i, len(windows)):
+                if not done[j] and windows[j][2] - windows[j][0] == width:
+                    members.append(j)
+                    rows.append(h[0, :, windows[j][0]:windows[j][2]])
+                    done[j] = True
+            y = self.run_layers(torch.stack(rows, 0), lo, hi)
+            for k, j in enumerate(members):
+                skip = 0 if keep_context and j == 0 else windows[j][1] - windows[j][0]
+                outputs[j] = y[k:k + 1, :, skip:]
+        return torch.cat(outputs, -1)
+
+
+class SEANetEncoder(_LayerStack):
     def __init__(self):
         super().__init__()
         mult = 1
@@ -267,8 +354,17 @@ class SEANetEncoder(nn.Module):
                 y = lstm_layer(y)
         return y
 
+    def forward_span(self, x: Tensor, lead: int, chunk: int, context: int) -> Tensor:
+        """Latent [1, 128, F - lead] of span x [1, 1, T] (F = ceil(T / 320)) whose first `lead` frames are
+        context: the convolutions piecewise over the whole span, then the LSTM and last conv on the batched
+        windows of _span_windows."""
+        frames = (x.size(-1) + self.hop_length - 1) // self.hop_length
+        h = self.piecewise(x, frames, self.hop_length, 1, 0, self.lstm_index)
+        return self.through_windows(h, _span_windows(frames, lead, chunk, context), self.lstm_index,
+                                    len(self.model), False)
 
-class SEANetDecoder(nn.Module):
+
+class SEANetDecoder(_LayerStack):
     def __init__(self):
         super().__init__()
         mult = 2 ** len(RATIOS)
@@ -302,6 +398,18 @@ class SEANetDecoder(nn.Module):
                     y = conv_layer(y)
             parts.append(y)
         return torch.cat(parts, 0)
+
+    def forward_span(self, z: Tensor, lead: int, chunk: int, context: int) -> Tensor:
+        """Audio [1, 1, (F - lead) * 320] of latent span z [1, 128, F] whose first `lead` frames are context: the
+        input conv and LSTM on the batched windows of _span_windows, then the upsampling convolutions
+        piecewise over the frames from the first window's start (their overlap reads the context's LSTM
+        output, as a window of audio with context would)."""
+        frames = z.size(-1)
+        windows = _span_windows(frames, lead, chunk, context)
+        h = self.through_windows(z, windows, 0, self.upsample_index, True)
+        start = windows[0][0]
+        y = self.piecewise(h, frames - start, 1, self.hop_length, self.upsample_index, len(self.model))
+        return y[:, :, (lead - start) * self.hop_length:]
 
 
 class ResidualVQ(nn.Module):
@@ -446,6 +554,31 @@ class EncodecTS(nn.Module):
     def decode(self, codes: Tensor) -> Tensor:
         codes = self._check_codes(codes, "decode")
         return self.decoder(self.quantizer.decode(codes))
+
+    def _check_span(self, frames: int, batch: int, lead: int, chunk: int, context: int, fn: str):
+        if batch != 1:
+            raise RuntimeError("encodec: {}: a span is one clip (batch 1), got batch {}".format(fn, batch))
+        if chunk < 1 or context < 0 or lead < 0 or lead >= frames:
+            raise RuntimeError("encodec: {}: need chunk >= 1, context >= 0 and 0 <= lead < {} frames, got chunk {}, "
+                               "context {}, lead {}".format(fn, frames, chunk, context, lead))
+
+    @torch.jit.export
+    def encode_span(self, wav: Tensor, n_q: int, lead: int, chunk: int, context: int) -> Tensor:
+        """Codes [1, n_q, F - lead] of a span of audio [1, 1, T] whose first `lead` frames are context (chunked
+        encoding, see SEANetEncoder.forward_span)."""
+        self._check_n_q(n_q, "encode_span")
+        wav = self._check_wav(wav, "encode_span")
+        self._check_span((wav.size(2) + self.hop_length - 1) // self.hop_length, wav.size(0), lead, chunk, context,
+                         "encode_span")
+        return self.quantizer.encode(self.encoder.forward_span(wav, lead, chunk, context), n_q)
+
+    @torch.jit.export
+    def decode_span(self, codes: Tensor, lead: int, chunk: int, context: int) -> Tensor:
+        """Audio [1, 1, (F - lead) * 320] of a span of codes [1, n_q, F] whose first `lead` frames are context
+        (chunked decoding, see SEANetDecoder.forward_span)."""
+        codes = self._check_codes(codes, "decode_span")
+        self._check_span(codes.size(2), codes.size(0), lead, chunk, context, "decode_span")
+        return self.decoder.forward_span(self.quantizer.decode(codes), lead, chunk, context)
 
     def forward(self, wav: Tensor) -> Tensor:
         return self.decode(self.encode(wav, self.max_codebooks))

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint as ckpt  # noqa: E402
 import encodec_ts as ets  # noqa: E402
 
-EXPORTER_VERSION = "1.1.0"
+EXPORTER_VERSION = "1.2.0"
 FORMAT = "encodec-native-model"
 FORMAT_VERSION = 1
 EXTRA_FILE = "encodec.json"
@@ -57,6 +57,8 @@ def build_metadata(source: dict) -> dict:
         # a CPU batch runs the convolutions clip by clip and the LSTM over the whole batch (encodec_ts.py), so
         # batching chunked windows pays off; older exports batch every layer and prefer one window per call
         "cpu_batching": "lstm",
+        # encode_span / decode_span: chunked coding of a whole span per call, convolutions run once over it
+        "span_methods": True,
         "torch_version": torch.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         .isoformat().replace("+00:00", "Z"),

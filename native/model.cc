@@ -10,6 +10,36 @@ namespace encodec {
 namespace {
 // A batch is held in memory at once; this bounds a single call, not the audio length.
 constexpr uint32_t kMaxBatch = 4096;
+// Longest span, in frames (10 hours): far beyond any useful call, but keeps the geometry in safe integer range.
+constexpr int64_t kMaxSpanFrames = int64_t{75} * 3600 * 10;
+
+// The optional call options { span?: { lead, chunk, context } (frames), threads? } of encode/decode; with a span
+// the call takes exactly one input.
+CallOptions ReadCallOptions(const Napi::Value& value, size_t inputs) {
+  CallOptions options;
+  if (value.IsUndefined()) return options;
+  if (!value.IsObject() || value.IsArray()) {
+    throw InputError(ErrorKind::Type, "call options must be an object { span?, threads? }");
+  }
+  auto object = value.As<Napi::Object>();
+  Napi::Value threads = object.Get("threads");
+  if (!threads.IsUndefined()) options.threads = static_cast<int>(ReadInteger(threads, "options.threads", 0, 1024));
+  Napi::Value span = object.Get("span");
+  if (span.IsUndefined()) return options;
+  if (!span.IsObject() || span.IsArray()) {
+    throw InputError(ErrorKind::Type, "options.span must be an object { lead, chunk, context } of frame counts");
+  }
+  if (inputs != 1) {
+    throw InputError(ErrorKind::Range, "a span call takes exactly one input, got " + std::to_string(inputs));
+  }
+  auto geometry = span.As<Napi::Object>();
+  SpanGeometry g;
+  g.lead = ReadInteger(geometry.Get("lead"), "options.span.lead", 0, kMaxSpanFrames);
+  g.chunk = ReadInteger(geometry.Get("chunk"), "options.span.chunk", 1, kMaxSpanFrames);
+  g.context = ReadInteger(geometry.Get("context"), "options.span.context", 0, kMaxSpanFrames);
+  options.span = g;
+  return options;
+}
 }  // namespace
 
 Napi::Function EncodecModel::DefineClass(Napi::Env env) {
@@ -49,13 +79,13 @@ std::shared_ptr<Session> EncodecModel::Live(const char* method) const {
   return session_;
 }
 
-// encode(clips: Float32Array[], nQ: number): Promise<{ data: Int16Array, nQ, nFrames }[]>
+// encode(clips: Float32Array[], nQ: number, options?: { span?, threads? }): Promise<{ data: Int16Array, nQ, nFrames }[]>
 Napi::Value EncodecModel::Encode(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     auto session = Live("encode");
     std::vector<Napi::Value> clips = ReadInputArray(info[0], "clips", kMaxBatch);
     const int64_t n_q = ReadInteger(info[1], "nQ (number of codebooks)", 1, Session::kMaxCodebooks);
-    auto* worker = new EncodeWorker(info.Env(), session, clips, n_q);
+    auto* worker = new EncodeWorker(info.Env(), session, clips, n_q, ReadCallOptions(info[2], clips.size()));
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;
@@ -65,7 +95,8 @@ Napi::Value EncodecModel::Encode(const Napi::CallbackInfo& info) {
 Napi::Value EncodecModel::Decode(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     auto session = Live("decode");
-    auto* worker = new CodesWorker(info.Env(), session, ReadInputArray(info[0], "codes", kMaxBatch), false);
+    std::vector<Napi::Value> blocks = ReadInputArray(info[0], "codes", kMaxBatch);
+    auto* worker = new CodesWorker(info.Env(), session, blocks, false, ReadCallOptions(info[1], blocks.size()));
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;

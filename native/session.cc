@@ -222,8 +222,39 @@ void ConfigureRuntime() {
 
 }  // namespace
 
+void ThreadBudget::Acquire(int n) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  released_.wait(lock, [&] { return free_ >= n; });
+  free_ -= n;
+}
+
+void ThreadBudget::Release(int n) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    free_ += n;
+  }
+  released_.notify_all();
+}
+
+class Session::Lease {
+ public:
+  Lease(Session& session, int threads)
+      : budget_(session.budget_),
+        held_(threads > 0 && session.threads_ > 0 ? std::min(threads, session.threads_) : std::max(session.threads_, 1)) {
+    budget_.Acquire(held_);
+    UseThreads(threads > 0 && session.threads_ > 0 ? held_ : session.threads_);
+  }
+  ~Lease() { budget_.Release(held_); }
+  Lease(const Lease&) = delete;
+  Lease& operator=(const Lease&) = delete;
+
+ private:
+  ThreadBudget& budget_;
+  const int held_;
+};
+
 Session::Session(const std::string& path, const std::string& device, int threads)
-    : device_(ParseDevice(device)), threads_(threads) {
+    : device_(ParseDevice(device)), threads_(threads), budget_(std::max(threads, 1)) {
   ConfigureRuntime();
   {
     std::ifstream probe(path, std::ios::binary);
@@ -269,9 +300,8 @@ Session::~Session() {
 }
 
 std::vector<torch::Tensor> Session::RunGrouped(const std::string& method, const std::vector<torch::Tensor>& inputs,
-                                               const std::vector<c10::IValue>& extra_args) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  UseThreads(threads_);
+                                               const std::vector<c10::IValue>& extra_args, int threads) {
+  Lease lease(*this, threads);
   c10::InferenceMode inference;
   torch::jit::Method run = module_.get_method(method);
 
@@ -298,17 +328,60 @@ std::vector<torch::Tensor> Session::RunGrouped(const std::string& method, const 
   return outputs;
 }
 
-std::vector<torch::Tensor> Session::Encode(const std::vector<torch::Tensor>& clips, int64_t n_q) {
+torch::Tensor Session::RunSpan(const std::string& method, const torch::Tensor& input, int64_t frames,
+                               const SpanGeometry& span, const std::vector<c10::IValue>& extra_args,
+                               int threads) {
+  if (span.chunk < 1 || span.context < 0 || span.lead < 0 || span.lead >= frames) {
+    throw InputError(ErrorKind::Range, "span geometry does not fit the span's " + std::to_string(frames) +
+                                           " frames: need chunk >= 1, context >= 0 and 0 <= lead < frames, got chunk " +
+                                           std::to_string(span.chunk) + ", context " + std::to_string(span.context) +
+                                           ", lead " + std::to_string(span.lead));
+  }
+  if (!module_.find_method(method)) {
+    throw InputError(ErrorKind::Generic, "this model file has no " + method +
+                                             " method (it was exported before exporter 1.2); re-export it with "
+                                             "`encodec-native model export`, or call without spans");
+  }
+  Lease lease(*this, threads);
+  c10::InferenceMode inference;
+  std::vector<c10::IValue> args{input.to(device_)};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  args.emplace_back(span.lead);
+  args.emplace_back(span.chunk);
+  args.emplace_back(span.context);
+  return module_.get_method(method)(args).toTensor().to(torch::kCPU)[0];
+}
+
+namespace {
+void CheckFinite(const torch::Tensor& clip, size_t i) {
+  if (!torch::isfinite(clip).all().item<bool>()) {
+    throw InputError(ErrorKind::Range, "samples of clip " + std::to_string(i) +
+                                           " contain NaN or Infinity; clean the audio before encoding");
+  }
+}
+}  // namespace
+
+torch::Tensor Session::EncodeSpan(const torch::Tensor& clip, int64_t n_q, const SpanGeometry& span, int threads) {
+  CheckFinite(clip, 0);
+  const int64_t frames = (clip.numel() + kHopLength - 1) / kHopLength;
+  return RunSpan("encode_span", clip.view({1, 1, -1}), frames, span, {c10::IValue(n_q)}, threads)
+      .to(torch::kInt16)
+      .contiguous();
+}
+
+torch::Tensor Session::DecodeSpan(const torch::Tensor& codes, const SpanGeometry& span, int threads) {
+  CheckCodes({codes});
+  return RunSpan("decode_span", codes.unsqueeze(0), codes.size(1), span, {}, threads).reshape({-1}).contiguous();
+}
+
+std::vector<torch::Tensor> Session::Encode(const std::vector<torch::Tensor>& clips, int64_t n_q, int threads) {
   std::vector<torch::Tensor> batch_rows;
   batch_rows.reserve(clips.size());
   for (size_t i = 0; i < clips.size(); ++i) {
-    if (!torch::isfinite(clips[i]).all().item<bool>()) {
-      throw InputError(ErrorKind::Range, "samples of clip " + std::to_string(i) +
-                                             " contain NaN or Infinity; clean the audio before encoding");
-    }
+    CheckFinite(clips[i], i);
     batch_rows.push_back(clips[i].view({1, -1}));  // [1, T] channel row
   }
-  std::vector<torch::Tensor> codes = RunGrouped("encode", batch_rows, {c10::IValue(n_q)});
+  std::vector<torch::Tensor> codes = RunGrouped("encode", batch_rows, {c10::IValue(n_q)}, threads);
   for (auto& c : codes) c = c.to(torch::kInt16).contiguous();  // codes are 0..1023
   return codes;
 }
@@ -327,16 +400,16 @@ void Session::CheckCodes(const std::vector<torch::Tensor>& codes) const {
   }
 }
 
-std::vector<torch::Tensor> Session::Decode(const std::vector<torch::Tensor>& codes) {
+std::vector<torch::Tensor> Session::Decode(const std::vector<torch::Tensor>& codes, int threads) {
   CheckCodes(codes);
-  std::vector<torch::Tensor> audio = RunGrouped("decode", codes, {});
+  std::vector<torch::Tensor> audio = RunGrouped("decode", codes, {}, threads);
   for (auto& a : audio) a = a.reshape({-1}).contiguous();  // [1, T] -> [T]
   return audio;
 }
 
 std::vector<torch::Tensor> Session::Dequantize(const std::vector<torch::Tensor>& codes) {
   CheckCodes(codes);
-  std::vector<torch::Tensor> latents = RunGrouped("dequantize", codes, {});
+  std::vector<torch::Tensor> latents = RunGrouped("dequantize", codes, {}, 0);
   for (auto& l : latents) l = l.to(torch::kFloat32).contiguous();
   return latents;
 }

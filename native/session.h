@@ -4,11 +4,45 @@
 #include <torch/script.h>
 
 #include <cstdint>
+#include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace encodec {
+
+// Chunked coding of one span of audio or codes (models exported by exporter 1.2+, methods encode_span /
+// decode_span): the first `lead` frames are context only, the kept frames run through the LSTM in windows of
+// `chunk` frames with `context` frames in front (models/encodec_ts.py).
+struct SpanGeometry {
+  int64_t lead = 0;
+  int64_t chunk = 1;
+  int64_t context = 0;
+};
+
+// Options of one encode/decode call.
+struct CallOptions {
+  // Set: the call is one span of a chunked encoding/decoding (exactly one input).
+  std::optional<SpanGeometry> span;
+  // Intra-op threads for this call, at most the model's; 0: all of them. Calls run concurrently while their
+  // threads fit in the model's (the step-serial LSTM keeps only one core busy, so two one-thread calls on two
+  // cores finish sooner than two two-thread calls one after the other).
+  int threads = 0;
+};
+
+// The model's intra-op threads as a budget: a call takes its threads and waits until they are free.
+class ThreadBudget {
+ public:
+  explicit ThreadBudget(int total) : free_(total) {}
+  void Acquire(int n);
+  void Release(int n);
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable released_;
+  int free_;
+};
 
 class Session {
  public:
@@ -23,28 +57,39 @@ class Session {
   int threads() const { return threads_; }
 
   // Each clip is a CPU float32 1-D tensor of samples; returns int16 [nQ, nFrames] CPU tensors.
-  std::vector<torch::Tensor> Encode(const std::vector<torch::Tensor>& clips, int64_t n_q);
+  std::vector<torch::Tensor> Encode(const std::vector<torch::Tensor>& clips, int64_t n_q, int threads = 0);
+  // One span (CPU float32 1-D samples) -> int16 [nQ, nFrames - lead] codes of its kept frames.
+  torch::Tensor EncodeSpan(const torch::Tensor& clip, int64_t n_q, const SpanGeometry& span, int threads = 0);
   // Each code block is a CPU int16/int32 [nQ, nFrames] tensor; returns float32 1-D CPU tensors.
-  std::vector<torch::Tensor> Decode(const std::vector<torch::Tensor>& codes);
+  std::vector<torch::Tensor> Decode(const std::vector<torch::Tensor>& codes, int threads = 0);
+  // One span of codes [nQ, nFrames] -> float32 1-D audio of its kept frames ((nFrames - lead) * 320 samples).
+  torch::Tensor DecodeSpan(const torch::Tensor& codes, const SpanGeometry& span, int threads = 0);
   // Quantized latent vectors (sum of codebook entries) for code blocks: float32 [128, nFrames].
   std::vector<torch::Tensor> Dequantize(const std::vector<torch::Tensor>& codes);
 
   static constexpr int64_t kCodebookSize = 1024;
   static constexpr int64_t kMaxCodebooks = 32;
+  static constexpr int64_t kHopLength = 320;
 
  private:
   // Runs `method` on batches of same-shaped inputs (one batch per distinct shape), returning
   // one output per input in input order. `prepare` turns one input into its [1, ...] batch row.
   std::vector<torch::Tensor> RunGrouped(const std::string& method, const std::vector<torch::Tensor>& inputs,
-                                        const std::vector<c10::IValue>& extra_args);
+                                        const std::vector<c10::IValue>& extra_args, int threads);
+  // Runs span method `method` on `input` (a [1, ...] batch) after checking the model has it and the geometry
+  // fits its `frames` frames.
+  torch::Tensor RunSpan(const std::string& method, const torch::Tensor& input, int64_t frames,
+                        const SpanGeometry& span, const std::vector<c10::IValue>& extra_args, int threads);
+  // Holds `threads` of the budget (all for 0) for one call and sets the calling thread's intra-op threads.
+  class Lease;
   void CheckCodes(const std::vector<torch::Tensor>& codes) const;
 
   torch::jit::Module module_;
   torch::Device device_;
   int threads_;
   std::string metadata_;
-  // One computation per model at a time: concurrent calls would oversubscribe the cores.
-  std::mutex mutex_;
+  // Concurrent calls share the model's threads (one call at a time for the default thread count).
+  ThreadBudget budget_;
 };
 
 }  // namespace encodec

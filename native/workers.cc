@@ -64,14 +64,18 @@ Napi::Value LoadWorker::Result(Napi::Env env) { return EncodecModel::NewInstance
 // ---- encode ----
 
 EncodeWorker::EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& clips,
-                           int64_t n_q)
-    : PromiseWorker(env, "encodec-native:encode"), session_(std::move(session)), n_q_(n_q) {
+                           int64_t n_q, CallOptions options)
+    : PromiseWorker(env, "encodec-native:encode"), session_(std::move(session)), n_q_(n_q), options_(options) {
   for (size_t i = 0; i < clips.size(); ++i) {
     clips_.push_back(Borrow(clips[i], "clip " + std::to_string(i)));
   }
 }
 
-void EncodeWorker::Run() { codes_ = session_->Encode(clips_, n_q_); }
+void EncodeWorker::Run() {
+  codes_ = options_.span
+               ? std::vector<torch::Tensor>{session_->EncodeSpan(clips_[0], n_q_, *options_.span, options_.threads)}
+               : session_->Encode(clips_, n_q_, options_.threads);
+}
 
 Napi::Value EncodeWorker::Result(Napi::Env env) {
   Napi::Array out = Napi::Array::New(env, codes_.size());
@@ -89,16 +93,23 @@ Napi::Value EncodeWorker::Result(Napi::Env env) {
 // ---- decode / dequantize ----
 
 CodesWorker::CodesWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& blocks,
-                         bool latents)
+                         bool latents, CallOptions options)
     : PromiseWorker(env, latents ? "encodec-native:dequantize" : "encodec-native:decode"),
       session_(std::move(session)),
-      latents_(latents) {
+      latents_(latents),
+      options_(options) {
   for (size_t i = 0; i < blocks.size(); ++i) {
     codes_.push_back(ViewCodeBlock(blocks[i], "codes block " + std::to_string(i)));  // a copy
   }
 }
 
-void CodesWorker::Run() { outputs_ = latents_ ? session_->Dequantize(codes_) : session_->Decode(codes_); }
+void CodesWorker::Run() {
+  if (options_.span) {
+    outputs_ = {session_->DecodeSpan(codes_[0], *options_.span, options_.threads)};
+  } else {
+    outputs_ = latents_ ? session_->Dequantize(codes_) : session_->Decode(codes_, options_.threads);
+  }
+}
 
 Napi::Value CodesWorker::Result(Napi::Env env) {
   Napi::Array out = Napi::Array::New(env, outputs_.size());

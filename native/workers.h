@@ -58,10 +58,11 @@ class LoadWorker : public PromiseWorker {
   std::shared_ptr<Session> session_;
 };
 
-// Encodes clips of samples; resolves with [{ data: Int16Array, nQ, nFrames }].
+// Encodes clips of samples (or one span, with options.span); resolves with [{ data: Int16Array, nQ, nFrames }].
 class EncodeWorker : public PromiseWorker {
  public:
-  EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& clips, int64_t n_q);
+  EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& clips, int64_t n_q,
+               CallOptions options);
 
  protected:
   void Run() override;
@@ -71,13 +72,15 @@ class EncodeWorker : public PromiseWorker {
   std::shared_ptr<Session> session_;
   std::vector<torch::Tensor> clips_, codes_;
   int64_t n_q_;
+  CallOptions options_;
 };
 
 // Decodes code blocks to samples (Float32Array each), or to quantized latents
-// ({ data: Float32Array, dim, nFrames } each) when `latents` is set.
+// ({ data: Float32Array, dim, nFrames } each) when `latents` is set; one span of codes with options.span.
 class CodesWorker : public PromiseWorker {
  public:
-  CodesWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& blocks, bool latents);
+  CodesWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& blocks, bool latents,
+              CallOptions options = {});
 
  protected:
   void Run() override;
@@ -87,6 +90,7 @@ class CodesWorker : public PromiseWorker {
   std::shared_ptr<Session> session_;
   std::vector<torch::Tensor> codes_, outputs_;
   bool latents_;
+  CallOptions options_;
 };
 
 // Reads the items of a non-empty JS array of at most `max_length` inputs, or throws a TypeError/RangeError naming
