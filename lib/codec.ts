@@ -15,6 +15,7 @@ import {
   ChunkPlan,
   ChunkSpan,
   CodesBlock,
+  SPAN_BATCH_SECONDS,
   SPAN_LANES,
   SpanRunner,
   StreamOptions,
@@ -122,13 +123,14 @@ export class Encodec {
   private model: NativeModel | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /**
-   * Default `batchSeconds`: on CUDA many windows per call (the GPU needs the parallel work); on the CPU several
-   * only where the model batches just its LSTM (exporter 1.1+).
+   * Default `batchSeconds`: on CUDA many windows per call (the GPU needs the parallel work); on the CPU long spans
+   * for span calls (exporter 1.2+), several windows where the model batches just its LSTM (1.1), else one.
    */
   private readonly batchSeconds: number;
   /**
    * Whether chunked coding runs a whole span per native call (exporter 1.2+ on the CPU): the convolutions then
-   * run once over the span instead of once per window with its context. On CUDA, batched windows are faster.
+   * run once over the span instead of once per window with its context. CUDA keeps the batched windows measured
+   * on the H200 (span calls run their pieces one after another; not measured there).
    */
   private readonly spanCalls: boolean;
 
@@ -139,7 +141,9 @@ export class Encodec {
     this.spanCalls = this.info.span_methods === true && !model.device.startsWith('cuda');
     this.batchSeconds = model.device.startsWith('cuda')
       ? CUDA_BATCH_SECONDS
-      : this.info.cpu_batching === 'lstm'
+      : this.spanCalls
+        ? SPAN_BATCH_SECONDS
+        : this.info.cpu_batching === 'lstm'
         ? DEFAULT_BATCH_SECONDS
         : LEGACY_BATCH_SECONDS;
   }

@@ -10,9 +10,20 @@ import { expect } from 'chai';
 
 import { loadAudio, streamAudio } from '../lib/audio';
 import { HOP_LENGTH } from '../lib/bandwidth';
-import { DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS, chunkPlan, chunkWindows } from '../lib/chunking';
+import {
+  DEFAULT_CHUNK_SECONDS,
+  DEFAULT_CONTEXT_SECONDS,
+  chunkPlan,
+  chunkSpans,
+  chunkWindows,
+  decodeChunked,
+  decodeSpanByWindows,
+  encodeChunked,
+  encodeSpanByWindows,
+} from '../lib/chunking';
 import { Codes, Encodec } from '../lib/codec';
 import { codeAgreement, snr } from '../lib/metrics';
+import { NativeModel, nativeBinding } from '../lib/native';
 import { rejects } from './helpers/assert';
 import { makeSpeech24k } from './helpers/media';
 import { randomModel } from './helpers/model';
@@ -123,6 +134,46 @@ describe('chunked and streamed encoding', function () {
     expect(offered).to.be.below(speech.length);
     const expected = await codec.encode(speech.subarray(0, maxFrames * HOP_LENGTH), { bandwidth: 6, ...SMALL });
     expect(codeAgreement(head, expected)).to.equal(1);
+  });
+
+  it('span calls (one native call per span, two at once) match batched windows with their context', async function () {
+    expect(codec.info.span_methods).to.equal(true);
+    const plan = chunkPlan(SMALL);
+    const spans = chunkSpans(whole.nFrames, plan);
+    expect(spans.length).to.be.greaterThan(2);
+    expect(spans[0].start).to.equal(0);
+    expect(spans[1].first - spans[1].start).to.be.greaterThan(plan.contextFrames); // context + convolution warm-up
+    expect(spans.reduce((n, s) => n + s.frames, 0)).to.equal(whole.nFrames);
+    // the path models without span methods (and CUDA) take: each span's windows as one batch
+    const windowed = await encodeChunked(speech, plan, encodeSpanByWindows((clips) => codec.encodeBatch(clips, { bandwidth: 6 })));
+    const spanned = await codec.encode(speech, { bandwidth: 6, ...SMALL });
+    expect(codeAgreement(spanned, windowed)).to.be.at.least(0.995);
+    const audioWindowed = await decodeChunked(whole, plan, decodeSpanByWindows((codes) => codec.decodeBatch(codes)));
+    expect(snr(audioWindowed, await codec.decode(whole, SMALL))).to.be.above(60);
+  });
+
+  it('native span calls check their geometry and options, and run concurrently on shares of the threads', async function () {
+    const model: NativeModel = await nativeBinding().load(await randomModel(0), { threads: 2 });
+    try {
+      const clip = speech.subarray(0, 24000); // 75 frames
+      const span = { lead: 10, chunk: 20, context: 5 };
+      // argument errors throw synchronously in the addon: make every call a promise
+      const call = (f: () => Promise<unknown>): Promise<unknown> => (async () => f())();
+      await rejects(call(() => model.encode([clip], 8, { span: { ...span, chunk: 0 } })), RangeError, /span\.chunk must be an integer in \[1,/);
+      await rejects(call(() => model.encode([clip], 8, { span: { ...span, lead: 75 } })), RangeError, /span geometry does not fit the span's 75 frames/);
+      await rejects(call(() => model.encode([clip, clip], 8, { span })), RangeError, /a span call takes exactly one input/);
+      await rejects(call(() => model.encode([clip], 8, { span: 3 as never })), TypeError, /options\.span must be an object/);
+      await rejects(call(() => model.encode([clip], 8, { threads: -1 })), RangeError, /options\.threads must be an integer/);
+      await rejects(call(() => model.decode([{ ...whole, data: whole.data.map(() => 1024) }], { span })), RangeError, /outside \[0, 1023\]/);
+      const [alone] = await model.encode([clip], 8, { span });
+      expect(alone.nFrames).to.equal(75 - span.lead);
+      const both = await Promise.all([model.encode([clip], 8, { span, threads: 1 }), model.encode([clip], 8, { span, threads: 1 })]);
+      for (const [codes] of both) expect(codeAgreement(codes, alone)).to.equal(1);
+      const [audio] = await model.decode([alone], { span: { ...span, lead: 0 } });
+      expect(audio.length).to.equal(alone.nFrames * HOP_LENGTH);
+    } finally {
+      model.dispose();
+    }
   });
 
   it('rejects bad options with errors that name them', async function () {
