@@ -17,6 +17,9 @@ Method contract of :class:`EncodecTS` (what the native addon calls):
     quantize(latent [B,128,F], n_q: int) -> int64 [B,n_q,F]
     dequantize(codes) -> float32 [B,128,F]   (sum of the selected codebook vectors)
     decode_latent(latent [B,128,F]) -> float32 [B,1,F*320]
+    encode_span(wav [1,1,T], n_q, lead, chunk, context) -> int64 [1,n_q,F-lead]   (chunked encoding of a span
+        whose first `lead` frames are context: convolutions once over it, LSTM windows batched; exporter 1.2)
+    decode_span(codes [1,n_q,F], lead, chunk, context) -> float32 [1,1,(F-lead)*320]
     forward(wav) == decode(encode(wav, 32))
 """
 

@@ -3,8 +3,9 @@
 
 #include <torch/script.h>
 
-#include <cstdint>
+#include <algorithm>
 #include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
