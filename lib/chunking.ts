@@ -14,8 +14,9 @@
  *
  * Windows are grouped into spans of `batchWindows` windows in a fixed order, one native call each (a model with
  * span methods gets the span's audio with its context and convolution warm-up and runs the windows itself;
- * otherwise the span's windows go as one batch), so the in-memory and the streaming paths make the same calls
- * on the same samples and return identical codes.
+ * otherwise the span's windows go as one batch), `lanes` spans at a time; the last, short group shares its
+ * windows evenly among the lanes. The in-memory and the streaming paths make the same calls on the same
+ * samples and return identical codes.
  */
 import { FRAME_RATE, HOP_LENGTH } from './bandwidth';
 import type { Codes } from './codec';
@@ -183,12 +184,32 @@ function spanOf(windows: ChunkWindow[], plan: ChunkPlan): ChunkSpan {
   };
 }
 
-/** The spans (native calls) covering `totalFrames` frames. */
-export function chunkSpans(totalFrames: number, plan: ChunkPlan): ChunkSpan[] {
-  const windows = chunkWindows(totalFrames, plan);
+/**
+ * The spans of step `step`, one SpanRunner.run call of `lanes` spans: `batchWindows` windows each, except in a
+ * step cut short by the end of the clip, whose windows are shared evenly among the lanes so that they finish
+ * together (instead of one full span and a short one, with a lane idle for the difference).
+ */
+function stepSpans(step: number, totalFrames: number, plan: ChunkPlan, lanes: number): ChunkSpan[] {
+  const perStep = lanes * plan.batchWindows;
+  const windows = windowRange(step * perStep, (step + 1) * perStep, totalFrames, plan);
+  const perSpan = windows.length < perStep ? Math.ceil(windows.length / lanes) : plan.batchWindows;
   const spans: ChunkSpan[] = [];
-  for (let i = 0; i < windows.length; i += plan.batchWindows) spans.push(spanOf(windows.slice(i, i + plan.batchWindows), plan));
+  for (let i = 0; i < windows.length; i += perSpan) spans.push(spanOf(windows.slice(i, i + perSpan), plan));
   return spans;
+}
+
+/** The steps (groups of at most `lanes` spans run at once, see {@link stepSpans}) covering `totalFrames` frames. */
+function chunkSteps(totalFrames: number, plan: ChunkPlan, lanes: number): ChunkSpan[][] {
+  const steps: ChunkSpan[][] = [];
+  for (let step = 0; windowFirst(step * lanes * plan.batchWindows, plan) < totalFrames; step++) {
+    steps.push(stepSpans(step, totalFrames, plan, lanes));
+  }
+  return steps;
+}
+
+/** The spans (native calls) covering `totalFrames` frames, for a runner of `lanes` lanes. */
+export function chunkSpans(totalFrames: number, plan: ChunkPlan, lanes = 1): ChunkSpan[] {
+  return chunkSteps(totalFrames, plan, lanes).flat();
 }
 
 /** Runs the model on several clips (or code blocks) at once: Encodec.encodeBatch / decodeBatch bound to options. */
@@ -256,18 +277,11 @@ export function decodeSpanByWindows(decodeBatch: BatchRunner<Codes, Float32Array
   return { lanes: 1, run: async (inputs, spans) => [await one(inputs[0], spans[0])] };
 }
 
-/** Spans in groups of `lanes`: what one SpanRunner.run call takes. */
-function laneGroups(spans: ChunkSpan[], lanes: number): ChunkSpan[][] {
-  const groups: ChunkSpan[][] = [];
-  for (let i = 0; i < spans.length; i += lanes) groups.push(spans.slice(i, i + lanes));
-  return groups;
-}
-
 /** Chunked encoding of an in-memory clip: same frame count and (up to the context's effect) codes as whole-file. */
 export async function encodeChunked(samples: Float32Array, plan: ChunkPlan, encoder: SpanRunner<Float32Array, Codes>): Promise<Codes> {
   const totalFrames = Math.ceil(samples.length / HOP_LENGTH);
   let data: Int16Array | undefined;
-  for (const group of laneGroups(chunkSpans(totalFrames, plan), encoder.lanes)) {
+  for (const group of chunkSteps(totalFrames, plan, encoder.lanes)) {
     const inputs = group.map((span) => samples.subarray(span.start * HOP_LENGTH, Math.min((span.first + span.frames) * HOP_LENGTH, samples.length)));
     const blocks = await encoder.run(inputs, group);
     data ??= new Int16Array(blocks[0].nQ * totalFrames);
@@ -281,7 +295,7 @@ export async function encodeChunked(samples: Float32Array, plan: ChunkPlan, enco
 /** Chunked decoding: each window decodes its codes with `context` frames of preceding codes, context audio dropped. */
 export async function decodeChunked(codes: Codes, plan: ChunkPlan, decoder: SpanRunner<Codes, Float32Array>): Promise<Float32Array> {
   const out = new Float32Array(codes.nFrames * HOP_LENGTH);
-  for (const group of laneGroups(chunkSpans(codes.nFrames, plan), decoder.lanes)) {
+  for (const group of chunkSteps(codes.nFrames, plan, decoder.lanes)) {
     const audio = await decoder.run(group.map((span) => sliceFrames(codes, span.start, spanEnd(span) - span.start)), group);
     group.forEach((span, k) => out.set(audio[k], span.first * HOP_LENGTH));
   }
@@ -375,11 +389,7 @@ export async function* encodeStreamBlocks(
 
   // Encodes the next step's spans over the stream's first `available` samples: one code block per span.
   const encodeStep = async (available: number): Promise<CodesBlock[]> => {
-    const totalFrames = Math.ceil(available / HOP_LENGTH);
-    const spans: ChunkSpan[] = [];
-    for (let k = step * perStep; k < (step + 1) * perStep && windowFirst(k, plan) < totalFrames; k += plan.batchWindows) {
-      spans.push(spanOf(windowRange(k, k + plan.batchWindows, totalFrames, plan), plan));
-    }
+    const spans = stepSpans(step, Math.ceil(available / HOP_LENGTH), plan, encoder.lanes);
     const inputs = spans.map((span) => held.slice(span.start * HOP_LENGTH, Math.min(spanEnd(span) * HOP_LENGTH, available)));
     const codes = await encoder.run(inputs, spans);
     const blocks = spans.map((span, k): CodesBlock => ({ data: codes[k].data, nQ: codes[k].nQ, nFrames: span.frames, firstFrame: span.first }));

@@ -30,7 +30,7 @@ import {
 } from './chunking';
 import { debug, elapsedSince, formatBytes } from './log';
 import { ModelInfo, parseModelInfo } from './model-file';
-import { NativeModel, NativeSpan, nativeBinding } from './native';
+import { NativeCallOptions, NativeModel, NativeSpan, nativeBinding } from './native';
 import { warnIfSlowBlas } from './runtime';
 import { threadsPerJob } from './threads';
 
@@ -291,32 +291,42 @@ export class Encodec {
     checkBandwidth(bandwidth);
     if (!this.spanCalls) return encodeSpanByWindows((clips) => this.encodeBatch(clips, { bandwidth }));
     const nQ = codebooksForBandwidth(bandwidth);
-    const threads = this.lanes();
-    return {
-      lanes: threads.length,
-      run: (inputs, spans) => this.run('encode', async (model) => {
-        const start = performance.now();
-        return Promise.all(inputs.map(async (input, k) => {
-          const [block] = await model.encode([input], nQ, { span: spanGeometry(spans[k], plan), threads: inputs.length > 1 ? threads[k] : 0 });
-          debug('encode', () => `${input.length} samples (${(input.length / SAMPLE_RATE).toFixed(2)} s) at ${bandwidth} kbps -> codes ${block.nQ} x ${block.nFrames} in ${elapsedSince(start)}`);
-          return block;
-        }));
-      }),
-    };
+    return this.spanRunner(
+      'encode',
+      plan,
+      async (model, input: Float32Array, options) => (await model.encode([input], nQ, options))[0],
+      (input, block) => `${input.length} samples (${(input.length / SAMPLE_RATE).toFixed(2)} s) at ${bandwidth} kbps -> codes ${block.nQ} x ${block.nFrames}`,
+    );
   }
 
   /** How chunked decoding runs spans (see spanEncoder). */
   private spanDecoder(plan: ChunkPlan): SpanRunner<Codes, Float32Array> {
     if (!this.spanCalls) return decodeSpanByWindows((blocks) => this.decodeBatch(blocks));
+    return this.spanRunner(
+      'decode',
+      plan,
+      async (model, codes: Codes, options) => (await model.decode([codes], options))[0],
+      (codes, samples) => `${codes.nFrames} frames -> ${samples.length} samples (${(samples.length / SAMPLE_RATE).toFixed(2)} s)`,
+    );
+  }
+
+  /** Native span calls (`call`), a run's spans at once, each on its lane's share of the threads. */
+  private spanRunner<I, O>(
+    what: 'encode' | 'decode',
+    plan: ChunkPlan,
+    call: (model: NativeModel, input: I, options: NativeCallOptions) => Promise<O>,
+    describe: (input: I, output: O) => string,
+  ): SpanRunner<I, O> {
     const threads = this.lanes();
     return {
       lanes: threads.length,
-      run: (inputs, spans) => this.run('decode', async (model) => {
+      run: (inputs, spans) => this.run(what, async (model) => {
         const start = performance.now();
-        return Promise.all(inputs.map(async (codes, k) => {
-          const [samples] = await model.decode([codes], { span: spanGeometry(spans[k], plan), threads: inputs.length > 1 ? threads[k] : 0 });
-          debug('decode', () => `${codes.nFrames} frames -> ${samples.length} samples (${(samples.length / SAMPLE_RATE).toFixed(2)} s) in ${elapsedSince(start)}`);
-          return samples;
+        return Promise.all(inputs.map(async (input, k) => {
+          // a lone span (the runners' last step may hold one) takes all the threads
+          const output = await call(model, input, { span: spanGeometry(spans[k], plan), threads: inputs.length > 1 ? threads[k] : 0 });
+          debug(what, () => `${describe(input, output)} in ${elapsedSince(start)}`);
+          return output;
         }));
       }),
     };

@@ -240,9 +240,10 @@ class Session::Lease {
  public:
   Lease(Session& session, int threads)
       : budget_(session.budget_),
-        held_(threads > 0 && session.threads_ > 0 ? std::min(threads, session.threads_) : std::max(session.threads_, 1)) {
+        share_(threads > 0 && session.threads_ > 0),
+        held_(share_ ? std::min(threads, session.threads_) : std::max(session.threads_, 1)) {
     budget_.Acquire(held_);
-    UseThreads(threads > 0 && session.threads_ > 0 ? held_ : session.threads_);
+    UseThreads(share_ ? held_ : session.threads_);
   }
   ~Lease() { budget_.Release(held_); }
   Lease(const Lease&) = delete;
@@ -250,6 +251,8 @@ class Session::Lease {
 
  private:
   ThreadBudget& budget_;
+  // a call on a share of the model's threads (else on all of them, or libtorch's default when the model sets none)
+  const bool share_;
   const int held_;
 };
 

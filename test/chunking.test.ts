@@ -66,6 +66,24 @@ describe('chunked and streamed encoding', function () {
     expect(windows[windows.length - 1].context).to.equal(plan.contextFrames);
   });
 
+  it('plans spans of batchWindows windows, the last short step shared evenly among the lanes', function () {
+    const plan = chunkPlan({ chunkSeconds: 0.5, batchSeconds: 7 }); // 38-frame chunks, 4 windows of 113 frames per span
+    expect(plan.batchWindows).to.equal(4);
+    const frames = 75 + 10 * 38 + 20; // 11 windows: a full step of two spans, then 3 windows
+    expect(chunkWindows(frames, plan).length).to.equal(11);
+    const spans = chunkSpans(frames, plan, 2);
+    expect(spans.map((s) => s.windows.length)).to.deep.equal([4, 4, 2, 1]);
+    let next = 0;
+    for (const span of spans) {
+      expect(span.first).to.equal(next); // contiguous kept frames
+      expect(span.first - span.start).to.equal(span.first === 0 ? 0 : plan.contextFrames + 8); // context + warm-up
+      next = span.first + span.frames;
+    }
+    expect(next).to.equal(frames);
+    // one lane: spans of batchWindows windows, the last one shorter
+    expect(chunkSpans(frames, plan).map((s) => s.windows.length)).to.deep.equal([4, 4, 3]);
+  });
+
   it('keeps >= 99.5 % of the codes of whole-file encoding at the default context, same shape', async function () {
     const chunked = await codec.encode(speech, { bandwidth: 6, ...SMALL });
     expect(chunked.data).to.be.instanceOf(Int16Array);
