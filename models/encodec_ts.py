@@ -7,9 +7,7 @@ everything (the LSTM is called through ``torch.lstm`` with its buffers, so there
 ``_flat_weights`` list that would be left on the old device).
 
 The op sequence intentionally mirrors Meta's facebookresearch/encodec code (same padding, same
-distance formula, same summation order). On the CPU the convolution stacks run in channels-last memory
-([B, C, 1, T], see _LayerStack.run_convs), whose kernels round differently: codes agree with the eager
-reference to float rounding (>= 99.9 % identical in the parity tests).
+distance formula, same summation order) so that codes are bit-identical to the eager reference.
 
 Method contract of :class:`EncodecTS` (what the native addon calls):
 
@@ -103,18 +101,10 @@ def _pad1d_reflect(x: Tensor, padding_left: int, padding_right: int) -> Tensor:
         if padding_right > 0:
             parts.append(x[..., length - padding_right - 1:length - 1].flip(-1))
         return torch.cat(parts, -1)
-    if x.dim() == 4:  # F.pad's reflect mode pads 4-D inputs in two dims: pad the [B, C, T] view
-        return _pad1d_reflect_short(x.squeeze(2), padding_left, padding_right).unsqueeze(2).contiguous(
-            memory_format=torch.channels_last)
-    return _pad1d_reflect_short(x, padding_left, padding_right)
-
-
-def _pad1d_reflect_short(x: Tensor, padding_left: int, padding_right: int) -> Tensor:
-    """_pad1d_reflect of a [B, C, T] input not longer than the padding: zero-extend it first, as Meta's pad1d does."""
-    length = x.size(-1)
-    max_pad = max(padding_left, padding_right)
-    extra_pad = max_pad - length + 1
-    x = F.pad(x, [0, extra_pad])
+    extra_pad = 0
+    if length <= max_pad:
+        extra_pad = max_pad - length + 1
+        x = F.pad(x, [0, extra_pad])
     padded = F.pad(x, [padding_left, padding_right], mode="reflect")
     end = padded.size(-1) - extra_pad
     return padded[..., :end]
@@ -146,28 +136,17 @@ def _span_windows(frames: int, lead: int, chunk: int, context: int) -> List[List
 
 
 class SConv1d(nn.Module):
-    """Causal Conv1d with reflect padding and 'last window full' extra padding (weight norm folded).
-
-    Takes [B, C, T], or [B, C, 1, T] in channels-last memory (the CPU layout, see _LayerStack.run_convs).
-    """
+    """Causal Conv1d with reflect padding and 'last window full' extra padding (weight norm folded)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  dilation: int = 1):
         super().__init__()
         self.register_buffer("weight", torch.zeros(out_channels, in_channels, kernel_size))
         self.register_buffer("bias", torch.zeros(out_channels))
-        # weight as [C_out, C_in, 1, K] in channels-last memory, filled by prepare(); not part of the state_dict
-        self.register_buffer("weight_cl", torch.zeros(0), persistent=False)
         self.kernel_size = kernel_size
         self.stride = stride
         self.dilation = dilation
         self.padding_total = (kernel_size - 1) * dilation - (stride - 1)
-
-    @torch.jit.ignore
-    def prepare(self):
-        self.weight_cl = self.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        # `weight` as a view of it: the file stores the values once
-        self.weight = self.weight_cl.squeeze(2)
 
     def forward(self, x: Tensor) -> Tensor:
         length = x.size(-1)
@@ -176,25 +155,17 @@ class SConv1d(nn.Module):
         ideal_length = (math.ceil(n_frames) - 1) * self.stride + (self.kernel_size - self.padding_total)
         extra_padding = ideal_length - length
         x = _pad1d_reflect(x, self.padding_total, extra_padding)
-        if x.dim() == 4:
-            weight = self.weight_cl
-            if weight.numel() == 0:  # a module scripted without prepare()
-                weight = self.weight.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-            return F.conv2d(x, weight, self.bias, [1, self.stride], 0, [1, self.dilation])
         return F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation)
 
 
 class SConvTranspose1d(nn.Module):
-    """Causal ConvTranspose1d, all of padding_total = k - stride trimmed on the right.
-
-    Takes [B, C, T], or [B, C, 1, T] in channels-last memory (the CPU layout, see _LayerStack.run_convs).
-    """
+    """Causal ConvTranspose1d, all of padding_total = k - stride trimmed on the right."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int):
         super().__init__()
         self.register_buffer("weight", torch.zeros(in_channels, out_channels, kernel_size))
         self.register_buffer("bias", torch.zeros(out_channels))
-        # polyphase form of weight/bias (see polyphase), filled by prepare(); not part of the state_dict
+        # polyphase form of weight/bias (see forward), filled by prepare(); not part of the state_dict
         self.register_buffer("poly_weight", torch.zeros(0), persistent=False)
         self.register_buffer("poly_bias", torch.zeros(0), persistent=False)
         self.kernel_size = kernel_size
@@ -202,43 +173,41 @@ class SConvTranspose1d(nn.Module):
         self.padding_total = kernel_size - stride
 
     def polyphase(self):
-        """(weight [stride * C_out, C_in, 1, 2] in channels-last memory, bias [stride * C_out]) of the equivalent
-        strided conv (kernel = 2 * stride = 2 frames).
+        """(weight [C_out * stride, C_in, 2], bias [C_out * stride]) of the equivalent strided conv (kernel = 2 * stride).
 
         Output phase p of frame n is W[:, co, p] x[n] + W[:, co, p + stride] x[n - 1]: a causal conv with
-        kernel 2 whose output channel p * C_out + co holds phase p of channel co. Per frame, its output is then
-        the frame's `stride` output samples in order: its channels-last memory is the upsampled output's.
+        kernel 2 whose output channel co * stride + p holds phase p of channel co.
         """
         c_in = self.weight.size(0)
         c_out = self.weight.size(1)
         w = self.weight.view(c_in, c_out, 2, self.stride)
         taps = torch.stack([w[:, :, 1], w[:, :, 0]], -1)  # [C_in, C_out, stride, 2]: x[n - 1], x[n]
-        poly_w = taps.permute(2, 1, 0, 3).reshape(self.stride * c_out, c_in, 1, 2)
-        return poly_w.contiguous(memory_format=torch.channels_last), self.bias.repeat(self.stride)
+        poly_w = taps.permute(1, 2, 0, 3).reshape(c_out * self.stride, c_in, 2).contiguous()
+        return poly_w, self.bias.repeat_interleave(self.stride)
 
     @torch.jit.ignore
     def prepare(self):
         self.poly_weight, self.poly_bias = self.polyphase()
 
     def forward(self, x: Tensor) -> Tensor:
-        # [B, C, T] (eager mode, whose layer calls the random checkpoint's data-dependent init hooks, and CUDA):
+        # eager mode (whose layer calls the random checkpoint's data-dependent init hooks) and CUDA keep
         # ATen's kernel
-        if x.dim() == 3:
+        if not torch.jit.is_scripting() or x.is_cuda or self.kernel_size != 2 * self.stride:
             y = F.conv_transpose1d(x, self.weight, self.bias, self.stride)
             end = y.size(-1) - self.padding_total
             return y[..., :end]
         # On the CPU, ATen's slow_conv_transpose2d zero-fills and scatters a column buffer and took about half
-        # of the decoder's time; the polyphase conv (oneDNN) on channels-last memory needs not even an
-        # interleaving copy. Same sums, other rounding order (decoded audio ~120 dB SNR from the transposed conv).
+        # of the decoder's time; the polyphase conv (oneDNN) and one interleaving copy took half as long.
+        # Same sums, other rounding order (decoded audio ~120 dB SNR from the transposed conv).
         poly_w = self.poly_weight
         poly_b = self.poly_bias
         if poly_w.numel() == 0:  # a module scripted without prepare()
             poly_w, poly_b = self.polyphase()
         batch = x.size(0)
-        length = x.size(-1)
+        length = x.size(2)
         c_out = self.weight.size(1)
-        y = F.conv2d(F.pad(x, [1, 0]), poly_w, poly_b)  # [B, stride * C_out, 1, L]
-        return y.permute(0, 2, 3, 1).reshape(batch, 1, length * self.stride, c_out).permute(0, 3, 1, 2)
+        y = F.conv1d(F.pad(x, [1, 0]), poly_w, poly_b)  # [B, C_out * stride, L]
+        return y.view(batch, c_out, self.stride, length).transpose(2, 3).reshape(batch, c_out, length * self.stride)
 
 
 class SLSTM(nn.Module):
@@ -292,22 +261,7 @@ class ResnetBlock(nn.Module):
         self.shortcut = SConv1d(dim, dim, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        if x.dim() == 4:
-            return self.forward_channels_last(x)
         return self.shortcut(x) + self.block(x)
-
-    def forward_channels_last(self, x: Tensor) -> Tensor:
-        """x [B, C, 1, T] in channels-last memory, i.e. [B * T, C] rows: both 1x1 convolutions as matrix products
-        on those rows, the block's added into the shortcut's in place (ATen ran them as im2col convolutions
-        and the sum as a third pass)."""
-        dim = x.size(1)
-        rows = x.permute(0, 2, 3, 1).reshape(-1, dim)
-        shortcut = self.shortcut
-        out = torch.addmm(shortcut.bias + self.block[3].bias, rows, shortcut.weight.view(dim, dim).t())
-        h = self.block[2](self.block[1](self.block[0](x)))  # ELU, 3-tap conv, ELU
-        hidden = h.size(1)
-        out.addmm_(h.permute(0, 2, 3, 1).reshape(-1, hidden), self.block[3].weight.view(dim, hidden).t())
-        return out.view(x.size(0), 1, x.size(3), dim).permute(0, 3, 1, 2)
 
 
 class _LayerStack(nn.Module):
@@ -327,15 +281,6 @@ class _LayerStack(nn.Module):
                 h = layer(h)
         return h
 
-    def run_convs(self, h: Tensor, lo: int, hi: int) -> Tensor:
-        """Layers [lo, hi), convolutions and activations only, on h [B, C, T]. On the CPU they run in channels-last
-        memory ([B, C, 1, T], time-major): oneDNN's convolutions took 0.55-0.9x the time of the [B, C, T] layout
-        (1.2-1.8x faster; most on the wide, few-channel layers) and need no reorders, and the encoder's LSTM reads
-        the time-major output as it is."""
-        if h.is_cuda or not torch.jit.is_scripting():
-            return self.run_layers(h, lo, hi)
-        return self.run_layers(h.unsqueeze(2).contiguous(memory_format=torch.channels_last), lo, hi).squeeze(2)
-
     def piecewise(self, x: Tensor, frames: int, in_hop: int, out_hop: int, lo: int, hi: int) -> Tensor:
         """Layers [lo, hi) on x [1, C, T] in pieces of PIECE_FRAMES frames, each with CONV_OVERLAP frames of left
         overlap whose outputs are dropped (the first piece has none): the values of one pass over x, computed
@@ -346,7 +291,7 @@ class _LayerStack(nn.Module):
         while start < frames:
             stop = min(start + self.piece_frames, frames)
             first = max(0, start - self.conv_overlap)
-            h = self.run_convs(x[:, :, first * in_hop:min(stop * in_hop, length)], lo, hi)
+            h = self.run_layers(x[:, :, first * in_hop:min(stop * in_hop, length)], lo, hi)
             parts.append(h[:, :, (start - first) * out_hop:])
             start = stop
         return torch.cat(parts, -1)
@@ -392,14 +337,25 @@ class SEANetEncoder(_LayerStack):
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
-        # eager mode keeps one pass over the batch: the random checkpoint's data-dependent init hooks every layer call
-        if x.is_cuda or not torch.jit.is_scripting():
+        batch = x.size(0)
+        # eager mode keeps one batched pass: the random checkpoint's data-dependent init hooks every layer call
+        if batch == 1 or x.is_cuda or not torch.jit.is_scripting():
             return self.model(x)
         # CPU batch (chunked encoding's windows): the convolutions one clip at a time, so that a clip's
         # activations stay in cache, then one LSTM over the batch, whose step-serial matrix-vector products
         # become matrix products that read the 8 MB of LSTM weights once per step for all clips.
-        parts = [self.run_convs(x[b:b + 1], 0, self.lstm_index) for b in range(x.size(0))]
-        return self.run_layers(torch.cat(parts, 0), self.lstm_index, len(self.model))
+        parts: List[Tensor] = []
+        for b in range(batch):
+            h = x[b:b + 1]
+            for i, conv_layer in enumerate(self.model):
+                if i < self.lstm_index:
+                    h = conv_layer(h)
+            parts.append(h)
+        y = torch.cat(parts, 0)
+        for j, lstm_layer in enumerate(self.model):
+            if j >= self.lstm_index:
+                y = lstm_layer(y)
+        return y
 
     def forward_span(self, x: Tensor, lead: int, chunk: int, context: int) -> Tensor:
         """Latent [1, 128, F - lead] of span x [1, 1, T] (F = ceil(T / 320)) whose first `lead` frames are
@@ -428,12 +384,22 @@ class SEANetDecoder(_LayerStack):
         self.upsample_index = 2  # after the input conv and the LSTM
 
     def forward(self, z: Tensor) -> Tensor:
-        if z.is_cuda or not torch.jit.is_scripting():
+        batch = z.size(0)
+        if batch == 1 or z.is_cuda or not torch.jit.is_scripting():
             return self.model(z)
         # CPU batch: the LSTM (at 75 Hz) over the whole batch, the upsampling convolutions one clip at a time
         # (see SEANetEncoder.forward)
-        h = self.run_layers(z, 0, self.upsample_index)
-        parts = [self.run_convs(h[b:b + 1], self.upsample_index, len(self.model)) for b in range(h.size(0))]
+        h = z
+        for i, lstm_layer in enumerate(self.model):
+            if i < self.upsample_index:
+                h = lstm_layer(h)
+        parts: List[Tensor] = []
+        for b in range(batch):
+            y = h[b:b + 1]
+            for j, conv_layer in enumerate(self.model):
+                if j >= self.upsample_index:
+                    y = conv_layer(y)
+            parts.append(y)
         return torch.cat(parts, 0)
 
     def forward_span(self, z: Tensor, lead: int, chunk: int, context: int) -> Tensor:
@@ -502,10 +468,10 @@ class EncodecTS(nn.Module):
 
     @torch.jit.ignore
     def prepare(self):
-        """Fills the derived buffers (channels-last and polyphase conv weights) from the loaded weights; call before
+        """Fills the derived buffers (polyphase transposed-conv weights) from the loaded weights; call before
         torch.jit.script."""
         for m in self.modules():
-            if isinstance(m, (SConv1d, SConvTranspose1d)):
+            if isinstance(m, SConvTranspose1d):
                 m.prepare()
         return self
 
