@@ -32,8 +32,8 @@ export interface ChunkOptions {
   contextSeconds?: number;
   /**
    * Seconds of audio (windows with their context) per span, i.e. per native call: bounds the audio held at once
-   * (default on the CPU 80 for models with span methods, exporter 1.2+, two spans in flight; 40, 8 windows, for
-   * exporter 1.1; 5, one window, before; 60 on CUDA).
+   * (default on the CPU, two spans in flight: 120 for exporter 1.3+, 80 for 1.2; 40, 8 windows, for exporter
+   * 1.1; 5, one window, before; 60 on CUDA).
    */
   batchSeconds?: number;
 }
@@ -60,11 +60,19 @@ export const DEFAULT_CONTEXT_SECONDS = 1;
  */
 export const DEFAULT_BATCH_SECONDS = 40;
 /**
- * Default for models with span methods (exporter 1.2+) on the CPU: 16 windows (80 s) per span call. A span's
- * convolutions run in 2 s pieces whatever its length, so a longer span only batches more LSTM windows per step.
- * Measured on 2 cores (120 s of speech, 6 kbps, two lanes): 40 s per span encodes 28.6x real time, 80 s 32.1x.
+ * Default for models with span methods on the CPU: 24 windows (120 s) per span call (exporter 1.3+, whose LSTM
+ * runs in 1 s segments). A span's convolutions run in 2 s pieces whatever its length, so a longer span only
+ * batches more LSTM windows per step, and each step reads the LSTM's 4 MB of weights once for all of them.
+ * Measured on 2 cores (6 kbps, two lanes): 300 s of speech encoded 29.1x real time with 80 s spans, 33.6x with
+ * 120 s; streaming 20 minutes peaked at 852 MiB RSS with 80 s spans, 893 MiB with 120 s, 970 MiB with 160 s.
  */
-export const SPAN_BATCH_SECONDS = 80;
+export const SPAN_BATCH_SECONDS = 120;
+/**
+ * Default for span models of exporter 1.2, whose LSTM computes the input projections of all of a span's steps
+ * at once (49 MB per layer for 16 windows): 80 s (40 s: 28.6x real time on 120 s of speech, 80 s: 32.1x;
+ * 160 s streamed 20 minutes at a 1145 MiB peak).
+ */
+export const UNSEGMENTED_SPAN_BATCH_SECONDS = 80;
 /**
  * Default for older exports, whose batches run every layer on the whole batch: one 5 s window per call
  * (2 windows per call measured 11.5x real time against 14x for one: the larger activations cost more than

@@ -16,6 +16,7 @@ import {
   ChunkSpan,
   CodesBlock,
   SPAN_BATCH_SECONDS,
+  UNSEGMENTED_SPAN_BATCH_SECONDS,
   SPAN_LANES,
   SpanRunner,
   StreamOptions,
@@ -124,7 +125,7 @@ export class Encodec {
   private queue: Promise<unknown> = Promise.resolve();
   /**
    * Default `batchSeconds`: on CUDA many windows per call (the GPU needs the parallel work); on the CPU long spans
-   * for span calls (exporter 1.2+), several windows where the model batches just its LSTM (1.1), else one.
+   * for span calls (exporter 1.2+; longer from 1.3, whose LSTM holds less), several windows where the model batches just its LSTM (1.1), else one.
    */
   private readonly batchSeconds: number;
   /**
@@ -142,7 +143,7 @@ export class Encodec {
     this.batchSeconds = model.device.startsWith('cuda')
       ? CUDA_BATCH_SECONDS
       : this.spanCalls
-        ? SPAN_BATCH_SECONDS
+        ? (this.info.lstm_segment_steps !== undefined ? SPAN_BATCH_SECONDS : UNSEGMENTED_SPAN_BATCH_SECONDS)
         : this.info.cpu_batching === 'lstm'
         ? DEFAULT_BATCH_SECONDS
         : LEGACY_BATCH_SECONDS;

@@ -40,6 +40,8 @@ export interface ModelInfo {
   cpu_batching?: string;
   /** true (exporter 1.2+): the model has encode_span / decode_span, chunked coding of a whole span per call. */
   span_methods?: boolean;
+  /** Steps per segment of the CPU LSTM (exporter 1.3+: it runs in segments, so a span call holds less memory). */
+  lstm_segment_steps?: number;
   torch_version: string;
   created: string;
 }

@@ -51,6 +51,8 @@ BANDWIDTHS = [1.5, 3.0, 6.0, 12.0, 24.0]
 # span's convolutions give the same values as one pass over the whole file.
 PIECE_FRAMES = 150
 CONV_OVERLAP = 8
+# The CPU LSTM runs in segments of this many steps (1 s), carrying its state: see SLSTM.forward.
+LSTM_SEGMENT_STEPS = 75
 
 
 def n_q_for_bandwidth(bandwidth_kbps: float) -> int:
@@ -216,6 +218,7 @@ class SLSTM(nn.Module):
     def __init__(self, dimension: int):
         super().__init__()
         self.hidden_size = dimension
+        self.segment_steps = LSTM_SEGMENT_STEPS
         # set to False (module attribute) on CUDA builds without cuDNN (e.g. ROCm)
         self.cudnn_flatten = True
         for layer in range(LSTM_LAYERS):
@@ -240,8 +243,21 @@ class SLSTM(nn.Module):
             # TorchScript optimiser does not drop it as dead code
             if packed.numel() == 0:
                 raise RuntimeError("encodec: cuDNN LSTM weight packing failed")
-        h0 = torch.zeros(2, x.size(1), self.hidden_size, dtype=x.dtype, device=x.device)
-        y, _h, _c = torch.lstm(x, [h0, h0], params, True, 2, 0.0, False, False, False)
+        h = torch.zeros(2, x.size(1), self.hidden_size, dtype=x.dtype, device=x.device)
+        c = h
+        steps = x.size(0)
+        if x.is_cuda or steps <= self.segment_steps:
+            y, h, c = torch.lstm(x, [h, c], params, True, 2, 0.0, False, False, False)
+        else:
+            # On the CPU, in segments of time carrying the state (the same steps): ATen's LSTM computes the input
+            # projections of all steps at once, [T, B, 2048] floats per layer, which for a span's batch of windows
+            # (16 x 375 steps: 49 MB) was most of the memory a span call held.
+            parts: List[Tensor] = []
+            for start in range(0, steps, self.segment_steps):
+                part, h, c = torch.lstm(x[start:start + self.segment_steps], [h, c], params, True, 2, 0.0, False,
+                                        False, False)
+                parts.append(part)
+            y = torch.cat(parts, 0)
         y = y + x
         return y.permute(1, 2, 0)
 

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint as ckpt  # noqa: E402
 import encodec_ts as ets  # noqa: E402
 
-EXPORTER_VERSION = "1.2.0"
+EXPORTER_VERSION = "1.3.0"
 FORMAT = "encodec-native-model"
 FORMAT_VERSION = 1
 EXTRA_FILE = "encodec.json"
@@ -59,6 +59,8 @@ def build_metadata(source: dict) -> dict:
         "cpu_batching": "lstm",
         # encode_span / decode_span: chunked coding of a whole span per call, convolutions run once over it
         "span_methods": True,
+        # the CPU LSTM runs in segments of this many steps (exporter 1.3): a span call holds less, so spans can be longer
+        "lstm_segment_steps": ets.LSTM_SEGMENT_STEPS,
         "torch_version": torch.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         .isoformat().replace("+00:00", "Z"),

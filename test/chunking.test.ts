@@ -156,6 +156,7 @@ describe('chunked and streamed encoding', function () {
 
   it('span calls (one native call per span, two at once) match batched windows with their context', async function () {
     expect(codec.info.span_methods).to.equal(true);
+    expect(codec.info.lstm_segment_steps).to.equal(75); // exporter 1.3: the CPU LSTM in 1 s segments
     const plan = chunkPlan(SMALL);
     const spans = chunkSpans(whole.nFrames, plan);
     expect(spans.length).to.be.greaterThan(2);
