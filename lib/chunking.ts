@@ -32,7 +32,7 @@ export interface ChunkOptions {
   contextSeconds?: number;
   /**
    * Seconds of audio (windows with their context) per span, i.e. per native call: bounds the audio held at once
-   * (default on the CPU, two spans in flight: 120 for exporter 1.3+, 80 for 1.2; 40, 8 windows, for exporter
+   * (default on the CPU, two spans in flight: 100 for exporter 1.3+, 80 for 1.2; 40, 8 windows, for exporter
    * 1.1; 5, one window, before; 60 on CUDA).
    */
   batchSeconds?: number;
@@ -60,13 +60,14 @@ export const DEFAULT_CONTEXT_SECONDS = 1;
  */
 export const DEFAULT_BATCH_SECONDS = 40;
 /**
- * Default for models with span methods on the CPU: 24 windows (120 s) per span call (exporter 1.3+, whose LSTM
+ * Default for models with span methods on the CPU: 20 windows (100 s) per span call (exporter 1.3+, whose LSTM
  * runs in 1 s segments). A span's convolutions run in 2 s pieces whatever its length, so a longer span only
  * batches more LSTM windows per step, and each step reads the LSTM's 4 MB of weights once for all of them.
  * Measured on 2 cores (6 kbps, two lanes): 300 s of speech encoded 29.1x real time with 80 s spans, 33.6x with
- * 120 s; streaming 20 minutes peaked at 852 MiB RSS with 80 s spans, 893 MiB with 120 s, 970 MiB with 160 s.
+ * 120 s; streaming 20 minutes peaked at 852 MiB RSS with 80 s spans, 893 MiB with 120 s, 970 MiB with 160 s,
+ * and 2 hours at 953-993 MiB with 120 s: 100 s keeps a margin under 1 GB.
  */
-export const SPAN_BATCH_SECONDS = 120;
+export const SPAN_BATCH_SECONDS = 100;
 /**
  * Default for span models of exporter 1.2, whose LSTM computes the input projections of all of a span's steps
  * at once (49 MB per layer for 16 windows): 80 s (40 s: 28.6x real time on 120 s of speech, 80 s: 32.1x;

@@ -125,7 +125,8 @@ export class Encodec {
   private queue: Promise<unknown> = Promise.resolve();
   /**
    * Default `batchSeconds`: on CUDA many windows per call (the GPU needs the parallel work); on the CPU long spans
-   * for span calls (exporter 1.2+; longer from 1.3, whose LSTM holds less), several windows where the model batches just its LSTM (1.1), else one.
+   * for span calls (exporter 1.2+; longer from 1.3, whose LSTM holds less), several windows where the model
+   * batches just its LSTM (1.1), else one.
    */
   private readonly batchSeconds: number;
   /**
