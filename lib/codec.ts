@@ -140,8 +140,9 @@ export class Encodec {
     this.model = model;
     this.modelPath = modelPath;
     this.info = parseModelInfo(model.metadata, modelPath);
-    this.spanCalls = this.info.span_methods === true && !model.device.startsWith('cuda');
-    this.batchSeconds = model.device.startsWith('cuda')
+    const cuda = model.device.startsWith('cuda');
+    this.spanCalls = this.info.span_methods === true && !cuda;
+    this.batchSeconds = cuda
       ? CUDA_BATCH_SECONDS
       : this.spanCalls
         ? (this.info.lstm_segment_steps !== undefined ? SPAN_BATCH_SECONDS : UNSEGMENTED_SPAN_BATCH_SECONDS)

@@ -340,7 +340,8 @@ torch::Tensor Session::RunSpan(const std::string& method, const torch::Tensor& i
                                            std::to_string(span.chunk) + ", context " + std::to_string(span.context) +
                                            ", lead " + std::to_string(span.lead));
   }
-  if (!module_.find_method(method)) {
+  c10::optional<torch::jit::Method> run = module_.find_method(method);
+  if (!run) {
     throw InputError(ErrorKind::Generic, "this model file has no " + method +
                                              " method (it was exported before exporter 1.2); re-export it with "
                                              "`encodec-native model export`, or call without spans");
@@ -352,7 +353,7 @@ torch::Tensor Session::RunSpan(const std::string& method, const torch::Tensor& i
   args.emplace_back(span.lead);
   args.emplace_back(span.chunk);
   args.emplace_back(span.context);
-  return module_.get_method(method)(args).toTensor().to(torch::kCPU)[0];
+  return (*run)(args).toTensor().to(torch::kCPU)[0];
 }
 
 namespace {
