@@ -51,6 +51,8 @@ BANDWIDTHS = [1.5, 3.0, 6.0, 12.0, 24.0]
 # span's convolutions give the same values as one pass over the whole file.
 PIECE_FRAMES = 150
 CONV_OVERLAP = 8
+# The CPU quantizer computes distances for this many frames at a time ([256, 1024] floats, 1 MiB: in cache).
+QUANTIZE_BLOCK_ROWS = 256
 # The CPU LSTM runs in segments of this many steps (1 s), carrying its state: see SLSTM.forward.
 LSTM_SEGMENT_STEPS = 75
 
@@ -439,19 +441,34 @@ class ResidualVQ(nn.Module):
         self.register_buffer("embed", torch.zeros(MAX_CODEBOOKS, CODEBOOK_SIZE, DIMENSION))
         self.num_codebooks = MAX_CODEBOOKS
         self.codebook_size = CODEBOOK_SIZE
+        self.block_rows = QUANTIZE_BLOCK_ROWS
 
     def encode(self, x: Tensor, n_q: int) -> Tensor:
-        """x: [B, D, N] -> codes [B, n_q, N] (int64)."""
+        """x: [B, D, N] -> codes [B, n_q, N] (int64).
+
+        The distances of each codebook go in blocks of QUANTIZE_BLOCK_ROWS frames on the CPU: the whole [N, 1024]
+        matrix (30 MB for a 100 s span) and its temporaries were fresh memory on every call, page-faulted in,
+        and overflowed the addon's block cache. Per element the same arithmetic as the reference's
+        -(|r|^2 - 2 r.e + |e|^2): addmm adds -2 (r.e) to |r|^2 (the product scaled by a power of two, exact).
+        """
         B = x.size(0)
         N = x.size(2)
         residual = x.transpose(1, 2).reshape(B * N, x.size(1))  # [B*N, D]
+        rows = residual.size(0)
+        block = rows if x.is_cuda else self.block_rows
         all_indices: List[Tensor] = []
         for i in range(n_q):
             embed = self.embed[i].t()  # [D, K]
-            dist = -(residual.pow(2).sum(1, keepdim=True)
-                     - 2 * residual @ embed
-                     + embed.pow(2).sum(0, keepdim=True))
-            indices = dist.max(dim=-1).indices
+            embed_sq = embed.pow(2).sum(0, keepdim=True)
+            residual_sq = residual.pow(2).sum(1, keepdim=True)
+            parts: List[Tensor] = []
+            for start in range(0, rows, block):
+                stop = min(start + block, rows)
+                dist = torch.addmm(residual_sq[start:stop], residual[start:stop], embed, beta=1, alpha=-2)
+                dist.add_(embed_sq)
+                dist.neg_()
+                parts.append(dist.max(dim=-1).indices)
+            indices = parts[0] if len(parts) == 1 else torch.cat(parts, 0)
             quantized = F.embedding(indices, self.embed[i])
             residual = residual - quantized
             all_indices.append(indices.view(B, N))

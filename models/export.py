@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint as ckpt  # noqa: E402
 import encodec_ts as ets  # noqa: E402
 
-EXPORTER_VERSION = "1.3.0"
+EXPORTER_VERSION = "1.4.0"
 FORMAT = "encodec-native-model"
 FORMAT_VERSION = 1
 EXTRA_FILE = "encodec.json"
