@@ -45,12 +45,13 @@ LSTM_LAYERS = 2
 MAX_CODEBOOKS = 32
 CODEBOOK_SIZE = 1024
 BANDWIDTHS = [1.5, 3.0, 6.0, 12.0, 24.0]
-# Span methods (encode_span / decode_span): the convolution stacks run on pieces of PIECE_FRAMES frames (2 s:
-# activations stay in cache) that overlap by CONV_OVERLAP frames, more than their receptive fields (encoder
-# front-end 798 samples < 3 frames, decoder back-end < 2 frames, the 7-tap frame-rate convs 6 frames), so a
-# span's convolutions give the same values as one pass over the whole file.
-PIECE_FRAMES = 150
-CONV_OVERLAP = 8
+# Span methods (encode_span / decode_span): the convolution stacks run on pieces of PIECE_FRAMES frames (1 s:
+# activations of at most 3 MB, which stay in cache and in the addon's block cache) that overlap by CONV_OVERLAP
+# frames, more than the receptive fields of the layers run piecewise (encoder up to the LSTM: 797 samples, under
+# 2.5 frames; decoder after the LSTM: under 1.5 frames), so a span's convolutions give the values of one pass
+# over the whole file. (Exporter 1.3: 2 s pieces, 8 frames of overlap; 1.4 recomputes 4 % instead of 5 %.)
+PIECE_FRAMES = 75
+CONV_OVERLAP = 3
 # The CPU quantizer computes distances for this many frames at a time ([256, 1024] floats, 1 MiB: in cache).
 QUANTIZE_BLOCK_ROWS = 256
 # The CPU LSTM runs in segments of this many steps (1 s), carrying its state: see SLSTM.forward.
@@ -250,36 +251,42 @@ class SLSTM(nn.Module):
         steps = x.size(0)
         if x.is_cuda or steps <= self.segment_steps:
             y, h, c = torch.lstm(x, [h, c], params, True, 2, 0.0, False, False, False)
+            y = y + x
         else:
             # On the CPU, in segments of time carrying the state (the same steps): ATen's LSTM computes the input
             # projections of all steps at once, [T, B, 2048] floats per layer, which for a span's batch of windows
-            # (16 x 375 steps: 49 MB) was most of the memory a span call held.
-            parts: List[Tensor] = []
+            # (16 x 375 steps: 49 MB) was most of the memory a span call held. Each segment's output and skip
+            # connection go straight into the result (no list of parts to join).
+            y = torch.empty([steps, x.size(1), x.size(2)], dtype=x.dtype, device=x.device)
             for start in range(0, steps, self.segment_steps):
-                part, h, c = torch.lstm(x[start:start + self.segment_steps], [h, c], params, True, 2, 0.0, False,
-                                        False, False)
-                parts.append(part)
-            y = torch.cat(parts, 0)
-        y = y + x
+                stop = min(start + self.segment_steps, steps)
+                part, h, c = torch.lstm(x[start:stop], [h, c], params, True, 2, 0.0, False, False, False)
+                torch.add(part, x[start:stop], out=y[start:stop])
         return y.permute(1, 2, 0)
 
 
 class ResnetBlock(nn.Module):
-    """SEANet residual block: shortcut(x) + conv1x1(elu(conv3(elu(x))))."""
+    """SEANet residual block: shortcut(x) + conv1x1(elu(conv3(elu(x)))).
+
+    Its ELUs work in place (as do the ELUs that follow a block or an LSTM): every input they overwrite is a fresh
+    output of the layer before, read by nothing else once the shortcut has run, and on the CPU each saved tensor
+    is a buffer of up to 6 MB less to allocate and fill per 2 s of audio. Same values.
+    """
 
     def __init__(self, dim: int):
         super().__init__()
         hidden = dim // COMPRESS
         self.block = nn.Sequential(
-            nn.ELU(alpha=1.0),
+            nn.ELU(alpha=1.0, inplace=True),
             SConv1d(dim, hidden, RESIDUAL_KERNEL_SIZE),
-            nn.ELU(alpha=1.0),
+            nn.ELU(alpha=1.0, inplace=True),
             SConv1d(hidden, dim, 1),
         )
         self.shortcut = SConv1d(dim, dim, 1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.shortcut(x) + self.block(x)
+        shortcut = self.shortcut(x)
+        return self.block(x).add_(shortcut)  # = shortcut + block (float addition commutes)
 
 
 class _LayerStack(nn.Module):
@@ -345,12 +352,12 @@ class SEANetEncoder(_LayerStack):
         layers: List[nn.Module] = [SConv1d(CHANNELS, mult * N_FILTERS, KERNEL_SIZE)]
         for ratio in reversed(RATIOS):
             layers.append(ResnetBlock(mult * N_FILTERS))
-            layers.append(nn.ELU(alpha=1.0))
+            layers.append(nn.ELU(alpha=1.0, inplace=True))
             layers.append(SConv1d(mult * N_FILTERS, mult * N_FILTERS * 2, ratio * 2, stride=ratio))
             mult *= 2
         self.lstm_index = len(layers)
         layers.append(SLSTM(mult * N_FILTERS))
-        layers.append(nn.ELU(alpha=1.0))
+        layers.append(nn.ELU(alpha=1.0, inplace=True))
         layers.append(SConv1d(mult * N_FILTERS, DIMENSION, LAST_KERNEL_SIZE))
         self.model = nn.Sequential(*layers)
 
@@ -392,11 +399,12 @@ class SEANetDecoder(_LayerStack):
         layers: List[nn.Module] = [SConv1d(DIMENSION, mult * N_FILTERS, KERNEL_SIZE),
                                    SLSTM(mult * N_FILTERS)]
         for ratio in RATIOS:
-            layers.append(nn.ELU(alpha=1.0))
+            # not in place after the LSTM: forward_span runs the upsampling layers on views of the LSTM's output
+            layers.append(nn.ELU(alpha=1.0, inplace=ratio != RATIOS[0]))
             layers.append(SConvTranspose1d(mult * N_FILTERS, mult * N_FILTERS // 2, ratio * 2, ratio))
             layers.append(ResnetBlock(mult * N_FILTERS // 2))
             mult //= 2
-        layers.append(nn.ELU(alpha=1.0))
+        layers.append(nn.ELU(alpha=1.0, inplace=True))
         layers.append(SConv1d(N_FILTERS, CHANNELS, LAST_KERNEL_SIZE))
         self.model = nn.Sequential(*layers)
         self.upsample_index = 2  # after the input conv and the LSTM
