@@ -61,11 +61,12 @@ export const DEFAULT_CONTEXT_SECONDS = 1;
 export const DEFAULT_BATCH_SECONDS = 40;
 /**
  * Default for models with span methods on the CPU: 20 windows (100 s) per span call (exporter 1.3+, whose LSTM
- * runs in 1 s segments). A span's convolutions run in 2 s pieces whatever its length, so a longer span only
+ * runs in 1 s segments). A span's convolutions run in short pieces whatever its length, so a longer span only
  * batches more LSTM windows per step, and each step reads the LSTM's 4 MB of weights once for all of them.
  * Measured on 2 cores (6 kbps, two lanes): 300 s of speech encoded 29.1x real time with 80 s spans, 33.6x with
  * 120 s; streaming 20 minutes peaked at 852 MiB RSS with 80 s spans, 893 MiB with 120 s, 970 MiB with 160 s,
- * and 2 hours at 953-993 MiB with 120 s: 100 s keeps a margin under 1 GB.
+ * and 2 hours at 953-993 MiB with 120 s: 100 s keeps a margin under 1 GB (exporter 1.3; 1.4 holds less, 2 hours
+ * streamed at a 766 MiB peak with 100 s spans).
  */
 export const SPAN_BATCH_SECONDS = 100;
 /**

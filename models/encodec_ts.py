@@ -268,9 +268,9 @@ class SLSTM(nn.Module):
 class ResnetBlock(nn.Module):
     """SEANet residual block: shortcut(x) + conv1x1(elu(conv3(elu(x)))).
 
-    Its ELUs work in place (as do the ELUs that follow a block or an LSTM): every input they overwrite is a fresh
-    output of the layer before, read by nothing else once the shortcut has run, and on the CPU each saved tensor
-    is a buffer of up to 6 MB less to allocate and fill per 2 s of audio. Same values.
+    Its ELUs work in place (as do those that follow a block, and the encoder's after its LSTM): every input they
+    overwrite is a fresh output of the layer before, read by nothing else once the shortcut has run, and each
+    one saves allocating and filling a buffer of up to 3 MB per 1 s piece on the CPU. Same values.
     """
 
     def __init__(self, dim: int):

@@ -195,11 +195,14 @@ void UseCachingAllocator() {
 // glibc returns freed blocks >= 1 MiB to the system at once. By default it raises its mmap threshold (up to 32
 // MiB) after each large free, so that later blocks of that size come from its heaps, which keep their freed
 // pages: blocks the cache drops (and every block with the cache off) stayed resident, 400 MB and more. A fixed
-// threshold also fixes the trim threshold; 2 MiB is glibc's own ratio (twice the mmap threshold).
+// mmap threshold also fixes the trim threshold, which decides how much free memory a heap keeps at its top:
+// at glibc's own 2 MiB, the heaps of the worker threads shrank and regrew (page by page, through page faults)
+// many times per call; 16 MiB halved a chunked encode's page faults (175k -> 80k per 300 s of audio), for 20 MiB
+// more peak RSS streaming 20 minutes.
 void UseBoundedMalloc() {
 #ifdef __GLIBC__
   mallopt(M_MMAP_THRESHOLD, 1 << 20);
-  mallopt(M_TRIM_THRESHOLD, 2 << 20);
+  mallopt(M_TRIM_THRESHOLD, 16 << 20);
 #endif
 }
 
