@@ -1,12 +1,12 @@
 /** loadAudio / streamAudio / probeAudio on real media: espeak-ng speech, a stereo AAC movie, WAV variants. */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
 
 import { AudioError, loadAudio, probeAudio, streamAudio } from '../lib/audio';
 import { downmix, readWav } from '../lib/wav';
+import { tempDir } from './helpers/temp-dir';
 import {
   correlation,
   describeDifference,
@@ -80,7 +80,7 @@ const AAC_FRAME_24K = Math.ceil((1024 / 44100) * 24000);
 
 describe('audio', function () {
   this.timeout(30000);
-  let dir: string;
+  const dir = tempDir('audio');
   let movie: Movie;
   let speech24k: string; // mono 16-bit WAV at 24 kHz
   let stereo24k: string; // stereo 24-bit WAV at 24 kHz: speech left, a tone right
@@ -89,7 +89,6 @@ describe('audio', function () {
   let callLog: string;
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-audio-'));
     movie = await makeMovie(dir);
     speech24k = await makeSpeech24k(dir, 'The quick brown fox jumps over the lazy dog. A movie soundtrack in stereo.');
     stereo24k = path.join(dir, 'stereo24k-s24.wav');
@@ -104,9 +103,6 @@ describe('audio', function () {
     callLog = path.join(dir, 'calls.log');
     wrapper = path.join(dir, 'ffmpeg-wrapper.sh');
     fs.writeFileSync(wrapper, `#!/bin/sh\necho "$$ $*" >> '${callLog}'\nexec '${real}' "$@"\n`, { mode: 0o755 });
-  });
-  after(function () {
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   function lastCall(): { pid: number; args: string } {

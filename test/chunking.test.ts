@@ -2,9 +2,6 @@
  * Chunked, batched and streamed encoding/decoding (lib/chunking.ts through the Encodec API), against the
  * whole-file path, on real synthesized speech with the seeded random full-size model.
  */
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 
 import { expect } from 'chai';
 
@@ -27,6 +24,7 @@ import { NativeModel, nativeBinding } from '../lib/native';
 import { rejects } from './helpers/assert';
 import { makeSpeech24k } from './helpers/media';
 import { randomModel } from './helpers/model';
+import { tempDir } from './helpers/temp-dir';
 
 /** Yields `samples` in blocks of `size` samples (as a decoder would). */
 async function* blocks(samples: Float32Array, size: number): AsyncGenerator<Float32Array> {
@@ -36,14 +34,13 @@ async function* blocks(samples: Float32Array, size: number): AsyncGenerator<Floa
 describe('chunked and streamed encoding', function () {
   // short chunks so that a few seconds of speech span several windows and several native batches
   const SMALL = { chunkSeconds: 0.5, batchSeconds: 3 };
-  let dir: string;
+  const dir = tempDir('chunking');
   let codec: Encodec;
   let wavPath: string;
   let speech: Float32Array;
   let whole: Codes;
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-chunking-'));
     codec = await Encodec.load(await randomModel(0), { threads: 2 });
     wavPath = await makeSpeech24k(dir, 'Volunteers watched a film in the scanner while its soundtrack was encoded, chunk by chunk.');
     speech = (await loadAudio(wavPath)).samples;
@@ -53,7 +50,6 @@ describe('chunked and streamed encoding', function () {
 
   after(function () {
     codec?.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('plans windows on frame boundaries with the default context', function () {

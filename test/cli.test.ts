@@ -4,7 +4,6 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as http from 'node:http';
 import { AddressInfo } from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
@@ -14,6 +13,7 @@ import { readWav } from '../lib/wav';
 import { cli, cliAsync } from './helpers/cli';
 import { makeSpeech } from './helpers/media';
 import { randomModel } from './helpers/model';
+import { tempDir } from './helpers/temp-dir';
 
 const PY = '/usr/bin/python3';
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -25,18 +25,13 @@ function python(code: string): string {
 }
 
 describe('CLI', function () {
-  let dir: string;
+  const dir = tempDir('cli');
   let model: string;
   let speechWav: string;
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-cli-'));
     model = await randomModel(0);
     speechWav = await makeSpeech(dir, 'Hello from the command line test. One two three four five.');
-  });
-
-  after(function () {
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   describe('model', function () {

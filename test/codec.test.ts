@@ -4,7 +4,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import * as v8 from 'node:v8';
@@ -19,6 +18,7 @@ import { nativeBinding } from '../lib/native';
 import { rejects } from './helpers/assert';
 import { makeSpeech } from './helpers/media';
 import { randomModel } from './helpers/model';
+import { tempDir } from './helpers/temp-dir';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -31,13 +31,12 @@ function same(a: Codes, b: Codes): void {
 }
 
 describe('Encodec (codec API)', function () {
-  let dir: string;
+  const dir = tempDir('codec');
   let modelPath: string;
   let codec: Encodec;
   let speech: Float32Array;
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-codec-'));
     modelPath = await randomModel(0);
     codec = await Encodec.load(modelPath, { threads: 2 });
     const wav = await makeSpeech(dir, 'The quick brown fox jumps over the lazy dog. Neural audio codecs compress speech.');
@@ -46,7 +45,6 @@ describe('Encodec (codec API)', function () {
 
   after(function () {
     codec?.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('exposes the model metadata as info', function () {

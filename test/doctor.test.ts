@@ -3,7 +3,6 @@
  * (no model, a file that is not a model, no ffmpeg), and the BLAS and checkpoint classification on their own.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
@@ -13,6 +12,7 @@ import { ModelInfo, readModelInfo } from '../lib/model-file';
 import { runtimeInfo } from '../lib/runtime';
 import { cli } from './helpers/cli';
 import { randomModel } from './helpers/model';
+import { tempDir } from './helpers/temp-dir';
 
 interface DoctorJson {
   ok: boolean;
@@ -24,16 +24,11 @@ function byName(report: DoctorJson): Record<string, DoctorCheck> {
 }
 
 describe('encodec-native doctor', function () {
-  let dir: string;
+  const dir = tempDir('doctor');
   let model: string;
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-doctor-'));
     model = await randomModel(0);
-  });
-
-  after(function () {
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('checks everything in order and runs a timed 1-second encode/decode (JSON)', function () {

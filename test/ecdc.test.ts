@@ -4,7 +4,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
@@ -18,6 +17,7 @@ import { readWav } from '../lib/wav';
 import { cli } from './helpers/cli';
 import { makeSpeech } from './helpers/media';
 import { randomModel } from './helpers/model';
+import { tempDir } from './helpers/temp-dir';
 
 const REFERENCE = path.resolve(__dirname, '..', '..', 'test', 'reference', 'ecdc_reference.py');
 
@@ -40,15 +40,7 @@ function randomCodes(nQ: number, nFrames: number, seed: number): Codes {
 }
 
 describe('.ecdc files', function () {
-  let dir: string;
-
-  before(function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-ecdc-'));
-  });
-
-  after(function () {
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const dir = tempDir('ecdc');
 
   it('writes the header field by field: magic, version 0, big-endian length, the JSON Meta writes', function () {
     const codes = randomCodes(4, 3, 1);

@@ -4,7 +4,6 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
@@ -16,6 +15,7 @@ import { readWav } from '../lib/wav';
 import { CLI, cli } from './helpers/cli';
 import { Movie, makeMovie, makeSpeech, makeVideoOnly } from './helpers/media';
 import { randomModel } from './helpers/model';
+import { tempDir } from './helpers/temp-dir';
 
 function python(code: string): string {
   const r = spawnSync('/usr/bin/python3', ['-c', code], { encoding: 'utf8' });
@@ -29,7 +29,7 @@ function list(dir: string): string[] {
 }
 
 describe('extract / reconstruct CLI', function () {
-  let dir: string;
+  const dir = tempDir('extract');
   let model: string;
   let movie: Movie;
   let speech: string;
@@ -38,7 +38,6 @@ describe('extract / reconstruct CLI', function () {
   let copies: string[]; // a.wav, b.wav, c.wav: the same speech under three names
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-extract-'));
     model = await randomModel(0);
     movie = await makeMovie(dir, { text: 'Stimulus soundtrack for the scanner.' });
     speech = await makeSpeech(dir, 'One two three four five six.', 3.2);
@@ -49,10 +48,6 @@ describe('extract / reconstruct CLI', function () {
     fs.mkdirSync(inputs);
     copies = ['a', 'b', 'c'].map((n) => path.join(inputs, `${n}.wav`));
     for (const c of copies) fs.copyFileSync(speech, c);
-  });
-
-  after(function () {
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('extracts each input to OUT/<name>.npy + .csv, with one summary line per file', function () {

@@ -4,7 +4,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
@@ -22,6 +21,7 @@ import { writeWav } from '../lib/wav';
 import { rejects } from './helpers/assert';
 import { Movie, makeMovie, makeVideoOnly } from './helpers/media';
 import { randomModel } from './helpers/model';
+import { tempDir } from './helpers/temp-dir';
 
 function python(code: string): string {
   const r = spawnSync('/usr/bin/python3', ['-c', code], { encoding: 'utf8' });
@@ -46,7 +46,7 @@ function expectWindowsFromWhole(result: FeatureSet, whole: { data: ArrayLike<num
 }
 
 describe('feature pipeline', function () {
-  let dir: string;
+  const dir = tempDir('features');
   let codec: Encodec;
   let movie: Movie;
   let samples: Float32Array; // the movie's soundtrack at 24 kHz mono
@@ -54,7 +54,6 @@ describe('feature pipeline', function () {
   let base: FeatureSet; // default extraction (TR 1.5, 3 kbps)
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-features-'));
     codec = await Encodec.load(await randomModel(0), { threads: 2 });
     movie = await makeMovie(dir, { text: 'Features for functional imaging. The speaker reads a short sentence.' });
     samples = (await loadAudio(movie.path)).samples;
@@ -64,7 +63,6 @@ describe('feature pipeline', function () {
 
   after(function () {
     codec?.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('gives one block of codes per TR from a movie soundtrack', function () {

@@ -1,6 +1,5 @@
 /** Feature inspection (lib/inspect.ts, `encodec-native inspect`): real features, broken files, plots, CLI. */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
@@ -14,16 +13,16 @@ import { writeNpy } from '../lib/npy';
 import { cli } from './helpers/cli';
 import { makeSpeech } from './helpers/media';
 import { randomModel } from './helpers/model';
+import { tempDir } from './helpers/temp-dir';
 
 describe('inspect', function () {
-  let dir: string;
+  const dir = tempDir('inspect');
   let codec: Encodec;
   let codes: FeatureSet;
   let codesFile: string;
   let melFile: string;
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-inspect-'));
     const speech = await makeSpeech(dir, 'Inspecting features. The quick brown fox jumps over the lazy dog.', 4.6);
     codec = await Encodec.load(await randomModel(0), { threads: 1 });
     codes = await extractFeatures(speech, { model: codec, tr: 1.5, bandwidth: 3 });
@@ -34,7 +33,6 @@ describe('inspect', function () {
 
   after(function () {
     codec?.dispose();
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('summarises real codes features: shape, kind, TRs, per-codebook usage, no warnings', async function () {

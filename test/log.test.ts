@@ -1,6 +1,5 @@
 /** Debug logging (lib/log.ts): DEBUG matching, --verbose, stderr only, stdout data unchanged. */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
@@ -10,6 +9,7 @@ import { writeNpy } from '../lib/npy';
 import { cli } from './helpers/cli';
 import { makeSpeech } from './helpers/media';
 import { randomModel } from './helpers/model';
+import { tempDir } from './helpers/temp-dir';
 
 /** Debug lines start with the namespace and the elapsed time. */
 const LOG_LINE = /^encodec-native \+\d+\.\d{3}s [a-z]+: /;
@@ -89,18 +89,13 @@ describe('log', function () {
   });
 
   describe('CLI', function () {
-    let dir: string;
+    const dir = tempDir('log');
     let model: string;
     let speech: string;
 
     before(async function () {
-      dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-log-'));
       model = await randomModel(0);
       speech = await makeSpeech(dir, 'Logging test. One two three.', 2);
-    });
-
-    after(function () {
-      fs.rmSync(dir, { recursive: true, force: true });
     });
 
     it('--verbose prints each stage to stderr; the written data is the same as without it', function () {

@@ -4,7 +4,6 @@
  * resampler, and the command line.
  */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
@@ -13,6 +12,7 @@ import { codeAgreement, computeMetrics, resampleOctave, siSnr, snr, stoi } from 
 import { readWav, writeWav } from '../lib/wav';
 import { cli } from './helpers/cli';
 import { ffmpeg } from './helpers/media';
+import { tempDir } from './helpers/temp-dir';
 
 const FIXTURES = path.resolve(__dirname, '..', '..', 'test', 'fixtures', 'stoi');
 
@@ -30,15 +30,10 @@ describe('quality metrics', function () {
   const scores = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'scores.json'), 'utf8')) as Scores;
   const degraded = Object.keys(scores.scores).filter((name) => fs.existsSync(path.join(FIXTURES, name)));
   let clean: Float32Array;
-  let dir: string;
+  const dir = tempDir('metrics');
 
   before(async function () {
     clean = (await readWav(path.join(FIXTURES, 'clean.wav'))).samples[0];
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-metrics-'));
-  });
-
-  after(function () {
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   describe('STOI and ESTOI agree with pystoi', function () {

@@ -5,7 +5,6 @@
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -13,13 +12,13 @@ import { expect } from 'chai';
 
 import { CLI } from './helpers/cli';
 import { randomModel } from './helpers/model';
+import { tempDir } from './helpers/temp-dir';
 
 describe('model trust', function () {
-  let dir: string;
+  const dir = tempDir('trust');
   let guard: string;
 
   before(function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-trust-'));
     // Preloaded module: any attempt to load encodec-native's addon (which links libtorch), or node-gyp-build that
     // finds it, aborts loudly. Other addons (e.g. for plotting) may load.
     guard = path.join(dir, 'no-libtorch.js');
@@ -37,10 +36,6 @@ describe('model trust', function () {
          return dlopen.call(this, module, filename, ...rest);
        };`,
     );
-  });
-
-  after(function () {
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   function run(args: string[]): { status: number | null; stdout: string; stderr: string } {

@@ -7,6 +7,7 @@ import { expect } from 'chai';
 
 import { decodeNpy, encodeNpy, NpyData, readNpy, toInt32Array, toNumberArray, writeNpy } from '../lib/npy';
 import { run } from './helpers/media';
+import { tempDir } from './helpers/temp-dir';
 
 const PYTHON = '/usr/bin/python3';
 
@@ -55,14 +56,7 @@ print(json.dumps(out))
 
 describe('npy', function () {
   this.timeout(30000);
-  let dir: string;
-
-  before(function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-npy-'));
-  });
-  after(function () {
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const dir = tempDir('npy');
 
   it('writes every dtype so that numpy.load reads the same dtype, shape and values', async function () {
     const files: string[] = [];

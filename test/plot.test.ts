@@ -1,10 +1,10 @@
 /** Pictures (lib/plot.ts): Vega-Lite -> SVG -> PNG, heat-map rasters, text rendering, atomic writes. */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
 import { PNG } from 'pngjs';
+import { tempDir } from './helpers/temp-dir';
 
 import {
   MAX_RASTER_COLUMNS,
@@ -42,15 +42,7 @@ function pixel(img: PNG, x: number, y: number): [number, number, number] {
 }
 
 describe('plot', function () {
-  let dir: string;
-
-  before(function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-plot-'));
-  });
-
-  after(function () {
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
+  const dir = tempDir('plot');
 
   it('renders a Vega-Lite chart to a PNG of the expected size at each scale', async function () {
     const spec = fixedSpec(300, 120, [

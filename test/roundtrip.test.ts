@@ -1,6 +1,5 @@
 /** Round-trip reports (lib/report.ts, `encodec-native roundtrip`) on a few seconds of synthesized speech. */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
@@ -13,21 +12,17 @@ import { readWav } from '../lib/wav';
 import { cli } from './helpers/cli';
 import { makeSpeech } from './helpers/media';
 import { randomModel } from './helpers/model';
+import { tempDir } from './helpers/temp-dir';
 
 describe('roundtrip', function () {
-  let dir: string;
+  const dir = tempDir('roundtrip');
   let model: string;
   let speech: string;
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-roundtrip-'));
     model = await randomModel(0);
     // 3.4 s of speech: 2 TRs of 1.5 s (3 s) are used.
     speech = await makeSpeech(dir, 'Round trip report. Listen, look and measure.', 3.4);
-  });
-
-  after(function () {
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('CLI writes the original, one reconstruction per bandwidth, metrics and a spectrogram picture', async function () {

@@ -1,12 +1,12 @@
 /** WAV reading and writing, checked against files made by ffmpeg, sox and Python's wave module. */
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
 
 import { decodeWav, downmix, encodeWav, probeWav, readWav, writeWav } from '../lib/wav';
 import { deinterleave, describeDifference, ffmpeg, ffmpegFloats, firstDifference, makeSpeech, run, sox, tone } from './helpers/media';
+import { tempDir } from './helpers/temp-dir';
 
 /** Asserts two signals are identical sample for sample. */
 function expectSame(a: ArrayLike<number>, b: ArrayLike<number>, what = ''): void {
@@ -44,15 +44,11 @@ function fmtChunk(tag: number, channels: number, rate: number, bits: number): Bu
 
 describe('wav', function () {
   this.timeout(30000);
-  let dir: string;
+  const dir = tempDir('wav');
   let speech: string; // 22.05 kHz mono 16-bit, from espeak-ng
 
   before(async function () {
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-wav-'));
     speech = await makeSpeech(dir, 'Reading wave files, one chunk at a time.');
-  });
-  after(function () {
-    fs.rmSync(dir, { recursive: true, force: true });
   });
 
   it('writes 16-bit PCM that Python reads, rounded and clipped as documented', async function () {
