@@ -369,18 +369,8 @@ class SEANetEncoder(_LayerStack):
         # CPU batch (chunked encoding's windows): the convolutions one clip at a time, so that a clip's
         # activations stay in cache, then one LSTM over the batch, whose step-serial matrix-vector products
         # become matrix products that read the 8 MB of LSTM weights once per step for all clips.
-        parts: List[Tensor] = []
-        for b in range(batch):
-            h = x[b:b + 1]
-            for i, conv_layer in enumerate(self.model):
-                if i < self.lstm_index:
-                    h = conv_layer(h)
-            parts.append(h)
-        y = torch.cat(parts, 0)
-        for j, lstm_layer in enumerate(self.model):
-            if j >= self.lstm_index:
-                y = lstm_layer(y)
-        return y
+        parts = [self.run_layers(x[b:b + 1], 0, self.lstm_index) for b in range(batch)]
+        return self.run_layers(torch.cat(parts, 0), self.lstm_index, len(self.model))
 
     def forward_span(self, x: Tensor, lead: int, chunk: int, context: int) -> Tensor:
         """Latent [1, 128, F - lead] of span x [1, 1, T] (F = ceil(T / 320)) whose first `lead` frames are
@@ -415,17 +405,8 @@ class SEANetDecoder(_LayerStack):
             return self.model(z)
         # CPU batch: the LSTM (at 75 Hz) over the whole batch, the upsampling convolutions one clip at a time
         # (see SEANetEncoder.forward)
-        h = z
-        for i, lstm_layer in enumerate(self.model):
-            if i < self.upsample_index:
-                h = lstm_layer(h)
-        parts: List[Tensor] = []
-        for b in range(batch):
-            y = h[b:b + 1]
-            for j, conv_layer in enumerate(self.model):
-                if j >= self.upsample_index:
-                    y = conv_layer(y)
-            parts.append(y)
+        h = self.run_layers(z, 0, self.upsample_index)
+        parts = [self.run_layers(h[b:b + 1], self.upsample_index, len(self.model)) for b in range(batch)]
         return torch.cat(parts, 0)
 
     def forward_span(self, z: Tensor, lead: int, chunk: int, context: int) -> Tensor:
