@@ -8,8 +8,9 @@
  * speech, chunked (default; the fastest of 3 runs, all in the JSON) and whole-file (`exact`), with code agreement
  * and decode SNR between them; the intra-op thread count in effect in the worker (CPU time / wall time with 1
  * and N threads); peak RSS of streaming-encoding a synthesized 2-hour file (`encodeStream(streamAudio(file))` in
- * a child process); RSS over 1000 encode/decode cycles (leak check); the addon's overhead against a C++ program calling the TorchScript
- * module directly (bench/direct.cc); and multi-file throughput with several jobs sharing the cores.
+ * a child process); RSS over 1000 encode/decode cycles (leak check); the addon's overhead against a C++ program
+ * calling the TorchScript module directly (bench/direct.cc); and multi-file throughput with several jobs sharing
+ * the cores.
  * `--quick` shrinks every size (1 minute of speech, a 10-minute stream, 100 cycles) for a smoke run.
  */
 import { execFile, execFileSync } from 'node:child_process';
