@@ -316,9 +316,13 @@ class EncodecTS48(nn.Module):
         return scales.to(torch.float32)
 
     def _normalise(self, wav: Tensor) -> Tuple[Tensor, Tensor]:
-        """Meta's EncodecModel._encode_frame with normalize=True: (x / scale, scale [B])."""
+        """Meta's EncodecModel._encode_frame with normalize=True: (x / scale, scale [B]), scale = 1e-8 + RMS of the
+        mono mix. The mean of squares is accumulated in float64 and rounded to float32 once: a float32 sum over a
+        segment rounds differently with the batch size and the thread count (ATen splits long reductions between
+        threads), so Meta's own scale can change in its last bit from one run setting to another; this one does
+        not, and is the correctly rounded value (Meta's is within an ulp or two of it)."""
         mono = wav.mean(dim=1, keepdim=True)
-        volume = mono.pow(2).mean(dim=2, keepdim=True).sqrt()
+        volume = mono.to(torch.float64).pow(2).mean(dim=2, keepdim=True).sqrt().to(torch.float32)
         scale = 1e-8 + volume
         return wav / scale, scale.view(-1)
 

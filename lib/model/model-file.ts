@@ -101,6 +101,20 @@ export function isSegmentedModel(info: ModelInfo): boolean {
 }
 
 /**
+ * Throws a RangeError naming `use` when the model is segmented: the fMRI features pipeline (extract, the roundtrip
+ * report, features back to audio) aligns a whole-file code stream of 75 frames/s to TRs, and encodec_48khz's
+ * codes come per 1 s segment (150 frames per 47520 samples, overlapping by 1.5 frames), which it does not align.
+ */
+export function requireWholeFileModel(info: ModelInfo, use: string): void {
+  if (isSegmentedModel(info)) {
+    throw new RangeError(
+      `${use} runs encodec_24khz only: ${info.model}'s codes come in overlapping 1 s segments, which the TR ` +
+        'alignment does not handle (see docs/models-48khz.md); use a 24 kHz model (`model fetch`), or encode/decode/compress with this one',
+    );
+  }
+}
+
+/**
  * Reads a model file's metadata without loading or running the model.
  * Throws when the file is missing, not a TorchScript archive, or not an encodec-native model.
  */
@@ -127,10 +141,13 @@ export async function sha256File(filePath: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** The default model location: `$XDG_CACHE_HOME/encodec-native/encodec_24khz.pt` (or `~/.cache/...`). */
-export function defaultModelPath(): string {
+/**
+ * The default model location: `$XDG_CACHE_HOME/encodec-native/encodec_24khz.pt` (or `~/.cache/...`); for another
+ * model (`encodec_48khz`) the same folder, `NAME.pt`.
+ */
+export function defaultModelPath(name = 'encodec_24khz'): string {
   const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(cache, 'encodec-native', 'encodec_24khz.pt');
+  return path.join(cache, 'encodec-native', `${name}.pt`);
 }
 
 /**

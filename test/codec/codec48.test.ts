@@ -99,7 +99,7 @@ describe('Encodec with encodec_48khz (stereo, segmented)', function () {
   });
 
   it('codes Meta\'s segments for any length: under one segment, exactly 1 s (a 480-sample tail segment), one sample', async function () {
-    for (const [T, segments, frames] of [[20000, 1, 63], [48000, 2, 152], [1, 1, 1], [47521, 2, 149 + 1], [47841, 2, 150 + 1]]) {
+    for (const [T, segments, frames] of [[20000, 1, 63], [48000, 2, 152], [1, 1, 1], [47521, 2, 149 + 1], [47840, 2, 150 + 1], [47841, 2, 150 + 2]]) {
       const clip = stereo.subarray(0, 2 * T).slice();
       clip.set(stereo.subarray(stereo.length / 2, stereo.length / 2 + T), T);
       const codes = (await codec.encode(clip, { bandwidth: 6 })) as SegmentedCodes;
