@@ -35,6 +35,7 @@ import { Codes, Embeddings, SegmentedCodes, checkCodes } from './codes';
 import {
   SegmentCodes,
   SegmentEncoder,
+  concatSegmentedCodes,
   SegmentGeometry,
   decodeSegmented,
   encodeSegmented,
@@ -213,7 +214,7 @@ export class Encodec {
   ): Promise<Codes> {
     const blocks: Codes[] = [];
     for await (const block of this.encodeStreamBlocks(chunks, options)) blocks.push(block);
-    return concatCodes(blocks);
+    return this.segments ? concatSegmentedCodes(blocks) : concatCodes(blocks);
   }
 
   /**
