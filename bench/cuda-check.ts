@@ -13,10 +13,11 @@
  */
 import * as fs from 'node:fs';
 
-import { Codes, Device, Encodec } from '../lib/codec';
-import { codeAgreement, snr } from '../lib/metrics';
-import { runtimeInfo } from '../lib/runtime';
-import { readWav } from '../lib/wav';
+import { Device, Encodec } from '../lib/codec/codec';
+import { Codes } from '../lib/codec/codes';
+import { codeAgreement, snr } from '../lib/quality/metrics';
+import { runtimeInfo } from '../lib/codec/runtime';
+import { readWav } from '../lib/io/wav';
 
 const RATE = 24000;
 

@@ -18,12 +18,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-import { loadAudio } from '../lib/audio';
-import { codeAgreement, snr } from '../lib/metrics';
-import { Encodec } from '../lib/codec';
-import { PACKAGE_ROOT } from '../lib/native';
-import { runtimeInfo } from '../lib/runtime';
-import { availableCores, threadsPerJob } from '../lib/threads';
+import { loadAudio } from '../lib/io/audio';
+import { codeAgreement, snr } from '../lib/quality/metrics';
+import { Encodec } from '../lib/codec/codec';
+import { PACKAGE_ROOT } from '../lib/common/package-root';
+import { runtimeInfo } from '../lib/codec/runtime';
+import { availableCores, threadsPerJob } from '../lib/codec/threads';
 import { ffmpeg, makeSpeech24k } from '../test/helpers/media';
 import { randomModel } from '../test/helpers/model';
 

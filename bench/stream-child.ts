@@ -6,9 +6,9 @@
  *   node dist/bench/stream-child.js MODEL.pt FILE
  */
 
-import { streamAudio } from '../lib/audio';
-import { Encodec } from '../lib/codec';
-import { peakRss } from '../lib/runtime';
+import { streamAudio } from '../lib/io/audio';
+import { Encodec } from '../lib/codec/codec';
+import { peakRss } from '../lib/codec/runtime';
 
 async function main(): Promise<void> {
   const [modelPath, file] = process.argv.slice(2);

@@ -1,7 +1,7 @@
 /** Shared pieces of the command line: error reporting, exit codes, option parsing. */
 import { CommanderError } from 'commander';
 
-import { isDebugEnabled } from '../lib/log';
+import { isDebugEnabled } from '../lib/common/log';
 
 /** A bad command-line value: reported with exit code 2. */
 export class UsageError extends Error {

@@ -2,7 +2,7 @@
 /** The encodec-native command line. Exit codes: 0 ok, 1 failure, 2 bad arguments or input values. */
 import { Command } from 'commander';
 
-import { setVerbose } from '../lib/log';
+import { setVerbose } from '../lib/common/log';
 import { reportError } from './cli-util';
 import { compressCommand, decodeCommand, decompressCommand, encodeCommand } from './commands/codec';
 import { extractCommand } from './commands/extract';

@@ -15,8 +15,8 @@ import * as path from 'node:path';
 import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 
-import { Encodec } from '../lib/codec';
-import { NativeBinding, NativeModel, nativeBinding } from '../lib/native';
+import { Encodec } from '../lib/codec/codec';
+import { NativeBinding, NativeModel, nativeBinding } from '../lib/codec/native';
 
 export interface FuzzOptions {
   /** Model file (a small or random model keeps valid race calls cheap). */

@@ -4,14 +4,15 @@ import * as path from 'node:path';
 
 import { Command } from 'commander';
 
-import { loadAudio, streamAudio } from '../../lib/audio';
-import { parseBandwidth } from '../../lib/bandwidth';
-import { Codes, Device, Encodec } from '../../lib/codec';
-import { readCodesNpy, writeCodesNpy } from '../../lib/codes-file';
-import { readEcdc, writeEcdc } from '../../lib/ecdc';
-import { resolveModelPath } from '../../lib/model-file';
-import { writeNpy } from '../../lib/npy';
-import { writeWav } from '../../lib/wav';
+import { loadAudio, streamAudio } from '../../lib/io/audio';
+import { parseBandwidth } from '../../lib/codec/bandwidth';
+import { Device, Encodec } from '../../lib/codec/codec';
+import { Codes } from '../../lib/codec/codes';
+import { readCodesNpy, writeCodesNpy } from '../../lib/io/codes-file';
+import { readEcdc, writeEcdc } from '../../lib/io/ecdc';
+import { resolveModelPath } from '../../lib/model/model-file';
+import { writeNpy } from '../../lib/io/npy';
+import { writeWav } from '../../lib/io/wav';
 import { UsageError, extensionOf, parseIntegerOption } from '../cli-util';
 
 interface ModelOptions {

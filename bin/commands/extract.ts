@@ -14,15 +14,15 @@ import * as path from 'node:path';
 
 import { Command } from 'commander';
 
-import { parseBandwidth } from '../../lib/bandwidth';
-import { Device, Encodec } from '../../lib/codec';
-import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures } from '../../lib/features';
-import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/features-file';
-import { resolveModelPath } from '../../lib/model-file';
-import { threadsPerJob } from '../../lib/threads';
-import { formatQuality, roundTripQuality } from '../../lib/roundtrip-quality';
-import { writeFileAtomic } from '../../lib/atomic';
-import { ENCODEC_LOOKAHEAD_SECONDS } from '../../lib/features';
+import { parseBandwidth } from '../../lib/codec/bandwidth';
+import { Device, Encodec } from '../../lib/codec/codec';
+import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures } from '../../lib/fmri/features';
+import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/fmri/features-file';
+import { resolveModelPath } from '../../lib/model/model-file';
+import { threadsPerJob } from '../../lib/codec/threads';
+import { formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
+import { writeFileAtomic } from '../../lib/common/atomic';
+import { ENCODEC_LOOKAHEAD_SECONDS } from '../../lib/fmri/features';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
 
 interface ExtractCliOptions {

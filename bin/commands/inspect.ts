@@ -8,7 +8,7 @@ import * as path from 'node:path';
 
 import { Command } from 'commander';
 
-import { FeatureInspection, formatInspection, inspectFeatures, plotFeatures } from '../../lib/inspect';
+import { FeatureInspection, formatInspection, inspectFeatures, plotFeatures } from '../../lib/report/inspect';
 import { UsageError, extensionOf, parseTrOption } from '../cli-util';
 
 /** JSON has no NaN/Infinity: those become null. */

@@ -9,9 +9,9 @@ import * as fs from 'node:fs';
 
 import { Command } from 'commander';
 
-import { loadAudio, probeAudio } from '../../lib/audio';
-import { computeMetrics } from '../../lib/metrics';
-import { probeWav } from '../../lib/wav';
+import { loadAudio, probeAudio } from '../../lib/io/audio';
+import { computeMetrics } from '../../lib/quality/metrics';
+import { probeWav } from '../../lib/io/wav';
 import { UsageError, extensionOf } from '../cli-util';
 
 /** The sample rate of a file: from its WAV header, else from ffprobe. */

@@ -4,9 +4,9 @@ import * as path from 'node:path';
 
 import { Command } from 'commander';
 
-import { exportModel } from '../../lib/exporter';
-import { fetchModel } from '../../lib/fetch';
-import { defaultModelPath, readModelInfo, sha256File } from '../../lib/model-file';
+import { exportModel } from '../../lib/model/exporter';
+import { fetchModel } from '../../lib/model/fetch';
+import { defaultModelPath, readModelInfo, sha256File } from '../../lib/model/model-file';
 import { UsageError, parseIntegerOption } from '../cli-util';
 
 function log(line: string): void {

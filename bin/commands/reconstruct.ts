@@ -8,12 +8,12 @@ import * as path from 'node:path';
 
 import { Command } from 'commander';
 
-import { Device, Encodec } from '../../lib/codec';
-import { readEcdc } from '../../lib/ecdc';
-import { FeatureAudio, featuresToAudio } from '../../lib/features';
-import { readFeatures } from '../../lib/features-file';
-import { resolveModelPath } from '../../lib/model-file';
-import { writeWav } from '../../lib/wav';
+import { Device, Encodec } from '../../lib/codec/codec';
+import { readEcdc } from '../../lib/io/ecdc';
+import { FeatureAudio, featuresToAudio } from '../../lib/fmri/features';
+import { readFeatures } from '../../lib/fmri/features-file';
+import { resolveModelPath } from '../../lib/model/model-file';
+import { writeWav } from '../../lib/io/wav';
 import { UsageError, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
 
 interface ReconstructCliOptions {

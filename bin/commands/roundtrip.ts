@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 
 import { Command } from 'commander';
 
-import { parseBandwidth } from '../../lib/bandwidth';
-import { DEFAULT_REPORT_BANDWIDTHS, formatRoundtripReport, roundtripReport } from '../../lib/report';
+import { parseBandwidth } from '../../lib/codec/bandwidth';
+import { DEFAULT_REPORT_BANDWIDTHS, formatRoundtripReport, roundtripReport } from '../../lib/report/report';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
 
 /** Collects repeated or space-separated `--bandwidth` values. */

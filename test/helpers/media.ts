@@ -8,7 +8,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { readWav, writeWav } from '../../lib/wav';
+import { readWav, writeWav } from '../../lib/io/wav';
 
 /** Rate espeak-ng writes (Hz). */
 export const ESPEAK_RATE = 22050;

@@ -6,8 +6,8 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { exportModel } from '../../lib/exporter';
-import { PACKAGE_ROOT } from '../../lib/native';
+import { exportModel } from '../../lib/model/exporter';
+import { PACKAGE_ROOT } from '../../lib/common/package-root';
 
 export const CACHE_DIR = path.join(PACKAGE_ROOT, 'test', '.cache');
 

@@ -1,0 +1,440 @@
+/**
+ * Chunked encoding and decoding with left context, batched along the batch dimension, and streaming.
+ *
+ * EnCodec 24 kHz is causal: a code frame depends only on the audio before its end, and decoded audio only on
+ * the codes up to its frame. Encoding a long clip therefore splits into chunks of `chunkFrames` frames, each
+ * run with `contextFrames` frames of the preceding audio in front (whose outputs are dropped). The
+ * convolutions see the same samples as in whole-file encoding; only the LSTM state at the start of the context
+ * differs (zero instead of the state the whole file would have built), and it is forgotten within the context.
+ * Windows start and end on frame boundaries (multiples of 320 samples), where the convolutions add no
+ * padding, so the split itself changes nothing; the last window ends where the audio ends, as in the
+ * whole-file pass. The first window keeps `chunkFrames + contextFrames` frames (it has no context), so all
+ * windows but the last have one length, and windows of equal length go through the model as one batch, which
+ * turns the LSTM's per-frame matrix-vector steps into matrix products.
+ *
+ * Windows are grouped into spans of `batchWindows` windows in a fixed order, one native call each (a model with
+ * span methods gets the span's audio with its context and convolution warm-up and runs the windows itself;
+ * otherwise the span's windows go as one batch), `lanes` spans at a time; the last, short group shares its
+ * windows evenly among the lanes. The in-memory and the streaming paths make the same calls on the same
+ * samples and return identical codes.
+ */
+import { FRAME_RATE, HOP_LENGTH } from './bandwidth';
+import type { Codes } from './codes';
+import { debug } from '../common/log';
+
+/** Chunking options of encode() and decode(). */
+export interface ChunkOptions {
+  /** Whole-file computation in one pass (memory grows with length; exactly the reference's result). */
+  exact?: boolean;
+  /** Seconds of audio (or codes) per chunk, rounded to whole frames (default 4). */
+  chunkSeconds?: number;
+  /** Seconds of preceding audio (or codes) run in front of each chunk, rounded up to whole frames (default 1). */
+  contextSeconds?: number;
+  /**
+   * Seconds of audio (windows with their context) per span, i.e. per native call: bounds the audio held at once
+   * (default on the CPU, two spans in flight: 100 for exporter 1.3+, 80 for 1.2; 40, 8 windows, for exporter
+   * 1.1; 5, one window, before; 60 on CUDA).
+   */
+  batchSeconds?: number;
+}
+
+/**
+ * Default chunk length. Measured on this project's 2-core machine (60 s of speech, 2 threads): 4 s chunks
+ * (5 s windows with their context) encode at 14x real time against 4-6x for 8-10 s chunks and 11x for 2 s:
+ * short windows keep every layer's activations in cache and out of the page-fault path, which outweighs the
+ * 25 % of context recomputed.
+ */
+export const DEFAULT_CHUNK_SECONDS = 4;
+/**
+ * Default left context. Measured on real speech with the full-size random model: 0.25 s keeps 99.98 % of the
+ * codes, 0.5 s and more keep 100 %; decoding with 1 s of context is within float rounding of whole-file
+ * decoding. 1 s leaves a margin for trained weights whose LSTM remembers longer.
+ */
+export const DEFAULT_CONTEXT_SECONDS = 1;
+/**
+ * Default audio per native call (all windows of a batch with their context): 8 windows of 5 s. Models exported
+ * by exporter 1.1+ (metadata `cpu_batching: "lstm"`) run a CPU batch's convolutions window by window, which
+ * keeps each window's activations in cache, and only the LSTM over the whole batch, whose per-step
+ * matrix-vector products become matrix products reading the 8 MB of LSTM weights once for all windows.
+ * Measured on the 2-core machine: see the README's Performance section.
+ */
+export const DEFAULT_BATCH_SECONDS = 40;
+/**
+ * Default for models with span methods on the CPU: 20 windows (100 s) per span call (exporter 1.3+, whose LSTM
+ * runs in 1 s segments). A span's convolutions run in short pieces whatever its length, so a longer span only
+ * batches more LSTM windows per step, and each step reads the LSTM's 4 MB of weights once for all of them.
+ * Measured on 2 cores (6 kbps, two lanes): 300 s of speech encoded 29.1x real time with 80 s spans, 33.6x with
+ * 120 s; streaming 20 minutes peaked at 852 MiB RSS with 80 s spans, 893 MiB with 120 s, 970 MiB with 160 s,
+ * and 2 hours at 953-993 MiB with 120 s: 100 s keeps a margin under 1 GB (exporter 1.3; 1.4 holds less, 2 hours
+ * streamed at a 766 MiB peak with 100 s spans).
+ */
+export const SPAN_BATCH_SECONDS = 100;
+/**
+ * Default for span models of exporter 1.2, whose LSTM computes the input projections of all of a span's steps
+ * at once (49 MB per layer for 16 windows): 80 s (40 s: 28.6x real time on 120 s of speech, 80 s: 32.1x;
+ * 160 s streamed 20 minutes at a 1145 MiB peak).
+ */
+export const UNSEGMENTED_SPAN_BATCH_SECONDS = 80;
+/**
+ * Default for older exports, whose batches run every layer on the whole batch: one 5 s window per call
+ * (2 windows per call measured 11.5x real time against 14x for one: the larger activations cost more than
+ * the LSTM saves).
+ */
+export const LEGACY_BATCH_SECONDS = 5;
+/**
+ * Default audio per native call on CUDA (12 windows of 5 s). Measured on an H200 (10 minutes of speech, 6 kbps):
+ * one window per call encodes at 330x real time, 60 s per call at 1388x (decode 346x -> 1015x); 300 s encodes
+ * faster still (2477x) but decodes slower (909x) and holds more memory. docs/cuda-check-h200.json.
+ */
+export const CUDA_BATCH_SECONDS = 60;
+
+/**
+ * Span calls run at once by models with span methods on the CPU, each on a share of the model's threads (see
+ * Encodec's lanes). Two: measured on 2 cores; each lane holds one span of audio.
+ */
+export const SPAN_LANES = 2;
+
+/** Chunk geometry in frames. */
+export interface ChunkPlan {
+  chunkFrames: number;
+  contextFrames: number;
+  /** Windows per native call. */
+  batchWindows: number;
+}
+
+/** One window: frames [first, first + frames) are kept; the model also sees `context` frames before them. */
+export interface ChunkWindow {
+  first: number;
+  frames: number;
+  context: number;
+}
+
+function checkSeconds(value: unknown, name: string, min: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw new TypeError(`${name} must be a finite number of seconds, got ${typeof value === 'number' ? value : typeof value}`);
+  }
+  if (value < min || value > 3600) {
+    throw new RangeError(`${name} must be between ${min} and 3600 seconds, got ${value}`);
+  }
+  return value;
+}
+
+/** Validates the chunking options and turns them into frames. Throws TypeError/RangeError naming the option. */
+export function chunkPlan(options: ChunkOptions = {}, defaultBatchSeconds = DEFAULT_BATCH_SECONDS): ChunkPlan {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  if (options.exact !== undefined && typeof options.exact !== 'boolean') {
+    throw new TypeError(`exact must be true or false, got ${typeof options.exact}`);
+  }
+  const chunkSeconds = checkSeconds(options.chunkSeconds ?? DEFAULT_CHUNK_SECONDS, 'chunkSeconds', 1 / FRAME_RATE);
+  const contextSeconds = checkSeconds(options.contextSeconds ?? DEFAULT_CONTEXT_SECONDS, 'contextSeconds', 0);
+  const chunkFrames = Math.max(1, Math.round(chunkSeconds * FRAME_RATE));
+  const contextFrames = Math.ceil(contextSeconds * FRAME_RATE - 1e-9);
+  const batchSeconds = checkSeconds(options.batchSeconds ?? defaultBatchSeconds, 'batchSeconds', 0);
+  const windowSeconds = (chunkFrames + contextFrames) / FRAME_RATE;
+  const batchWindows = Math.max(1, Math.floor(batchSeconds / windowSeconds + 1e-9));
+  return { chunkFrames, contextFrames, batchWindows };
+}
+
+/**
+ * First frame kept by window `k`. The first window has no preceding audio, so it keeps `chunkFrames +
+ * contextFrames` frames: every window but the last then spans the same number of frames, and the windows of a
+ * native call all have one shape and run as one batch (a shorter first window would run alone, with the
+ * LSTM's steps back at matrix-vector products).
+ */
+function windowFirst(k: number, plan: ChunkPlan): number {
+  return k === 0 ? 0 : plan.contextFrames + k * plan.chunkFrames;
+}
+
+/** Windows `from` .. `to - 1` (those that start before `totalFrames`). */
+function windowRange(from: number, to: number, totalFrames: number, plan: ChunkPlan): ChunkWindow[] {
+  const windows: ChunkWindow[] = [];
+  for (let k = from; k < to && windowFirst(k, plan) < totalFrames; k++) {
+    const first = windowFirst(k, plan);
+    windows.push({
+      first,
+      frames: Math.min(windowFirst(k + 1, plan), totalFrames) - first,
+      context: Math.min(plan.contextFrames, first),
+    });
+  }
+  return windows;
+}
+
+/** The windows covering `totalFrames` frames. */
+export function chunkWindows(totalFrames: number, plan: ChunkPlan): ChunkWindow[] {
+  return windowRange(0, Infinity, totalFrames, plan);
+}
+
+/**
+ * Frames in front of a span's context that only warm up the convolutions: more than the encoder's convolution
+ * stack sees (798 samples, under 3 frames) and the decoder's 7-tap input convolution (6 frames), so at every
+ * frame a span's windows read, its convolutions compute what one pass over the whole file computes.
+ */
+export const CONV_WARMUP_FRAMES = 8;
+
+/** One native call: a group of `batchWindows` consecutive windows, as one contiguous span of input. */
+export interface ChunkSpan {
+  /** First frame of the span's input (context and convolution warm-up included). */
+  start: number;
+  /** First kept frame: frames [start, first) are context only. */
+  first: number;
+  /** Kept frames: [first, first + frames). */
+  frames: number;
+  /** The plan's windows in the span (frames of the whole clip), for runners that run windows. */
+  windows: ChunkWindow[];
+}
+
+function spanOf(windows: ChunkWindow[], plan: ChunkPlan): ChunkSpan {
+  const first = windows[0].first;
+  const last = windows[windows.length - 1];
+  return {
+    start: first === 0 ? 0 : Math.max(0, first - plan.contextFrames - CONV_WARMUP_FRAMES),
+    first,
+    frames: last.first + last.frames - first,
+    windows,
+  };
+}
+
+/**
+ * The spans of step `step`, one SpanRunner.run call of `lanes` spans: `batchWindows` windows each, except in a
+ * step cut short by the end of the clip, whose windows are shared evenly among the lanes so that they finish
+ * together (instead of one full span and a short one, with a lane idle for the difference).
+ */
+function stepSpans(step: number, totalFrames: number, plan: ChunkPlan, lanes: number): ChunkSpan[] {
+  const perStep = lanes * plan.batchWindows;
+  const windows = windowRange(step * perStep, (step + 1) * perStep, totalFrames, plan);
+  const perSpan = windows.length < perStep ? Math.ceil(windows.length / lanes) : plan.batchWindows;
+  const spans: ChunkSpan[] = [];
+  for (let i = 0; i < windows.length; i += perSpan) spans.push(spanOf(windows.slice(i, i + perSpan), plan));
+  return spans;
+}
+
+/** The steps (groups of at most `lanes` spans run at once, see {@link stepSpans}) covering `totalFrames` frames. */
+function chunkSteps(totalFrames: number, plan: ChunkPlan, lanes: number): ChunkSpan[][] {
+  const steps: ChunkSpan[][] = [];
+  for (let step = 0; windowFirst(step * lanes * plan.batchWindows, plan) < totalFrames; step++) {
+    steps.push(stepSpans(step, totalFrames, plan, lanes));
+  }
+  return steps;
+}
+
+/** The spans (native calls) covering `totalFrames` frames, for a runner of `lanes` lanes. */
+export function chunkSpans(totalFrames: number, plan: ChunkPlan, lanes = 1): ChunkSpan[] {
+  return chunkSteps(totalFrames, plan, lanes).flat();
+}
+
+/** Runs the model on several clips (or code blocks) at once: Encodec.encodeBatch / decodeBatch bound to options. */
+export type BatchRunner<I, O> = (inputs: I[]) => Promise<O[]>;
+
+/**
+ * Runs the model on spans: each input holds its span's frames from `span.start` (audio samples or codes); resolves
+ * with the output of each span's kept frames. Models with span methods (exporter 1.2+) take a span per native
+ * call, `lanes` spans at once on a share of the threads each; others run a span's windows as one batch
+ * ({@link encodeSpanByWindows}, {@link decodeSpanByWindows}).
+ */
+export interface SpanRunner<I, O> {
+  /** Spans run at once: the most `run` is given. */
+  lanes: number;
+  run(inputs: I[], spans: ChunkSpan[]): Promise<O[]>;
+}
+
+/** Copies `frames` frames of every codebook row of `src` from frame `from` into `dst` (row length `dstFrames`) at `at`. */
+function copyFrames(src: Codes, from: number, frames: number, dst: Int16Array | Int32Array, dstFrames: number, at: number): void {
+  for (let q = 0; q < src.nQ; q++) {
+    const row = src.data.subarray(q * src.nFrames + from, q * src.nFrames + from + frames);
+    dst.set(row, q * dstFrames + at);
+  }
+}
+
+/** Frames [from, from + frames) of codes, as a new block of the same integer type. */
+function sliceFrames(codes: Codes, from: number, frames: number): Codes {
+  const data = new (codes.data instanceof Int32Array ? Int32Array : Int16Array)(codes.nQ * frames);
+  copyFrames(codes, from, frames, data, frames, 0);
+  return { data, nQ: codes.nQ, nFrames: frames };
+}
+
+/** Samples [start, end) of the window's audio (context included), clipped to the clip's length. */
+function windowSamples(window: ChunkWindow, totalSamples: number): [number, number] {
+  const start = (window.first - window.context) * HOP_LENGTH;
+  const end = Math.min((window.first + window.frames) * HOP_LENGTH, totalSamples);
+  return [start, end];
+}
+
+/** Encodes a span as its windows with their context, batched (models without span methods, and CUDA). */
+export function encodeSpanByWindows(encodeBatch: BatchRunner<Float32Array, Codes>): SpanRunner<Float32Array, Codes> {
+  const one = async (input: Float32Array, span: ChunkSpan): Promise<Codes> => {
+    const offset = span.start * HOP_LENGTH;
+    const clips = span.windows.map((w) => {
+      const [start, end] = windowSamples(w, offset + input.length);
+      return input.subarray(start - offset, end - offset);
+    });
+    const blocks = await encodeBatch(clips);
+    const data = new Int16Array(blocks[0].nQ * span.frames);
+    span.windows.forEach((w, j) => copyFrames(blocks[j], w.context, w.frames, data, span.frames, w.first - span.first));
+    return { data, nQ: blocks[0].nQ, nFrames: span.frames };
+  };
+  return { lanes: 1, run: async (inputs, spans) => [await one(inputs[0], spans[0])] };
+}
+
+/** Decodes a span as its windows with their context, batched (models without span methods, and CUDA). */
+export function decodeSpanByWindows(decodeBatch: BatchRunner<Codes, Float32Array>): SpanRunner<Codes, Float32Array> {
+  const one = async (codes: Codes, span: ChunkSpan): Promise<Float32Array> => {
+    const inputs = span.windows.map((w) => sliceFrames(codes, w.first - w.context - span.start, w.context + w.frames));
+    const audio = await decodeBatch(inputs);
+    const out = new Float32Array(span.frames * HOP_LENGTH);
+    span.windows.forEach((w, j) => out.set(audio[j].subarray(w.context * HOP_LENGTH), (w.first - span.first) * HOP_LENGTH));
+    return out;
+  };
+  return { lanes: 1, run: async (inputs, spans) => [await one(inputs[0], spans[0])] };
+}
+
+/** Chunked encoding of an in-memory clip: same frame count and (up to the context's effect) codes as whole-file. */
+export async function encodeChunked(samples: Float32Array, plan: ChunkPlan, encoder: SpanRunner<Float32Array, Codes>): Promise<Codes> {
+  const totalFrames = Math.ceil(samples.length / HOP_LENGTH);
+  let data: Int16Array | undefined;
+  for (const group of chunkSteps(totalFrames, plan, encoder.lanes)) {
+    const inputs = group.map((span) => samples.subarray(span.start * HOP_LENGTH, Math.min((span.first + span.frames) * HOP_LENGTH, samples.length)));
+    const blocks = await encoder.run(inputs, group);
+    data ??= new Int16Array(blocks[0].nQ * totalFrames);
+    group.forEach((span, k) => copyFrames(blocks[k], 0, span.frames, data as Int16Array, totalFrames, span.first));
+    debug('encode', () => `frames ${group[0].first}..${spanEnd(group[group.length - 1])} of ${totalFrames} (${group.length} span(s))`);
+  }
+  if (!data) throw new Error('internal error: no chunk was encoded');
+  return { data, nQ: data.length / totalFrames, nFrames: totalFrames };
+}
+
+/** Chunked decoding: each window decodes its codes with `context` frames of preceding codes, context audio dropped. */
+export async function decodeChunked(codes: Codes, plan: ChunkPlan, decoder: SpanRunner<Codes, Float32Array>): Promise<Float32Array> {
+  const out = new Float32Array(codes.nFrames * HOP_LENGTH);
+  for (const group of chunkSteps(codes.nFrames, plan, decoder.lanes)) {
+    const audio = await decoder.run(group.map((span) => sliceFrames(codes, span.start, spanEnd(span) - span.start)), group);
+    group.forEach((span, k) => out.set(audio[k], span.first * HOP_LENGTH));
+  }
+  return out;
+}
+
+/** End (exclusive) of a span's kept frames. */
+function spanEnd(span: ChunkSpan): number {
+  return span.first + span.frames;
+}
+
+/** A block of codes from {@link encodeStreamBlocks}: frames [firstFrame, firstFrame + nFrames) of the stream. */
+export interface CodesBlock extends Codes {
+  firstFrame: number;
+}
+
+/** Options of streaming encoding. */
+export interface StreamOptions {
+  /** Stop after this many frames (reads only `maxFrames * 320` samples; the codes equal the first frames of the whole). */
+  maxFrames?: number;
+}
+
+/** Validates `maxFrames` (undefined = no limit). */
+export function checkMaxFrames(maxFrames: unknown): number {
+  if (maxFrames === undefined) return Infinity;
+  if (typeof maxFrames !== 'number' || !Number.isInteger(maxFrames) || maxFrames < 1) {
+    throw new RangeError(`maxFrames must be a positive integer number of frames (75 per second), got ${String(maxFrames)}`);
+  }
+  return maxFrames;
+}
+
+/**
+ * A growing window of stream samples: holds samples [offset, offset + length) of the stream, appends blocks,
+ * drops what no later window needs. Memory stays about one batch of windows.
+ */
+class SampleWindow {
+  private buffer = new Float32Array(0);
+  private length = 0;
+  /** Stream index of buffer[0]. */
+  offset = 0;
+
+  get end(): number {
+    return this.offset + this.length;
+  }
+
+  append(block: Float32Array): void {
+    if (this.length + block.length > this.buffer.length) {
+      const grown = new Float32Array(Math.max(this.length + block.length, this.buffer.length * 2));
+      grown.set(this.buffer.subarray(0, this.length));
+      this.buffer = grown;
+    }
+    this.buffer.set(block, this.length);
+    this.length += block.length;
+  }
+
+  /** Copies stream samples [start, end) (must be held) into a new array. */
+  slice(start: number, end: number): Float32Array {
+    return this.buffer.slice(start - this.offset, end - this.offset);
+  }
+
+  /** Forgets samples before stream index `start`. */
+  dropBefore(start: number): void {
+    const n = Math.min(Math.max(0, start - this.offset), this.length);
+    if (n === 0) return;
+    this.buffer.copyWithin(0, n, this.length);
+    this.length -= n;
+    this.offset += n;
+  }
+}
+
+/**
+ * Streaming chunked encoding: reads blocks of 24 kHz mono samples (any sizes, e.g. from `streamAudio(file)`)
+ * and yields codes block by block, one span at a time, holding only the audio of the spans in flight (the
+ * runner's `lanes` spans of `batchSeconds`) plus one block. The blocks, concatenated, equal `encodeChunked` on the
+ * concatenated samples with the same plan.
+ */
+export async function* encodeStreamBlocks(
+  chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
+  plan: ChunkPlan,
+  maxFrames: number,
+  encoder: SpanRunner<Float32Array, Codes>,
+): AsyncGenerator<CodesBlock, void, undefined> {
+  const held = new SampleWindow();
+  const maxSamples = maxFrames * HOP_LENGTH;
+  const perStep = encoder.lanes * plan.batchWindows; // windows per run call: `lanes` spans
+  let step = 0; // index of the next run call
+  let nextFrame = 0; // first frame it encodes
+  let index = 0;
+  // frame where the next step's spans end (once the stream is that long)
+  const stepEnd = (): number => windowFirst((step + 1) * perStep, plan);
+
+  // Encodes the next step's spans over the stream's first `available` samples: one code block per span.
+  const encodeStep = async (available: number): Promise<CodesBlock[]> => {
+    const spans = stepSpans(step, Math.ceil(available / HOP_LENGTH), plan, encoder.lanes);
+    const inputs = spans.map((span) => held.slice(span.start * HOP_LENGTH, Math.min(spanEnd(span) * HOP_LENGTH, available)));
+    const codes = await encoder.run(inputs, spans);
+    const blocks = spans.map((span, k): CodesBlock => ({ data: codes[k].data, nQ: codes[k].nQ, nFrames: span.frames, firstFrame: span.first }));
+    debug('encode', () => `stream: frames ${nextFrame}..${spanEnd(spans[spans.length - 1])} in ${spans.length} span(s) (${(available / HOP_LENGTH / FRAME_RATE).toFixed(2)} s read so far)`);
+    nextFrame = spanEnd(spans[spans.length - 1]);
+    step++;
+    held.dropBefore(Math.max(0, nextFrame - plan.contextFrames - CONV_WARMUP_FRAMES) * HOP_LENGTH);
+    return blocks;
+  };
+
+  for await (const chunk of chunks) {
+    if (!(chunk instanceof Float32Array)) {
+      throw new TypeError(`stream block ${index} must be a Float32Array of 24 kHz mono samples, got ${chunk === null ? 'null' : typeof chunk}`);
+    }
+    index++;
+    held.append(chunk.subarray(0, Math.max(0, maxSamples - held.end)));
+    // a full step is ready once its last window's audio is held (frame-aligned windows need nothing after it)
+    while (held.end >= stepEnd() * HOP_LENGTH) yield* await encodeStep(stepEnd() * HOP_LENGTH);
+    if (held.end >= maxSamples) break;
+  }
+  const total = held.end;
+  if (total === 0 && nextFrame === 0) throw new RangeError('the audio stream is empty; pass at least one sample');
+  while (nextFrame * HOP_LENGTH < total) yield* await encodeStep(total);
+}
+
+/** Concatenates code blocks along time into one Codes. */
+export function concatCodes(blocks: Codes[]): Codes {
+  if (blocks.length === 0) throw new RangeError('no codes to concatenate');
+  const nQ = blocks[0].nQ;
+  const nFrames = blocks.reduce((n, b) => n + b.nFrames, 0);
+  const data = new Int16Array(nQ * nFrames);
+  let at = 0;
+  for (const b of blocks) {
+    copyFrames(b, 0, b.nFrames, data, nFrames, at);
+    at += b.nFrames;
+  }
+  return { data, nQ, nFrames };
+}

@@ -1,0 +1,130 @@
+/**
+ * Loading of the compiled addon (a prebuild from `prebuilds/`, or `build/Release` after compiling).
+ * Loaded lazily so that file utilities and `model info` work where libtorch is absent.
+ */
+import * as path from 'node:path';
+import { markAsUntransferable } from 'node:worker_threads';
+
+import { PACKAGE_ROOT } from '../common/package-root';
+
+/** A block of codes as the addon exchanges them: data laid out [nQ, nFrames], row-major. */
+export interface NativeCodes {
+  data: Int16Array | Int32Array;
+  nQ: number;
+  nFrames: number;
+}
+
+/** Quantized latent vectors: data laid out [dim, nFrames], row-major. */
+export interface NativeLatents {
+  data: Float32Array;
+  dim: number;
+  nFrames: number;
+}
+
+/**
+ * Geometry of a span call, in frames: the first `lead` frames are context only; the rest run through the LSTM in
+ * windows of `chunk` frames with `context` frames in front (models/encodec_ts.py, encode_span / decode_span).
+ */
+export interface NativeSpan {
+  lead: number;
+  chunk: number;
+  context: number;
+}
+
+/**
+ * Options of one native encode/decode call. `threads`: intra-op threads for it (at most the model's; 0 or absent:
+ * all). Calls whose threads fit in the model's together run at once; others wait.
+ */
+export interface NativeCallOptions {
+  span?: NativeSpan;
+  threads?: number;
+}
+
+/** The addon's model object (see native/model.cc). */
+export interface NativeModel {
+  readonly metadata: string;
+  readonly device: string;
+  readonly threads: number;
+  readonly disposed: boolean;
+  /** With `options.span`, `clips` is one span of a chunked encoding (models with span methods; lib/chunking.ts). */
+  encode(clips: Float32Array[], nQ: number, options?: NativeCallOptions): Promise<NativeCodes[]>;
+  /** With `options.span`, `codes` is one span of a chunked decoding. */
+  decode(codes: NativeCodes[], options?: NativeCallOptions): Promise<Float32Array[]>;
+  dequantize(codes: NativeCodes[]): Promise<NativeLatents[]>;
+  dispose(): void;
+}
+
+/** What the addon reports about the libtorch it runs on. */
+export interface RuntimeInfo {
+  torchVersion: string;
+  cudaAvailable: boolean;
+  cudaDeviceCount: number;
+  defaultThreads: number;
+  parallelInfo: string;
+  buildConfig: string;
+  outputsCopied: boolean;
+  /** Whether inputs are copied (the buffer pinner is not set) rather than read in place. */
+  inputsCopied: boolean;
+}
+
+/** A power mel spectrogram as the addon returns it: data laid out [nMels, nFrames], row-major. */
+export interface NativeMel {
+  data: Float32Array;
+  nMels: number;
+  nFrames: number;
+}
+
+export interface NativeBinding {
+  load(modelPath: string, options?: { device?: string; threads?: number }): Promise<NativeModel>;
+  /**
+   * Power mel spectrogram (filterbank [nMels, nFft / 2 + 1] times |STFT|^2; see native/spectral.h), computed
+   * `blockFrames` frames at a time (default 4096; the result does not depend on it).
+   */
+  melSpectrogram(
+    samples: Float32Array,
+    filterbank: Float32Array,
+    nMels: number,
+    nFft: number,
+    hopLength: number,
+    blockFrames?: number,
+  ): Promise<NativeMel>;
+  /** Audio of `length` samples from a power mel spectrogram [nMels, 1 + length / hopLength] (Griffin-Lim). */
+  melToAudio(
+    mel: Float32Array,
+    filterbank: Float32Array,
+    nMels: number,
+    nFft: number,
+    hopLength: number,
+    iterations: number,
+    length: number,
+  ): Promise<Float32Array>;
+  runtimeInfo(): RuntimeInfo;
+  /**
+   * Gives the addon the function that pins ArrayBuffers against detaching (worker_threads.markAsUntransferable),
+   * so audio can be read in place while work runs off the event loop. Without it, inputs are copied.
+   */
+  setBufferPinner(pin: (buffer: ArrayBufferLike) => void): void;
+}
+
+
+let binding: NativeBinding | undefined;
+
+/** The addon, loaded on first use. Throws an Error that says how to fix a missing build or libtorch. */
+export function nativeBinding(): NativeBinding {
+  if (binding) return binding;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const load = require('node-gyp-build') as (dir: string) => NativeBinding;
+    binding = load(PACKAGE_ROOT);
+    // Zero-copy inputs: a buffer handed to the model is pinned (a later transfer copies instead of detaching it),
+    // so no JavaScript can free memory the model is reading.
+    binding.setBufferPinner(markAsUntransferable as (buffer: ArrayBufferLike) => void);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    const hint = /lib(torch|c10)/.test(reason)
+      ? 'libtorch is not installed where the addon expects it: on Debian/Ubuntu run `apt-get install libtorch-dev libopenblas0-openmp`'
+      : 'build it with `npm rebuild encodec-native` (needs cmake, a C++ compiler and libtorch; see the README)';
+    throw new Error(`encodec-native's native addon could not be loaded (${reason.split('\n')[0]}); ${hint}`);
+  }
+  return binding;
+}

@@ -1,0 +1,504 @@
+/**
+ * The feature pipeline: a stimulus soundtrack -> one block of features per fMRI volume (TR), and back.
+ *
+ * Modes and outputs:
+ * - `mode: 'encodec', output: 'codes'` (default): EnCodec codes, int16, shape (n_trs, n_q, floor(tr * 75)).
+ * - `mode: 'encodec', output: 'embeddings'`: the quantized latent vectors of those codes (what the decoder
+ *   receives), float32, shape (n_trs, 128, floor(tr * 75)).
+ * - `mode: 'mel'`: no model; a mel spectrogram in dB relative to the clip's maximum (see `./mel`), float32,
+ *   shape (n_trs, n_mels, ceil(tr * sr / hop)) (65 frames for 1.5 s at 22.05 kHz, hop 512).
+ *
+ * Alignment (see `./alignment`): n_trs = floor(duration / tr), capped by `maxTrs`; TR k starts at code frame
+ * floor(k * tr * 75) (mel frame floor(k * tr * sr / hop)), computed exactly, so there is no drift. The file
+ * is encoded once, streamed from the decoder in chunks with left context (memory bounded for hour-long
+ * soundtracks; >= 99.5 % of the whole-file codes; `exact: true` loads it and encodes it in one pass, exactly the
+ * whole-file codes), and each TR's frames are the codes at those positions. Since
+ * floor(tr * 75) <= tr * 75, consecutive windows can leave a frame between them (at TR 1.5 every second TR
+ * boundary skips one frame); mel windows of ceil(...) frames overlap by up to one frame instead. Mel frames
+ * past the end of the audio read -topDb (-80 dB).
+ *
+ * An input shorter than one TR gives n_trs = 0: features of shape (0, n_q, frames) and no metadata rows
+ * (not an error; the CLI reports it). `layout: 'flat'` gives (n_trs, n_q * frames): each TR row is the
+ * (n_q, frames) block flattened codebook-major (row-major), i.e. index q * frames + t, the same memory order
+ * as the 3-D layout.
+ *
+ * HRF (`hrf: 'glover' | 'spm'`): causal convolution along TRs with nilearn's kernel sampled at the TR. On
+ * codes the values are converted to float, convolved, rounded and clipped to [0, 1023] (the older pipeline's
+ * behaviour); embeddings and mel are convolved as floats.
+ *
+ * `featuresToAudio` puts frames back at their original positions in a timeline of exactly n_trs * tr
+ * seconds; a frame no TR window covers (the gap frames above, and the tail after the last window) repeats
+ * the frame before it. EnCodec codes are decoded at 24 kHz; mel features are inverted with Griffin-Lim at
+ * the mel rate. Embeddings cannot be turned back into audio (the model decodes codes).
+ */
+import { loadAudio, streamAudio } from '../io/audio';
+import { HOP_LENGTH, LATENT_DIM, MAX_CODEBOOKS, SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from '../codec/bandwidth';
+import { Codes, checkCodeRange } from '../codec/codes';
+import { Device, Encodec } from '../codec/codec';
+import {
+  ceilTrTimesRate,
+  checkTr,
+  floorTrTimesRate,
+  framesPerTr,
+  samplesForTrs,
+  trCountForSamples,
+  trStartFrame,
+  trStartTime,
+} from './alignment';
+import { HrfModel, checkHrfModel, convolveHrf, hrfKernel } from './hrf';
+import { MelOptions, MelSettings, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
+import { resolveModelPath } from '../model/model-file';
+import { debug } from '../common/log';
+
+export type FeatureMode = 'encodec' | 'mel';
+export type FeatureOutput = 'codes' | 'embeddings';
+export type FeatureLayout = 'tr' | 'flat';
+export type HrfOption = 'none' | HrfModel;
+/** What a feature array holds. */
+export type FeatureKind = 'codes' | 'embeddings' | 'mel';
+
+export const FEATURE_MODES: readonly FeatureMode[] = Object.freeze(['encodec', 'mel'] as FeatureMode[]);
+export const FEATURE_OUTPUTS: readonly FeatureOutput[] = Object.freeze(['codes', 'embeddings'] as FeatureOutput[]);
+export const FEATURE_LAYOUTS: readonly FeatureLayout[] = Object.freeze(['tr', 'flat'] as FeatureLayout[]);
+export const HRF_OPTIONS: readonly HrfOption[] = Object.freeze(['none', 'glover', 'spm'] as HrfOption[]);
+
+/** Default TR in seconds. */
+export const DEFAULT_TR = 1.5;
+/** Default bandwidth of the feature pipeline, kbps (4 codebooks). */
+export const DEFAULT_FEATURE_BANDWIDTH = 3;
+/**
+ * Audio read past the last TR when `maxTrs` stops reading early: the encoder looks a few frames ahead
+ * (non-causal convolutions), so the last TR's codes equal the whole-file encoding's.
+ */
+export const ENCODEC_LOOKAHEAD_SECONDS = 1;
+
+export interface ExtractOptions {
+  /**
+   * The model: a loaded `Encodec` (used as is, not disposed), or the path of a model file (loaded for this
+   * call and disposed after it); default: `$ENCODEC_MODEL`, else the default cache path. Unused for mel.
+   */
+  model?: string | Encodec;
+  /** Repetition time in seconds (default 1.5). */
+  tr?: number;
+  /** EnCodec bandwidth in kbps (default 3: 4 codebooks). */
+  bandwidth?: number;
+  /** Keep at most this many TRs; stops reading and encoding after them (plus a 1 s look-ahead). */
+  maxTrs?: number;
+  /** HRF convolution along TRs (default 'none'). */
+  hrf?: HrfOption;
+  /** 'tr' (default): (n_trs, rows, frames); 'flat': (n_trs, rows * frames). */
+  layout?: FeatureLayout;
+  /** 'encodec' (default) or 'mel' (no model). */
+  mode?: FeatureMode;
+  /** With mode 'encodec': 'codes' (default) or 'embeddings'. */
+  output?: FeatureOutput;
+  /**
+   * Encode each file in one pass (exactly the whole-file codes; memory grows with the length) instead of
+   * the codec's default chunked encoding (see `encodeWhole`). Default false.
+   */
+  exact?: boolean;
+  /** Mel settings for mode 'mel'. */
+  mel?: MelOptions;
+  /** Threads when the model is loaded from a path (default: all cores). */
+  threads?: number;
+  /** Device when the model is loaded from a path (default 'cpu'). */
+  device?: Device;
+}
+
+/** One TR's row of metadata (the columns of the metadata CSV). */
+export interface TrMetadata {
+  tr_index: number;
+  /** Seconds: k * tr. */
+  start_time: number;
+  /** Seconds: (k + 1) * tr. */
+  end_time: number;
+  /** Frames per TR in the features. */
+  n_frames: number;
+  /** Codebooks (0 for mel). */
+  n_codebooks: number;
+  /** kbps (null for mel). */
+  bandwidth: number | null;
+  encoding_mode: FeatureMode;
+  /** The input file. */
+  source: string;
+}
+
+/** Features of one input, as `extractFeatures` returns them and `readFeatures` reads them back. */
+export interface FeatureSet {
+  kind: FeatureKind;
+  /** Int16Array for codes, Float32Array for embeddings and mel; row-major for `shape`. */
+  features: Int16Array | Float32Array;
+  /** (n_trs, rows, frames) or, flat, (n_trs, rows * frames). */
+  shape: number[];
+  metadata: TrMetadata[];
+  tr: number;
+  layout: FeatureLayout;
+  hrf: HrfOption;
+  /** Frames per TR. */
+  framesPerTr: number;
+  /** Codebooks the codes (or embeddings) were made with (encodec mode). */
+  nQ?: number;
+  /** kbps (encodec mode). */
+  bandwidth?: number;
+  /** Mel settings (mel mode). */
+  mel?: MelSettings;
+  /** The input file. */
+  source: string;
+}
+
+/** Features to turn back into audio: a FeatureSet, or at least its array and shape. */
+export type FeatureInput = Pick<FeatureSet, 'features' | 'shape'> & Partial<Omit<FeatureSet, 'features' | 'shape'>>;
+
+export interface FeaturesToAudioOptions {
+  /** The model for codes (a loaded Encodec, or a path; default as in extractFeatures). */
+  model?: string | Encodec;
+  /** TR the features were extracted with (default: the features' own `tr`, else 1.5). */
+  tr?: number;
+  /** What the features are (default: the features' own `kind`; Int16/Int32 data -> 'codes'). */
+  kind?: FeatureKind;
+  /** Mel settings (default: the features' own, else the defaults). */
+  mel?: MelOptions;
+  threads?: number;
+  device?: Device;
+}
+
+/** Audio from `featuresToAudio`. */
+export interface FeatureAudio {
+  samples: Float32Array;
+  /** 24000 for codes, the mel sampleRate (22050 by default) for mel. */
+  sampleRate: number;
+}
+
+function oneOf<T extends string>(value: unknown, allowed: readonly T[], what: string): T {
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    throw new RangeError(`unknown ${what} '${String(value)}'; use one of ${allowed.join(', ')}`);
+  }
+  return value as T;
+}
+
+interface Settings {
+  tr: number;
+  bandwidth: number;
+  maxTrs: number;
+  hrf: HrfOption;
+  layout: FeatureLayout;
+  mode: FeatureMode;
+  output: FeatureOutput;
+  mel: MelSettings;
+}
+
+/** Checks extraction options, throwing a TypeError/RangeError that names the bad one and the fix. */
+export function checkExtractOptions(options: ExtractOptions = {}): Settings {
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const tr = options.tr ?? DEFAULT_TR;
+  checkTr(tr);
+  const bandwidth = options.bandwidth ?? DEFAULT_FEATURE_BANDWIDTH;
+  checkBandwidth(bandwidth);
+  const maxTrs = options.maxTrs ?? Infinity;
+  if (maxTrs !== Infinity && (!Number.isSafeInteger(maxTrs) || maxTrs < 1)) {
+    throw new RangeError(`maxTrs must be an integer >= 1 (or left out for all TRs), got ${String(maxTrs)}`);
+  }
+  const hrf = oneOf(options.hrf ?? 'none', HRF_OPTIONS, 'hrf');
+  const layout = oneOf(options.layout ?? 'tr', FEATURE_LAYOUTS, 'layout');
+  const mode = oneOf(options.mode ?? 'encodec', FEATURE_MODES, 'mode');
+  const output = oneOf(options.output ?? 'codes', FEATURE_OUTPUTS, 'output');
+  if (mode === 'mel' && options.output !== undefined && options.output !== 'codes') {
+    throw new RangeError(`output '${options.output}' needs mode 'encodec'; mode 'mel' always gives mel features`);
+  }
+  const model = options.model;
+  if (model !== undefined && typeof model !== 'string' && !(model instanceof Encodec)) {
+    throw new TypeError('model must be the path of a model file or a loaded Encodec');
+  }
+  return { tr, bandwidth, maxTrs, hrf, layout, mode, output, mel: melSettings(options.mel) };
+}
+
+/**
+ * Encodes the whole clip (the single place the pipeline encodes, so the encoding strategy can change here).
+ * By default `codec.encode`'s chunked encoding with left context (memory bounded for hour-long
+ * soundtracks; identical to a one-pass encoding for clips up to one chunk, >= 99.5 % identical beyond);
+ * `exact` encodes the clip in one pass, exactly the whole-file codes.
+ */
+export async function encodeWhole(codec: Encodec, samples: Float32Array, bandwidth: number, exact = false): Promise<Codes> {
+  return codec.encode(samples, { bandwidth, exact });
+}
+
+/**
+ * Encodes a file's audio as it streams out of the decoder (lib/audio streamAudio -> codec.encodeStream): only
+ * a window of audio is in memory at any time, whatever the length of the soundtrack. Returns the codes (null
+ * for a file without samples) and the number of samples read, which gives the TR count.
+ */
+async function encodeFileStreamed(
+  codec: Encodec,
+  file: string,
+  bandwidth: number,
+  maxSeconds: number | undefined,
+): Promise<{ codes: Codes | null; samples: number }> {
+  let samples = 0;
+  async function* counted(): AsyncGenerator<Float32Array> {
+    for await (const block of streamAudio(file, { sampleRate: SAMPLE_RATE, maxSeconds })) {
+      samples += block.length;
+      yield block;
+    }
+  }
+  try {
+    return { codes: await codec.encodeStream(counted(), { bandwidth }), samples };
+  } catch (err) {
+    if (samples === 0 && err instanceof RangeError) return { codes: null, samples }; // empty audio: zero TRs
+    throw err;
+  }
+}
+
+/**
+ * Codes of a whole file: streamed and chunked by default (bounded memory, >= 99.5 % of the whole-file codes),
+ * or loaded and encoded in one pass with `exact` (exactly the whole-file codes; memory grows with the length).
+ */
+async function encodeFile(
+  codec: Encodec,
+  file: string,
+  bandwidth: number,
+  maxSeconds: number | undefined,
+  exact: boolean,
+): Promise<{ codes: Codes | null; samples: number }> {
+  if (!exact) return encodeFileStreamed(codec, file, bandwidth, maxSeconds);
+  const { samples } = await loadAudio(file, { sampleRate: SAMPLE_RATE, maxSeconds });
+  return { codes: samples.length ? await encodeWhole(codec, samples, bandwidth, true) : null, samples: samples.length };
+}
+
+/** Runs `work` with a codec: the given one, or one loaded from a path (disposed afterwards). */
+async function withCodec<T>(
+  model: string | Encodec | undefined,
+  load: { threads?: number; device?: Device },
+  work: (codec: Encodec) => Promise<T>,
+): Promise<T> {
+  if (model instanceof Encodec) return work(model);
+  const codec = await Encodec.load(resolveModelPath(model), load);
+  try {
+    return await work(codec);
+  } finally {
+    codec.dispose();
+  }
+}
+
+/**
+ * Copies TR windows out of a [rows, nFrames] array into [nTrs, rows, frames]; frames past `nFrames` get `pad`.
+ * `start(k)` is the first frame of TR k.
+ */
+function sliceWindows<T extends Int16Array | Float32Array>(
+  src: ArrayLike<number>,
+  rows: number,
+  nFrames: number,
+  nTrs: number,
+  frames: number,
+  start: (k: number) => number,
+  out: T,
+  pad = 0,
+): T {
+  for (let k = 0; k < nTrs; k++) {
+    const s = start(k);
+    for (let r = 0; r < rows; r++) {
+      const dst = (k * rows + r) * frames;
+      for (let t = 0; t < frames; t++) out[dst + t] = s + t < nFrames ? src[r * nFrames + s + t] : pad;
+    }
+  }
+  return out;
+}
+
+function metadataRows(nTrs: number, s: Settings, frames: number, nQ: number, source: string): TrMetadata[] {
+  const rows: TrMetadata[] = [];
+  for (let k = 0; k < nTrs; k++) {
+    rows.push({
+      tr_index: k,
+      start_time: trStartTime(k, s.tr),
+      end_time: trStartTime(k + 1, s.tr),
+      n_frames: frames,
+      n_codebooks: s.mode === 'mel' ? 0 : nQ,
+      bandwidth: s.mode === 'mel' ? null : s.bandwidth,
+      encoding_mode: s.mode,
+      source,
+    });
+  }
+  return rows;
+}
+
+/** Convolves [nTrs, ...] features with the HRF; codes are rounded and clipped to [0, 1023]. */
+function applyHrf<T extends Int16Array | Float32Array>(features: T, nTrs: number, hrf: HrfOption, tr: number): T {
+  if (hrf === 'none' || nTrs === 0) return features;
+  const convolved = convolveHrf(features, nTrs, hrfKernel(hrf, tr));
+  if (features instanceof Int16Array) {
+    const out = new Int16Array(convolved.length);
+    for (let i = 0; i < out.length; i++) out[i] = Math.min(1023, Math.max(0, Math.round(convolved[i])));
+    return out as T;
+  }
+  return Float32Array.from(convolved) as T;
+}
+
+/**
+ * Features of one audio or video file (see the module notes for shapes, alignment and layouts).
+ * Throws TypeError/RangeError for bad options, AudioError for unreadable input.
+ */
+export async function extractFeatures(file: string, options: ExtractOptions = {}): Promise<FeatureSet> {
+  if (typeof file !== 'string' || file === '') throw new TypeError('file must be the path of an audio or video file');
+  const s = checkExtractOptions(options);
+  const base = { tr: s.tr, layout: s.layout, hrf: s.hrf, source: file };
+  let result: FeatureSet;
+  if (s.mode === 'mel') {
+    const m = s.mel;
+    const lookahead = m.nFft / m.sampleRate;
+    const audio = await loadAudio(file, { sampleRate: m.sampleRate, maxSeconds: s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + lookahead });
+    const nTrs = Math.min(s.maxTrs, trCountForSamples(audio.samples.length, s.tr, m.sampleRate));
+    const frames = ceilTrTimesRate(s.tr, m.sampleRate, m.hopLength);
+    const features = new Float32Array(nTrs * m.nMels * frames);
+    if (nTrs > 0) {
+      const spec = await melSpectrogram(audio.samples, m);
+      const start = (k: number): number => floorTrTimesRate(k, s.tr, m.sampleRate, m.hopLength);
+      sliceWindows(spec.data, m.nMels, spec.nFrames, nTrs, frames, start, features, -m.topDb);
+    }
+    result = {
+      ...base,
+      kind: 'mel',
+      features: applyHrf(features, nTrs, s.hrf, s.tr),
+      shape: [nTrs, m.nMels, frames],
+      metadata: metadataRows(nTrs, s, frames, 0, file),
+      framesPerTr: frames,
+      mel: m,
+    };
+  } else {
+    const maxSeconds = s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + ENCODEC_LOOKAHEAD_SECONDS;
+    const frames = framesPerTr(s.tr);
+    const nQ = codebooksForBandwidth(s.bandwidth);
+    const start = (k: number): number => trStartFrame(k, s.tr);
+    const rows = s.output === 'embeddings' ? LATENT_DIM : nQ;
+    let nTrs = 0;
+    let features: Int16Array | Float32Array = s.output === 'embeddings' ? new Float32Array(0) : new Int16Array(0);
+    await withCodec(options.model, options, async (codec) => {
+      const { codes, samples } = await encodeFile(codec, file, s.bandwidth, maxSeconds, options.exact === true);
+      nTrs = Math.min(s.maxTrs, trCountForSamples(samples, s.tr));
+      if (nTrs === 0 || codes === null) return;
+      if (s.output === 'embeddings') {
+        const latents = await codec.embeddings(codes);
+        features = sliceWindows(latents.data, latents.dim, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
+      } else {
+        features = sliceWindows(codes.data, codes.nQ, codes.nFrames, nTrs, frames, start, new Int16Array(nTrs * rows * frames));
+      }
+    });
+    result = {
+      ...base,
+      kind: s.output,
+      features: applyHrf(features, nTrs, s.hrf, s.tr),
+      shape: [nTrs, rows, frames],
+      metadata: metadataRows(nTrs, s, frames, nQ, file),
+      framesPerTr: frames,
+      nQ,
+      bandwidth: s.bandwidth,
+    };
+  }
+  if (s.layout === 'flat') result.shape = [result.shape[0], result.shape[1] * result.shape[2]];
+  debug('features', () => {
+    const [nTrs] = result.shape;
+    const hrf = s.hrf === 'none' ? '' : `, ${s.hrf} HRF`;
+    return `'${file}': grouped into ${nTrs} TRs of ${s.tr} s (${result.framesPerTr} frames each${hrf}) -> ${result.kind} (${result.shape.join(', ')}) ${s.layout}`;
+  });
+  return result;
+}
+
+/** Resolves (n_trs, rows, frames) of features given 3-D, or flat with a known frames-per-TR. */
+function featureDims(input: FeatureInput, frames: number, what: string): [number, number, number] {
+  const { shape, features } = input;
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+    throw new TypeError('features.shape must be an array of non-negative integers');
+  }
+  let dims: [number, number, number];
+  if (shape.length === 3) {
+    if (shape[2] !== frames) {
+      throw new RangeError(
+        `${what} features have ${shape[2]} frames per TR but the TR gives ${frames}; pass the tr they were extracted with`,
+      );
+    }
+    dims = [shape[0], shape[1], shape[2]];
+  } else if (shape.length === 2) {
+    if (shape[1] % frames !== 0) {
+      throw new RangeError(
+        `flat ${what} features have ${shape[1]} values per TR, not a multiple of the ${frames} frames per TR; pass the tr they were extracted with`,
+      );
+    }
+    dims = [shape[0], shape[1] / frames, frames];
+  } else {
+    throw new RangeError(`features must have shape (n_trs, rows, frames) or flat (n_trs, rows * frames), got (${shape.join(', ')})`);
+  }
+  if (features.length !== dims[0] * dims[1] * dims[2]) {
+    throw new RangeError(`features hold ${features.length} values but shape (${shape.join(', ')}) needs ${dims[0] * dims[1] * dims[2]}`);
+  }
+  if (dims[0] === 0) throw new RangeError('features hold no TRs (the input was shorter than one TR); nothing to turn into audio');
+  return dims;
+}
+
+/**
+ * The inverse of sliceWindows: writes [nTrs, rows, frames] windows into a [rows, total] timeline at `start(k)`;
+ * with `fillGaps`, a frame no window covers repeats the frame before it.
+ */
+function placeWindows<T extends Int16Array | Float32Array>(
+  src: ArrayLike<number>,
+  [nTrs, rows, frames]: [number, number, number],
+  total: number,
+  start: (k: number) => number,
+  out: T,
+  fillGaps: boolean,
+): T {
+  const covered = new Uint8Array(total);
+  for (let k = 0; k < nTrs; k++) {
+    const s = start(k);
+    for (let t = 0; t < frames && s + t < total; t++) {
+      covered[s + t] = 1;
+      for (let r = 0; r < rows; r++) out[r * total + s + t] = src[(k * rows + r) * frames + t];
+    }
+  }
+  if (fillGaps) {
+    for (let j = 1; j < total; j++) {
+      if (covered[j]) continue;
+      for (let r = 0; r < rows; r++) out[r * total + j] = out[r * total + j - 1];
+    }
+  }
+  return out;
+}
+
+/**
+ * Audio from TR features (codes or mel; 3-D or flat), lasting exactly n_trs * tr seconds: frames go back to
+ * their original positions and frames between windows repeat the frame before them (see the module notes).
+ */
+export async function featuresToAudio(input: FeatureInput, options: FeaturesToAudioOptions = {}): Promise<FeatureAudio> {
+  if (typeof input !== 'object' || input === null || !ArrayBuffer.isView(input.features)) {
+    throw new TypeError('features must be { features: Int16Array | Float32Array, shape } as returned by extractFeatures or readFeatures');
+  }
+  const tr = options.tr ?? input.tr ?? DEFAULT_TR;
+  checkTr(tr);
+  const integer = input.features instanceof Int16Array || input.features instanceof Int32Array;
+  const kind = options.kind ?? input.kind ?? (integer ? 'codes' : undefined);
+  if (kind === undefined) throw new TypeError("float features need kind 'mel' or 'embeddings'; pass { kind }");
+  oneOf(kind, ['codes', 'embeddings', 'mel'] as const, 'feature kind');
+  if (kind === 'embeddings') {
+    throw new RangeError("embeddings cannot be turned back into audio (the model decodes codes); extract with output 'codes' to listen");
+  }
+  if (kind === 'codes') {
+    if (!integer) throw new TypeError(`codes must be integers (Int16Array or Int32Array), got ${input.features.constructor.name}`);
+    const dims = featureDims(input, framesPerTr(tr), 'codes');
+    const nQ = dims[1];
+    if (nQ < 1 || nQ > MAX_CODEBOOKS) throw new RangeError(`codes have ${nQ} codebooks; expected 1..${MAX_CODEBOOKS} (2, 4, 8, 16 or 32)`);
+    checkCodeRange(input.features, 'codes');
+    const length = samplesForTrs(dims[0], tr, SAMPLE_RATE);
+    const total = Math.ceil(length / HOP_LENGTH);
+    const data = placeWindows(input.features, dims, total, (k) => trStartFrame(k, tr), new Int16Array(nQ * total), true);
+    const samples = await withCodec(options.model, options, (codec) => codec.decode({ data, nQ, nFrames: total }));
+    return { samples: samples.subarray(0, length), sampleRate: SAMPLE_RATE };
+  }
+  if (!(input.features instanceof Float32Array)) throw new TypeError(`mel features must be a Float32Array, got ${input.features.constructor.name}`);
+  const m = melSettings({ ...input.mel, ...options.mel });
+  const frames = ceilTrTimesRate(tr, m.sampleRate, m.hopLength);
+  const dims = featureDims(input, frames, 'mel');
+  if (dims[1] !== m.nMels) throw new RangeError(`mel features have ${dims[1]} bands but the mel settings say ${m.nMels}; pass mel: { nMels: ${dims[1]} }`);
+  const length = samplesForTrs(dims[0], tr, m.sampleRate);
+  const total = 1 + Math.floor(length / m.hopLength);
+  const spec = new Float32Array(m.nMels * total).fill(-m.topDb);
+  placeWindows(input.features, dims, total, (k) => floorTrTimesRate(k, tr, m.sampleRate, m.hopLength), spec, true);
+  const samples = await melToAudio({ data: spec, nMels: m.nMels, nFrames: total }, length, m);
+  return { samples, sampleRate: m.sampleRate };
+}

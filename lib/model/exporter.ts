@@ -1,0 +1,96 @@
+/**
+ * Running the Python exporter (`models/export.py`), which turns a checkpoint (or seeded random weights)
+ * into the TorchScript model file this package loads. It needs Python with PyTorch.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { PACKAGE_ROOT } from '../common/package-root';
+
+/** The exporter script shipped with the package. */
+export const EXPORTER_SCRIPT = path.join(PACKAGE_ROOT, 'models', 'export.py');
+
+let cachedPython: string | undefined;
+
+/**
+ * Finds a Python interpreter that can `import torch`: `$ENCODEC_PYTHON`, then `/usr/bin/python3`
+ * (Debian's python3-torch), then `python3` on the PATH.
+ */
+export function findPython(): string {
+  if (cachedPython) return cachedPython;
+  const candidates = [process.env.ENCODEC_PYTHON, '/usr/bin/python3', 'python3'].filter(
+    (c): c is string => typeof c === 'string' && c !== '',
+  );
+  for (const candidate of candidates) {
+    const probe = spawnSync(candidate, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60000 });
+    if (probe.status === 0) {
+      cachedPython = candidate;
+      return candidate;
+    }
+  }
+  throw new Error(
+    `no Python with PyTorch found (tried ${candidates.join(', ')}). Install it (Debian/Ubuntu: ` +
+      'apt-get install python3-torch) or point ENCODEC_PYTHON at a python that can `import torch`',
+  );
+}
+
+export interface ExportOptions {
+  /** A checkpoint in Meta's (.th) or Hugging Face's (model.safetensors, pytorch_model.bin) layout. */
+  checkpoint?: string;
+  /** Export seeded random weights instead of a checkpoint (for tests and benchmarks). */
+  random?: boolean;
+  seed?: number;
+  /** Where to write the model (written atomically). */
+  out: string;
+  /** Called with each line the exporter prints on stderr (progress, warnings). */
+  onLog?: (line: string) => void;
+}
+
+/** Exit status and message of a failed export. */
+export class ExportError extends Error {
+  constructor(message: string, readonly exitCode: number) {
+    super(message);
+    this.name = 'ExportError';
+  }
+}
+
+/** Runs the exporter; resolves when the model file is written. */
+export async function exportModel(options: ExportOptions): Promise<void> {
+  if (!options.out) throw new TypeError('out (the model file to write) is required');
+  if (!options.random && !options.checkpoint) throw new TypeError('pass a checkpoint file, or random: true');
+  if (options.checkpoint && !fs.existsSync(options.checkpoint)) {
+    throw new Error(`checkpoint file '${options.checkpoint}' does not exist`);
+  }
+  const outDir = path.dirname(path.resolve(options.out));
+  if (!fs.existsSync(outDir)) throw new Error(`output directory '${outDir}' does not exist; create it first`);
+  const args = [EXPORTER_SCRIPT, '--out', options.out];
+  if (options.random) {
+    args.push('--random', '--seed', String(options.seed ?? 0));
+  } else {
+    args.push('--checkpoint', options.checkpoint as string);
+  }
+  const python = findPython();
+  await new Promise<void>((resolve, reject) => {
+    const child = spawn(python, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const lines: string[] = [];
+    let pending = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      pending += chunk;
+      const parts = pending.split('\n');
+      pending = parts.pop() ?? '';
+      for (const line of parts) {
+        lines.push(line);
+        options.onLog?.(line);
+      }
+    });
+    child.on('error', (err) => reject(new ExportError(`could not run ${python}: ${err.message}`, 1)));
+    child.on('close', (code) => {
+      if (pending) lines.push(pending);
+      if (code === 0) return resolve();
+      const message = lines.filter((l) => l.trim() !== '').slice(-8).join('\n') || `exporter exited with code ${code}`;
+      reject(new ExportError(message, code === 2 ? 2 : 1));
+    });
+  });
+}

@@ -1,0 +1,148 @@
+/**
+ * `model fetch`: download the official EnCodec 24 kHz weights, verify their SHA-256, export a model file.
+ *
+ * Sources: Hugging Face `facebook/encodec_24khz` (model.safetensors; the hub states each file's SHA-256 in
+ * its `X-Linked-Etag` header) or Meta's release (`encodec_24khz-d7cc33bc.th`, whose name carries the first
+ * 8 hex digits of its SHA-256, as torch.hub checks). `HF_ENDPOINT` selects a Hugging Face mirror.
+ */
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { tempPathFor } from '../common/atomic';
+import { exportModel } from './exporter';
+import { defaultModelPath } from './model-file';
+
+export type FetchSource = 'huggingface' | 'meta';
+
+export interface FetchOptions {
+  /** Model file to write (default: the default model path, see `defaultModelPath()`). */
+  out?: string;
+  /** Where to download from (default 'huggingface'). */
+  source?: FetchSource;
+  /** Expected SHA-256 of the checkpoint; overrides the one the source states. */
+  sha256?: string;
+  /** Directory that keeps the downloaded checkpoint (default: beside the model file). */
+  cacheDir?: string;
+  /** Seconds to wait for the server to answer (default 30). */
+  timeoutSeconds?: number;
+  /** Progress callback: bytes received so far and the total when known. */
+  onProgress?: (received: number, total: number | undefined) => void;
+  onLog?: (line: string) => void;
+}
+
+export interface FetchResult {
+  modelPath: string;
+  checkpointPath: string;
+  sha256: string;
+}
+
+const META_URL = 'https://dl.fbaipublicfiles.com/encodec/v0/encodec_24khz-d7cc33bc.th';
+const HF_REPO = 'facebook/encodec_24khz';
+
+function hfUrl(): string {
+  const endpoint = (process.env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, '');
+  return `${endpoint}/${HF_REPO}/resolve/main/model.safetensors`;
+}
+
+function describeNetworkError(err: unknown, url: string): Error {
+  const e = err as Error & { cause?: { code?: string; message?: string } };
+  const cause = e.cause?.code || e.cause?.message || e.message;
+  const host = (() => {
+    try {
+      return new URL(url).host;
+    } catch {
+      return url;
+    }
+  })();
+  return new Error(
+    `cannot download ${url}: ${host} is unreachable (${cause}). \`model fetch\` needs a network connection; ` +
+      'offline, copy encodec_24khz-d7cc33bc.th or model.safetensors here from a connected machine and run ' +
+      '`encodec-native model export --checkpoint FILE --out MODEL.pt`',
+  );
+}
+
+/** Follows redirects by hand so the hub's X-Linked-Etag (SHA-256 of the LFS file) is seen on the way. */
+async function request(url: string, timeoutSeconds: number): Promise<{ response: Response; statedSha256?: string }> {
+  let current = url;
+  let statedSha256: string | undefined;
+  for (let hop = 0; hop < 10; hop++) {
+    let response: Response;
+    try {
+      response = await fetch(current, { redirect: 'manual', signal: AbortSignal.timeout(timeoutSeconds * 1000) });
+    } catch (err) {
+      throw describeNetworkError(err, current);
+    }
+    const linked = response.headers.get('x-linked-etag')?.replace(/^W\//, '').replace(/"/g, '');
+    if (linked && /^[0-9a-f]{64}$/i.test(linked)) statedSha256 = linked.toLowerCase();
+    const location = response.headers.get('location');
+    if (response.status >= 300 && response.status < 400 && location) {
+      await response.body?.cancel();
+      current = new URL(location, current).toString();
+      continue;
+    }
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new Error(`cannot download ${current}: the server answered ${response.status} ${response.statusText}`);
+    }
+    return { response, statedSha256 };
+  }
+  throw new Error(`cannot download ${url}: too many redirects`);
+}
+
+/** Downloads, verifies and exports. Nothing is left at `out` unless every step succeeded. */
+export async function fetchModel(options: FetchOptions = {}): Promise<FetchResult> {
+  const source = options.source ?? 'huggingface';
+  if (source !== 'huggingface' && source !== 'meta') {
+    throw new RangeError(`unknown source '${String(source)}'; use 'huggingface' or 'meta'`);
+  }
+  if (options.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(options.sha256)) {
+    throw new RangeError('sha256 must be 64 hexadecimal digits');
+  }
+  const modelPath = path.resolve(options.out ?? defaultModelPath());
+  const cacheDir = path.resolve(options.cacheDir ?? path.dirname(modelPath));
+  fs.mkdirSync(cacheDir, { recursive: true });
+  fs.mkdirSync(path.dirname(modelPath), { recursive: true });
+
+  const url = source === 'meta' ? META_URL : hfUrl();
+  const checkpointPath = path.join(cacheDir, source === 'meta' ? path.basename(META_URL) : 'encodec_24khz.safetensors');
+  const { response, statedSha256 } = await request(url, options.timeoutSeconds ?? 30);
+  const expected = options.sha256?.toLowerCase() ?? statedSha256;
+  if (!expected && source === 'huggingface') {
+    await response.body?.cancel();
+    throw new Error(`${url} did not state the file's SHA-256 (no X-Linked-Etag header); pass --sha256 HEX to verify it`);
+  }
+
+  const total = Number(response.headers.get('content-length')) || undefined;
+  const temp = tempPathFor(checkpointPath);
+  const hash = crypto.createHash('sha256');
+  let received = 0;
+  try {
+    const out = fs.createWriteStream(temp, { flags: 'wx' });
+    const reader = response.body?.getReader();
+    if (!reader) throw new Error(`cannot download ${url}: empty response`);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      hash.update(value);
+      received += value.byteLength;
+      if (!out.write(value)) await new Promise<void>((r) => out.once('drain', () => r()));
+      options.onProgress?.(received, total);
+    }
+    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+    const actual = hash.digest('hex');
+    const ok = expected ? actual === expected : actual.startsWith('d7cc33bc');
+    if (!ok) {
+      throw new Error(
+        `checksum mismatch for ${url}: SHA-256 ${actual}, expected ${expected ?? 'd7cc33bc...'}; ` +
+          'the download is corrupt or was tampered with, and was deleted',
+      );
+    }
+    fs.renameSync(temp, checkpointPath);
+    options.onLog?.(`verified ${path.basename(checkpointPath)} (SHA-256 ${actual})`);
+    await exportModel({ checkpoint: checkpointPath, out: modelPath, onLog: options.onLog });
+    return { modelPath, checkpointPath, sha256: actual };
+  } finally {
+    fs.rmSync(temp, { force: true });
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The troubleshooting checklist, automated (`encodec-native doctor`): is libtorch there and which version, which
+ * BLAS does it compute with, is CUDA usable, is ffmpeg there, is the model file found, is it a 24 kHz mono
+ * EnCodec model made from Meta's checkpoint, and does a 1-second encode/decode work, how fast.
+ *
+ * Each check says ok, warn (works, but slowly or unverified) or fail (does not work), with the fix.
+ */
+import { execFile } from 'node:child_process';
+import * as fs from 'node:fs';
+
+import { ffmpegPath, ffprobePath } from '../io/audio';
+import { FRAME_RATE, SAMPLE_RATE, codebooksForBandwidth } from '../codec/bandwidth';
+import { Encodec } from '../codec/codec';
+import { ModelInfo, readModelInfo, resolveModelPath } from '../model/model-file';
+import { runtimeInfo } from '../codec/runtime';
+
+export { classifyBlas } from '../codec/blas';
+import { mappedLibraries } from '../codec/blas';
+
+export type CheckStatus = 'ok' | 'warn' | 'fail';
+
+/** One line of the report. */
+export interface DoctorCheck {
+  /** What was checked ('libtorch', 'blas', 'cuda', 'ffmpeg', 'model', 'metadata', 'checkpoint', 'self-test'). */
+  name: string;
+  status: CheckStatus;
+  /** What was found. */
+  detail: string;
+  /** How to fix a warn or fail. */
+  fix?: string;
+}
+
+export interface DoctorOptions {
+  /** Model file (default: `$ENCODEC_MODEL`, then the default cache path, as every command resolves it). */
+  model?: string;
+  /** Threads for the self-test (default: all cores). */
+  threads?: number;
+}
+
+/** SHA-256 prefixes of Meta's released encodec_24khz checkpoint, by file name (torch.hub checks the prefix). */
+const META_CHECKPOINT_PREFIX: Record<string, string> = { 'encodec_24khz-d7cc33bc.th': 'd7cc33bc' };
+
+/** ' (path of the mapped libtorch_cpu/libtorch library)', or '' where it cannot be seen. */
+function libtorchLocation(): string {
+  const line = mappedLibraries().find((l) => /\/libtorch(_cpu)?\.so/.test(l));
+  return line ? ` (${line.trim().split(/\s+/).pop()})` : '';
+}
+
+/** First line of `cmd -version`, or the error that running it gave. */
+function versionOf(cmd: string): Promise<{ version?: string; error?: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, ['-version'], { timeout: 30000 }, (err, stdout) => {
+      if (err) resolve({ error: (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'not found' : err.message.split('\n')[0] });
+      else resolve({ version: /version\s+(\S+)/.exec(stdout)?.[1] ?? stdout.split('\n')[0] });
+    });
+  });
+}
+
+async function checkFfmpeg(): Promise<DoctorCheck> {
+  const [ffmpeg, ffprobe] = await Promise.all([versionOf(ffmpegPath()), versionOf(ffprobePath())]);
+  const fix =
+    'install it (`apt-get install ffmpeg`, `brew install ffmpeg`) or point FFMPEG_PATH (and FFPROBE_PATH) at it; ' +
+    'without it only WAV files can be read';
+  if (ffmpeg.error) return { name: 'ffmpeg', status: 'warn', detail: `ffmpeg (${ffmpegPath()}): ${ffmpeg.error}`, fix };
+  if (ffprobe.error) {
+    return { name: 'ffmpeg', status: 'warn', detail: `ffmpeg ${ffmpeg.version}, but ffprobe (${ffprobePath()}): ${ffprobe.error}`, fix };
+  }
+  return { name: 'ffmpeg', status: 'ok', detail: `ffmpeg ${ffmpeg.version} (${ffmpegPath()}), ffprobe ${ffprobe.version}` };
+}
+
+/** Whether the model's source checkpoint is Meta's, by the SHA-256 recorded at export. */
+export function checkCheckpoint(info: ModelInfo): DoctorCheck {
+  const { kind, file, sha256, seed } = info.source;
+  const fetchFix = 'for real features, run `encodec-native model fetch` (or `model export` on Meta\'s checkpoint)';
+  if (kind === 'random') {
+    return { name: 'checkpoint', status: 'warn', detail: `random weights (seed ${seed}): for tests only, the codes mean nothing`, fix: fetchFix };
+  }
+  if (!sha256) return { name: 'checkpoint', status: 'warn', detail: `${kind} checkpoint ${file ?? ''} with no recorded SHA-256`, fix: fetchFix };
+  const name = file ? file.split(/[\\/]/).pop() ?? file : '';
+  const prefix = META_CHECKPOINT_PREFIX[name];
+  if (prefix) {
+    return sha256.startsWith(prefix)
+      ? { name: 'checkpoint', status: 'ok', detail: `Meta's ${name}, SHA-256 ${sha256} matches the released ${prefix}...` }
+      : {
+          name: 'checkpoint',
+          status: 'fail',
+          detail: `${name} has SHA-256 ${sha256}, but Meta's release starts ${prefix}: the file was altered or is not Meta's`,
+          fix: fetchFix,
+        };
+  }
+  return {
+    name: 'checkpoint',
+    status: 'ok',
+    detail: `${kind} checkpoint ${name || '(unnamed)'}, SHA-256 ${sha256} (verified against the source when \`model fetch\` downloaded it)`,
+  };
+}
+
+/** Encodes and decodes 1 s of a tone sweep, checking shapes and values; times both. */
+async function selfTest(modelPath: string, threads?: number): Promise<DoctorCheck> {
+  const fix = 'export the model again (`encodec-native model fetch` or `model export`); if it persists, report it with this output';
+  let codec: Encodec | undefined;
+  try {
+    const loadStart = performance.now();
+    codec = await Encodec.load(modelPath, threads ? { threads } : {});
+    const loadMs = performance.now() - loadStart;
+    const samples = new Float32Array(SAMPLE_RATE);
+    for (let i = 0; i < samples.length; i++) {
+      const t = i / SAMPLE_RATE;
+      samples[i] = 0.3 * Math.sin(2 * Math.PI * (200 * t + 400 * t * t)); // 200 -> 1000 Hz sweep
+    }
+    // The first call of a TorchScript model includes its warm-up (profiling, optimisation); time the second.
+    const firstStart = performance.now();
+    await codec.decode(await codec.encode(samples, { bandwidth: 6 }));
+    const firstMs = performance.now() - firstStart;
+    const encodeStart = performance.now();
+    const codes = await codec.encode(samples, { bandwidth: 6 });
+    const encodeMs = performance.now() - encodeStart;
+    const decodeStart = performance.now();
+    const audio = await codec.decode(codes);
+    const decodeMs = performance.now() - decodeStart;
+    const problems: string[] = [];
+    if (codes.nQ !== codebooksForBandwidth(6) || codes.nFrames !== FRAME_RATE) {
+      problems.push(`codes are ${codes.nQ} x ${codes.nFrames}, expected ${codebooksForBandwidth(6)} x ${FRAME_RATE}`);
+    }
+    if (audio.length !== SAMPLE_RATE) problems.push(`decoded ${audio.length} samples, expected ${SAMPLE_RATE}`);
+    if (!audio.every(Number.isFinite)) problems.push('decoded audio holds NaN or Infinity');
+    const timing =
+      `load ${loadMs.toFixed(0)} ms, first round trip (warm-up) ${firstMs.toFixed(0)} ms, then encode 1 s in ${encodeMs.toFixed(0)} ms (${(1000 / encodeMs).toFixed(1)}x real time), ` +
+      `decode in ${decodeMs.toFixed(0)} ms (${(1000 / decodeMs).toFixed(1)}x), ${codec.threads} threads on ${codec.device}`;
+    if (problems.length) return { name: 'self-test', status: 'fail', detail: `${problems.join('; ')} (${timing})`, fix };
+    return { name: 'self-test', status: 'ok', detail: timing };
+  } catch (err) {
+    return { name: 'self-test', status: 'fail', detail: `encode/decode failed: ${(err as Error).message}`, fix };
+  } finally {
+    codec?.dispose();
+  }
+}
+
+/** Runs every check in order; later checks that depend on a failed one are skipped (reported as fail). */
+export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorCheck[]> {
+  const checks: DoctorCheck[] = [];
+  let nativeOk = false;
+  try {
+    const runtime = runtimeInfo();
+    nativeOk = true;
+    checks.push({ name: 'libtorch', status: 'ok', detail: `libtorch ${runtime.torchVersion}${libtorchLocation()}` });
+    const { blas } = runtime;
+    checks.push({ name: 'blas', status: blas.slow ? 'warn' : 'ok', detail: blas.detail, ...(blas.fix ? { fix: blas.fix } : {}) });
+    checks.push(
+      runtime.cudaAvailable
+        ? { name: 'cuda', status: 'ok', detail: `available, ${runtime.cudaDeviceCount} device(s): use --device cuda` }
+        : { name: 'cuda', status: 'ok', detail: 'not available (a CPU-only libtorch or no GPU): models run on the CPU; for GPUs build against a CUDA libtorch (see the README)' },
+    );
+  } catch (err) {
+    checks.push({
+      name: 'libtorch',
+      status: 'fail',
+      detail: (err as Error).message,
+      fix: 'install libtorch (`apt-get install libtorch-dev libopenblas0-openmp` on Debian/Ubuntu) and run `npm rebuild encodec-native`',
+    });
+  }
+  checks.push(await checkFfmpeg());
+
+  let modelPath: string | undefined;
+  try {
+    modelPath = resolveModelPath(options.model);
+    checks.push({ name: 'model', status: 'ok', detail: `${modelPath} (${(fs.statSync(modelPath).size / 1e6).toFixed(1)} MB)` });
+  } catch (err) {
+    checks.push({ name: 'model', status: 'fail', detail: 'no model file found', fix: (err as Error).message });
+  }
+  let info: ModelInfo | undefined;
+  if (modelPath) {
+    try {
+      info = readModelInfo(modelPath);
+      checks.push({
+        name: 'metadata',
+        status: 'ok',
+        detail: `${info.model}, ${info.sample_rate} Hz, ${info.channels} channel, exporter ${info.exporter_version} (torch ${info.torch_version})`,
+      });
+      checks.push(checkCheckpoint(info));
+    } catch (err) {
+      checks.push({ name: 'metadata', status: 'fail', detail: (err as Error).message, fix: 'export the model again with `encodec-native model export` or `model fetch`' });
+    }
+  }
+  if (modelPath && info && nativeOk) {
+    checks.push(await selfTest(modelPath, options.threads));
+  } else {
+    checks.push({ name: 'self-test', status: 'fail', detail: 'skipped: fix the failures above first' });
+  }
+  return checks;
+}
