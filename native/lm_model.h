@@ -32,7 +32,7 @@ class EncodecLm : public Napi::ObjectWrap<EncodecLm> {
   std::shared_ptr<LmSession> session_;
 };
 
-// loadLm(path, { threads? }) -> Promise<EncodecLm>
+// loadLm(path, { threads? }) -> Promise<EncodecLm>; threads: intra-op threads of the LM's steps (default 1)
 Napi::Value LoadLmJs(const Napi::CallbackInfo& info);
 
 }  // namespace encodec

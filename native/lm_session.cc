@@ -1,6 +1,6 @@
 #include "lm_session.h"
 
-#include <ATen/Parallel.h>
+#include <ATen/Parallel.h>  // at::get_num_threads / set_num_threads
 #include <torch/csrc/jit/passes/tensorexpr_fuser.h>
 
 #include <algorithm>
@@ -179,13 +179,11 @@ std::vector<std::vector<uint8_t>> LmSession::Compress(const std::vector<torch::T
     }
   }
   std::vector<std::vector<uint8_t>> payloads(blocks.size());
-  const int parallel = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads_), blocks.size()));
-  // Each segment runs on one thread: inside at::parallel_for (or with one intra-op thread) the LM's ops run
-  // sequentially, which keeps the probabilities the same whatever the thread count.
-  ThreadsGuard threads(budget_, threads_, std::max(parallel, 1));
-  at::parallel_for(0, static_cast<int64_t>(blocks.size()), 1, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) payloads[i] = CompressSegment(blocks[i], static_cast<size_t>(i));
-  });
+  // Segments one after another, never inside at::parallel_for: the LM's probabilities depend on the intra-op
+  // thread count and on running inside a parallel region (measured with torch 1.13), and the decoder must
+  // compute exactly the probabilities the encoder used.
+  ThreadsGuard threads(budget_, threads_, threads_);
+  for (size_t i = 0; i < blocks.size(); ++i) payloads[i] = CompressSegment(blocks[i], i);
   return payloads;
 }
 
@@ -232,7 +230,7 @@ LmSession::Decoded LmSession::Decompress(const uint8_t* data, size_t size, int64
     if (f < 1) throw InputError(ErrorKind::Range, "every segment needs at least one frame");
   }
   if (card_ > 32768) throw InputError(ErrorKind::Range, "this LM's codes do not fit 16 bits");
-  ThreadsGuard threads(budget_, 1, 1);  // sequential by nature: segment i + 1 starts where segment i ends
+  ThreadsGuard threads(budget_, threads_, threads_);  // sequential by nature: segment i + 1 starts where i ends
   c10::InferenceMode inference;
   Decoded result;
   size_t pos = 0;

@@ -16,7 +16,8 @@ namespace encodec {
 class LmSession {
  public:
   // Loads and checks an LM file. Throws InputError for a file that is missing, corrupt or not an LM (a codec
-  // model file is named as such).
+  // model file is named as such). `threads`: intra-op threads of the LM's steps. The probabilities (so the coded
+  // bytes) depend on it: a stream decodes only with the thread count it was coded with (Meta's tool: torch's).
   LmSession(const std::string& path, int threads);
   ~LmSession();
 
@@ -27,7 +28,7 @@ class LmSession {
 
   // Codes each block (a CPU int16/int32 [K, T] tensor, K <= n_q, values < card) as one segment: fresh LM state
   // and coder, for each frame t the LM step on 1 + codes[:, t - 1] (zeros at t = 0), then the K codes pushed with
-  // the quantized CDFs of the step's probabilities. Segments run in parallel on the LM's threads.
+  // the quantized CDFs of the step's probabilities.
   std::vector<std::vector<uint8_t>> Compress(const std::vector<torch::Tensor>& blocks);
 
   struct Decoded {

@@ -9,12 +9,12 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 
 import { Device, Encodec } from '../../lib/codec/codec';
-import { readEcdc } from '../../lib/io/ecdc';
 import { FeatureAudio, featuresToAudio } from '../../lib/fmri/features';
 import { readFeatures } from '../../lib/fmri/features-file';
 import { resolveModelPath } from '../../lib/model/model-file';
 import { writeWav } from '../../lib/io/wav';
 import { UsageError, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
+import { readEcdcForCodec } from '../ecdc-input';
 
 interface ReconstructCliOptions {
   out: string;
@@ -23,6 +23,8 @@ interface ReconstructCliOptions {
   threads?: number;
   tr?: string;
   float?: boolean;
+  lmModel?: string;
+  lmThreads?: number;
 }
 
 async function withModel<T>(opts: ReconstructCliOptions, work: (codec: Encodec) => Promise<T>): Promise<T> {
@@ -45,6 +47,8 @@ export function reconstructCommand(): Command {
     .option('--threads <n>', 'intra-op threads (default: all cores)', parseIntegerOption('--threads', 1, 1024))
     .option('--tr <seconds>', 'TR the features were extracted with (default: from the .csv, else 1.5)')
     .option('--float', 'write 32-bit float WAV instead of 16-bit PCM')
+    .option('--lm-model <lm.pt>', 'entropy-coding LM for .ecdc files with "lm": true (default: $ENCODEC_LM_MODEL, then beside the model)')
+    .option('--lm-threads <n>', "threads of the LM's steps (default 1; must match the writer's)", parseIntegerOption('--lm-threads', 1, 1024))
     .action(async (input: string, opts: ReconstructCliOptions) => {
       if (extensionOf(opts.out) !== '.wav') throw new UsageError(`--out must end in .wav, got '${opts.out}'`);
       const dir = path.dirname(path.resolve(opts.out));
@@ -55,10 +59,12 @@ export function reconstructCommand(): Command {
       let audio: FeatureAudio;
       let what: string;
       if (ext === '.ecdc') {
-        const { codes, metadata } = await readEcdc(input);
-        const samples = await withModel(opts, (codec) => codec.decode(codes));
+        const { codes, samples, metadata } = await withModel(opts, async (codec) => {
+          const file = await readEcdcForCodec(input, codec, opts.lmModel, opts.lmThreads);
+          return { ...file, samples: await codec.decode(file.codes) };
+        });
         audio = { samples: samples.subarray(0, metadata.audioLength), sampleRate: 24000 };
-        what = `${codes.nQ} codebooks x ${codes.nFrames} frames`;
+        what = `${codes.nQ} codebooks x ${codes.nFrames} frames${metadata.lm ? ' (LM-coded)' : ''}`;
       } else if (ext === '.npy') {
         const features = await readFeatures(input, { tr });
         what = `${features.kind} (${features.shape.join(' x ')}), TR ${features.tr} s`;

@@ -41,6 +41,13 @@ export interface ExportOptions {
   /** Export seeded random weights instead of a checkpoint (for tests and benchmarks). */
   random?: boolean;
   seed?: number;
+  /**
+   * With `random`: export a random entropy-coding LM for this codec ('encodec_24khz' or 'encodec_48khz') instead
+   * of a codec model. (An LM checkpoint given as `checkpoint` is recognised without it.)
+   */
+  lm?: string;
+  /** With `random`: also save the random weights as a checkpoint in Meta's layout (for reference tests). */
+  checkpointOut?: string;
   /** Where to write the model (written atomically). */
   out: string;
   /** Called with each line the exporter prints on stderr (progress, warnings). */
@@ -66,7 +73,9 @@ export async function exportModel(options: ExportOptions): Promise<void> {
   if (!fs.existsSync(outDir)) throw new Error(`output directory '${outDir}' does not exist; create it first`);
   const args = [EXPORTER_SCRIPT, '--out', options.out];
   if (options.random) {
+    if (options.lm !== undefined) args.push('--lm', '--codec', options.lm);
     args.push('--random', '--seed', String(options.seed ?? 0));
+    if (options.checkpointOut !== undefined) args.push('--checkpoint-out', options.checkpointOut);
   } else {
     args.push('--checkpoint', options.checkpoint as string);
   }

@@ -253,29 +253,34 @@ def read_lm(fo, lm):
 def _lm(path):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from lm_reference import load_lm
-    # one thread, like the addon's LM loop (each segment runs its LM steps on one thread)
-    torch.set_num_threads(1)
+    # The LM's probabilities depend on torch's intra-op thread count: one thread, the addon's default, unless
+    # ECDC_REFERENCE_THREADS says otherwise.
+    torch.set_num_threads(int(os.environ.get('ECDC_REFERENCE_THREADS', '1')))
     return load_lm(path)
+
+
+def _load_segments(directory):
+    n = len([f for f in os.listdir(directory) if f.startswith('codes_') and f.endswith('.npy')])
+    scales_path = os.path.join(directory, 'scales.npy')
+    scales = np.load(scales_path) if os.path.exists(scales_path) else None
+    return [(torch.from_numpy(np.load(os.path.join(directory, 'codes_%d.npy' % i)).astype(np.int64)),
+             None if scales is None else float(scales[i])) for i in range(n)]
 
 
 def main(argv):
     if argv[0] == 'write-lm':
-        model_name, audio_length, seg_path, lm_path, out = argv[1:6]
-        npz = np.load(seg_path)
-        n = len([k for k in npz.files if k.startswith('codes_')])
-        scales = npz['scales'] if 'scales' in npz.files else None
-        segments = [(torch.from_numpy(npz['codes_%d' % i].astype(np.int64)),
-                     None if scales is None else float(scales[i])) for i in range(n)]
+        model_name, audio_length, seg_dir, lm_path, out = argv[1:6]
         with open(out, 'wb') as fo:
-            stats = write_lm(fo, model_name, int(audio_length), segments, _lm(lm_path))
+            stats = write_lm(fo, model_name, int(audio_length), _load_segments(seg_dir), _lm(lm_path))
         print(json.dumps(stats))
     elif argv[0] == 'read-lm':
         with open(argv[1], 'rb') as fo:
             meta, segments = read_lm(fo, _lm(argv[2]))
-        arrays = {'codes_%d' % i: c.numpy() for i, (c, _) in enumerate(segments)}
+        os.makedirs(argv[3], exist_ok=True)
+        for i, (codes, _) in enumerate(segments):
+            np.save(os.path.join(argv[3], 'codes_%d.npy' % i), codes.numpy().astype(np.int16))
         if segments and segments[0][1] is not None:
-            arrays['scales'] = np.array([s for _, s in segments], dtype=np.float32)
-        np.savez(argv[3], **arrays)
+            np.save(os.path.join(argv[3], 'scales.npy'), np.array([s for _, s in segments], dtype=np.float32))
         print(json.dumps(meta))
     else:
-        raise SystemExit('usage: write-lm MODEL AUDIO_LENGTH SEGMENTS.npz LM.th OUT.ecdc | read-lm IN.ecdc LM.th OUT.npz')
+        raise SystemExit('usage: write-lm MODEL AUDIO_LENGTH SEGMENTS_DIR LM.th OUT.ecdc | read-lm IN.ecdc LM.th OUT_DIR')

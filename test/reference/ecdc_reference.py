@@ -7,12 +7,13 @@ as the oracle for encodec-native's reader and writer.
 With the entropy-coding language model (use_lm=True; the LM is test/reference/lm_reference.py, loaded from a
 checkpoint in Meta's layout):
 
-  write-lm MODEL AUDIO_LENGTH SEGMENTS.npz LM.th OUT.ecdc
-      MODEL is encodec_24khz or encodec_48khz; SEGMENTS.npz holds codes_0, codes_1, ... ([K, T_i] per segment)
-      and, for encodec_48khz, scales (float32, one per segment). Prints JSON: per segment the payload bytes and
-      the ideal size in bits, sum of -log2(q / 2^24) over the codes under the quantized CDFs.
-  read-lm IN.ecdc LM.th OUT.npz
-      -> codes_i and scales as above (prints the metadata JSON). Raises EOFError / RuntimeError like Meta's.
+  write-lm MODEL AUDIO_LENGTH SEGMENTS_DIR LM.th OUT.ecdc
+      MODEL is encodec_24khz or encodec_48khz; SEGMENTS_DIR holds codes_0.npy, codes_1.npy, ... ([K, T_i] per
+      segment) and, for encodec_48khz, scales.npy (float32, one per segment). Prints JSON: per segment the payload
+      bytes and the ideal size in bits, sum of -log2(q / 2^24) over the codes under the quantized CDFs.
+  read-lm IN.ecdc LM.th OUT_DIR
+      -> codes_i.npy (int16) and scales.npy as above (prints the metadata JSON). Raises EOFError / RuntimeError
+      like Meta's.
 """
 import io
 import json
