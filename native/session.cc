@@ -345,9 +345,10 @@ torch::Tensor Session::RunSpan(const std::string& method, const torch::Tensor& i
   }
   c10::optional<torch::jit::Method> run = module_.find_method(method);
   if (!run) {
-    throw InputError(ErrorKind::Generic, "this model file has no " + method +
-                                             " method (it was exported before exporter 1.2); re-export it with "
-                                             "`encodec-native model export`, or call without spans");
+    const bool latents = method == "latents_span";
+    throw InputError(ErrorKind::Generic, "this model file has no " + method + " method (it was exported before exporter " +
+                                             (latents ? "1.5" : "1.2") + "); re-export it with `encodec-native model export`" +
+                                             (latents ? " (or `model random`)" : ", or call without spans"));
   }
   Lease lease(*this, threads);
   c10::InferenceMode inference;
@@ -379,6 +380,24 @@ torch::Tensor Session::EncodeSpan(const torch::Tensor& clip, int64_t n_q, const 
 torch::Tensor Session::DecodeSpan(const torch::Tensor& codes, const SpanGeometry& span, int threads) {
   CheckCodes({codes});
   return RunSpan("decode_span", codes.unsqueeze(0), codes.size(1), span, {}, threads).reshape({-1}).contiguous();
+}
+
+torch::Tensor Session::LatentsSpan(const torch::Tensor& clip, const SpanGeometry& span, int threads) {
+  CheckFinite(clip, 0);
+  const int64_t frames = (clip.numel() + kHopLength - 1) / kHopLength;
+  return RunSpan("latents_span", clip.view({1, 1, -1}), frames, span, {}, threads).to(torch::kFloat32).contiguous();
+}
+
+std::vector<torch::Tensor> Session::Latents(const std::vector<torch::Tensor>& clips, int threads) {
+  std::vector<torch::Tensor> batch_rows;
+  batch_rows.reserve(clips.size());
+  for (size_t i = 0; i < clips.size(); ++i) {
+    CheckFinite(clips[i], i);
+    batch_rows.push_back(clips[i].view({1, -1}));
+  }
+  std::vector<torch::Tensor> latents = RunGrouped("encode_latent", batch_rows, {}, threads);
+  for (auto& l : latents) l = l.to(torch::kFloat32).contiguous();
+  return latents;
 }
 
 std::vector<torch::Tensor> Session::Encode(const std::vector<torch::Tensor>& clips, int64_t n_q, int threads) {

@@ -58,11 +58,12 @@ class LoadWorker : public PromiseWorker {
   std::shared_ptr<Session> session_;
 };
 
-// Encodes clips of samples (or one span, with options.span); resolves with [{ data: Int16Array, nQ, nFrames }].
+// Encodes clips of samples (or one span, with options.span); resolves with [{ data: Int16Array, nQ, nFrames }],
+// or, with `latents`, the encoder's output before quantization: [{ data: Float32Array, dim, nFrames }].
 class EncodeWorker : public PromiseWorker {
  public:
   EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& clips, int64_t n_q,
-               CallOptions options);
+               CallOptions options, bool latents = false);
 
  protected:
   void Run() override;
@@ -73,6 +74,7 @@ class EncodeWorker : public PromiseWorker {
   std::vector<torch::Tensor> clips_, codes_;
   int64_t n_q_;
   CallOptions options_;
+  bool latents_;
 };
 
 // Decodes code blocks to samples (Float32Array each), or to quantized latents

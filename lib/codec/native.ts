@@ -51,6 +51,8 @@ export interface NativeModel {
   /** With `options.span`, `codes` is one span of a chunked decoding. */
   decode(codes: NativeCodes[], options?: NativeCallOptions): Promise<Float32Array[]>;
   dequantize(codes: NativeCodes[]): Promise<NativeLatents[]>;
+  /** The encoder's output before quantization; with `options.span`, one span (models/encodec_ts.py latents_span). */
+  latents(clips: Float32Array[], options?: NativeCallOptions): Promise<NativeLatents[]>;
   dispose(): void;
 }
 
