@@ -47,7 +47,7 @@ import {
 } from './alignment';
 import { HrfModel, checkHrfModel, convolveHrf, hrfKernel } from './hrf';
 import { MelOptions, MelSettings, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
-import { resolveModelPath } from '../model/model-file';
+import { resolveModelPath, requireWholeFileModel } from '../model/model-file';
 import { debug } from '../common/log';
 
 export type FeatureMode = 'encodec' | 'mel';
@@ -219,6 +219,7 @@ export function checkExtractOptions(options: ExtractOptions = {}): Settings {
  * `exact` encodes the clip in one pass, exactly the whole-file codes.
  */
 export async function encodeWhole(codec: Encodec, samples: Float32Array, bandwidth: number, exact = false): Promise<Codes> {
+  requireWholeFileModel(codec.info, 'the features pipeline');
   return codec.encode(samples, { bandwidth, exact });
 }
 
@@ -233,6 +234,7 @@ async function encodeFileStreamed(
   bandwidth: number,
   maxSeconds: number | undefined,
 ): Promise<{ codes: Codes | null; samples: number }> {
+  requireWholeFileModel(codec.info, 'the features pipeline');
   let samples = 0;
   async function* counted(): AsyncGenerator<Float32Array> {
     for await (const block of streamAudio(file, { sampleRate: SAMPLE_RATE, maxSeconds })) {
@@ -270,9 +272,13 @@ async function withCodec<T>(
   load: { threads?: number; device?: Device },
   work: (codec: Encodec) => Promise<T>,
 ): Promise<T> {
-  if (model instanceof Encodec) return work(model);
+  if (model instanceof Encodec) {
+    requireWholeFileModel(model.info, 'the features pipeline');
+    return work(model);
+  }
   const codec = await Encodec.load(resolveModelPath(model), load);
   try {
+    requireWholeFileModel(codec.info, 'the features pipeline');
     return await work(codec);
   } finally {
     codec.dispose();
