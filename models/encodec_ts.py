@@ -425,12 +425,12 @@ class SEANetDecoder(_LayerStack):
 
 
 class ResidualVQ(nn.Module):
-    """32 Euclidean codebooks stacked in one buffer ``embed`` [32, 1024, 128]."""
+    """Euclidean codebooks stacked in one buffer ``embed`` [32, 1024, 128] (16 for the 48 kHz model)."""
 
-    def __init__(self):
+    def __init__(self, num_codebooks: int = MAX_CODEBOOKS):
         super().__init__()
-        self.register_buffer("embed", torch.zeros(MAX_CODEBOOKS, CODEBOOK_SIZE, DIMENSION))
-        self.num_codebooks = MAX_CODEBOOKS
+        self.register_buffer("embed", torch.zeros(num_codebooks, CODEBOOK_SIZE, DIMENSION))
+        self.num_codebooks = num_codebooks
         self.codebook_size = CODEBOOK_SIZE
         self.block_rows = QUANTIZE_BLOCK_ROWS
 

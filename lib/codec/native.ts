@@ -12,6 +12,8 @@ export interface NativeCodes {
   data: Int16Array | Int32Array;
   nQ: number;
   nFrames: number;
+  /** Segmented models (encodec_48khz): the segment's scale, returned by encode and required by decode. */
+  scale?: number;
 }
 
 /** Quantized latent vectors: data laid out [dim, nFrames], row-major. */

@@ -63,7 +63,7 @@ import {
 import { FrameClock, FrameConvolver, RESAMPLE_METHODS, Resample, VolumeResampler, checkSliceTimeRef, volumeTimes } from './resample';
 import { checkDelays, delayColumns, zscoreColumns } from './design';
 import { MelOptions, MelSettings, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
-import { resolveModelPath } from '../model/model-file';
+import { resolveModelPath, requireWholeFileModel } from '../model/model-file';
 import { debug } from '../common/log';
 
 export type FeatureMode = 'encodec' | 'mel';
@@ -299,6 +299,7 @@ export function checkExtractOptions(options: ExtractOptions = {}): Settings {
  * `exact` encodes the clip in one pass, exactly the whole-file codes.
  */
 export async function encodeWhole(codec: Encodec, samples: Float32Array, bandwidth: number, exact = false): Promise<Codes> {
+  requireWholeFileModel(codec.info, 'the features pipeline');
   return codec.encode(samples, { bandwidth, exact });
 }
 
@@ -359,9 +360,13 @@ async function withCodec<T>(
   load: { threads?: number; device?: Device },
   work: (codec: Encodec) => Promise<T>,
 ): Promise<T> {
-  if (model instanceof Encodec) return work(model);
+  if (model instanceof Encodec) {
+    requireWholeFileModel(model.info, 'the features pipeline');
+    return work(model);
+  }
   const codec = await Encodec.load(resolveModelPath(model), load);
   try {
+    requireWholeFileModel(codec.info, 'the features pipeline');
     return await work(codec);
   } finally {
     codec.dispose();
