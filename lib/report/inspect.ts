@@ -252,8 +252,8 @@ function checkInput(input: FeatureArray): void {
   if ((data as ArrayLike<number>).length !== size) {
     throw new RangeError(`features.data has ${(data as ArrayLike<number>).length} values but shape (${shape.join(', ')}) holds ${size}`);
   }
-  if (input.kind !== undefined && !['codes', 'embeddings', 'mel'].includes(input.kind)) {
-    throw new RangeError(`features.kind must be 'codes', 'embeddings' or 'mel', got '${String(input.kind)}'`);
+  if (input.kind !== undefined && !['codes', 'embeddings', 'latents', 'mel'].includes(input.kind)) {
+    throw new RangeError(`features.kind must be 'codes', 'embeddings', 'latents' or 'mel', got '${String(input.kind)}'`);
   }
 }
 

@@ -82,6 +82,24 @@ describe('scanner clock', function () {
     expect(lines[1].startsWith(`0,0,1.5,112,4,3,encodec,${speech},codes,none,tr,1.5,,,,,,`)).to.equal(true);
   });
 
+  it('gives latents (encoder output before quantization) chunked as encode, and refuses models older than exporter 1.5', async function () {
+    const clip = speechSamples.subarray(0, 3 * SR); // under one chunk: chunked equals one pass
+    const chunked = await codec.latents(clip);
+    const exact = await codec.latents(clip, { exact: true });
+    expect([chunked.dim, chunked.nFrames]).to.deep.equal([128, Math.ceil(clip.length / 320)]);
+    expect(maxRelativeError(chunked.data, exact.data, 1e-2)).to.be.below(1e-4);
+    const streamed: number[] = [];
+    for await (const b of codec.latentsStream([speechSamples.subarray(0, 2 * SR), speechSamples.subarray(2 * SR)])) streamed.push(b.firstFrame, b.nFrames);
+    expect(streamed[0]).to.equal(0);
+    const old = await Encodec.load(await randomModel(0), { threads: 1 });
+    try {
+      (old.info as { latents_span?: boolean }).latents_span = undefined; // as in a file of exporter 1.4
+      await rejects(old.latents(clip), Error, /exported by exporter .* has no latents method; re-export it/);
+    } finally {
+      old.dispose();
+    }
+  });
+
   it('places the stimulus at its onset: codes of silence, the stimulus, silence to the end of the run', async function () {
     const onset = 2.25;
     const runTrs = 6;
