@@ -1,5 +1,5 @@
 /**
- * encodec-native: Meta's EnCodec 24 kHz neural audio codec for Node.js.
+ * encodec-native: Meta's EnCodec neural audio codec (24 kHz mono, 48 kHz stereo) for Node.js.
  *
  * ```ts
  * import { Encodec, loadAudio } from 'encodec-native';
@@ -11,9 +11,12 @@
  */
 export * from './codec/bandwidth';
 export { Encodec, EncodeOptions, LoadOptions, Device } from './codec/codec';
-export { Codes, Embeddings, checkCodes } from './codec/codes';
-export { DecodeOptions, EncodeStreamOptions } from './codec/codec';
-export { ChunkOptions, CodesBlock, DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS } from './codec/chunking';
+export { Codes, SegmentedCodes, Embeddings, checkCodes } from './codec/codes';
+export { SegmentGeometry, framesForSegmentedSamples, segmentCount } from './codec/segments';
+export { toPlanar, fromPlanar } from './common/planar';
+export { isSegmentedModel } from './model/model-file';
+export { DecodeOptions, EncodeStreamOptions, LatentsOptions, LatentsStreamOptions } from './codec/codec';
+export { ChunkOptions, CodesBlock, LatentsBlock, DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS } from './codec/chunking';
 export { threadsPerJob, availableCores } from './codec/threads';
 export { ModelInfo, ModelSource, readModelInfo, resolveModelPath, defaultModelPath, sha256File } from './model/model-file';
 export { exportModel, ExportOptions, ExportError, findPython } from './model/exporter';
@@ -45,6 +48,12 @@ export * from './fmri/hrf';
 export * from './dsp/mel';
 export * from './fmri/features';
 export * from './fmri/features-file';
+export { StimulusPlacement, PlayedStimulus, VolumeTiming, volumeTiming } from './fmri/run-timeline';
+export { Resample, RESAMPLE_METHODS, LANCZOS_LOBES, lanczos, volumeTimes, VolumeResampler, FrameConvolver, FrameClock } from './fmri/resample';
+export { checkDelays, delayColumns, zscoreColumns } from './fmri/design';
+export { readEvents, readBoldTiming, BoldTiming, featuresNameForEvents, sidecarFor } from './fmri/bids';
+export { readNiftiTiming, NiftiTiming } from './fmri/nifti';
+export { writeFeaturesH5, writeConcatH5 } from './fmri/h5';
 export { roundtripReport, formatRoundtripReport, RoundtripOptions, RoundtripReport, RoundtripResult, DEFAULT_REPORT_BANDWIDTHS } from './report/report';
 export { inspectFeatures, formatInspection, plotFeatures, inspectionSpec, FeatureArray, FeatureInspection, CodebookStats, InspectOptions } from './report/inspect';
 export { renderPng, writePng, vegaLiteToSvg, svgToPng, pngSize, stackedHeatmapSpec, heatmapDataUrl, VegaLiteSpec, HeatmapPanel, HeatmapAxes, Matrix, RenderOptions } from './report/plot';

@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { exportModel } from '../../lib/model/exporter';
 import { fetchModel } from '../../lib/model/fetch';
 import { fetchLm } from '../../lib/model/fetch-lm';
-import { LM_CHECKPOINTS, isLmMetadata, parseLmInfo, readModelMetadataJson } from '../../lib/model/lm-file';
+import { isLmMetadata, parseLmInfo, readModelMetadataJson } from '../../lib/model/lm-file';
 import { defaultModelPath, readModelInfo, sha256File } from '../../lib/model/model-file';
 import { UsageError, parseIntegerOption } from '../cli-util';
 
@@ -41,6 +41,14 @@ async function printLmInfo(file: string, json: string, asJson: boolean): Promise
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(14)} ${v}\n`);
 }
 
+/** A model name option: encodec_24khz or encodec_48khz. */
+function checkName(name: string): 'encodec_24khz' | 'encodec_48khz' {
+  if (name !== 'encodec_24khz' && name !== 'encodec_48khz') {
+    throw new UsageError(`--name must be 'encodec_24khz' or 'encodec_48khz', got '${name}'`);
+  }
+  return name;
+}
+
 export function modelCommand(): Command {
   const model = new Command('model').description('prepare and inspect model files');
 
@@ -61,13 +69,16 @@ export function modelCommand(): Command {
     .description('export a model with seeded random weights (same architecture; for tests and benchmarks)')
     .requiredOption('--out <model.pt>', 'model file to write')
     .option('--seed <n>', 'random seed', parseIntegerOption('--seed', 0, 2 ** 31 - 1), 0)
-    .option('--lm <codec>', `a random entropy-coding LM for this codec instead (${Object.keys(LM_CHECKPOINTS).join(' or ')})`)
-    .action(async (opts: { out: string; seed: number; lm?: string }) => {
+    .option('--name <model>', "'encodec_24khz' (default) or 'encodec_48khz'", 'encodec_24khz')
+    .option('--lm', "a random entropy-coding LM for the model named by --name, instead of the model")
+    .action(async (opts: { out: string; seed: number; name: string; lm?: boolean }) => {
       checkOut(opts.out);
-      if (opts.lm !== undefined && !(opts.lm in LM_CHECKPOINTS)) {
-        throw new UsageError(`--lm must be ${Object.keys(LM_CHECKPOINTS).join(' or ')}, got '${opts.lm}'`);
+      const name = checkName(opts.name);
+      if (opts.lm) {
+        await exportModel({ random: true, seed: opts.seed, lm: name, out: opts.out, onLog: log });
+      } else {
+        await exportModel({ random: true, seed: opts.seed, name, out: opts.out, onLog: log });
       }
-      await exportModel({ random: true, seed: opts.seed, lm: opts.lm, out: opts.out, onLog: log });
       log(`wrote ${opts.out}`);
     });
 
@@ -90,13 +101,16 @@ export function modelCommand(): Command {
         ['file', `${file} (${(stat.size / 1e6).toFixed(1)} MB)`],
         ['file sha256', sha256],
         ['model', info.model],
-        ['sample rate', `${info.sample_rate} Hz, ${info.channels} channel`],
+        ['sample rate', `${info.sample_rate} Hz, ${info.channels} channel${info.channels === 1 ? ' (mono)' : 's (stereo, planar)'}`],
         ['frame rate', `${info.frame_rate} frames/s (hop ${info.hop_length} samples)`],
         [
           'bandwidths',
           info.bandwidths.map((b) => `${b} kbps = ${info.codebooks_per_bandwidth[String(b)]} codebooks`).join(', '),
         ],
         ['codebooks', `${info.max_codebooks} x ${info.codebook_size} entries, dimension ${info.dimension}`],
+        ...(info.segment_methods === true
+          ? ([['segments', `${info.segment} s (${info.segment_samples} samples) every ${info.segment_stride} samples (overlap ${info.overlap}), normalised, one scale each`]] as [string, string][])
+          : []),
         ['source', `${info.source.kind}${info.source.file ? ` (${info.source.file})` : ''}${info.source.seed !== null ? ` seed ${info.source.seed}` : ''}`],
         ['source sha256', info.source.sha256 ?? 'unknown'],
         ['exporter', `${info.exporter_version} (torch ${info.torch_version}), ${info.created}`],
@@ -106,18 +120,21 @@ export function modelCommand(): Command {
 
   model
     .command('fetch')
-    .description("download facebook/encodec_24khz and Meta's entropy-coding LM for it (needs a network), verify their SHA-256 and export them")
-    .option('--out <model.pt>', 'model file to write (the LM goes beside it as encodec_lm_24khz.pt)', defaultModelPath())
+    .description("download facebook/encodec_24khz or encodec_48khz and Meta's entropy-coding LM for it (needs a network), verify their SHA-256 and export them")
+    .option('--name <model>', "'encodec_24khz' (default) or 'encodec_48khz'", 'encodec_24khz')
+    .option('--out <model.pt>', `model file to write (default ${defaultModelPath()}, or NAME.pt beside it); the LM goes beside it (encodec_lm_24khz.pt)`)
     .option('--source <name>', "'huggingface' (default) or 'meta'", 'huggingface')
     .option('--sha256 <hex>', 'expected SHA-256 of the checkpoint (default: the one the source states)')
     .option('--no-lm', "skip the LM (needed only for .ecdc files with --lm / \"lm\": true)")
-    .action(async (opts: { out: string; source: string; sha256?: string; lm: boolean }) => {
+    .action(async (opts: { out?: string; source: string; sha256?: string; name: string; lm: boolean }) => {
       if (opts.source !== 'huggingface' && opts.source !== 'meta') {
         throw new UsageError(`--source must be 'huggingface' or 'meta', got '${opts.source}'`);
       }
+      const name = checkName(opts.name);
       let lastShown = 0;
       const result = await fetchModel({
-        out: opts.out,
+        name,
+        out: opts.out ?? defaultModelPath(name),
         source: opts.source,
         sha256: opts.sha256,
         onLog: log,
@@ -131,7 +148,7 @@ export function modelCommand(): Command {
       if (process.stderr.isTTY) process.stderr.write('\n');
       log(`wrote ${result.modelPath}`);
       if (opts.lm) {
-        const lm = await fetchLm({ codec: 'encodec_24khz', modelPath: result.modelPath, onLog: log });
+        const lm = await fetchLm({ codec: name, modelPath: result.modelPath, onLog: log });
         log(`wrote ${lm.lmPath}`);
       }
     });

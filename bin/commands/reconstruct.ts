@@ -13,7 +13,7 @@ import { FeatureAudio, featuresToAudio } from '../../lib/fmri/features';
 import { readFeatures } from '../../lib/fmri/features-file';
 import { resolveModelPath } from '../../lib/model/model-file';
 import { writeWav } from '../../lib/io/wav';
-import { UsageError, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
+import { UsageError, channelsOf, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
 import { readEcdcForCodec } from '../ecdc-input';
 
 interface ReconstructCliOptions {
@@ -59,12 +59,19 @@ export function reconstructCommand(): Command {
       let audio: FeatureAudio;
       let what: string;
       if (ext === '.ecdc') {
-        const { codes, samples, metadata } = await withModel(opts, async (codec) => {
+        const { codes, metadata, decoded } = await withModel(opts, async (codec) => {
+          // refuses a file of the other model (exit 2) and decodes LM-coded files with their LM
           const file = await readEcdcForCodec(input, codec, opts.lmModel, opts.lmThreads);
-          return { ...file, samples: await codec.decode(file.codes) };
+          return { ...file, decoded: { samples: await codec.decode(file.codes), channels: codec.info.channels, sampleRate: codec.info.sample_rate } };
         });
-        audio = { samples: samples.subarray(0, metadata.audioLength), sampleRate: 24000 };
-        what = `${codes.nQ} codebooks x ${codes.nFrames} frames${metadata.lm ? ' (LM-coded)' : ''}`;
+        const channels = channelsOf(decoded.samples, decoded.channels, metadata.audioLength);
+        await writeWav(opts.out, channels.length === 1 ? channels[0] : channels, { sampleRate: decoded.sampleRate, format: opts.float ? 'float32' : 'pcm16' });
+        const seconds = (channels[0].length / decoded.sampleRate).toFixed(3);
+        process.stderr.write(
+          `${input}: ${codes.nQ} codebooks x ${codes.nFrames} frames${metadata.lm ? ' (LM-coded)' : ''} -> ${opts.out} ` +
+            `(${seconds} s at ${decoded.sampleRate} Hz, ${decoded.channels} channel(s))\n`,
+        );
+        return;
       } else if (ext === '.npy') {
         const features = await readFeatures(input, { tr });
         what = `${features.kind} (${features.shape.join(' x ')}), TR ${features.tr} s`;

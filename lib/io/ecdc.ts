@@ -13,32 +13,29 @@
 import * as fs from 'node:fs';
 
 import { writeFileAtomic } from '../common/atomic';
-import { CODEBOOK_SIZE, MAX_CODEBOOKS } from '../codec/bandwidth';
+import { CODEBOOK_SIZE, HOP_LENGTH, framesForSamples } from '../codec/bandwidth';
 import { Codes, checkCodes } from '../codec/codes';
 import { EncodecLm } from '../codec/lm';
+import { SegmentGeometry, segmentFramesOf } from '../codec/segments';
 
 const MAGIC = 'ECDC';
 const VERSION = 0;
 const BITS = 10; // log2(CODEBOOK_SIZE)
 
-/** Meta's EncodecModel attributes that shape a file: segments (segment, overlap), scales (normalize). */
+/** Meta's EncodecModel attributes that shape a file: segments (segment, overlap) and their scales (normalize). */
 interface ModelGeometry {
-  sampleRate: number;
-  frameRate: number;
-  /** Segmented models: samples per segment (Meta: int(segment * sample_rate)) and between segment starts. */
-  segmentSamples?: number;
-  segmentStride?: number;
+  /** Segmented models: Meta's segments (lib/codec/segments.ts); absent: the whole file is one segment. */
+  segments?: SegmentGeometry;
   /** Frames of a full segment. */
   segmentFrames?: number;
-  normalize: boolean;
   /** Codebooks at the highest bandwidth. */
   maxCodebooks: number;
 }
 
 const MODELS: Record<string, ModelGeometry> = {
-  encodec_24khz: { sampleRate: 24000, frameRate: 75, normalize: false, maxCodebooks: 32 },
-  // segment 1 s, overlap 1 %: stride max(1, int((1 - 0.01) * 48000)) = 47520
-  encodec_48khz: { sampleRate: 48000, frameRate: 150, segmentSamples: 48000, segmentStride: 47520, segmentFrames: 150, normalize: true, maxCodebooks: 16 },
+  encodec_24khz: { maxCodebooks: 32 },
+  // segment 1 s, overlap 1 %: stride max(1, int((1 - 0.01) * 48000)) = 47520; each segment has its scale
+  encodec_48khz: { segments: { length: 48000, stride: 47520, hop: HOP_LENGTH, channels: 2 }, segmentFrames: 150, maxCodebooks: 16 },
 };
 
 /** The models an `.ecdc` file can name. */
@@ -87,17 +84,13 @@ function geometry(model: string): ModelGeometry {
   return g;
 }
 
-/** Frames of each segment of a file of `audioLength` samples, as Meta's decompress_from_file computes them. */
+/**
+ * Frames of each segment of a file of `audioLength` samples (per channel), as Meta's decompress_from_file computes
+ * them: ceil(min(al - offset, segment) * frame_rate / sample_rate) = ceil(min(al - offset, segment) / 320).
+ */
 export function ecdcSegmentFrames(model: string, audioLength: number): number[] {
   const g = geometry(model);
-  const length = g.segmentSamples ?? audioLength;
-  const stride = g.segmentStride ?? audioLength;
-  const frames: number[] = [];
-  for (let offset = 0; offset < audioLength; offset += stride) {
-    const segment = Math.min(audioLength - offset, length);
-    frames.push(Math.ceil((segment * g.frameRate) / g.sampleRate));
-  }
-  return frames;
+  return g.segments ? segmentFramesOf(audioLength, g.segments) : [framesForSamples(audioLength)];
 }
 
 /** The `.ecdc` model name the codes were made with: encodec_48khz when they carry per-segment scales. */
@@ -120,11 +113,16 @@ function segmentsOf(codes: SegmentedLike, audioLength: number, model: string): {
   const g = geometry(model);
   const frames = ecdcSegmentFrames(model, audioLength);
   const total = frames.reduce((a, b) => a + b, 0);
+  if (g.segments && (total !== codes.nFrames || codes.scales?.length !== frames.length)) {
+    throw new RangeError(
+      `audioLength ${audioLength} makes ${frames.length} segments of ${total} frames in all, but the codes have ` +
+        `${codes.scales?.length ?? 0} segments and ${codes.nFrames} frames; pass the length of the audio the codes were encoded from`,
+    );
+  }
   if (total !== codes.nFrames) {
     throw new RangeError(
-      `audioLength ${audioLength} needs ${total} frames for ${model}` +
-        (g.segmentSamples ? ` (${frames.length} segments)` : ` (ceil(${audioLength} / ${g.sampleRate / g.frameRate}))`) +
-        `, but the codes have ${codes.nFrames}; pass the length of the audio the codes were encoded from`,
+      `audioLength ${audioLength} needs ${total} frames (ceil(${audioLength} / ${HOP_LENGTH})), but the codes have ` +
+        `${codes.nFrames}; pass the length of the audio the codes were encoded from`,
     );
   }
   if (codes.nQ > g.maxCodebooks) throw new RangeError(`codes have ${codes.nQ} codebooks; ${model} has at most ${g.maxCodebooks}`);
@@ -135,7 +133,7 @@ function segmentsOf(codes: SegmentedLike, audioLength: number, model: string): {
       throw new RangeError(`code ${v} (codebook ${q}, frame ${i - q * codes.nFrames}) is outside [0, ${CODEBOOK_SIZE - 1}]`);
     }
   }
-  if (!g.normalize) return [{ codes }];
+  if (!g.segments) return [{ codes }];
   const { scales, segmentFrames } = codes;
   if (!(scales instanceof Float32Array) || scales.length !== frames.length) {
     throw new RangeError(`${model} codes need one scale per segment (${frames.length}), got ${scales ? scales.length : 'none'}`);
@@ -157,7 +155,7 @@ function segmentsOf(codes: SegmentedLike, audioLength: number, model: string): {
 
 /** Joins segments' codes (and scales) into one Codes, as the codec takes them. */
 function joinSegments(model: string, segments: Codes[], scales: number[]): Codes {
-  if (segments.length === 1 && !geometry(model).normalize) return segments[0];
+  if (segments.length === 1 && !geometry(model).segments) return segments[0];
   const nQ = segments[0].nQ;
   const nFrames = segments.reduce((a, s) => a + s.nFrames, 0);
   const data = new Int16Array(nQ * nFrames);
@@ -167,7 +165,7 @@ function joinSegments(model: string, segments: Codes[], scales: number[]): Codes
     start += s.nFrames;
   }
   const codes: SegmentedLike = { data, nQ, nFrames };
-  if (geometry(model).normalize) {
+  if (geometry(model).segments) {
     codes.scales = Float32Array.from(scales);
     codes.segmentFrames = geometry(model).segmentFrames;
   }
@@ -284,11 +282,9 @@ export function parseEcdcHeader(buffer: Uint8Array, origin = '.ecdc data'): { me
   if (typeof al !== 'number' || !Number.isSafeInteger(al) || al < 1) {
     throw new EcdcError(`${origin}: ECDC metadata "al" (audio length) must be a positive integer, got ${JSON.stringify(al)}`, 'ECDC_INVALID');
   }
-  if (typeof nc !== 'number' || !Number.isInteger(nc) || nc < 1 || nc > MAX_CODEBOOKS) {
-    throw new EcdcError(`${origin}: ECDC metadata "nc" (codebooks) must be an integer in [1, ${MAX_CODEBOOKS}], got ${JSON.stringify(nc)}`, 'ECDC_INVALID');
-  }
-  if (nc > MODELS[m].maxCodebooks) {
-    throw new EcdcError(`${origin}: ECDC metadata "nc" is ${nc}, but ${m} has at most ${MODELS[m].maxCodebooks} codebooks`, 'ECDC_INVALID');
+  const maxCodebooks = MODELS[m].maxCodebooks;
+  if (typeof nc !== 'number' || !Number.isInteger(nc) || nc < 1 || nc > maxCodebooks) {
+    throw new EcdcError(`${origin}: ECDC metadata "nc" (codebooks) must be an integer in [1, ${maxCodebooks}] for ${m}, got ${JSON.stringify(nc)}`, 'ECDC_INVALID');
   }
   return { metadata: { model: m, audioLength: al, numCodebooks: nc, lm }, start: 9 + metaLength };
 }
@@ -308,8 +304,8 @@ export function decodeEcdc(buffer: Uint8Array, origin = '.ecdc data'): EcdcFile 
   const { audioLength: al, numCodebooks: nc, model } = metadata;
   const g = geometry(model);
   const frames = ecdcSegmentFrames(model, al);
-  const needed = frames.reduce((a, n) => a + (g.normalize ? 4 : 0) + Math.ceil((n * nc * BITS) / 8), 0);
-  if (buf.length - start < needed) {
+  const needed = frames.reduce((a, n) => a + (g.segments ? 4 : 0) + Math.ceil((n * nc * BITS) / 8), 0);
+  if (!g.segments && buf.length - start < needed) {
     throw new EcdcError(
       `${origin}: truncated: ${al} samples at ${nc} codebooks need ${needed} bytes of codes, ${buf.length - start} remain`,
       'ECDC_TRUNCATED',
@@ -318,8 +314,15 @@ export function decodeEcdc(buffer: Uint8Array, origin = '.ecdc data'): EcdcFile 
   const segments: Codes[] = [];
   const scales: number[] = [];
   let p = start;
-  for (const nFrames of frames) {
-    if (g.normalize) {
+  for (const [k, nFrames] of frames.entries()) {
+    const segmentBytes = 4 + Math.ceil((nFrames * nc * BITS) / 8);
+    if (g.segments && buf.length - p < segmentBytes) {
+      throw new EcdcError(
+        `${origin}: truncated: segment ${k} of ${frames.length} needs ${segmentBytes} bytes (scale and codes), ${buf.length - p} remain`,
+        'ECDC_TRUNCATED',
+      );
+    }
+    if (g.segments) {
       scales.push(buf.readFloatBE(p));
       p += 4;
     }
@@ -357,7 +360,7 @@ export async function decodeEcdcLm(buffer: Uint8Array, lm: EncodecLm, origin = '
   const body = buffer.subarray(start);
   let decoded;
   try {
-    decoded = await lm.decompressSegments(body, metadata.numCodebooks, frames, g.normalize ? 4 : 0);
+    decoded = await lm.decompressSegments(body, metadata.numCodebooks, frames, g.segments ? 4 : 0);
   } catch (err) {
     if ((err as { code?: string }).code === 'ECDC_DESYNC') {
       throw new EcdcError(`${origin}: ${(err as Error).message}. ${DESYNC_HINT}`, 'ECDC_DESYNC');
@@ -371,7 +374,7 @@ export async function decodeEcdcLm(buffer: Uint8Array, lm: EncodecLm, origin = '
     );
   }
   const view = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-  const scales = g.normalize ? decoded.offsets.map((o) => view.readFloatBE(o)) : [];
+  const scales = g.segments ? decoded.offsets.map((o) => view.readFloatBE(o)) : [];
   return { codes: joinSegments(metadata.model, decoded.codes, scales), metadata };
 }
 

@@ -17,7 +17,7 @@ import { EcdcError, decodeEcdc, decodeEcdcLm, ecdcSegmentFrames, encodeEcdcLm, p
 import { readNpy, writeNpy } from '../../lib/io/npy';
 import { cli } from '../helpers/cli';
 import { makeSpeech24k } from '../helpers/media';
-import { randomLm, randomModel } from '../helpers/model';
+import { randomLm, randomModel, randomModel48 } from '../helpers/model';
 import { tempDir } from '../helpers/temp-dir';
 import { loadAudio } from '../../lib/io/audio';
 
@@ -181,6 +181,47 @@ describe('LM-compressed .ecdc files', function () {
         expect((back.codes as typeof codes).segmentFrames).to.equal(150);
       }
     } finally {
+      lm48k.dispose();
+    }
+  });
+
+  it('codes what the 48 kHz model encodes (stereo, segments with scales) end to end, byte-identical to the reference', async function () {
+    const codec = await Encodec.load((await randomModel48(0)).model);
+    const lm48k = await EncodecLm.load(lm48.lm);
+    try {
+      const n = 52000; // two segments: 150 and 14 frames
+      const stereo = new Float32Array(2 * n);
+      let x = 17;
+      for (let i = 0; i < n; i++) {
+        x = (x * 1103515245 + 12345) >>> 0;
+        const noise = (x / 2 ** 32 - 0.5) * 0.05;
+        stereo[i] = 0.3 * Math.sin((2 * Math.PI * 440 * i) / 48000) + noise;
+        stereo[n + i] = 0.2 * Math.sin((2 * Math.PI * 660 * i) / 48000) - noise;
+      }
+      const codes = (await codec.encode(stereo, { bandwidth: 6 })) as Codes & { scales: Float32Array };
+      const frames = ecdcSegmentFrames('encodec_48khz', n);
+      expect(frames).to.deep.equal([150, 14]);
+      const file = path.join(dir, 'stereo.ecdc');
+      await writeEcdc(file, codes, { audioLength: n, lm: lm48k });
+      const segDir = path.join(dir, 'stereo-seg');
+      const segments = frames.map((f, k) => {
+        const start = k * 150;
+        const data = new Int16Array(codes.nQ * f);
+        for (let q = 0; q < codes.nQ; q++) data.set(codes.data.subarray(q * codes.nFrames + start, q * codes.nFrames + start + f), q * f);
+        return { data, nQ: codes.nQ, nFrames: f };
+      });
+      await writeSegments(segDir, segments, Array.from(codes.scales));
+      const theirs = path.join(dir, 'stereo-theirs.ecdc');
+      reference(['write-lm', 'encodec_48khz', String(n), segDir, lm48.checkpoint, theirs]);
+      expect(fs.readFileSync(file).equals(fs.readFileSync(theirs))).to.equal(true);
+      const back = await readEcdc(file, { lm: lm48k });
+      expect(Array.from(back.codes.data)).to.deep.equal(Array.from(codes.data));
+      expect(Array.from(back.codes.scales as Float32Array)).to.deep.equal(Array.from(codes.scales));
+      const plain = await codec.decode(codes);
+      const viaLm = await codec.decode(back.codes);
+      expect(Buffer.from(viaLm.buffer).equals(Buffer.from(plain.buffer))).to.equal(true);
+    } finally {
+      codec.dispose();
       lm48k.dispose();
     }
   });

@@ -112,7 +112,7 @@ describe('.ecdc files', function () {
       [header('ECDC', 1, '{"m": "encodec_24khz", "al": 320, "nc": 2, "lm": false}'), /version 1 is not supported/],
       [header('ECDC', 0, '{"m": "encodec_24khz", "al": 320, "nc": 2, "lm": true}'), /language model \("lm": true\)/],
       [header('ECDC', 0, '{"m": "encodec_32khz", "al": 320, "nc": 2, "lm": false}'), /model 'encodec_32khz'.*encodec_24khz and encodec_48khz/],
-      [header('ECDC', 0, '{"m": "encodec_48khz", "al": 320, "nc": 32, "lm": false}'), /"nc" is 32, but encodec_48khz has at most 16/],
+      [header('ECDC', 0, '{"m": "encodec_48khz", "al": 320, "nc": 32, "lm": false}'), /"nc" \(codebooks\) must be an integer in \[1, 16\] for encodec_48khz/],
       [header('ECDC', 0, '{"m": "encodec_24khz", "al": 320, "nc": 40, "lm": false}'), /"nc".*\[1, 32\]/],
       [header('ECDC', 0, '{"m": "encodec_24khz", "al": -5, "nc": 2, "lm": false}'), /"al".*positive integer/],
       [header('ECDC', 0, '{"m": "encodec_24khz", "al": 3'), /not valid JSON/],
