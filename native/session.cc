@@ -287,6 +287,12 @@ Session::Session(const std::string& path, const std::string& device, int threads
                                              e.what_without_backtrace() + "). Export it again.");
   }
   metadata_ = extra[kMetadataFile];
+  if (module_.find_method("step") && metadata_.find("\"kind\": \"lm\"") != std::string::npos) {
+    throw InputError(ErrorKind::Generic, "'" + path +
+                                             "' is an EnCodec entropy-coding LM (for compress --lm), not a codec "
+                                             "model: pass the codec model (e.g. encodec24.pt) as the model and this "
+                                             "file as the LM (--lm-model)");
+  }
   if (metadata_.empty() || !module_.find_method("encode") || !module_.find_method("decode") ||
       !module_.find_method("dequantize")) {
     throw InputError(ErrorKind::Generic, "'" + path +
@@ -407,9 +413,10 @@ torch::Tensor Session::RunSpan(const std::string& method, const torch::Tensor& i
   }
   c10::optional<torch::jit::Method> run = module_.find_method(method);
   if (!run) {
-    throw InputError(ErrorKind::Generic, "this model file has no " + method +
-                                             " method (it was exported before exporter 1.2); re-export it with "
-                                             "`encodec-native model export`, or call without spans");
+    const bool latents = method == "latents_span";
+    throw InputError(ErrorKind::Generic, "this model file has no " + method + " method (it was exported before exporter " +
+                                             (latents ? "1.5" : "1.2") + "); re-export it with `encodec-native model export`" +
+                                             (latents ? " (or `model random`)" : ", or call without spans"));
   }
   Lease lease(*this, threads);
   c10::InferenceMode inference;
@@ -443,6 +450,23 @@ torch::Tensor Session::DecodeSpan(const torch::Tensor& codes, const SpanGeometry
   CheckSpanModel();
   CheckCodes({codes});
   return RunSpan("decode_span", codes.unsqueeze(0), codes.size(1), span, {}, threads).reshape({-1}).contiguous();
+}
+
+torch::Tensor Session::LatentsSpan(const torch::Tensor& clip, const SpanGeometry& span, int threads) {
+  CheckSpanModel();
+  CheckFinite(clip, 0);
+  const int64_t frames = (clip.numel() + kHopLength - 1) / kHopLength;
+  return RunSpan("latents_span", clip.view({1, 1, -1}), frames, span, {}, threads).to(torch::kFloat32).contiguous();
+}
+
+std::vector<torch::Tensor> Session::Latents(const std::vector<torch::Tensor>& clips, int threads) {
+  if (segmented_) {
+    throw InputError(ErrorKind::Generic, "latents are the 24 kHz model's (encodec_24khz); this model is segmented");
+  }
+  for (size_t i = 0; i < clips.size(); ++i) CheckFinite(clips[i], i);
+  std::vector<torch::Tensor> latents = RunGrouped("encode_latent", ChannelRows(clips), {}, threads);
+  for (auto& l : latents) l = l.to(torch::kFloat32).contiguous();
+  return latents;
 }
 
 std::vector<torch::Tensor> Session::Encode(const std::vector<torch::Tensor>& clips, int64_t n_q, int threads,

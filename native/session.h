@@ -75,6 +75,10 @@ class Session {
                                     const std::vector<float>* scales = nullptr);
   // One span of codes [nQ, nFrames] -> float32 1-D audio of its kept frames ((nFrames - lead) * 320 samples).
   torch::Tensor DecodeSpan(const torch::Tensor& codes, const SpanGeometry& span, int threads = 0);
+  // The encoder's output before quantization for clips (CPU float32 1-D samples): float32 [128, nFrames] each.
+  std::vector<torch::Tensor> Latents(const std::vector<torch::Tensor>& clips, int threads = 0);
+  // One span (CPU float32 1-D samples) -> float32 [128, nFrames - lead] latents of its kept frames (exporter 1.5+).
+  torch::Tensor LatentsSpan(const torch::Tensor& clip, const SpanGeometry& span, int threads = 0);
   // Quantized latent vectors (sum of codebook entries) for code blocks: float32 [128, nFrames].
   std::vector<torch::Tensor> Dequantize(const std::vector<torch::Tensor>& codes);
 

@@ -59,11 +59,12 @@ class LoadWorker : public PromiseWorker {
 };
 
 // Encodes clips of samples (or one span, with options.span); resolves with [{ data: Int16Array, nQ, nFrames }],
+// or, with `latents`, the encoder's output before quantization: [{ data: Float32Array, dim, nFrames }]; codes come
 // each with its `scale` for a segmented model (one clip = one segment).
 class EncodeWorker : public PromiseWorker {
  public:
   EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& clips, int64_t n_q,
-               CallOptions options);
+               CallOptions options, bool latents = false);
 
  protected:
   void Run() override;
@@ -75,6 +76,7 @@ class EncodeWorker : public PromiseWorker {
   std::vector<float> scales_;
   int64_t n_q_;
   CallOptions options_;
+  bool latents_;
 };
 
 // Decodes code blocks to samples (Float32Array each), or to quantized latents

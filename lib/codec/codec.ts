@@ -17,6 +17,7 @@ import {
   ChunkPlan,
   ChunkSpan,
   CodesBlock,
+  LatentsBlock,
   SPAN_BATCH_SECONDS,
   UNSEGMENTED_SPAN_BATCH_SECONDS,
   SPAN_LANES,
@@ -30,6 +31,9 @@ import {
   encodeChunked,
   encodeSpanByWindows,
   encodeStreamBlocks,
+  latentsSpanByWindows,
+  latentsStreamBlocks,
+  concatLatents,
 } from './chunking';
 import { Codes, Embeddings, SegmentedCodes, checkCodes } from './codes';
 import {
@@ -71,6 +75,12 @@ export interface EncodeOptions extends ChunkOptions {
 
 /** Options of {@link Encodec.decode}: chunked with left context (default) or whole-file (`exact: true`). */
 export type DecodeOptions = ChunkOptions;
+
+/** Options of {@link Encodec.latents}: chunking as for encode (no bandwidth: nothing is quantized). */
+export type LatentsOptions = ChunkOptions;
+
+/** Options of {@link Encodec.latentsStream}: chunking (not `exact`) and `maxFrames`. */
+export interface LatentsStreamOptions extends Omit<ChunkOptions, 'exact'>, StreamOptions {}
 
 /** Options of {@link Encodec.encodeStream}: bandwidth, chunking (not `exact`) and `maxFrames`. */
 export interface EncodeStreamOptions extends Omit<EncodeOptions, 'exact'>, StreamOptions {}
@@ -251,6 +261,71 @@ export class Encodec {
     return encodeStreamBlocks(chunks, plan, maxFrames, this.spanEncoder(plan, bandwidth));
   }
 
+  /**
+   * The encoder's continuous output before quantization: `{ data, dim: 128, nFrames }` laid out [128, nFrames]
+   * (nFrames = ceil(samples / 320)), like {@link embeddings}, which is the quantized one. Chunked with left context
+   * exactly as {@link encode} (memory bounded by the chunk plan), or in one pass with `exact: true`. Needs a model
+   * exported by exporter 1.5+ (method latents_span).
+   */
+  async latents(samples: Float32Array, options: LatentsOptions = {}): Promise<Embeddings> {
+    checkSamples(samples, 'samples');
+    this.checkLatentsModel();
+    const plan = chunkPlan(options, this.batchSeconds);
+    if (options.exact) {
+      const [latents] = await this.latentsBatch([samples]);
+      return latents;
+    }
+    const blocks: Embeddings[] = [];
+    for await (const block of latentsStreamBlocks([samples], plan, Infinity, this.spanLatents(plan))) blocks.push(block);
+    return concatLatents(blocks);
+  }
+
+  /**
+   * Latents of a stream of 24 kHz mono sample blocks (e.g. `streamAudio(file)`), yielded block by block as they are
+   * computed (`firstFrame` says where each starts), holding about one batch of chunks of audio at a time; the
+   * blocks, concatenated, equal {@link latents} of the concatenated samples.
+   */
+  latentsStream(
+    chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
+    options: LatentsStreamOptions = {},
+  ): AsyncGenerator<LatentsBlock, void, undefined> {
+    if (chunks === null || typeof chunks !== 'object' || (!(Symbol.asyncIterator in chunks) && !(Symbol.iterator in chunks))) {
+      throw new TypeError('chunks must be an (async) iterable of Float32Array blocks, e.g. streamAudio(file)');
+    }
+    this.checkLatentsModel();
+    const plan = chunkPlan(options, this.batchSeconds);
+    return latentsStreamBlocks(chunks, plan, checkMaxFrames(options.maxFrames), this.spanLatents(plan));
+  }
+
+  private checkLatentsModel(): void {
+    this.live('latents');
+    if (this.info.latents_span !== true) {
+      throw new Error(
+        `'${this.modelPath}' was exported by exporter ${this.info.exporter_version}, which has no latents method; ` +
+          're-export it with `encodec-native model export` (or `model random`) to use latents',
+      );
+    }
+  }
+
+  /** Latents of several clips in one call (one pass each; equal lengths batched). */
+  private async latentsBatch(clips: Float32Array[]): Promise<Embeddings[]> {
+    const start = performance.now();
+    const out = await this.run('latents', (model) => model.latents(clips));
+    debug('latents', () => `${clips.length} clip(s) -> latents in ${elapsedSince(start)}`);
+    return out;
+  }
+
+  /** How chunked latents run spans (see spanEncoder). */
+  private spanLatents(plan: ChunkPlan): SpanRunner<Float32Array, Embeddings> {
+    if (!this.spanCalls) return latentsSpanByWindows((clips) => this.latentsBatch(clips));
+    return this.spanRunner(
+      'latents',
+      plan,
+      async (model, input: Float32Array, options) => (await model.latents([input], options))[0],
+      (input, block) => `${input.length} samples (${(input.length / SAMPLE_RATE).toFixed(2)} s) -> latents ${block.dim} x ${block.nFrames}`,
+    );
+  }
+
   /** Encodes several clips in one call; clips of equal length are batched through the model together. */
   async encodeBatch(clips: Float32Array[], options: EncodeOptions = {}): Promise<Codes[]> {
     if (!Array.isArray(clips) || clips.length === 0) throw new TypeError('clips must be a non-empty array of Float32Array');
@@ -331,7 +406,7 @@ export class Encodec {
 
   /** Native span calls (`call`), a run's spans at once, each on its lane's share of the threads. */
   private spanRunner<I, O>(
-    what: 'encode' | 'decode',
+    what: 'encode' | 'decode' | 'latents',
     plan: ChunkPlan,
     call: (model: NativeModel, input: I, options: NativeCallOptions) => Promise<O>,
     describe: (input: I, output: O) => string,

@@ -42,6 +42,8 @@ export interface ModelInfo {
   span_methods?: boolean;
   /** Steps per segment of the CPU LSTM (exporter 1.3+: it runs in segments, so a span call holds less memory). */
   lstm_segment_steps?: number;
+  /** true (exporter 1.5+): the model has latents_span, the encoder's output before quantization (codec.latents). */
+  latents_span?: boolean;
   /**
    * Segmented models (encodec_48khz): Meta's segment length in seconds (1) and overlap fraction (0.01), and the
    * same in samples per channel: a segment's length (48000) and the distance between segment starts (47520).
