@@ -62,9 +62,6 @@ export interface EcdcFile {
   metadata: EcdcMetadata;
 }
 
-/** Codes with the per-segment fields of a segmented model (encodec_48khz). */
-type SegmentedLike = Codes & { scales?: Float32Array; segmentFrames?: number };
-
 /** An error in an `.ecdc` file's content, with a stable `code`. */
 export class EcdcError extends Error {
   constructor(message: string, readonly code: 'ECDC_INVALID' | 'ECDC_TRUNCATED' | 'ECDC_DESYNC' | 'ECDC_NEEDS_LM' | 'ECDC_WRONG_MODEL') {
@@ -94,7 +91,7 @@ export function ecdcSegmentFrames(model: string, audioLength: number): number[] 
 }
 
 /** The `.ecdc` model name the codes were made with: encodec_48khz when they carry per-segment scales. */
-function modelOfCodes(codes: SegmentedLike, model?: string): string {
+function modelOfCodes(codes: Codes, model?: string): string {
   const name = model ?? (codes.scales !== undefined ? 'encodec_48khz' : 'encodec_24khz');
   geometry(name);
   return name;
@@ -107,7 +104,7 @@ function checkAudioLength(audioLength: unknown): asserts audioLength is number {
 }
 
 /** Splits codes into their segments (with scales), checking they are what `audioLength` samples give. */
-function segmentsOf(codes: SegmentedLike, audioLength: number, model: string): { codes: Codes; scale?: number }[] {
+function segmentsOf(codes: Codes, audioLength: number, model: string): { codes: Codes; scale?: number }[] {
   checkCodes(codes);
   checkAudioLength(audioLength);
   const g = geometry(model);
@@ -164,7 +161,7 @@ function joinSegments(model: string, segments: Codes[], scales: number[]): Codes
     for (let q = 0; q < nQ; q++) data.set(s.data.subarray(q * s.nFrames, (q + 1) * s.nFrames), q * nFrames + start);
     start += s.nFrames;
   }
-  const codes: SegmentedLike = { data, nQ, nFrames };
+  const codes: Codes = { data, nQ, nFrames };
   if (geometry(model).segments) {
     codes.scales = Float32Array.from(scales);
     codes.segmentFrames = geometry(model).segmentFrames;
@@ -215,8 +212,8 @@ function packCodes({ data, nQ, nFrames }: Codes): Buffer {
  * per-segment scales, else encodec_24khz (or `options.model`).
  */
 export function encodeEcdc(codes: Codes, audioLength: number, options: { model?: string } = {}): Buffer {
-  const model = modelOfCodes(codes as SegmentedLike, options.model);
-  const segments = segmentsOf(codes as SegmentedLike, audioLength, model);
+  const model = modelOfCodes(codes, options.model);
+  const segments = segmentsOf(codes, audioLength, model);
   const parts = [headerBytes(model, audioLength, codes.nQ, false)];
   for (const s of segments) {
     if (s.scale !== undefined) parts.push(scaleBytes(s.scale));
@@ -230,8 +227,8 @@ export function encodeEcdc(codes: Codes, audioLength: number, options: { model?:
  * Meta's `compress(..., use_lm=True)` where the LM computes the same probabilities (same machine and torch).
  */
 export async function encodeEcdcLm(codes: Codes, audioLength: number, lm: EncodecLm, options: { model?: string } = {}): Promise<Buffer> {
-  const model = modelOfCodes(codes as SegmentedLike, options.model);
-  const segments = segmentsOf(codes as SegmentedLike, audioLength, model);
+  const model = modelOfCodes(codes, options.model);
+  const segments = segmentsOf(codes, audioLength, model);
   checkLm(lm, model, codes.nQ, 'the codes');
   const payloads = await lm.compressSegments(segments.map((s) => s.codes));
   const parts = [headerBytes(model, audioLength, codes.nQ, true)];
