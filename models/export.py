@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint as ckpt  # noqa: E402
 import encodec_ts as ets  # noqa: E402
 
-EXPORTER_VERSION = "1.4.0"
+EXPORTER_VERSION = "1.5.0"
 FORMAT = "encodec-native-model"
 FORMAT_VERSION = 1
 EXTRA_FILE = "encodec.json"
@@ -61,6 +61,9 @@ def build_metadata(source: dict) -> dict:
         "span_methods": True,
         # the CPU LSTM runs in segments of this many steps (exporter 1.3): a span call holds less, so spans can be longer
         "lstm_segment_steps": ets.LSTM_SEGMENT_STEPS,
+        # encode_spans / decode_spans (exporter 1.5): several spans per call, of one clip or many, their LSTM
+        # windows pooled into batches padded to multiples of this many frames
+        "pooled_span_quantum": ets.WINDOW_QUANTUM,
         "torch_version": torch.__version__,
         "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
         .isoformat().replace("+00:00", "Z"),
