@@ -1,16 +1,12 @@
 /**
  * `encodec-native extract`: TR-aligned features for many inputs (see lib/features.ts).
  *
- * Batch behaviour: inputs come from the arguments and/or `--manifest`; they are resolved, de-duplicated and
- * sorted, then `--shard i/N` keeps those at positions j with j % N == i (0-based), so N machines given the
- * same inputs split them without overlap whatever order the inputs were listed in. Each input writes
- * `OUT/<name without extension>.npy` and `.csv` atomically; an input whose two files exist is skipped unless
- * `--force`, so a killed run is resumed by running it again (its temporary files, once older than 10 minutes,
- * are removed then). A failing input is reported and the others
- * still run; the exit code is then 1 and a summary lists the failures.
+ * Batch behaviour (inputs, --manifest, --shard, --jobs, resume and --force, progress, failure summary) is the
+ * shared runner's (bin/batch.ts). Each input writes `OUT/<name without extension>.npy` and `.csv` atomically;
+ * an input whose two files exist is skipped unless `--force` (its temporary files, once older than 10 minutes,
+ * are removed then).
  */
 import * as fs from 'node:fs';
-import * as path from 'node:path';
 
 import { Command } from 'commander';
 
@@ -24,6 +20,7 @@ import { formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-qua
 import { writeFileAtomic } from '../../lib/common/atomic';
 import { ENCODEC_LOOKAHEAD_SECONDS } from '../../lib/fmri/features';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
+import { BatchReporter, Shard, batchInputs, outputBase, parseShard, runWorkers } from '../batch';
 
 interface ExtractCliOptions {
   out: string;
@@ -42,85 +39,6 @@ interface ExtractCliOptions {
   force?: boolean;
   exact?: boolean;
   report?: boolean;
-}
-
-/** One of N disjoint parts of the input list. */
-export interface Shard {
-  index: number;
-  count: number;
-}
-
-/** Parses `i/N` (0 <= i < N). */
-export function parseShard(text: string): Shard {
-  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
-  const index = m ? Number(m[1]) : NaN;
-  const count = m ? Number(m[2]) : NaN;
-  if (!m || count < 1 || index >= count) {
-    throw new UsageError(`--shard must be i/N with 0 <= i < N (e.g. 0/4 ... 3/4), got '${text}'`);
-  }
-  return { index, count };
-}
-
-/**
- * Input paths listed in a manifest: one per line, blank lines and '#' comments ignored, relative paths
- * resolved against the manifest's directory.
- */
-export function readManifest(file: string): string[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`cannot read --manifest '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const dir = path.dirname(path.resolve(file));
-  return text
-    .split(/\r?\n/)
-    .map((line) => line.replace(/(^|\s)#.*$/, '').trim())
-    .filter((line) => line !== '')
-    .map((line) => path.resolve(dir, line));
-}
-
-/** The inputs this run handles: resolved, de-duplicated, sorted, then this shard's part. */
-export function selectInputs(inputs: string[], shard?: Shard): string[] {
-  const all = [...new Set(inputs.map((p) => path.resolve(p)))].sort();
-  return shard ? all.filter((_, j) => j % shard.count === shard.index) : all;
-}
-
-/** The output base for an input: OUT/<file name without its extension>. */
-function outputBase(outDir: string, input: string): string {
-  return path.join(outDir, path.basename(input, path.extname(input)));
-}
-
-interface Outcome {
-  input: string;
-  status: 'written' | 'skipped' | 'failed';
-  message: string;
-}
-
-/** Progress on a terminal: one redrawn line on stderr. */
-class ProgressBar {
-  private done = 0;
-  private failed = 0;
-  constructor(private readonly total: number, private readonly stream: NodeJS.WriteStream) {}
-
-  update(outcome?: Outcome, current?: string): void {
-    if (outcome) {
-      this.done++;
-      if (outcome.status === 'failed') this.failed++;
-    }
-    const width = 30;
-    const filled = this.total ? Math.round((width * this.done) / this.total) : width;
-    const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
-    const failed = this.failed ? `, ${this.failed} failed` : '';
-    const name = current ? ` ${path.basename(current)}` : '';
-    const columns = this.stream.columns || 80;
-    const line = `[${bar}] ${this.done}/${this.total}${failed}${name}`.slice(0, columns - 1);
-    this.stream.write(`\r\x1b[K${line}`);
-  }
-
-  finish(): void {
-    this.stream.write('\n');
-  }
 }
 
 function describe(result: FeatureSet, seconds: number): string {
@@ -166,52 +84,18 @@ export function extractCommand(): Command {
         throw new UsageError((err as Error).message.replace(/^unknown (hrf|layout|mode|output)/, 'unknown --$1').replace(/^maxTrs/, '--max-trs'));
       }
       if (!/^(cpu|cuda|cuda:\d+)$/.test(opts.device)) throw new UsageError(`--device must be 'cpu', 'cuda' or 'cuda:N', got '${opts.device}'`);
-      const listed = [...args, ...(opts.manifest ? readManifest(opts.manifest) : [])];
-      if (listed.length === 0) throw new UsageError('no inputs: pass audio/video files or --manifest FILE');
-      const everything = selectInputs(listed);
-      const byName = new Map<string, string>();
-      for (const input of everything) {
-        const base = outputBase(opts.out, input);
-        const other = byName.get(base);
-        if (other) throw new UsageError(`'${other}' and '${input}' would both write ${base}.npy; rename one or run them with different --out`);
-        byName.set(base, input);
-      }
-      const inputs = selectInputs(listed, opts.shard);
-      if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) {
-        throw new UsageError(`--out '${opts.out}' is a file; pass a directory (it is created if missing)`);
-      }
-      try {
-        fs.mkdirSync(opts.out, { recursive: true });
-        fs.accessSync(opts.out, fs.constants.W_OK);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-        throw new UsageError(`cannot write to --out '${opts.out}' (${code}); pass a directory you can write to (it is created if missing)`);
-      }
+      const inputs = batchInputs(args, opts, opts.out, '--out', '.npy', 'audio/video files');
 
       const jobs = Math.max(1, Math.min(opts.jobs, inputs.length));
       const threads = threadsPerJob(jobs);
       const modelPath = options.mode === 'mel' ? undefined : resolveModelPath(opts.model);
-      const progress = process.stderr.isTTY ? new ProgressBar(inputs.length, process.stderr) : undefined;
-      const outcomes: Outcome[] = [];
-      const report = (outcome: Outcome): void => {
-        outcomes.push(outcome);
-        if (progress) {
-          if (outcome.status === 'failed') process.stderr.write(`\r\x1b[Kencodec-native: error: ${outcome.input}: ${outcome.message}\n`);
-          progress.update(outcome);
-        } else if (outcome.status === 'failed') {
-          process.stderr.write(`encodec-native: error: ${outcome.input}: ${outcome.message}\n`);
-        } else {
-          process.stdout.write(`${outcome.status} ${outcome.input}: ${outcome.message}\n`);
-        }
-      };
-      progress?.update();
+      const reporter = new BatchReporter(inputs.length);
+      const report = (outcome: Parameters<BatchReporter['report']>[0]): void => reporter.report(outcome);
 
-      let next = 0;
-      const worker = async (): Promise<void> => {
+      await runWorkers(inputs, jobs, async (take) => {
         let codec: Encodec | undefined;
         try {
-          while (next < inputs.length) {
-            const input = inputs[next++];
+          for (let input = take(); input !== undefined; input = take()) {
             const base = outputBase(opts.out, input);
             const files = featureFilesFor(base);
             await removeStalePartials(base);
@@ -220,7 +104,7 @@ export function extractCommand(): Command {
               report({ input, status: 'skipped', message: `${files.npy} exists (--force to redo)` });
               continue;
             }
-            progress?.update(undefined, input);
+            reporter.working(input);
             const start = performance.now();
             try {
               if (modelPath && !codec) codec = await Encodec.load(modelPath, { device: opts.device as Device, threads });
@@ -247,17 +131,7 @@ export function extractCommand(): Command {
         } finally {
           codec?.dispose();
         }
-      };
-      await Promise.all(Array.from({ length: jobs }, worker));
-      progress?.finish();
-
-      const count = (status: Outcome['status']): number => outcomes.filter((o) => o.status === status).length;
-      const failed = outcomes.filter((o) => o.status === 'failed');
-      const shard = opts.shard ? ` (shard ${opts.shard.index}/${opts.shard.count})` : '';
-      process.stderr.write(`extract: ${inputs.length} inputs${shard}: ${count('written')} written, ${count('skipped')} skipped, ${failed.length} failed\n`);
-      if (failed.length) {
-        for (const f of failed) process.stderr.write(`  failed: ${f.input}: ${f.message}\n`);
-        process.exitCode = 1;
-      }
+      });
+      reporter.finish('extract', opts.shard);
     });
 }
