@@ -1,5 +1,5 @@
 /**
- * encodec-native: Meta's EnCodec 24 kHz neural audio codec for Node.js.
+ * encodec-native: Meta's EnCodec neural audio codec (24 kHz mono, 48 kHz stereo) for Node.js.
  *
  * ```ts
  * import { Encodec, loadAudio } from 'encodec-native';
@@ -11,7 +11,10 @@
  */
 export * from './codec/bandwidth';
 export { Encodec, EncodeOptions, LoadOptions, Device } from './codec/codec';
-export { Codes, Embeddings, checkCodes } from './codec/codes';
+export { Codes, SegmentedCodes, Embeddings, checkCodes } from './codec/codes';
+export { SegmentGeometry, framesForSegmentedSamples, segmentCount } from './codec/segments';
+export { toPlanar, fromPlanar } from './common/planar';
+export { isSegmentedModel } from './model/model-file';
 export { DecodeOptions, EncodeStreamOptions } from './codec/codec';
 export { ChunkOptions, CodesBlock, DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS } from './codec/chunking';
 export { threadsPerJob, availableCores } from './codec/threads';

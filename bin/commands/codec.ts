@@ -12,13 +12,13 @@ import { loadAudio, streamAudio } from '../../lib/io/audio';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
 import { Device, Encodec } from '../../lib/codec/codec';
 import { Codes } from '../../lib/codec/codes';
-import { readCodesNpy, writeCodesNpy } from '../../lib/io/codes-file';
+import { readCodesNpy, scalesPathFor, writeCodesNpy } from '../../lib/io/codes-file';
 import { readEcdc, writeEcdc } from '../../lib/io/ecdc';
 import { resolveModelPath } from '../../lib/model/model-file';
 import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
 import { threadsPerJob } from '../../lib/codec/threads';
-import { UsageError, extensionOf, parseIntegerOption } from '../cli-util';
+import { UsageError, channelsOf, extensionOf, parseIntegerOption } from '../cli-util';
 import { BatchCliOptions, BatchReporter, batchInputs, outputBase, parseShard, runWorkers } from '../batch';
 
 interface ModelOptions {
@@ -143,7 +143,7 @@ async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { ba
       for await (const { input, out } of todo) {
         const start = performance.now();
         try {
-          const { samples } = await loadAudio(input, { sampleRate: codec.info.sample_rate });
+          const { samples } = await loadAudio(input, { sampleRate: codec.info.sample_rate, channels: codec.info.channels as 1 | 2 });
           if (samples.length === 0) throw new RangeError('the audio is empty');
           pending.push({ input, out, start });
           yield samples;
@@ -158,7 +158,8 @@ async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { ba
         try {
           await writeCodesNpy(job.out, codes);
           const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
-          reporter.report({ input: job.input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${job.out} (${seconds} s)` });
+          const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(job.out)})` : '';
+          reporter.report({ input: job.input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${job.out}${scales} (${seconds} s)` });
         } catch (err) {
           failAll([job], reporter, err);
         }
@@ -172,11 +173,14 @@ async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { ba
 export function encodeCommand(): Command {
   return addBatchOptions(addModelOptions(
     new Command('encode')
-      .description('encode audio (any format ffmpeg reads; WAV without it) to codes: .npy of shape [n_q, n_frames], int16')
+      .description(
+        'encode audio (any format ffmpeg reads; WAV without it) to codes: .npy of shape [n_q, n_frames], int16 ' +
+          '(with encodec_48khz also NAME.scales.npy, the segment scales)',
+      )
       .argument('[audio...]', 'input audio or video files (one with --out; any number with --out-dir)')
       .option('--out <codes.npy>', 'codes file to write (one input)')
-      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (2, 4, 8, 16, 32 codebooks)', '6')
-      .option('--exact', 'encode each file whole in one pass (memory grows with length) instead of in chunks'),
+      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (encodec_48khz: 3, 6, 12 or 24)', '6')
+      .option('--exact', 'encode each file whole in one pass (memory grows with length) instead of streaming it in chunks'),
   )).action(async (inputs: string[], opts: BatchModelOptions & { bandwidth: string; exact?: boolean }) => {
     if (isBatch(inputs, opts, 'audio')) return encodeBatchCommand(inputs, opts);
     const audio = inputs[0];
@@ -186,40 +190,77 @@ export function encodeCommand(): Command {
     const codec = await loadModel(opts);
     try {
       const sampleRate = codec.info.sample_rate;
+      const channels = codec.info.channels as 1 | 2;
       // streamed in chunks with left context (bounded memory); --exact loads the file and encodes it whole
+      // (encodec_48khz streams its 1 s segments either way)
       const codes = opts.exact
-        ? await codec.encode((await loadAudio(audio, { sampleRate })).samples, { bandwidth, exact: true })
-        : await codec.encodeStream(streamAudio(audio, { sampleRate }), { bandwidth });
+        ? await codec.encode((await loadAudio(audio, { sampleRate, channels })).samples, { bandwidth, exact: true })
+        : await codec.encodeStream(streamAudio(audio, { sampleRate, channels }), { bandwidth });
       await writeCodesNpy(out, codes);
-      process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${out}\n`);
+      const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(out)})` : '';
+      process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${out}${scales}\n`);
     } finally {
       codec.dispose();
     }
   });
 }
 
-/** Codes from a `.npy` (shape [n_q, n_frames]) or an `.ecdc` file, with the audio length when the file states one. */
-async function readCodesFile(input: string): Promise<{ codes: Codes; audioLength?: number }> {
+/**
+ * Codes from a `.npy` (shape [n_q, n_frames], segment scales beside it) or an `.ecdc` file, with the audio length
+ * (per channel) and model when the file states them.
+ */
+async function readCodesFile(input: string): Promise<{ codes: Codes; audioLength?: number; model?: string }> {
   if (!fs.existsSync(input)) throw new UsageError(`codes file '${input}' does not exist`);
   const ext = extensionOf(input);
   if (ext === '.npy') return { codes: await readCodesNpy(input) };
   if (ext === '.ecdc') {
     const { codes, metadata } = await readEcdc(input);
-    return { codes, audioLength: metadata.audioLength };
+    return { codes, audioLength: metadata.audioLength, model: metadata.model };
   }
   throw new UsageError(`codes file must be .npy or .ecdc, got '${input}'`);
+}
+
+/** Checks that codes read from `input` suit the codec's model (a clear usage error instead of a late failure). */
+function checkCodesForModel(input: string, codes: Codes, model: string | undefined, codec: Encodec): void {
+  if (model !== undefined && model !== codec.info.model) {
+    throw new UsageError(`${input} was made with ${model}, but the model is ${codec.info.model} (${codec.modelPath}); pass --model with a ${model} model`);
+  }
+  if (codec.info.segment_methods === true && !codes.scales) {
+    throw new UsageError(
+      `${input} has no segment scales: codes of ${codec.info.model} need ${scalesPathFor(input)} (written beside them by \`encode\`)`,
+    );
+  }
+  if (codec.info.segment_methods !== true && codes.scales) {
+    throw new UsageError(`${input} has segment scales (${scalesPathFor(input)}): it holds codes of encodec_48khz, but the model is ${codec.info.model}`);
+  }
+}
+
+
+/**
+ * Writes decoded audio (.wav 16-bit or float, or .npy float32; channels planar in `decoded`), trimmed to
+ * `audioLength`; returns its duration in seconds.
+ */
+async function writeDecoded(out: string, decoded: Float32Array, codec: Encodec, audioLength: number | undefined, float?: boolean): Promise<number> {
+  const channels = channelsOf(decoded, codec.info.channels, audioLength);
+  if (extensionOf(out) === '.npy') {
+    const n = channels[0].length;
+    const samples = channels.length === 1 ? channels[0] : Float32Array.from({ length: n * channels.length }, (_, i) => channels[Math.floor(i / n)][i % n]);
+    await writeNpy(out, samples, channels.length === 1 ? [n] : [channels.length, n]);
+  } else {
+    await writeWav(out, channels.length === 1 ? channels[0] : channels, { sampleRate: codec.info.sample_rate, format: float ? 'float32' : 'pcm16' });
+  }
+  return channels[0].length / codec.info.sample_rate;
 }
 
 /** Decodes codes and writes the audio (.wav 16-bit or float, or .npy float32), trimmed to `audioLength`. */
 async function decodeToFile(input: string, opts: ModelOptions & { out: string; float?: boolean; exact?: boolean }): Promise<void> {
   checkOutput(opts.out, ['.wav', '.npy']);
-  const { codes, audioLength } = await readCodesFile(input);
+  const { codes, audioLength, model } = await readCodesFile(input);
   const codec = await loadModel(opts);
   try {
-    const decoded = await codec.decode(codes, { exact: opts.exact === true });
-    const samples = audioLength !== undefined ? decoded.subarray(0, audioLength) : decoded;
-    await writeAudio(opts.out, samples, codec.info.sample_rate, opts.float);
-    const seconds = samples.length / codec.info.sample_rate;
+    checkCodesForModel(input, codes, model, codec);
+    const decoded = await codec.decode(codes, codec.info.segment_methods === true ? {} : { exact: opts.exact === true });
+    const seconds = await writeDecoded(opts.out, decoded, codec, audioLength, opts.float);
     process.stderr.write(`${input}: ${codes.nQ} x ${codes.nFrames} codes -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
   } finally {
     codec.dispose();
@@ -227,12 +268,6 @@ async function decodeToFile(input: string, opts: ModelOptions & { out: string; f
 }
 
 const AUDIO_OUT_HELP = 'output: .wav (16-bit PCM, or 32-bit float with --float) or .npy (float32 samples)';
-
-/** Writes decoded audio as .wav (16-bit, or float) or .npy (float32). */
-async function writeAudio(out: string, samples: Float32Array, sampleRate: number, float?: boolean): Promise<void> {
-  if (extensionOf(out) === '.npy') await writeNpy(out, samples, [samples.length]);
-  else await writeWav(out, samples, { sampleRate, format: float ? 'float32' : 'pcm16' });
-}
 
 async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { float?: boolean; exact?: boolean; format: string }): Promise<void> {
   if (opts.format !== 'wav' && opts.format !== 'npy') throw new UsageError(`--format must be wav or npy, got '${opts.format}'`);
@@ -242,7 +277,8 @@ async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { fl
       for await (const { input, out } of todo) {
         const start = performance.now();
         try {
-          const { codes, audioLength } = await readCodesFile(input);
+          const { codes, audioLength, model } = await readCodesFile(input);
+          checkCodesForModel(input, codes, model, codec);
           pending.push({ input, out, start, audioLength });
           yield codes;
         } catch (err) {
@@ -251,13 +287,12 @@ async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { fl
       }
     }
     try {
-      for await (const decoded of codec.decodeMany(blocks(), { exact: opts.exact === true })) {
+      for await (const decoded of codec.decodeMany(blocks(), { exact: codec.info.segment_methods !== true && opts.exact === true })) {
         const job = pending.shift() as InFlight;
         try {
-          const samples = job.audioLength !== undefined ? decoded.subarray(0, job.audioLength) : decoded;
-          await writeAudio(job.out, samples, codec.info.sample_rate, opts.float);
+          const duration = await writeDecoded(job.out, decoded, codec, job.audioLength, opts.float);
           const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
-          reporter.report({ input: job.input, status: 'written', message: `${(samples.length / codec.info.sample_rate).toFixed(2)} s -> ${job.out} (${seconds} s)` });
+          reporter.report({ input: job.input, status: 'written', message: `${duration.toFixed(2)} s -> ${job.out} (${seconds} s)` });
         } catch (err) {
           failAll([job], reporter, err);
         }
@@ -271,7 +306,7 @@ async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { fl
 export function decodeCommand(): Command {
   return addBatchOptions(addModelOptions(
     new Command('decode')
-      .description('decode codes (.npy of shape [n_q, n_frames], or .ecdc) to 24 kHz mono audio')
+      .description('decode codes (.npy of shape [n_q, n_frames], or .ecdc) to audio at the model\'s rate and channels (24 kHz mono, 48 kHz stereo)')
       .argument('[codes...]', 'codes files (.npy or .ecdc; one with --out, any number with --out-dir)')
       .option('--out <file>', `${AUDIO_OUT_HELP} (one input)`)
       .option('--format <wav|npy>', 'with --out-dir: write DIR/<name>.wav or DIR/<name>.npy', 'wav')
@@ -289,15 +324,16 @@ export function compressCommand(): Command {
       .description("compress audio to an .ecdc file that Meta's `encodec` tool reads (no language model)")
       .argument('<audio>', 'input audio or video file')
       .requiredOption('--out <file.ecdc>', '.ecdc file to write')
-      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps', '6'),
+      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (encodec_48khz: 3, 6, 12 or 24)', '6'),
   ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string }) => {
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(opts.out, ['.ecdc']);
     const codec = await loadModel(opts);
     try {
-      const { samples } = await loadAudio(audio, { sampleRate: codec.info.sample_rate });
+      const channels = codec.info.channels as 1 | 2;
+      const { samples } = await loadAudio(audio, { sampleRate: codec.info.sample_rate, channels });
       const codes = await codec.encode(samples, { bandwidth });
-      await writeEcdc(opts.out, codes, { audioLength: samples.length });
+      await writeEcdc(opts.out, codes, { audioLength: samples.length / channels });
       const bytes = fs.statSync(opts.out).size;
       process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${opts.out} (${bytes} bytes)\n`);
     } finally {
@@ -309,7 +345,7 @@ export function compressCommand(): Command {
 export function decompressCommand(): Command {
   return addModelOptions(
     new Command('decompress')
-      .description('decompress an .ecdc file to 24 kHz mono audio, trimmed to the original length')
+      .description('decompress an .ecdc file to audio (24 kHz mono, or 48 kHz stereo for encodec_48khz files), trimmed to the original length')
       .argument('<file.ecdc>', '.ecdc file')
       .requiredOption('--out <file>', AUDIO_OUT_HELP)
       .option('--float', 'write 32-bit float WAV instead of 16-bit PCM')

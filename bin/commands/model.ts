@@ -18,6 +18,14 @@ function checkOut(out: string): void {
   if (!fs.existsSync(dir)) throw new UsageError(`output directory '${dir}' does not exist; create it first`);
 }
 
+/** A model name option: encodec_24khz or encodec_48khz. */
+function checkName(name: string): 'encodec_24khz' | 'encodec_48khz' {
+  if (name !== 'encodec_24khz' && name !== 'encodec_48khz') {
+    throw new UsageError(`--name must be 'encodec_24khz' or 'encodec_48khz', got '${name}'`);
+  }
+  return name;
+}
+
 export function modelCommand(): Command {
   const model = new Command('model').description('prepare and inspect model files');
 
@@ -38,9 +46,10 @@ export function modelCommand(): Command {
     .description('export a model with seeded random weights (same architecture; for tests and benchmarks)')
     .requiredOption('--out <model.pt>', 'model file to write')
     .option('--seed <n>', 'random seed', parseIntegerOption('--seed', 0, 2 ** 31 - 1), 0)
-    .action(async (opts: { out: string; seed: number }) => {
+    .option('--name <model>', "'encodec_24khz' (default) or 'encodec_48khz'", 'encodec_24khz')
+    .action(async (opts: { out: string; seed: number; name: string }) => {
       checkOut(opts.out);
-      await exportModel({ random: true, seed: opts.seed, out: opts.out, onLog: log });
+      await exportModel({ random: true, seed: opts.seed, name: checkName(opts.name), out: opts.out, onLog: log });
       log(`wrote ${opts.out}`);
     });
 
@@ -61,13 +70,16 @@ export function modelCommand(): Command {
         ['file', `${file} (${(stat.size / 1e6).toFixed(1)} MB)`],
         ['file sha256', sha256],
         ['model', info.model],
-        ['sample rate', `${info.sample_rate} Hz, ${info.channels} channel`],
+        ['sample rate', `${info.sample_rate} Hz, ${info.channels} channel${info.channels === 1 ? ' (mono)' : 's (stereo, planar)'}`],
         ['frame rate', `${info.frame_rate} frames/s (hop ${info.hop_length} samples)`],
         [
           'bandwidths',
           info.bandwidths.map((b) => `${b} kbps = ${info.codebooks_per_bandwidth[String(b)]} codebooks`).join(', '),
         ],
         ['codebooks', `${info.max_codebooks} x ${info.codebook_size} entries, dimension ${info.dimension}`],
+        ...(info.segment_methods === true
+          ? ([['segments', `${info.segment} s (${info.segment_samples} samples) every ${info.segment_stride} samples (overlap ${info.overlap}), normalised, one scale each`]] as [string, string][])
+          : []),
         ['source', `${info.source.kind}${info.source.file ? ` (${info.source.file})` : ''}${info.source.seed !== null ? ` seed ${info.source.seed}` : ''}`],
         ['source sha256', info.source.sha256 ?? 'unknown'],
         ['exporter', `${info.exporter_version} (torch ${info.torch_version}), ${info.created}`],
@@ -77,17 +89,20 @@ export function modelCommand(): Command {
 
   model
     .command('fetch')
-    .description('download facebook/encodec_24khz (needs a network), verify its SHA-256 and export it')
-    .option('--out <model.pt>', 'model file to write', defaultModelPath())
+    .description('download facebook/encodec_24khz or encodec_48khz (needs a network), verify its SHA-256 and export it')
+    .option('--name <model>', "'encodec_24khz' (default) or 'encodec_48khz'", 'encodec_24khz')
+    .option('--out <model.pt>', `model file to write (default ${defaultModelPath()}, or NAME.pt beside it)`)
     .option('--source <name>', "'huggingface' (default) or 'meta'", 'huggingface')
     .option('--sha256 <hex>', 'expected SHA-256 of the checkpoint (default: the one the source states)')
-    .action(async (opts: { out: string; source: string; sha256?: string }) => {
+    .action(async (opts: { out?: string; source: string; sha256?: string; name: string }) => {
       if (opts.source !== 'huggingface' && opts.source !== 'meta') {
         throw new UsageError(`--source must be 'huggingface' or 'meta', got '${opts.source}'`);
       }
+      const name = checkName(opts.name);
       let lastShown = 0;
       const result = await fetchModel({
-        out: opts.out,
+        name,
+        out: opts.out ?? defaultModelPath(name),
         source: opts.source,
         sha256: opts.sha256,
         onLog: log,

@@ -14,7 +14,7 @@ import { FeatureAudio, featuresToAudio } from '../../lib/fmri/features';
 import { readFeatures } from '../../lib/fmri/features-file';
 import { resolveModelPath } from '../../lib/model/model-file';
 import { writeWav } from '../../lib/io/wav';
-import { UsageError, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
+import { UsageError, channelsOf, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
 
 interface ReconstructCliOptions {
   out: string;
@@ -56,9 +56,17 @@ export function reconstructCommand(): Command {
       let what: string;
       if (ext === '.ecdc') {
         const { codes, metadata } = await readEcdc(input);
-        const samples = await withModel(opts, (codec) => codec.decode(codes));
-        audio = { samples: samples.subarray(0, metadata.audioLength), sampleRate: 24000 };
-        what = `${codes.nQ} codebooks x ${codes.nFrames} frames`;
+        const decoded = await withModel(opts, async (codec) => {
+          if (codec.info.model !== metadata.model) {
+            throw new UsageError(`${input} was made with ${metadata.model}, but the model is ${codec.info.model}; pass --model with a ${metadata.model} model`);
+          }
+          return { samples: await codec.decode(codes), channels: codec.info.channels, sampleRate: codec.info.sample_rate };
+        });
+        const channels = channelsOf(decoded.samples, decoded.channels, metadata.audioLength);
+        await writeWav(opts.out, channels.length === 1 ? channels[0] : channels, { sampleRate: decoded.sampleRate, format: opts.float ? 'float32' : 'pcm16' });
+        const seconds = (channels[0].length / decoded.sampleRate).toFixed(3);
+        process.stderr.write(`${input}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${opts.out} (${seconds} s at ${decoded.sampleRate} Hz, ${decoded.channels} channel(s))\n`);
+        return;
       } else if (ext === '.npy') {
         const features = await readFeatures(input, { tr });
         what = `${features.kind} (${features.shape.join(' x ')}), TR ${features.tr} s`;

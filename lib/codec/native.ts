@@ -12,6 +12,8 @@ export interface NativeCodes {
   data: Int16Array | Int32Array;
   nQ: number;
   nFrames: number;
+  /** Segmented models (encodec_48khz): the segment's scale, returned by encode and required by decode. */
+  scale?: number;
 }
 
 /** Quantized latent vectors: data laid out [dim, nFrames], row-major. */
@@ -53,6 +55,8 @@ export interface NativeModel {
   /** With `options.span`, `codes` is one span of a chunked decoding. */
   decode(codes: NativeCodes[], options?: NativeCallOptions): Promise<Float32Array[]>;
   dequantize(codes: NativeCodes[]): Promise<NativeLatents[]>;
+  /** The encoder's output before quantization; with `options.span`, one span (models/encodec_ts.py latents_span). */
+  latents(clips: Float32Array[], options?: NativeCallOptions): Promise<NativeLatents[]>;
   dispose(): void;
 }
 

@@ -34,7 +34,7 @@ import { FeatureMode, extractFeatures, featuresToAudio } from '../fmri/features'
 import { debug, elapsedSince, formatBytes } from '../common/log';
 import { MelOptions, hzToMel, melSettings, melSpectrogram } from '../dsp/mel';
 import { QualityMetrics, computeMetrics } from '../quality/metrics';
-import { resolveModelPath } from '../model/model-file';
+import { resolveModelPath, requireWholeFileModel } from '../model/model-file';
 import { HeatmapPanel, stackedHeatmapSpec, writePng } from './plot';
 import { peakRss } from '../codec/runtime';
 import { writeWav } from '../io/wav';
@@ -261,6 +261,7 @@ export async function roundtripReport(input: string, options: RoundtripOptions):
     modelLoadSeconds = (performance.now() - loadStart) / 1000;
     modelPath = codec.modelPath;
     try {
+      requireWholeFileModel(codec.info, 'the roundtrip report');
       for (const bandwidth of s.bandwidths) {
         await settle(`${bandwidth} kbps`, bandwidth, `reconstructed_${bandwidthTag(bandwidth)}.wav`, () =>
           timedPair(

@@ -38,3 +38,22 @@ export function randomModel(seed = 0): Promise<string> {
   }
   return job;
 }
+
+/** The random encodec_48khz model with `seed` and its checkpoint in Meta's layout (for the eager reference). */
+export function randomModel48(seed = 0): Promise<{ model: string; checkpoint: string }> {
+  const base = path.join(CACHE_DIR, `random48-seed${seed}-${exporterHash()}`);
+  const model = `${base}.pt`;
+  const checkpoint = `${base}.th`;
+  let job = pending.get(model);
+  if (!job) {
+    job = (async () => {
+      if (!fs.existsSync(model) || !fs.existsSync(checkpoint)) {
+        fs.mkdirSync(CACHE_DIR, { recursive: true });
+        await exportModel({ random: true, name: 'encodec_48khz', seed, out: model, checkpointOut: checkpoint });
+      }
+      return model;
+    })();
+    pending.set(model, job);
+  }
+  return job.then(() => ({ model, checkpoint }));
+}

@@ -111,7 +111,7 @@ describe('.ecdc files', function () {
       [Buffer.concat([Buffer.from('RIFF'), good.subarray(4)]), /not an ECDC file \(magic "RIFF"/],
       [header('ECDC', 1, '{"m": "encodec_24khz", "al": 320, "nc": 2, "lm": false}'), /version 1 is not supported/],
       [header('ECDC', 0, '{"m": "encodec_24khz", "al": 320, "nc": 2, "lm": true}'), /language model \("lm": true\)/],
-      [header('ECDC', 0, '{"m": "encodec_48khz", "al": 320, "nc": 2, "lm": false}'), /model 'encodec_48khz'.*24 kHz/],
+      [header('ECDC', 0, '{"m": "encodec_96khz", "al": 320, "nc": 2, "lm": false}'), /model 'encodec_96khz'.*24 kHz/],
       [header('ECDC', 0, '{"m": "encodec_24khz", "al": 320, "nc": 40, "lm": false}'), /"nc".*\[1, 32\]/],
       [header('ECDC', 0, '{"m": "encodec_24khz", "al": -5, "nc": 2, "lm": false}'), /"al".*positive integer/],
       [header('ECDC', 0, '{"m": "encodec_24khz", "al": 3'), /not valid JSON/],
