@@ -10,8 +10,10 @@
  * and N threads); peak RSS of streaming-encoding a synthesized 2-hour file (`encodeStream(streamAudio(file))` in
  * a child process); RSS over 1000 encode/decode cycles (leak check); the addon's overhead against a C++ program
  * calling the TorchScript module directly (bench/direct.cc); and multi-file throughput with several jobs sharing
- * the cores.
- * `--quick` shrinks every size (1 minute of speech, a 10-minute stream, 100 cycles) for a smoke run.
+ * the cores. Many clips (bench/batch.ts): 1000 clips of 0.5-12 s through encodeBatch / decodeBatch against one
+ * long file of the same total audio (runs interleaved), their code agreement with encode(clip), the time to
+ * the first code after Encodec.load against the steady state, and RSS after 100 and after 10 000 varied clips.
+ * `--quick` shrinks every size (1 minute of speech, a 10-minute stream, 100 cycles, 60 and 300 clips) for a smoke run.
  * The 48 kHz row: encodec_48khz (random weights) encoding 60 s of stereo speech on 2 threads, against the eager
  * reference (test/reference/encodec48_reference.py) run the way Meta's code runs (EncodecModel.encode, segments one
  * after another) on 2 threads; `--only-48k` runs just that row.
@@ -32,6 +34,7 @@ import { readWav } from '../lib/io/wav';
 import { toPlanar } from '../lib/common/planar';
 import { ffmpeg, makeSpeech24k, makeStereo48k } from '../test/helpers/media';
 import { randomModel, randomModel48 } from '../test/helpers/model';
+import { firstCode, manyClips, rssOverClips, variedClips } from './batch';
 
 const RATE = 24000;
 const TEXT =
@@ -51,6 +54,10 @@ interface Options {
   stereo?: number;
   /** Run only the 48 kHz row. */
   only48k?: boolean;
+  /** Clips of the many-clips rows, and of the RSS check (with their longest length). */
+  clips?: number;
+  rssClips?: number;
+  rssMax?: number;
 }
 
 function positive(text: string | undefined, name: string): number {
@@ -68,6 +75,9 @@ const USAGE = `usage: npm run bench [-- OPTIONS]
   --cycles N       encode/decode cycles of the leak check (default 1000)
   --stereo S       seconds of 48 kHz stereo for the encodec_48khz row (default 60)
   --only-48k       run only the encodec_48khz row (ours vs the eager reference, 2 threads each)
+  --clips N        varied clips (0.5-12 s) of the many-clips rows (default 1000)
+  --rss-clips N    varied clips of the RSS check (default 10000)
+  --rss-max S      longest clip of the RSS check in seconds (default 12; shorter only to fit a time budget)
 `;
 
 /** A bad command line: printed without a stack. */
@@ -84,6 +94,9 @@ function parseArgs(argv: string[]): Options {
     else if (argv[i] === '--cycles') options.cycles = Math.round(positive(argv[++i], '--cycles'));
     else if (argv[i] === '--stereo') options.stereo = positive(argv[++i], '--stereo');
     else if (argv[i] === '--only-48k') options.only48k = true;
+    else if (argv[i] === '--clips') options.clips = Math.round(positive(argv[++i], '--clips'));
+    else if (argv[i] === '--rss-clips') options.rssClips = Math.round(positive(argv[++i], '--rss-clips'));
+    else if (argv[i] === '--rss-max') options.rssMax = positive(argv[++i], '--rss-max');
     else if (argv[i] === '--help' || argv[i] === '-h') {
       process.stdout.write(USAGE);
       process.exit(0);
@@ -339,8 +352,11 @@ function table(title: string, rows: Record<string, unknown>[]): string {
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const sizes = options.quick
-    ? { speechSeconds: 60, naiveSeconds: 30, streamSeconds: 600, cycles: 100, overheadSeconds: 10, reps: 2, files: 4, fileSeconds: 10 }
-    : { speechSeconds: 600, naiveSeconds: 60, streamSeconds: 7200, cycles: 1000, overheadSeconds: 30, reps: 3, files: 4, fileSeconds: 60 };
+    ? { speechSeconds: 60, naiveSeconds: 30, streamSeconds: 600, cycles: 100, overheadSeconds: 10, reps: 2, files: 4, fileSeconds: 10, clips: 60, rssClips: 300, rssMax: 12 }
+    : { speechSeconds: 600, naiveSeconds: 60, streamSeconds: 7200, cycles: 1000, overheadSeconds: 30, reps: 3, files: 4, fileSeconds: 60, clips: 1000, rssClips: 10000, rssMax: 12 };
+  sizes.clips = options.clips ?? sizes.clips;
+  sizes.rssClips = options.rssClips ?? sizes.rssClips;
+  sizes.rssMax = options.rssMax ?? sizes.rssMax;
   sizes.speechSeconds = options.speech ?? sizes.speechSeconds;
   sizes.naiveSeconds = Math.min(options.naive ?? sizes.naiveSeconds, sizes.speechSeconds);
   sizes.streamSeconds = options.stream ?? sizes.streamSeconds;
@@ -365,7 +381,15 @@ async function main(): Promise<void> {
     const speech = (await loadAudio(speechFile)).samples;
     const audio = loop(speech, sizes.speechSeconds);
 
+    // first, while no model has run in this process yet (oneDNN's primitive cache is process-wide)
+    const first = await firstCode(modelPath, audio);
+    log(`first code after load: ${first.map((f) => `${f.warmup ? 'with' : 'without'} warm-up ${f.firstMs.toFixed(0)} ms vs steady ${f.steadyMs.toFixed(0)} ms (${f.firstOverSteady.toFixed(1)}x; warm-up ${f.warmupMs.toFixed(0)} ms)`).join('; ')}`);
+
     const codec = await Encodec.load(modelPath);
+    const many = await manyClips(codec, variedClips(audio, sizes.clips, 0.5, 12), sizes.reps, Math.max(1, Math.floor(sizes.clips / 100)));
+    log(`many clips: encode ${(many.batchEncodeRtf as number).toFixed(1)}x vs long file ${(many.longEncodeRtf as number).toFixed(1)}x (${(100 * (many.encodeRatio as number)).toFixed(0)} %), decode ${(many.batchDecodeRtf as number).toFixed(1)}x vs ${(many.longDecodeRtf as number).toFixed(1)}x (${(100 * (many.decodeRatio as number)).toFixed(0)} %), agreement with encode(clip) ${(100 * (many.meanAgreement as number)).toFixed(3)} % (worst ${(100 * (many.worstAgreement as number)).toFixed(3)} %)`);
+    const rss = await rssOverClips(codec, audio, sizes.rssClips, 0.5, sizes.rssMax);
+    log(`RSS over ${rss.clips} varied clips (0.5-${rss.maxSeconds} s): ${rss.rssAfter100MiB} MiB after 100, ${rss.rssAfterAllMiB} MiB after all (${rss.growthPercent.toFixed(1)} %)`);
     const rtf = [];
     for (const bandwidth of [3, 6]) rtf.push(await throughput(codec, audio, audio.subarray(0, sizes.naiveSeconds * RATE), bandwidth, sizes.reps));
     const threads = [await threadUse(modelPath, audio.subarray(0, 20 * RATE), 1), await threadUse(modelPath, audio.subarray(0, 20 * RATE), availableCores())];
@@ -403,6 +427,9 @@ async function main(): Promise<void> {
       threads,
       overhead: direct,
       leak,
+      firstCode: first,
+      manyClips: many,
+      rssOverClips: { ...rss, note: `encodeMany then decodeMany of clips of 0.5-${sizes.rssMax} s, full-size model` },
       multiFile: jobs,
       streaming: { ...stream, note: 'Encodec.encodeStream(streamAudio(file)) in a child process: the path extract takes (without --exact)' },
       scannerClock: { ...scanner, note: "extractFeatures(file, { output: 'latents', resample: 'lanczos', delays: [1,2,3,4], onset: 6, runTrs }) on 2 threads in a child process; targets: peak <= 1024 MiB, >= 30x" },
@@ -418,6 +445,9 @@ async function main(): Promise<void> {
     console.log(table('Intra-op threads set in the worker (CPU time / wall time of a chunked encode)', threads));
     console.log(table(`Addon vs C++ calling the TorchScript module directly (whole-file encode+decode at 6 kbps, median of ${sizes.reps})`, [direct]));
     console.log(table('Leak check: RSS over encode+decode cycles of 1 s (MiB)', [leak]));
+    console.log(table('Time to the first code after Encodec.load (1 s at 6 kbps; warmup 1: the default)', first));
+    console.log(table(`Many clips: ${sizes.clips} clips of 0.5-12 s, encodeBatch / decodeBatch vs one long file of the same audio (6 kbps, fastest of ${sizes.reps} interleaved runs)`, [many]));
+    console.log(table(`RSS over ${sizes.rssClips} varied clips of 0.5-${sizes.rssMax} s in one process (full-size model; encodeMany then decodeMany)`, [rss]));
     console.log(table(`Multi-file throughput: ${sizes.files} files of ${sizes.fileSeconds} s, jobs x floor(cores / jobs) threads`, jobs));
     console.log(table(`Streaming encode of a ${(sizes.streamSeconds / 60).toFixed(0)}-minute FLAC (encodeStream(streamAudio(file)) in a child process, as extract does)`, [stream]));
     console.log(table(`Scanner clock: a ${(sizes.streamSeconds / 60).toFixed(0)}-minute run, latents + lanczos + delays 1-4 on 2 threads (extract's path, in a child process; targets <= 1024 MiB, >= 30x)`, [scanner]));

@@ -20,6 +20,9 @@ Method contract of :class:`EncodecTS` (what the native addon calls):
     encode_span(wav [1,1,T], n_q, lead, chunk, context) -> int64 [1,n_q,F-lead]   (chunked encoding of a span
         whose first `lead` frames are context: convolutions once over it, LSTM windows batched; exporter 1.2)
     decode_span(codes [1,n_q,F], lead, chunk, context) -> float32 [1,1,(F-lead)*320]
+    encode_spans(wavs: List[[1,1,T_s]], n_q, leads: List[int], chunk, context) -> List[int64 [1,n_q,F_s-lead_s]]
+    decode_spans(codes: List[[1,n_q,F_s]], leads, chunk, context) -> List[float32 [1,1,(F_s-lead_s)*320]]
+        (several spans, of one clip or many, per call: their LSTM windows pooled into batches; exporter 1.6)
     latents_span(wav [1,1,T], lead, chunk, context) -> float32 [1,128,F-lead]   (encode_span before quantization;
         exporter 1.5)
     forward(wav) == decode(encode(wav, 32))
@@ -54,6 +57,10 @@ BANDWIDTHS = [1.5, 3.0, 6.0, 12.0, 24.0]
 # over the whole file. (Exporter 1.3: 2 s pieces, 8 frames of overlap; 1.4 recomputes 4 % instead of 5 %.)
 PIECE_FRAMES = 75
 CONV_OVERLAP = 3
+# Pooled span calls (encode_spans / decode_spans) pad each LSTM window at its end to a multiple of this many
+# frames, so that windows of many clips of different lengths batch together with few distinct shapes (the
+# LSTM stage is causal: the padding never reaches the kept frames).
+WINDOW_QUANTUM = 25
 # The CPU quantizer computes distances for this many frames at a time ([256, 1024] floats, 1 MiB: in cache).
 QUANTIZE_BLOCK_ROWS = 256
 # The CPU LSTM runs in segments of this many steps (1 s), carrying its state: see SLSTM.forward.
@@ -347,6 +354,37 @@ class _LayerStack(nn.Module):
         return torch.cat(outputs, -1)
 
 
+    def through_pooled_windows(self, hs: List[Tensor], windows: List[List[int]], lo: int, hi: int,
+                               quantum: int) -> List[Tensor]:
+        """Layers [lo, hi) (causal ones: the LSTM stage) on windows [span, input start, kept start, end, skip] of
+        the spans hs[span] [1, C, F]: each window zero-padded at its end to a multiple of `quantum` frames, windows
+        of one padded width batched whatever span they come from; returns each window's frames [input start +
+        skip, end)."""
+        outputs: List[Tensor] = [hs[0].new_empty(0) for _ in windows]
+        widths: List[int] = [(w[3] - w[1] + quantum - 1) // quantum * quantum for w in windows]
+        done: List[bool] = [False for _ in windows]
+        for i in range(len(windows)):
+            if done[i]:
+                continue
+            width = widths[i]
+            members: List[int] = []
+            rows: List[Tensor] = []
+            for j in range(i, len(windows)):
+                if not done[j] and widths[j] == width:
+                    w = windows[j]
+                    row = hs[w[0]][0, :, w[1]:w[3]]
+                    if w[3] - w[1] < width:
+                        row = F.pad(row, [0, width - (w[3] - w[1])])
+                    members.append(j)
+                    rows.append(row)
+                    done[j] = True
+            y = self.run_layers(torch.stack(rows, 0), lo, hi)
+            for k, j in enumerate(members):
+                w = windows[j]
+                outputs[j] = y[k:k + 1, :, w[4]:w[3] - w[1]]
+        return outputs
+
+
 class SEANetEncoder(_LayerStack):
     def __init__(self):
         super().__init__()
@@ -489,6 +527,7 @@ class EncodecTS(nn.Module):
         self.dimension = DIMENSION
         self.max_codebooks = MAX_CODEBOOKS
         self.codebook_size = CODEBOOK_SIZE
+        self.window_quantum = WINDOW_QUANTUM
 
     @torch.jit.ignore
     def prepare(self):
@@ -615,6 +654,71 @@ class EncodecTS(nn.Module):
         codes = self._check_codes(codes, "decode_span")
         self._check_span(codes.size(2), codes.size(0), lead, chunk, context, "decode_span")
         return self.decoder.forward_span(self.quantizer.decode(codes), lead, chunk, context)
+
+    def _check_spans(self, count: int, leads: List[int], fn: str):
+        if count < 1 or count != len(leads):
+            raise RuntimeError("encodec: {}: need one lead per span and at least one span, got {} spans and {} "
+                               "leads".format(fn, count, len(leads)))
+
+    @torch.jit.export
+    def encode_spans(self, wavs: List[Tensor], n_q: int, leads: List[int], chunk: int, context: int) -> List[Tensor]:
+        """Codes [1, n_q, F_s - lead_s] of each span of audio wavs[s] [1, 1, T_s], as encode_span gives them, with
+        the LSTM windows of all spans pooled into batches (see through_pooled_windows): many short clips cost
+        about what one long clip of their total length costs. The spans may come from different clips."""
+        self._check_n_q(n_q, "encode_spans")
+        self._check_spans(len(wavs), leads, "encode_spans")
+        hs: List[Tensor] = []
+        windows: List[List[int]] = []
+        for s in range(len(wavs)):
+            wav = self._check_wav(wavs[s], "encode_spans")
+            frames = (wav.size(2) + self.hop_length - 1) // self.hop_length
+            self._check_span(frames, wav.size(0), leads[s], chunk, context, "encode_spans")
+            hs.append(self.encoder.piecewise(wav, frames, self.hop_length, 1, 0, self.encoder.lstm_index))
+            for w in _span_windows(frames, leads[s], chunk, context):
+                windows.append([s, w[0], w[1], w[2], w[1] - w[0]])
+        parts = self.encoder.through_pooled_windows(hs, windows, self.encoder.lstm_index, len(self.encoder.model),
+                                                     self.window_quantum)
+        codes = self.quantizer.encode(torch.cat(parts, -1), n_q)
+        out: List[Tensor] = []
+        at = 0
+        for s in range(len(wavs)):
+            kept = hs[s].size(-1) - leads[s]
+            out.append(codes[:, :, at:at + kept])
+            at += kept
+        return out
+
+    @torch.jit.export
+    def decode_spans(self, codes: List[Tensor], leads: List[int], chunk: int, context: int) -> List[Tensor]:
+        """Audio [1, 1, (F_s - lead_s) * 320] of each span of codes codes[s] [1, n_q, F_s], as decode_span gives
+        it, with the LSTM windows of all spans pooled into batches (see encode_spans)."""
+        self._check_spans(len(codes), leads, "decode_spans")
+        zs: List[Tensor] = []
+        windows: List[List[int]] = []
+        firsts: List[int] = []
+        for s in range(len(codes)):
+            c = self._check_codes(codes[s], "decode_spans")
+            self._check_span(c.size(2), c.size(0), leads[s], chunk, context, "decode_spans")
+            zs.append(self.quantizer.decode(c))
+            span_windows = _span_windows(c.size(2), leads[s], chunk, context)
+            firsts.append(span_windows[0][0])
+            for k, w in enumerate(span_windows):
+                # a span's first window keeps its context: the upsampling convolutions' overlap reads it
+                windows.append([s, w[0], w[1], w[2], 0 if k == 0 else w[1] - w[0]])
+        parts = self.decoder.through_pooled_windows(zs, windows, 0, self.decoder.upsample_index, self.window_quantum)
+        out: List[Tensor] = []
+        at = 0
+        for s in range(len(codes)):
+            mine: List[Tensor] = []
+            while at < len(windows) and windows[at][0] == s:
+                mine.append(parts[at])
+                at += 1
+            h = torch.cat(mine, -1)
+            frames = zs[s].size(-1)
+            start = firsts[s]
+            y = self.decoder.piecewise(h, frames - start, 1, self.hop_length, self.decoder.upsample_index,
+                                       len(self.decoder.model))
+            out.append(y[:, :, (leads[s] - start) * self.hop_length:])
+        return out
 
     def forward(self, wav: Tensor) -> Tensor:
         return self.decode(self.encode(wav, self.max_codebooks))

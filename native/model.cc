@@ -24,6 +24,31 @@ CallOptions ReadCallOptions(const Napi::Value& value, size_t inputs) {
   auto object = value.As<Napi::Object>();
   Napi::Value threads = object.Get("threads");
   if (!threads.IsUndefined()) options.threads = static_cast<int>(ReadInteger(threads, "options.threads", 0, 1024));
+  Napi::Value spans = object.Get("spans");
+  if (!spans.IsUndefined()) {
+    if (!object.Get("span").IsUndefined()) {
+      throw InputError(ErrorKind::Type, "pass options.span (one span) or options.spans (pooled spans), not both");
+    }
+    if (!spans.IsArray() || spans.As<Napi::Array>().Length() != inputs) {
+      throw InputError(ErrorKind::Type, "options.spans must be an array of { lead, chunk, context }, one per input (" +
+                                            std::to_string(inputs) + ")");
+    }
+    auto array = spans.As<Napi::Array>();
+    for (uint32_t i = 0; i < array.Length(); ++i) {
+      Napi::Value item = array.Get(i);
+      const std::string what = "options.spans[" + std::to_string(i) + "]";
+      if (!item.IsObject() || item.IsArray()) {
+        throw InputError(ErrorKind::Type, what + " must be an object { lead, chunk, context } of frame counts");
+      }
+      auto geometry = item.As<Napi::Object>();
+      SpanGeometry g;
+      g.lead = ReadInteger(geometry.Get("lead"), what + ".lead", 0, kMaxSpanFrames);
+      g.chunk = ReadInteger(geometry.Get("chunk"), what + ".chunk", 1, kMaxSpanFrames);
+      g.context = ReadInteger(geometry.Get("context"), what + ".context", 0, kMaxSpanFrames);
+      options.spans.push_back(g);
+    }
+    return options;
+  }
   Napi::Value span = object.Get("span");
   if (span.IsUndefined()) return options;
   if (!span.IsObject() || span.IsArray()) {

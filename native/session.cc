@@ -452,6 +452,83 @@ torch::Tensor Session::DecodeSpan(const torch::Tensor& codes, const SpanGeometry
   return RunSpan("decode_span", codes.unsqueeze(0), codes.size(1), span, {}, threads).reshape({-1}).contiguous();
 }
 
+std::vector<torch::Tensor> Session::RunSpans(const std::string& method, const std::vector<torch::Tensor>& inputs,
+                                             const std::vector<int64_t>& frames,
+                                             const std::vector<SpanGeometry>& spans,
+                                             const std::vector<c10::IValue>& extra_args, int threads) {
+  if (inputs.empty() || inputs.size() != spans.size()) {
+    throw InputError(ErrorKind::Range, "a pooled span call takes one geometry per input and at least one input, got " +
+                                           std::to_string(inputs.size()) + " inputs and " +
+                                           std::to_string(spans.size()) + " geometries");
+  }
+  c10::List<int64_t> leads;
+  for (size_t i = 0; i < spans.size(); ++i) {
+    const SpanGeometry& span = spans[i];
+    if (span.chunk != spans[0].chunk || span.context != spans[0].context) {
+      throw InputError(ErrorKind::Range, "the spans of a pooled call must share chunk and context; span " +
+                                             std::to_string(i) + " differs from span 0");
+    }
+    if (span.chunk < 1 || span.context < 0 || span.lead < 0 || span.lead >= frames[i]) {
+      throw InputError(ErrorKind::Range, "span " + std::to_string(i) + "'s geometry does not fit its " +
+                                             std::to_string(frames[i]) +
+                                             " frames: need chunk >= 1, context >= 0 and 0 <= lead < frames, got "
+                                             "chunk " + std::to_string(span.chunk) + ", context " +
+                                             std::to_string(span.context) + ", lead " + std::to_string(span.lead));
+    }
+    leads.push_back(span.lead);
+  }
+  c10::optional<torch::jit::Method> run = module_.find_method(method);
+  if (!run) {
+    throw InputError(ErrorKind::Generic, "this model file has no " + method +
+                                             " method (it was exported before exporter 1.6); re-export it with "
+                                             "`encodec-native model export`, or call with one span");
+  }
+  Lease lease(*this, threads);
+  c10::InferenceMode inference;
+  c10::List<torch::Tensor> list;
+  for (const torch::Tensor& input : inputs) list.push_back(input.to(device_));
+  std::vector<c10::IValue> args{list};
+  args.insert(args.end(), extra_args.begin(), extra_args.end());
+  args.emplace_back(leads);
+  args.emplace_back(spans[0].chunk);
+  args.emplace_back(spans[0].context);
+  c10::List<torch::Tensor> results = (*run)(args).toTensorList();
+  std::vector<torch::Tensor> outputs;
+  outputs.reserve(results.size());
+  for (size_t i = 0; i < results.size(); ++i) outputs.push_back(results.get(i).to(torch::kCPU)[0]);
+  return outputs;
+}
+
+std::vector<torch::Tensor> Session::EncodeSpans(const std::vector<torch::Tensor>& clips, int64_t n_q,
+                                                const std::vector<SpanGeometry>& spans, int threads) {
+  CheckSpanModel();
+  std::vector<torch::Tensor> inputs;
+  std::vector<int64_t> frames;
+  for (size_t i = 0; i < clips.size(); ++i) {
+    CheckFinite(clips[i], i);
+    inputs.push_back(clips[i].view({1, 1, -1}));
+    frames.push_back((clips[i].numel() + kHopLength - 1) / kHopLength);
+  }
+  std::vector<torch::Tensor> codes = RunSpans("encode_spans", inputs, frames, spans, {c10::IValue(n_q)}, threads);
+  for (torch::Tensor& c : codes) c = c.to(torch::kInt16).contiguous();
+  return codes;
+}
+
+std::vector<torch::Tensor> Session::DecodeSpans(const std::vector<torch::Tensor>& codes,
+                                                const std::vector<SpanGeometry>& spans, int threads) {
+  CheckSpanModel();
+  CheckCodes(codes);
+  std::vector<torch::Tensor> inputs;
+  std::vector<int64_t> frames;
+  for (const torch::Tensor& c : codes) {
+    inputs.push_back(c.unsqueeze(0));
+    frames.push_back(c.size(1));
+  }
+  std::vector<torch::Tensor> audio = RunSpans("decode_spans", inputs, frames, spans, {}, threads);
+  for (torch::Tensor& a : audio) a = a.reshape({-1}).contiguous();
+  return audio;
+}
+
 torch::Tensor Session::LatentsSpan(const torch::Tensor& clip, const SpanGeometry& span, int threads) {
   CheckSpanModel();
   CheckFinite(clip, 0);

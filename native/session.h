@@ -26,6 +26,9 @@ struct SpanGeometry {
 struct CallOptions {
   // Set: the call is one span of a chunked encoding/decoding (exactly one input).
   std::optional<SpanGeometry> span;
+  // Non-empty: each input is a span with this geometry (one per input, all with one chunk and context), run in
+  // one pooled call (encode_spans / decode_spans, exporter 1.5).
+  std::vector<SpanGeometry> spans;
   // Intra-op threads for this call, at most the model's; 0: all of them. Calls run concurrently while their
   // threads fit in the model's (the step-serial LSTM keeps only one core busy, so two one-thread calls on two
   // cores finish sooner than two two-thread calls one after the other).
@@ -69,6 +72,9 @@ class Session {
                                     std::vector<float>* scales = nullptr);
   // One span (CPU float32 1-D samples) -> int16 [nQ, nFrames - lead] codes of its kept frames.
   torch::Tensor EncodeSpan(const torch::Tensor& clip, int64_t n_q, const SpanGeometry& span, int threads = 0);
+  // Several spans (of one clip or many) in one call, their LSTM windows pooled: as EncodeSpan for each.
+  std::vector<torch::Tensor> EncodeSpans(const std::vector<torch::Tensor>& clips, int64_t n_q,
+                                         const std::vector<SpanGeometry>& spans, int threads = 0);
   // Each code block is a CPU int16/int32 [nQ, nFrames] tensor; returns float32 1-D CPU tensors (planar for
   // several channels). A segmented model needs each block's scale in `scales`.
   std::vector<torch::Tensor> Decode(const std::vector<torch::Tensor>& codes, int threads = 0,
@@ -79,6 +85,9 @@ class Session {
   std::vector<torch::Tensor> Latents(const std::vector<torch::Tensor>& clips, int threads = 0);
   // One span (CPU float32 1-D samples) -> float32 [128, nFrames - lead] latents of its kept frames (exporter 1.5+).
   torch::Tensor LatentsSpan(const torch::Tensor& clip, const SpanGeometry& span, int threads = 0);
+  // Several spans of codes in one call, their LSTM windows pooled: as DecodeSpan for each.
+  std::vector<torch::Tensor> DecodeSpans(const std::vector<torch::Tensor>& codes, const std::vector<SpanGeometry>& spans,
+                                         int threads = 0);
   // Quantized latent vectors (sum of codebook entries) for code blocks: float32 [128, nFrames].
   std::vector<torch::Tensor> Dequantize(const std::vector<torch::Tensor>& codes);
 
@@ -101,6 +110,10 @@ class Session {
   // fits its `frames` frames.
   torch::Tensor RunSpan(const std::string& method, const torch::Tensor& input, int64_t frames,
                         const SpanGeometry& span, const std::vector<c10::IValue>& extra_args, int threads);
+  // Runs pooled span method `method` on `inputs` (each a [1, ...] batch) with one geometry per input.
+  std::vector<torch::Tensor> RunSpans(const std::string& method, const std::vector<torch::Tensor>& inputs,
+                                      const std::vector<int64_t>& frames, const std::vector<SpanGeometry>& spans,
+                                      const std::vector<c10::IValue>& extra_args, int threads);
   // Holds `threads` of the budget (all for 0) for one call and sets the calling thread's intra-op threads.
   class Lease;
   void CheckCodes(const std::vector<torch::Tensor>& codes) const;

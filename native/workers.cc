@@ -81,6 +81,10 @@ void EncodeWorker::Run() {
                            : session_->Latents(clips_, options_.threads);
     return;
   }
+  if (!options_.spans.empty()) {
+    codes_ = session_->EncodeSpans(clips_, n_q_, options_.spans, options_.threads);
+    return;
+  }
   codes_ = options_.span
                ? std::vector<torch::Tensor>{session_->EncodeSpan(clips_[0], n_q_, *options_.span, options_.threads)}
                : session_->Encode(clips_, n_q_, options_.threads, &scales_);
@@ -115,7 +119,9 @@ CodesWorker::CodesWorker(Napi::Env env, std::shared_ptr<Session> session, const 
 }
 
 void CodesWorker::Run() {
-  if (options_.span) {
+  if (!options_.spans.empty()) {
+    outputs_ = session_->DecodeSpans(codes_, options_.spans, options_.threads);
+  } else if (options_.span) {
     outputs_ = {session_->DecodeSpan(codes_[0], *options_.span, options_.threads)};
   } else {
     outputs_ = latents_ ? session_->Dequantize(codes_) : session_->Decode(codes_, options_.threads, &scales_);

@@ -1,4 +1,8 @@
-/** `encodec-native encode` and `decode`. */
+/**
+ * `encodec-native encode` and `decode`, of one input (`--out FILE`) or many (`--out-dir DIR`, with the batch
+ * options of bin/batch.ts: --manifest, --shard, --jobs, resume and --force). Many inputs go through
+ * encodeMany / decodeMany, which pool the clips' windows into the same native calls (lib/codec/pool.ts).
+ */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -13,7 +17,9 @@ import { writeEcdc } from '../../lib/io/ecdc';
 import { resolveModelPath } from '../../lib/model/model-file';
 import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
+import { threadsPerJob } from '../../lib/codec/threads';
 import { UsageError, channelsOf, extensionOf, parseIntegerOption } from '../cli-util';
+import { BatchCliOptions, BatchReporter, batchInputs, outputBase, parseShard, runWorkers } from '../batch';
 import { loadLmForCodec, readEcdcForCodec } from '../ecdc-input';
 
 interface ModelOptions {
@@ -54,20 +60,140 @@ async function loadModel(opts: ModelOptions): Promise<Encodec> {
   return Encodec.load(resolveModelPath(opts.model), { device: checkDevice(opts.device), threads: opts.threads });
 }
 
+function addBatchOptions(command: Command): Command {
+  return command
+    .option('--out-dir <dir>', 'with many inputs: write DIR/<name>.<ext> per input (created if missing)')
+    .option('--manifest <file>', "file listing inputs, one per line ('#' comments; relative to the manifest's directory)")
+    .option('--shard <i/N>', 'process only part i of N (0-based) of the sorted input list', parseShard)
+    .option('--jobs <n>', 'models at once (threads each = max(1, floor(cores / jobs)))', parseIntegerOption('--jobs', 1, 256), 1)
+    .option('--force', 'redo inputs whose output already exists');
+}
+
+type BatchModelOptions = ModelOptions & BatchCliOptions & { out?: string; outDir?: string };
+
+/** Whether the command runs on many inputs (`--out-dir` / `--manifest`) or one (`--out`); checks the mix. */
+function isBatch(inputs: string[], opts: BatchModelOptions, argument: string): boolean {
+  if (inputs.length === 0 && opts.manifest === undefined) {
+    throw new UsageError(`missing required argument '${argument}': pass one file with --out FILE, or many with --out-dir DIR`);
+  }
+  if (opts.out !== undefined) {
+    if (opts.outDir !== undefined || opts.manifest !== undefined || inputs.length !== 1) {
+      throw new UsageError('--out FILE takes exactly one input; for many inputs (or --manifest) pass --out-dir DIR instead');
+    }
+    return false;
+  }
+  if (opts.outDir === undefined) throw new UsageError('pass --out FILE (one input) or --out-dir DIR (many inputs)');
+  return true;
+}
+
+/**
+ * Runs a batch command: each worker loads its model, then streams its inputs through `each(codec, inputs, report)`,
+ * which reports one outcome per input (an input whose output exists is skipped unless --force, before `each`).
+ */
+async function runBatch(
+  command: string,
+  args: string[],
+  opts: BatchModelOptions,
+  ext: string,
+  what: string,
+  each: (codec: Encodec, inputs: AsyncGenerator<{ input: string; out: string }>, report: BatchReporter) => Promise<void>,
+): Promise<void> {
+  const outDir = opts.outDir as string;
+  const inputs = batchInputs(args, opts, outDir, '--out-dir', ext, what);
+  const device = checkDevice(opts.device);
+  const jobs = Math.max(1, Math.min(opts.jobs, inputs.length));
+  const threads = opts.threads ?? threadsPerJob(jobs);
+  const report = new BatchReporter(inputs.length);
+  await runWorkers(inputs, jobs, async (take) => {
+    let exhausted = false;
+    async function* todo(): AsyncGenerator<{ input: string; out: string }> {
+      for (let input = take(); input !== undefined; input = take()) {
+        const out = `${outputBase(outDir, input)}${ext}`;
+        if (!opts.force && fs.existsSync(out)) {
+          report.report({ input, status: 'skipped', message: `${out} exists (--force to redo)` });
+          continue;
+        }
+        report.working(input);
+        yield { input, out };
+      }
+      exhausted = true;
+    }
+    const codec = await Encodec.load(resolveModelPath(opts.model), { device, threads });
+    try {
+      // a failure of the model itself fails the inputs in flight; the worker then goes on with the rest
+      while (!exhausted) await each(codec, todo(), report);
+    } finally {
+      codec.dispose();
+    }
+  });
+  report.finish(command, opts.shard);
+}
+
+/** An input in flight through encodeMany / decodeMany: reported once its output is written (or it failed). */
+interface InFlight {
+  input: string;
+  out: string;
+  start: number;
+  audioLength?: number;
+}
+
+/** Reports every input still in flight as failed with `err`'s message. */
+function failAll(pending: InFlight[], report: BatchReporter, err: unknown): void {
+  for (const job of pending.splice(0)) report.report({ input: job.input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
+}
+
+async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { bandwidth: string; exact?: boolean }): Promise<void> {
+  const bandwidth = parseBandwidth(opts.bandwidth);
+  await runBatch('encode', args, opts, '.npy', 'audio files', async (codec, todo, reporter) => {
+    const pending: InFlight[] = [];
+    async function* clips(): AsyncGenerator<Float32Array> {
+      for await (const { input, out } of todo) {
+        const start = performance.now();
+        try {
+          const { samples } = await loadAudio(input, { sampleRate: codec.info.sample_rate, channels: codec.info.channels as 1 | 2 });
+          if (samples.length === 0) throw new RangeError('the audio is empty');
+          pending.push({ input, out, start });
+          yield samples;
+        } catch (err) {
+          reporter.report({ input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
+        }
+      }
+    }
+    try {
+      for await (const codes of codec.encodeMany(clips(), { bandwidth, exact: opts.exact === true })) {
+        const job = pending.shift() as InFlight;
+        try {
+          await writeCodesNpy(job.out, codes);
+          const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
+          const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(job.out)})` : '';
+          reporter.report({ input: job.input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${job.out}${scales} (${seconds} s)` });
+        } catch (err) {
+          failAll([job], reporter, err);
+        }
+      }
+    } catch (err) {
+      failAll(pending, reporter, err);
+    }
+  });
+}
+
 export function encodeCommand(): Command {
-  return addModelOptions(
+  return addBatchOptions(addModelOptions(
     new Command('encode')
       .description(
         'encode audio (any format ffmpeg reads; WAV without it) to codes: .npy of shape [n_q, n_frames], int16 ' +
           '(with encodec_48khz also NAME.scales.npy, the segment scales)',
       )
-      .argument('<audio>', 'input audio or video file')
-      .requiredOption('--out <codes.npy>', 'codes file to write')
+      .argument('[audio...]', 'input audio or video files (one with --out; any number with --out-dir)')
+      .option('--out <codes.npy>', 'codes file to write (one input)')
       .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (encodec_48khz: 3, 6, 12 or 24)', '6')
-      .option('--exact', 'encode the whole file in one pass (memory grows with length) instead of streaming it in chunks'),
-  ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string; exact?: boolean }) => {
+      .option('--exact', 'encode each file whole in one pass (memory grows with length) instead of streaming it in chunks'),
+  )).action(async (inputs: string[], opts: BatchModelOptions & { bandwidth: string; exact?: boolean }) => {
+    if (isBatch(inputs, opts, 'audio')) return encodeBatchCommand(inputs, opts);
+    const audio = inputs[0];
+    const out = opts.out as string;
     const bandwidth = parseBandwidth(opts.bandwidth);
-    checkOutput(opts.out, ['.npy']);
+    checkOutput(out, ['.npy']);
     const codec = await loadModel(opts);
     try {
       const sampleRate = codec.info.sample_rate;
@@ -77,9 +203,9 @@ export function encodeCommand(): Command {
       const codes = opts.exact
         ? await codec.encode((await loadAudio(audio, { sampleRate, channels })).samples, { bandwidth, exact: true })
         : await codec.encodeStream(streamAudio(audio, { sampleRate, channels }), { bandwidth });
-      await writeCodesNpy(opts.out, codes);
-      const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(opts.out)})` : '';
-      process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${opts.out}${scales}\n`);
+      await writeCodesNpy(out, codes);
+      const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(out)})` : '';
+      process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${out}${scales}\n`);
     } finally {
       codec.dispose();
     }
@@ -122,9 +248,25 @@ function checkCodesForModel(input: string, codes: Codes, model: string | undefin
 }
 
 
+/**
+ * Writes decoded audio (.wav 16-bit or float, or .npy float32; channels planar in `decoded`), trimmed to
+ * `audioLength`; returns its duration in seconds.
+ */
+async function writeDecoded(out: string, decoded: Float32Array, codec: Encodec, audioLength: number | undefined, float?: boolean): Promise<number> {
+  const channels = channelsOf(decoded, codec.info.channels, audioLength);
+  if (extensionOf(out) === '.npy') {
+    const n = channels[0].length;
+    const samples = channels.length === 1 ? channels[0] : Float32Array.from({ length: n * channels.length }, (_, i) => channels[Math.floor(i / n)][i % n]);
+    await writeNpy(out, samples, channels.length === 1 ? [n] : [channels.length, n]);
+  } else {
+    await writeWav(out, channels.length === 1 ? channels[0] : channels, { sampleRate: codec.info.sample_rate, format: float ? 'float32' : 'pcm16' });
+  }
+  return channels[0].length / codec.info.sample_rate;
+}
+
 /** Decodes codes and writes the audio (.wav 16-bit or float, or .npy float32), trimmed to `audioLength`. */
 async function decodeToFile(input: string, opts: ModelOptions & { out: string; float?: boolean; exact?: boolean }): Promise<void> {
-  const ext = checkOutput(opts.out, ['.wav', '.npy']);
+  checkOutput(opts.out, ['.wav', '.npy']);
   if (!fs.existsSync(input)) throw new UsageError(`codes file '${input}' does not exist`);
   if (!['.npy', '.ecdc'].includes(extensionOf(input))) throw new UsageError(`codes file must be .npy or .ecdc, got '${input}'`);
   const codec = await loadModel(opts);
@@ -132,15 +274,7 @@ async function decodeToFile(input: string, opts: ModelOptions & { out: string; f
     const { codes, audioLength, model } = await readCodesFile(input, codec, opts.lmModel, opts.lmThreads);
     checkCodesForModel(input, codes, model, codec);
     const decoded = await codec.decode(codes, codec.info.segment_methods === true ? {} : { exact: opts.exact === true });
-    const channels = channelsOf(decoded, codec.info.channels, audioLength);
-    if (ext === '.npy') {
-      const n = channels[0].length;
-      const samples = channels.length === 1 ? channels[0] : Float32Array.from({ length: n * channels.length }, (_, i) => channels[Math.floor(i / n)][i % n]);
-      await writeNpy(opts.out, samples, channels.length === 1 ? [n] : [channels.length, n]);
-    } else {
-      await writeWav(opts.out, channels.length === 1 ? channels[0] : channels, { sampleRate: codec.info.sample_rate, format: opts.float ? 'float32' : 'pcm16' });
-    }
-    const seconds = channels[0].length / codec.info.sample_rate;
+    const seconds = await writeDecoded(opts.out, decoded, codec, audioLength, opts.float);
     process.stderr.write(`${input}: ${codes.nQ} x ${codes.nFrames} codes -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
   } finally {
     codec.dispose();
@@ -149,17 +283,55 @@ async function decodeToFile(input: string, opts: ModelOptions & { out: string; f
 
 const AUDIO_OUT_HELP = 'output: .wav (16-bit PCM, or 32-bit float with --float) or .npy (float32 samples)';
 
+async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { float?: boolean; exact?: boolean; format: string }): Promise<void> {
+  if (opts.format !== 'wav' && opts.format !== 'npy') throw new UsageError(`--format must be wav or npy, got '${opts.format}'`);
+  await runBatch('decode', args, opts, `.${opts.format}`, 'codes files (.npy or .ecdc)', async (codec, todo, reporter) => {
+    const pending: InFlight[] = [];
+    async function* blocks(): AsyncGenerator<Codes> {
+      for await (const { input, out } of todo) {
+        const start = performance.now();
+        try {
+          const { codes, audioLength, model } = await readCodesFile(input, codec, opts.lmModel, opts.lmThreads);
+          checkCodesForModel(input, codes, model, codec);
+          pending.push({ input, out, start, audioLength });
+          yield codes;
+        } catch (err) {
+          reporter.report({ input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
+        }
+      }
+    }
+    try {
+      for await (const decoded of codec.decodeMany(blocks(), { exact: codec.info.segment_methods !== true && opts.exact === true })) {
+        const job = pending.shift() as InFlight;
+        try {
+          const duration = await writeDecoded(job.out, decoded, codec, job.audioLength, opts.float);
+          const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
+          reporter.report({ input: job.input, status: 'written', message: `${duration.toFixed(2)} s -> ${job.out} (${seconds} s)` });
+        } catch (err) {
+          failAll([job], reporter, err);
+        }
+      }
+    } catch (err) {
+      failAll(pending, reporter, err);
+    }
+  });
+}
+
 export function decodeCommand(): Command {
-  return addModelOptions(
+  return addBatchOptions(addModelOptions(
     new Command('decode')
       .description('decode codes (.npy of shape [n_q, n_frames], or .ecdc) to audio at the model\'s rate and channels (24 kHz mono, 48 kHz stereo)')
-      .argument('<codes>', 'codes file (.npy or .ecdc)')
-      .requiredOption('--out <file>', AUDIO_OUT_HELP)
+      .argument('[codes...]', 'codes files (.npy or .ecdc; one with --out, any number with --out-dir)')
+      .option('--out <file>', `${AUDIO_OUT_HELP} (one input)`)
+      .option('--format <wav|npy>', 'with --out-dir: write DIR/<name>.wav or DIR/<name>.npy', 'wav')
       .option('--float', 'write 32-bit float WAV instead of 16-bit PCM')
       .option('--exact', 'decode in one pass (memory grows with length) instead of in chunks with left context')
       .option('--lm-model <lm.pt>', LM_MODEL_HELP)
       .option('--lm-threads <n>', LM_THREADS_HELP, parseIntegerOption('--lm-threads', 1, 1024)),
-  ).action(decodeToFile);
+  )).action(async (inputs: string[], opts: BatchModelOptions & { float?: boolean; exact?: boolean; format: string }) => {
+    if (isBatch(inputs, opts, 'codes')) return decodeBatchCommand(inputs, opts);
+    await decodeToFile(inputs[0], { ...opts, out: opts.out as string });
+  });
 }
 
 export function compressCommand(): Command {

@@ -31,6 +31,7 @@ import { formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-qua
 import { writeFileAtomic } from '../../lib/common/atomic';
 import { ENCODEC_LOOKAHEAD_SECONDS } from '../../lib/fmri/features';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
+import { BatchReporter, Outcome, Shard, parseShard, readManifest, selectInputs } from '../batch';
 
 interface ExtractCliOptions {
   out: string;
@@ -60,48 +61,6 @@ interface ExtractCliOptions {
   force?: boolean;
   exact?: boolean;
   report?: boolean;
-}
-
-/** One of N disjoint parts of the input list. */
-export interface Shard {
-  index: number;
-  count: number;
-}
-
-/** Parses `i/N` (0 <= i < N). */
-export function parseShard(text: string): Shard {
-  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
-  const index = m ? Number(m[1]) : NaN;
-  const count = m ? Number(m[2]) : NaN;
-  if (!m || count < 1 || index >= count) {
-    throw new UsageError(`--shard must be i/N with 0 <= i < N (e.g. 0/4 ... 3/4), got '${text}'`);
-  }
-  return { index, count };
-}
-
-/**
- * Input paths listed in a manifest: one per line, blank lines and '#' comments ignored, relative paths
- * resolved against the manifest's directory.
- */
-export function readManifest(file: string): string[] {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`cannot read --manifest '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-  const dir = path.dirname(path.resolve(file));
-  return text
-    .split(/\r?\n/)
-    .map((line) => line.replace(/(^|\s)#.*$/, '').trim())
-    .filter((line) => line !== '')
-    .map((line) => path.resolve(dir, line));
-}
-
-/** The inputs this run handles: resolved, de-duplicated, sorted, then this shard's part. */
-export function selectInputs(inputs: string[], shard?: Shard): string[] {
-  const all = [...new Set(inputs.map((p) => path.resolve(p)))].sort();
-  return shard ? all.filter((_, j) => j % shard.count === shard.index) : all;
 }
 
 /**
@@ -158,38 +117,6 @@ async function boldOptions(bold: string, options: ExtractOptions, explicit: { tr
 function concatName(inputs: string[]): string {
   const names = inputs.map((i) => path.basename(outputBase('', i)).replace(/_run-[^_]+/, ''));
   return names.every((n) => n === names[0]) && isEventsFile(inputs[0]) ? names[0] : 'concat_desc-encodec_features';
-}
-
-interface Outcome {
-  input: string;
-  status: 'written' | 'skipped' | 'failed';
-  message: string;
-}
-
-/** Progress on a terminal: one redrawn line on stderr. */
-class ProgressBar {
-  private done = 0;
-  private failed = 0;
-  constructor(private readonly total: number, private readonly stream: NodeJS.WriteStream) {}
-
-  update(outcome?: Outcome, current?: string): void {
-    if (outcome) {
-      this.done++;
-      if (outcome.status === 'failed') this.failed++;
-    }
-    const width = 30;
-    const filled = this.total ? Math.round((width * this.done) / this.total) : width;
-    const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
-    const failed = this.failed ? `, ${this.failed} failed` : '';
-    const name = current ? ` ${path.basename(current)}` : '';
-    const columns = this.stream.columns || 80;
-    const line = `[${bar}] ${this.done}/${this.total}${failed}${name}`.slice(0, columns - 1);
-    this.stream.write(`\r\x1b[K${line}`);
-  }
-
-  finish(): void {
-    this.stream.write('\n');
-  }
 }
 
 function describe(result: FeatureSet, seconds: number): string {
@@ -310,21 +237,9 @@ export function extractCommand(): Command {
       const jobs = Math.max(1, Math.min(opts.jobs, inputs.length));
       const threads = threadsPerJob(jobs);
       const modelPath = options.mode === 'mel' ? undefined : resolveModelPath(opts.model);
-      const progress = process.stderr.isTTY ? new ProgressBar(inputs.length, process.stderr) : undefined;
-      const outcomes: Outcome[] = [];
+      const reporter = new BatchReporter(inputs.length);
       const concatResults: (FeatureSet | undefined)[] = new Array(inputs.length);
-      const report = (outcome: Outcome): void => {
-        outcomes.push(outcome);
-        if (progress) {
-          if (outcome.status === 'failed') process.stderr.write(`\r\x1b[Kencodec-native: error: ${outcome.input}: ${outcome.message}\n`);
-          progress.update(outcome);
-        } else if (outcome.status === 'failed') {
-          process.stderr.write(`encodec-native: error: ${outcome.input}: ${outcome.message}\n`);
-        } else {
-          process.stdout.write(`${outcome.status} ${outcome.input}: ${outcome.message}\n`);
-        }
-      };
-      progress?.update();
+      const report = (outcome: Outcome): void => reporter.report(outcome);
 
       let next = 0;
       const worker = async (): Promise<void> => {
@@ -344,7 +259,7 @@ export function extractCommand(): Command {
               report({ input, status: 'skipped', message: `${target} exists (--force to redo)` });
               continue;
             }
-            progress?.update(undefined, input);
+            reporter.working(input);
             const start = performance.now();
             try {
               if (modelPath && !codec) codec = await Encodec.load(modelPath, { device: opts.device as Device, threads });
@@ -379,7 +294,6 @@ export function extractCommand(): Command {
         }
       };
       await Promise.all(Array.from({ length: jobs }, worker));
-      progress?.finish();
       if (opts.concat) {
         const runs = concatResults.filter((r): r is FeatureSet => r !== undefined);
         if (runs.length === inputs.length && runs.length > 0) {
@@ -391,13 +305,6 @@ export function extractCommand(): Command {
         }
       }
 
-      const count = (status: Outcome['status']): number => outcomes.filter((o) => o.status === status).length;
-      const failed = outcomes.filter((o) => o.status === 'failed');
-      const shard = opts.shard ? ` (shard ${opts.shard.index}/${opts.shard.count})` : '';
-      process.stderr.write(`extract: ${inputs.length} inputs${shard}: ${count('written')} written, ${count('skipped')} skipped, ${failed.length} failed\n`);
-      if (failed.length) {
-        for (const f of failed) process.stderr.write(`  failed: ${f.input}: ${f.message}\n`);
-        process.exitCode = 1;
-      }
+      reporter.finish('extract', opts.shard);
     });
 }

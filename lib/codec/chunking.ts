@@ -209,7 +209,7 @@ function stepSpans(step: number, totalFrames: number, plan: ChunkPlan, lanes: nu
 }
 
 /** The steps (groups of at most `lanes` spans run at once, see {@link stepSpans}) covering `totalFrames` frames. */
-function chunkSteps(totalFrames: number, plan: ChunkPlan, lanes: number): ChunkSpan[][] {
+export function chunkSteps(totalFrames: number, plan: ChunkPlan, lanes: number): ChunkSpan[][] {
   const steps: ChunkSpan[][] = [];
   for (let step = 0; windowFirst(step * lanes * plan.batchWindows, plan) < totalFrames; step++) {
     steps.push(stepSpans(step, totalFrames, plan, lanes));
@@ -238,7 +238,7 @@ export interface SpanRunner<I, O> {
 }
 
 /** Copies `frames` frames of every codebook row of `src` from frame `from` into `dst` (row length `dstFrames`) at `at`. */
-function copyFrames(src: Codes, from: number, frames: number, dst: Int16Array | Int32Array, dstFrames: number, at: number): void {
+export function copyFrames(src: Codes, from: number, frames: number, dst: Int16Array | Int32Array, dstFrames: number, at: number): void {
   for (let q = 0; q < src.nQ; q++) {
     const row = src.data.subarray(q * src.nFrames + from, q * src.nFrames + from + frames);
     dst.set(row, q * dstFrames + at);
@@ -246,7 +246,7 @@ function copyFrames(src: Codes, from: number, frames: number, dst: Int16Array | 
 }
 
 /** Frames [from, from + frames) of codes, as a new block of the same integer type. */
-function sliceFrames(codes: Codes, from: number, frames: number): Codes {
+export function sliceFrames(codes: Codes, from: number, frames: number): Codes {
   const data = new (codes.data instanceof Int32Array ? Int32Array : Int16Array)(codes.nQ * frames);
   copyFrames(codes, from, frames, data, frames, 0);
   return { data, nQ: codes.nQ, nFrames: frames };
@@ -338,7 +338,7 @@ export async function decodeChunked(codes: Codes, plan: ChunkPlan, decoder: Span
 }
 
 /** End (exclusive) of a span's kept frames. */
-function spanEnd(span: ChunkSpan): number {
+export function spanEnd(span: ChunkSpan): number {
   return span.first + span.frames;
 }
 

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 
-import { SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from './bandwidth';
+import { FRAME_RATE, SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from './bandwidth';
 import {
   ChunkOptions,
   CUDA_BATCH_SECONDS,
@@ -50,6 +50,8 @@ import {
 import { debug, elapsedSince, formatBytes } from '../common/log';
 import { ModelInfo, isSegmentedModel, parseModelInfo } from '../model/model-file';
 import { NativeCallOptions, NativeModel, NativeSpan, nativeBinding } from './native';
+import { decodePooled, encodePooled } from './pool';
+import { ItemSource, inRounds, isItemSource } from './rounds';
 import { warnIfSlowBlas } from './runtime';
 import { threadsPerJob } from './threads';
 
@@ -61,7 +63,28 @@ export interface LoadOptions {
   device?: Device;
   /** Intra-op threads for this model's computations (default: the number of available cores). */
   threads?: number;
+  /**
+   * Run a short encode and decode at load (default true), so that the first real call does not pay TorchScript's
+   * profiling and optimisation runs and oneDNN's set-up of the fixed piece and window shapes.
+   */
+  warmup?: boolean;
 }
+
+/** Options of {@link Encodec.encodeMany} and {@link Encodec.decodeMany}. */
+export interface ManyOptions {
+  /**
+   * Seconds of audio (or of codes) per round: clips are read until a round holds this much, a round runs as one
+   * pooled batch, and the next round is read while one runs. At most two rounds of input (each under
+   * `roundSeconds` plus one clip) and one round of output are held. Default: 4 x `batchSeconds` (400 s on the CPU).
+   */
+  roundSeconds?: number;
+}
+
+/** Options of {@link Encodec.encodeBatch} and {@link Encodec.encodeMany}. */
+export interface EncodeManyOptions extends EncodeOptions, ManyOptions {}
+
+/** Options of {@link Encodec.decodeBatch} and {@link Encodec.decodeMany}. */
+export interface DecodeManyOptions extends DecodeOptions, ManyOptions {}
 
 export interface EncodeOptions extends ChunkOptions {
   /**
@@ -97,6 +120,26 @@ function checkSamples(samples: unknown, what: string): asserts samples is Float3
   if (samples.length === 0) throw new RangeError(`${what} is empty; pass at least one sample`);
 }
 
+/** checkSamples plus finiteness, for clips pooled with others (the native check cannot name the clip). */
+function checkClip(value: unknown, index: number): Float32Array {
+  checkSamples(value, `clip ${index}`);
+  for (let i = 0; i < value.length; i++) {
+    if (!Number.isFinite(value[i])) {
+      throw new RangeError(`clip ${index} holds ${value[i]} at sample ${i}; clean the audio (NaN/Infinity) before encoding`);
+    }
+  }
+  return value;
+}
+
+function checkBlock(value: unknown, index: number): Codes {
+  checkCodes(value, `codes[${index}]`);
+  return value;
+}
+
+function checkOptions(options: unknown, example: string): void {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object such as ${example}`);
+}
+
 /** Size of a file for log lines ('? B' when it cannot be read). */
 function fileSize(file: string): string {
   try {
@@ -126,6 +169,8 @@ export class Encodec {
    * on the H200 (span calls run their pieces one after another; not measured there).
    */
   private readonly spanCalls: boolean;
+  /** Whether span calls go through the pooled methods (exporter 1.5: several spans per call, encodeBatch pools). */
+  private readonly pooled: boolean;
   /** Segment geometry of a segmented model (encodec_48khz); undefined for whole-file models (encodec_24khz). */
   private readonly segments: SegmentGeometry | undefined;
 
@@ -143,6 +188,7 @@ export class Encodec {
       : undefined;
     const cuda = model.device.startsWith('cuda');
     this.spanCalls = this.info.span_methods === true && !cuda;
+    this.pooled = this.spanCalls && this.info.pooled_span_quantum !== undefined;
     this.batchSeconds = cuda
       ? CUDA_BATCH_SECONDS
       : this.spanCalls
@@ -170,13 +216,44 @@ export class Encodec {
     const model = await nativeBinding().load(modelPath, { device, threads });
     if (device === 'cpu') warnIfSlowBlas();
     debug('model', () => `loaded '${modelPath}' (${fileSize(modelPath)}) on ${device}, ${threads} threads in ${elapsedSince(loadStart)}`);
+    let codec: Encodec;
     try {
-      return new Encodec(model, modelPath);
+      codec = new Encodec(model, modelPath);
     } catch (err) {
       model.dispose();
       throw err;
     }
+    if (options.warmup ?? true) {
+      try {
+        await codec.warmUp();
+      } catch (err) {
+        codec.dispose();
+        throw err;
+      }
+    }
+    return codec;
   }
+
+  /**
+   * Encodes and decodes 2.2 s of noise twice, so that TorchScript's profiling and optimisation runs and oneDNN's
+   * primitives for the fixed shapes (1 s convolution pieces, LSTM windows) are done before the first real call.
+   * Measured on the 2-core machine: see docs/performance.md.
+   */
+  private async warmUp(): Promise<void> {
+    const start = performance.now();
+    const noise = new Float32Array(Math.round(2.2 * SAMPLE_RATE));
+    let seed = 1;
+    for (let i = 0; i < noise.length; i++) {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      noise[i] = (seed / 2147483648 - 0.5) * 0.2;
+    }
+    for (let i = 0; i < 2; i++) await this.decode(await this.encode(noise, { bandwidth: 1.5 }));
+    this.warmupMs = performance.now() - start;
+    debug('model', () => `warm-up in ${elapsedSince(start)}`);
+  }
+
+  /** Milliseconds the warm-up at load took (0 when loaded with `warmup: false`). */
+  warmupMs = 0;
 
   /** The device the model runs on ('cpu', 'cuda:0', ...). */
   get device(): string {
@@ -210,7 +287,7 @@ export class Encodec {
     }
     const plan = chunkPlan(options, this.batchSeconds);
     if (options.exact) {
-      const [codes] = await this.encodeBatch([samples], { bandwidth: options.bandwidth });
+      const [codes] = await this.encodeWhole([samples], options.bandwidth ?? DEFAULT_BANDWIDTH);
       return codes;
     }
     return encodeChunked(samples, plan, this.spanEncoder(plan, options.bandwidth ?? DEFAULT_BANDWIDTH));
@@ -326,8 +403,14 @@ export class Encodec {
     );
   }
 
-  /** Encodes several clips in one call; clips of equal length are batched through the model together. */
-  async encodeBatch(clips: Float32Array[], options: EncodeOptions = {}): Promise<Codes[]> {
+  /**
+   * Encodes many clips of any lengths: each clip's codes are those of `encode(clip, options)` (chunked by
+   * default; >= 99.9 % identical, the rest float rounding), computed with the windows of many clips pooled into
+   * the same native calls (models of exporter 1.5 on the CPU), so that many short clips run about as fast as
+   * one long clip of their total length. `exact: true` encodes each clip whole, in one pass (clips of equal
+   * length batched together).
+   */
+  async encodeBatch(clips: Float32Array[], options: EncodeManyOptions = {}): Promise<Codes[]> {
     if (!Array.isArray(clips) || clips.length === 0) throw new TypeError('clips must be a non-empty array of Float32Array');
     if (this.segments) {
       const out: Codes[] = [];
@@ -335,8 +418,65 @@ export class Encodec {
       return out;
     }
     clips.forEach((clip, i) => checkSamples(clip, `clip ${i}`));
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object such as { bandwidth: 6 }');
+    checkOptions(options, '{ bandwidth: 6 }');
+    if (options.exact) return this.encodeWhole(clips, options.bandwidth ?? DEFAULT_BANDWIDTH);
+    const codes: Codes[] = [];
+    for await (const c of this.encodeMany(clips, options)) codes.push(c);
+    return codes;
+  }
+
+  /**
+   * Encodes a stream of clips (an (async) iterable of Float32Array, e.g. read from files one by one), yielding
+   * each clip's codes in input order; the same codes and speed as {@link encodeBatch}, holding at most two
+   * rounds of `roundSeconds` of audio (see {@link ManyOptions}). A bad clip ends the stream with its error
+   * after the codes of the clips before it.
+   */
+  encodeMany(clips: ItemSource<Float32Array>, options: EncodeManyOptions = {}): AsyncGenerator<Codes, void, undefined> {
+    if (!isItemSource(clips)) throw new TypeError('clips must be an (async) iterable of Float32Array clips');
+    checkOptions(options, '{ bandwidth: 6 }');
     const bandwidth = options.bandwidth ?? DEFAULT_BANDWIDTH;
+    checkBandwidth(bandwidth);
+    const plan = chunkPlan(options, this.batchSeconds);
+    const round = this.roundSeconds(options, plan);
+    this.live('encodeMany');
+    if (options.exact && !this.segments) {
+      return inRounds(clips, checkClip, (c) => c.length / SAMPLE_RATE, round, (batch) => this.encodeWhole(batch, bandwidth));
+    }
+    const encodeOne = (clip: Float32Array): Promise<Codes> => this.encode(clip, { ...options, bandwidth });
+    const run = this.pooled
+      ? (batch: Float32Array[]) => this.pooledEncode(batch, plan, bandwidth)
+      : async (batch: Float32Array[]) => {
+        const out: Codes[] = [];
+        for (const clip of batch) out.push(await encodeOne(clip));
+        return out;
+      };
+    return inRounds(clips, checkClip, (c) => c.length / SAMPLE_RATE, round, run);
+  }
+
+  /** Round size of encodeMany / decodeMany in seconds. */
+  private roundSeconds(options: ManyOptions, plan: ChunkPlan): number {
+    const value = options.roundSeconds ?? 4 * plan.batchWindows * (plan.chunkFrames + plan.contextFrames) / FRAME_RATE;
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+      throw new RangeError(`roundSeconds must be a positive number of seconds, got ${String(value)}`);
+    }
+    return value;
+  }
+
+  /** One round of pooled encoding: the spans of all clips in pooled native calls, one per lane at a time. */
+  private pooledEncode(clips: Float32Array[], plan: ChunkPlan, bandwidth: number): Promise<Codes[]> {
+    const nQ = codebooksForBandwidth(bandwidth);
+    const threads = this.lanes();
+    return this.run('encode', async (model) => {
+      const start = performance.now();
+      const codes = await encodePooled(clips, plan, threads.length, (inputs, spans, lane) =>
+        model.encode(inputs, nQ, { spans: spans.map((s) => spanGeometry(s, plan)), threads: lane < 0 ? 0 : threads[lane] }));
+      debug('encode', () => `${clips.length} clips, ${(clips.reduce((n, c) => n + c.length, 0) / SAMPLE_RATE).toFixed(2)} s at ${bandwidth} kbps, pooled, in ${elapsedSince(start)}`);
+      return codes;
+    });
+  }
+
+  /** Whole-clip encoding in one pass per clip (`exact`), clips of equal length batched. */
+  private async encodeWhole(clips: Float32Array[], bandwidth: number): Promise<Codes[]> {
     checkBandwidth(bandwidth);
     const nQ = codebooksForBandwidth(bandwidth);
     const start = performance.now();
@@ -361,7 +501,7 @@ export class Encodec {
     if (this.segments || isSegmented(codes)) return this.decodeSegmentedCodes(codes, options, 'codes');
     const plan = chunkPlan(options, this.batchSeconds);
     if (options.exact) {
-      const [samples] = await this.decodeBatch([codes]);
+      const [samples] = await this.decodeWhole([codes]);
       return samples;
     }
     return decodeChunked(codes, plan, this.spanDecoder(plan));
@@ -383,23 +523,23 @@ export class Encodec {
   /** How chunked encoding runs spans: native span calls, or each span's windows as a batch (see spanCalls). */
   private spanEncoder(plan: ChunkPlan, bandwidth: number): SpanRunner<Float32Array, Codes> {
     checkBandwidth(bandwidth);
-    if (!this.spanCalls) return encodeSpanByWindows((clips) => this.encodeBatch(clips, { bandwidth }));
+    if (!this.spanCalls) return encodeSpanByWindows((clips) => this.encodeWhole(clips, bandwidth));
     const nQ = codebooksForBandwidth(bandwidth);
     return this.spanRunner(
       'encode',
       plan,
-      async (model, input: Float32Array, options) => (await model.encode([input], nQ, options))[0],
+      async (model, input: Float32Array, options) => (await model.encode([input], nQ, this.callOptions(options)))[0],
       (input, block) => `${input.length} samples (${(input.length / SAMPLE_RATE).toFixed(2)} s) at ${bandwidth} kbps -> codes ${block.nQ} x ${block.nFrames}`,
     );
   }
 
   /** How chunked decoding runs spans (see spanEncoder). */
   private spanDecoder(plan: ChunkPlan): SpanRunner<Codes, Float32Array> {
-    if (!this.spanCalls) return decodeSpanByWindows((blocks) => this.decodeBatch(blocks));
+    if (!this.spanCalls) return decodeSpanByWindows((blocks) => this.decodeWhole(blocks));
     return this.spanRunner(
       'decode',
       plan,
-      async (model, codes: Codes, options) => (await model.decode([codes], options))[0],
+      async (model, codes: Codes, options) => (await model.decode([codes], this.callOptions(options)))[0],
       (codes, samples) => `${codes.nFrames} frames -> ${samples.length} samples (${(samples.length / SAMPLE_RATE).toFixed(2)} s)`,
     );
   }
@@ -426,8 +566,18 @@ export class Encodec {
     };
   }
 
-  /** Decodes several code blocks in one call. */
-  async decodeBatch(codes: Codes[]): Promise<Float32Array[]> {
+  /** A span call through the pooled method when the model has it (one code path for encode and encodeBatch). */
+  private callOptions(options: NativeCallOptions): NativeCallOptions {
+    if (!this.pooled || !options.span) return options;
+    return { spans: [options.span], threads: options.threads };
+  }
+
+  /**
+   * Decodes many code blocks: each block's audio is that of `decode(codes, options)` (within float rounding),
+   * their windows pooled into the same native calls (see {@link encodeBatch}); `exact: true` decodes each block
+   * whole, in one pass.
+   */
+  async decodeBatch(codes: Codes[], options: DecodeManyOptions = {}): Promise<Float32Array[]> {
     if (!Array.isArray(codes) || codes.length === 0) throw new TypeError('codes must be a non-empty array of codes objects');
     codes.forEach((c, i) => checkCodes(c, `codes[${i}]`));
     if (this.segments || codes.some(isSegmented)) {
@@ -435,6 +585,50 @@ export class Encodec {
       for (let i = 0; i < codes.length; i++) out.push(await this.decodeSegmentedCodes(codes[i], {}, `codes[${i}]`));
       return out;
     }
+    checkOptions(options, '{ exact: false }');
+    if (options.exact) return this.decodeWhole(codes);
+    const audio: Float32Array[] = [];
+    for await (const a of this.decodeMany(codes, options)) audio.push(a);
+    return audio;
+  }
+
+  /**
+   * Decodes a stream of code blocks (an (async) iterable of codes), yielding each block's audio in input order;
+   * the same audio and speed as {@link decodeBatch}, holding at most two rounds of `roundSeconds` of codes and
+   * one round of audio (see {@link ManyOptions}).
+   */
+  decodeMany(codes: ItemSource<Codes>, options: DecodeManyOptions = {}): AsyncGenerator<Float32Array, void, undefined> {
+    if (!isItemSource(codes)) throw new TypeError('codes must be an (async) iterable of codes objects');
+    checkOptions(options, '{ exact: false }');
+    const plan = chunkPlan(options, this.batchSeconds);
+    const round = this.roundSeconds(options, plan);
+    this.live('decodeMany');
+    const seconds = (c: Codes): number => c.nFrames / FRAME_RATE;
+    if (options.exact && !this.segments) return inRounds(codes, checkBlock, seconds, round, (batch) => this.decodeWhole(batch));
+    const run = this.pooled
+      ? (batch: Codes[]) => this.pooledDecode(batch, plan)
+      : async (batch: Codes[]) => {
+        const out: Float32Array[] = [];
+        for (const block of batch) out.push(await this.decode(block, options));
+        return out;
+      };
+    return inRounds(codes, checkBlock, seconds, round, run);
+  }
+
+  /** One round of pooled decoding (see pooledEncode). */
+  private pooledDecode(blocks: Codes[], plan: ChunkPlan): Promise<Float32Array[]> {
+    const threads = this.lanes();
+    return this.run('decode', async (model) => {
+      const start = performance.now();
+      const audio = await decodePooled(blocks, plan, threads.length, (inputs, spans, lane) =>
+        model.decode(inputs, { spans: spans.map((s) => spanGeometry(s, plan)), threads: lane < 0 ? 0 : threads[lane] }));
+      debug('decode', () => `${blocks.length} code blocks, ${blocks.reduce((n, b) => n + b.nFrames, 0)} frames, pooled, in ${elapsedSince(start)}`);
+      return audio;
+    });
+  }
+
+  /** Whole-block decoding in one pass per block (`exact`). */
+  private async decodeWhole(codes: Codes[]): Promise<Float32Array[]> {
     const start = performance.now();
     const audio = await this.run('decode', (model) => model.decode(codes));
     debug('decode', () => {

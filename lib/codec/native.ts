@@ -39,6 +39,8 @@ export interface NativeSpan {
  */
 export interface NativeCallOptions {
   span?: NativeSpan;
+  /** One geometry per input: the inputs are spans run in one pooled call (exporter 1.5, encode_spans / decode_spans). */
+  spans?: NativeSpan[];
   threads?: number;
 }
 

@@ -42,6 +42,8 @@ export interface ModelInfo {
   span_methods?: boolean;
   /** Steps per segment of the CPU LSTM (exporter 1.3+: it runs in segments, so a span call holds less memory). */
   lstm_segment_steps?: number;
+  /** Exporter 1.5+: pooled span methods (encode_spans / decode_spans) pad LSTM windows to multiples of this many frames. */
+  pooled_span_quantum?: number;
   /** true (exporter 1.5+): the model has latents_span, the encoder's output before quantization (codec.latents). */
   latents_span?: boolean;
   /**

@@ -53,6 +53,7 @@ describe('encodec-native doctor', function () {
     expect(c.checkpoint.fix).to.match(/model fetch/);
     expect(c['self-test'].status).to.equal('ok');
     expect(c['self-test'].detail).to.match(/encode 1 s in \d+ ms \(\d+\.\dx real time\), decode in \d+ ms .* 2 threads on cpu/);
+    expect(c['self-test'].detail).to.match(/load \d+ ms \(warm-up [1-9]\d* ms of it\), first round trip after load \d+ ms; steady state \(median of 3\): encode/);
   });
 
   it('names the BLAS this machine computes with', function () {

@@ -1,0 +1,141 @@
+/**
+ * Bench rows of many clips (issue 17): varied-length clips through encodeBatch / decodeBatch against one long
+ * file of the same total audio, code agreement with encode(clip), time to first code after load, and RSS over
+ * many clips in one process.
+ */
+import { codeAgreement } from '../lib/quality/metrics';
+import { Codes } from '../lib/codec/codes';
+import { Encodec } from '../lib/codec/codec';
+import { peakRss } from '../lib/codec/runtime';
+
+const RATE = 24000;
+const mib = (bytes: number): number => Math.round(bytes / 2 ** 20);
+
+/** `count` clips of `min`..`max` seconds (uniform, seeded; sample-exact lengths) cut from `speech`. */
+export function variedClips(speech: Float32Array, count: number, min: number, max: number, seed = 1): Float32Array[] {
+  let state = seed;
+  const random = (): number => {
+    state = (state * 1103515245 + 12345) % 2147483648;
+    return state / 2147483648;
+  };
+  return Array.from({ length: count }, () => {
+    const length = Math.round((min + (max - min) * random()) * RATE);
+    const start = Math.floor(random() * Math.max(1, speech.length - length));
+    return speech.subarray(start, start + length);
+  });
+}
+
+function concat(clips: Float32Array[]): Float32Array {
+  const out = new Float32Array(clips.reduce((n, c) => n + c.length, 0));
+  let at = 0;
+  for (const c of clips) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+async function seconds(work: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await work();
+  return (performance.now() - start) / 1000;
+}
+
+/**
+ * Many varied clips against one long file of their total audio, 6 kbps, runs interleaved (long, batch, long,
+ * batch, ...) so that the machine's drift hits both alike; the fastest run of each. Code agreement of every
+ * `agreementEvery`-th clip with encode(clip).
+ */
+export async function manyClips(codec: Encodec, clips: Float32Array[], reps: number, agreementEvery: number): Promise<Record<string, unknown>> {
+  const long = concat(clips);
+  const total = long.length / RATE;
+  const times = { longEncode: [] as number[], batchEncode: [] as number[], longDecode: [] as number[], batchDecode: [] as number[] };
+  let batchCodes: Codes[] = [];
+  let longCodes: Codes | undefined;
+  for (let r = 0; r < reps; r++) {
+    times.longEncode.push(await seconds(async () => { longCodes = await codec.encode(long, { bandwidth: 6 }); }));
+    times.batchEncode.push(await seconds(async () => { batchCodes = await codec.encodeBatch(clips, { bandwidth: 6 }); }));
+    times.longDecode.push(await seconds(() => codec.decode(longCodes as Codes)));
+    times.batchDecode.push(await seconds(() => codec.decodeBatch(batchCodes)));
+  }
+  const best = (xs: number[]): number => Math.min(...xs);
+  let agree = 0;
+  let checked = 0;
+  let worst = 1;
+  for (let i = 0; i < clips.length; i += agreementEvery) {
+    const a = codeAgreement(batchCodes[i], await codec.encode(clips[i], { bandwidth: 6 }));
+    agree += a;
+    worst = Math.min(worst, a);
+    checked++;
+  }
+  const lengths = clips.map((c) => c.length / RATE);
+  return {
+    clips: clips.length,
+    minSeconds: Math.min(...lengths),
+    maxSeconds: Math.max(...lengths),
+    audioSeconds: total,
+    longEncodeRtf: total / best(times.longEncode),
+    batchEncodeRtf: total / best(times.batchEncode),
+    encodeRatio: best(times.longEncode) / best(times.batchEncode),
+    longDecodeRtf: total / best(times.longDecode),
+    batchDecodeRtf: total / best(times.batchDecode),
+    decodeRatio: best(times.longDecode) / best(times.batchDecode),
+    agreementClips: checked,
+    meanAgreement: agree / checked,
+    worstAgreement: worst,
+    peakRssMiB: mib(peakRss()),
+    runs: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.map((t) => total / t)])),
+  };
+}
+
+/** Time of the first encode of 1 s after Encodec.load against the steady state (median of 5), with and without warm-up. */
+export async function firstCode(modelPath: string, speech: Float32Array): Promise<Record<string, number>[]> {
+  const clip = speech.subarray(0, RATE);
+  const rows: Record<string, number>[] = [];
+  for (const warmup of [true, false]) {
+    const loadStart = performance.now();
+    const codec = await Encodec.load(modelPath, { warmup });
+    const loadMs = performance.now() - loadStart;
+    try {
+      const first = await seconds(() => codec.encode(clip, { bandwidth: 6 }));
+      const steady: number[] = [];
+      for (let i = 0; i < 5; i++) steady.push(await seconds(() => codec.encode(clip, { bandwidth: 6 })));
+      const median = [...steady].sort((a, b) => a - b)[2];
+      rows.push({ warmup: warmup ? 1 : 0, loadMs, warmupMs: codec.warmupMs, firstMs: first * 1000, steadyMs: median * 1000, firstOverSteady: first / median });
+    } finally {
+      codec.dispose();
+    }
+  }
+  return rows;
+}
+
+/** RSS after the first 100 clips and after all `count` (encodeMany then decodeMany over varied clips). */
+export async function rssOverClips(codec: Encodec, speech: Float32Array, count: number, min: number, max: number): Promise<Record<string, number>> {
+  const clips = variedClips(speech, count, min, max, 7);
+  let done = 0;
+  let after100 = 0;
+  const start = performance.now();
+  let codes: Codes[] = [];
+  const flush = async (): Promise<void> => {
+    for await (const audio of codec.decodeMany(codes)) void audio;
+    codes = [];
+  };
+  for await (const c of codec.encodeMany(clips, { bandwidth: 6 })) {
+    codes.push(c);
+    done++;
+    if (codes.length === 100) await flush();
+    if (done === 100) after100 = process.memoryUsage().rss;
+  }
+  await flush();
+  const end = process.memoryUsage().rss;
+  return {
+    clips: count,
+    minSeconds: min,
+    maxSeconds: max,
+    rssAfter100MiB: mib(after100),
+    rssAfterAllMiB: mib(end),
+    growthPercent: (100 * (end - after100)) / after100,
+    peakRssMiB: mib(peakRss()),
+    minutes: (performance.now() - start) / 60000,
+  };
+}

@@ -1,0 +1,174 @@
+/**
+ * The batch runner shared by `extract`, `encode` and `decode` with many inputs.
+ *
+ * Inputs come from the arguments and/or `--manifest`; they are resolved, de-duplicated and sorted, then
+ * `--shard i/N` keeps those at positions j with j % N == i (0-based), so N machines given the same inputs split
+ * them without overlap whatever order the inputs were listed in. Each input writes `OUT/<name without
+ * extension>.<ext>` atomically; an input whose outputs exist is skipped unless `--force`, so a killed run is
+ * resumed by running it again. `--jobs N` runs N workers (each with its own model of max(1, floor(cores / N))
+ * threads). A failing input is reported and the others still run; the exit code is then 1 and a summary lists
+ * the failures. On a terminal a progress bar (cli-progress) is redrawn on stderr; otherwise each outcome is one
+ * line.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { SingleBar } from 'cli-progress';
+
+import { UsageError } from './cli-util';
+
+/** One of N disjoint parts of the input list. */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+/** Parses `i/N` (0 <= i < N). */
+export function parseShard(text: string): Shard {
+  const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
+  const index = m ? Number(m[1]) : NaN;
+  const count = m ? Number(m[2]) : NaN;
+  if (!m || count < 1 || index >= count) {
+    throw new UsageError(`--shard must be i/N with 0 <= i < N (e.g. 0/4 ... 3/4), got '${text}'`);
+  }
+  return { index, count };
+}
+
+/**
+ * Input paths listed in a manifest: one per line, blank lines and '#' comments ignored, relative paths
+ * resolved against the manifest's directory.
+ */
+export function readManifest(file: string): string[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read --manifest '${file}': ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const dir = path.dirname(path.resolve(file));
+  return text
+    .split(/\r?\n/)
+    .map((line) => line.replace(/(^|\s)#.*$/, '').trim())
+    .filter((line) => line !== '')
+    .map((line) => path.resolve(dir, line));
+}
+
+/** The inputs this run handles: resolved, de-duplicated, sorted, then this shard's part. */
+export function selectInputs(inputs: string[], shard?: Shard): string[] {
+  const all = [...new Set(inputs.map((p) => path.resolve(p)))].sort();
+  return shard ? all.filter((_, j) => j % shard.count === shard.index) : all;
+}
+
+/** The output base for an input: OUT/<file name without its extension>. */
+export function outputBase(outDir: string, input: string): string {
+  return path.join(outDir, path.basename(input, path.extname(input)));
+}
+
+/** The batch options every batch command takes. */
+export interface BatchCliOptions {
+  manifest?: string;
+  shard?: Shard;
+  jobs: number;
+  force?: boolean;
+}
+
+/**
+ * The inputs of a run (arguments plus `--manifest`, this shard's part), after checking that no two of all the
+ * inputs write the same output and that `outDir` is (or can be made) a writable directory. `outFlag` names the
+ * option in messages (`--out`, `--out-dir`); `ext` is the main output's extension; `what` names the inputs.
+ */
+export function batchInputs(args: string[], opts: BatchCliOptions, outDir: string, outFlag: string, ext: string, what = 'input files'): string[] {
+  const listed = [...args, ...(opts.manifest ? readManifest(opts.manifest) : [])];
+  if (listed.length === 0) throw new UsageError(`no inputs: pass ${what} or --manifest FILE`);
+  const byName = new Map<string, string>();
+  for (const input of selectInputs(listed)) {
+    const base = outputBase(outDir, input);
+    const other = byName.get(base);
+    if (other) throw new UsageError(`'${other}' and '${input}' would both write ${base}${ext}; rename one or run them with different ${outFlag}`);
+    byName.set(base, input);
+  }
+  if (fs.existsSync(outDir) && !fs.statSync(outDir).isDirectory()) {
+    throw new UsageError(`${outFlag} '${outDir}' is a file; pass a directory (it is created if missing)`);
+  }
+  try {
+    fs.mkdirSync(outDir, { recursive: true });
+    fs.accessSync(outDir, fs.constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new UsageError(`cannot write to ${outFlag} '${outDir}' (${code}); pass a directory you can write to (it is created if missing)`);
+  }
+  return selectInputs(listed, opts.shard);
+}
+
+/** What became of one input. */
+export interface Outcome {
+  input: string;
+  status: 'written' | 'skipped' | 'failed';
+  message: string;
+}
+
+/** Reports outcomes as they come: a progress bar on a terminal, else one line per input. */
+export class BatchReporter {
+  readonly outcomes: Outcome[] = [];
+  private readonly bar?: SingleBar;
+  private failed = 0;
+
+  constructor(private readonly total: number, private readonly stream: NodeJS.WriteStream = process.stderr) {
+    if (stream.isTTY) {
+      this.bar = new SingleBar({
+        stream,
+        format: '[{bar}] {value}/{total}{failed} {name}',
+        barCompleteChar: '#',
+        barIncompleteChar: '-',
+        barsize: 30,
+        hideCursor: false,
+        clearOnComplete: false,
+      });
+      this.bar.start(total, 0, { failed: '', name: '' });
+    }
+  }
+
+  /** Shows which input is being worked on. */
+  working(input: string): void {
+    this.bar?.update({ name: path.basename(input) });
+  }
+
+  report(outcome: Outcome): void {
+    this.outcomes.push(outcome);
+    if (outcome.status === 'failed') this.failed++;
+    if (this.bar) {
+      // a failure is printed above the bar, which is redrawn below it
+      if (outcome.status === 'failed') {
+        this.stream.write(`\r\x1b[Kencodec-native: error: ${outcome.input}: ${outcome.message}\n`);
+      }
+      this.bar.increment({ failed: this.failed ? `, ${this.failed} failed` : '', name: path.basename(outcome.input) });
+    } else if (outcome.status === 'failed') {
+      this.stream.write(`encodec-native: error: ${outcome.input}: ${outcome.message}\n`);
+    } else {
+      process.stdout.write(`${outcome.status} ${outcome.input}: ${outcome.message}\n`);
+    }
+  }
+
+  /** Ends the bar and prints the summary (`command: N inputs: ... written, ... skipped, ... failed`); exit code 1 on failures. */
+  finish(command: string, shard?: Shard): void {
+    this.bar?.stop();
+    const count = (status: Outcome['status']): number => this.outcomes.filter((o) => o.status === status).length;
+    const failed = this.outcomes.filter((o) => o.status === 'failed');
+    const part = shard ? ` (shard ${shard.index}/${shard.count})` : '';
+    this.stream.write(`${command}: ${this.total} inputs${part}: ${count('written')} written, ${count('skipped')} skipped, ${failed.length} failed\n`);
+    if (failed.length) {
+      for (const f of failed) this.stream.write(`  failed: ${f.input}: ${f.message}\n`);
+      process.exitCode = 1;
+    }
+  }
+}
+
+/**
+ * Runs `jobs` workers over `inputs` (each taken by the next free worker, in order). `worker(take)` is one
+ * worker's loop: it calls `take()` for its next input (undefined when none are left) and reports each outcome.
+ */
+export async function runWorkers(inputs: string[], jobs: number, worker: (take: () => string | undefined) => Promise<void>): Promise<void> {
+  let next = 0;
+  const take = (): string | undefined => (next < inputs.length ? inputs[next++] : undefined);
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(jobs, inputs.length)) }, () => worker(take)));
+}
