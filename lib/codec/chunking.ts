@@ -56,7 +56,7 @@ export const DEFAULT_CONTEXT_SECONDS = 1;
  * by exporter 1.1+ (metadata `cpu_batching: "lstm"`) run a CPU batch's convolutions window by window, which
  * keeps each window's activations in cache, and only the LSTM over the whole batch, whose per-step
  * matrix-vector products become matrix products reading the 8 MB of LSTM weights once for all windows.
- * Measured on the 2-core machine: see the README's Performance section.
+ * Measured on the 2-core machine: see docs/performance.md.
  */
 export const DEFAULT_BATCH_SECONDS = 40;
 /**

@@ -155,7 +155,7 @@ export function nativeBinding(): NativeBinding {
     const reason = err instanceof Error ? err.message : String(err);
     const hint = /lib(torch|c10)/.test(reason)
       ? 'libtorch is not installed where the addon expects it: on Debian/Ubuntu run `apt-get install libtorch-dev libopenblas0-openmp`'
-      : 'build it with `npm rebuild encodec-native` (needs cmake, a C++ compiler and libtorch; see the README)';
+      : 'build it with `npm rebuild encodec-native` (needs cmake, a C++ compiler and libtorch; see docs/building.md)';
     throw new Error(`encodec-native's native addon could not be loaded (${reason.split('\n')[0]}); ${hint}`);
   }
   return binding;

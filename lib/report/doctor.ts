@@ -173,7 +173,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorChec
     checks.push(
       runtime.cudaAvailable
         ? { name: 'cuda', status: 'ok', detail: `available, ${runtime.cudaDeviceCount} device(s): use --device cuda` }
-        : { name: 'cuda', status: 'ok', detail: 'not available (a CPU-only libtorch or no GPU): models run on the CPU; for GPUs build against a CUDA libtorch (see the README)' },
+        : { name: 'cuda', status: 'ok', detail: 'not available (a CPU-only libtorch or no GPU): models run on the CPU; for GPUs build against a CUDA libtorch (see docs/building.md)' },
     );
   } catch (err) {
     checks.push({
