@@ -7,10 +7,13 @@
 #   cmake, g++, make    building the addon when no prebuild fits
 #   fonts-dejavu-core   the font text in report and inspect pictures (PNG) is drawn with
 #   espeak-ng, sox      only for the test suite (real speech and media are synthesized)
+#   python3-nibabel, python3-h5py, python3-scipy
+#                       only for the test suite (independent oracles: NIfTI files, reading HDF5, resampling)
 # Run it as root, or as a user who may use sudo: it re-runs itself with sudo when it has something to install
 # and is not root. When everything is in place it changes nothing and needs no privileges.
 set -euo pipefail
-packages=(libtorch-dev libopenblas0-openmp python3-torch python3-numpy ffmpeg cmake g++ make fonts-dejavu-core espeak-ng sox)
+packages=(libtorch-dev libopenblas0-openmp python3-torch python3-numpy ffmpeg cmake g++ make fonts-dejavu-core espeak-ng sox
+  python3-nibabel python3-h5py python3-scipy)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
