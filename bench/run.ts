@@ -12,6 +12,9 @@
  * calling the TorchScript module directly (bench/direct.cc); and multi-file throughput with several jobs sharing
  * the cores.
  * `--quick` shrinks every size (1 minute of speech, a 10-minute stream, 100 cycles) for a smoke run.
+ * The 48 kHz row: encodec_48khz (random weights) encoding 60 s of stereo speech on 2 threads, against the eager
+ * reference (test/reference/encodec48_reference.py) run the way Meta's code runs (EncodecModel.encode, segments one
+ * after another) on 2 threads; `--only-48k` runs just that row.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -24,8 +27,11 @@ import { Encodec } from '../lib/codec/codec';
 import { PACKAGE_ROOT } from '../lib/common/package-root';
 import { runtimeInfo } from '../lib/codec/runtime';
 import { availableCores, threadsPerJob } from '../lib/codec/threads';
-import { ffmpeg, makeSpeech24k } from '../test/helpers/media';
-import { randomModel } from '../test/helpers/model';
+import { readNpy } from '../lib/io/npy';
+import { readWav } from '../lib/io/wav';
+import { toPlanar } from '../lib/common/planar';
+import { ffmpeg, makeSpeech24k, makeStereo48k } from '../test/helpers/media';
+import { randomModel, randomModel48 } from '../test/helpers/model';
 
 const RATE = 24000;
 const TEXT =
@@ -41,6 +47,10 @@ interface Options {
   naive?: number;
   stream?: number;
   cycles?: number;
+  /** Seconds of stereo for the 48 kHz row (default 60). */
+  stereo?: number;
+  /** Run only the 48 kHz row. */
+  only48k?: boolean;
 }
 
 function positive(text: string | undefined, name: string): number {
@@ -56,6 +66,8 @@ const USAGE = `usage: npm run bench [-- OPTIONS]
   --naive S        seconds of it for the whole-file (exact) pass, the reference path (default 60)
   --stream S       seconds of the streamed file for peak RSS (default 7200)
   --cycles N       encode/decode cycles of the leak check (default 1000)
+  --stereo S       seconds of 48 kHz stereo for the encodec_48khz row (default 60)
+  --only-48k       run only the encodec_48khz row (ours vs the eager reference, 2 threads each)
 `;
 
 /** A bad command line: printed without a stack. */
@@ -70,6 +82,8 @@ function parseArgs(argv: string[]): Options {
     else if (argv[i] === '--naive') options.naive = positive(argv[++i], '--naive');
     else if (argv[i] === '--stream') options.stream = positive(argv[++i], '--stream');
     else if (argv[i] === '--cycles') options.cycles = Math.round(positive(argv[++i], '--cycles'));
+    else if (argv[i] === '--stereo') options.stereo = positive(argv[++i], '--stereo');
+    else if (argv[i] === '--only-48k') options.only48k = true;
     else if (argv[i] === '--help' || argv[i] === '-h') {
       process.stdout.write(USAGE);
       process.exit(0);
@@ -264,6 +278,55 @@ async function multiFile(modelPath: string, clips: Float32Array[], jobs: number)
   }
 }
 
+/**
+ * encodec_48khz: our encode of `seconds` of stereo speech (2 threads, fastest of `reps`) against the eager reference
+ * run as Meta's code runs (EncodecModel.encode, 2 threads), at 6 kbps; with the code agreement between the two.
+ */
+async function stereo48k(seconds: number, reps: number, dir: string): Promise<Record<string, unknown>> {
+  const { model, checkpoint } = await randomModel48(0);
+  const clip = toPlanar((await readWav(await makeStereo48k(dir, 5))).samples);
+  const half = clip.length / 2;
+  const n = Math.round(seconds * 48000);
+  const audio = new Float32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    audio[i] = clip[i % half];
+    audio[n + i] = clip[half + (i % half)];
+  }
+  const codec = await Encodec.load(model, { threads: 2 });
+  try {
+    await codec.encode(audio.subarray(0, 2 * 48000).slice(), { bandwidth: 6 }); // warm-up
+    const ours = await fastest(reps, () => codec.encode(audio, { bandwidth: 6 }));
+    const raw = path.join(dir, 'stereo48k.f32');
+    fs.writeFileSync(raw, Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength));
+    const dump = path.join(dir, 'ref-codes48.npy');
+    const script = path.join(PACKAGE_ROOT, 'test', 'reference', 'bench48.py');
+    const out = execFileSync('/usr/bin/python3', [script, '--checkpoint', checkpoint, '--audio', raw, '--threads', '2', '--bandwidth', '6', '--dump-codes', dump], {
+      encoding: 'utf8',
+      maxBuffer: 1 << 24,
+    });
+    const reference = JSON.parse(out.trim().split('\n').pop() as string) as { seconds: number };
+    const refCodes = await readNpy(dump);
+    const agreement = codeAgreement(ours.value, { data: refCodes.data as Int16Array, nQ: refCodes.shape[0], nFrames: refCodes.shape[1] });
+    const row = {
+      model: 'encodec_48khz',
+      audioSeconds: seconds,
+      threads: 2,
+      bandwidth: 6,
+      oursSeconds: +ours.seconds.toFixed(2),
+      oursRtf: +(seconds / ours.seconds).toFixed(1),
+      referenceSeconds: +reference.seconds.toFixed(2),
+      referenceRtf: +(seconds / reference.seconds).toFixed(2),
+      speedup: +(reference.seconds / ours.seconds).toFixed(2),
+      codeAgreement: +agreement.toFixed(5),
+      oursAll: ours.all.map((s) => +s.toFixed(2)),
+    };
+    log(`48 kHz stereo: ours ${row.oursSeconds} s, reference ${row.referenceSeconds} s for ${seconds} s -> ${row.speedup}x faster (codes ${(100 * agreement).toFixed(2)} % identical)`);
+    return row;
+  } finally {
+    codec.dispose();
+  }
+}
+
 function table(title: string, rows: Record<string, unknown>[]): string {
   if (rows.length === 0) return '';
   const keys = Object.keys(rows[0]).filter((k) => !Array.isArray(rows[0][k])); // per-run lists: in the JSON
@@ -284,6 +347,16 @@ async function main(): Promise<void> {
   sizes.cycles = options.cycles ?? sizes.cycles;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-bench-'));
   const started = new Date();
+  const stereoSeconds = options.stereo ?? (options.quick ? 20 : 60);
+  if (options.only48k) {
+    try {
+      const row = await stereo48k(stereoSeconds, options.quick ? 1 : 3, dir);
+      console.log(table(`encodec_48khz: encoding ${stereoSeconds} s of 48 kHz stereo on 2 threads, vs the eager reference run as Meta's code runs`, [row]));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    return;
+  }
   try {
     const modelPath = options.model ?? (await randomModel(0));
     const runtime = runtimeInfo();
@@ -315,6 +388,7 @@ async function main(): Promise<void> {
     log(`streaming: RSS ${stream.loadedRssMiB} MiB after loading the model, peak ${stream.peakRssMiB} MiB, ${stream.rtf.toFixed(1)}x`);
     const scanner = await scannerRun(modelPath, long, sizes.streamSeconds);
     log(`scanner clock (latents + lanczos + delays, 2 threads): peak ${scanner.peakRssMiB} MiB, ${(scanner.rtf as number).toFixed(1)}x`);
+    const row48 = await stereo48k(stereoSeconds, sizes.reps, dir);
 
     const results = {
       date: started.toISOString(),
@@ -332,6 +406,7 @@ async function main(): Promise<void> {
       multiFile: jobs,
       streaming: { ...stream, note: 'Encodec.encodeStream(streamAudio(file)) in a child process: the path extract takes (without --exact)' },
       scannerClock: { ...scanner, note: "extractFeatures(file, { output: 'latents', resample: 'lanczos', delays: [1,2,3,4], onset: 6, runTrs }) on 2 threads in a child process; targets: peak <= 1024 MiB, >= 30x" },
+      stereo48k: row48,
     };
     const outDir = path.join(PACKAGE_ROOT, 'bench', 'results');
     fs.mkdirSync(outDir, { recursive: true });
@@ -346,6 +421,7 @@ async function main(): Promise<void> {
     console.log(table(`Multi-file throughput: ${sizes.files} files of ${sizes.fileSeconds} s, jobs x floor(cores / jobs) threads`, jobs));
     console.log(table(`Streaming encode of a ${(sizes.streamSeconds / 60).toFixed(0)}-minute FLAC (encodeStream(streamAudio(file)) in a child process, as extract does)`, [stream]));
     console.log(table(`Scanner clock: a ${(sizes.streamSeconds / 60).toFixed(0)}-minute run, latents + lanczos + delays 1-4 on 2 threads (extract's path, in a child process; targets <= 1024 MiB, >= 30x)`, [scanner]));
+    console.log(table(`encodec_48khz: encoding ${stereoSeconds} s of 48 kHz stereo on 2 threads, vs the eager reference run as Meta's code runs`, [row48]));
     console.log(`\nJSON: ${path.relative(process.cwd(), outFile)}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -22,7 +22,22 @@ export { ModelInfo, ModelSource, readModelInfo, resolveModelPath, defaultModelPa
 export { exportModel, ExportOptions, ExportError, findPython } from './model/exporter';
 export { fetchModel, FetchOptions, FetchResult, FetchSource } from './model/fetch';
 export { readCodesNpy, writeCodesNpy } from './io/codes-file';
-export { readEcdc, writeEcdc, encodeEcdc, decodeEcdc, EcdcFile, EcdcMetadata } from './io/ecdc';
+export {
+  readEcdc,
+  writeEcdc,
+  encodeEcdc,
+  decodeEcdc,
+  encodeEcdcLm,
+  decodeEcdcLm,
+  parseEcdcHeader,
+  ecdcSegmentFrames,
+  EcdcError,
+  EcdcFile,
+  EcdcMetadata,
+} from './io/ecdc';
+export { EncodecLm, LmLoadOptions, LmDecodedSegments } from './codec/lm';
+export { LmInfo, readLmInfo, resolveLmPath, defaultLmPath, LM_CHECKPOINTS } from './model/lm-file';
+export { fetchLm, FetchLmOptions, FetchLmResult, lmCheckpointUrl } from './model/fetch-lm';
 export { runtimeInfo, RuntimeInfo, BlasInfo, blasInfo, peakRss } from './codec/runtime';
 export * from './io/npy';
 export * from './io/wav';

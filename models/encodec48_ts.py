@@ -79,6 +79,18 @@ class NConv1d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         length = x.size(-1)
+        k1 = self.kernel_size - 1
+        if self.stride == 1 and self.dilation == 1 and k1 > 0 and k1 % 2 == 0 and length > self.kernel_size:
+            # Odd kernel, stride 1: Meta's padding is k1 / 2 reflected samples on each side and no extra padding. The
+            # convolution zero-pads inside oneDNN instead of on a padded copy of the whole input, and the k1 / 2
+            # outputs at each edge are computed again from the reflect-padded edge samples (they lie in x[:k1] and
+            # x[-k1:]) and written over: the same values without copying the input (rounding may differ in the
+            # last bit, as for any other kernel choice).
+            p = k1 // 2
+            y = F.conv1d(x, self.weight, self.bias, 1, p)
+            y[:, :, :p] = F.conv1d(ets._pad1d_reflect(x[:, :, :k1], p, 0), self.weight, self.bias)
+            y[:, :, length - p:] = F.conv1d(ets._pad1d_reflect(x[:, :, length - k1:], 0, p), self.weight, self.bias)
+            return F.group_norm(y, 1, self.norm_weight, self.norm_bias, self.eps)
         # get_extra_padding_for_conv1d (same float arithmetic as Meta's)
         n_frames = (length - self.kernel_size + self.padding_total) / self.stride + 1
         ideal_length = (math.ceil(n_frames) - 1) * self.stride + (self.kernel_size - self.padding_total)

@@ -6,8 +6,11 @@
   /usr/bin/python3 models/export.py --checkpoint model.safetensors --out encodec24.pt   # Hugging Face
   /usr/bin/python3 models/export.py --random --seed 0 --out random0.pt [--checkpoint-out random0.th]
   /usr/bin/python3 models/export.py --random --name encodec_48khz --seed 0 --out random48.pt
+  /usr/bin/python3 models/export.py --lm --checkpoint encodec_lm_24khz-1608e3c0.th --out encodec_lm_24khz.pt
 
-The model (encodec_24khz or encodec_48khz) is detected from the checkpoint's tensors.
+The model (encodec_24khz or encodec_48khz) is detected from the checkpoint's tensors. LM checkpoints (Meta's
+entropy-coding language models) are recognised and exported by export_lm.py; ``--lm`` hands every other option to
+it (e.g. ``--lm --random --codec encodec_24khz --seed 0``).
 
 The output embeds ``encodec.json`` (torch.jit extra file) with the model metadata. Exit codes:
 0 ok, 1 error (message on stderr), 2 usage error.
@@ -230,6 +233,10 @@ def export(args) -> dict:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--lm" in argv:
+        import export_lm
+        return export_lm.main([a for a in argv if a != "--lm"])
     ap = argparse.ArgumentParser(
         prog="export.py",
         description="Export EnCodec 24 kHz or 48 kHz (official .th, Hugging Face safetensors/bin, or seeded "
@@ -251,7 +258,18 @@ def main(argv=None) -> int:
                     help="load .th/.bin with full pickle (only for trusted files; default is weights_only)")
     ap.add_argument("--skip-sanity-check", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--quiet", action="store_true", help="no progress line on stderr")
+    ap.add_argument("--lm", action="store_true", help="export an entropy-coding LM (options of export_lm.py; "
+                    "LM checkpoints are also recognised without it)")
     args = ap.parse_args(argv)
+    if args.checkpoint:
+        import lm_checkpoint
+        if lm_checkpoint.is_lm_checkpoint_file(args.checkpoint, args.allow_unsafe_pickle):
+            import export_lm
+            rest = ["--checkpoint", args.checkpoint, "--out", args.out]
+            for flag in ("print_metadata", "allow_unsafe_pickle", "skip_sanity_check", "quiet"):
+                if getattr(args, flag):
+                    rest.append("--" + flag.replace("_", "-"))
+            return export_lm.main(rest)
     if args.checkpoint_out and not args.random:
         ap.error("--checkpoint-out requires --random")
     if args.random and args.seed < 0:

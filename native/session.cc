@@ -287,6 +287,12 @@ Session::Session(const std::string& path, const std::string& device, int threads
                                              e.what_without_backtrace() + "). Export it again.");
   }
   metadata_ = extra[kMetadataFile];
+  if (module_.find_method("step") && metadata_.find("\"kind\": \"lm\"") != std::string::npos) {
+    throw InputError(ErrorKind::Generic, "'" + path +
+                                             "' is an EnCodec entropy-coding LM (for compress --lm), not a codec "
+                                             "model: pass the codec model (e.g. encodec24.pt) as the model and this "
+                                             "file as the LM (--lm-model)");
+  }
   if (metadata_.empty() || !module_.find_method("encode") || !module_.find_method("decode") ||
       !module_.find_method("dequantize")) {
     throw InputError(ErrorKind::Generic, "'" + path +

@@ -9,17 +9,24 @@ import { parseBandwidth } from '../../lib/codec/bandwidth';
 import { Device, Encodec } from '../../lib/codec/codec';
 import { Codes } from '../../lib/codec/codes';
 import { readCodesNpy, scalesPathFor, writeCodesNpy } from '../../lib/io/codes-file';
-import { readEcdc, writeEcdc } from '../../lib/io/ecdc';
+import { writeEcdc } from '../../lib/io/ecdc';
 import { resolveModelPath } from '../../lib/model/model-file';
 import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
 import { UsageError, channelsOf, extensionOf, parseIntegerOption } from '../cli-util';
+import { loadLmForCodec, readEcdcForCodec } from '../ecdc-input';
 
 interface ModelOptions {
   model?: string;
   device: string;
   threads?: number;
+  lmModel?: string;
+  lmThreads?: number;
 }
+
+const LM_THREADS_HELP =
+  "threads of the LM's steps (default 1): the coded bytes depend on it; a file written by Meta's `encodec --lm` with N torch threads decodes with N";
+const LM_MODEL_HELP = "entropy-coding LM file for .ecdc files with \"lm\": true (default: $ENCODEC_LM_MODEL, then encodec_lm_24khz.pt beside the model)";
 
 function addModelOptions(command: Command): Command {
   return command
@@ -80,15 +87,20 @@ export function encodeCommand(): Command {
 }
 
 /**
- * Codes from a `.npy` (shape [n_q, n_frames], segment scales beside it) or an `.ecdc` file, with the audio length
- * (per channel) and model when the file states them.
+ * Codes from a `.npy` (shape [n_q, n_frames], segment scales beside it) or an `.ecdc` file (LM-compressed ones
+ * decoded with the LM; a file of another model refused), with the audio length (per channel) and model when the
+ * file states them.
  */
-async function readCodesFile(input: string): Promise<{ codes: Codes; audioLength?: number; model?: string }> {
-  if (!fs.existsSync(input)) throw new UsageError(`codes file '${input}' does not exist`);
+async function readCodesFile(
+  input: string,
+  codec: Encodec,
+  lmModel?: string,
+  lmThreads?: number,
+): Promise<{ codes: Codes; audioLength?: number; model?: string }> {
   const ext = extensionOf(input);
   if (ext === '.npy') return { codes: await readCodesNpy(input) };
   if (ext === '.ecdc') {
-    const { codes, metadata } = await readEcdc(input);
+    const { codes, metadata } = await readEcdcForCodec(input, codec, lmModel, lmThreads);
     return { codes, audioLength: metadata.audioLength, model: metadata.model };
   }
   throw new UsageError(`codes file must be .npy or .ecdc, got '${input}'`);
@@ -113,9 +125,11 @@ function checkCodesForModel(input: string, codes: Codes, model: string | undefin
 /** Decodes codes and writes the audio (.wav 16-bit or float, or .npy float32), trimmed to `audioLength`. */
 async function decodeToFile(input: string, opts: ModelOptions & { out: string; float?: boolean; exact?: boolean }): Promise<void> {
   const ext = checkOutput(opts.out, ['.wav', '.npy']);
-  const { codes, audioLength, model } = await readCodesFile(input);
+  if (!fs.existsSync(input)) throw new UsageError(`codes file '${input}' does not exist`);
+  if (!['.npy', '.ecdc'].includes(extensionOf(input))) throw new UsageError(`codes file must be .npy or .ecdc, got '${input}'`);
   const codec = await loadModel(opts);
   try {
+    const { codes, audioLength, model } = await readCodesFile(input, codec, opts.lmModel, opts.lmThreads);
     checkCodesForModel(input, codes, model, codec);
     const decoded = await codec.decode(codes, codec.info.segment_methods === true ? {} : { exact: opts.exact === true });
     const channels = channelsOf(decoded, codec.info.channels, audioLength);
@@ -142,28 +156,40 @@ export function decodeCommand(): Command {
       .argument('<codes>', 'codes file (.npy or .ecdc)')
       .requiredOption('--out <file>', AUDIO_OUT_HELP)
       .option('--float', 'write 32-bit float WAV instead of 16-bit PCM')
-      .option('--exact', 'decode in one pass (memory grows with length) instead of in chunks with left context'),
+      .option('--exact', 'decode in one pass (memory grows with length) instead of in chunks with left context')
+      .option('--lm-model <lm.pt>', LM_MODEL_HELP)
+      .option('--lm-threads <n>', LM_THREADS_HELP, parseIntegerOption('--lm-threads', 1, 1024)),
   ).action(decodeToFile);
 }
 
 export function compressCommand(): Command {
   return addModelOptions(
     new Command('compress')
-      .description("compress audio to an .ecdc file that Meta's `encodec` tool reads (no language model)")
+      .description("compress audio to an .ecdc file that Meta's `encodec` tool reads (with --lm: entropy-coded by Meta's language model)")
       .argument('<audio>', 'input audio or video file')
       .requiredOption('--out <file.ecdc>', '.ecdc file to write')
-      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (encodec_48khz: 3, 6, 12 or 24)', '6'),
-  ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string }) => {
+      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (encodec_48khz: 3, 6, 12 or 24)', '6')
+      .option('--lm', "entropy-code the codes with Meta's language model (Meta's `encodec --lm`; slower, smaller with Meta's LM)")
+      .option('--lm-model <lm.pt>', 'LM file for --lm (default: $ENCODEC_LM_MODEL, then encodec_lm_24khz.pt / encodec_lm_48khz.pt beside the model)')
+      .option('--lm-threads <n>', LM_THREADS_HELP, parseIntegerOption('--lm-threads', 1, 1024)),
+  ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string; lm?: boolean }) => {
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(opts.out, ['.ecdc']);
+    if ((opts.lmModel !== undefined || opts.lmThreads !== undefined) && !opts.lm) throw new UsageError('--lm-model and --lm-threads are used with --lm');
     const codec = await loadModel(opts);
     try {
-      const channels = codec.info.channels as 1 | 2;
-      const { samples } = await loadAudio(audio, { sampleRate: codec.info.sample_rate, channels });
-      const codes = await codec.encode(samples, { bandwidth });
-      await writeEcdc(opts.out, codes, { audioLength: samples.length / channels });
+      // the LM first: a missing or wrong LM fails before any encoding
+      const lm = opts.lm ? await loadLmForCodec(codec, opts.lmModel, opts.lmThreads) : undefined;
+      try {
+        const channels = codec.info.channels as 1 | 2;
+        const { samples } = await loadAudio(audio, { sampleRate: codec.info.sample_rate, channels });
+        const codes = await codec.encode(samples, { bandwidth });
+        await writeEcdc(opts.out, codes, { audioLength: samples.length / channels, lm });
+      } finally {
+        lm?.dispose();
+      }
       const bytes = fs.statSync(opts.out).size;
-      process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${opts.out} (${bytes} bytes)\n`);
+      process.stderr.write(`${audio}: ${bandwidth} kbps${opts.lm ? ', LM-coded' : ''} -> ${opts.out} (${bytes} bytes)\n`);
     } finally {
       codec.dispose();
     }
@@ -177,7 +203,9 @@ export function decompressCommand(): Command {
       .argument('<file.ecdc>', '.ecdc file')
       .requiredOption('--out <file>', AUDIO_OUT_HELP)
       .option('--float', 'write 32-bit float WAV instead of 16-bit PCM')
-      .option('--exact', 'decode in one pass (memory grows with length) instead of in chunks with left context'),
+      .option('--exact', 'decode in one pass (memory grows with length) instead of in chunks with left context')
+      .option('--lm-model <lm.pt>', LM_MODEL_HELP)
+      .option('--lm-threads <n>', LM_THREADS_HELP, parseIntegerOption('--lm-threads', 1, 1024)),
   ).action(async (input: string, opts: ModelOptions & { out: string; float?: boolean }) => {
     if (extensionOf(input) !== '.ecdc') throw new UsageError(`decompress reads .ecdc files, got '${input}'`);
     await decodeToFile(input, opts);

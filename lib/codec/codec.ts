@@ -39,6 +39,7 @@ import { Codes, Embeddings, SegmentedCodes, checkCodes } from './codes';
 import {
   SegmentCodes,
   SegmentEncoder,
+  concatSegmentedCodes,
   SegmentGeometry,
   decodeSegmented,
   encodeSegmented,
@@ -197,6 +198,9 @@ export class Encodec {
    * `chunkSeconds` with `contextSeconds` of left context, batched (fast, memory bounded by the chunk size,
    * codes >= 99.5 % identical to whole-file encoding; see lib/chunking.ts); `exact: true` encodes the whole
    * clip in one pass.
+   *
+   * With encodec_48khz: planar 48 kHz stereo in (channel 0's samples, then channel 1's), codes of Meta's 1 s
+   * segments out, with `scales` (one per segment) and `segmentFrames` (lib/codec/segments.ts).
    */
   async encode(samples: Float32Array, options: EncodeOptions = {}): Promise<Codes> {
     if (this.segments) return this.encodeSegmentedClip(samples, options, 'samples');
@@ -223,7 +227,7 @@ export class Encodec {
   ): Promise<Codes> {
     const blocks: Codes[] = [];
     for await (const block of this.encodeStreamBlocks(chunks, options)) blocks.push(block);
-    return concatCodes(blocks);
+    return this.segments ? concatSegmentedCodes(blocks) : concatCodes(blocks);
   }
 
   /**
@@ -348,6 +352,9 @@ export class Encodec {
   /**
    * Decodes codes to 24 kHz mono samples: nFrames * 320 samples. By default in chunks with left context,
    * batched (within float rounding of whole-file decoding); `exact: true` decodes in one pass.
+   *
+   * With encodec_48khz: codes with their scales in, planar 48 kHz stereo out, the segments joined by Meta's
+   * linear overlap-add (47520 * (segments - 1) + the last segment's samples per channel; trim to the input length).
    */
   async decode(codes: Codes, options: DecodeOptions = {}): Promise<Float32Array> {
     checkCodes(codes);

@@ -58,6 +58,30 @@ export interface NativeModel {
   dispose(): void;
 }
 
+/** Segments decoded by the LM (native/lm_session.h): codes per segment, where each began, where the last ended. */
+export interface NativeLmDecoded {
+  codes: NativeCodes[];
+  offsets: number[];
+  end: number;
+}
+
+/** The addon's entropy-coding LM object (see native/lm_model.cc). */
+export interface NativeLm {
+  readonly metadata: string;
+  readonly nQ: number;
+  readonly threads: number;
+  readonly disposed: boolean;
+  /** Arithmetic-codes each block as one segment (fresh LM state and coder); one payload per block. */
+  compress(blocks: NativeCodes[]): Promise<Uint8Array[]>;
+  /**
+   * Decodes consecutive segments from `data`: each is `prefixBytes` bytes (left to the caller) then the coded
+   * stream of `frames[i]` frames of `nQ` codes. Rejects with an Error whose `code` is 'ECDC_DESYNC' when the
+   * stream cannot be decoded with this LM.
+   */
+  decompress(data: Uint8Array, nQ: number, frames: number[], prefixBytes: number): Promise<NativeLmDecoded>;
+  dispose(): void;
+}
+
 /** What the addon reports about the libtorch it runs on. */
 export interface RuntimeInfo {
   torchVersion: string;
@@ -80,6 +104,8 @@ export interface NativeMel {
 
 export interface NativeBinding {
   load(modelPath: string, options?: { device?: string; threads?: number }): Promise<NativeModel>;
+  /** Loads an entropy-coding LM file (models/export_lm.py); `threads`: intra-op threads of its steps (default 1). */
+  loadLm(lmPath: string, options?: { threads?: number }): Promise<NativeLm>;
   /**
    * Power mel spectrogram (filterbank [nMels, nFft / 2 + 1] times |STFT|^2; see native/spectral.h), computed
    * `blockFrames` frames at a time (default 4096; the result does not depend on it).

@@ -86,9 +86,35 @@ export function segmentFrameCounts(nFrames: number, segments: number, g: Segment
   throw new RangeError(`${nFrames} frames do not fit ${segments} segments of at most ${full} frames (Meta's segments of some audio length)`);
 }
 
-/** Samples per channel that decoding segments of these frame counts gives (before trimming). */
+/**
+ * Samples per channel that decoding segments of these frame counts gives (before trimming): where the furthest
+ * decoded segment ends. Meta's `_linear_overlap_add` sizes its output from the last segment alone,
+ * `stride * (segments - 1) + last length`, and fails (a tensor shape mismatch) when the segment before it reaches
+ * further, which happens when the last segment holds 161 to 320 samples (e.g. 47840 samples of audio: segments of
+ * 150 and 1 frames); here the output covers every segment, the same samples everywhere Meta's covers.
+ */
 export function decodedSegmentedSamples(frameCounts: number[], g: SegmentGeometry): number {
-  return (frameCounts.length - 1) * g.stride + frameCounts[frameCounts.length - 1] * g.hop;
+  return Math.max(...frameCounts.map((frames, k) => k * g.stride + frames * g.hop));
+}
+
+/** Joins consecutive code blocks of segmented codes (e.g. encodeStreamBlocks' blocks) with their scales. */
+export function concatSegmentedCodes(blocks: Codes[]): SegmentedCodes {
+  if (blocks.length === 0) throw new RangeError('no codes to concatenate');
+  const nQ = blocks[0].nQ;
+  const nFrames = blocks.reduce((n, b) => n + b.nFrames, 0);
+  const data = new Int16Array(nQ * nFrames);
+  let at = 0;
+  for (const b of blocks) {
+    for (let q = 0; q < nQ; q++) data.set(b.data.subarray(q * b.nFrames, (q + 1) * b.nFrames), q * nFrames + at);
+    at += b.nFrames;
+  }
+  const scales = new Float32Array(blocks.reduce((n, b) => n + (b.scales?.length ?? 0), 0));
+  let k = 0;
+  for (const b of blocks) {
+    scales.set(b.scales ?? [], k);
+    k += b.scales?.length ?? 0;
+  }
+  return { data, nQ, nFrames, scales, segmentFrames: blocks[0].segmentFrames as number };
 }
 
 /** Planar copy of samples [start, end) of each channel of planar `samples` (`perChannel` samples each). */

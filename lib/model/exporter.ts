@@ -41,6 +41,11 @@ export interface ExportOptions {
   /** Export seeded random weights instead of a checkpoint (for tests and benchmarks). */
   random?: boolean;
   seed?: number;
+  /**
+   * With `random`: export a random entropy-coding LM for this codec ('encodec_24khz' or 'encodec_48khz') instead
+   * of a codec model. (An LM checkpoint given as `checkpoint` is recognised without it.)
+   */
+  lm?: string;
   /** With `random`: which model (default 'encodec_24khz'). With `checkpoint`: the model it must hold (detected). */
   name?: 'encodec_24khz' | 'encodec_48khz';
   /** With `random`: also write the random checkpoint here (.th via torch.save, or .safetensors). */
@@ -72,6 +77,7 @@ export async function exportModel(options: ExportOptions): Promise<void> {
   if (!fs.existsSync(outDir)) throw new Error(`output directory '${outDir}' does not exist; create it first`);
   const args = [EXPORTER_SCRIPT, '--out', options.out];
   if (options.random) {
+    if (options.lm !== undefined) args.push('--lm', '--codec', options.lm);
     args.push('--random', '--seed', String(options.seed ?? 0));
     if (options.checkpointOut) args.push('--checkpoint-out', options.checkpointOut);
     if (options.layout) args.push('--layout', options.layout);

@@ -79,7 +79,7 @@ function describeNetworkError(err: unknown, url: string): Error {
 }
 
 /** Follows redirects by hand so the hub's X-Linked-Etag (SHA-256 of the LFS file) is seen on the way. */
-async function request(url: string, timeoutSeconds: number): Promise<{ response: Response; statedSha256?: string }> {
+export async function request(url: string, timeoutSeconds: number): Promise<{ response: Response; statedSha256?: string }> {
   let current = url;
   let statedSha256: string | undefined;
   for (let hop = 0; hop < 10; hop++) {
@@ -132,24 +132,9 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
     throw new Error(`${url} did not state the file's SHA-256 (no X-Linked-Etag header); pass --sha256 HEX to verify it`);
   }
 
-  const total = Number(response.headers.get('content-length')) || undefined;
   const temp = tempPathFor(checkpointPath);
-  const hash = crypto.createHash('sha256');
-  let received = 0;
   try {
-    const out = fs.createWriteStream(temp, { flags: 'wx' });
-    const reader = response.body?.getReader();
-    if (!reader) throw new Error(`cannot download ${url}: empty response`);
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      hash.update(value);
-      received += value.byteLength;
-      if (!out.write(value)) await new Promise<void>((r) => out.once('drain', () => r()));
-      options.onProgress?.(received, total);
-    }
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    const actual = hash.digest('hex');
+    const actual = await downloadTo(response, url, temp, options.onProgress);
     const ok = expected ? actual === expected : actual.startsWith(release.shaPrefix);
     if (!ok) {
       throw new Error(
@@ -164,4 +149,29 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
   } finally {
     fs.rmSync(temp, { force: true });
   }
+}
+
+/** Streams a response body into a new file `temp`, returning its SHA-256 (hex). */
+export async function downloadTo(
+  response: Response,
+  url: string,
+  temp: string,
+  onProgress?: (received: number, total: number | undefined) => void,
+): Promise<string> {
+  const total = Number(response.headers.get('content-length')) || undefined;
+  const hash = crypto.createHash('sha256');
+  let received = 0;
+  const out = fs.createWriteStream(temp, { flags: 'wx' });
+  const reader = response.body?.getReader();
+  if (!reader) throw new Error(`cannot download ${url}: empty response`);
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    hash.update(value);
+    received += value.byteLength;
+    if (!out.write(value)) await new Promise<void>((r) => out.once('drain', () => r()));
+    onProgress?.(received, total);
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  return hash.digest('hex');
 }

@@ -106,6 +106,8 @@ describe('Encodec with encodec_48khz (stereo, segmented)', function () {
       expect([codes.scales.length, codes.nFrames], `T = ${T}`).to.deep.equal([segments, frames]);
       const audio = await codec.decode(codes);
       expect(audio.length / 2).to.be.at.least(T);
+      // Meta's overlap-add would fail for 47840 (a full first segment reaching past the 1-frame last one)
+      if (T === 47840) expect(audio.length / 2).to.equal(48000);
     }
   });
 

@@ -57,3 +57,26 @@ export function randomModel48(seed = 0): Promise<{ model: string; checkpoint: st
   }
   return job.then(() => ({ model, checkpoint }));
 }
+
+const pendingLm = new Map<string, Promise<{ lm: string; checkpoint: string }>>();
+
+/**
+ * A random entropy-coding LM for `codec` with `seed`: the exported file (`lm`) and its weights in Meta's checkpoint
+ * layout (`checkpoint`, for the eager reference), exported on first use.
+ */
+export function randomLm(codec: 'encodec_24khz' | 'encodec_48khz', seed = 0): Promise<{ lm: string; checkpoint: string }> {
+  const base = path.join(CACHE_DIR, `random-lm-${codec}-seed${seed}-${exporterHash()}`);
+  let job = pendingLm.get(base);
+  if (!job) {
+    job = (async () => {
+      const files = { lm: `${base}.pt`, checkpoint: `${base}.th` };
+      if (!fs.existsSync(files.lm) || !fs.existsSync(files.checkpoint)) {
+        fs.mkdirSync(CACHE_DIR, { recursive: true });
+        await exportModel({ random: true, lm: codec, seed, out: files.lm, checkpointOut: files.checkpoint });
+      }
+      return files;
+    })();
+    pendingLm.set(base, job);
+  }
+  return job;
+}
