@@ -6,11 +6,12 @@ import { Command } from 'commander';
 
 import { loadAudio, streamAudio } from '../../lib/io/audio';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
-import { Device, Encodec } from '../../lib/codec/codec';
+import { Encodec } from '../../lib/codec/codec';
+import { parseDevice } from '../../lib/codec/device';
+import { withCodec } from '../../lib/codec/with-codec';
 import { Codes } from '../../lib/codec/codes';
 import { readCodesNpy, writeCodesNpy } from '../../lib/io/codes-file';
 import { readEcdc, writeEcdc } from '../../lib/io/ecdc';
-import { resolveModelPath } from '../../lib/model/model-file';
 import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
 import { UsageError, extensionOf, parseIntegerOption } from '../cli-util';
@@ -38,13 +39,9 @@ function checkOutput(out: string, extensions: string[]): string {
   return ext;
 }
 
-function checkDevice(device: string): Device {
-  if (!/^(cpu|cuda|cuda:\d+)$/.test(device)) throw new UsageError(`--device must be 'cpu', 'cuda' or 'cuda:N', got '${device}'`);
-  return device as Device;
-}
-
-async function loadModel(opts: ModelOptions): Promise<Encodec> {
-  return Encodec.load(resolveModelPath(opts.model), { device: checkDevice(opts.device), threads: opts.threads });
+/** Runs `work` with the model the options name (lib/codec/with-codec.ts), disposed afterwards. */
+function withModel<T>(opts: ModelOptions, work: (codec: Encodec) => Promise<T>): Promise<T> {
+  return withCodec(opts.model, { device: parseDevice(opts.device, '--device'), threads: opts.threads }, work);
 }
 
 export function encodeCommand(): Command {
@@ -58,8 +55,7 @@ export function encodeCommand(): Command {
   ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string; exact?: boolean }) => {
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(opts.out, ['.npy']);
-    const codec = await loadModel(opts);
-    try {
+    await withModel(opts, async (codec) => {
       const sampleRate = codec.info.sample_rate;
       // streamed in chunks with left context (bounded memory); --exact loads the file and encodes it whole
       const codes = opts.exact
@@ -67,9 +63,7 @@ export function encodeCommand(): Command {
         : await codec.encodeStream(streamAudio(audio, { sampleRate }), { bandwidth });
       await writeCodesNpy(opts.out, codes);
       process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${opts.out}\n`);
-    } finally {
-      codec.dispose();
-    }
+    });
   });
 }
 
@@ -89,8 +83,7 @@ async function readCodesFile(input: string): Promise<{ codes: Codes; audioLength
 async function decodeToFile(input: string, opts: ModelOptions & { out: string; float?: boolean; exact?: boolean }): Promise<void> {
   const ext = checkOutput(opts.out, ['.wav', '.npy']);
   const { codes, audioLength } = await readCodesFile(input);
-  const codec = await loadModel(opts);
-  try {
+  await withModel(opts, async (codec) => {
     const decoded = await codec.decode(codes, { exact: opts.exact === true });
     const samples = audioLength !== undefined ? decoded.subarray(0, audioLength) : decoded;
     if (ext === '.npy') {
@@ -100,9 +93,7 @@ async function decodeToFile(input: string, opts: ModelOptions & { out: string; f
     }
     const seconds = samples.length / codec.info.sample_rate;
     process.stderr.write(`${input}: ${codes.nQ} x ${codes.nFrames} codes -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
-  } finally {
-    codec.dispose();
-  }
+  });
 }
 
 const AUDIO_OUT_HELP = 'output: .wav (16-bit PCM, or 32-bit float with --float) or .npy (float32 samples)';
@@ -128,16 +119,13 @@ export function compressCommand(): Command {
   ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string }) => {
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(opts.out, ['.ecdc']);
-    const codec = await loadModel(opts);
-    try {
+    await withModel(opts, async (codec) => {
       const { samples } = await loadAudio(audio, { sampleRate: codec.info.sample_rate });
       const codes = await codec.encode(samples, { bandwidth });
       await writeEcdc(opts.out, codes, { audioLength: samples.length });
       const bytes = fs.statSync(opts.out).size;
       process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${opts.out} (${bytes} bytes)\n`);
-    } finally {
-      codec.dispose();
-    }
+    });
   });
 }
 

@@ -15,13 +15,15 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 
 import { parseBandwidth } from '../../lib/codec/bandwidth';
-import { Device, Encodec } from '../../lib/codec/codec';
+import { Encodec } from '../../lib/codec/codec';
+import { parseDevice } from '../../lib/codec/device';
 import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures } from '../../lib/fmri/features';
 import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/fmri/features-file';
 import { resolveModelPath } from '../../lib/model/model-file';
 import { threadsPerJob } from '../../lib/codec/threads';
 import { formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { writeFileAtomic } from '../../lib/common/atomic';
+import { toJson } from '../../lib/common/format';
 import { ENCODEC_LOOKAHEAD_SECONDS } from '../../lib/fmri/features';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
 
@@ -165,7 +167,7 @@ export function extractCommand(): Command {
       } catch (err) {
         throw new UsageError((err as Error).message.replace(/^unknown (hrf|layout|mode|output)/, 'unknown --$1').replace(/^maxTrs/, '--max-trs'));
       }
-      if (!/^(cpu|cuda|cuda:\d+)$/.test(opts.device)) throw new UsageError(`--device must be 'cpu', 'cuda' or 'cuda:N', got '${opts.device}'`);
+      const device = parseDevice(opts.device, '--device');
       const listed = [...args, ...(opts.manifest ? readManifest(opts.manifest) : [])];
       if (listed.length === 0) throw new UsageError('no inputs: pass audio/video files or --manifest FILE');
       const everything = selectInputs(listed);
@@ -223,7 +225,7 @@ export function extractCommand(): Command {
             progress?.update(undefined, input);
             const start = performance.now();
             try {
-              if (modelPath && !codec) codec = await Encodec.load(modelPath, { device: opts.device as Device, threads });
+              if (modelPath && !codec) codec = await Encodec.load(modelPath, { device, threads });
               const result = await extractFeatures(input, { ...options, model: codec });
               let quality = '';
               if (opts.report) {
@@ -234,8 +236,7 @@ export function extractCommand(): Command {
                   bandwidth: options.bandwidth,
                   maxSeconds: options.maxTrs === undefined ? undefined : options.maxTrs * (options.tr as number) + ENCODEC_LOOKAHEAD_SECONDS,
                 });
-                const json = JSON.stringify({ input, ...q }, (_, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2);
-                await writeFileAtomic(qualityFile, Buffer.from(`${json}\n`));
+                await writeFileAtomic(qualityFile, Buffer.from(toJson({ input, ...q })));
                 quality = `; round trip: ${formatQuality(q)}`;
               }
               await writeFeatures(base, result);

@@ -15,6 +15,8 @@ import {
   ChunkPlan,
   ChunkSpan,
   CodesBlock,
+  DECODE_PARTS,
+  ENCODE_PARTS,
   SPAN_BATCH_SECONDS,
   UNSEGMENTED_SPAN_BATCH_SECONDS,
   SPAN_LANES,
@@ -28,16 +30,18 @@ import {
   encodeChunked,
   encodeSpanByWindows,
   encodeStreamBlocks,
+  retryOnOom,
 } from './chunking';
 import { Codes, Embeddings, checkCodes } from './codes';
+import { Device, parseDevice } from './device';
+
+export type { Device } from './device';
 import { debug, elapsedSince, formatBytes } from '../common/log';
 import { ModelInfo, parseModelInfo } from '../model/model-file';
 import { NativeCallOptions, NativeModel, NativeSpan, nativeBinding } from './native';
 import { warnIfSlowBlas } from './runtime';
 import { threadsPerJob } from './threads';
-
-/** Where the model runs: the CPU, the first GPU, or GPU N. */
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+import { codedError, rangeError, typeError } from '../common/errors';
 
 export interface LoadOptions {
   /** 'cpu' (default), 'cuda' or 'cuda:N'. CUDA needs a CUDA build of libtorch. */
@@ -62,9 +66,9 @@ const DEFAULT_BANDWIDTH = 6;
 function checkSamples(samples: unknown, what: string): asserts samples is Float32Array {
   if (!(samples instanceof Float32Array)) {
     const got = samples === null ? 'null' : ArrayBuffer.isView(samples) ? samples.constructor.name : typeof samples;
-    throw new TypeError(`${what} must be a Float32Array of 24 kHz mono samples, got ${got}`);
+    throw typeError(`${what} must be a Float32Array of 24 kHz mono samples, got ${got}`);
   }
-  if (samples.length === 0) throw new RangeError(`${what} is empty; pass at least one sample`);
+  if (samples.length === 0) throw rangeError(`${what} is empty; pass at least one sample`);
 }
 
 /** Size of a file for log lines ('? B' when it cannot be read). */
@@ -115,16 +119,13 @@ export class Encodec {
   /** Loads a model file exported by `encodec-native model export` (or `model random`). */
   static async load(modelPath: string, options: LoadOptions = {}): Promise<Encodec> {
     if (typeof modelPath !== 'string' || modelPath === '') {
-      throw new TypeError('modelPath must be the path of a model file (.pt) exported by `encodec-native model export`');
+      throw typeError('modelPath must be the path of a model file (.pt) exported by `encodec-native model export`');
     }
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-    const device = options.device ?? 'cpu';
-    if (typeof device !== 'string' || !/^(cpu|cuda|cuda:\d+)$/.test(device)) {
-      throw new TypeError(`device must be 'cpu', 'cuda' or 'cuda:N', got '${String(device)}'`);
-    }
+    if (typeof options !== 'object' || options === null) throw typeError('options must be an object');
+    const device = parseDevice(options.device ?? 'cpu');
     const threads = options.threads ?? threadsPerJob(1);
     if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
-      throw new RangeError(`threads must be an integer in [1, 1024], got ${String(threads)}`);
+      throw rangeError(`threads must be an integer in [1, 1024], got ${String(threads)}`);
     }
     const loadStart = performance.now();
     const model = await nativeBinding().load(modelPath, { device, threads });
@@ -185,31 +186,32 @@ export class Encodec {
 
   /**
    * Like {@link encodeStream} but yields the codes as they are computed, in order: blocks of consecutive
-   * frames (`firstFrame` says where each starts), one per batch of chunks.
+   * frames (`firstFrame` says where each starts), one per batch of chunks. Bad arguments reject the first
+   * `next()`, as every other method rejects its promise.
    */
-  encodeStreamBlocks(
+  async *encodeStreamBlocks(
     chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
     options: EncodeStreamOptions = {},
   ): AsyncGenerator<CodesBlock, void, undefined> {
     if (chunks === null || typeof chunks !== 'object' || (!(Symbol.asyncIterator in chunks) && !(Symbol.iterator in chunks))) {
-      throw new TypeError('chunks must be an (async) iterable of Float32Array blocks, e.g. streamAudio(file)');
+      throw typeError('chunks must be an (async) iterable of Float32Array blocks, e.g. streamAudio(file)');
     }
     if ((options as EncodeOptions).exact !== undefined) {
-      throw new TypeError('encodeStream() is always chunked; drop `exact`, or load the samples and call encode(samples, { exact: true })');
+      throw typeError('encodeStream() is always chunked; drop `exact`, or load the samples and call encode(samples, { exact: true })');
     }
     const plan = chunkPlan(options, this.batchSeconds);
     const maxFrames = checkMaxFrames(options.maxFrames);
     const bandwidth = options.bandwidth ?? DEFAULT_BANDWIDTH;
     checkBandwidth(bandwidth);
     this.live('encodeStream');
-    return encodeStreamBlocks(chunks, plan, maxFrames, this.spanEncoder(plan, bandwidth));
+    yield* encodeStreamBlocks(chunks, plan, maxFrames, this.spanEncoder(plan, bandwidth));
   }
 
   /** Encodes several clips in one call; clips of equal length are batched through the model together. */
   async encodeBatch(clips: Float32Array[], options: EncodeOptions = {}): Promise<Codes[]> {
-    if (!Array.isArray(clips) || clips.length === 0) throw new TypeError('clips must be a non-empty array of Float32Array');
+    if (!Array.isArray(clips) || clips.length === 0) throw typeError('clips must be a non-empty array of Float32Array');
     clips.forEach((clip, i) => checkSamples(clip, `clip ${i}`));
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object such as { bandwidth: 6 }');
+    if (typeof options !== 'object' || options === null) throw typeError('options must be an object such as { bandwidth: 6 }');
     const bandwidth = options.bandwidth ?? DEFAULT_BANDWIDTH;
     checkBandwidth(bandwidth);
     const nQ = codebooksForBandwidth(bandwidth);
@@ -253,25 +255,27 @@ export class Encodec {
   /** How chunked encoding runs spans: native span calls, or each span's windows as a batch (see spanCalls). */
   private spanEncoder(plan: ChunkPlan, bandwidth: number): SpanRunner<Float32Array, Codes> {
     checkBandwidth(bandwidth);
-    if (!this.spanCalls) return encodeSpanByWindows((clips) => this.encodeBatch(clips, { bandwidth }));
+    if (!this.spanCalls) return retryOnOom(encodeSpanByWindows((clips) => this.encodeBatch(clips, { bandwidth })), ENCODE_PARTS, plan);
     const nQ = codebooksForBandwidth(bandwidth);
-    return this.spanRunner(
+    const runner = this.spanRunner(
       'encode',
       plan,
       async (model, input: Float32Array, options) => (await model.encode([input], nQ, options))[0],
       (input, block) => `${input.length} samples (${(input.length / SAMPLE_RATE).toFixed(2)} s) at ${bandwidth} kbps -> codes ${block.nQ} x ${block.nFrames}`,
     );
+    return retryOnOom(runner, ENCODE_PARTS, plan);
   }
 
   /** How chunked decoding runs spans (see spanEncoder). */
   private spanDecoder(plan: ChunkPlan): SpanRunner<Codes, Float32Array> {
-    if (!this.spanCalls) return decodeSpanByWindows((blocks) => this.decodeBatch(blocks));
-    return this.spanRunner(
+    if (!this.spanCalls) return retryOnOom(decodeSpanByWindows((blocks) => this.decodeBatch(blocks)), DECODE_PARTS, plan);
+    const runner = this.spanRunner(
       'decode',
       plan,
       async (model, codes: Codes, options) => (await model.decode([codes], options))[0],
       (codes, samples) => `${codes.nFrames} frames -> ${samples.length} samples (${(samples.length / SAMPLE_RATE).toFixed(2)} s)`,
     );
+    return retryOnOom(runner, DECODE_PARTS, plan);
   }
 
   /** Native span calls (`call`), a run's spans at once, each on its lane's share of the threads. */
@@ -286,19 +290,23 @@ export class Encodec {
       lanes: threads.length,
       run: (inputs, spans) => this.run(what, async (model) => {
         const start = performance.now();
-        return Promise.all(inputs.map(async (input, k) => {
+        const settled = await Promise.allSettled(inputs.map(async (input, k) => {
           // a lone span (the runners' last step may hold one) takes all the threads
           const output = await call(model, input, { span: spanGeometry(spans[k], plan), threads: inputs.length > 1 ? threads[k] : 0 });
           debug(what, () => `${describe(input, output)} in ${elapsedSince(start)}`);
           return output;
         }));
+        // every span has finished (a retry after one lane's failure must not run beside the other lane)
+        const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+        if (failed) throw failed.reason;
+        return settled.map((s) => (s as PromiseFulfilledResult<O>).value);
       }),
     };
   }
 
   /** Decodes several code blocks in one call. */
   async decodeBatch(codes: Codes[]): Promise<Float32Array[]> {
-    if (!Array.isArray(codes) || codes.length === 0) throw new TypeError('codes must be a non-empty array of codes objects');
+    if (!Array.isArray(codes) || codes.length === 0) throw typeError('codes must be a non-empty array of codes objects');
     codes.forEach((c, i) => checkCodes(c, `codes[${i}]`));
     const start = performance.now();
     const audio = await this.run('decode', (model) => model.decode(codes));
@@ -328,7 +336,7 @@ export class Encodec {
   }
 
   private live(what: string): NativeModel {
-    if (!this.model) throw new Error(`cannot use ${what}: the model was disposed; load it again with Encodec.load()`);
+    if (!this.model) throw codedError('ENCODEC_DISPOSED', `cannot use ${what}: the model was disposed; load it again with Encodec.load()`);
     return this.model;
   }
 

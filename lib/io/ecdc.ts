@@ -13,6 +13,7 @@ import * as fs from 'node:fs';
 import { CODEBOOK_SIZE, HOP_LENGTH, MAX_CODEBOOKS, framesForSamples } from '../codec/bandwidth';
 import { writeFileAtomic } from '../common/atomic';
 import { Codes, checkCodes } from '../codec/codes';
+import { codedError, rangeError } from '../common/errors';
 
 const MAGIC = 'ECDC';
 const VERSION = 0;
@@ -44,10 +45,10 @@ export interface EcdcFile {
 export function encodeEcdc(codes: Codes, audioLength: number): Buffer {
   checkCodes(codes);
   if (!Number.isSafeInteger(audioLength) || audioLength < 1) {
-    throw new RangeError(`audioLength must be a positive integer number of samples, got ${String(audioLength)}`);
+    throw rangeError(`audioLength must be a positive integer number of samples, got ${String(audioLength)}`);
   }
   if (framesForSamples(audioLength) !== codes.nFrames) {
-    throw new RangeError(
+    throw rangeError(
       `audioLength ${audioLength} needs ${framesForSamples(audioLength)} frames (ceil(${audioLength} / ${HOP_LENGTH})), ` +
         `but the codes have ${codes.nFrames}; pass the length of the audio the codes were encoded from`,
     );
@@ -68,7 +69,7 @@ export function encodeEcdc(codes: Codes, audioLength: number): Buffer {
     for (let q = 0; q < nQ; q++) {
       const v = data[q * nFrames + t];
       if (!(v >= 0 && v < CODEBOOK_SIZE)) {
-        throw new RangeError(`code ${v} (codebook ${q}, frame ${t}) is outside [0, ${CODEBOOK_SIZE - 1}]`);
+        throw rangeError(`code ${v} (codebook ${q}, frame ${t}) is outside [0, ${CODEBOOK_SIZE - 1}]`);
       }
       acc |= v << bits;
       bits += BITS;
@@ -86,40 +87,40 @@ export function encodeEcdc(codes: Codes, audioLength: number): Buffer {
 /** Parses `.ecdc` bytes; throws an Error naming what is wrong (magic, version, metadata, truncation). */
 export function decodeEcdc(buffer: Uint8Array, origin = '.ecdc data'): EcdcFile {
   const buf = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  if (buf.length < 9) throw new Error(`${origin}: too short for an ECDC header (${buf.length} bytes; the header is 9)`);
+  if (buf.length < 9) throw codedError('ENCODEC_FILE_FORMAT', `${origin}: too short for an ECDC header (${buf.length} bytes; the header is 9)`);
   if (buf.toString('latin1', 0, 4) !== MAGIC) {
-    throw new Error(`${origin}: not an ECDC file (magic ${JSON.stringify(buf.toString('latin1', 0, 4))}, expected "ECDC")`);
+    throw codedError('ENCODEC_FILE_FORMAT', `${origin}: not an ECDC file (magic ${JSON.stringify(buf.toString('latin1', 0, 4))}, expected "ECDC")`);
   }
   const version = buf.readUInt8(4);
-  if (version !== VERSION) throw new Error(`${origin}: ECDC version ${version} is not supported (only version 0)`);
+  if (version !== VERSION) throw codedError('ENCODEC_FILE_FORMAT', `${origin}: ECDC version ${version} is not supported (only version 0)`);
   const metaLength = buf.readUInt32BE(5);
   if (9 + metaLength > buf.length) {
-    throw new Error(`${origin}: truncated: the header announces ${metaLength} bytes of metadata, ${buf.length - 9} remain`);
+    throw codedError('ENCODEC_FILE_FORMAT', `${origin}: truncated: the header announces ${metaLength} bytes of metadata, ${buf.length - 9} remain`);
   }
   let meta: Record<string, unknown>;
   try {
     meta = JSON.parse(buf.toString('utf8', 9, 9 + metaLength)) as Record<string, unknown>;
   } catch {
-    throw new Error(`${origin}: the ECDC metadata is not valid JSON`);
+    throw codedError('ENCODEC_FILE_FORMAT', `${origin}: the ECDC metadata is not valid JSON`);
   }
   const { m, al, nc, lm } = meta;
-  if (typeof m !== 'string') throw new Error(`${origin}: ECDC metadata lacks the model name "m"`);
+  if (typeof m !== 'string') throw codedError('ENCODEC_FILE_FORMAT', `${origin}: ECDC metadata lacks the model name "m"`);
   if (m !== MODEL_NAME) {
-    throw new Error(`${origin}: made with model '${m}'; encodec-native supports ${MODEL_NAME} only (24 kHz mono)`);
+    throw codedError('ENCODEC_FILE_FORMAT', `${origin}: made with model '${m}'; encodec-native supports ${MODEL_NAME} only (24 kHz mono)`);
   }
   if (lm === true) {
-    throw new Error(
+    throw codedError('ENCODEC_FILE_FORMAT', 
       `${origin}: entropy-coded with Meta's language model ("lm": true), which encodec-native does not implement; ` +
         "recompress it without the language model (Meta's `encodec` command: pass --lm only when the reader has it; " +
         'or `encodec-native compress`)',
     );
   }
-  if (lm !== false) throw new Error(`${origin}: ECDC metadata field "lm" must be true or false`);
+  if (lm !== false) throw codedError('ENCODEC_FILE_FORMAT', `${origin}: ECDC metadata field "lm" must be true or false`);
   if (typeof al !== 'number' || !Number.isSafeInteger(al) || al < 1) {
-    throw new Error(`${origin}: ECDC metadata "al" (audio length) must be a positive integer, got ${JSON.stringify(al)}`);
+    throw codedError('ENCODEC_FILE_FORMAT', `${origin}: ECDC metadata "al" (audio length) must be a positive integer, got ${JSON.stringify(al)}`);
   }
   if (typeof nc !== 'number' || !Number.isInteger(nc) || nc < 1 || nc > MAX_CODEBOOKS) {
-    throw new Error(`${origin}: ECDC metadata "nc" (codebooks) must be an integer in [1, ${MAX_CODEBOOKS}], got ${JSON.stringify(nc)}`);
+    throw codedError('ENCODEC_FILE_FORMAT', `${origin}: ECDC metadata "nc" (codebooks) must be an integer in [1, ${MAX_CODEBOOKS}], got ${JSON.stringify(nc)}`);
   }
 
   const nFrames = framesForSamples(al);
@@ -127,7 +128,7 @@ export function decodeEcdc(buffer: Uint8Array, origin = '.ecdc data'): EcdcFile 
   const needed = Math.ceil((count * BITS) / 8);
   const start = 9 + metaLength;
   if (buf.length - start < needed) {
-    throw new Error(
+    throw codedError('ENCODEC_FILE_FORMAT', 
       `${origin}: truncated: ${al} samples at ${nc} codebooks need ${needed} bytes of codes, ${buf.length - start} remain`,
     );
   }

@@ -12,6 +12,7 @@ import * as path from 'node:path';
 import { tempPathFor } from '../common/atomic';
 import { exportModel } from './exporter';
 import { defaultModelPath } from './model-file';
+import { codedError, rangeError } from '../common/errors';
 
 export type FetchSource = 'huggingface' | 'meta';
 
@@ -55,7 +56,7 @@ function describeNetworkError(err: unknown, url: string): Error {
       return url;
     }
   })();
-  return new Error(
+  return codedError('ENCODEC_DOWNLOAD', 
     `cannot download ${url}: ${host} is unreachable (${cause}). \`model fetch\` needs a network connection; ` +
       'offline, copy encodec_24khz-d7cc33bc.th or model.safetensors here from a connected machine and run ' +
       '`encodec-native model export --checkpoint FILE --out MODEL.pt`',
@@ -83,21 +84,21 @@ async function request(url: string, timeoutSeconds: number): Promise<{ response:
     }
     if (!response.ok) {
       await response.body?.cancel();
-      throw new Error(`cannot download ${current}: the server answered ${response.status} ${response.statusText}`);
+      throw codedError('ENCODEC_DOWNLOAD', `cannot download ${current}: the server answered ${response.status} ${response.statusText}`);
     }
     return { response, statedSha256 };
   }
-  throw new Error(`cannot download ${url}: too many redirects`);
+  throw codedError('ENCODEC_DOWNLOAD', `cannot download ${url}: too many redirects`);
 }
 
 /** Downloads, verifies and exports. Nothing is left at `out` unless every step succeeded. */
 export async function fetchModel(options: FetchOptions = {}): Promise<FetchResult> {
   const source = options.source ?? 'huggingface';
   if (source !== 'huggingface' && source !== 'meta') {
-    throw new RangeError(`unknown source '${String(source)}'; use 'huggingface' or 'meta'`);
+    throw rangeError(`unknown source '${String(source)}'; use 'huggingface' or 'meta'`);
   }
   if (options.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(options.sha256)) {
-    throw new RangeError('sha256 must be 64 hexadecimal digits');
+    throw rangeError('sha256 must be 64 hexadecimal digits');
   }
   const modelPath = path.resolve(options.out ?? defaultModelPath());
   const cacheDir = path.resolve(options.cacheDir ?? path.dirname(modelPath));
@@ -110,7 +111,7 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
   const expected = options.sha256?.toLowerCase() ?? statedSha256;
   if (!expected && source === 'huggingface') {
     await response.body?.cancel();
-    throw new Error(`${url} did not state the file's SHA-256 (no X-Linked-Etag header); pass --sha256 HEX to verify it`);
+    throw codedError('ENCODEC_DOWNLOAD', `${url} did not state the file's SHA-256 (no X-Linked-Etag header); pass --sha256 HEX to verify it`);
   }
 
   const total = Number(response.headers.get('content-length')) || undefined;
@@ -120,7 +121,7 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
   try {
     const out = fs.createWriteStream(temp, { flags: 'wx' });
     const reader = response.body?.getReader();
-    if (!reader) throw new Error(`cannot download ${url}: empty response`);
+    if (!reader) throw codedError('ENCODEC_DOWNLOAD', `cannot download ${url}: empty response`);
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
@@ -133,7 +134,7 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
     const actual = hash.digest('hex');
     const ok = expected ? actual === expected : actual.startsWith('d7cc33bc');
     if (!ok) {
-      throw new Error(
+      throw codedError('ENCODEC_DOWNLOAD', 
         `checksum mismatch for ${url}: SHA-256 ${actual}, expected ${expected ?? 'd7cc33bc...'}; ` +
           'the download is corrupt or was tampered with, and was deleted',
       );

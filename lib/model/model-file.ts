@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { readZipEntry } from './zip';
+import { codedError } from '../common/errors';
 
 /** Where a model's weights came from. */
 export interface ModelSource {
@@ -54,13 +55,13 @@ export function parseModelInfo(json: string, origin: string): ModelInfo {
   try {
     info = JSON.parse(json) as ModelInfo;
   } catch {
-    throw new Error(`${origin}: its encodec.json metadata is not valid JSON; export the model again`);
+    throw codedError('ENCODEC_MODEL_FILE', `${origin}: its encodec.json metadata is not valid JSON; export the model again`);
   }
   if (info.format !== 'encodec-native-model') {
-    throw new Error(`${origin}: metadata format is '${String(info.format)}', not 'encodec-native-model'`);
+    throw codedError('ENCODEC_MODEL_FILE', `${origin}: metadata format is '${String(info.format)}', not 'encodec-native-model'`);
   }
   if (info.model !== 'encodec_24khz' || info.sample_rate !== 24000 || info.channels !== 1) {
-    throw new Error(
+    throw codedError('ENCODEC_MODEL_FILE', 
       `${origin}: this is a '${info.model}' model (${info.sample_rate} Hz, ${info.channels} channel(s)); ` +
         'encodec-native supports encodec_24khz (24 kHz mono) only',
     );
@@ -74,16 +75,16 @@ export function parseModelInfo(json: string, origin: string): ModelInfo {
  */
 export function readModelInfo(modelPath: string): ModelInfo {
   if (!fs.existsSync(modelPath)) {
-    throw new Error(`model file '${modelPath}' does not exist; create one with \`encodec-native model export\` or \`model random\``);
+    throw codedError('ENCODEC_MODEL_FILE', `model file '${modelPath}' does not exist; create one with \`encodec-native model export\` or \`model random\``);
   }
   let entry: Buffer | undefined;
   try {
     entry = readZipEntry(modelPath, (name) => METADATA_ENTRY.test(name));
   } catch (err) {
-    throw new Error(`'${modelPath}' is not a TorchScript model file (${(err as Error).message}); export it again`);
+    throw codedError('ENCODEC_MODEL_FILE', `'${modelPath}' is not a TorchScript model file (${(err as Error).message}); export it again`);
   }
   if (!entry) {
-    throw new Error(`'${modelPath}' is a TorchScript/ZIP file but not an encodec-native model (no extra/encodec.json); export one with \`encodec-native model export\``);
+    throw codedError('ENCODEC_MODEL_FILE', `'${modelPath}' is a TorchScript/ZIP file but not an encodec-native model (no extra/encodec.json); export one with \`encodec-native model export\``);
   }
   return parseModelInfo(entry.toString('utf8'), modelPath);
 }
@@ -109,7 +110,7 @@ export function resolveModelPath(explicit?: string): string {
   const candidate = explicit || process.env.ENCODEC_MODEL || defaultModelPath();
   if (!fs.existsSync(candidate)) {
     const from = explicit ? '--model' : process.env.ENCODEC_MODEL ? 'ENCODEC_MODEL' : 'the default location';
-    throw new Error(
+    throw codedError('ENCODEC_MODEL_FILE', 
       `no model file at '${candidate}' (from ${from}). Pass --model MODEL.pt, set ENCODEC_MODEL, ` +
         `or run \`encodec-native model fetch\` (writes ${defaultModelPath()}); ` +
         'for a test model run `encodec-native model random --out MODEL.pt`',

@@ -27,6 +27,7 @@ import type { FeatureKind } from '../fmri/features';
 import { debug } from '../common/log';
 import { NpyData, readNpy } from '../io/npy';
 import { COMPACT_LABEL, FIGURE_CONFIG, VegaLiteSpec, heatmapPanelSpecs, writePng } from './plot';
+import { typeError, rangeError } from '../common/errors';
 
 
 /** An in-memory feature array to inspect. */
@@ -230,18 +231,18 @@ function listIndices(indices: number[]): string {
 }
 
 function checkInput(input: FeatureArray): void {
-  if (typeof input !== 'object' || input === null) throw new TypeError('features must be a file path or { data, shape, kind? }');
+  if (typeof input !== 'object' || input === null) throw typeError('features must be a file path or { data, shape, kind? }');
   const { data, shape } = input;
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new TypeError('features.shape must be an array of non-negative integers');
+    throw typeError('features.shape must be an array of non-negative integers');
   }
-  if (!ArrayBuffer.isView(data) && !Array.isArray(data)) throw new TypeError('features.data must be a typed array or number[]');
+  if (!ArrayBuffer.isView(data) && !Array.isArray(data)) throw typeError('features.data must be a typed array or number[]');
   const size = shape.reduce((a, b) => a * b, 1);
   if ((data as ArrayLike<number>).length !== size) {
-    throw new RangeError(`features.data has ${(data as ArrayLike<number>).length} values but shape (${shape.join(', ')}) holds ${size}`);
+    throw rangeError(`features.data has ${(data as ArrayLike<number>).length} values but shape (${shape.join(', ')}) holds ${size}`);
   }
   if (input.kind !== undefined && !['codes', 'embeddings', 'mel'].includes(input.kind)) {
-    throw new RangeError(`features.kind must be 'codes', 'embeddings' or 'mel', got '${String(input.kind)}'`);
+    throw rangeError(`features.kind must be 'codes', 'embeddings' or 'mel', got '${String(input.kind)}'`);
   }
 }
 
@@ -255,8 +256,8 @@ interface FileForInspection {
 
 /** Reads a feature file for inspection: the raw array plus its kind. */
 async function readForInspection(file: string): Promise<FileForInspection> {
-  if (typeof file !== 'string' || file === '') throw new TypeError('features file must be a non-empty path');
-  if (!fs.existsSync(file)) throw new Error(`features file '${file}' does not exist`);
+  if (typeof file !== 'string' || file === '') throw typeError('features file must be a non-empty path');
+  if (!fs.existsSync(file)) throw Object.assign(new Error(`features file '${file}' does not exist`), { code: 'ENOENT' });
   const { data, dtype, shape } = await readNpy(file);
   const integer = isIntegerData(data, dtype);
   try {
@@ -280,7 +281,7 @@ async function readForInspection(file: string): Promise<FileForInspection> {
 export async function inspectFeatures(features: string | FeatureArray, options: InspectOptions = {}): Promise<FeatureInspection> {
   const fromFile = typeof features === 'string' ? await readForInspection(features) : undefined;
   const tr = options.tr ?? fromFile?.tr ?? 1.5;
-  if (!(typeof tr === 'number' && Number.isFinite(tr) && tr > 0)) throw new RangeError(`tr must be a number of seconds > 0, got ${String(tr)}`);
+  if (!(typeof tr === 'number' && Number.isFinite(tr) && tr > 0)) throw rangeError(`tr must be a number of seconds > 0, got ${String(tr)}`);
   const input = fromFile ? fromFile.input : features as FeatureArray;
   checkInput(input);
   const warnings = fromFile ? [...fromFile.warnings] : [];
@@ -410,7 +411,7 @@ export function inspectionSpec(input: FeatureArray, options: InspectOptions & { 
   const kind: FeatureKind | 'unknown' = input.kind ?? (integer ? 'codes' : 'unknown');
   const grid = gridOf(input.shape, kind, tr, options.nQ);
   if (grid.channels === 0 || (grid.trs === 0 && grid.layout !== 'clip')) {
-    throw new RangeError(`cannot plot features of shape (${input.shape.join(', ')}): no TRs or channels`);
+    throw rangeError(`cannot plot features of shape (${input.shape.join(', ')}): no TRs or channels`);
   }
   const trs = grid.layout === 'clip' ? Math.max(1, grid.trs) : grid.trs;
   const perTr = grid.layout === 'clip' ? Math.max(1, Math.min(grid.frames, framesPerTr(tr))) : grid.frames;
