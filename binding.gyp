@@ -6,8 +6,13 @@
       "target_name": "encodec_native",
       "sources": [
         "native/addon.cc",
+        "native/arith_coder.cc",
         "native/errors.cc",
+        "native/lm_model.cc",
+        "native/lm_session.cc",
+        "native/lm_workers.cc",
         "native/model.cc",
+        "native/quantized_cdf.cc",
         "native/session.cc",
         "native/spectral.cc",
         "native/tensor_io.cc",

@@ -177,6 +177,27 @@ function streamPeak(modelPath: string, file: string, seconds: number): Promise<R
   });
 }
 
+/**
+ * Peak RSS and speed of the scanner-clock path on a long file (latents + Lanczos + delays, bench/run-child.ts) in a
+ * child process on 2 threads.
+ */
+function scannerRun(modelPath: string, file: string, seconds: number): Promise<Record<string, number | string>> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [path.join(__dirname, 'run-child.js'), modelPath, file, String(seconds), '2'], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`run child failed: ${stderr || err.message}`));
+      const r = JSON.parse(stdout) as { seconds: number; shape: number[]; runSeconds: number; maxRssBytes: number; loadedRssBytes: number };
+      resolve({
+        runSeconds: r.runSeconds,
+        threads: 2,
+        shape: r.shape.join(' x '),
+        loadedRssMiB: mib(r.loadedRssBytes),
+        peakRssMiB: mib(r.maxRssBytes),
+        rtf: r.runSeconds / r.seconds,
+      });
+    });
+  });
+}
+
 /** Builds bench/direct.cc (once per source change) into build/bench/direct. */
 function buildDirect(): string {
   const source = path.join(PACKAGE_ROOT, 'bench', 'direct.cc');
@@ -292,6 +313,8 @@ async function main(): Promise<void> {
     log(`streaming ${sizes.streamSeconds} s of FLAC through ffmpeg`);
     const stream = await streamPeak(modelPath, long, sizes.streamSeconds);
     log(`streaming: RSS ${stream.loadedRssMiB} MiB after loading the model, peak ${stream.peakRssMiB} MiB, ${stream.rtf.toFixed(1)}x`);
+    const scanner = await scannerRun(modelPath, long, sizes.streamSeconds);
+    log(`scanner clock (latents + lanczos + delays, 2 threads): peak ${scanner.peakRssMiB} MiB, ${(scanner.rtf as number).toFixed(1)}x`);
 
     const results = {
       date: started.toISOString(),
@@ -308,6 +331,7 @@ async function main(): Promise<void> {
       leak,
       multiFile: jobs,
       streaming: { ...stream, note: 'Encodec.encodeStream(streamAudio(file)) in a child process: the path extract takes (without --exact)' },
+      scannerClock: { ...scanner, note: "extractFeatures(file, { output: 'latents', resample: 'lanczos', delays: [1,2,3,4], onset: 6, runTrs }) on 2 threads in a child process; targets: peak <= 1024 MiB, >= 30x" },
     };
     const outDir = path.join(PACKAGE_ROOT, 'bench', 'results');
     fs.mkdirSync(outDir, { recursive: true });
@@ -321,6 +345,7 @@ async function main(): Promise<void> {
     console.log(table('Leak check: RSS over encode+decode cycles of 1 s (MiB)', [leak]));
     console.log(table(`Multi-file throughput: ${sizes.files} files of ${sizes.fileSeconds} s, jobs x floor(cores / jobs) threads`, jobs));
     console.log(table(`Streaming encode of a ${(sizes.streamSeconds / 60).toFixed(0)}-minute FLAC (encodeStream(streamAudio(file)) in a child process, as extract does)`, [stream]));
+    console.log(table(`Scanner clock: a ${(sizes.streamSeconds / 60).toFixed(0)}-minute run, latents + lanczos + delays 1-4 on 2 threads (extract's path, in a child process; targets <= 1024 MiB, >= 30x)`, [scanner]));
     console.log(`\nJSON: ${path.relative(process.cwd(), outFile)}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -3,6 +3,7 @@ import { CommanderError } from 'commander';
 
 import { isInputError } from '../lib/common/errors';
 import { isDebugEnabled } from '../lib/common/log';
+import { fromPlanar } from '../lib/common/planar';
 
 /** A bad command-line value (code ENCODEC_BAD_INPUT): reported with exit code 2. */
 export class UsageError extends Error {
@@ -63,4 +64,9 @@ export function parseTrOption(text: string): number {
 export function extensionOf(file: string): string {
   const m = /\.[^./\\]+$/.exec(file);
   return m ? m[0].toLowerCase() : '';
+}
+
+/** Decoded planar audio as per-channel arrays, each trimmed to `length` samples when given. */
+export function channelsOf(samples: Float32Array, channels: number, length?: number): Float32Array[] {
+  return fromPlanar(samples, channels).map((c) => (length !== undefined ? c.subarray(0, length) : c));
 }

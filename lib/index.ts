@@ -1,5 +1,5 @@
 /**
- * encodec-native: Meta's EnCodec 24 kHz neural audio codec for Node.js.
+ * encodec-native: Meta's EnCodec neural audio codec (24 kHz mono, 48 kHz stereo) for Node.js.
  *
  * ```ts
  * import { Encodec, loadAudio } from 'encodec-native';
@@ -15,15 +15,33 @@
  */
 export { SAMPLE_RATE, HOP_LENGTH, FRAME_RATE, CODEBOOK_SIZE, MAX_CODEBOOKS, LATENT_DIM, BANDWIDTHS, codebooksForBandwidth, bandwidthForCodebooks, framesForSamples } from './codec/bandwidth';
 export { Encodec, EncodeOptions, LoadOptions, Device } from './codec/codec';
-export { Codes, Embeddings, checkCodes } from './codec/codes';
-export { DecodeOptions, EncodeStreamOptions } from './codec/codec';
-export { ChunkOptions, CodesBlock, DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS } from './codec/chunking';
+export { Codes, SegmentedCodes, Embeddings, checkCodes } from './codec/codes';
+export { SegmentGeometry, framesForSegmentedSamples, segmentCount } from './codec/segments';
+export { toPlanar, fromPlanar } from './common/planar';
+export { isSegmentedModel } from './model/model-file';
+export { DecodeOptions, EncodeStreamOptions, LatentsOptions, LatentsStreamOptions } from './codec/codec';
+export { ChunkOptions, CodesBlock, LatentsBlock, DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS } from './codec/chunking';
 export { threadsPerJob, availableCores } from './codec/threads';
 export { ModelInfo, ModelSource, readModelInfo, resolveModelPath, defaultModelPath, sha256File } from './model/model-file';
 export { exportModel, ExportOptions, ExportError, findPython } from './model/exporter';
 export { fetchModel, FetchOptions, FetchResult, FetchSource } from './model/fetch';
 export { readCodesNpy, writeCodesNpy } from './io/codes-file';
-export { readEcdc, writeEcdc, encodeEcdc, decodeEcdc, EcdcFile, EcdcMetadata } from './io/ecdc';
+export {
+  readEcdc,
+  writeEcdc,
+  encodeEcdc,
+  decodeEcdc,
+  encodeEcdcLm,
+  decodeEcdcLm,
+  parseEcdcHeader,
+  ecdcSegmentFrames,
+  EcdcError,
+  EcdcFile,
+  EcdcMetadata,
+} from './io/ecdc';
+export { EncodecLm, LmLoadOptions, LmDecodedSegments } from './codec/lm';
+export { LmInfo, readLmInfo, resolveLmPath, defaultLmPath, LM_CHECKPOINTS } from './model/lm-file';
+export { fetchLm, FetchLmOptions, FetchLmResult, lmCheckpointUrl } from './model/fetch-lm';
 export { runtimeInfo, RuntimeInfo, BlasInfo, blasInfo, peakRss } from './codec/runtime';
 export { readNpy, writeNpy, decodeNpy, encodeNpy, NpyData, NpyArray } from './io/npy';
 export { readWav, writeWav, decodeWav, encodeWav, probeWav, WavFormat, WavInfo, WavAudio, WavWriteOptions } from './io/wav';
@@ -35,6 +53,7 @@ export { hrfKernel, convolveHrf, HrfModel, HRF_MODELS, HrfKernelOptions } from '
 export { melSettings, melSpectrogram, melToAudio, melFilterbank, hzToMel, melToHz, powerToDb, dbToPower, MelOptions, MelSettings, MelSpectrogram, MEL_DEFAULTS } from './dsp/mel';
 export {
   extractFeatures,
+  extractRunFeatures,
   featuresToAudio,
   ExtractOptions,
   FeatureSet,
@@ -55,6 +74,12 @@ export {
   DEFAULT_FEATURE_BANDWIDTH,
 } from './fmri/features';
 export { readFeatures, writeFeatures, featureFilesFor, FeatureFiles, ReadFeaturesOptions } from './fmri/features-file';
+export { StimulusPlacement, PlayedStimulus, VolumeTiming, volumeTiming } from './fmri/run-timeline';
+export { Resample, RESAMPLE_METHODS, LANCZOS_LOBES, lanczos, volumeTimes, VolumeResampler, FrameConvolver, FrameClock } from './fmri/resample';
+export { checkDelays, delayColumns, zscoreColumns } from './fmri/design';
+export { readEvents, readBoldTiming, BoldTiming, featuresNameForEvents, sidecarFor } from './fmri/bids';
+export { readNiftiTiming, NiftiTiming } from './fmri/nifti';
+export { writeFeaturesH5, writeConcatH5 } from './fmri/h5';
 export { roundtripReport, formatRoundtripReport, RoundtripOptions, RoundtripReport, RoundtripResult, DEFAULT_REPORT_BANDWIDTHS } from './report/report';
 export { inspectFeatures, formatInspection, plotFeatures, inspectionSpec, FeatureArray, FeatureInspection, CodebookStats, InspectOptions } from './report/inspect';
 export { renderPng, writePng, vegaLiteToSvg, svgToPng, pngSize, stackedHeatmapSpec, heatmapDataUrl, VegaLiteSpec, HeatmapPanel, HeatmapAxes, Matrix, RenderOptions } from './report/plot';

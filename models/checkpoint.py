@@ -29,7 +29,10 @@ except ImportError:  # pragma: no cover - when models/ is on sys.path
 
 LAYOUT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "layout")
 
-STEREO_48K_MESSAGE = ("this is a 48 kHz/stereo EnCodec checkpoint; only encodec_24khz is supported")
+# checkpoint48.is_48k routes real 48 kHz checkpoints (time-group norms, plain convolutions) before this module's
+# validation; what still looks stereo here has weight-norm tensors, which neither model's checkpoint mixes with it
+STEREO_48K_MESSAGE = ("this looks like a 48 kHz/stereo EnCodec checkpoint but has weight-norm (24 kHz-style) "
+                      "tensors; neither the encodec_24khz nor the encodec_48khz layout")
 
 
 class CheckpointError(ValueError):
@@ -363,7 +366,11 @@ def build_ts_model(sd_official: Dict[str, torch.Tensor]) -> "ets.EncodecTS":
 def load_checkpoint(path: str, allow_unsafe_pickle: bool = False):
     """File -> (validated official-layout float32 state_dict, source info dict)."""
     path = resolve_checkpoint_path(path)
-    raw = read_checkpoint_file(path, allow_unsafe_pickle)
+    return load_raw(read_checkpoint_file(path, allow_unsafe_pickle), path)
+
+
+def load_raw(raw: Dict[str, object], path: str):
+    """A file's raw state dict (read_checkpoint_file) -> (validated state_dict, source info dict)."""
     sd, layout = normalize_state_dict(raw)
     sd = validate_state_dict(sd, layout)
     info = {"kind": layout, "file": os.path.basename(path), "sha256": sha256_file(path), "seed": None}

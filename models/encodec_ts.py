@@ -20,6 +20,8 @@ Method contract of :class:`EncodecTS` (what the native addon calls):
     encode_span(wav [1,1,T], n_q, lead, chunk, context) -> int64 [1,n_q,F-lead]   (chunked encoding of a span
         whose first `lead` frames are context: convolutions once over it, LSTM windows batched; exporter 1.2)
     decode_span(codes [1,n_q,F], lead, chunk, context) -> float32 [1,1,(F-lead)*320]
+    latents_span(wav [1,1,T], lead, chunk, context) -> float32 [1,128,F-lead]   (encode_span before quantization;
+        exporter 1.5)
     forward(wav) == decode(encode(wav, 32))
 """
 
@@ -423,12 +425,12 @@ class SEANetDecoder(_LayerStack):
 
 
 class ResidualVQ(nn.Module):
-    """32 Euclidean codebooks stacked in one buffer ``embed`` [32, 1024, 128]."""
+    """Euclidean codebooks stacked in one buffer ``embed`` [32, 1024, 128] (16 for the 48 kHz model)."""
 
-    def __init__(self):
+    def __init__(self, num_codebooks: int = MAX_CODEBOOKS):
         super().__init__()
-        self.register_buffer("embed", torch.zeros(MAX_CODEBOOKS, CODEBOOK_SIZE, DIMENSION))
-        self.num_codebooks = MAX_CODEBOOKS
+        self.register_buffer("embed", torch.zeros(num_codebooks, CODEBOOK_SIZE, DIMENSION))
+        self.num_codebooks = num_codebooks
         self.codebook_size = CODEBOOK_SIZE
         self.block_rows = QUANTIZE_BLOCK_ROWS
 
@@ -596,6 +598,15 @@ class EncodecTS(nn.Module):
         self._check_span((wav.size(2) + self.hop_length - 1) // self.hop_length, wav.size(0), lead, chunk, context,
                          "encode_span")
         return self.quantizer.encode(self.encoder.forward_span(wav, lead, chunk, context), n_q)
+
+    @torch.jit.export
+    def latents_span(self, wav: Tensor, lead: int, chunk: int, context: int) -> Tensor:
+        """The encoder's output before quantization, [1, 128, F - lead], of a span of audio [1, 1, T] whose first
+        `lead` frames are context (encode_span without its quantizer)."""
+        wav = self._check_wav(wav, "latents_span")
+        self._check_span((wav.size(2) + self.hop_length - 1) // self.hop_length, wav.size(0), lead, chunk, context,
+                         "latents_span")
+        return self.encoder.forward_span(wav, lead, chunk, context)
 
     @torch.jit.export
     def decode_span(self, codes: Tensor, lead: int, chunk: int, context: int) -> Tensor:

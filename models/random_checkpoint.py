@@ -239,7 +239,7 @@ def _sample_separated(pool: torch.Tensor, K: int, gen: torch.Generator, min_dist
 @torch.no_grad()
 def build_codebooks(latents: torch.Tensor, seed: int,
                     shrink_grid=(0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0),
-                    min_sep: float = 0.05) -> List[Dict[str, torch.Tensor]]:
+                    min_sep: float = 0.05, n_books: int = ets.MAX_CODEBOOKS) -> List[Dict[str, torch.Tensor]]:
     """latents [N, 128] -> per-layer {embed, cluster_size}, built from actual residual latents.
 
     Layer q's 1024 entries are alpha * (1024 residual frames sampled from the pool that layers
@@ -258,7 +258,7 @@ def build_codebooks(latents: torch.Tensor, seed: int,
         raise ValueError("need more than %d calibration frames, got %d" % (K, N))
     residual = latents.clone()
     books = []
-    for _q in range(ets.MAX_CODEBOOKS):
+    for _q in range(n_books):
         src = _sample_separated(residual, K, gen, min_sep * float(residual.pow(2).sum(1).mean().sqrt()))
         raw = residual[src].clone()
         best = None

@@ -1,5 +1,6 @@
 // Entry point of the encodec-native addon.
 //   load(path, { device, threads }) -> Promise<EncodecModel>
+//   loadLm(path, { threads }) -> Promise<EncodecLm> (entropy-coding LM, see lm_model.h)
 //   melSpectrogram(...), melToAudio(...) -> Promise (see spectral.h)
 //   setBufferPinner(fn) -> undefined (fn: worker_threads.markAsUntransferable; enables zero-copy inputs)
 //   runtimeInfo() -> { torchVersion, cudaAvailable, cudaDeviceCount, parallelInfo, buildConfig, ... }
@@ -11,6 +12,7 @@
 #include <torch/version.h>
 
 #include "errors.h"
+#include "lm_model.h"
 #include "model.h"
 #include "session.h"
 #include "spectral.h"
@@ -23,11 +25,15 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   RegisterJsThread();
   Napi::Function model_class = EncodecModel::DefineClass(env);
   model_constructor = Napi::Persistent(model_class);
+  Napi::Function lm_class = EncodecLm::DefineClass(env);
+  lm_constructor = Napi::Persistent(lm_class);
   DefineAddon(exports, {
                            InstanceMethod<&Addon::Load>("load"),
                            InstanceMethod<&Addon::RuntimeInfo>("runtimeInfo"),
                            InstanceMethod<&Addon::SetBufferPinner>("setBufferPinner"),
                            InstanceValue("EncodecModel", model_class),
+                           InstanceValue("EncodecLm", lm_class),
+                           InstanceValue("loadLm", Napi::Function::New(env, LoadLmJs, "loadLm")),
                            InstanceValue("melSpectrogram", Napi::Function::New(env, MelSpectrogramJs, "melSpectrogram")),
                            InstanceValue("melToAudio", Napi::Function::New(env, MelToAudioJs, "melToAudio")),
                        });

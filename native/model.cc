@@ -49,6 +49,7 @@ Napi::Function EncodecModel::DefineClass(Napi::Env env) {
           InstanceMethod<&EncodecModel::Encode>("encode"),
           InstanceMethod<&EncodecModel::Decode>("decode"),
           InstanceMethod<&EncodecModel::Dequantize>("dequantize"),
+          InstanceMethod<&EncodecModel::Latents>("latents"),
           InstanceMethod<&EncodecModel::Dispose>("dispose"),
           InstanceAccessor<&EncodecModel::Metadata>("metadata"),
           InstanceAccessor<&EncodecModel::Device>("device"),
@@ -88,6 +89,18 @@ Napi::Value EncodecModel::Encode(const Napi::CallbackInfo& info) {
     std::vector<Napi::Value> clips = ReadInputArray(info[0], "clips", kMaxBatch);
     const int64_t n_q = ReadInteger(info[1], "nQ (number of codebooks)", 1, Session::kMaxCodebooks);
     auto* worker = new EncodeWorker(info.Env(), session, clips, n_q, ReadCallOptions(info[2], clips.size()));
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
+// latents(clips: Float32Array[], options?: { span?, threads? }): Promise<{ data: Float32Array, dim, nFrames }[]>
+Napi::Value EncodecModel::Latents(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    auto session = Live("latents");
+    std::vector<Napi::Value> clips = ReadInputArray(info[0], "clips", kMaxBatch);
+    auto* worker = new EncodeWorker(info.Env(), session, clips, 0, ReadCallOptions(info[1], clips.size()), true);
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;

@@ -340,6 +340,12 @@ Session::Session(const std::string& path, const std::string& device, int threads
                       ErrorCode::ModelFile);
   }
   metadata_ = extra[kMetadataFile];
+  if (module_.find_method("step") && metadata_.find("\"kind\": \"lm\"") != std::string::npos) {
+    throw NativeError(ErrorKind::Generic, "'" + path +
+                                             "' is an EnCodec entropy-coding LM (for compress --lm), not a codec "
+                                             "model: pass the codec model (e.g. encodec24.pt) as the model and this "
+                                             "file as the LM (--lm-model)");
+  }
   if (metadata_.empty() || !module_.find_method("encode") || !module_.find_method("decode") ||
       !module_.find_method("dequantize")) {
     throw NativeError(ErrorKind::Generic, "'" + path +
@@ -349,6 +355,17 @@ Session::Session(const std::string& path, const std::string& device, int threads
                       ErrorCode::ModelFile);
   }
   module_.eval();
+  // Model geometry from the module's attributes (encodec_ts.py / encodec48_ts.py); older exports are 24 kHz mono.
+  if (module_.hasattr("channels")) channels_ = module_.attr("channels").toInt();
+  if (module_.hasattr("max_codebooks")) max_codebooks_ = module_.attr("max_codebooks").toInt();
+  segmented_ = module_.find_method("encode_segments").has_value() && module_.find_method("decode_segments").has_value();
+  if (segmented_ && module_.hasattr("segment_samples")) segment_samples_ = module_.attr("segment_samples").toInt();
+  if (channels_ < 1 || channels_ > 2 || max_codebooks_ < 1 || max_codebooks_ > kMaxCodebooks ||
+      (segmented_ && segment_samples_ < 1)) {
+    throw NativeError(ErrorKind::Generic, "'" + path + "' has an unexpected model geometry (" +
+                                             std::to_string(channels_) + " channels, " +
+                                             std::to_string(max_codebooks_) + " codebooks); export it again");
+  }
 }
 
 namespace {
@@ -456,37 +473,88 @@ auto OomChecked(const std::string& method, Work&& work) -> decltype(work()) {
 
 std::vector<torch::Tensor> Session::RunGrouped(const std::string& method, const std::vector<torch::Tensor>& inputs,
                                                const std::vector<c10::IValue>& extra_args, int threads) {
-  return OomChecked(method, [&] { return RunGroupedUnchecked(method, inputs, extra_args, threads); });
+  std::vector<std::vector<torch::Tensor>> rows;
+  rows.reserve(inputs.size());
+  for (const auto& input : inputs) rows.push_back({input});
+  std::vector<std::vector<torch::Tensor>> results = RunBatched(method, rows, extra_args, threads);
+  std::vector<torch::Tensor> outputs;
+  outputs.reserve(results.size());
+  for (auto& result : results) outputs.push_back(std::move(result[0]));
+  return outputs;
 }
 
-std::vector<torch::Tensor> Session::RunGroupedUnchecked(const std::string& method,
-                                                        const std::vector<torch::Tensor>& inputs,
-                                                        const std::vector<c10::IValue>& extra_args, int threads) {
+std::vector<std::vector<torch::Tensor>> Session::RunBatched(const std::string& method,
+                                                            const std::vector<std::vector<torch::Tensor>>& inputs,
+                                                            const std::vector<c10::IValue>& extra_args, int threads) {
+  return OomChecked(method, [&] { return RunBatchedUnchecked(method, inputs, extra_args, threads); });
+}
+
+std::vector<std::vector<torch::Tensor>> Session::RunBatchedUnchecked(
+    const std::string& method, const std::vector<std::vector<torch::Tensor>>& inputs,
+    const std::vector<c10::IValue>& extra_args, int threads) {
   Lease lease(*this, threads);
   c10::InferenceMode inference;
   torch::jit::Method run = module_.get_method(method);
 
   // Equal shapes run as one batch: batching speeds up the step-serial LSTM.
   std::map<std::vector<int64_t>, std::vector<size_t>> groups;
-  for (size_t i = 0; i < inputs.size(); ++i) groups[inputs[i].sizes().vec()].push_back(i);
+  for (size_t i = 0; i < inputs.size(); ++i) groups[inputs[i][0].sizes().vec()].push_back(i);
 
-  std::vector<torch::Tensor> outputs(inputs.size());
+  std::vector<std::vector<torch::Tensor>> outputs(inputs.size());
   for (const auto& [shape, members] : groups) {
-    torch::Tensor batch;
-    if (members.size() == 1) {
-      batch = inputs[members[0]].unsqueeze(0);  // a view: no copy of the caller's buffer
-    } else {
-      std::vector<torch::Tensor> rows;
-      rows.reserve(members.size());
-      for (size_t i : members) rows.push_back(inputs[i]);
-      batch = torch::stack(rows);
+    std::vector<c10::IValue> args;
+    for (size_t a = 0; a < inputs[members[0]].size(); ++a) {
+      torch::Tensor batch;
+      if (members.size() == 1) {
+        batch = inputs[members[0]][a].unsqueeze(0);  // a view: no copy of the caller's buffer
+      } else {
+        std::vector<torch::Tensor> rows;
+        rows.reserve(members.size());
+        for (size_t i : members) rows.push_back(inputs[i][a]);
+        batch = torch::stack(rows);
+      }
+      args.emplace_back(batch.to(device_));
     }
-    std::vector<c10::IValue> args{batch.to(device_)};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
-    torch::Tensor result = run(args).toTensor().to(torch::kCPU);
-    for (size_t j = 0; j < members.size(); ++j) outputs[members[j]] = result[static_cast<int64_t>(j)];
+    c10::IValue result = run(args);
+    std::vector<torch::Tensor> parts;
+    if (result.isTuple()) {
+      for (const auto& element : result.toTupleRef().elements()) parts.push_back(element.toTensor().to(torch::kCPU));
+    } else {
+      parts.push_back(result.toTensor().to(torch::kCPU));
+    }
+    for (size_t j = 0; j < members.size(); ++j) {
+      for (const auto& part : parts) outputs[members[j]].push_back(part[static_cast<int64_t>(j)]);
+    }
   }
   return outputs;
+}
+
+void Session::CheckSpanModel() const {
+  if (segmented_) {
+    throw NativeError(ErrorKind::Generic, "span calls are for whole-file models; this model codes normalised 1 s "
+                                         "segments (encodec_48khz): pass each segment as a clip");
+  }
+}
+
+std::vector<torch::Tensor> Session::ChannelRows(const std::vector<torch::Tensor>& clips) const {
+  std::vector<torch::Tensor> rows;
+  rows.reserve(clips.size());
+  for (size_t i = 0; i < clips.size(); ++i) {
+    const int64_t n = clips[i].numel();
+    if (n % channels_ != 0) {
+      throw NativeError(ErrorKind::Range, "clip " + std::to_string(i) + " has " + std::to_string(n) +
+                                             " samples, not a multiple of the model's " + std::to_string(channels_) +
+                                             " channels (planar layout: channel 0's samples, then channel 1's)");
+    }
+    if (segmented_ && n / channels_ > segment_samples_) {
+      throw NativeError(ErrorKind::Range, "clip " + std::to_string(i) + " has " + std::to_string(n / channels_) +
+                                             " samples per channel; a segment holds at most " +
+                                             std::to_string(segment_samples_));
+    }
+    rows.push_back(clips[i].view({channels_, -1}));  // [C, T] channel rows
+  }
+  return rows;
 }
 
 torch::Tensor Session::RunSpan(const std::string& method, const torch::Tensor& input, int64_t frames,
@@ -500,9 +568,10 @@ torch::Tensor Session::RunSpan(const std::string& method, const torch::Tensor& i
   }
   c10::optional<torch::jit::Method> run = module_.find_method(method);
   if (!run) {
-    throw NativeError(ErrorKind::Generic, "this model file has no " + method +
-                                             " method (it was exported before exporter 1.2); re-export it with "
-                                             "`encodec-native model export`, or call without spans",
+    const bool latents = method == "latents_span";
+    throw NativeError(ErrorKind::Generic, "this model file has no " + method + " method (it was exported before exporter " +
+                                             (latents ? "1.5" : "1.2") + "); re-export it with `encodec-native model export`" +
+                                             (latents ? " (or `model random`)" : ", or call without spans"),
                       ErrorCode::ModelFile);
   }
   return OomChecked(method, [&] {
@@ -527,6 +596,7 @@ void CheckFinite(const torch::Tensor& clip, size_t i) {
 }  // namespace
 
 torch::Tensor Session::EncodeSpan(const torch::Tensor& clip, int64_t n_q, const SpanGeometry& span, int threads) {
+  CheckSpanModel();
   CheckFinite(clip, 0);
   const int64_t frames = (clip.numel() + kHopLength - 1) / kHopLength;
   return RunSpan("encode_span", clip.view({1, 1, -1}), frames, span, {c10::IValue(n_q)}, threads)
@@ -535,18 +605,51 @@ torch::Tensor Session::EncodeSpan(const torch::Tensor& clip, int64_t n_q, const 
 }
 
 torch::Tensor Session::DecodeSpan(const torch::Tensor& codes, const SpanGeometry& span, int threads) {
+  CheckSpanModel();
   CheckCodes({codes});
   return RunSpan("decode_span", codes.unsqueeze(0), codes.size(1), span, {}, threads).reshape({-1}).contiguous();
 }
 
-std::vector<torch::Tensor> Session::Encode(const std::vector<torch::Tensor>& clips, int64_t n_q, int threads) {
-  std::vector<torch::Tensor> batch_rows;
-  batch_rows.reserve(clips.size());
-  for (size_t i = 0; i < clips.size(); ++i) {
-    CheckFinite(clips[i], i);
-    batch_rows.push_back(clips[i].view({1, -1}));  // [1, T] channel row
+torch::Tensor Session::LatentsSpan(const torch::Tensor& clip, const SpanGeometry& span, int threads) {
+  CheckSpanModel();
+  CheckFinite(clip, 0);
+  const int64_t frames = (clip.numel() + kHopLength - 1) / kHopLength;
+  return RunSpan("latents_span", clip.view({1, 1, -1}), frames, span, {}, threads).to(torch::kFloat32).contiguous();
+}
+
+std::vector<torch::Tensor> Session::Latents(const std::vector<torch::Tensor>& clips, int threads) {
+  if (segmented_) {
+    throw NativeError(ErrorKind::Generic, "latents are the 24 kHz model's (encodec_24khz); this model is segmented");
   }
-  std::vector<torch::Tensor> codes = RunGrouped("encode", batch_rows, {c10::IValue(n_q)}, threads);
+  for (size_t i = 0; i < clips.size(); ++i) CheckFinite(clips[i], i);
+  std::vector<torch::Tensor> latents = RunGrouped("encode_latent", ChannelRows(clips), {}, threads);
+  for (auto& l : latents) l = l.to(torch::kFloat32).contiguous();
+  return latents;
+}
+
+std::vector<torch::Tensor> Session::Encode(const std::vector<torch::Tensor>& clips, int64_t n_q, int threads,
+                                           std::vector<float>* scales) {
+  if (n_q > max_codebooks_) {
+    throw NativeError(ErrorKind::Range, "nQ (number of codebooks) must be an integer in [1, " +
+                                           std::to_string(max_codebooks_) + "] for this model, got " +
+                                           std::to_string(n_q));
+  }
+  for (size_t i = 0; i < clips.size(); ++i) CheckFinite(clips[i], i);
+  std::vector<torch::Tensor> batch_rows = ChannelRows(clips);
+  std::vector<torch::Tensor> codes;
+  if (segmented_) {
+    if (scales == nullptr) throw std::logic_error("internal error: a segmented encode needs its scales");
+    std::vector<std::vector<torch::Tensor>> rows;
+    rows.reserve(batch_rows.size());
+    for (auto& row : batch_rows) rows.push_back({row});
+    scales->clear();
+    for (auto& result : RunBatched("encode_segments", rows, {c10::IValue(n_q)}, threads)) {
+      codes.push_back(result[0]);
+      scales->push_back(result[1].item<float>());
+    }
+  } else {
+    codes = RunGrouped("encode", batch_rows, {c10::IValue(n_q)}, threads);
+  }
   for (auto& c : codes) c = c.to(torch::kInt16).contiguous();  // codes are 0..1023
   return codes;
 }
@@ -554,6 +657,10 @@ std::vector<torch::Tensor> Session::Encode(const std::vector<torch::Tensor>& cli
 void Session::CheckCodes(const std::vector<torch::Tensor>& codes) const {
   for (size_t i = 0; i < codes.size(); ++i) {
     const auto& c = codes[i];
+    if (c.size(0) > max_codebooks_) {
+      throw NativeError(ErrorKind::Range, "codes of block " + std::to_string(i) + " have " + std::to_string(c.size(0)) +
+                                             " codebooks; this model has " + std::to_string(max_codebooks_));
+    }
     if (c.numel() == 0) continue;
     const int64_t lo = c.min().item<int64_t>();
     const int64_t hi = c.max().item<int64_t>();
@@ -565,10 +672,22 @@ void Session::CheckCodes(const std::vector<torch::Tensor>& codes) const {
   }
 }
 
-std::vector<torch::Tensor> Session::Decode(const std::vector<torch::Tensor>& codes, int threads) {
+std::vector<torch::Tensor> Session::Decode(const std::vector<torch::Tensor>& codes, int threads,
+                                           const std::vector<float>* scales) {
   CheckCodes(codes);
-  std::vector<torch::Tensor> audio = RunGrouped("decode", codes, {}, threads);
-  for (auto& a : audio) a = a.reshape({-1}).contiguous();  // [1, T] -> [T]
+  std::vector<torch::Tensor> audio;
+  if (segmented_) {
+    if (scales == nullptr || scales->size() != codes.size()) {
+      throw NativeError(ErrorKind::Type, "codes of this model carry one scale per segment; pass each block's scale");
+    }
+    std::vector<std::vector<torch::Tensor>> rows;
+    rows.reserve(codes.size());
+    for (size_t i = 0; i < codes.size(); ++i) rows.push_back({codes[i], torch::scalar_tensor((*scales)[i], torch::kFloat32)});
+    for (auto& result : RunBatched("decode_segments", rows, {}, threads)) audio.push_back(result[0]);
+  } else {
+    audio = RunGrouped("decode", codes, {}, threads);
+  }
+  for (auto& a : audio) a = a.reshape({-1}).contiguous();  // [C, T] -> planar [C * T]
   return audio;
 }
 

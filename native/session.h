@@ -60,19 +60,34 @@ class Session {
   const std::string& metadata() const { return metadata_; }
   std::string device() const { return device_.str(); }
   int threads() const { return threads_; }
+  // Audio channels the model codes (1 for encodec_24khz, 2 for encodec_48khz).
+  int64_t channels() const { return channels_; }
+  // Whether the model codes normalised segments (encode_segments / decode_segments: encodec_48khz), each with
+  // its scale; the caller cuts audio into segments and overlap-adds the decoded ones (lib/).
+  bool segmented() const { return segmented_; }
 
-  // Each clip is a CPU float32 1-D tensor of samples; returns int16 [nQ, nFrames] CPU tensors.
-  std::vector<torch::Tensor> Encode(const std::vector<torch::Tensor>& clips, int64_t n_q, int threads = 0);
+  // Each clip is a CPU float32 1-D tensor of samples, planar for several channels (channel 0's samples, then
+  // channel 1's); returns int16 [nQ, nFrames] CPU tensors. For a segmented model each clip is one segment and
+  // `scales` (required) receives its scale.
+  std::vector<torch::Tensor> Encode(const std::vector<torch::Tensor>& clips, int64_t n_q, int threads = 0,
+                                    std::vector<float>* scales = nullptr);
   // One span (CPU float32 1-D samples) -> int16 [nQ, nFrames - lead] codes of its kept frames.
   torch::Tensor EncodeSpan(const torch::Tensor& clip, int64_t n_q, const SpanGeometry& span, int threads = 0);
-  // Each code block is a CPU int16/int32 [nQ, nFrames] tensor; returns float32 1-D CPU tensors.
-  std::vector<torch::Tensor> Decode(const std::vector<torch::Tensor>& codes, int threads = 0);
+  // Each code block is a CPU int16/int32 [nQ, nFrames] tensor; returns float32 1-D CPU tensors (planar for
+  // several channels). A segmented model needs each block's scale in `scales`.
+  std::vector<torch::Tensor> Decode(const std::vector<torch::Tensor>& codes, int threads = 0,
+                                    const std::vector<float>* scales = nullptr);
   // One span of codes [nQ, nFrames] -> float32 1-D audio of its kept frames ((nFrames - lead) * 320 samples).
   torch::Tensor DecodeSpan(const torch::Tensor& codes, const SpanGeometry& span, int threads = 0);
+  // The encoder's output before quantization for clips (CPU float32 1-D samples): float32 [128, nFrames] each.
+  std::vector<torch::Tensor> Latents(const std::vector<torch::Tensor>& clips, int threads = 0);
+  // One span (CPU float32 1-D samples) -> float32 [128, nFrames - lead] latents of its kept frames (exporter 1.5+).
+  torch::Tensor LatentsSpan(const torch::Tensor& clip, const SpanGeometry& span, int threads = 0);
   // Quantized latent vectors (sum of codebook entries) for code blocks: float32 [128, nFrames].
   std::vector<torch::Tensor> Dequantize(const std::vector<torch::Tensor>& codes);
 
   static constexpr int64_t kCodebookSize = 1024;
+  // The most any model has (encodec_24khz); a model's own limit is max_codebooks_.
   static constexpr int64_t kMaxCodebooks = 32;
   static constexpr int64_t kHopLength = 320;
 
@@ -81,8 +96,14 @@ class Session {
   // one output per input in input order. `prepare` turns one input into its [1, ...] batch row.
   std::vector<torch::Tensor> RunGrouped(const std::string& method, const std::vector<torch::Tensor>& inputs,
                                         const std::vector<c10::IValue>& extra_args, int threads);
-  std::vector<torch::Tensor> RunGroupedUnchecked(const std::string& method, const std::vector<torch::Tensor>& inputs,
-                                                 const std::vector<c10::IValue>& extra_args, int threads);
+  // The same for inputs of several tensors each (grouped by the shape of the first, stacked argument by
+  // argument); returns, per input, its rows of the method's outputs (a tensor, or each tensor of a tuple).
+  std::vector<std::vector<torch::Tensor>> RunBatched(const std::string& method,
+                                                     const std::vector<std::vector<torch::Tensor>>& inputs,
+                                                     const std::vector<c10::IValue>& extra_args, int threads);
+  std::vector<std::vector<torch::Tensor>> RunBatchedUnchecked(const std::string& method,
+                                                              const std::vector<std::vector<torch::Tensor>>& inputs,
+                                                              const std::vector<c10::IValue>& extra_args, int threads);
   // Runs span method `method` on `input` (a [1, ...] batch) after checking the model has it and the geometry
   // fits its `frames` frames.
   torch::Tensor RunSpan(const std::string& method, const torch::Tensor& input, int64_t frames,
@@ -91,11 +112,19 @@ class Session {
   // Holds `threads` of the budget (all for 0) for one call and sets the calling thread's intra-op threads.
   class Lease;
   void CheckCodes(const std::vector<torch::Tensor>& codes) const;
+  // Throws for span calls on a segmented model.
+  void CheckSpanModel() const;
+  // [channels, T] views of planar clips, checked against the model's channels (and segment length).
+  std::vector<torch::Tensor> ChannelRows(const std::vector<torch::Tensor>& clips) const;
 
   torch::jit::Module module_;
   torch::Device device_;
   int threads_;
   std::string metadata_;
+  int64_t channels_ = 1;
+  bool segmented_ = false;
+  int64_t max_codebooks_ = kMaxCodebooks;
+  int64_t segment_samples_ = 0;  // longest segment of a segmented model
   // Concurrent calls share the model's threads (one call at a time for the default thread count).
   ThreadBudget budget_;
 };

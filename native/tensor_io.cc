@@ -82,11 +82,24 @@ int64_t ReadInteger(const Napi::Value& value, const std::string& what, int64_t l
   return static_cast<int64_t>(v);
 }
 
+float ReadScale(const Napi::Value& value, const std::string& what) {
+  Napi::Value scale = value.As<Napi::Object>().Get("scale");
+  if (!scale.IsNumber()) {
+    throw NativeError(ErrorKind::Type, what + ".scale must be a number (codes of a segmented model such as "
+                                             "encodec_48khz carry the scale of their segment), got " + Describe(scale));
+  }
+  const double v = scale.As<Napi::Number>().DoubleValue();
+  if (!std::isfinite(v) || std::fabs(v) > 3.0e38) {
+    throw NativeError(ErrorKind::Range, what + ".scale must be a finite float32, got " + scale.ToString().Utf8Value());
+  }
+  return static_cast<float>(v);
+}
+
 namespace {
 
 Napi::Float32Array CheckFloat32Array(const Napi::Value& value, const std::string& what) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw NativeError(ErrorKind::Type, what + " must be a Float32Array of 24 kHz mono samples, got " +
+    throw NativeError(ErrorKind::Type, what + " must be a Float32Array of samples, got " +
                                           Describe(value) + "; convert it with Float32Array.from(...)");
   }
   auto array = value.As<Napi::Float32Array>();

@@ -28,6 +28,10 @@ torch::Tensor BorrowFloat32Array(const Napi::Value& value, const std::string& wh
 // per second at 6 kbps, so a copy costs nothing worth pinning the caller's buffer for).
 torch::Tensor ViewCodeBlock(const Napi::Value& value, const std::string& what);
 
+// Reads the `scale` of a segment's code block (codes of a segmented model, encodec_48khz): a finite number, as a
+// float32 (the scale is a float32 in the model and in .ecdc files).
+float ReadScale(const Napi::Value& block, const std::string& what);
+
 // Reads an integer argument in [lo, hi], or throws a TypeError/RangeError naming `what`.
 int64_t ReadInteger(const Napi::Value& value, const std::string& what, int64_t lo, int64_t hi);
 

@@ -62,17 +62,26 @@ Napi::Value LoadWorker::Result(Napi::Env env) { return EncodecModel::NewInstance
 // ---- encode ----
 
 EncodeWorker::EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& clips,
-                           int64_t n_q, CallOptions options)
-    : PromiseWorker(env, "encodec-native:encode"), session_(std::move(session)), n_q_(n_q), options_(options) {
+                           int64_t n_q, CallOptions options, bool latents)
+    : PromiseWorker(env, latents ? "encodec-native:latents" : "encodec-native:encode"),
+      session_(std::move(session)),
+      n_q_(n_q),
+      options_(options),
+      latents_(latents) {
   for (size_t i = 0; i < clips.size(); ++i) {
     clips_.push_back(Borrow(clips[i], "clip " + std::to_string(i)));
   }
 }
 
 void EncodeWorker::Run() {
+  if (latents_) {
+    codes_ = options_.span ? std::vector<torch::Tensor>{session_->LatentsSpan(clips_[0], *options_.span, options_.threads)}
+                           : session_->Latents(clips_, options_.threads);
+    return;
+  }
   codes_ = options_.span
                ? std::vector<torch::Tensor>{session_->EncodeSpan(clips_[0], n_q_, *options_.span, options_.threads)}
-               : session_->Encode(clips_, n_q_, options_.threads);
+               : session_->Encode(clips_, n_q_, options_.threads, &scales_);
 }
 
 Napi::Value EncodeWorker::Result(Napi::Env env) {
@@ -80,8 +89,9 @@ Napi::Value EncodeWorker::Result(Napi::Env env) {
   for (size_t i = 0; i < codes_.size(); ++i) {
     Napi::Object block = Napi::Object::New(env);
     block.Set("data", TensorToTypedArray(env, codes_[i]));
-    block.Set("nQ", Napi::Number::New(env, static_cast<double>(codes_[i].size(0))));
+    block.Set(latents_ ? "dim" : "nQ", Napi::Number::New(env, static_cast<double>(codes_[i].size(0))));
     block.Set("nFrames", Napi::Number::New(env, static_cast<double>(codes_[i].size(1))));
+    if (i < scales_.size()) block.Set("scale", Napi::Number::New(env, static_cast<double>(scales_[i])));
     out.Set(static_cast<uint32_t>(i), block);
   }
   codes_.clear();
@@ -98,6 +108,7 @@ CodesWorker::CodesWorker(Napi::Env env, std::shared_ptr<Session> session, const 
       options_(options) {
   for (size_t i = 0; i < blocks.size(); ++i) {
     codes_.push_back(ViewCodeBlock(blocks[i], "codes block " + std::to_string(i)));  // a copy
+    if (!latents_ && session_->segmented()) scales_.push_back(ReadScale(blocks[i], "codes block " + std::to_string(i)));
   }
 }
 
@@ -105,7 +116,7 @@ void CodesWorker::Run() {
   if (options_.span) {
     outputs_ = {session_->DecodeSpan(codes_[0], *options_.span, options_.threads)};
   } else {
-    outputs_ = latents_ ? session_->Dequantize(codes_) : session_->Decode(codes_, options_.threads);
+    outputs_ = latents_ ? session_->Dequantize(codes_) : session_->Decode(codes_, options_.threads, &scales_);
   }
 }
 

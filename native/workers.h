@@ -57,11 +57,13 @@ class LoadWorker : public PromiseWorker {
   std::shared_ptr<Session> session_;
 };
 
-// Encodes clips of samples (or one span, with options.span); resolves with [{ data: Int16Array, nQ, nFrames }].
+// Encodes clips of samples (or one span, with options.span); resolves with [{ data: Int16Array, nQ, nFrames }],
+// or, with `latents`, the encoder's output before quantization: [{ data: Float32Array, dim, nFrames }]; codes come
+// each with its `scale` for a segmented model (one clip = one segment).
 class EncodeWorker : public PromiseWorker {
  public:
   EncodeWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& clips, int64_t n_q,
-               CallOptions options);
+               CallOptions options, bool latents = false);
 
  protected:
   void Run() override;
@@ -70,12 +72,15 @@ class EncodeWorker : public PromiseWorker {
  private:
   std::shared_ptr<Session> session_;
   std::vector<torch::Tensor> clips_, codes_;
+  std::vector<float> scales_;
   int64_t n_q_;
   CallOptions options_;
+  bool latents_;
 };
 
 // Decodes code blocks to samples (Float32Array each), or to quantized latents
-// ({ data: Float32Array, dim, nFrames } each) when `latents` is set; one span of codes with options.span.
+// ({ data: Float32Array, dim, nFrames } each) when `latents` is set; one span of codes with options.span. For a
+// segmented model each block to decode is one segment and carries its `scale`.
 class CodesWorker : public PromiseWorker {
  public:
   CodesWorker(Napi::Env env, std::shared_ptr<Session> session, const std::vector<Napi::Value>& blocks, bool latents,
@@ -88,6 +93,7 @@ class CodesWorker : public PromiseWorker {
  private:
   std::shared_ptr<Session> session_;
   std::vector<torch::Tensor> codes_, outputs_;
+  std::vector<float> scales_;
   bool latents_;
   CallOptions options_;
 };

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the system packages encodec-native needs on Debian/Ubuntu (run as root, or with sudo):
+# Installs the system packages encodec-native needs on Debian/Ubuntu:
 #   libtorch-dev        libtorch (C++), which the addon links against
 #   libopenblas0-openmp fast BLAS for libtorch (the default reference BLAS is ~15x slower)
 #   python3-torch       PyTorch for models/export.py (turning checkpoints into model files)
@@ -7,12 +7,45 @@
 #   cmake, g++, make    building the addon when no prebuild fits
 #   fonts-dejavu-core   the font text in report and inspect pictures (PNG) is drawn with
 #   espeak-ng, sox      only for the test suite (real speech and media are synthesized)
+# Run it as root, or as a user who may use sudo: it re-runs itself with sudo when it has something to install
+# and is not root. When everything is in place it changes nothing and needs no privileges.
 set -euo pipefail
 packages=(libtorch-dev libopenblas0-openmp python3-torch python3-numpy ffmpeg cmake g++ make fonts-dejavu-core espeak-ng sox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+
+# The BLAS libtorch should load: OpenBLAS (OpenMP build) rather than the slow reference one. Only known once
+# libopenblas0-openmp is installed, so it is looked up again after installing.
+openblas() { ls /usr/lib/*/openblas-openmp/libblas.so.3 2>/dev/null | head -n 1 || true; }
+blas_group() { echo "libblas.so.3-$(basename "$(dirname "$(dirname "$1")")")"; }
+blas_selected() { # true when the alternative already points at OpenBLAS (or there is nothing to select)
+  local blas
+  blas=$(openblas)
+  [ -z "$blas" ] && return 0
+  [ "$(update-alternatives --query "$(blas_group "$blas")" 2>/dev/null | sed -n 's/^Value: //p')" = "$blas" ]
+}
+
+if [ ${#missing[@]} -eq 0 ] && blas_selected; then
+  echo "system packages: all present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then
+    echo "system packages: not running as root; re-running with sudo" >&2
+    exec sudo -- bash "$(readlink -f "$0")" "$@"
+  fi
+  {
+    echo "install-system-deps.sh: installing system packages needs root, and sudo is not installed."
+    echo "  Run it as root (e.g. su -c '$(readlink -f "$0")'), or ask an administrator to run:"
+    [ ${#missing[@]} -gt 0 ] && echo "    apt-get install ${missing[*]}"
+    echo "    update-alternatives --set libblas.so.3-<arch> /usr/lib/<arch>/openblas-openmp/libblas.so.3"
+  } >&2
+  exit 1
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   echo "system packages: all present"
 else
@@ -21,8 +54,7 @@ else
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# Make OpenBLAS (OpenMP build) the BLAS libtorch loads, rather than the slow reference one.
-blas=$(ls /usr/lib/*/openblas-openmp/libblas.so.3 2>/dev/null | head -n 1 || true)
+blas=$(openblas)
 if [ -n "$blas" ]; then
-  update-alternatives --set "libblas.so.3-$(basename "$(dirname "$(dirname "$blas")")")" "$blas" >/dev/null 2>&1 || true
+  update-alternatives --set "$(blas_group "$blas")" "$blas" >/dev/null 2>&1 || true
 fi

@@ -6,21 +6,28 @@ import { Command } from 'commander';
 
 import { loadAudio, streamAudio } from '../../lib/io/audio';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
-import { Encodec } from '../../lib/codec/codec';
+import { Device, Encodec } from '../../lib/codec/codec';
 import { parseDevice } from '../../lib/codec/device';
-import { withCodec } from '../../lib/codec/with-codec';
 import { Codes } from '../../lib/codec/codes';
-import { readCodesNpy, writeCodesNpy } from '../../lib/io/codes-file';
-import { readEcdc, writeEcdc } from '../../lib/io/ecdc';
+import { readCodesNpy, scalesPathFor, writeCodesNpy } from '../../lib/io/codes-file';
+import { writeEcdc } from '../../lib/io/ecdc';
+import { resolveModelPath } from '../../lib/model/model-file';
 import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
-import { UsageError, extensionOf, parseIntegerOption } from '../cli-util';
+import { UsageError, channelsOf, extensionOf, parseIntegerOption } from '../cli-util';
+import { loadLmForCodec, readEcdcForCodec } from '../ecdc-input';
 
 interface ModelOptions {
   model?: string;
   device: string;
   threads?: number;
+  lmModel?: string;
+  lmThreads?: number;
 }
+
+const LM_THREADS_HELP =
+  "threads of the LM's steps (default 1): the coded bytes depend on it; a file written by Meta's `encodec --lm` with N torch threads decodes with N";
+const LM_MODEL_HELP = "entropy-coding LM file for .ecdc files with \"lm\": true (default: $ENCODEC_LM_MODEL, then encodec_lm_24khz.pt beside the model)";
 
 function addModelOptions(command: Command): Command {
   return command
@@ -39,61 +46,105 @@ function checkOutput(out: string, extensions: string[]): string {
   return ext;
 }
 
-/** Runs `work` with the model the options name (lib/codec/with-codec.ts), disposed afterwards. */
-function withModel<T>(opts: ModelOptions, work: (codec: Encodec) => Promise<T>): Promise<T> {
-  return withCodec(opts.model, { device: parseDevice(opts.device, '--device'), threads: opts.threads }, work);
+function checkDevice(device: string): Device {
+  return parseDevice(device, '--device');
+}
+
+async function loadModel(opts: ModelOptions): Promise<Encodec> {
+  return Encodec.load(resolveModelPath(opts.model), { device: checkDevice(opts.device), threads: opts.threads });
 }
 
 export function encodeCommand(): Command {
   return addModelOptions(
     new Command('encode')
-      .description('encode audio (any format ffmpeg reads; WAV without it) to codes: .npy of shape [n_q, n_frames], int16')
+      .description(
+        'encode audio (any format ffmpeg reads; WAV without it) to codes: .npy of shape [n_q, n_frames], int16 ' +
+          '(with encodec_48khz also NAME.scales.npy, the segment scales)',
+      )
       .argument('<audio>', 'input audio or video file')
       .requiredOption('--out <codes.npy>', 'codes file to write')
-      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (2, 4, 8, 16, 32 codebooks)', '6')
+      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (encodec_48khz: 3, 6, 12 or 24)', '6')
       .option('--exact', 'encode the whole file in one pass (memory grows with length) instead of streaming it in chunks'),
   ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string; exact?: boolean }) => {
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(opts.out, ['.npy']);
-    await withModel(opts, async (codec) => {
+    const codec = await loadModel(opts);
+    try {
       const sampleRate = codec.info.sample_rate;
+      const channels = codec.info.channels as 1 | 2;
       // streamed in chunks with left context (bounded memory); --exact loads the file and encodes it whole
+      // (encodec_48khz streams its 1 s segments either way)
       const codes = opts.exact
-        ? await codec.encode((await loadAudio(audio, { sampleRate })).samples, { bandwidth, exact: true })
-        : await codec.encodeStream(streamAudio(audio, { sampleRate }), { bandwidth });
+        ? await codec.encode((await loadAudio(audio, { sampleRate, channels })).samples, { bandwidth, exact: true })
+        : await codec.encodeStream(streamAudio(audio, { sampleRate, channels }), { bandwidth });
       await writeCodesNpy(opts.out, codes);
-      process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${opts.out}\n`);
-    });
+      const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(opts.out)})` : '';
+      process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${opts.out}${scales}\n`);
+    } finally {
+      codec.dispose();
+    }
   });
 }
 
-/** Codes from a `.npy` (shape [n_q, n_frames]) or an `.ecdc` file, with the audio length when the file states one. */
-async function readCodesFile(input: string): Promise<{ codes: Codes; audioLength?: number }> {
-  if (!fs.existsSync(input)) throw new UsageError(`codes file '${input}' does not exist`);
+/**
+ * Codes from a `.npy` (shape [n_q, n_frames], segment scales beside it) or an `.ecdc` file (LM-compressed ones
+ * decoded with the LM; a file of another model refused), with the audio length (per channel) and model when the
+ * file states them.
+ */
+async function readCodesFile(
+  input: string,
+  codec: Encodec,
+  lmModel?: string,
+  lmThreads?: number,
+): Promise<{ codes: Codes; audioLength?: number; model?: string }> {
   const ext = extensionOf(input);
   if (ext === '.npy') return { codes: await readCodesNpy(input) };
   if (ext === '.ecdc') {
-    const { codes, metadata } = await readEcdc(input);
-    return { codes, audioLength: metadata.audioLength };
+    const { codes, metadata } = await readEcdcForCodec(input, codec, lmModel, lmThreads);
+    return { codes, audioLength: metadata.audioLength, model: metadata.model };
   }
   throw new UsageError(`codes file must be .npy or .ecdc, got '${input}'`);
 }
 
+/** Checks that codes read from `input` suit the codec's model (a clear usage error instead of a late failure). */
+function checkCodesForModel(input: string, codes: Codes, model: string | undefined, codec: Encodec): void {
+  if (model !== undefined && model !== codec.info.model) {
+    throw new UsageError(`${input} was made with ${model}, but the model is ${codec.info.model} (${codec.modelPath}); pass --model with a ${model} model`);
+  }
+  if (codec.info.segment_methods === true && !codes.scales) {
+    throw new UsageError(
+      `${input} has no segment scales: codes of ${codec.info.model} need ${scalesPathFor(input)} (written beside them by \`encode\`)`,
+    );
+  }
+  if (codec.info.segment_methods !== true && codes.scales) {
+    throw new UsageError(`${input} has segment scales (${scalesPathFor(input)}): it holds codes of encodec_48khz, but the model is ${codec.info.model}`);
+  }
+}
+
+
 /** Decodes codes and writes the audio (.wav 16-bit or float, or .npy float32), trimmed to `audioLength`. */
 async function decodeToFile(input: string, opts: ModelOptions & { out: string; float?: boolean; exact?: boolean }): Promise<void> {
   const ext = checkOutput(opts.out, ['.wav', '.npy']);
-  const { codes, audioLength } = await readCodesFile(input);
-  await withModel(opts, async (codec) => {
-    const decoded = await codec.decode(codes, { exact: opts.exact === true });
-    const samples = audioLength !== undefined ? decoded.subarray(0, audioLength) : decoded;
+  if (!fs.existsSync(input)) throw new UsageError(`codes file '${input}' does not exist`);
+  if (!['.npy', '.ecdc'].includes(extensionOf(input))) throw new UsageError(`codes file must be .npy or .ecdc, got '${input}'`);
+  const codec = await loadModel(opts);
+  try {
+    const { codes, audioLength, model } = await readCodesFile(input, codec, opts.lmModel, opts.lmThreads);
+    checkCodesForModel(input, codes, model, codec);
+    const decoded = await codec.decode(codes, codec.info.segment_methods === true ? {} : { exact: opts.exact === true });
+    const channels = channelsOf(decoded, codec.info.channels, audioLength);
     if (ext === '.npy') {
-      await writeNpy(opts.out, samples, [samples.length]);
+      const n = channels[0].length;
+      const samples = channels.length === 1 ? channels[0] : Float32Array.from({ length: n * channels.length }, (_, i) => channels[Math.floor(i / n)][i % n]);
+      await writeNpy(opts.out, samples, channels.length === 1 ? [n] : [channels.length, n]);
     } else {
-      await writeWav(opts.out, samples, { sampleRate: codec.info.sample_rate, format: opts.float ? 'float32' : 'pcm16' });
+      await writeWav(opts.out, channels.length === 1 ? channels[0] : channels, { sampleRate: codec.info.sample_rate, format: opts.float ? 'float32' : 'pcm16' });
     }
-    const seconds = samples.length / codec.info.sample_rate;
+    const seconds = channels[0].length / codec.info.sample_rate;
     process.stderr.write(`${input}: ${codes.nQ} x ${codes.nFrames} codes -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
-  });
+  } finally {
+    codec.dispose();
+  }
 }
 
 const AUDIO_OUT_HELP = 'output: .wav (16-bit PCM, or 32-bit float with --float) or .npy (float32 samples)';
@@ -101,42 +152,60 @@ const AUDIO_OUT_HELP = 'output: .wav (16-bit PCM, or 32-bit float with --float) 
 export function decodeCommand(): Command {
   return addModelOptions(
     new Command('decode')
-      .description('decode codes (.npy of shape [n_q, n_frames], or .ecdc) to 24 kHz mono audio')
+      .description('decode codes (.npy of shape [n_q, n_frames], or .ecdc) to audio at the model\'s rate and channels (24 kHz mono, 48 kHz stereo)')
       .argument('<codes>', 'codes file (.npy or .ecdc)')
       .requiredOption('--out <file>', AUDIO_OUT_HELP)
       .option('--float', 'write 32-bit float WAV instead of 16-bit PCM')
-      .option('--exact', 'decode in one pass (memory grows with length) instead of in chunks with left context'),
+      .option('--exact', 'decode in one pass (memory grows with length) instead of in chunks with left context')
+      .option('--lm-model <lm.pt>', LM_MODEL_HELP)
+      .option('--lm-threads <n>', LM_THREADS_HELP, parseIntegerOption('--lm-threads', 1, 1024)),
   ).action(decodeToFile);
 }
 
 export function compressCommand(): Command {
   return addModelOptions(
     new Command('compress')
-      .description("compress audio to an .ecdc file that Meta's `encodec` tool reads (no language model)")
+      .description("compress audio to an .ecdc file that Meta's `encodec` tool reads (with --lm: entropy-coded by Meta's language model)")
       .argument('<audio>', 'input audio or video file')
       .requiredOption('--out <file.ecdc>', '.ecdc file to write')
-      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps', '6'),
-  ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string }) => {
+      .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (encodec_48khz: 3, 6, 12 or 24)', '6')
+      .option('--lm', "entropy-code the codes with Meta's language model (Meta's `encodec --lm`; slower, smaller with Meta's LM)")
+      .option('--lm-model <lm.pt>', 'LM file for --lm (default: $ENCODEC_LM_MODEL, then encodec_lm_24khz.pt / encodec_lm_48khz.pt beside the model)')
+      .option('--lm-threads <n>', LM_THREADS_HELP, parseIntegerOption('--lm-threads', 1, 1024)),
+  ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string; lm?: boolean }) => {
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(opts.out, ['.ecdc']);
-    await withModel(opts, async (codec) => {
-      const { samples } = await loadAudio(audio, { sampleRate: codec.info.sample_rate });
-      const codes = await codec.encode(samples, { bandwidth });
-      await writeEcdc(opts.out, codes, { audioLength: samples.length });
+    if ((opts.lmModel !== undefined || opts.lmThreads !== undefined) && !opts.lm) throw new UsageError('--lm-model and --lm-threads are used with --lm');
+    const codec = await loadModel(opts);
+    try {
+      // the LM first: a missing or wrong LM fails before any encoding
+      const lm = opts.lm ? await loadLmForCodec(codec, opts.lmModel, opts.lmThreads) : undefined;
+      try {
+        const channels = codec.info.channels as 1 | 2;
+        const { samples } = await loadAudio(audio, { sampleRate: codec.info.sample_rate, channels });
+        const codes = await codec.encode(samples, { bandwidth });
+        await writeEcdc(opts.out, codes, { audioLength: samples.length / channels, lm });
+      } finally {
+        lm?.dispose();
+      }
       const bytes = fs.statSync(opts.out).size;
-      process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${opts.out} (${bytes} bytes)\n`);
-    });
+      process.stderr.write(`${audio}: ${bandwidth} kbps${opts.lm ? ', LM-coded' : ''} -> ${opts.out} (${bytes} bytes)\n`);
+    } finally {
+      codec.dispose();
+    }
   });
 }
 
 export function decompressCommand(): Command {
   return addModelOptions(
     new Command('decompress')
-      .description('decompress an .ecdc file to 24 kHz mono audio, trimmed to the original length')
+      .description('decompress an .ecdc file to audio (24 kHz mono, or 48 kHz stereo for encodec_48khz files), trimmed to the original length')
       .argument('<file.ecdc>', '.ecdc file')
       .requiredOption('--out <file>', AUDIO_OUT_HELP)
       .option('--float', 'write 32-bit float WAV instead of 16-bit PCM')
-      .option('--exact', 'decode in one pass (memory grows with length) instead of in chunks with left context'),
+      .option('--exact', 'decode in one pass (memory grows with length) instead of in chunks with left context')
+      .option('--lm-model <lm.pt>', LM_MODEL_HELP)
+      .option('--lm-threads <n>', LM_THREADS_HELP, parseIntegerOption('--lm-threads', 1, 1024)),
   ).action(async (input: string, opts: ModelOptions & { out: string; float?: boolean }) => {
     if (extensionOf(input) !== '.ecdc') throw new UsageError(`decompress reads .ecdc files, got '${input}'`);
     await decodeToFile(input, opts);

@@ -8,6 +8,11 @@
  * `--force`, so a killed run is resumed by running it again (its temporary files, once older than 10 minutes,
  * are removed then). A failing input is reported and the others
  * still run; the exit code is then 1 and a summary lists the failures.
+ *
+ * Scanner clock (docs/fmri.md): `--onset` / `--run-trs` place a media input on a run's timeline; a BIDS
+ * `_events.tsv` input (`--events`, or listed in the manifest) places its stim_files, and writes
+ * `OUT/<run>_desc-encodec_features.npy`; `--bold` reads the run's volumes, TR and slice-time reference.
+ * `--format h5` writes one HDF5 file per input instead, and `--concat` one file with `X` and `run_onsets` for all.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -17,7 +22,9 @@ import { Command } from 'commander';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
 import { Encodec } from '../../lib/codec/codec';
 import { parseDevice } from '../../lib/codec/device';
-import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures } from '../../lib/fmri/features';
+import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures, extractRunFeatures } from '../../lib/fmri/features';
+import { BoldTiming, featuresNameForEvents, isEventsFile, readBoldTiming, readEvents } from '../../lib/fmri/bids';
+import { writeConcatH5, writeFeaturesH5 } from '../../lib/fmri/h5';
 import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/fmri/features-file';
 import { resolveModelPath } from '../../lib/model/model-file';
 import { threadsPerJob } from '../../lib/codec/threads';
@@ -33,7 +40,18 @@ interface ExtractCliOptions {
   shard?: Shard;
   model?: string;
   device: string;
-  tr: string;
+  tr?: string;
+  onset?: string;
+  runTrs?: number;
+  sliceTimeRef?: string;
+  resample: string;
+  delays?: string;
+  zscore?: boolean;
+  format: string;
+  concat?: boolean;
+  events: string[];
+  stimuli?: string;
+  bold: string[];
   bandwidth: string;
   maxTrs?: number;
   hrf: string;
@@ -88,9 +106,60 @@ export function selectInputs(inputs: string[], shard?: Shard): string[] {
   return shard ? all.filter((_, j) => j % shard.count === shard.index) : all;
 }
 
-/** The output base for an input: OUT/<file name without its extension>. */
+/**
+ * The output base for an input: OUT/<file name without its extension>, or for a BIDS events file
+ * OUT/<run>_desc-encodec_features.
+ */
 function outputBase(outDir: string, input: string): string {
+  if (isEventsFile(input)) return path.join(outDir, featuresNameForEvents(input));
   return path.join(outDir, path.basename(input, path.extname(input)));
+}
+
+/** Parses a number of seconds (any sign), or throws a UsageError naming the option. */
+function parseSeconds(name: string, text: string): number {
+  const value = /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(text) ? Number(text) : NaN;
+  if (!Number.isFinite(value)) throw new UsageError(`${name} must be a number of seconds (e.g. 4.5 or -2), got '${text}'`);
+  return value;
+}
+
+/** Parses `--delays 1,2,3,4`. */
+function parseDelays(text: string): number[] {
+  const parts = text.split(',').map((p) => p.trim());
+  if (!parts.every((p) => /^[+-]?\d+$/.test(p))) {
+    throw new UsageError(`--delays must be a comma-separated list of whole numbers of volumes (e.g. 1,2,3,4), got '${text}'`);
+  }
+  return parts.map(Number);
+}
+
+/**
+ * The run settings a BOLD file gives, merged with the explicit options: an explicit --tr or --run-trs that
+ * disagrees with the file is an error naming both values.
+ */
+async function boldOptions(bold: string, options: ExtractOptions, explicit: { tr: boolean; runTrs: boolean; sliceTimeRef: boolean }): Promise<ExtractOptions> {
+  let timing: BoldTiming;
+  try {
+    timing = await readBoldTiming(bold);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  if (explicit.tr && Math.abs((options.tr as number) - timing.tr) > 1e-6) {
+    throw new UsageError(`--tr ${options.tr} disagrees with ${timing.sources.tr} = ${timing.tr} s; leave --tr out or fix it`);
+  }
+  if (explicit.runTrs && options.runTrs !== timing.runTrs) {
+    throw new UsageError(`--run-trs ${options.runTrs} disagrees with ${timing.sources.runTrs} = ${timing.runTrs} volumes; leave --run-trs out or fix it`);
+  }
+  return {
+    ...options,
+    tr: timing.tr,
+    runTrs: timing.runTrs,
+    sliceTimeRef: explicit.sliceTimeRef ? options.sliceTimeRef : timing.sliceTimeRef ?? options.sliceTimeRef,
+  };
+}
+
+/** The name of the --concat file: the runs' shared BIDS entities without run-, else 'concat'. */
+function concatName(inputs: string[]): string {
+  const names = inputs.map((i) => path.basename(outputBase('', i)).replace(/_run-[^_]+/, ''));
+  return names.every((n) => n === names[0]) && isEventsFile(inputs[0]) ? names[0] : 'concat_desc-encodec_features';
 }
 
 interface Outcome {
@@ -140,20 +209,37 @@ export function extractCommand(): Command {
     .option('--shard <i/N>', 'process only part i of N (0-based) of the sorted input list', parseShard)
     .option('--model <model.pt>', 'model file (default: $ENCODEC_MODEL, then the default cache path); unused with --mode mel')
     .option('--device <device>', "'cpu', 'cuda' or 'cuda:N'", 'cpu')
-    .option('--tr <seconds>', 'fMRI repetition time in seconds', '1.5')
+    .option('--tr <seconds>', 'fMRI repetition time in seconds (default 1.5, or the --bold file\'s)')
+    .option('--onset <seconds>', "run time at which the stimulus's first sample plays (negative: it started before the run)")
+    .option('--run-trs <n>', "the run's number of volumes (default: floor((onset + duration) / tr))", parseIntegerOption('--run-trs', 1))
+    .option('--events <events.tsv>', 'a BIDS _events.tsv placing stim_files on a run (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--stimuli <dir>', "directory stim_file paths resolve against (BIDS stimuli/; default: the events file's directory)")
+    .option('--bold <bold.nii[.gz]>', "the run's BOLD image (+ _bold.json sidecar): volumes, TR, slice-time reference (repeatable, one per --events)", (v: string, all: string[]) => [...all, v], [] as string[])
+    .option('--slice-time-ref <f>', "volume k's reference time is (k + f) * tr, 0..1 (default 0, or the sidecar's)")
+    .option('--resample <method>', 'continuous kinds: window (frames per TR), mean or lanczos (one value per volume at its reference time)', 'window')
+    .option('--delays <list>', 'FIR delays in volumes, e.g. 1,2,3,4: output (n_trs, n_delays * features)')
+    .option('--zscore', "z-score each feature column over the run's volumes (before delays)")
+    .option('--format <format>', 'npy (.npy + .csv) or h5 (one HDF5 file)', 'npy')
+    .option('--concat', 'with --format h5: one file with X (all runs\' rows) and run_onsets')
     .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (2, 4, 8, 16, 32 codebooks)', '3')
     .option('--max-trs <n>', 'keep at most N TRs per input (stops reading after them)', parseIntegerOption('--max-trs', 1))
     .option('--hrf <model>', 'convolve with an HRF along TRs: none, glover or spm', 'none')
     .option('--layout <layout>', 'tr: (n_trs, rows, frames); flat: (n_trs, rows * frames)', 'tr')
     .option('--mode <mode>', 'encodec (codes/embeddings) or mel (no model)', 'encodec')
-    .option('--output <kind>', 'with --mode encodec: codes or embeddings', 'codes')
+    .option('--output <kind>', 'with --mode encodec: codes, embeddings or latents (before quantization)', 'codes')
     .option('--jobs <n>', 'inputs processed at once (model threads = max(1, floor(cores / jobs)))', parseIntegerOption('--jobs', 1, 256), 1)
     .option('--exact', 'encode each input in one pass (exact whole-file codes; memory grows with length) instead of in chunks')
     .option('--force', 'redo inputs whose outputs already exist')
     .option('--report', 'also score the round trip (encode -> decode, or mel -> Griffin-Lim) against the input: SNR, SI-SNR, STOI, ESTOI in OUT/<name>.quality.json')
     .action(async (args: string[], opts: ExtractCliOptions) => {
       const options: ExtractOptions = {
-        tr: parseTrOption(opts.tr),
+        tr: opts.tr === undefined ? 1.5 : parseTrOption(opts.tr),
+        onset: opts.onset === undefined ? undefined : parseSeconds('--onset', opts.onset),
+        runTrs: opts.runTrs,
+        sliceTimeRef: opts.sliceTimeRef === undefined ? undefined : parseSeconds('--slice-time-ref', opts.sliceTimeRef),
+        resample: opts.resample as ExtractOptions['resample'],
+        delays: opts.delays === undefined ? undefined : parseDelays(opts.delays),
+        zscore: opts.zscore === true ? true : undefined,
         bandwidth: parseBandwidth(opts.bandwidth),
         maxTrs: opts.maxTrs,
         hrf: opts.hrf as ExtractOptions['hrf'],
@@ -165,17 +251,50 @@ export function extractCommand(): Command {
       try {
         checkExtractOptions(options);
       } catch (err) {
-        throw new UsageError((err as Error).message.replace(/^unknown (hrf|layout|mode|output)/, 'unknown --$1').replace(/^maxTrs/, '--max-trs'));
+        throw new UsageError(
+          (err as Error).message
+            .replace(/^unknown (hrf|layout|mode|output|resample)/, 'unknown --$1')
+            .replace(/^maxTrs/, '--max-trs')
+            .replace(/^runTrs/, '--run-trs')
+            .replace(/^sliceTimeRef/, '--slice-time-ref')
+            .replace(/^onset/, '--onset'),
+        );
+      }
+      if (opts.format !== 'npy' && opts.format !== 'h5') throw new UsageError(`--format must be npy or h5, got '${opts.format}'`);
+      if (opts.concat && opts.format !== 'h5') throw new UsageError('--concat writes one HDF5 file: add --format h5');
+      if (opts.bold.length && opts.bold.length !== Math.max(1, opts.events.length)) {
+        throw new UsageError(`--bold is given ${opts.bold.length} times for ${opts.events.length} --events: give one --bold per --events, in the same order`);
+      }
+      if (opts.bold.length && args.length + (opts.manifest ? 1 : 0) > 0 && opts.events.length === 0 && args.length !== 1) {
+        throw new UsageError('--bold describes one run: pass one input with it (or one --bold per --events)');
+      }
+      const explicit = { tr: opts.tr !== undefined, runTrs: opts.runTrs !== undefined, sliceTimeRef: opts.sliceTimeRef !== undefined };
+      const boldFor = new Map<string, string>();
+      opts.events.forEach((e, i) => opts.bold[i] !== undefined && boldFor.set(path.resolve(e), opts.bold[i]));
+      if (opts.events.length === 0 && opts.bold.length === 1 && args.length === 1) boldFor.set(path.resolve(args[0]), opts.bold[0]);
+      const runOptions = new Map<string, ExtractOptions>();
+      for (const [input, bold] of boldFor) {
+        const merged = await boldOptions(bold, options, explicit);
+        try {
+          checkExtractOptions(merged);
+        } catch (err) {
+          throw new UsageError(`${bold}: ${(err as Error).message}`);
+        }
+        runOptions.set(input, merged);
       }
       const device = parseDevice(opts.device, '--device');
-      const listed = [...args, ...(opts.manifest ? readManifest(opts.manifest) : [])];
-      if (listed.length === 0) throw new UsageError('no inputs: pass audio/video files or --manifest FILE');
+      const listed = [...args, ...opts.events, ...(opts.manifest ? readManifest(opts.manifest) : [])];
+      if (listed.length === 0) throw new UsageError('no inputs: pass audio/video files, --events FILE or --manifest FILE');
+      const eventsInputs = listed.filter(isEventsFile);
+      if (opts.onset !== undefined && eventsInputs.length) {
+        throw new UsageError(`--onset places one media file; ${eventsInputs[0]} gives each stimulus its onset`);
+      }
       const everything = selectInputs(listed);
       const byName = new Map<string, string>();
       for (const input of everything) {
         const base = outputBase(opts.out, input);
         const other = byName.get(base);
-        if (other) throw new UsageError(`'${other}' and '${input}' would both write ${base}.npy; rename one or run them with different --out`);
+        if (other) throw new UsageError(`'${other}' and '${input}' would both write ${base}.${opts.format}; rename one or run them with different --out`);
         byName.set(base, input);
       }
       const inputs = selectInputs(listed, opts.shard);
@@ -195,6 +314,7 @@ export function extractCommand(): Command {
       const modelPath = options.mode === 'mel' ? undefined : resolveModelPath(opts.model);
       const progress = process.stderr.isTTY ? new ProgressBar(inputs.length, process.stderr) : undefined;
       const outcomes: Outcome[] = [];
+      const concatResults: (FeatureSet | undefined)[] = new Array(inputs.length);
       const report = (outcome: Outcome): void => {
         outcomes.push(outcome);
         if (progress) {
@@ -213,20 +333,27 @@ export function extractCommand(): Command {
         let codec: Encodec | undefined;
         try {
           while (next < inputs.length) {
-            const input = inputs[next++];
+            const position = next++;
+            const input = inputs[position];
             const base = outputBase(opts.out, input);
             const files = featureFilesFor(base);
+            const h5File = `${base}.h5`;
+            const target = opts.format === 'h5' ? h5File : files.npy;
             await removeStalePartials(base);
             const qualityFile = `${base}.quality.json`;
-            if (!opts.force && featuresExist(base) && (!opts.report || fs.existsSync(qualityFile))) {
-              report({ input, status: 'skipped', message: `${files.npy} exists (--force to redo)` });
+            const done = opts.format === 'h5' ? fs.existsSync(h5File) : featuresExist(base);
+            if (!opts.force && !opts.concat && done && (!opts.report || fs.existsSync(qualityFile))) {
+              report({ input, status: 'skipped', message: `${target} exists (--force to redo)` });
               continue;
             }
             progress?.update(undefined, input);
             const start = performance.now();
             try {
               if (modelPath && !codec) codec = await Encodec.load(modelPath, { device, threads });
-              const result = await extractFeatures(input, { ...options, model: codec });
+              const inputOptions = { ...(runOptions.get(input) ?? options), model: codec };
+              const result = isEventsFile(input)
+                ? await extractRunFeatures(readEvents(input, opts.stimuli), inputOptions, input)
+                : await extractFeatures(input, inputOptions);
               let quality = '';
               if (opts.report) {
                 // Written before the features, which mark the input as done: a rerun then never lacks a report.
@@ -239,8 +366,11 @@ export function extractCommand(): Command {
                 await writeFileAtomic(qualityFile, Buffer.from(toJson({ input, ...q })));
                 quality = `; round trip: ${formatQuality(q)}`;
               }
-              await writeFeatures(base, result);
-              report({ input, status: 'written', message: `${describe(result, (performance.now() - start) / 1000)} -> ${files.npy}${quality}` });
+              if (opts.concat) concatResults[position] = result;
+              else if (opts.format === 'h5') await writeFeaturesH5(h5File, result);
+              else await writeFeatures(base, result);
+              const where = opts.concat ? ' (for --concat)' : ` -> ${target}`;
+              report({ input, status: 'written', message: `${describe(result, (performance.now() - start) / 1000)}${where}${quality}` });
             } catch (err) {
               report({ input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
             }
@@ -251,6 +381,16 @@ export function extractCommand(): Command {
       };
       await Promise.all(Array.from({ length: jobs }, worker));
       progress?.finish();
+      if (opts.concat) {
+        const runs = concatResults.filter((r): r is FeatureSet => r !== undefined);
+        if (runs.length === inputs.length && runs.length > 0) {
+          const file = path.join(opts.out, `${concatName(inputs)}.h5`);
+          await writeConcatH5(file, runs);
+          process.stderr.write(`extract: ${runs.length} runs (${runs.reduce((n, r) => n + r.shape[0], 0)} volumes) -> ${file}\n`);
+        } else {
+          process.stderr.write('extract: --concat file not written: some runs failed\n');
+        }
+      }
 
       const count = (status: Outcome['status']): number => outcomes.filter((o) => o.status === status).length;
       const failed = outcomes.filter((o) => o.status === 'failed');

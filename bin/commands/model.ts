@@ -6,6 +6,8 @@ import { Command } from 'commander';
 
 import { exportModel } from '../../lib/model/exporter';
 import { fetchModel } from '../../lib/model/fetch';
+import { fetchLm } from '../../lib/model/fetch-lm';
+import { isLmMetadata, parseLmInfo, readModelMetadataJson } from '../../lib/model/lm-file';
 import { defaultModelPath, readModelInfo, sha256File } from '../../lib/model/model-file';
 import { UsageError, parseIntegerOption } from '../cli-util';
 
@@ -16,6 +18,35 @@ function log(line: string): void {
 function checkOut(out: string): void {
   const dir = path.dirname(path.resolve(out));
   if (!fs.existsSync(dir)) throw new UsageError(`output directory '${dir}' does not exist; create it first`);
+}
+
+/** `model info` of an entropy-coding LM file. */
+async function printLmInfo(file: string, json: string, asJson: boolean): Promise<void> {
+  const info = parseLmInfo(json, file);
+  const stat = fs.statSync(file);
+  const sha256 = await sha256File(file);
+  if (asJson) {
+    process.stdout.write(`${JSON.stringify({ ...info, file: { path: file, bytes: stat.size, sha256 } }, null, 2)}\n`);
+    return;
+  }
+  const rows: [string, string][] = [
+    ['file', `${file} (${(stat.size / 1e6).toFixed(1)} MB)`],
+    ['file sha256', sha256],
+    ['model', `${info.model} (entropy-coding LM for ${info.codec} .ecdc files with --lm)`],
+    ['codebooks', `${info.n_q} x ${info.card} codes, transformer ${info.num_layers} layers x ${info.dim}, past ${info.past_context} frames`],
+    ['source', `${info.source.kind}${info.source.file ? ` (${info.source.file})` : ''}${info.source.seed !== null ? ` seed ${info.source.seed}` : ''}`],
+    ['source sha256', info.source.sha256 ?? 'unknown'],
+    ['exporter', `${info.exporter_version} (torch ${info.torch_version}), ${info.created}`],
+  ];
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(14)} ${v}\n`);
+}
+
+/** A model name option: encodec_24khz or encodec_48khz. */
+function checkName(name: string): 'encodec_24khz' | 'encodec_48khz' {
+  if (name !== 'encodec_24khz' && name !== 'encodec_48khz') {
+    throw new UsageError(`--name must be 'encodec_24khz' or 'encodec_48khz', got '${name}'`);
+  }
+  return name;
 }
 
 export function modelCommand(): Command {
@@ -38,9 +69,16 @@ export function modelCommand(): Command {
     .description('export a model with seeded random weights (same architecture; for tests and benchmarks)')
     .requiredOption('--out <model.pt>', 'model file to write')
     .option('--seed <n>', 'random seed', parseIntegerOption('--seed', 0, 2 ** 31 - 1), 0)
-    .action(async (opts: { out: string; seed: number }) => {
+    .option('--name <model>', "'encodec_24khz' (default) or 'encodec_48khz'", 'encodec_24khz')
+    .option('--lm', "a random entropy-coding LM for the model named by --name, instead of the model")
+    .action(async (opts: { out: string; seed: number; name: string; lm?: boolean }) => {
       checkOut(opts.out);
-      await exportModel({ random: true, seed: opts.seed, out: opts.out, onLog: log });
+      const name = checkName(opts.name);
+      if (opts.lm) {
+        await exportModel({ random: true, seed: opts.seed, lm: name, out: opts.out, onLog: log });
+      } else {
+        await exportModel({ random: true, seed: opts.seed, name, out: opts.out, onLog: log });
+      }
       log(`wrote ${opts.out}`);
     });
 
@@ -50,6 +88,8 @@ export function modelCommand(): Command {
     .argument('<model.pt>', 'model file')
     .option('--json', 'print JSON')
     .action(async (file: string, opts: { json?: boolean }) => {
+      const json = fs.existsSync(file) ? readModelMetadataJson(file) : undefined;
+      if (json !== undefined && isLmMetadata(json)) return printLmInfo(file, json, opts.json === true);
       const info = readModelInfo(file);
       const stat = fs.statSync(file);
       const sha256 = await sha256File(file);
@@ -61,13 +101,16 @@ export function modelCommand(): Command {
         ['file', `${file} (${(stat.size / 1e6).toFixed(1)} MB)`],
         ['file sha256', sha256],
         ['model', info.model],
-        ['sample rate', `${info.sample_rate} Hz, ${info.channels} channel`],
+        ['sample rate', `${info.sample_rate} Hz, ${info.channels} channel${info.channels === 1 ? ' (mono)' : 's (stereo, planar)'}`],
         ['frame rate', `${info.frame_rate} frames/s (hop ${info.hop_length} samples)`],
         [
           'bandwidths',
           info.bandwidths.map((b) => `${b} kbps = ${info.codebooks_per_bandwidth[String(b)]} codebooks`).join(', '),
         ],
         ['codebooks', `${info.max_codebooks} x ${info.codebook_size} entries, dimension ${info.dimension}`],
+        ...(info.segment_methods === true
+          ? ([['segments', `${info.segment} s (${info.segment_samples} samples) every ${info.segment_stride} samples (overlap ${info.overlap}), normalised, one scale each`]] as [string, string][])
+          : []),
         ['source', `${info.source.kind}${info.source.file ? ` (${info.source.file})` : ''}${info.source.seed !== null ? ` seed ${info.source.seed}` : ''}`],
         ['source sha256', info.source.sha256 ?? 'unknown'],
         ['exporter', `${info.exporter_version} (torch ${info.torch_version}), ${info.created}`],
@@ -77,17 +120,21 @@ export function modelCommand(): Command {
 
   model
     .command('fetch')
-    .description('download facebook/encodec_24khz (needs a network), verify its SHA-256 and export it')
-    .option('--out <model.pt>', 'model file to write', defaultModelPath())
+    .description("download facebook/encodec_24khz or encodec_48khz and Meta's entropy-coding LM for it (needs a network), verify their SHA-256 and export them")
+    .option('--name <model>', "'encodec_24khz' (default) or 'encodec_48khz'", 'encodec_24khz')
+    .option('--out <model.pt>', `model file to write (default ${defaultModelPath()}, or NAME.pt beside it); the LM goes beside it (encodec_lm_24khz.pt)`)
     .option('--source <name>', "'huggingface' (default) or 'meta'", 'huggingface')
     .option('--sha256 <hex>', 'expected SHA-256 of the checkpoint (default: the one the source states)')
-    .action(async (opts: { out: string; source: string; sha256?: string }) => {
+    .option('--no-lm', "skip the LM (needed only for .ecdc files with --lm / \"lm\": true)")
+    .action(async (opts: { out?: string; source: string; sha256?: string; name: string; lm: boolean }) => {
       if (opts.source !== 'huggingface' && opts.source !== 'meta') {
         throw new UsageError(`--source must be 'huggingface' or 'meta', got '${opts.source}'`);
       }
+      const name = checkName(opts.name);
       let lastShown = 0;
       const result = await fetchModel({
-        out: opts.out,
+        name,
+        out: opts.out ?? defaultModelPath(name),
         source: opts.source,
         sha256: opts.sha256,
         onLog: log,
@@ -100,6 +147,10 @@ export function modelCommand(): Command {
       });
       if (process.stderr.isTTY) process.stderr.write('\n');
       log(`wrote ${result.modelPath}`);
+      if (opts.lm) {
+        const lm = await fetchLm({ codec: name, modelPath: result.modelPath, onLog: log });
+        log(`wrote ${lm.lmPath}`);
+      }
     });
 
   return model;

@@ -15,7 +15,8 @@ import { readEcdc } from '../../lib/io/ecdc';
 import { FeatureAudio, featuresToAudio } from '../../lib/fmri/features';
 import { readFeatures } from '../../lib/fmri/features-file';
 import { writeWav } from '../../lib/io/wav';
-import { UsageError, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
+import { UsageError, channelsOf, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
+import { readEcdcForCodec } from '../ecdc-input';
 
 interface ReconstructCliOptions {
   out: string;
@@ -24,6 +25,8 @@ interface ReconstructCliOptions {
   threads?: number;
   tr?: string;
   float?: boolean;
+  lmModel?: string;
+  lmThreads?: number;
 }
 
 function withModel<T>(opts: ReconstructCliOptions, work: (codec: Encodec) => Promise<T>): Promise<T> {
@@ -40,6 +43,8 @@ export function reconstructCommand(): Command {
     .option('--threads <n>', 'intra-op threads (default: all cores)', parseIntegerOption('--threads', 1, 1024))
     .option('--tr <seconds>', 'TR the features were extracted with (default: from the .csv, else 1.5)')
     .option('--float', 'write 32-bit float WAV instead of 16-bit PCM')
+    .option('--lm-model <lm.pt>', 'entropy-coding LM for .ecdc files with "lm": true (default: $ENCODEC_LM_MODEL, then beside the model)')
+    .option('--lm-threads <n>', "threads of the LM's steps (default 1; must match the writer's)", parseIntegerOption('--lm-threads', 1, 1024))
     .action(async (input: string, opts: ReconstructCliOptions) => {
       if (extensionOf(opts.out) !== '.wav') throw new UsageError(`--out must end in .wav, got '${opts.out}'`);
       const dir = path.dirname(path.resolve(opts.out));
@@ -50,10 +55,19 @@ export function reconstructCommand(): Command {
       let audio: FeatureAudio;
       let what: string;
       if (ext === '.ecdc') {
-        const { codes, metadata } = await readEcdc(input);
-        const samples = await withModel(opts, (codec) => codec.decode(codes));
-        audio = { samples: samples.subarray(0, metadata.audioLength), sampleRate: 24000 };
-        what = `${codes.nQ} codebooks x ${codes.nFrames} frames`;
+        const { codes, metadata, decoded } = await withModel(opts, async (codec) => {
+          // refuses a file of the other model (exit 2) and decodes LM-coded files with their LM
+          const file = await readEcdcForCodec(input, codec, opts.lmModel, opts.lmThreads);
+          return { ...file, decoded: { samples: await codec.decode(file.codes), channels: codec.info.channels, sampleRate: codec.info.sample_rate } };
+        });
+        const channels = channelsOf(decoded.samples, decoded.channels, metadata.audioLength);
+        await writeWav(opts.out, channels.length === 1 ? channels[0] : channels, { sampleRate: decoded.sampleRate, format: opts.float ? 'float32' : 'pcm16' });
+        const seconds = (channels[0].length / decoded.sampleRate).toFixed(3);
+        process.stderr.write(
+          `${input}: ${codes.nQ} codebooks x ${codes.nFrames} frames${metadata.lm ? ' (LM-coded)' : ''} -> ${opts.out} ` +
+            `(${seconds} s at ${decoded.sampleRate} Hz, ${decoded.channels} channel(s))\n`,
+        );
+        return;
       } else if (ext === '.npy') {
         const features = await readFeatures(input, { tr });
         what = `${features.kind} (${features.shape.join(' x ')}), TR ${features.tr} s`;

@@ -19,7 +19,7 @@
  * samples and return identical codes.
  */
 import { FRAME_RATE, HOP_LENGTH } from './bandwidth';
-import type { Codes } from './codes';
+import type { Codes, Embeddings } from './codes';
 import { debug } from '../common/log';
 import { codedError, hasCode, rangeError, typeError } from '../common/errors';
 
@@ -359,6 +359,31 @@ export function encodeSpanByWindows(encodeBatch: BatchRunner<Float32Array, Codes
   return { lanes: 1, run: async (inputs, spans) => [await one(inputs[0], spans[0])] };
 }
 
+/**
+ * Latents (the encoder's output before quantization) of a span as its windows with their context, batched (models
+ * without span calls, i.e. CUDA).
+ */
+export function latentsSpanByWindows(latentsBatch: BatchRunner<Float32Array, Embeddings>): SpanRunner<Float32Array, Embeddings> {
+  const one = async (input: Float32Array, span: ChunkSpan): Promise<Embeddings> => {
+    const offset = span.start * HOP_LENGTH;
+    const clips = span.windows.map((w) => {
+      const [start, end] = windowSamples(w, offset + input.length);
+      return input.subarray(start - offset, end - offset);
+    });
+    const blocks = await latentsBatch(clips);
+    const dim = blocks[0].dim;
+    const data = new Float32Array(dim * span.frames);
+    span.windows.forEach((w, j) => {
+      const b = blocks[j];
+      for (let r = 0; r < dim; r++) {
+        data.set(b.data.subarray(r * b.nFrames + w.context, r * b.nFrames + w.context + w.frames), r * span.frames + w.first - span.first);
+      }
+    });
+    return { data, dim, nFrames: span.frames };
+  };
+  return { lanes: 1, run: async (inputs, spans) => [await one(inputs[0], spans[0])] };
+}
+
 /** Decodes a span as its windows with their context, batched (models without span methods, and CUDA). */
 export function decodeSpanByWindows(decodeBatch: BatchRunner<Codes, Float32Array>): SpanRunner<Codes, Float32Array> {
   const one = async (codes: Codes, span: ChunkSpan): Promise<Float32Array> => {
@@ -472,6 +497,52 @@ export async function* encodeStreamBlocks(
   maxFrames: number,
   encoder: SpanRunner<Float32Array, Codes>,
 ): AsyncGenerator<CodesBlock, void, undefined> {
+  for await (const { output, span } of streamSpans(chunks, plan, maxFrames, encoder)) {
+    yield { data: output.data, nQ: output.nQ, nFrames: span.frames, firstFrame: span.first };
+  }
+}
+
+/** A block of latents from a stream: frames [firstFrame, firstFrame + nFrames), layout [dim, nFrames]. */
+export interface LatentsBlock extends Embeddings {
+  firstFrame: number;
+}
+
+/** Streaming latents (the encoder's output before quantization), windowed exactly as {@link encodeStreamBlocks}. */
+export async function* latentsStreamBlocks(
+  chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
+  plan: ChunkPlan,
+  maxFrames: number,
+  runner: SpanRunner<Float32Array, Embeddings>,
+): AsyncGenerator<LatentsBlock, void, undefined> {
+  for await (const { output, span } of streamSpans(chunks, plan, maxFrames, runner)) {
+    yield { data: output.data, dim: output.dim, nFrames: span.frames, firstFrame: span.first };
+  }
+}
+
+/** Concatenates latents blocks along time (layout [dim, nFrames]). */
+export function concatLatents(blocks: Embeddings[]): Embeddings {
+  if (blocks.length === 0) throw rangeError('no latents to concatenate');
+  const dim = blocks[0].dim;
+  const nFrames = blocks.reduce((n, b) => n + b.nFrames, 0);
+  const data = new Float32Array(dim * nFrames);
+  let at = 0;
+  for (const b of blocks) {
+    for (let r = 0; r < dim; r++) data.set(b.data.subarray(r * b.nFrames, (r + 1) * b.nFrames), r * nFrames + at);
+    at += b.nFrames;
+  }
+  return { data, dim, nFrames };
+}
+
+/**
+ * The span machinery of streaming: runs `runner` on each span of the stream as soon as its audio is held, yielding
+ * each span's output in order.
+ */
+async function* streamSpans<O>(
+  chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
+  plan: ChunkPlan,
+  maxFrames: number,
+  encoder: SpanRunner<Float32Array, O>,
+): AsyncGenerator<{ output: O; span: ChunkSpan }, void, undefined> {
   const held = new SampleWindow();
   const maxSamples = maxFrames * HOP_LENGTH;
   const perStep = encoder.lanes * plan.batchWindows; // windows per run call: `lanes` spans
@@ -482,11 +553,11 @@ export async function* encodeStreamBlocks(
   const stepEnd = (): number => windowFirst((step + 1) * perStep, plan);
 
   // Encodes the next step's spans over the stream's first `available` samples: one code block per span.
-  const encodeStep = async (available: number): Promise<CodesBlock[]> => {
+  const encodeStep = async (available: number): Promise<{ output: O; span: ChunkSpan }[]> => {
     const spans = stepSpans(step, Math.ceil(available / HOP_LENGTH), plan, encoder.lanes);
     const inputs = spans.map((span) => held.slice(span.start * HOP_LENGTH, Math.min(spanEnd(span) * HOP_LENGTH, available)));
-    const codes = await encoder.run(inputs, spans);
-    const blocks = spans.map((span, k): CodesBlock => ({ data: codes[k].data, nQ: codes[k].nQ, nFrames: span.frames, firstFrame: span.first }));
+    const outputs = await encoder.run(inputs, spans);
+    const blocks = spans.map((span, k) => ({ output: outputs[k], span }));
     debug('encode', () => `stream: frames ${nextFrame}..${spanEnd(spans[spans.length - 1])} in ${spans.length} span(s) (${(available / HOP_LENGTH / FRAME_RATE).toFixed(2)} s read so far)`);
     nextFrame = spanEnd(spans[spans.length - 1]);
     step++;

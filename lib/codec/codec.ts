@@ -1,5 +1,7 @@
 /**
- * The codec: a loaded EnCodec 24 kHz model that encodes samples to codes and decodes codes to samples.
+ * The codec: a loaded EnCodec model (encodec_24khz, mono; or encodec_48khz, stereo) that encodes samples to codes
+ * and decodes codes to samples. Audio of several channels is planar: one Float32Array holding channel 0's samples,
+ * then channel 1's (see docs/models-48khz.md).
  *
  * All work runs off the event loop, one call at a time per model (calls queue in order), on the device
  * and thread count chosen at load time.
@@ -17,6 +19,7 @@ import {
   CodesBlock,
   DECODE_PARTS,
   ENCODE_PARTS,
+  LatentsBlock,
   SPAN_BATCH_SECONDS,
   UNSEGMENTED_SPAN_BATCH_SECONDS,
   SPAN_LANES,
@@ -30,14 +33,27 @@ import {
   encodeChunked,
   encodeSpanByWindows,
   encodeStreamBlocks,
+  latentsSpanByWindows,
+  latentsStreamBlocks,
+  concatLatents,
   retryOnOom,
 } from './chunking';
-import { Codes, Embeddings, checkCodes } from './codes';
+import { Codes, Embeddings, SegmentedCodes, checkCodes } from './codes';
+import {
+  SegmentCodes,
+  SegmentEncoder,
+  SegmentGeometry,
+  decodeSegmented,
+  encodeSegmented,
+  encodeSegmentedStream,
+  isSegmented,
+  segmentFrames,
+} from './segments';
 import { Device, parseDevice } from './device';
 
 export type { Device } from './device';
 import { debug, elapsedSince, formatBytes } from '../common/log';
-import { ModelInfo, parseModelInfo } from '../model/model-file';
+import { ModelInfo, isSegmentedModel, parseModelInfo } from '../model/model-file';
 import { NativeCallOptions, NativeModel, NativeSpan, nativeBinding } from './native';
 import { warnIfSlowBlas } from './runtime';
 import { threadsPerJob } from './threads';
@@ -51,17 +67,30 @@ export interface LoadOptions {
 }
 
 export interface EncodeOptions extends ChunkOptions {
-  /** Bandwidth in kbps: 1.5, 3, 6 (default), 12 or 24, i.e. 2, 4, 8, 16 or 32 codebooks. */
+  /**
+   * Bandwidth in kbps, one of the model's `info.bandwidths`: encodec_24khz 1.5, 3, 6 (default), 12 or 24 (2, 4, 8,
+   * 16 or 32 codebooks); encodec_48khz 3, 6 (default), 12 or 24 (2, 4, 8 or 16 codebooks).
+   */
   bandwidth?: number;
+  /** Channels of the (planar) samples; when given it must be the model's (`info.channels`). */
+  channels?: number;
 }
 
 /** Options of {@link Encodec.decode}: chunked with left context (default) or whole-file (`exact: true`). */
 export type DecodeOptions = ChunkOptions;
 
+/** Options of {@link Encodec.latents}: chunking as for encode (no bandwidth: nothing is quantized). */
+export type LatentsOptions = ChunkOptions;
+
+/** Options of {@link Encodec.latentsStream}: chunking (not `exact`) and `maxFrames`. */
+export interface LatentsStreamOptions extends Omit<ChunkOptions, 'exact'>, StreamOptions {}
+
 /** Options of {@link Encodec.encodeStream}: bandwidth, chunking (not `exact`) and `maxFrames`. */
 export interface EncodeStreamOptions extends Omit<EncodeOptions, 'exact'>, StreamOptions {}
 
 const DEFAULT_BANDWIDTH = 6;
+/** Segments per native call for segmented models (split between the lanes). */
+const SEGMENT_BATCH = 8;
 
 function checkSamples(samples: unknown, what: string): asserts samples is Float32Array {
   if (!(samples instanceof Float32Array)) {
@@ -100,11 +129,21 @@ export class Encodec {
    * on the H200 (span calls run their pieces one after another; not measured there).
    */
   private readonly spanCalls: boolean;
+  /** Segment geometry of a segmented model (encodec_48khz); undefined for whole-file models (encodec_24khz). */
+  private readonly segments: SegmentGeometry | undefined;
 
   private constructor(model: NativeModel, modelPath: string) {
     this.model = model;
     this.modelPath = modelPath;
     this.info = parseModelInfo(model.metadata, modelPath);
+    this.segments = isSegmentedModel(this.info)
+      ? {
+          length: this.info.segment_samples as number,
+          stride: this.info.segment_stride as number,
+          hop: this.info.hop_length,
+          channels: this.info.channels,
+        }
+      : undefined;
     const cuda = model.device.startsWith('cuda');
     this.spanCalls = this.info.span_methods === true && !cuda;
     this.batchSeconds = cuda
@@ -161,7 +200,11 @@ export class Encodec {
    * clip in one pass.
    */
   async encode(samples: Float32Array, options: EncodeOptions = {}): Promise<Codes> {
+    if (this.segments) return this.encodeSegmentedClip(samples, options, 'samples');
     checkSamples(samples, 'samples');
+    if (options.channels !== undefined && options.channels !== this.info.channels) {
+      throw rangeError(`${this.info.model} codes ${this.info.channels} channel(s); got channels: ${String(options.channels)}`);
+    }
     const plan = chunkPlan(options, this.batchSeconds);
     if (options.exact) {
       const [codes] = await this.encodeBatch([samples], { bandwidth: options.bandwidth });
@@ -199,6 +242,16 @@ export class Encodec {
     if ((options as EncodeOptions).exact !== undefined) {
       throw typeError('encodeStream() is always chunked; drop `exact`, or load the samples and call encode(samples, { exact: true })');
     }
+    if (this.segments) {
+      const segments = this.segments;
+      if (options.maxFrames !== undefined) {
+        throw rangeError(`maxFrames does not apply to ${this.info.model}, whose codes are per segment; stop the stream instead`);
+      }
+      const { nQ, batch } = this.segmentOptions(options);
+      this.live('encodeStream');
+      yield* encodeSegmentedStream(chunks, segments, batch, this.segmentEncoder(nQ));
+      return;
+    }
     const plan = chunkPlan(options, this.batchSeconds);
     const maxFrames = checkMaxFrames(options.maxFrames);
     const bandwidth = options.bandwidth ?? DEFAULT_BANDWIDTH;
@@ -207,9 +260,79 @@ export class Encodec {
     yield* encodeStreamBlocks(chunks, plan, maxFrames, this.spanEncoder(plan, bandwidth));
   }
 
+  /**
+   * The encoder's continuous output before quantization: `{ data, dim: 128, nFrames }` laid out [128, nFrames]
+   * (nFrames = ceil(samples / 320)), like {@link embeddings}, which is the quantized one. Chunked with left context
+   * exactly as {@link encode} (memory bounded by the chunk plan), or in one pass with `exact: true`. Needs a model
+   * exported by exporter 1.5+ (method latents_span).
+   */
+  async latents(samples: Float32Array, options: LatentsOptions = {}): Promise<Embeddings> {
+    checkSamples(samples, 'samples');
+    this.checkLatentsModel();
+    const plan = chunkPlan(options, this.batchSeconds);
+    if (options.exact) {
+      const [latents] = await this.latentsBatch([samples]);
+      return latents;
+    }
+    const blocks: Embeddings[] = [];
+    for await (const block of latentsStreamBlocks([samples], plan, Infinity, this.spanLatents(plan))) blocks.push(block);
+    return concatLatents(blocks);
+  }
+
+  /**
+   * Latents of a stream of 24 kHz mono sample blocks (e.g. `streamAudio(file)`), yielded block by block as they are
+   * computed (`firstFrame` says where each starts), holding about one batch of chunks of audio at a time; the
+   * blocks, concatenated, equal {@link latents} of the concatenated samples.
+   */
+  latentsStream(
+    chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
+    options: LatentsStreamOptions = {},
+  ): AsyncGenerator<LatentsBlock, void, undefined> {
+    if (chunks === null || typeof chunks !== 'object' || (!(Symbol.asyncIterator in chunks) && !(Symbol.iterator in chunks))) {
+      throw typeError('chunks must be an (async) iterable of Float32Array blocks, e.g. streamAudio(file)');
+    }
+    this.checkLatentsModel();
+    const plan = chunkPlan(options, this.batchSeconds);
+    return latentsStreamBlocks(chunks, plan, checkMaxFrames(options.maxFrames), this.spanLatents(plan));
+  }
+
+  private checkLatentsModel(): void {
+    this.live('latents');
+    if (this.info.latents_span !== true) {
+      throw codedError('ENCODEC_MODEL_FILE', 
+        `'${this.modelPath}' was exported by exporter ${this.info.exporter_version}, which has no latents method; ` +
+          're-export it with `encodec-native model export` (or `model random`) to use latents',
+      );
+    }
+  }
+
+  /** Latents of several clips in one call (one pass each; equal lengths batched). */
+  private async latentsBatch(clips: Float32Array[]): Promise<Embeddings[]> {
+    const start = performance.now();
+    const out = await this.run('latents', (model) => model.latents(clips));
+    debug('latents', () => `${clips.length} clip(s) -> latents in ${elapsedSince(start)}`);
+    return out;
+  }
+
+  /** How chunked latents run spans (see spanEncoder). */
+  private spanLatents(plan: ChunkPlan): SpanRunner<Float32Array, Embeddings> {
+    if (!this.spanCalls) return latentsSpanByWindows((clips) => this.latentsBatch(clips));
+    return this.spanRunner(
+      'latents',
+      plan,
+      async (model, input: Float32Array, options) => (await model.latents([input], options))[0],
+      (input, block) => `${input.length} samples (${(input.length / SAMPLE_RATE).toFixed(2)} s) -> latents ${block.dim} x ${block.nFrames}`,
+    );
+  }
+
   /** Encodes several clips in one call; clips of equal length are batched through the model together. */
   async encodeBatch(clips: Float32Array[], options: EncodeOptions = {}): Promise<Codes[]> {
     if (!Array.isArray(clips) || clips.length === 0) throw typeError('clips must be a non-empty array of Float32Array');
+    if (this.segments) {
+      const out: Codes[] = [];
+      for (let i = 0; i < clips.length; i++) out.push(await this.encodeSegmentedClip(clips[i], options, `clip ${i}`));
+      return out;
+    }
     clips.forEach((clip, i) => checkSamples(clip, `clip ${i}`));
     if (typeof options !== 'object' || options === null) throw typeError('options must be an object such as { bandwidth: 6 }');
     const bandwidth = options.bandwidth ?? DEFAULT_BANDWIDTH;
@@ -231,6 +354,7 @@ export class Encodec {
    */
   async decode(codes: Codes, options: DecodeOptions = {}): Promise<Float32Array> {
     checkCodes(codes);
+    if (this.segments || isSegmented(codes)) return this.decodeSegmentedCodes(codes, options, 'codes');
     const plan = chunkPlan(options, this.batchSeconds);
     if (options.exact) {
       const [samples] = await this.decodeBatch([codes]);
@@ -280,7 +404,7 @@ export class Encodec {
 
   /** Native span calls (`call`), a run's spans at once, each on its lane's share of the threads. */
   private spanRunner<I, O>(
-    what: 'encode' | 'decode',
+    what: 'encode' | 'decode' | 'latents',
     plan: ChunkPlan,
     call: (model: NativeModel, input: I, options: NativeCallOptions) => Promise<O>,
     describe: (input: I, output: O) => string,
@@ -308,6 +432,11 @@ export class Encodec {
   async decodeBatch(codes: Codes[]): Promise<Float32Array[]> {
     if (!Array.isArray(codes) || codes.length === 0) throw typeError('codes must be a non-empty array of codes objects');
     codes.forEach((c, i) => checkCodes(c, `codes[${i}]`));
+    if (this.segments || codes.some(isSegmented)) {
+      const out: Float32Array[] = [];
+      for (let i = 0; i < codes.length; i++) out.push(await this.decodeSegmentedCodes(codes[i], {}, `codes[${i}]`));
+      return out;
+    }
     const start = performance.now();
     const audio = await this.run('decode', (model) => model.decode(codes));
     debug('decode', () => {
@@ -318,11 +447,143 @@ export class Encodec {
     return audio;
   }
 
-  /** The quantized latent vectors of codes (what the decoder receives), layout [128, nFrames]. */
+  /**
+   * The quantized latent vectors of codes (what the decoder receives), layout [128, nFrames]. For a segmented model
+   * these are the latents of the normalised segments, frame by frame as the codes are (scales not applied).
+   */
   async embeddings(codes: Codes): Promise<Embeddings> {
     checkCodes(codes);
+    if (codes.nQ > this.info.max_codebooks) {
+      throw rangeError(`codes have ${codes.nQ} codebooks; ${this.info.model} has ${this.info.max_codebooks}`);
+    }
     const [latents] = await this.run('embeddings', (model) => model.dequantize([codes]));
     return latents;
+  }
+
+  // ---- segmented models (encodec_48khz): lib/codec/segments.ts -----------------------------------------------
+
+  /** Codebooks for a bandwidth of this model, and segments per native call; rejects options that do not apply. */
+  private segmentOptions(options: EncodeOptions | EncodeStreamOptions): { nQ: number; batch: number } {
+    if (typeof options !== 'object' || options === null) throw typeError('options must be an object such as { bandwidth: 6 }');
+    for (const key of ['chunkSeconds', 'contextSeconds'] as const) {
+      if (options[key] !== undefined) {
+        throw rangeError(
+          `${key} does not apply to ${this.info.model}: it codes fixed ${this.info.segment} s segments, as Meta's model does (drop ${key})`,
+        );
+      }
+    }
+    const channels = (options as EncodeOptions).channels;
+    if (channels !== undefined && channels !== this.info.channels) {
+      throw rangeError(`${this.info.model} codes ${this.info.channels} channels; got channels: ${String(channels)}`);
+    }
+    const batch = options.batchSeconds === undefined ? SEGMENT_BATCH : Math.round(options.batchSeconds / (this.info.segment ?? 1));
+    if (!Number.isInteger(batch) || batch < 1) {
+      throw rangeError(`batchSeconds must be at least one segment (${this.info.segment} s), got ${String(options.batchSeconds)}`);
+    }
+    return { nQ: this.codebooks(options.bandwidth ?? DEFAULT_BANDWIDTH), batch };
+  }
+
+  /** Codebooks of a bandwidth of this model (its metadata's codebooks_per_bandwidth). */
+  private codebooks(bandwidth: unknown): number {
+    const bandwidths = this.info.bandwidths;
+    if (typeof bandwidth !== 'number') {
+      throw typeError(`bandwidth must be a number of kbps (one of ${bandwidths.join(', ')}), got ${typeof bandwidth}`);
+    }
+    const nQ = this.info.codebooks_per_bandwidth[String(bandwidth)];
+    if (!bandwidths.includes(bandwidth) || nQ === undefined) {
+      throw rangeError(`unsupported bandwidth ${bandwidth} kbps for ${this.info.model}; use one of ${bandwidths.join(', ')}`);
+    }
+    return nQ;
+  }
+
+  /** Checks planar audio of the model's channels. */
+  private checkPlanar(samples: unknown, what: string): asserts samples is Float32Array {
+    const channels = this.info.channels;
+    if (!(samples instanceof Float32Array)) {
+      const got = samples === null ? 'null' : Array.isArray(samples) ? 'an array' : ArrayBuffer.isView(samples) ? samples.constructor.name : typeof samples;
+      throw typeError(
+        `${what} must be one Float32Array of planar ${channels}-channel samples (channel 0's, then channel 1's), got ${got}; ` +
+          'join per-channel arrays with toPlanar([left, right])',
+      );
+    }
+    if (samples.length === 0) throw rangeError(`${what} is empty; pass at least one sample`);
+    if (samples.length % channels !== 0) {
+      throw rangeError(
+        `${what} has ${samples.length} samples, not a multiple of ${this.info.model}'s ${channels} channels: pass planar audio ` +
+          `(channel 0's samples, then channel 1's; for mono audio repeat it in both channels, as Meta's convert_audio does)`,
+      );
+    }
+  }
+
+  private async encodeSegmentedClip(samples: Float32Array, options: EncodeOptions, what: string): Promise<SegmentedCodes> {
+    this.checkPlanar(samples, what);
+    const { nQ, batch } = this.segmentOptions(options);
+    const start = performance.now();
+    const codes = await encodeSegmented(samples, this.segments as SegmentGeometry, batch, this.segmentEncoder(nQ));
+    debug('encode', () => {
+      const seconds = samples.length / this.info.channels / this.info.sample_rate;
+      return `${seconds.toFixed(2)} s of ${this.info.channels}-channel audio in ${codes.scales.length} segment(s) -> codes ${codes.nQ} x ${codes.nFrames} in ${elapsedSince(start)}`;
+    });
+    return codes;
+  }
+
+  /** Native encoding of a batch of segments, split between the lanes (calls at once on a share of the threads). */
+  private segmentEncoder(nQ: number): SegmentEncoder {
+    return (segments) =>
+      this.run('encode', async (model) => {
+        const parts = await Promise.all(
+          this.segmentLanes(segments).map(({ items, threads }) => model.encode(items, nQ, { threads })),
+        );
+        return parts.flat().map((c): SegmentCodes => ({ data: c.data, nQ: c.nQ, nFrames: c.nFrames, scale: c.scale as number }));
+      });
+  }
+
+  /**
+   * Splits a batch between lanes: on the CPU with 2+ threads, two calls at once on one share of the threads each
+   * (the LSTM's small per-frame steps keep one core busy only); else one call with all threads.
+   */
+  private segmentLanes<T>(items: T[]): Array<{ items: T[]; threads: number }> {
+    const threads = this.threads;
+    const lanes = this.device === 'cpu' && threads >= 2 && items.length >= 2 ? 2 : 1;
+    if (lanes === 1) return [{ items, threads: 0 }];
+    const half = Math.ceil(items.length / 2);
+    return [
+      { items: items.slice(0, half), threads: Math.ceil(threads / 2) },
+      { items: items.slice(half), threads: Math.floor(threads / 2) },
+    ];
+  }
+
+  private async decodeSegmentedCodes(codes: Codes, options: DecodeOptions, what: string): Promise<Float32Array> {
+    const segments = this.segments;
+    if (!segments) {
+      throw rangeError(
+        `${what} carry segment scales: they were made by a segmented model (encodec_48khz); decode them with that model, not ${this.info.model}`,
+      );
+    }
+    if (!isSegmented(codes)) {
+      throw typeError(
+        `${what} have no scales: codes of ${this.info.model} carry one scale per segment (codes.scales, codes.segmentFrames) as encode() returns them`,
+      );
+    }
+    if (codes.segmentFrames !== segmentFrames(segments)) {
+      throw rangeError(`${what}.segmentFrames is ${codes.segmentFrames}; ${this.info.model} segments have ${segmentFrames(segments)} frames`);
+    }
+    if (codes.nQ > this.info.max_codebooks) {
+      throw rangeError(`${what} have ${codes.nQ} codebooks; ${this.info.model} has ${this.info.max_codebooks}`);
+    }
+    for (const key of ['chunkSeconds', 'contextSeconds'] as const) {
+      if (options[key] !== undefined) throw rangeError(`${key} does not apply to ${this.info.model}: it decodes fixed segments`);
+    }
+    const batch = options.batchSeconds === undefined ? SEGMENT_BATCH : Math.max(1, Math.round(options.batchSeconds / (this.info.segment ?? 1)));
+    const start = performance.now();
+    const audio = await decodeSegmented(codes, segments, batch, (blocks) =>
+      this.run('decode', async (model) => {
+        const parts = await Promise.all(this.segmentLanes(blocks).map(({ items, threads }) => model.decode(items, { threads })));
+        return parts.flat();
+      }),
+    );
+    debug('decode', () => `${codes.scales.length} segment(s), ${codes.nFrames} frames -> ${audio.length / this.info.channels} samples per channel in ${elapsedSince(start)}`);
+    return audio;
   }
 
   /**

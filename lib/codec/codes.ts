@@ -3,16 +3,35 @@
  * and chunking use these types without importing the codec itself.
  */
 import { CODEBOOK_SIZE, MAX_CODEBOOKS } from './bandwidth';
-import { typeError, rangeError } from '../common/errors';
+import { rangeError, typeError } from '../common/errors';
 
 /**
  * Codes of one clip: `data[q * nFrames + t]` is the code of codebook `q` at frame `t`
- * (layout [nQ, nFrames], row-major), each in 0..1023. Frame `t` covers samples [320 t, 320 (t + 1)).
+ * (layout [nQ, nFrames], row-major), each in 0..1023. Whole-file models (encodec_24khz): frame `t` covers samples
+ * [320 t, 320 (t + 1)). Segmented models (encodec_48khz) add `scales` and `segmentFrames` (see SegmentedCodes).
  */
 export interface Codes {
   data: Int16Array | Int32Array;
   nQ: number;
   nFrames: number;
+  /**
+   * Segmented models only: each segment's scale (Meta's normalisation: the RMS of the segment's mono mix plus
+   * 1e-8; the encoder saw the segment divided by it, the decoder's output is multiplied by it).
+   */
+  scales?: Float32Array;
+  /**
+   * Segmented models only: frames of a full segment (150 for encodec_48khz). Segment k's codes are frames
+   * [k * segmentFrames, (k + 1) * segmentFrames), but for the last two segments: the last may have fewer frames,
+   * and the one before it 149 when the last holds at most 160 samples (lib/codec/segments.ts,
+   * segmentFrameCounts). Segment k starts at sample k * segment_stride of the audio (the model's metadata).
+   */
+  segmentFrames?: number;
+}
+
+/** Codes of a segmented model (encodec_48khz): one scale per segment. */
+export interface SegmentedCodes extends Codes {
+  scales: Float32Array;
+  segmentFrames: number;
 }
 
 /** Quantized latent vectors (the sum of the chosen codebook entries): layout [dim = 128, nFrames]. */
@@ -42,6 +61,23 @@ export function checkCodes(codes: unknown, what = 'codes'): asserts codes is Cod
     throw rangeError(
       `${what}.data has ${data.length} values but nQ x nFrames = ${nQ} x ${nFrames} = ${nQ * nFrames}; the layout is [nQ, nFrames]`,
     );
+  }
+  const { scales, segmentFrames } = codes as Codes;
+  if (scales === undefined && segmentFrames === undefined) return;
+  if (!(scales instanceof Float32Array)) {
+    throw typeError(`${what}.scales must be a Float32Array (one scale per segment), got ${scales === undefined ? 'undefined' : typeof scales}`);
+  }
+  if (!Number.isInteger(segmentFrames) || (segmentFrames as number) < 1) {
+    throw rangeError(`${what}.segmentFrames must be a positive integer (frames per segment), got ${String(segmentFrames)}`);
+  }
+  // n segments hold (n - 1) * segmentFrames (a short last pair) to n * segmentFrames frames
+  const per = segmentFrames as number;
+  const n = scales.length;
+  if (n < 1 || nFrames > n * per || nFrames < Math.max(1, (n - 1) * per)) {
+    throw rangeError(`${what}.scales has ${n} values but ${nFrames} frames in segments of ${per} frames do not make ${n} segments`);
+  }
+  for (let i = 0; i < scales.length; i++) {
+    if (!Number.isFinite(scales[i])) throw rangeError(`${what}.scales[${i}] is ${scales[i]}; scales must be finite`);
   }
 }
 

@@ -13,6 +13,8 @@ export interface NativeCodes {
   data: Int16Array | Int32Array;
   nQ: number;
   nFrames: number;
+  /** Segmented models (encodec_48khz): the segment's scale, returned by encode and required by decode. */
+  scale?: number;
 }
 
 /** Quantized latent vectors: data laid out [dim, nFrames], row-major. */
@@ -52,6 +54,32 @@ export interface NativeModel {
   /** With `options.span`, `codes` is one span of a chunked decoding. */
   decode(codes: NativeCodes[], options?: NativeCallOptions): Promise<Float32Array[]>;
   dequantize(codes: NativeCodes[]): Promise<NativeLatents[]>;
+  /** The encoder's output before quantization; with `options.span`, one span (models/encodec_ts.py latents_span). */
+  latents(clips: Float32Array[], options?: NativeCallOptions): Promise<NativeLatents[]>;
+  dispose(): void;
+}
+
+/** Segments decoded by the LM (native/lm_session.h): codes per segment, where each began, where the last ended. */
+export interface NativeLmDecoded {
+  codes: NativeCodes[];
+  offsets: number[];
+  end: number;
+}
+
+/** The addon's entropy-coding LM object (see native/lm_model.cc). */
+export interface NativeLm {
+  readonly metadata: string;
+  readonly nQ: number;
+  readonly threads: number;
+  readonly disposed: boolean;
+  /** Arithmetic-codes each block as one segment (fresh LM state and coder); one payload per block. */
+  compress(blocks: NativeCodes[]): Promise<Uint8Array[]>;
+  /**
+   * Decodes consecutive segments from `data`: each is `prefixBytes` bytes (left to the caller) then the coded
+   * stream of `frames[i]` frames of `nQ` codes. Rejects with an Error whose `code` is 'ECDC_DESYNC' when the
+   * stream cannot be decoded with this LM.
+   */
+  decompress(data: Uint8Array, nQ: number, frames: number[], prefixBytes: number): Promise<NativeLmDecoded>;
   dispose(): void;
 }
 
@@ -79,6 +107,8 @@ export interface NativeMel {
 
 export interface NativeBinding {
   load(modelPath: string, options?: { device?: string; threads?: number }): Promise<NativeModel>;
+  /** Loads an entropy-coding LM file (models/export_lm.py); `threads`: intra-op threads of its steps (default 1). */
+  loadLm(lmPath: string, options?: { threads?: number }): Promise<NativeLm>;
   /**
    * Power mel spectrogram (filterbank [nMels, nFft / 2 + 1] times |STFT|^2; see native/spectral.h), computed
    * `blockFrames` frames at a time (default 4096; the result does not depend on it).

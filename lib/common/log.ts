@@ -3,14 +3,17 @@
  * with sizes and timings, written to stderr only so data written to stdout stays clean.
  *
  * Off by default. Turned on by the CLI's global `--verbose` flag ({@link setVerbose}), or by the `DEBUG`
- * environment variable naming `encodec-native` (the `debug` package's convention: a comma- or
- * space-separated list where `*` and `encodec-native*` patterns match, and `-name` excludes):
- * `DEBUG=encodec-native`, `DEBUG=*`, `DEBUG=express,encodec-native`.
+ * environment variable selecting `encodec-native` as the [`debug`](https://www.npmjs.com/package/debug) package
+ * reads it (it decides: a comma- or space-separated list where `*` patterns match and `-name` excludes):
+ * `DEBUG=encodec-native`, `DEBUG=*`, `DEBUG=express,encodec-native`; `encodec-native:*` selects it too.
  *
  * Lines look like `encodec-native +0.412s audio: ffmpeg decoded 'talk.mp4' (44.1 kHz, 2 ch) -> 24 kHz, 31.2 s in 380 ms`.
+ * They are formatted here, not by debug's own formatter, whose lines (a colour or a date, `+ms` since the
+ * previous line) would change the documented format.
  *
  * @packageDocumentation
  */
+import createDebug from 'debug';
 
 /** The name matched against `DEBUG`, and the prefix of every line. */
 export const LOG_NAMESPACE = 'encodec-native';
@@ -18,34 +21,52 @@ export const LOG_NAMESPACE = 'encodec-native';
 let verbose = false;
 let sink: (line: string) => void = (line) => process.stderr.write(line);
 const started = process.hrtime.bigint();
+const logger = createDebug(LOG_NAMESPACE);
+// debug reads DEBUG when it loads; a value set later (by a test or an embedding program) is taken up here.
+let seenDebugEnv = process.env.DEBUG;
 
 /** Turns debug logging on or off for this process, whatever `DEBUG` says (the CLI's `--verbose`). */
 export function setVerbose(on: boolean): void {
   verbose = on;
 }
 
-/** Whether a `DEBUG` value (comma/space list of patterns, `*` wildcards, `-pattern` exclusions) selects a name. */
+/** Whether debug's current namespaces select `name`; `name:*` patterns select the bare name too, unless excluded. */
+function selected(name: string): boolean {
+  if (createDebug.enabled(name)) return true;
+  if (!createDebug.enabled(`${name}:`)) return false;
+  // debug 4.4 keeps exclusions as wildcard strings (older versions as RegExps).
+  const skips = createDebug.skips as unknown as Array<string | RegExp>;
+  return !skips.some((skip) =>
+    typeof skip === 'string' ? new RegExp(`^${skip.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`).test(name) : skip.test(name),
+  );
+}
+
+/**
+ * Whether a `DEBUG` value (comma/space list of patterns, `*` wildcards, `-pattern` exclusions) selects a name,
+ * by debug's own matching. debug's enabled namespaces (and `process.env.DEBUG`, which it rewrites) are restored.
+ */
 export function debugSelects(value: string | undefined, name = LOG_NAMESPACE): boolean {
   if (!value) return false;
-  let selected = false;
-  for (const raw of value.split(/[\s,]+/)) {
-    if (raw === '') continue;
-    const exclude = raw.startsWith('-');
-    const pattern = exclude ? raw.slice(1) : raw;
-    const regex = new RegExp(`^${pattern.replace(/[.+?^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*')}$`);
-    // `encodec-native:*` style patterns also select the bare namespace.
-    const matches = regex.test(name) || regex.test(`${name}:`);
-    if (matches) {
-      if (exclude) return false;
-      selected = true;
-    }
+  const env = process.env.DEBUG;
+  const previous = createDebug.disable();
+  try {
+    createDebug.enable(value);
+    return selected(name);
+  } finally {
+    createDebug.enable(previous);
+    if (env === undefined) delete process.env.DEBUG;
+    else process.env.DEBUG = env;
   }
-  return selected;
 }
 
 /** Whether debug lines are printed: `--verbose` was given or `DEBUG` selects `encodec-native`. */
 export function isDebugEnabled(): boolean {
-  return verbose || debugSelects(process.env.DEBUG);
+  if (verbose) return true;
+  if (process.env.DEBUG !== seenDebugEnv) {
+    seenDebugEnv = process.env.DEBUG;
+    createDebug.enable(seenDebugEnv ?? '');
+  }
+  return logger.enabled || selected(LOG_NAMESPACE);
 }
 
 /**

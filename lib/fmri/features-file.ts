@@ -1,19 +1,27 @@
 /**
  * Feature files: a NumPy `.npy` array (numpy.load reads it) plus a metadata `.csv` beside it, one row per TR
- * (pandas.read_csv reads it). Both are written to temporary files first and renamed into place, the `.csv`
- * before the `.npy`, so a reader (or a rerun that skips finished inputs) sees either both complete files or
- * no `.npy`.
+ * (pandas.read_csv reads it; written and read with csv-stringify / csv-parse). Both are written to temporary files
+ * first and renamed into place, the `.npy` and then the `.csv`, and the `.csv` records the SHA-256 of the `.npy`
+ * it belongs to (`npy_sha256`): a pair is complete only when both exist and the hash matches, so a crash between
+ * the renames (a new `.npy` beside an older `.csv`) is seen as unfinished by `featuresExist` and by `readFeatures`.
  *
  * CSV columns: tr_index, start_time, end_time, n_frames, n_codebooks, bandwidth, encoding_mode, source,
- * then feature_kind (codes | embeddings | mel), hrf, layout, tr, and for mel sample_rate, n_fft, hop_length,
- * n_mels, top_db (empty otherwise).
+ * then feature_kind (codes | embeddings | latents | mel), hrf, layout, tr, and for mel sample_rate, n_fft,
+ * hop_length, n_mels, top_db (empty otherwise); then the run timeline (./run-timeline): run_time_start,
+ * run_time_end, stimulus_time_start, stimulus_time_end (NaN where the volume holds no stimulus),
+ * stimulus_fraction, stim_file, frame_time (t_k), and the settings resample, delays (e.g. "1 2 3 4"), zscore,
+ * onset, run_trs, slice_time_ref, and npy_sha256.
  *
  * Reading auto-detects the kind: an integer array -> EnCodec codes (values 0..1023); a float array -> the
  * kind its CSV names, else mel when every value is <= 0 (dB relative to the maximum), else embeddings when
  * it has 128 rows per TR. Anything else is an error that says what was expected.
  */
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+
+import { parse } from 'csv-parse/sync';
+import { stringify } from 'csv-stringify/sync';
 
 import { ceilTrTimesRate, checkTr, framesPerTr } from './alignment';
 import { tempPathFor } from '../common/atomic';
@@ -21,6 +29,7 @@ import { LATENT_DIM, MAX_CODEBOOKS } from '../codec/bandwidth';
 import { checkCodeRange } from '../codec/codes';
 import { DEFAULT_TR, FeatureKind, FeatureLayout, FeatureMode, FeatureSet, HrfOption, TrMetadata } from './features';
 import { MelSettings, melSettings } from '../dsp/mel';
+import type { Resample } from './resample';
 import { encodeNpy, readNpy, toInt32Array, toNumberArray } from '../io/npy';
 import { typeError, rangeError } from '../common/errors';
 
@@ -38,6 +47,8 @@ export interface ReadFeaturesOptions {
 const COLUMNS = [
   'tr_index', 'start_time', 'end_time', 'n_frames', 'n_codebooks', 'bandwidth', 'encoding_mode', 'source',
   'feature_kind', 'hrf', 'layout', 'tr', 'sample_rate', 'n_fft', 'hop_length', 'n_mels', 'top_db',
+  'run_time_start', 'run_time_end', 'stimulus_time_start', 'stimulus_time_end', 'stimulus_fraction', 'stim_file',
+  'frame_time', 'resample', 'delays', 'zscore', 'onset', 'run_trs', 'slice_time_ref', 'npy_sha256',
 ] as const;
 
 /** The `.npy` and `.csv` paths for an output base (`out/movie`, `out/movie.npy` or `out/movie.csv`). */
@@ -46,15 +57,9 @@ export function featureFilesFor(outBase: string): FeatureFiles {
   return { npy: `${base}.npy`, csv: `${base}.csv` };
 }
 
-function csvField(value: unknown): string {
-  if (value === null || value === undefined) return '';
-  const text = String(value);
-  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
-/** The metadata CSV text of a feature set. */
-export function featuresCsv(result: FeatureSet): string {
-  const lines = [COLUMNS.join(',')];
+/** The metadata CSV text of a feature set (`npySha256`: the hash of the `.npy` it is written beside). */
+export function featuresCsv(result: FeatureSet, npySha256 = ''): string {
+  const records: Record<string, unknown>[] = [];
   const mel = result.kind === 'mel' ? result.mel : undefined;
   for (const row of result.metadata) {
     const extra = {
@@ -67,11 +72,40 @@ export function featuresCsv(result: FeatureSet): string {
       hop_length: mel?.hopLength,
       n_mels: mel?.nMels,
       top_db: mel?.topDb,
+      resample: result.resample ?? 'window',
+      delays: result.delays?.join(' '),
+      zscore: result.zscore ? 'true' : 'false',
+      onset: result.onset ?? 0,
+      run_trs: result.runTrs,
+      slice_time_ref: result.sliceTimeRef ?? 0,
+      npy_sha256: npySha256,
     };
-    const all: Record<string, unknown> = { ...row, ...extra };
-    lines.push(COLUMNS.map((c) => csvField(all[c])).join(','));
+    records.push({ ...row, ...extra });
   }
-  return `${lines.join('\n')}\n`;
+  // numbers as String() writes them (NaN as 'NaN', which pandas reads as NaN); no quotes unless a field needs them
+  return stringify(records, { header: true, columns: [...COLUMNS], cast: { number: (v) => String(v) } });
+}
+
+/** SHA-256 (hex) of bytes. */
+function sha256(bytes: Uint8Array): string {
+  return crypto.createHash('sha256').update(bytes).digest('hex');
+}
+
+/** SHA-256 (hex) of a file, read in blocks (synchronously: feature files are checked before work starts). */
+function sha256FileSync(file: string): string {
+  const hash = crypto.createHash('sha256');
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buffer = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const n = fs.readSync(fd, buffer, 0, buffer.length, null);
+      if (n === 0) break;
+      hash.update(buffer.subarray(0, n));
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 /**
@@ -80,9 +114,11 @@ export function featuresCsv(result: FeatureSet): string {
  */
 export async function writeFeatures(outBase: string, result: FeatureSet): Promise<FeatureFiles> {
   const files = featureFilesFor(outBase);
+  const npy = encodeNpy(result.features, result.shape);
+  // the .npy first, then the .csv holding its hash: see the module notes
   const parts: [string, Uint8Array][] = [
-    [files.csv, Buffer.from(featuresCsv(result), 'utf8')],
-    [files.npy, encodeNpy(result.features, result.shape)],
+    [files.npy, npy],
+    [files.csv, Buffer.from(featuresCsv(result, sha256(npy)), 'utf8')],
   ];
   const temps: string[] = [];
   try {
@@ -105,10 +141,28 @@ export async function writeFeatures(outBase: string, result: FeatureSet): Promis
   return files;
 }
 
-/** Whether both files of an output base exist (a finished output). */
+/**
+ * Whether an output base holds a finished pair: both files, and the `.csv`'s `npy_sha256` is the `.npy`'s hash (a
+ * `.csv` written before this check existed has none and counts as finished when both files exist).
+ */
 export function featuresExist(outBase: string): boolean {
   const files = featureFilesFor(outBase);
-  return fs.existsSync(files.npy) && fs.existsSync(files.csv);
+  if (!fs.existsSync(files.npy) || !fs.existsSync(files.csv)) return false;
+  try {
+    const recorded = recordedNpyHash(fs.readFileSync(files.csv, 'utf8'));
+    return recorded === undefined || recorded === sha256FileSync(files.npy);
+  } catch {
+    return false;
+  }
+}
+
+/** The `npy_sha256` a metadata CSV records (undefined: none, an older CSV or one with no rows). */
+function recordedNpyHash(text: string): string | undefined {
+  const rows = parseCsv(text);
+  const column = rows[0]?.indexOf('npy_sha256') ?? -1;
+  if (column < 0) return undefined;
+  const value = rows[1]?.[column];
+  return value ? value : undefined;
 }
 
 /**
@@ -141,37 +195,9 @@ export async function removeStalePartials(outBase: string, olderThanMs = 10 * 60
   return removed;
 }
 
-/** Parses CSV text (RFC 4180: quoted fields, doubled quotes) into rows of fields. */
+/** Parses CSV text (RFC 4180: quoted fields, doubled quotes) into rows of fields (csv-parse). */
 export function parseCsv(text: string): string[][] {
-  const rows: string[][] = [];
-  let row: string[] = [];
-  let field = '';
-  let quoted = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (quoted) {
-      if (c === '"' && text[i + 1] === '"') {
-        field += '"';
-        i++;
-      } else if (c === '"') quoted = false;
-      else field += c;
-    } else if (c === '"') quoted = true;
-    else if (c === ',') {
-      row.push(field);
-      field = '';
-    } else if (c === '\n' || c === '\r') {
-      if (c === '\r' && text[i + 1] === '\n') i++;
-      row.push(field);
-      rows.push(row);
-      row = [];
-      field = '';
-    } else field += c;
-  }
-  if (field !== '' || row.length) {
-    row.push(field);
-    rows.push(row);
-  }
-  return rows;
+  return parse(text, { relax_column_count: true, skip_empty_lines: true }) as string[][];
 }
 
 interface CsvInfo {
@@ -207,6 +233,14 @@ function metadataFrom(csv: CsvInfo): TrMetadata[] {
     bandwidth: numberOrNull(r.bandwidth),
     encoding_mode: (r.encoding_mode || 'encodec') as FeatureMode,
     source: r.source ?? '',
+    // CSVs written before the run timeline: run time = stimulus time = start_time
+    run_time_start: Number(r.run_time_start || r.start_time),
+    run_time_end: Number(r.run_time_end || r.end_time),
+    stimulus_time_start: Number(r.stimulus_time_start || r.start_time),
+    stimulus_time_end: Number(r.stimulus_time_end || r.end_time),
+    stimulus_fraction: Number(r.stimulus_fraction || 1),
+    stim_file: r.stim_file ?? r.source ?? '',
+    frame_time: Number(r.frame_time || r.start_time),
   }));
 }
 
@@ -222,8 +256,12 @@ export async function readFeatures(file: string, options: ReadFeaturesOptions = 
   const files = featureFilesFor(file);
   const npyPath = /\.npy$/i.test(file) ? file : files.npy;
   const { data, dtype, shape } = await readNpy(npyPath);
-  const csv = await readCsvIfPresent(featureFilesFor(npyPath).csv);
+  const csvPath = featureFilesFor(npyPath).csv;
+  const csv = await readCsvIfPresent(csvPath);
   const first = csv?.rows[0];
+  if (first?.npy_sha256 && first.npy_sha256 !== sha256FileSync(npyPath)) {
+    throw rangeError(`${csvPath} was written for another ${path.basename(npyPath)} (an interrupted or concurrent run?); extract this input again (--force)`);
+  }
   const tr = options.tr ?? (first?.tr ? Number(first.tr) : DEFAULT_TR);
   checkTr(tr, options.tr === undefined && first?.tr ? `the tr in ${featureFilesFor(npyPath).csv}` : 'tr');
   const csvKind = first?.feature_kind as FeatureKind | undefined;
@@ -242,7 +280,7 @@ export async function readFeatures(file: string, options: ReadFeaturesOptions = 
     features = Int16Array.from(ints);
   } else if (kindCode === 'f4' || kindCode === 'f8') {
     features = data instanceof Float32Array ? data : Float32Array.from(toNumberArray(data));
-    if (csvKind === 'mel' || csvKind === 'embeddings') kind = csvKind;
+    if (csvKind === 'mel' || csvKind === 'embeddings' || csvKind === 'latents') kind = csvKind;
     else if (csvKind) throw typeError(`${npyPath}: float array but its CSV says '${csvKind}'; ${EXPECTED}`);
     else if (layout === 'flat') {
       throw rangeError(`${npyPath}: a flat float array without its metadata .csv cannot be told apart (mel or embeddings); keep the .csv beside it`);
@@ -255,7 +293,7 @@ export async function readFeatures(file: string, options: ReadFeaturesOptions = 
   if (kind === 'codes' && layout === 'tr' && (shape[1] < 1 || shape[1] > MAX_CODEBOOKS)) {
     throw rangeError(`${npyPath}: codes of shape (${shape.join(', ')}) have ${shape[1]} codebooks; ${EXPECTED}`);
   }
-  if (kind === 'embeddings' && layout === 'tr' && shape[1] !== LATENT_DIM) {
+  if ((kind === 'embeddings' || kind === 'latents') && layout === 'tr' && shape[1] !== LATENT_DIM) {
     throw rangeError(`${npyPath}: embeddings must have ${LATENT_DIM} rows per TR, got shape (${shape.join(', ')})`);
   }
   let mel: MelSettings | undefined;
@@ -271,7 +309,8 @@ export async function readFeatures(file: string, options: ReadFeaturesOptions = 
   }
   const metadata = csv ? metadataFrom(csv) : [];
   const frames =
-    layout === 'tr' ? shape[2] : kind === 'mel' && mel ? ceilTrTimesRate(tr, mel.sampleRate, mel.hopLength) : framesPerTr(tr);
+    layout === 'tr' ? shape[2] : first?.n_frames ? Number(first.n_frames) : kind === 'mel' && mel ? ceilTrTimesRate(tr, mel.sampleRate, mel.hopLength) : framesPerTr(tr);
+  const resample = (first?.resample || 'window') as Resample;
   const nQ = kind === 'codes' && layout === 'tr' ? shape[1] : first?.n_codebooks ? Number(first.n_codebooks) : undefined;
   return {
     kind,
@@ -286,5 +325,11 @@ export async function readFeatures(file: string, options: ReadFeaturesOptions = 
     bandwidth: numberOrNull(first?.bandwidth) ?? undefined,
     mel,
     source: first?.source ?? path.resolve(npyPath),
+    ...(resample !== 'window' ? { resample } : {}),
+    ...(first?.delays ? { delays: first.delays.split(' ').map(Number) } : {}),
+    ...(first?.zscore === 'true' ? { zscore: true } : {}),
+    ...(first?.onset ? { onset: Number(first.onset) } : {}),
+    ...(first?.run_trs ? { runTrs: Number(first.run_trs) } : {}),
+    ...(first?.slice_time_ref ? { sliceTimeRef: Number(first.slice_time_ref) } : {}),
   };
 }

@@ -33,9 +33,9 @@
  */
 import { loadAudio, streamAudio } from '../io/audio';
 import { HOP_LENGTH, LATENT_DIM, MAX_CODEBOOKS, SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from '../codec/bandwidth';
-import { Codes, checkCodeRange } from '../codec/codes';
+import { Codes, Embeddings, checkCodeRange } from '../codec/codes';
 import { Device, Encodec } from '../codec/codec';
-import { withCodec } from '../codec/with-codec';
+import { withCodec as loadCodec } from '../codec/with-codec';
 import {
   ceilTrTimesRate,
   checkTr,
@@ -46,20 +46,37 @@ import {
   trStartFrame,
   trStartTime,
 } from './alignment';
-import { HrfModel, checkHrfModel, convolveHrf, hrfKernel } from './hrf';
+import { HrfModel, convolveHrf, hrfKernel } from './hrf';
+import {
+  PlacedStimulus,
+  PlayedStimulus,
+  StimulusPlacement,
+  VolumeTiming,
+  checkRunTrs,
+  checkStimuli,
+  checkStimulusInRun,
+  defaultRunTrs,
+  isPlainFile,
+  runAudio,
+  runSamplesFor,
+  volumeTiming,
+} from './run-timeline';
+import { FrameClock, FrameConvolver, RESAMPLE_METHODS, Resample, VolumeResampler, checkSliceTimeRef, volumeTimes } from './resample';
+import { checkDelays, delayColumns, zscoreColumns } from './design';
 import { MelOptions, MelSettings, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
+import { resolveModelPath, requireWholeFileModel } from '../model/model-file';
 import { debug } from '../common/log';
-import { typeError, rangeError } from '../common/errors';
+import { codedError, rangeError, typeError } from '../common/errors';
 
 export type FeatureMode = 'encodec' | 'mel';
-export type FeatureOutput = 'codes' | 'embeddings';
+export type FeatureOutput = 'codes' | 'embeddings' | 'latents';
 export type FeatureLayout = 'tr' | 'flat';
 export type HrfOption = 'none' | HrfModel;
 /** What a feature array holds. */
-export type FeatureKind = 'codes' | 'embeddings' | 'mel';
+export type FeatureKind = 'codes' | 'embeddings' | 'latents' | 'mel';
 
 export const FEATURE_MODES: readonly FeatureMode[] = Object.freeze(['encodec', 'mel'] as FeatureMode[]);
-export const FEATURE_OUTPUTS: readonly FeatureOutput[] = Object.freeze(['codes', 'embeddings'] as FeatureOutput[]);
+export const FEATURE_OUTPUTS: readonly FeatureOutput[] = Object.freeze(['codes', 'embeddings', 'latents'] as FeatureOutput[]);
 export const FEATURE_LAYOUTS: readonly FeatureLayout[] = Object.freeze(['tr', 'flat'] as FeatureLayout[]);
 export const HRF_OPTIONS: readonly HrfOption[] = Object.freeze(['none', 'glover', 'spm'] as HrfOption[]);
 
@@ -91,8 +108,26 @@ export interface ExtractOptions {
   layout?: FeatureLayout;
   /** 'encodec' (default) or 'mel' (no model). */
   mode?: FeatureMode;
-  /** With mode 'encodec': 'codes' (default) or 'embeddings'. */
+  /**
+   * With mode 'encodec': 'codes' (default), 'embeddings' (quantized latents) or 'latents' (the encoder's output
+   * before quantization; models of exporter 1.5+).
+   */
   output?: FeatureOutput;
+  /**
+   * Run time (seconds) at which the stimulus's first sample plays (default 0); negative: its first -onset seconds
+   * played before the first volume. See ./run-timeline.
+   */
+  onset?: number;
+  /** The run's number of volumes (default: floor((onset + duration) / tr)). */
+  runTrs?: number;
+  /** Volume k's reference time is (k + sliceTimeRef) * tr (0..1, default 0; nilearn's slice_time_ref). */
+  sliceTimeRef?: number;
+  /** Continuous kinds: 'window' (default: frames per TR), 'mean' or 'lanczos' (one value per row and volume). */
+  resample?: Resample;
+  /** FIR delays in volumes: the output becomes (n_trs, n_delays * features). */
+  delays?: number[];
+  /** Z-score each feature column over the run's volumes (before delays). */
+  zscore?: boolean;
   /**
    * Encode each file in one pass (exactly the whole-file codes; memory grows with the length) instead of
    * the codec's default chunked encoding (see `encodeWhole`). Default false.
@@ -122,6 +157,15 @@ export interface TrMetadata {
   encoding_mode: FeatureMode;
   /** The input file. */
   source: string;
+  /** Run timing of the volume (see ./run-timeline); start_time / end_time equal run_time_start / run_time_end. */
+  run_time_start: number;
+  run_time_end: number;
+  stimulus_time_start: number;
+  stimulus_time_end: number;
+  stimulus_fraction: number;
+  stim_file: string;
+  /** The volume's reference time t_k = (k + sliceTimeRef) * tr. */
+  frame_time: number;
 }
 
 /** Features of one input, as `extractFeatures` returns them and `readFeatures` reads them back. */
@@ -143,8 +187,19 @@ export interface FeatureSet {
   bandwidth?: number;
   /** Mel settings (mel mode). */
   mel?: MelSettings;
-  /** The input file. */
+  /** The input file (the events file for a run of several stimuli). */
   source: string;
+  /** How continuous features were resampled (default 'window'). */
+  resample?: Resample;
+  /** FIR delays (volumes), when the features were delayed. */
+  delays?: number[];
+  /** Whether columns were z-scored. */
+  zscore?: boolean;
+  /** Run time of the first stimulus's first sample (seconds). */
+  onset?: number;
+  /** Volumes of the run. */
+  runTrs?: number;
+  sliceTimeRef?: number;
 }
 
 /** Features to turn back into audio: a FeatureSet, or at least its array and shape. */
@@ -186,6 +241,12 @@ interface Settings {
   mode: FeatureMode;
   output: FeatureOutput;
   mel: MelSettings;
+  onset: number;
+  runTrs: number | undefined;
+  sliceTimeRef: number;
+  resample: Resample;
+  delays: number[] | undefined;
+  zscore: boolean;
 }
 
 /** Checks extraction options, throwing a TypeError/RangeError that names the bad one and the fix. */
@@ -210,7 +271,27 @@ export function checkExtractOptions(options: ExtractOptions = {}): Settings {
   if (model !== undefined && typeof model !== 'string' && !(model instanceof Encodec)) {
     throw typeError('model must be the path of a model file or a loaded Encodec');
   }
-  return { tr, bandwidth, maxTrs, hrf, layout, mode, output, mel: melSettings(options.mel) };
+  const onset = options.onset ?? 0;
+  if (typeof onset !== 'number' || !Number.isFinite(onset)) {
+    throw rangeError(`onset must be a finite number of seconds (run time of the stimulus's first sample), got ${String(onset)}`);
+  }
+  const runTrs = checkRunTrs(options.runTrs);
+  if (runTrs !== undefined && onset >= runTrs * tr) {
+    throw rangeError(`onset ${onset} s is at or after the end of the run (runTrs ${runTrs} x tr ${tr} s = ${runTrs * tr} s): no stimulus plays inside the run`);
+  }
+  const sliceTimeRef = checkSliceTimeRef(options.sliceTimeRef ?? 0);
+  const resample = oneOf(options.resample ?? 'window', RESAMPLE_METHODS, 'resample');
+  const codes = mode === 'encodec' && output === 'codes';
+  if (codes && resample !== 'window') {
+    throw rangeError(`resample '${resample}' needs continuous features (output latents or embeddings, or mode mel): codes are categorical, so averaging or interpolating them means nothing; use resample 'window'`);
+  }
+  const zscore = options.zscore ?? false;
+  if (typeof zscore !== 'boolean') throw typeError(`zscore must be true or false, got ${typeof zscore}`);
+  if (codes && zscore) {
+    throw rangeError('zscore needs continuous features (output latents or embeddings, or mode mel): codes are categorical');
+  }
+  const delays = options.delays === undefined ? undefined : checkDelays(options.delays);
+  return { tr, bandwidth, maxTrs, hrf, layout, mode, output, mel: melSettings(options.mel), onset, runTrs, sliceTimeRef, resample, delays, zscore };
 }
 
 /**
@@ -220,49 +301,71 @@ export function checkExtractOptions(options: ExtractOptions = {}): Settings {
  * `exact` encodes the clip in one pass, exactly the whole-file codes.
  */
 export async function encodeWhole(codec: Encodec, samples: Float32Array, bandwidth: number, exact = false): Promise<Codes> {
+  requireWholeFileModel(codec.info, 'the features pipeline');
   return codec.encode(samples, { bandwidth, exact });
 }
 
-/**
- * Encodes a file's audio as it streams out of the decoder (lib/audio streamAudio -> codec.encodeStream): only
- * a window of audio is in memory at any time, whatever the length of the soundtrack. Returns the codes (null
- * for a file without samples) and the number of samples read, which gives the TR count.
- */
-async function encodeFileStreamed(
-  codec: Encodec,
-  file: string,
-  bandwidth: number,
-  maxSeconds: number | undefined,
-): Promise<{ codes: Codes | null; samples: number }> {
-  let samples = 0;
-  async function* counted(): AsyncGenerator<Float32Array> {
-    for await (const block of streamAudio(file, { sampleRate: SAMPLE_RATE, maxSeconds })) {
-      samples += block.length;
+/** A stream of run audio that counts its samples and knows whether it was read to its end. */
+interface CountedAudio {
+  blocks: AsyncGenerator<Float32Array>;
+  samples: number;
+  /** True once the source was exhausted (so samples === 0 then means genuinely empty audio). */
+  ended: boolean;
+}
+
+function counted(source: AsyncIterable<Float32Array>): CountedAudio {
+  const state = { samples: 0, ended: false };
+  async function* blocks(): AsyncGenerator<Float32Array> {
+    for await (const block of source) {
+      state.samples += block.length;
       yield block;
     }
+    state.ended = true;
   }
+  return Object.assign(state, { blocks: blocks() });
+}
+
+/** Collects a stream of sample blocks into one array. */
+async function collect(blocks: AsyncIterable<Float32Array>): Promise<Float32Array> {
+  const parts: Float32Array[] = [];
+  let total = 0;
+  for await (const b of blocks) {
+    parts.push(b.slice());
+    total += b.length;
+  }
+  const out = new Float32Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/**
+ * Encodes run audio as it streams (codec.encodeStream): only a window of audio is in memory at any time, whatever
+ * the length of the soundtrack. Returns the codes (null for audio without samples) and the samples read. Only audio
+ * that was read to its end without a sample counts as empty: any other error (a RangeError included) propagates.
+ */
+async function encodeStreamed(codec: Encodec, audio: CountedAudio, bandwidth: number): Promise<{ codes: Codes | null; samples: number }> {
   try {
-    return { codes: await codec.encodeStream(counted(), { bandwidth }), samples };
+    return { codes: await codec.encodeStream(audio.blocks, { bandwidth }), samples: audio.samples };
   } catch (err) {
-    if (samples === 0 && err instanceof RangeError) return { codes: null, samples }; // empty audio: zero TRs
+    if (audio.samples === 0 && audio.ended && err instanceof RangeError) return { codes: null, samples: 0 }; // empty audio: zero TRs
     throw err;
   }
 }
 
-/**
- * Codes of a whole file: streamed and chunked by default (bounded memory, >= 99.5 % of the whole-file codes),
- * or loaded and encoded in one pass with `exact` (exactly the whole-file codes; memory grows with the length).
- */
-async function encodeFile(
-  codec: Encodec,
-  file: string,
-  bandwidth: number,
-  maxSeconds: number | undefined,
-  exact: boolean,
-): Promise<{ codes: Codes | null; samples: number }> {
-  if (!exact) return encodeFileStreamed(codec, file, bandwidth, maxSeconds);
-  const { samples } = await loadAudio(file, { sampleRate: SAMPLE_RATE, maxSeconds });
-  return { codes: samples.length ? await encodeWhole(codec, samples, bandwidth, true) : null, samples: samples.length };
+/** Runs `work` with a codec: the given one, or one loaded from a path (disposed afterwards). */
+async function withCodec<T>(
+  model: string | Encodec | undefined,
+  load: { threads?: number; device?: Device },
+  work: (codec: Encodec) => Promise<T>,
+): Promise<T> {
+  return loadCodec(model, load, (codec) => {
+    requireWholeFileModel(codec.info, 'the features pipeline');
+    return work(codec);
+  });
 }
 
 /**
@@ -289,9 +392,11 @@ function sliceWindows<T extends Int16Array | Float32Array>(
   return out;
 }
 
-function metadataRows(nTrs: number, s: Settings, frames: number, nQ: number, source: string): TrMetadata[] {
+function metadataRows(nTrs: number, s: Settings, frames: number, nQ: number, source: string, played: PlayedStimulus[]): TrMetadata[] {
   const rows: TrMetadata[] = [];
+  const times = volumeTimes(nTrs, s.tr, s.sliceTimeRef);
   for (let k = 0; k < nTrs; k++) {
+    const timing: VolumeTiming = volumeTiming(k, s.tr, played);
     rows.push({
       tr_index: k,
       start_time: trStartTime(k, s.tr),
@@ -301,6 +406,8 @@ function metadataRows(nTrs: number, s: Settings, frames: number, nQ: number, sou
       bandwidth: s.mode === 'mel' ? null : s.bandwidth,
       encoding_mode: s.mode,
       source,
+      ...timing,
+      frame_time: Math.round(times[k] * 1e6) / 1e6,
     });
   }
   return rows;
@@ -319,72 +426,196 @@ function applyHrf<T extends Int16Array | Float32Array>(features: T, nTrs: number
 }
 
 /**
- * Features of one audio or video file (see the module notes for shapes, alignment and layouts).
+ * Features of one audio or video file (see the module notes for shapes, alignment and layouts), on the scanner's
+ * clock when `onset` / `runTrs` are given (see ./run-timeline).
  * Throws TypeError/RangeError for bad options, AudioError for unreadable input.
  */
 export async function extractFeatures(file: string, options: ExtractOptions = {}): Promise<FeatureSet> {
   if (typeof file !== 'string' || file === '') throw typeError('file must be the path of an audio or video file');
+  return extractRunFeatures([{ file, onset: options.onset ?? 0 }], options, file);
+}
+
+/** Where a run's frame series goes: whole (TR windows) or block by block into a resampler. */
+interface SeriesSink {
+  add(data: ArrayLike<number>, firstFrame: number, nFrames: number): void;
+}
+
+/**
+ * Features of a run holding one or more stimuli placed at their onsets (BIDS events; see ./run-timeline): as
+ * {@link extractFeatures}, with `source` naming the run in the metadata. `options.onset` is ignored here: each
+ * placement carries its own.
+ */
+export async function extractRunFeatures(stimuli: StimulusPlacement[], options: ExtractOptions = {}, source?: string): Promise<FeatureSet> {
   const s = checkExtractOptions(options);
-  const base = { tr: s.tr, layout: s.layout, hrf: s.hrf, source: file };
-  let result: FeatureSet;
-  if (s.mode === 'mel') {
-    const m = s.mel;
-    const lookahead = m.nFft / m.sampleRate;
-    const audio = await loadAudio(file, { sampleRate: m.sampleRate, maxSeconds: s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + lookahead });
-    const nTrs = Math.min(s.maxTrs, trCountForSamples(audio.samples.length, s.tr, m.sampleRate));
-    const frames = ceilTrTimesRate(s.tr, m.sampleRate, m.hopLength);
-    const features = new Float32Array(nTrs * m.nMels * frames);
-    if (nTrs > 0) {
-      const spec = await melSpectrogram(audio.samples, m);
-      const start = (k: number): number => floorTrTimesRate(k, s.tr, m.sampleRate, m.hopLength);
-      sliceWindows(spec.data, m.nMels, spec.nFrames, nTrs, frames, start, features, -m.topDb);
+  const placed = checkStimuli(stimuli, s.tr, s.runTrs);
+  const src = source ?? placed[0].file;
+  const plain = isPlainFile(placed, s.runTrs);
+  const mel = s.mode === 'mel';
+  const rate = mel ? s.mel.sampleRate : SAMPLE_RATE;
+  const lookahead = mel ? s.mel.nFft / s.mel.sampleRate : ENCODEC_LOOKAHEAD_SECONDS;
+  const maxSeconds = s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + lookahead;
+  const played: PlayedStimulus[] = [];
+  const runSamples = s.runTrs === undefined ? undefined : runSamplesFor(s.runTrs, s.tr, rate);
+  const maxSamples = maxSeconds === undefined ? undefined : Math.round(maxSeconds * rate);
+  const audio = (): CountedAudio => counted(runAudio(placed, { sampleRate: rate, runSamples, maxSamples, played }));
+  const kind: FeatureKind = mel ? 'mel' : s.output;
+  const nQ = codebooksForBandwidth(s.bandwidth);
+  const windowed = s.resample === 'window';
+  const clock: FrameClock = mel ? { rate: s.mel.sampleRate / s.mel.hopLength, offset: 0 } : { rate: SAMPLE_RATE / HOP_LENGTH, offset: 0.5 };
+  const rows = mel ? s.mel.nMels : kind === 'codes' ? nQ : LATENT_DIM;
+  const frames = mel ? ceilTrTimesRate(s.tr, s.mel.sampleRate, s.mel.hopLength) : framesPerTr(s.tr);
+  const start = mel ? (k: number): number => floorTrTimesRate(k, s.tr, s.mel.sampleRate, s.mel.hopLength) : (k: number): number => trStartFrame(k, s.tr);
+  const volumesOf = (samples: number): number => Math.min(s.maxTrs, s.runTrs ?? defaultRunTrs(samples, s.tr, rate));
+
+  // The frame series goes whole into TR windows, or block by block (after an HRF at the frame rate) into a resampler.
+  let resampler: VolumeResampler | undefined;
+  let sink: SeriesSink | undefined;
+  if (!windowed) {
+    const r = new VolumeResampler(s.resample as 'mean' | 'lanczos', rows, s.tr, clock, s.sliceTimeRef, Math.min(s.maxTrs, s.runTrs ?? Infinity));
+    resampler = r;
+    if (s.hrf === 'none') sink = r;
+    else {
+      const convolver = new FrameConvolver(rows, hrfKernel(s.hrf, 1 / clock.rate));
+      let next = 0;
+      sink = {
+        add(data, firstFrame, nFrames) {
+          if (firstFrame !== next) throw codedError('ENCODEC_INTERNAL', `internal error: frames ${firstFrame} arrived, ${next} expected`);
+          next += nFrames;
+          r.add(convolver.push(data, nFrames), firstFrame, nFrames);
+        },
+      };
     }
-    result = {
-      ...base,
-      kind: 'mel',
-      features: applyHrf(features, nTrs, s.hrf, s.tr),
-      shape: [nTrs, m.nMels, frames],
-      metadata: metadataRows(nTrs, s, frames, 0, file),
-      framesPerTr: frames,
-      mel: m,
-    };
+  }
+
+  let nTrs = 0;
+  let features: Int16Array | Float32Array = kind === 'codes' ? new Int16Array(0) : new Float32Array(0);
+  if (mel) {
+    const m = s.mel;
+    const samples = plain ? (await loadAudio(placed[0].file, { sampleRate: m.sampleRate, maxSeconds })).samples : await collect(audio().blocks);
+    if (plain) played.push({ file: placed[0].file, onset: 0, start: 0, end: samples.length / m.sampleRate });
+    nTrs = volumesOf(samples.length);
+    if (nTrs > 0) {
+      const spec = await melSpectrogram(samples, m);
+      if (sink) sink.add(spec.data, 0, spec.nFrames);
+      else features = sliceWindows(spec.data, m.nMels, spec.nFrames, nTrs, frames, start, new Float32Array(nTrs * m.nMels * frames), -m.topDb);
+    }
   } else {
-    const maxSeconds = s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + ENCODEC_LOOKAHEAD_SECONDS;
-    const frames = framesPerTr(s.tr);
-    const nQ = codebooksForBandwidth(s.bandwidth);
-    const start = (k: number): number => trStartFrame(k, s.tr);
-    const rows = s.output === 'embeddings' ? LATENT_DIM : nQ;
-    let nTrs = 0;
-    let features: Int16Array | Float32Array = s.output === 'embeddings' ? new Float32Array(0) : new Int16Array(0);
     await withCodec(options.model, options, async (codec) => {
-      const { codes, samples } = await encodeFile(codec, file, s.bandwidth, maxSeconds, options.exact === true);
-      nTrs = Math.min(s.maxTrs, trCountForSamples(samples, s.tr));
+      const exact = options.exact === true;
+      if (kind === 'latents') {
+        if (exact) {
+          const samples = await collect(audio().blocks);
+          nTrs = volumesOf(samples.length);
+          if (samples.length === 0) return;
+          const latents = await codec.latents(samples, { exact: true });
+          if (sink) sink.add(latents.data, 0, latents.nFrames);
+          else if (nTrs > 0) features = sliceWindows(latents.data, LATENT_DIM, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
+          return;
+        }
+        const a = audio();
+        const blocks: Embeddings[] = [];
+        try {
+          for await (const block of codec.latentsStream(a.blocks)) {
+            if (sink) sink.add(block.data, block.firstFrame, block.nFrames);
+            else blocks.push(block);
+          }
+        } catch (err) {
+          if (!(a.samples === 0 && a.ended && err instanceof RangeError)) throw err;
+        }
+        nTrs = volumesOf(a.samples);
+        if (!sink && nTrs > 0) {
+          const latents = concatLatentBlocks(blocks);
+          features = sliceWindows(latents.data, LATENT_DIM, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
+        }
+        return;
+      }
+      if (sink) {
+        // embeddings, resampled: each block of codes is dequantized as it streams
+        const a = audio();
+        try {
+          for await (const block of codec.encodeStreamBlocks(a.blocks, { bandwidth: s.bandwidth })) {
+            const e = await codec.embeddings(block);
+            sink.add(e.data, block.firstFrame, e.nFrames);
+          }
+        } catch (err) {
+          if (!(a.samples === 0 && a.ended && err instanceof RangeError)) throw err;
+        }
+        nTrs = volumesOf(a.samples);
+        return;
+      }
+      let result: { codes: Codes | null; samples: number };
+      if (exact) {
+        const samples = plain
+          ? (await loadAudio(placed[0].file, { sampleRate: SAMPLE_RATE, maxSeconds })).samples
+          : await collect(audio().blocks);
+        if (plain) played.push({ file: placed[0].file, onset: 0, start: 0, end: samples.length / SAMPLE_RATE });
+        result = { codes: samples.length ? await encodeWhole(codec, samples, s.bandwidth, true) : null, samples: samples.length };
+      } else {
+        result = await encodeStreamed(codec, audio(), s.bandwidth);
+      }
+      nTrs = volumesOf(result.samples);
+      const codes = result.codes;
       if (nTrs === 0 || codes === null) return;
-      if (s.output === 'embeddings') {
+      if (kind === 'embeddings') {
         const latents = await codec.embeddings(codes);
         features = sliceWindows(latents.data, latents.dim, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
       } else {
         features = sliceWindows(codes.data, codes.nQ, codes.nFrames, nTrs, frames, start, new Int16Array(nTrs * rows * frames));
       }
     });
-    result = {
-      ...base,
-      kind: s.output,
-      features: applyHrf(features, nTrs, s.hrf, s.tr),
-      shape: [nTrs, rows, frames],
-      metadata: metadataRows(nTrs, s, frames, nQ, file),
-      framesPerTr: frames,
-      nQ,
-      bandwidth: s.bandwidth,
-    };
   }
-  if (s.layout === 'flat') result.shape = [result.shape[0], result.shape[1] * result.shape[2]];
+  if (!plain || s.runTrs !== undefined) checkStimulusInRun(played, nTrs, s.tr);
+
+  let shape: number[];
+  if (resampler) {
+    features = resampler.result(nTrs);
+    shape = [nTrs, rows];
+  } else {
+    features = applyHrf(features, nTrs, s.hrf, s.tr);
+    shape = s.layout === 'flat' ? [nTrs, rows * frames] : [nTrs, rows, frames];
+  }
+  const width = nTrs === 0 ? shape.slice(1).reduce((a, b) => a * b, 1) : features.length / nTrs;
+  if (s.zscore) features = zscoreColumns(features, nTrs, width);
+  if (s.delays) {
+    features = delayColumns(features, nTrs, width, s.delays);
+    shape = [nTrs, s.delays.length * width];
+  }
+  const result: FeatureSet = {
+    kind,
+    features,
+    shape,
+    metadata: metadataRows(nTrs, s, windowed ? frames : 1, nQ, src, played),
+    tr: s.tr,
+    layout: shape.length === 2 && (s.layout === 'flat' || !windowed || s.delays) ? 'flat' : 'tr',
+    hrf: s.hrf,
+    framesPerTr: windowed ? frames : 1,
+    source: src,
+    ...(mel ? { mel: s.mel } : { nQ, bandwidth: s.bandwidth }),
+    ...(windowed ? {} : { resample: s.resample }),
+    ...(s.delays ? { delays: s.delays } : {}),
+    ...(s.zscore ? { zscore: true } : {}),
+    onset: placed[0].onset,
+    runTrs: s.runTrs,
+    sliceTimeRef: s.sliceTimeRef,
+  };
   debug('features', () => {
-    const [nTrs] = result.shape;
     const hrf = s.hrf === 'none' ? '' : `, ${s.hrf} HRF`;
-    return `'${file}': grouped into ${nTrs} TRs of ${s.tr} s (${result.framesPerTr} frames each${hrf}) -> ${result.kind} (${result.shape.join(', ')}) ${s.layout}`;
+    const how = windowed ? `${frames} frames each` : `${s.resample} at t_k = (k + ${s.sliceTimeRef}) * tr`;
+    return `'${src}': ${nTrs} volumes of ${s.tr} s (${how}${hrf}, onset ${placed[0].onset} s) -> ${kind} (${shape.join(', ')})`;
   });
   return result;
+}
+
+/** Concatenates latents blocks (layout [dim, nFrames]) along time. */
+function concatLatentBlocks(blocks: Embeddings[]): Embeddings {
+  const nFrames = blocks.reduce((n, b) => n + b.nFrames, 0);
+  const data = new Float32Array(LATENT_DIM * nFrames);
+  let at = 0;
+  for (const b of blocks) {
+    for (let r = 0; r < LATENT_DIM; r++) data.set(b.data.subarray(r * b.nFrames, (r + 1) * b.nFrames), r * nFrames + at);
+    at += b.nFrames;
+  }
+  return { data, dim: LATENT_DIM, nFrames };
 }
 
 /** Resolves (n_trs, rows, frames) of features given 3-D, or flat with a known frames-per-TR. */
@@ -460,9 +691,12 @@ export async function featuresToAudio(input: FeatureInput, options: FeaturesToAu
   const integer = input.features instanceof Int16Array || input.features instanceof Int32Array;
   const kind = options.kind ?? input.kind ?? (integer ? 'codes' : undefined);
   if (kind === undefined) throw typeError("float features need kind 'mel' or 'embeddings'; pass { kind }");
-  oneOf(kind, ['codes', 'embeddings', 'mel'] as const, 'feature kind');
-  if (kind === 'embeddings') {
-    throw rangeError("embeddings cannot be turned back into audio (the model decodes codes); extract with output 'codes' to listen");
+  oneOf(kind, ['codes', 'embeddings', 'latents', 'mel'] as const, 'feature kind');
+  if (kind === 'embeddings' || kind === 'latents') {
+    throw rangeError(`${kind} cannot be turned back into audio (the model decodes codes); extract with output 'codes' to listen`);
+  }
+  if ((input.resample !== undefined && input.resample !== 'window') || input.delays !== undefined) {
+    throw rangeError('resampled or delayed features hold no frames to turn back into audio; extract with resample window and no delays to listen');
   }
   if (kind === 'codes') {
     if (!integer) throw typeError(`codes must be integers (Int16Array or Int32Array), got ${input.features.constructor.name}`);

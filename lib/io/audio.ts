@@ -1,5 +1,8 @@
 /**
- * Loading audio as mono float samples at a chosen rate (24 kHz by default), from any file ffmpeg can decode.
+ * Loading audio as mono float samples at a chosen rate (24 kHz by default), from any file ffmpeg can decode; or,
+ * with `channels: 2` (for the 48 kHz stereo model), as planar stereo: one Float32Array holding the left channel's
+ * samples, then the right's. A mono file then gives its samples in both channels (as Meta's `convert_audio` does);
+ * a stereo file its two channels; a file of more channels ffmpeg's standard stereo downmix (unit gain).
  *
  * - WAV files (PCM or float, see `./wav`) whose rate is the target rate are read directly, without ffmpeg;
  *   their channels are averaged.
@@ -35,6 +38,8 @@ import { rangeError } from '../common/errors';
 export interface LoadAudioOptions {
   /** Output rate in Hz (default 24000). */
   sampleRate?: number;
+  /** Output channels: 1 (default, the channels averaged) or 2 (planar stereo; see the module notes). */
+  channels?: 1 | 2;
   /** Read at most this many seconds from the start (default: all). */
   maxSeconds?: number;
   /** Aborts the read (and kills ffmpeg); the promise rejects with the signal's reason. */
@@ -43,19 +48,21 @@ export interface LoadAudioOptions {
 
 /** Options for {@link streamAudio}. */
 export interface StreamAudioOptions extends LoadAudioOptions {
-  /** Samples per block, as seconds (default 10): `round(chunkSeconds * sampleRate)` samples. */
+  /** Samples (per channel) per block, as seconds (default 10): `round(chunkSeconds * sampleRate)` samples. */
   chunkSeconds?: number;
-  /** Samples per block (overrides `chunkSeconds`). */
+  /** Samples per channel per block (overrides `chunkSeconds`); stereo blocks are planar. */
   chunkSamples?: number;
 }
 
 /** Audio loaded by {@link loadAudio}. */
 export interface LoadedAudio {
-  /** Mono samples at `sampleRate`, nominally in [-1, 1]. */
+  /** Samples at `sampleRate`, nominally in [-1, 1]: mono, or planar stereo with `channels: 2` (left, then right). */
   samples: Float32Array;
+  /** Channels of `samples` (the requested channels). */
+  channels: number;
   /** Rate of `samples` (the requested rate). */
   sampleRate: number;
-  /** Length in seconds (`samples.length / sampleRate`). */
+  /** Length in seconds (`samples.length / channels / sampleRate`). */
   duration: number;
   /** Rate of the file's audio, when known (always for WAV; from ffprobe otherwise). */
   sourceSampleRate?: number;
@@ -116,6 +123,8 @@ export function ffprobePath(): string {
 
 interface Settings {
   sampleRate: number;
+  /** Output channels (1 or 2); chunks of 2 channels are interleaved until the caller makes them planar. */
+  channels: number;
   /** Most samples to produce (Infinity: all). */
   limit: number;
   signal?: AbortSignal;
@@ -129,7 +138,9 @@ function settings(opts: LoadAudioOptions): Settings {
     throw rangeError(`maxSeconds must be a number >= 0, got ${max}`);
   }
   const limit = max === undefined || max === Infinity ? Infinity : Math.round(max * sampleRate);
-  return { sampleRate, limit, signal: opts.signal };
+  const channels = opts.channels ?? 1;
+  if (channels !== 1 && channels !== 2) throw rangeError(`channels must be 1 or 2, got ${String(channels)}`);
+  return { sampleRate, channels, limit, signal: opts.signal };
 }
 
 function khz(rate: number): string {
@@ -176,7 +187,10 @@ async function* wavChunks(file: string, info: WavInfo, s: Settings): AsyncGenera
       const bytes = carry.length ? Buffer.concat([carry, piece]) : piece;
       const whole = bytes.length - (bytes.length % blockAlign);
       carry = Buffer.from(bytes.subarray(whole));
-      if (whole) yield downmix(decodeWavFrames(bytes.subarray(0, whole), info.format, info.channels));
+      if (whole) {
+        const frames = decodeWavFrames(bytes.subarray(0, whole), info.format, info.channels);
+        yield s.channels === 1 ? downmix(frames) : interleave(frames.length === 1 ? [frames[0], frames[0]] : frames);
+      }
     }
     s.signal?.throwIfAborted();
   } finally {
@@ -184,14 +198,43 @@ async function* wavChunks(file: string, info: WavInfo, s: Settings): AsyncGenera
   }
 }
 
-/** Mono float chunks (of any size) decoded by ffmpeg. */
+/** Interleaves equal-length channels: [c0[0], c1[0], c0[1], c1[1], ...]. */
+function interleave(channels: Float32Array[]): Float32Array {
+  const n = channels[0].length;
+  const k = channels.length;
+  const out = new Float32Array(n * k);
+  for (let c = 0; c < k; c++) {
+    const ch = channels[c];
+    for (let i = 0; i < n; i++) out[i * k + c] = ch[i];
+  }
+  return out;
+}
+
+/** Planar copy of interleaved frames of `channels` channels. */
+function deinterleave(frames: Float32Array, channels: number): Float32Array {
+  if (channels === 1) return frames;
+  const n = frames.length / channels;
+  const out = new Float32Array(frames.length);
+  for (let c = 0; c < channels; c++) {
+    for (let i = 0; i < n; i++) out[c * n + i] = frames[i * channels + c];
+  }
+  return out;
+}
+
+/** Mono float chunks (interleaved stereo for 2 channels; of any size) decoded by ffmpeg. */
 async function* ffmpegChunks(file: string, s: Settings, wav: WavInfo | undefined): AsyncGenerator<Float32Array> {
   if (s.limit <= 0) return;
   const exe = ffmpegPath();
   const args = ['-nostdin', '-v', 'error', '-i', `file:${path.resolve(file)}`, '-vn', '-map', '0:a:0'];
+  // ffmpeg's -ac 2 upmixes mono at -3 dB; a mono source is decoded as mono and repeated in both channels instead
+  let duplicate = false;
+  if (s.channels === 2) {
+    const sourceChannels = wav?.channels ?? (await probeAudio(file).catch(() => undefined))?.channels;
+    duplicate = sourceChannels === 1;
+  }
   // -ac 1 alone mixes stereo as (L + R) / sqrt(2) for float output; rematrix_maxval 1 normalizes the
   // downmix matrix to unit gain, which makes stereo exactly (L + R) / 2.
-  args.push('-ac', '1', '-rematrix_maxval', '1', '-ar', String(s.sampleRate));
+  args.push('-ac', String(duplicate ? 1 : s.channels), '-rematrix_maxval', '1', '-ar', String(s.sampleRate));
   if (s.limit !== Infinity) args.push('-t', String((s.limit + 1) / s.sampleRate));
   args.push('-f', 'f32le', '-');
   const child = spawn(exe, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -212,19 +255,20 @@ async function* ffmpegChunks(file: string, s: Settings, wav: WavInfo | undefined
   });
   const onAbort = (): void => kill();
   s.signal?.addEventListener('abort', onAbort, { once: true });
-  let produced = 0;
+  let produced = 0; // frames
   let carry: Buffer = Buffer.alloc(0);
+  const frameBytes = 4 * (duplicate ? 1 : s.channels);
   try {
     s.signal?.throwIfAborted();
     for await (const piece of child.stdout as AsyncIterable<Buffer>) {
       const bytes = carry.length ? Buffer.concat([carry, piece]) : piece;
-      const whole = Math.min(bytes.length - (bytes.length % 4), (s.limit - produced) * 4);
+      const whole = Math.min(bytes.length - (bytes.length % frameBytes), (s.limit - produced) * frameBytes);
       carry = Buffer.from(bytes.subarray(whole));
       if (whole) {
         const out = new Float32Array(whole / 4);
         new Uint8Array(out.buffer).set(bytes.subarray(0, whole));
-        produced += out.length;
-        yield out;
+        produced += whole / frameBytes;
+        yield duplicate ? interleave([out, out]) : out;
       }
       if (produced >= s.limit) break;
     }
@@ -283,7 +327,8 @@ async function openSource(file: string, s: Settings): Promise<Source> {
   s.signal?.throwIfAborted();
   await checkReadable(file);
   const wav = await wavLayout(file);
-  if (wav && wav.sampleRate === s.sampleRate) return { chunks: wavChunks(file, wav, s), wav };
+  // read directly at the target rate; for stereo output only mono and stereo files (others take ffmpeg's downmix)
+  if (wav && wav.sampleRate === s.sampleRate && (s.channels === 1 || wav.channels <= 2)) return { chunks: wavChunks(file, wav, s), wav };
   return { chunks: ffmpegChunks(file, s, wav), wav };
 }
 
@@ -316,14 +361,15 @@ export async function loadAudio(file: string, options: LoadAudioOptions = {}): P
     }
   }
   const info = source.wav ?? (await probe);
-  logDecoded(file, source, s, info, samples.length, loadStart, 'in one piece');
+  logDecoded(file, source, s, info, samples.length / s.channels, loadStart, 'in one piece');
   return {
-    samples,
+    samples: deinterleave(samples, s.channels),
+    channels: s.channels,
     sampleRate: s.sampleRate,
-    duration: samples.length / s.sampleRate,
+    duration: samples.length / s.channels / s.sampleRate,
     sourceSampleRate: info?.sampleRate,
     sourceChannels: info?.channels,
-    decoder: source.wav?.sampleRate === s.sampleRate ? 'wav' : 'ffmpeg',
+    decoder: source.wav?.sampleRate === s.sampleRate && (s.channels === 1 || source.wav.channels <= 2) ? 'wav' : 'ffmpeg',
   };
 }
 
@@ -331,7 +377,7 @@ export async function loadAudio(file: string, options: LoadAudioOptions = {}): P
 function logDecoded(
   file: string,
   source: { wav?: { sampleRate: number } },
-  s: { sampleRate: number },
+  s: { sampleRate: number; channels: number },
   info: { sampleRate: number; channels: number } | undefined,
   samples: number,
   start: number,
@@ -340,7 +386,8 @@ function logDecoded(
   debug('audio', () => {
     const from = info ? `${khz(info.sampleRate)}, ${info.channels} ch` : 'unknown rate';
     const decoder = source.wav?.sampleRate === s.sampleRate ? 'read WAV directly' : 'decoded with ffmpeg';
-    const resampled = info && info.sampleRate !== s.sampleRate ? `resampled ${from} -> ${khz(s.sampleRate)} mono` : `${from} -> mono`;
+    const to = s.channels === 2 ? 'stereo' : 'mono';
+    const resampled = info && info.sampleRate !== s.sampleRate ? `resampled ${from} -> ${khz(s.sampleRate)} ${to}` : `${from} -> ${to}`;
     const secs = (samples / s.sampleRate).toFixed(2);
     return `${decoder} '${file}' ${how}: ${resampled}, ${samples} samples (${secs} s) in ${elapsedSince(start)}`;
   });
@@ -363,25 +410,27 @@ export async function* streamAudio(file: string, options: StreamAudioOptions = {
   const start = performance.now();
   const source = await openSource(file, s);
   const probe = source.wav || !isDebugEnabled() ? undefined : probeAudio(file).catch(() => undefined); // for the log only
-  let block = new Float32Array(size);
+  const k = s.channels;
+  const blockValues = size * k; // interleaved values per block
+  let block = new Float32Array(blockValues);
   let fill = 0;
   let total = 0;
   for await (const part of source.chunks) {
-    total += part.length;
+    total += part.length / k;
     let at = 0;
     while (at < part.length) {
-      const n = Math.min(size - fill, part.length - at);
+      const n = Math.min(blockValues - fill, part.length - at);
       block.set(part.subarray(at, at + n), fill);
       fill += n;
       at += n;
-      if (fill === size) {
-        yield block;
-        block = new Float32Array(size);
+      if (fill === blockValues) {
+        yield deinterleave(block, k);
+        block = new Float32Array(blockValues);
         fill = 0;
       }
     }
   }
-  if (fill > 0) yield block.subarray(0, fill);
+  if (fill > 0) yield deinterleave(block.subarray(0, fill), k);
   logDecoded(file, source, s, source.wav ?? (await probe), total, start, 'streamed');
 }
 

@@ -1,14 +1,27 @@
 /**
  * Codes on disk: NumPy `.npy` arrays of shape [n_q, n_frames] with an integer dtype (int16 when written here).
+ * Codes of a segmented model (encodec_48khz) also need their per-segment scales: those go beside the codes in
+ * `NAME.scales.npy` (float32, one per segment), read back when present.
  */
+import * as fs from 'node:fs';
+
 import { MAX_CODEBOOKS } from '../codec/bandwidth';
 import { Codes, checkCodeRange } from '../codec/codes';
 import { readNpy, writeNpy } from './npy';
-import { typeError, rangeError } from '../common/errors';
+import { rangeError, typeError } from '../common/errors';
 
-/** Writes codes as an int16 `.npy` of shape [nQ, nFrames] (atomically). */
+/** Frames of a full segment of encodec_48khz (1 s at 150 frames/s), the only segmented model. */
+const SEGMENT_FRAMES_48K = 150;
+
+/** The file beside `file` (codes .npy) that holds segment scales: `NAME.scales.npy`. */
+export function scalesPathFor(file: string): string {
+  return file.replace(/(\.npy)?$/i, '.scales.npy');
+}
+
+/** Writes codes as an int16 `.npy` of shape [nQ, nFrames] (atomically), and their scales beside them if any. */
 export async function writeCodesNpy(file: string, codes: Codes): Promise<void> {
   const data = codes.data instanceof Int16Array ? codes.data : Int16Array.from(codes.data);
+  if (codes.scales) await writeNpy(scalesPathFor(file), codes.scales, [codes.scales.length]);
   await writeNpy(file, data, [codes.nQ, codes.nFrames]);
 }
 
@@ -45,5 +58,11 @@ export async function readCodesNpy(file: string): Promise<Codes> {
     throw typeError(`${file}: codes must have an integer dtype (int16, int32 or int64), got '${dtype}'`);
   }
   checkCodeRange(values, `${file}: codes`);
-  return { data: values, nQ, nFrames };
+  const scalesFile = scalesPathFor(file);
+  if (!fs.existsSync(scalesFile)) return { data: values, nQ, nFrames };
+  const scales = await readNpy(scalesFile);
+  if (!(scales.data instanceof Float32Array) || scales.shape.length !== 1) {
+    throw typeError(`${scalesFile}: segment scales must be a float32 array of shape (segments,), got ${scales.dtype} (${scales.shape.join(', ')})`);
+  }
+  return { data: values, nQ, nFrames, scales: scales.data, segmentFrames: SEGMENT_FRAMES_48K };
 }

@@ -10,6 +10,10 @@
  * Arrays stored in Fortran order (`fortran_order: True`) are read and transposed, so `data` is always in C
  * (row-major) order for the reported `shape`.
  *
+ * Why not an npm package: no .npy reader/writer on npm is a widely used, maintained one (npyjs and the like
+ * have a few thousand users), and the format is a short text header plus raw little-endian bytes; writes must
+ * also go through writeFileAtomic.
+ *
  * @packageDocumentation
  */
 import * as fs from 'node:fs';

@@ -14,6 +14,9 @@
  * RF64, RIFX (big-endian) and compressed encodings (A-law, µ-law, ADPCM, ...) are not read here; ffmpeg
  * reads those (see `loadAudio`).
  *
+ * Why not an npm WAV package: `loadAudio` streams hour-long WAV files in blocks from their data offset
+ * (`probeWav` + `decodeWavFrames`), while the npm WAV packages (wavefile, node-wav) decode whole buffers in memory.
+ *
  * @packageDocumentation
  */
 import * as fs from 'node:fs';

@@ -42,6 +42,17 @@ export interface ExportOptions {
   /** Export seeded random weights instead of a checkpoint (for tests and benchmarks). */
   random?: boolean;
   seed?: number;
+  /**
+   * With `random`: export a random entropy-coding LM for this codec ('encodec_24khz' or 'encodec_48khz') instead
+   * of a codec model. (An LM checkpoint given as `checkpoint` is recognised without it.)
+   */
+  lm?: string;
+  /** With `random`: which model (default 'encodec_24khz'). With `checkpoint`: the model it must hold (detected). */
+  name?: 'encodec_24khz' | 'encodec_48khz';
+  /** With `random`: also write the random checkpoint here (.th via torch.save, or .safetensors). */
+  checkpointOut?: string;
+  /** Tensor names of `checkpointOut`: Meta's ('official', default) or Hugging Face's ('huggingface'). */
+  layout?: 'official' | 'huggingface';
   /** Where to write the model (written atomically). */
   out: string;
   /** Called with each line the exporter prints on stderr (progress, warnings). */
@@ -68,10 +79,14 @@ export async function exportModel(options: ExportOptions): Promise<void> {
   if (!fs.existsSync(outDir)) throw Object.assign(new Error(`output directory '${outDir}' does not exist; create it first`), { code: 'ENOENT' });
   const args = [EXPORTER_SCRIPT, '--out', options.out];
   if (options.random) {
+    if (options.lm !== undefined) args.push('--lm', '--codec', options.lm);
     args.push('--random', '--seed', String(options.seed ?? 0));
+    if (options.checkpointOut) args.push('--checkpoint-out', options.checkpointOut);
+    if (options.layout) args.push('--layout', options.layout);
   } else {
     args.push('--checkpoint', options.checkpoint as string);
   }
+  if (options.name) args.push('--name', options.name);
   const python = findPython();
   await new Promise<void>((resolve, reject) => {
     const child = spawn(python, args, { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -1,9 +1,11 @@
 /**
- * `model fetch`: download the official EnCodec 24 kHz weights, verify their SHA-256, export a model file.
+ * `model fetch`: download the official EnCodec weights (24 kHz by default, or `name: 'encodec_48khz'`), verify their
+ * SHA-256, export a model file.
  *
- * Sources: Hugging Face `facebook/encodec_24khz` (model.safetensors; the hub states each file's SHA-256 in
- * its `X-Linked-Etag` header) or Meta's release (`encodec_24khz-d7cc33bc.th`, whose name carries the first
- * 8 hex digits of its SHA-256, as torch.hub checks). `HF_ENDPOINT` selects a Hugging Face mirror.
+ * Sources: Hugging Face `facebook/encodec_24khz` / `facebook/encodec_48khz` (model.safetensors; the hub states
+ * each file's SHA-256 in its `X-Linked-Etag` header) or Meta's release (`encodec_24khz-d7cc33bc.th`,
+ * `encodec_48khz-7e698e3e.th`, whose names carry the first 8 hex digits of their SHA-256, as torch.hub checks).
+ * `HF_ENDPOINT` selects a Hugging Face mirror.
  */
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
@@ -15,9 +17,26 @@ import { defaultModelPath } from './model-file';
 import { codedError, rangeError } from '../common/errors';
 
 export type FetchSource = 'huggingface' | 'meta';
+export type FetchModelName = 'encodec_24khz' | 'encodec_48khz';
+
+/** Where each model's weights are published: Meta's URL (its name holds the SHA-256 prefix) and the HF repo. */
+const RELEASES: Record<FetchModelName, { metaUrl: string; shaPrefix: string; hfRepo: string }> = {
+  encodec_24khz: {
+    metaUrl: 'https://dl.fbaipublicfiles.com/encodec/v0/encodec_24khz-d7cc33bc.th',
+    shaPrefix: 'd7cc33bc',
+    hfRepo: 'facebook/encodec_24khz',
+  },
+  encodec_48khz: {
+    metaUrl: 'https://dl.fbaipublicfiles.com/encodec/v0/encodec_48khz-7e698e3e.th',
+    shaPrefix: '7e698e3e',
+    hfRepo: 'facebook/encodec_48khz',
+  },
+};
 
 export interface FetchOptions {
-  /** Model file to write (default: the default model path, see `defaultModelPath()`). */
+  /** Which model: 'encodec_24khz' (default) or 'encodec_48khz'. */
+  name?: FetchModelName;
+  /** Model file to write (default: the default model path of the model, see `defaultModelPath()`). */
   out?: string;
   /** Where to download from (default 'huggingface'). */
   source?: FetchSource;
@@ -38,12 +57,9 @@ export interface FetchResult {
   sha256: string;
 }
 
-const META_URL = 'https://dl.fbaipublicfiles.com/encodec/v0/encodec_24khz-d7cc33bc.th';
-const HF_REPO = 'facebook/encodec_24khz';
-
-function hfUrl(): string {
+function hfUrl(repo: string): string {
   const endpoint = (process.env.HF_ENDPOINT || 'https://huggingface.co').replace(/\/+$/, '');
-  return `${endpoint}/${HF_REPO}/resolve/main/model.safetensors`;
+  return `${endpoint}/${repo}/resolve/main/model.safetensors`;
 }
 
 function describeNetworkError(err: unknown, url: string): Error {
@@ -64,7 +80,7 @@ function describeNetworkError(err: unknown, url: string): Error {
 }
 
 /** Follows redirects by hand so the hub's X-Linked-Etag (SHA-256 of the LFS file) is seen on the way. */
-async function request(url: string, timeoutSeconds: number): Promise<{ response: Response; statedSha256?: string }> {
+export async function request(url: string, timeoutSeconds: number): Promise<{ response: Response; statedSha256?: string }> {
   let current = url;
   let statedSha256: string | undefined;
   for (let hop = 0; hop < 10; hop++) {
@@ -97,16 +113,19 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
   if (source !== 'huggingface' && source !== 'meta') {
     throw rangeError(`unknown source '${String(source)}'; use 'huggingface' or 'meta'`);
   }
+  const name = options.name ?? 'encodec_24khz';
+  const release = RELEASES[name];
+  if (!release) throw rangeError(`unknown model '${String(name)}'; use ${Object.keys(RELEASES).join(' or ')}`);
   if (options.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(options.sha256)) {
     throw rangeError('sha256 must be 64 hexadecimal digits');
   }
-  const modelPath = path.resolve(options.out ?? defaultModelPath());
+  const modelPath = path.resolve(options.out ?? defaultModelPath(name));
   const cacheDir = path.resolve(options.cacheDir ?? path.dirname(modelPath));
   fs.mkdirSync(cacheDir, { recursive: true });
   fs.mkdirSync(path.dirname(modelPath), { recursive: true });
 
-  const url = source === 'meta' ? META_URL : hfUrl();
-  const checkpointPath = path.join(cacheDir, source === 'meta' ? path.basename(META_URL) : 'encodec_24khz.safetensors');
+  const url = source === 'meta' ? release.metaUrl : hfUrl(release.hfRepo);
+  const checkpointPath = path.join(cacheDir, source === 'meta' ? path.basename(release.metaUrl) : `${name}.safetensors`);
   const { response, statedSha256 } = await request(url, options.timeoutSeconds ?? 30);
   const expected = options.sha256?.toLowerCase() ?? statedSha256;
   if (!expected && source === 'huggingface') {
@@ -114,36 +133,56 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
     throw codedError('ENCODEC_DOWNLOAD', `${url} did not state the file's SHA-256 (no X-Linked-Etag header); pass --sha256 HEX to verify it`);
   }
 
-  const total = Number(response.headers.get('content-length')) || undefined;
   const temp = tempPathFor(checkpointPath);
-  const hash = crypto.createHash('sha256');
-  let received = 0;
   try {
-    const out = fs.createWriteStream(temp, { flags: 'wx' });
-    const reader = response.body?.getReader();
-    if (!reader) throw codedError('ENCODEC_DOWNLOAD', `cannot download ${url}: empty response`);
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      hash.update(value);
-      received += value.byteLength;
-      if (!out.write(value)) await new Promise<void>((r) => out.once('drain', () => r()));
-      options.onProgress?.(received, total);
-    }
-    await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-    const actual = hash.digest('hex');
-    const ok = expected ? actual === expected : actual.startsWith('d7cc33bc');
+    const actual = await downloadTo(response, url, temp, options.onProgress);
+    const ok = expected ? actual === expected : actual.startsWith(release.shaPrefix);
     if (!ok) {
       throw codedError('ENCODEC_DOWNLOAD', 
-        `checksum mismatch for ${url}: SHA-256 ${actual}, expected ${expected ?? 'd7cc33bc...'}; ` +
+        `checksum mismatch for ${url}: SHA-256 ${actual}, expected ${expected ?? `${release.shaPrefix}...`}; ` +
           'the download is corrupt or was tampered with, and was deleted',
       );
     }
     fs.renameSync(temp, checkpointPath);
     options.onLog?.(`verified ${path.basename(checkpointPath)} (SHA-256 ${actual})`);
-    await exportModel({ checkpoint: checkpointPath, out: modelPath, onLog: options.onLog });
+    await exportModel({ checkpoint: checkpointPath, out: modelPath, name, onLog: options.onLog });
     return { modelPath, checkpointPath, sha256: actual };
   } finally {
     fs.rmSync(temp, { force: true });
   }
+}
+
+/** Streams a response body into a new file `temp`, returning its SHA-256 (hex). */
+export async function downloadTo(
+  response: Response,
+  url: string,
+  temp: string,
+  onProgress?: (received: number, total: number | undefined) => void,
+): Promise<string> {
+  const total = Number(response.headers.get('content-length')) || undefined;
+  const hash = crypto.createHash('sha256');
+  let received = 0;
+  const reader = response.body?.getReader();
+  if (!reader) throw codedError('ENCODEC_DOWNLOAD', `cannot download ${url}: empty response`);
+  const out = fs.createWriteStream(temp, { flags: 'wx' });
+  // A write error (ENOSPC, EACCES, ...) rejects `failed` at once; every wait races it, so none hangs on 'drain'.
+  const failed = new Promise<never>((_, reject) => out.once('error', reject));
+  failed.catch(() => undefined);
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), failed]);
+      if (done) break;
+      hash.update(value);
+      received += value.byteLength;
+      if (!out.write(value)) await Promise.race([new Promise<void>((r) => out.once('drain', () => r())), failed]);
+      onProgress?.(received, total);
+    }
+    await Promise.race([new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve()))), failed]);
+  } catch (err) {
+    out.destroy();
+    await reader.cancel().catch(() => undefined);
+    const e = err as NodeJS.ErrnoException;
+    throw codedError('ENCODEC_DOWNLOAD', `cannot download ${url} to '${temp}': ${e.message}`, { cause: err });
+  }
+  return hash.digest('hex');
 }

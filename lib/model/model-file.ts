@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { readZipEntry } from './zip';
-import { codedError } from '../common/errors';
+import { codedError, rangeError } from '../common/errors';
 
 /** Where a model's weights came from. */
 export interface ModelSource {
@@ -43,6 +43,20 @@ export interface ModelInfo {
   span_methods?: boolean;
   /** Steps per segment of the CPU LSTM (exporter 1.3+: it runs in segments, so a span call holds less memory). */
   lstm_segment_steps?: number;
+  /** true (exporter 1.5+): the model has latents_span, the encoder's output before quantization (codec.latents). */
+  latents_span?: boolean;
+  /**
+   * Segmented models (encodec_48khz): Meta's segment length in seconds (1) and overlap fraction (0.01), and the
+   * same in samples per channel: a segment's length (48000) and the distance between segment starts (47520).
+   */
+  segment?: number;
+  overlap?: number;
+  segment_samples?: number;
+  segment_stride?: number;
+  /** Segmented models: audio is normalised per segment and the codes carry each segment's scale. */
+  normalize?: boolean;
+  /** true: the module has encode_segments / decode_segments (segmented models). */
+  segment_methods?: boolean;
   torch_version: string;
   created: string;
 }
@@ -60,13 +74,47 @@ export function parseModelInfo(json: string, origin: string): ModelInfo {
   if (info.format !== 'encodec-native-model') {
     throw codedError('ENCODEC_MODEL_FILE', `${origin}: metadata format is '${String(info.format)}', not 'encodec-native-model'`);
   }
-  if (info.model !== 'encodec_24khz' || info.sample_rate !== 24000 || info.channels !== 1) {
+  const known = KNOWN_MODELS[info.model];
+  if (!known || info.sample_rate !== known.sampleRate || info.channels !== known.channels) {
     throw codedError('ENCODEC_MODEL_FILE', 
       `${origin}: this is a '${info.model}' model (${info.sample_rate} Hz, ${info.channels} channel(s)); ` +
-        'encodec-native supports encodec_24khz (24 kHz mono) only',
+        'encodec-native supports encodec_24khz (24 kHz mono) and encodec_48khz (48 kHz stereo)',
     );
   }
+  if (known.segmented) {
+    const ok =
+      info.segment_methods === true &&
+      Number.isInteger(info.segment_samples) && (info.segment_samples as number) > 0 &&
+      Number.isInteger(info.segment_stride) && (info.segment_stride as number) > 0 &&
+      (info.segment_stride as number) <= (info.segment_samples as number);
+    if (!ok) throw codedError('ENCODEC_MODEL_FILE', `${origin}: its '${info.model}' metadata lacks the segment geometry; export it again`);
+  }
   return info;
+}
+
+/** The models encodec-native runs, by metadata name. */
+const KNOWN_MODELS: Record<string, { sampleRate: number; channels: number; segmented: boolean }> = {
+  encodec_24khz: { sampleRate: 24000, channels: 1, segmented: false },
+  encodec_48khz: { sampleRate: 48000, channels: 2, segmented: true },
+};
+
+/** Whether a model codes normalised segments (encodec_48khz) rather than whole files. */
+export function isSegmentedModel(info: ModelInfo): boolean {
+  return info.segment_methods === true;
+}
+
+/**
+ * Throws a RangeError naming `use` when the model is segmented: the fMRI features pipeline (extract, the roundtrip
+ * report, features back to audio) aligns a whole-file code stream of 75 frames/s to TRs, and encodec_48khz's
+ * codes come per 1 s segment (150 frames per 47520 samples, overlapping by 1.5 frames), which it does not align.
+ */
+export function requireWholeFileModel(info: ModelInfo, use: string): void {
+  if (isSegmentedModel(info)) {
+    throw rangeError(
+      `${use} runs encodec_24khz only: ${info.model}'s codes come in overlapping 1 s segments, which the TR ` +
+        'alignment does not handle (see docs/models-48khz.md); use a 24 kHz model (`model fetch`), or encode/decode/compress with this one',
+    );
+  }
 }
 
 /**
@@ -96,10 +144,13 @@ export async function sha256File(filePath: string): Promise<string> {
   return hash.digest('hex');
 }
 
-/** The default model location: `$XDG_CACHE_HOME/encodec-native/encodec_24khz.pt` (or `~/.cache/...`). */
-export function defaultModelPath(): string {
+/**
+ * The default model location: `$XDG_CACHE_HOME/encodec-native/encodec_24khz.pt` (or `~/.cache/...`); for another
+ * model (`encodec_48khz`) the same folder, `NAME.pt`.
+ */
+export function defaultModelPath(name = 'encodec_24khz'): string {
   const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
-  return path.join(cache, 'encodec-native', 'encodec_24khz.pt');
+  return path.join(cache, 'encodec-native', `${name}.pt`);
 }
 
 /**

@@ -1,6 +1,10 @@
 /**
  * Just enough of the ZIP format to read named entries of a TorchScript archive (which PyTorch writes as
  * a plain ZIP, entries stored uncompressed) without loading or running the model.
+ *
+ * Why not yauzl: it reads only asynchronously, and `readModelInfo` is a synchronous public API; adm-zip, the
+ * synchronous alternative, reads the whole (76 MB) archive into memory to list it. This reads the end record,
+ * the central directory and one entry: three positioned reads.
  */
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';

@@ -9,9 +9,10 @@
  * row/column normalisation (ESTOI).
  *
  * The FFT is fft.js. The resampler is pystoi's `resample_oct` (MATLAB/Octave `resample`'s Kaiser-windowed
- * sinc, applied as scipy's `resample_poly` does): STOI depends on that exact anti-aliasing filter, no npm
- * resampler lets one supply a filter, and a different filter (libsamplerate, ffmpeg's swr) shifts scores by
- * more than the tolerance, so the filter design and its polyphase application are written out here.
+ * sinc, applied as scipy's `resample_poly` does). Why not an npm resampler: STOI depends on that exact
+ * anti-aliasing filter, no npm resampler lets one supply a filter, and a different filter (libsamplerate,
+ * ffmpeg's swr) shifts scores by more than the tolerance, so the filter design and its polyphase application
+ * are written out here.
  */
 import FFT = require('fft.js');
 

@@ -7,6 +7,7 @@
  * themselves: an HRF-convolved feature set has no audio to compare with.
  */
 import { loadAudio } from '../io/audio';
+import { requireWholeFileModel } from '../model/model-file';
 import { SAMPLE_RATE, checkBandwidth } from '../codec/bandwidth';
 import { Encodec } from '../codec/codec';
 import { MelOptions, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
@@ -50,6 +51,7 @@ export async function roundTripQuality(input: string, options: RoundTripQualityO
   }
   const { model, bandwidth } = options;
   if (!(model instanceof Encodec)) throw typeError('roundTripQuality needs a loaded model (Encodec) in EnCodec mode');
+  requireWholeFileModel(model.info, 'the round-trip quality score');
   checkBandwidth(bandwidth);
   const { samples } = await loadAudio(input, { sampleRate: SAMPLE_RATE, maxSeconds: options.maxSeconds });
   if (samples.length === 0) throw rangeError(`'${input}' holds no audio samples to score`);

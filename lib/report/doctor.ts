@@ -11,6 +11,7 @@ import * as fs from 'node:fs';
 import { ffmpegPath, ffprobePath } from '../io/audio';
 import { FRAME_RATE, SAMPLE_RATE, codebooksForBandwidth } from '../codec/bandwidth';
 import { Encodec } from '../codec/codec';
+import { decodedSegmentedSamples, framesForSegmentedSamples, segmentFramesOf } from '../codec/segments';
 import { ModelInfo, readModelInfo, resolveModelPath } from '../model/model-file';
 import { runtimeInfo } from '../codec/runtime';
 
@@ -38,7 +39,10 @@ export interface DoctorOptions {
 }
 
 /** SHA-256 prefixes of Meta's released encodec_24khz checkpoint, by file name (torch.hub checks the prefix). */
-const META_CHECKPOINT_PREFIX: Record<string, string> = { 'encodec_24khz-d7cc33bc.th': 'd7cc33bc' };
+const META_CHECKPOINT_PREFIX: Record<string, string> = {
+  'encodec_24khz-d7cc33bc.th': 'd7cc33bc',
+  'encodec_48khz-7e698e3e.th': '7e698e3e',
+};
 
 /** ' (path of the mapped libtorch_cpu/libtorch library)', or '' where it cannot be seen. */
 function libtorchLocation(): string {
@@ -103,10 +107,13 @@ async function selfTest(modelPath: string, threads?: number): Promise<DoctorChec
     const loadStart = performance.now();
     codec = await Encodec.load(modelPath, threads ? { threads } : {});
     const loadMs = performance.now() - loadStart;
-    const samples = new Float32Array(SAMPLE_RATE);
-    for (let i = 0; i < samples.length; i++) {
-      const t = i / SAMPLE_RATE;
-      samples[i] = 0.3 * Math.sin(2 * Math.PI * (200 * t + 400 * t * t)); // 200 -> 1000 Hz sweep
+    // 1 s at the model's rate, in each of its channels (planar)
+    const rate = codec.info.sample_rate;
+    const channels = codec.info.channels;
+    const samples = new Float32Array(rate * channels);
+    for (let i = 0; i < rate; i++) {
+      const t = i / rate;
+      for (let c = 0; c < channels; c++) samples[c * rate + i] = 0.3 * Math.sin(2 * Math.PI * (200 * t + 400 * t * t)); // 200 -> 1000 Hz sweep
     }
     // The first call of a TorchScript model includes its warm-up (profiling, optimisation); time the second.
     const firstStart = performance.now();
@@ -119,10 +126,13 @@ async function selfTest(modelPath: string, threads?: number): Promise<DoctorChec
     const audio = await codec.decode(codes);
     const decodeMs = performance.now() - decodeStart;
     const problems: string[] = [];
-    if (codes.nQ !== codebooksForBandwidth(6) || codes.nFrames !== FRAME_RATE) {
-      problems.push(`codes are ${codes.nQ} x ${codes.nFrames}, expected ${codebooksForBandwidth(6)} x ${FRAME_RATE}`);
-    }
-    if (audio.length !== SAMPLE_RATE) problems.push(`decoded ${audio.length} samples, expected ${SAMPLE_RATE}`);
+    const segmented = codec.info.segment_methods === true;
+    const nQ = segmented ? codec.info.codebooks_per_bandwidth['6'] : codebooksForBandwidth(6);
+    const geometry = { length: codec.info.segment_samples ?? rate, stride: codec.info.segment_stride ?? rate, hop: codec.info.hop_length, channels };
+    const frames = segmented ? framesForSegmentedSamples(rate, geometry) : FRAME_RATE;
+    if (codes.nQ !== nQ || codes.nFrames !== frames) problems.push(`codes are ${codes.nQ} x ${codes.nFrames}, expected ${nQ} x ${frames}`);
+    const expected = segmented ? decodedSegmentedSamples(segmentFramesOf(rate, geometry), geometry) * channels : SAMPLE_RATE;
+    if (audio.length !== expected) problems.push(`decoded ${audio.length} samples, expected ${expected}`);
     if (!audio.every(Number.isFinite)) problems.push('decoded audio holds NaN or Infinity');
     const timing =
       `load ${loadMs.toFixed(0)} ms, first round trip (warm-up) ${firstMs.toFixed(0)} ms, then encode 1 s in ${encodeMs.toFixed(0)} ms (${(1000 / encodeMs).toFixed(1)}x real time), ` +
@@ -175,7 +185,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorChec
       checks.push({
         name: 'metadata',
         status: 'ok',
-        detail: `${info.model}, ${info.sample_rate} Hz, ${info.channels} channel, exporter ${info.exporter_version} (torch ${info.torch_version})`,
+        detail: `${info.model}, ${info.sample_rate} Hz, ${info.channels} channel${info.channels === 1 ? '' : 's'}, exporter ${info.exporter_version} (torch ${info.torch_version})`,
       });
       checks.push(checkCheckpoint(info));
     } catch (err) {

@@ -6,7 +6,9 @@
  * for codes, per codebook the number of distinct codes and the usage entropy (bits; 10 bits = all 1024
  * codes equally used). Warns about files that look wrong: all codes equal (silence, or a broken encoder),
  * values outside 0..1023, codebooks or TRs that are all zero (a codebook table sized for more codebooks than
- * were filled), non-finite values.
+ * were filled), non-finite values. All-zero TRs at the start of features convolved with an HRF (the `hrf` the
+ * `.csv` beside the file names) are explained in a note, not warned about: the causal kernel is 0 at lag 0 and
+ * tiny at lag 1, so those TRs are zero by construction.
  *
  * Files are read with `readNpy` directly (not only through `readFeatures`) so that broken files, which
  * `readFeatures` rightly refuses, can still be inspected: integer arrays are taken as codes; for float arrays
@@ -22,8 +24,9 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { framesPerTr, trCount } from '../fmri/alignment';
+import { HRF_MODELS, HrfModel, hrfKernel } from '../fmri/hrf';
 import { BANDWIDTHS, CODEBOOK_SIZE, FRAME_RATE, MAX_CODEBOOKS, codebooksForBandwidth } from '../codec/bandwidth';
-import type { FeatureKind } from '../fmri/features';
+import type { FeatureKind, HrfOption } from '../fmri/features';
 import { debug } from '../common/log';
 import { NpyData, readNpy } from '../io/npy';
 import { COMPACT_LABEL, FIGURE_CONFIG, VegaLiteSpec, heatmapPanelSpecs, writePng } from './plot';
@@ -45,6 +48,11 @@ export interface FeatureArray {
 export interface InspectOptions {
   /** TR in seconds, for the TR count and duration of whole-clip codes and for recognising the flat layout (default 1.5). */
   tr?: number;
+  /**
+   * The HRF the features were convolved with (default: the `hrf` of the `.csv` beside the file, else 'none'),
+   * so that the all-zero TRs it makes at the start are explained rather than warned about.
+   */
+  hrf?: HrfOption;
 }
 
 /** Statistics of one codebook's codes. */
@@ -95,6 +103,10 @@ export interface FeatureInspection {
   zeroChannels: number[];
   /** TRs whose values are all zero. */
   zeroTrs: number[];
+  /** The HRF the features were convolved with ('none' when not). */
+  hrf: HrfOption;
+  /** Things that look odd but are explained (e.g. zero TRs an HRF makes), one sentence each. */
+  notes: string[];
   /** Things that look wrong, one sentence each. */
   warnings: string[];
 }
@@ -241,8 +253,8 @@ function checkInput(input: FeatureArray): void {
   if ((data as ArrayLike<number>).length !== size) {
     throw rangeError(`features.data has ${(data as ArrayLike<number>).length} values but shape (${shape.join(', ')}) holds ${size}`);
   }
-  if (input.kind !== undefined && !['codes', 'embeddings', 'mel'].includes(input.kind)) {
-    throw rangeError(`features.kind must be 'codes', 'embeddings' or 'mel', got '${String(input.kind)}'`);
+  if (input.kind !== undefined && !['codes', 'embeddings', 'latents', 'mel'].includes(input.kind)) {
+    throw rangeError(`features.kind must be 'codes', 'embeddings', 'latents' or 'mel', got '${String(input.kind)}'`);
   }
 }
 
@@ -252,6 +264,7 @@ interface FileForInspection {
   warnings: string[];
   tr?: number;
   nQ?: number;
+  hrf?: HrfOption;
 }
 
 /** Reads a feature file for inspection: the raw array plus its kind. */
@@ -264,13 +277,36 @@ async function readForInspection(file: string): Promise<FileForInspection> {
     // Loaded lazily: the feature-file module pulls in the whole feature pipeline.
     const { readFeatures } = await import('../fmri/features-file');
     const read = await readFeatures(file);
-    return { input: { data, dtype, shape, kind: read.kind }, warnings: [], tr: read.tr, nQ: read.nQ };
+    return { input: { data, dtype, shape, kind: read.kind }, warnings: [], tr: read.tr, nQ: read.nQ, hrf: read.hrf };
   } catch (err) {
     // Integer arrays are codes whatever is wrong with them (the checks below say what); a float array
     // readFeatures refuses is of unknown kind, and its reason is worth showing.
     const why = `not a feature file readFeatures accepts: ${err instanceof Error ? err.message : String(err)}`;
     return { input: { data, dtype, shape, kind: integer ? 'codes' : undefined }, warnings: integer ? [] : [why] };
   }
+}
+
+/**
+ * How many TRs at the start of features convolved with `hrf` are zero whatever the input: the causal
+ * convolution makes TR k from kernel[0..k], and nilearn's kernels are 0 at lag 0 and below 1e-5 at lag 1 (TRs up
+ * to 3 s). Codes are rounded, so TR k is 0 while 1023 * sum |kernel[0..k]| < 0.5; float features only where
+ * the kernel is exactly 0.
+ */
+function hrfZeroTrs(hrf: HrfModel, tr: number, kind: FeatureKind | 'unknown'): number {
+  let kernel: Float64Array;
+  try {
+    kernel = hrfKernel(hrf, tr);
+  } catch {
+    return 0; // a TR too long for a 32 s kernel: the pipeline could not have used this HRF
+  }
+  let bound = 0;
+  let n = 0;
+  for (const w of kernel) {
+    bound += Math.abs(w);
+    if (kind === 'codes' ? bound * (CODEBOOK_SIZE - 1) < 0.5 : bound === 0) n++;
+    else break;
+  }
+  return n;
 }
 
 /**
@@ -282,9 +318,17 @@ export async function inspectFeatures(features: string | FeatureArray, options: 
   const fromFile = typeof features === 'string' ? await readForInspection(features) : undefined;
   const tr = options.tr ?? fromFile?.tr ?? 1.5;
   if (!(typeof tr === 'number' && Number.isFinite(tr) && tr > 0)) throw rangeError(`tr must be a number of seconds > 0, got ${String(tr)}`);
+  if (options.hrf !== undefined && options.hrf !== 'none' && !HRF_MODELS.includes(options.hrf)) {
+    throw rangeError(`hrf must be 'none', 'glover' or 'spm', got '${String(options.hrf)}'`);
+  }
   const input = fromFile ? fromFile.input : features as FeatureArray;
   checkInput(input);
   const warnings = fromFile ? [...fromFile.warnings] : [];
+  let hrf: HrfOption = options.hrf ?? fromFile?.hrf ?? 'none';
+  if (hrf !== 'none' && !HRF_MODELS.includes(hrf)) {
+    warnings.push(`the .csv beside the file names an unknown hrf '${String(hrf)}' (expected none, glover or spm)`);
+    hrf = 'none';
+  }
   const integer = isIntegerData(input.data, input.dtype);
   const kind: FeatureKind | 'unknown' = input.kind ?? (integer ? 'codes' : 'unknown');
   const grid = gridOf(input.shape, kind, tr, fromFile?.nQ);
@@ -313,6 +357,17 @@ export async function inspectFeatures(features: string | FeatureArray, options: 
   const zeroChannels = hasGrid ? zeroSlices(input, grid, 'channel') : [];
   const zeroTrs = hasGrid ? zeroSlices(input, grid, 'tr') : [];
   const channelWord = kind === 'codes' ? 'codebook' : 'channel';
+  const notes: string[] = [];
+  // Leading zero TRs the HRF makes are expected; only the others are suspicious.
+  const expectedZero = hrf !== 'none' && grid.layout !== 'clip' ? hrfZeroTrs(hrf, tr, kind) : 0;
+  const hrfZero = zeroTrs.filter((t) => t < expectedZero);
+  const unexplainedZero = zeroTrs.filter((t) => t >= expectedZero);
+  if (hrfZero.length > 0) {
+    notes.push(
+      `${hrfZero.length} of ${grid.trs} TRs are all zero (TR ${listIndices(hrfZero)}), as expected: the features were ` +
+        `convolved with the causal ${hrf} HRF, which is 0 at lag 0 and nearly 0 at lag 1, so their first TRs carry no response yet`,
+    );
+  }
 
   if (n === 0) warnings.push('the array is empty (no TRs): the input was shorter than one TR, or --max-trs was 0');
   if (n - finite > 0) warnings.push(`${n - finite} values are NaN or infinite`);
@@ -320,7 +375,7 @@ export async function inspectFeatures(features: string | FeatureArray, options: 
   if (kind === 'codes' && outOfRange > 0) {
     warnings.push(`${outOfRange} values are outside the code range 0..${CODEBOOK_SIZE - 1} (min ${min}, max ${max}): not EnCodec codes, or corrupted`);
   }
-  if (kind === 'codes' && finite > 1 && min === max) {
+  if (kind === 'codes' && finite > 1 && min === max && !(min === 0 && unexplainedZero.length === 0)) {
     warnings.push(`all codes equal ${min}: silent input, or a broken encoder`);
   } else if (kind !== 'codes' && finite > 1 && min === max) {
     warnings.push(`all values equal ${min}`);
@@ -331,8 +386,8 @@ export async function inspectFeatures(features: string | FeatureArray, options: 
         `a table sized for more ${channelWord}s than were filled?`,
     );
   }
-  if (zeroTrs.length > 0 && zeroTrs.length < grid.trs) {
-    warnings.push(`${zeroTrs.length} of ${grid.trs} TRs are all zero (TR ${listIndices(zeroTrs)}): rows never filled?`);
+  if (unexplainedZero.length > 0 && zeroTrs.length < grid.trs) {
+    warnings.push(`${unexplainedZero.length} of ${grid.trs} TRs are all zero (TR ${listIndices(unexplainedZero)}): rows never filled?`);
   }
   if (kind === 'codes' && grid.layout === 'other') {
     warnings.push(`shape (${input.shape.join(', ')}) is none of the code layouts (n_trs, n_q, frames), (n_trs, n_q * frames), (n_q, n_frames)`);
@@ -361,6 +416,8 @@ export async function inspectFeatures(features: string | FeatureArray, options: 
     ...(codebooks ? { codebooks } : {}),
     zeroChannels,
     zeroTrs,
+    hrf,
+    notes,
     warnings,
   };
   debug('inspect', () => `${report.file ?? 'array'}: ${report.kind} (${report.shape.join(' x ')}, ${report.layout}), ${warnings.length} warning(s)`);
@@ -391,6 +448,7 @@ export function formatInspection(r: FeatureInspection): string {
       );
     }
   }
+  for (const n of r.notes) lines.push(`note:      ${n}`);
   for (const w of r.warnings) lines.push(`warning:   ${w}`);
   if (r.warnings.length === 0) lines.push('warnings:  none');
   return `${lines.join('\n')}\n`;

@@ -34,7 +34,7 @@ import { FeatureMode, extractFeatures, featuresToAudio } from '../fmri/features'
 import { debug, elapsedSince, formatBytes } from '../common/log';
 import { MelOptions, hzToMel, melSettings, melSpectrogram } from '../dsp/mel';
 import { QualityMetrics, computeMetrics } from '../quality/metrics';
-import { withCodec } from '../codec/with-codec';
+import { resolveModelPath, requireWholeFileModel } from '../model/model-file';
 import { HeatmapPanel, stackedHeatmapSpec, writePng } from './plot';
 import { peakRss } from '../codec/runtime';
 import { writeWav } from '../io/wav';
@@ -173,9 +173,9 @@ export function formatRoundtripReport(r: RoundtripReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** JSON by the package's rule (lib/common/format.ts: Infinity/NaN as null, `identical` beside each SNR). */
+/** JSON with Infinity/NaN as null (identical signals have infinite SNR). */
 function reportJson(r: RoundtripReport): string {
-  return toJson(r);
+  return toJson(r); // the package's rule: Infinity/NaN as null, `identical` beside each SNR
 }
 
 /** Hz ticks for a mel axis up to fMax, positioned in Slaney mel. */
@@ -249,10 +249,13 @@ export async function roundtripReport(input: string, options: RoundtripOptions):
       ),
     );
   } else {
+    const given = options.model;
     const loadStart = performance.now();
-    await withCodec(options.model, { threads: options.threads, device: options.device }, async (codec) => {
-      modelLoadSeconds = (performance.now() - loadStart) / 1000;
-      modelPath = codec.modelPath;
+    const codec = given instanceof Encodec ? given : await Encodec.load(resolveModelPath(given), { threads: options.threads, device: options.device });
+    modelLoadSeconds = (performance.now() - loadStart) / 1000;
+    modelPath = codec.modelPath;
+    try {
+      requireWholeFileModel(codec.info, 'the roundtrip report');
       for (const bandwidth of s.bandwidths) {
         await settle(`${bandwidth} kbps`, bandwidth, `reconstructed_${bandwidthTag(bandwidth)}.wav`, () =>
           timedPair(
@@ -261,7 +264,9 @@ export async function roundtripReport(input: string, options: RoundtripOptions):
           ),
         );
       }
-    });
+    } finally {
+      if (!(given instanceof Encodec)) codec.dispose();
+    }
   }
 
   const report: RoundtripReport = {

@@ -29,13 +29,13 @@ function docs(): { file: string; text: string }[] {
 
 /**
  * Identifiers the docs show as code (`name`, `name(...)`, names in fenced code blocks), but not members
- * (`codec.encode`) and not npm packages (`the debug package`).
+ * (`codec.encode`) and not npm packages (`the debug package`, a link to one).
  */
 function documentedIdentifiers(text: string): Set<string> {
   const names = new Set<string>();
   const prose = text.replace(/```[\s\S]*?```/g, '');
   const code = [...text.matchAll(/```[a-z]*\n([\s\S]*?)```/g)].map((m) => m[1]);
-  const spans = [...prose.matchAll(/`([^`\n]+)`( package)?/g)].filter((m) => !m[2]).map((m) => m[1]);
+  const spans = [...prose.matchAll(/`([^`\n]+)`( package|\]\()?/g)].filter((m) => !m[2]).map((m) => m[1]);
   for (const chunk of [...code, ...spans]) for (const m of chunk.matchAll(/(?<![\w$.])[A-Za-z_$][\w$]*/g)) names.add(m[0]);
   return names;
 }

@@ -126,8 +126,15 @@ torch.save(sd, ${JSON.stringify(broken)})`);
       const bytes = fs.readFileSync(ckpt);
       const sha = crypto.createHash('sha256').update(bytes).digest('hex');
       let stated = sha;
+      const lmCkpt = path.join(dir, 'mirror-lm.th');
+      const lmMade = spawnSync(PY, [path.join(ROOT, 'models', 'export_lm.py'), '--random', '--codec', 'encodec_24khz', '--out', path.join(dir, 'mirror-lm.pt'), '--checkpoint-out', lmCkpt], { encoding: 'utf8' });
+      expect(lmMade.status, lmMade.stderr).to.equal(0);
+      const lmBytes = fs.readFileSync(lmCkpt);
       const server = http.createServer((req, res) => {
-        if (req.url === '/facebook/encodec_24khz/resolve/main/model.safetensors') {
+        if (req.url === '/encodec/v0/encodec_lm_24khz-1608e3c0.th') {
+          res.writeHead(200, { 'content-length': String(lmBytes.length) });
+          res.end(lmBytes); // random weights: not the SHA-256 its name promises
+        } else if (req.url === '/facebook/encodec_24khz/resolve/main/model.safetensors') {
           res.writeHead(302, { location: '/cdn/blob', 'x-linked-etag': `"${stated}"` });
           res.end();
         } else if (req.url === '/cdn/blob') {
@@ -142,11 +149,20 @@ torch.save(sd, ${JSON.stringify(broken)})`);
       const endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       try {
         const out = path.join(dir, 'cache', 'fetched.pt');
-        const ok = await cliAsync(['model', 'fetch', '--out', out], { HF_ENDPOINT: endpoint });
+        const ok = await cliAsync(['model', 'fetch', '--out', out, '--no-lm'], { HF_ENDPOINT: endpoint });
         expect(ok.status, ok.stderr).to.equal(0);
         expect(ok.stderr).to.include(`SHA-256 ${sha}`);
         const info = JSON.parse(cli(['model', 'info', out, '--json']).stdout);
         expect(info.source).to.include({ kind: 'huggingface', sha256: sha });
+        expect(fs.existsSync(path.join(dir, 'cache', 'encodec_lm_24khz.pt'))).to.equal(false);
+
+        // with the LM (the default): Meta's file name promises SHA-256 1608e3c0..., the mirror's bytes differ
+        const withLm = path.join(dir, 'cache3', 'fetched.pt');
+        const lmRun = await cliAsync(['model', 'fetch', '--out', withLm], { HF_ENDPOINT: endpoint, ENCODEC_META_ENDPOINT: `${endpoint}/encodec/v0` });
+        expect(lmRun.status).to.equal(1);
+        expect(lmRun.stderr).to.match(/checksum mismatch for .*encodec_lm_24khz-1608e3c0\.th.*expected 1608e3c0/);
+        expect(fs.existsSync(withLm)).to.equal(true);
+        expect(fs.readdirSync(path.join(dir, 'cache3')).sort()).to.deep.equal(['encodec_24khz.safetensors', 'fetched.pt']);
 
         stated = 'f'.repeat(64); // the hub says one thing, the bytes are another
         const badOut = path.join(dir, 'cache2', 'bad.pt');

@@ -48,7 +48,7 @@ describe('error codes', function () {
     expect(thrown(() => parseDevice('gpu', '--device')).message).to.equal("--device must be 'cpu', 'cuda' or 'cuda:N', got 'gpu'");
     expect(parseDevice('cuda:1')).to.equal('cuda:1');
     expect(thrown(() => decodeNpy(Buffer.from('not an npy file'))).code).to.equal('ENCODEC_FILE_FORMAT');
-    expect(thrown(() => decodeEcdc(Buffer.from('ECDX\0\0\0\0\0'))).code).to.equal('ENCODEC_FILE_FORMAT');
+    expect(thrown(() => decodeEcdc(Buffer.from('ECDX\0\0\0\0\0'))).code).to.equal('ECDC_INVALID');
     expect(thrown(() => parseModelInfo('{not json', 'm.pt')).code).to.equal('ENCODEC_MODEL_FILE');
   });
 

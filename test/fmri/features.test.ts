@@ -75,6 +75,9 @@ describe('feature pipeline', function () {
     expect(base.metadata).to.have.length(nTrs);
     expect(base.metadata[1]).to.deep.equal({
       tr_index: 1, start_time: 1.5, end_time: 3, n_frames: 112, n_codebooks: 4, bandwidth: 3, encoding_mode: 'encodec', source: movie.path,
+      // the run timeline: with onset 0 run time is stimulus time
+      run_time_start: 1.5, run_time_end: 3, stimulus_time_start: 1.5, stimulus_time_end: 3, stimulus_fraction: 1, stim_file: movie.path,
+      frame_time: 1.5,
     });
   });
 

@@ -196,3 +196,25 @@ export function describeDifference(a: ArrayLike<number>, b: ArrayLike<number>): 
   const i = firstDifference(a, b);
   return i < 0 ? 'same' : `lengths ${a.length}/${b.length}, first difference at ${i}: ${a[i]} vs ${b[i]}`;
 }
+
+/**
+ * A 48 kHz stereo 16-bit WAV of `seconds` (cut or padded with silence): two different espeak-ng voices, one per
+ * channel (the left also carries a little of the right), resampled by sox. Returns its path.
+ */
+export async function makeStereo48k(dir: string, seconds: number): Promise<string> {
+  const file = path.join(dir, `stereo48k-${tag(seconds)}.wav`);
+  if (fs.existsSync(file)) return file;
+  const left = await makeSpeech(dir, 'The quick brown fox jumps over the lazy dog. A film soundtrack in stereo.', seconds);
+  const rightRaw = path.join(dir, `stereo48k-right-${tag(seconds)}.raw.wav`);
+  await run('espeak-ng', ['-v', 'en-us', '-p', '75', '-s', '190', '-w', rightRaw, 'Pack my box with five dozen liquor jugs, said the second voice.']);
+  const { samples, sampleRate } = await readWav(rightRaw);
+  const right = new Float32Array(Math.round(seconds * sampleRate));
+  right.set(samples[0].subarray(0, right.length));
+  const rightFile = path.join(dir, `stereo48k-right-${tag(seconds)}.wav`);
+  await writeWav(rightFile, right, { sampleRate, format: 'pcm16' });
+  fs.rmSync(rightRaw);
+  const mixedLeft = path.join(dir, `stereo48k-left-${tag(seconds)}.wav`);
+  await sox(['-m', '-v', '1', left, '-v', '0.2', rightFile, mixedLeft]);
+  await sox(['-M', mixedLeft, rightFile, '-r', '48000', '-b', '16', file]);
+  return file;
+}

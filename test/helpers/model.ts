@@ -38,3 +38,45 @@ export function randomModel(seed = 0): Promise<string> {
   }
   return job;
 }
+
+/** The random encodec_48khz model with `seed` and its checkpoint in Meta's layout (for the eager reference). */
+export function randomModel48(seed = 0): Promise<{ model: string; checkpoint: string }> {
+  const base = path.join(CACHE_DIR, `random48-seed${seed}-${exporterHash()}`);
+  const model = `${base}.pt`;
+  const checkpoint = `${base}.th`;
+  let job = pending.get(model);
+  if (!job) {
+    job = (async () => {
+      if (!fs.existsSync(model) || !fs.existsSync(checkpoint)) {
+        fs.mkdirSync(CACHE_DIR, { recursive: true });
+        await exportModel({ random: true, name: 'encodec_48khz', seed, out: model, checkpointOut: checkpoint });
+      }
+      return model;
+    })();
+    pending.set(model, job);
+  }
+  return job.then(() => ({ model, checkpoint }));
+}
+
+const pendingLm = new Map<string, Promise<{ lm: string; checkpoint: string }>>();
+
+/**
+ * A random entropy-coding LM for `codec` with `seed`: the exported file (`lm`) and its weights in Meta's checkpoint
+ * layout (`checkpoint`, for the eager reference), exported on first use.
+ */
+export function randomLm(codec: 'encodec_24khz' | 'encodec_48khz', seed = 0): Promise<{ lm: string; checkpoint: string }> {
+  const base = path.join(CACHE_DIR, `random-lm-${codec}-seed${seed}-${exporterHash()}`);
+  let job = pendingLm.get(base);
+  if (!job) {
+    job = (async () => {
+      const files = { lm: `${base}.pt`, checkpoint: `${base}.th` };
+      if (!fs.existsSync(files.lm) || !fs.existsSync(files.checkpoint)) {
+        fs.mkdirSync(CACHE_DIR, { recursive: true });
+        await exportModel({ random: true, lm: codec, seed, out: files.lm, checkpointOut: files.checkpoint });
+      }
+      return files;
+    })();
+    pendingLm.set(base, job);
+  }
+  return job;
+}

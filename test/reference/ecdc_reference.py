@@ -1,12 +1,24 @@
-"""Meta's .ecdc container (encodec/binary.py and the lm=False path of encodec/compress.py), restated as
-the oracle for encodec-native's reader and writer.
+"""Meta's .ecdc container (encodec/binary.py, encodec/compress.py and encodec/quantization/ac.py), restated
+as the oracle for encodec-native's reader and writer.
 
   write CODES.npy AUDIO_LENGTH OUT.ecdc   codes [n_q, n_frames] -> .ecdc bytes, as Meta's compress_to_file
   read IN.ecdc OUT.npy                    .ecdc -> codes [n_q, n_frames] (and prints the metadata JSON)
+
+With the entropy-coding language model (use_lm=True; the LM is test/reference/lm_reference.py, loaded from a
+checkpoint in Meta's layout):
+
+  write-lm MODEL AUDIO_LENGTH SEGMENTS_DIR LM.th OUT.ecdc
+      MODEL is encodec_24khz or encodec_48khz; SEGMENTS_DIR holds codes_0.npy, codes_1.npy, ... ([K, T_i] per
+      segment) and, for encodec_48khz, scales.npy (float32, one per segment). Prints JSON: per segment the payload
+      bytes and the ideal size in bits, sum of -log2(q / 2^24) over the codes under the quantized CDFs.
+  read-lm IN.ecdc LM.th OUT_DIR
+      -> codes_i.npy (int16) and scales.npy as above (prints the metadata JSON). Raises EOFError / RuntimeError
+      like Meta's.
 """
 import io
 import json
 import math
+import os
 import struct
 import sys
 
@@ -89,7 +101,11 @@ def read(fo):
 
 
 if __name__ == '__main__':
-    if sys.argv[1] == 'write':
+    if sys.argv[1] in ('write-lm', 'read-lm'):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import ecdc_lm_reference  # torch is imported only for LM-coded files
+        ecdc_lm_reference.main(sys.argv[1:])
+    elif sys.argv[1] == 'write':
         with open(sys.argv[4], 'wb') as fo:
             write(np.load(sys.argv[2]), int(sys.argv[3]), fo)
     else:

@@ -207,8 +207,11 @@ def error_checks(work, sd):
     k48["decoder.model.15.conv.conv.bias"] = torch.zeros(2)
     k48["encoder.model.0.conv.norm.weight"] = torch.ones(32)
     k48["encoder.model.0.conv.norm.bias"] = torch.zeros(32)
-    expect_fail("48khz", k48, ["48 kHz/stereo EnCodec checkpoint; only encodec_24khz is supported"])
-    expect_fail("48khz_hf", k48, ["48 kHz/stereo"], layout="huggingface", ext=".safetensors")
+    # time-group-norm tensors make it a 48 kHz checkpoint, checked against that layout (weight-norm names are wrong there)
+    expect_fail("48khz", k48, ["does not match the EnCodec 48 kHz layout (official names)",
+                               "missing (", "encoder.model.0.conv.conv.weight,", "weight-norm tensors"])
+    expect_fail("48khz_hf", k48, ["EnCodec 48 kHz layout (huggingface names)", "encoder.layers.0.conv.weight,"],
+                layout="huggingface", ext=".safetensors")
     stereo_only = OrderedDict(sd)
     stereo_only["encoder.model.0.conv.conv.weight_v"] = torch.zeros(32, 2, 7)
     expect_fail("stereo_input", stereo_only, ["48 kHz/stereo"])

@@ -9,11 +9,21 @@ import { Encodec } from '../../lib/codec/codec';
 import { FeatureSet, extractFeatures } from '../../lib/fmri/features';
 import { writeFeatures } from '../../lib/fmri/features-file';
 import { formatInspection, inspectFeatures, plotFeatures } from '../../lib/report/inspect';
-import { writeNpy } from '../../lib/io/npy';
+import { readNpy, writeNpy } from '../../lib/io/npy';
 import { cli } from '../helpers/cli';
 import { makeSpeech } from '../helpers/media';
 import { randomModel } from '../helpers/model';
 import { tempDir } from '../helpers/temp-dir';
+
+async function expectRejection(promise: Promise<unknown>, pattern: RegExp): Promise<void> {
+  try {
+    await promise;
+  } catch (err) {
+    expect((err as Error).message).to.match(pattern);
+    return;
+  }
+  expect.fail(`expected a rejection matching ${pattern}`);
+}
 
 describe('inspect', function () {
   const dir = tempDir('inspect');
@@ -21,10 +31,13 @@ describe('inspect', function () {
   let codes: FeatureSet;
   let codesFile: string;
   let melFile: string;
+  let speech: string;
+  let modelPath: string;
 
   before(async function () {
-    const speech = await makeSpeech(dir, 'Inspecting features. The quick brown fox jumps over the lazy dog.', 4.6);
-    codec = await Encodec.load(await randomModel(0), { threads: 1 });
+    speech = await makeSpeech(dir, 'Inspecting features. The quick brown fox jumps over the lazy dog.', 4.6);
+    modelPath = await randomModel(0);
+    codec = await Encodec.load(modelPath, { threads: 1 });
     codes = await extractFeatures(speech, { model: codec, tr: 1.5, bandwidth: 3 });
     codesFile = (await writeFeatures(path.join(dir, 'speech-codes'), codes)).npy;
     const mel = await extractFeatures(speech, { mode: 'mel', tr: 1.5, mel: { nMels: 128, nFft: 1024, hopLength: 256 } });
@@ -96,6 +109,49 @@ describe('inspect', function () {
     const fromFile = await inspectFeatures(file);
     expect(fromFile.kind).to.equal('codes');
     expect(fromFile.warnings.join('\n')).to.match(/outside the code range/);
+  });
+
+  it('explains the all-zero first TRs of `extract --hrf glover` features (from the .csv) instead of warning', async function () {
+    const out = path.join(dir, 'hrf');
+    const run = cli(['extract', speech, '--out', out, '--hrf', 'glover', '--tr', '1.5', '--model', modelPath]);
+    expect(run.status, run.stderr).to.equal(0);
+    const file = path.join(out, `${path.basename(speech).replace(/\.[^.]+$/, '')}.npy`);
+    const { data } = await readNpy(file);
+    const trSize = 4 * 112;
+    const rowIsZero = (t: number) => Array.from(data as Int16Array).slice(t * trSize, (t + 1) * trSize).every((v) => v === 0);
+    expect([0, 1, 2].map(rowIsZero)).to.deep.equal([true, true, false]); // the file really has two zero TRs
+
+    const r = await inspectFeatures(file);
+    expect(r.hrf).to.equal('glover');
+    expect(r.zeroTrs).to.deep.equal([0, 1]);
+    expect(r.warnings, r.warnings.join('; ')).to.deep.equal([]);
+    expect(r.notes.join('\n')).to.match(/2 of 3 TRs are all zero \(TR 0, 1\), as expected: .*causal glover HRF, which is 0 at lag 0/);
+    const text = cli(['inspect', file]);
+    expect(text.status, text.stderr).to.equal(0);
+    expect(text.stdout).to.match(/note: .*as expected/).and.match(/warnings:\s+none/).and.not.match(/never filled/);
+
+    // The explanation comes from the HRF the .csv names: the same array without it is suspicious.
+    const bare = await inspectFeatures({ data: data as Int16Array, shape: [3, 4, 112] });
+    expect(bare.hrf).to.equal('none');
+    expect(bare.warnings.join('\n')).to.match(/2 of 3 TRs are all zero \(TR 0, 1\): rows never filled\?/);
+    expect((await inspectFeatures({ data: data as Int16Array, shape: [3, 4, 112] }, { hrf: 'glover' })).warnings).to.deep.equal([]);
+  });
+
+  it('explains only the zero TRs an HRF makes: lag 0 for float features, none without an HRF', async function () {
+    // Float features (mel) convolved with an HRF are exactly zero only where the kernel is: TR 0.
+    const mel = new Float32Array(3 * 8 * 5).fill(-1);
+    mel.fill(0, 0, 2 * 8 * 5);
+    const r = await inspectFeatures({ data: mel, shape: [3, 8, 5], kind: 'mel' }, { hrf: 'spm' });
+    expect(r.notes.join('\n')).to.match(/1 of 3 TRs are all zero \(TR 0\), as expected/);
+    expect(r.warnings.join('\n')).to.match(/1 of 3 TRs are all zero \(TR 1\): rows never filled\?/);
+    // Codes zero after the HRF's first TRs are still flagged.
+    const late = Int16Array.from(codes.features);
+    late.fill(0, 0, 4 * 112);
+    late.fill(0, 2 * 4 * 112, 3 * 4 * 112);
+    const codesLate = await inspectFeatures({ data: late, shape: [3, 4, 112] }, { hrf: 'glover' });
+    expect(codesLate.notes.join('\n')).to.match(/1 of 3 TRs are all zero \(TR 0\), as expected/);
+    expect(codesLate.warnings.join('\n')).to.match(/1 of 3 TRs are all zero \(TR 2\): rows never filled\?/);
+    await expectRejection(inspectFeatures({ data: late, shape: [3, 4, 112] }, { hrf: 'boxcar' as never }), /hrf must be 'none', 'glover' or 'spm'/);
   });
 
   it('plots a per-codebook histogram and a TR x codebook map to a PNG', async function () {

@@ -1,0 +1,99 @@
+/**
+ * Meta's entropy-coding language model (`encodec --lm`), run by the addon: it arithmetic-codes segments of codes
+ * into bytes and back (native/lm_session.h; the coder is Meta's encodec/quantization/ac.py, ported bit for bit).
+ * The `.ecdc` container around the payloads is lib/io/ecdc.ts.
+ */
+import { debug } from '../common/log';
+import { LmInfo, parseLmInfo } from '../model/lm-file';
+import { Codes, checkCodes } from './codes';
+import { NativeLm, nativeBinding } from './native';
+import { codedError, rangeError, typeError } from '../common/errors';
+
+/** Options of EncodecLm.load. */
+export interface LmLoadOptions {
+  /**
+   * Intra-op threads of the LM's steps (default 1). The LM's probabilities, hence the coded bytes, depend on it
+   * (torch's kernels split their work by thread count): a stream decodes only with the setting it was coded with.
+   * Meta's `encodec` uses torch's default (all cores) unless run with OMP_NUM_THREADS=1; see docs/ecdc.md.
+   */
+  threads?: number;
+}
+
+/** Segments decoded from one coded stream (see EncodecLm.decompressSegments). */
+export interface LmDecodedSegments {
+  /** Codes of each segment, [nQ, frames[i]]. */
+  codes: Codes[];
+  /** Byte offset (in the data) where each segment, its prefix included, begins. */
+  offsets: number[];
+  /** Byte offset where the last segment's stream ends. */
+  end: number;
+}
+
+export class EncodecLm {
+  /** The LM file's metadata (its codec, codebooks, source checkpoint ...). */
+  readonly info: LmInfo;
+  readonly lmPath: string;
+  private lm: NativeLm | undefined;
+
+  private constructor(lm: NativeLm, lmPath: string) {
+    this.lm = lm;
+    this.lmPath = lmPath;
+    this.info = parseLmInfo(lm.metadata, lmPath);
+  }
+
+  /** Loads an LM file exported by `encodec-native model export` (from Meta's encodec_lm_*.th) or `model random --lm`. */
+  static async load(lmPath: string, options: LmLoadOptions = {}): Promise<EncodecLm> {
+    if (typeof lmPath !== 'string' || lmPath === '') throw typeError('lmPath must be the path of an LM file (.pt)');
+    const threads = options.threads ?? 1;
+    if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
+      throw rangeError(`threads must be an integer in [1, 1024], got ${String(threads)}`);
+    }
+    const lm = await nativeBinding().loadLm(lmPath, { threads });
+    debug('model', () => `loaded LM '${lmPath}', ${threads} threads`);
+    try {
+      return new EncodecLm(lm, lmPath);
+    } catch (err) {
+      lm.dispose();
+      throw err;
+    }
+  }
+
+  /** The codec model this LM belongs to ('encodec_24khz' or 'encodec_48khz'). */
+  get codec(): string {
+    return this.info.codec;
+  }
+
+  /**
+   * Arithmetic-codes each block of codes as one segment (Meta: fresh LM state and coder per segment, the LM's
+   * input at frame t is 1 + the codes of frame t - 1), returning the coded bytes of each.
+   */
+  async compressSegments(segments: Codes[]): Promise<Uint8Array[]> {
+    segments.forEach((codes, i) => checkCodes(codes, `segment ${i}`));
+    const lm = this.live('compressSegments');
+    for (const c of segments) {
+      if (c.nQ > lm.nQ) throw rangeError(`the codes have ${c.nQ} codebooks; this LM codes at most ${lm.nQ}`);
+    }
+    return lm.compress(segments.map(({ data, nQ, nFrames }) => ({ data, nQ, nFrames })));
+  }
+
+  /**
+   * Decodes consecutive coded segments from `data`: segment i is `prefixBytes` bytes the caller reads (Meta's
+   * 48 kHz scale), then the coded stream of frames[i] frames of nQ codes. Rejects with an Error whose `code` is
+   * 'ECDC_DESYNC' when the stream ends early or cannot have been written with this LM.
+   */
+  async decompressSegments(data: Uint8Array, nQ: number, frames: number[], prefixBytes = 0): Promise<LmDecodedSegments> {
+    const decoded = await this.live('decompressSegments').decompress(data, nQ, frames, prefixBytes);
+    return { codes: decoded.codes.map(({ data: d, nQ: q, nFrames }) => ({ data: d, nQ: q, nFrames })), offsets: decoded.offsets, end: decoded.end };
+  }
+
+  /** Frees the LM now (it is also freed when garbage-collected). */
+  dispose(): void {
+    this.lm?.dispose();
+    this.lm = undefined;
+  }
+
+  private live(method: string): NativeLm {
+    if (!this.lm) throw codedError('ENCODEC_DISPOSED', `cannot call ${method}(): the LM was disposed; load it again with EncodecLm.load()`);
+    return this.lm;
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Feature sets as HDF5 files (h5wasm, the HDF5 C library compiled to WebAssembly; its Node build reads and writes
+ * host paths directly). h5py reads them as they are.
+ *
+ * One run: dataset `features` (float32, or int16 for codes, the FeatureSet's shape), `frame_times` (t_k, float64),
+ * `run_time_start`, and one dataset per metadata column (float64 for numbers, strings otherwise); the settings
+ * (kind, tr, hrf, layout, resample, delays, zscore, onset, run_trs, slice_time_ref, bandwidth / n_codebooks or the mel
+ * settings, source) are attributes of the file's root.
+ *
+ * Several runs concatenated (`writeConcatH5`): `X` (the rows of all runs in order, float32: every run must have
+ * the same columns), `run_onsets` (int64: the first row of each run), `frame_times` and `run_time_start` of all rows,
+ * `run_sources` (one string per run) and the shared settings as attributes: the layout the voxelwise tutorials
+ * and himalaya read.
+ *
+ * Files are written to a temporary name and renamed into place (no partial output).
+ */
+import * as fs from 'node:fs';
+
+import { tempPathFor } from '../common/atomic';
+import type { FeatureSet } from './features';
+import { rangeError } from '../common/errors';
+
+// h5wasm is an ES module; TypeScript's CommonJS output would turn `import()` into `require()`.
+const importModule = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
+
+interface H5Group {
+  create_dataset(options: { name: string; data: unknown; shape?: number[]; dtype?: string }): unknown;
+  create_attribute(name: string, value: unknown, shape?: number[] | null, dtype?: string | null): void;
+}
+interface H5File extends H5Group {
+  close(): void;
+}
+interface H5Module {
+  ready: Promise<unknown>;
+  File: new (path: string, mode: string) => H5File;
+}
+
+let loaded: Promise<H5Module> | undefined;
+
+/** The h5wasm module (Node build), loaded once. */
+async function h5(): Promise<H5Module> {
+  loaded ??= (async () => {
+    const mod = (await importModule('h5wasm/node')) as { default?: H5Module } & H5Module;
+    const lib = mod.default ?? mod;
+    await lib.ready;
+    return lib;
+  })();
+  return loaded;
+}
+
+/** The settings of a feature set, as root attributes (numbers and strings only; absent values left out). */
+function settings(result: FeatureSet): Record<string, number | string> {
+  const attrs: Record<string, number | string | undefined> = {
+    feature_kind: result.kind,
+    tr: result.tr,
+    hrf: result.hrf,
+    layout: result.layout,
+    resample: result.resample ?? 'window',
+    delays: result.delays?.join(' ') ?? '',
+    zscore: result.zscore ? 'true' : 'false',
+    onset: result.onset ?? 0,
+    run_trs: result.runTrs,
+    slice_time_ref: result.sliceTimeRef ?? 0,
+    frames_per_tr: result.framesPerTr,
+    bandwidth: result.bandwidth,
+    n_codebooks: result.nQ,
+    source: result.source,
+    sample_rate: result.mel?.sampleRate,
+    n_fft: result.mel?.nFft,
+    hop_length: result.mel?.hopLength,
+    n_mels: result.mel?.nMels,
+    top_db: result.mel?.topDb,
+  };
+  return Object.fromEntries(Object.entries(attrs).filter(([, v]) => v !== undefined)) as Record<string, number | string>;
+}
+
+function writeAttributes(file: H5Group, attrs: Record<string, number | string>): void {
+  for (const [name, value] of Object.entries(attrs)) {
+    if (typeof value === 'number') file.create_attribute(name, value, null, Number.isInteger(value) ? '<q' : '<d');
+    else file.create_attribute(name, value);
+  }
+}
+
+const INTEGER_COLUMNS = new Set(['tr_index', 'n_frames', 'n_codebooks']);
+
+/** Writes the metadata columns of a run (or of several runs' rows) as datasets. */
+function writeColumns(file: H5Group, rows: FeatureSet['metadata']): void {
+  if (rows.length === 0) return;
+  for (const key of Object.keys(rows[0]) as (keyof FeatureSet['metadata'][number])[]) {
+    if (key === 'frame_time') continue; // written as frame_times
+    const values = rows.map((r) => r[key]);
+    if (INTEGER_COLUMNS.has(key)) {
+      file.create_dataset({ name: key, data: BigInt64Array.from(values.map((v) => BigInt(v as number))) });
+    } else if (values.every((v) => typeof v === 'number' || v === null)) {
+      file.create_dataset({ name: key, data: Float64Array.from(values.map((v) => (v === null ? NaN : (v as number)))) });
+    } else {
+      file.create_dataset({ name: key, data: values.map((v) => (v === null || v === undefined ? '' : String(v))) });
+    }
+  }
+}
+
+/** Runs `write` on a new HDF5 file at a temporary path, then renames it to `target`. */
+async function writeAtomically(target: string, write: (file: H5File) => void): Promise<void> {
+  const lib = await h5();
+  const temp = tempPathFor(target);
+  try {
+    const file = new lib.File(temp, 'w');
+    try {
+      write(file);
+    } finally {
+      file.close();
+    }
+    await fs.promises.rename(temp, target);
+  } catch (err) {
+    await fs.promises.rm(temp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+}
+
+function frameTimes(result: FeatureSet): Float64Array {
+  return Float64Array.from(result.metadata.map((m) => m.frame_time));
+}
+
+/** Writes one run's features as an HDF5 file at `target` (see the module notes). */
+export async function writeFeaturesH5(target: string, result: FeatureSet): Promise<void> {
+  await writeAtomically(target, (file) => {
+    const dtype = result.features instanceof Int16Array ? '<h' : '<f';
+    file.create_dataset({ name: 'features', data: result.features, shape: result.shape, dtype });
+    file.create_dataset({ name: 'frame_times', data: frameTimes(result) });
+    writeColumns(file, result.metadata);
+    writeAttributes(file, settings(result));
+  });
+}
+
+/**
+ * Writes several runs as one HDF5 file with `X` and `run_onsets` (see the module notes). Every run must have the
+ * same number of columns; 3-D features are flattened per row.
+ */
+export async function writeConcatH5(target: string, results: FeatureSet[]): Promise<void> {
+  if (results.length === 0) throw rangeError('no runs to concatenate');
+  const width = (r: FeatureSet): number => r.shape.slice(1).reduce((a, b) => a * b, 1);
+  const columns = width(results[0]);
+  for (const r of results) {
+    if (width(r) !== columns) {
+      throw rangeError(`runs have different numbers of features per volume (${results[0].source}: ${columns}, ${r.source}: ${width(r)}); concatenate runs extracted with the same settings`);
+    }
+  }
+  const rows = results.reduce((n, r) => n + r.shape[0], 0);
+  const X = new Float32Array(rows * columns);
+  const onsets: number[] = [];
+  let at = 0;
+  for (const r of results) {
+    onsets.push(at / columns);
+    X.set(r.features, at);
+    at += r.features.length;
+  }
+  await writeAtomically(target, (file) => {
+    file.create_dataset({ name: 'X', data: X, shape: [rows, columns], dtype: '<f' });
+    file.create_dataset({ name: 'run_onsets', data: BigInt64Array.from(onsets.map(BigInt)) });
+    file.create_dataset({ name: 'frame_times', data: Float64Array.from(results.flatMap((r) => Array.from(frameTimes(r)))) });
+    writeColumns(file, results.flatMap((r) => r.metadata));
+    file.create_dataset({ name: 'run_sources', data: results.map((r) => r.source) });
+    const shared = settings(results[0]);
+    delete shared.source;
+    delete shared.run_trs;
+    delete shared.onset;
+    writeAttributes(file, shared);
+  });
+}

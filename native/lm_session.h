@@ -1,0 +1,58 @@
+// A loaded EnCodec entropy-coding LM (TorchScript file from models/export_lm.py) and the arithmetic coding of
+// code segments with it, as Meta's compress_to_file / decompress_from_file do with use_lm=True. Pure libtorch and
+// C++: no Node-API here.
+#pragma once
+
+#include <torch/script.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "session.h"  // ThreadBudget
+
+namespace encodec {
+
+class LmSession {
+ public:
+  // Loads and checks an LM file. Throws NativeError for a file that is missing, corrupt or not an LM (a codec
+  // model file is named as such). `threads`: intra-op threads of the LM's steps. The probabilities (so the coded
+  // bytes) depend on it: a stream decodes only with the thread count it was coded with (Meta's tool: torch's).
+  LmSession(const std::string& path, int threads);
+  ~LmSession();
+
+  const std::string& metadata() const { return metadata_; }
+  int64_t n_q() const { return n_q_; }
+  int64_t card() const { return card_; }
+  int threads() const { return threads_; }
+
+  // Codes each block (a CPU int16/int32 [K, T] tensor, K <= n_q, values < card) as one segment: fresh LM state
+  // and coder, for each frame t the LM step on 1 + codes[:, t - 1] (zeros at t = 0), then the K codes pushed with
+  // the quantized CDFs of the step's probabilities.
+  std::vector<std::vector<uint8_t>> Compress(const std::vector<torch::Tensor>& blocks);
+
+  struct Decoded {
+    std::vector<torch::Tensor> codes;  // int16 [K, frames[i]] per segment
+    std::vector<size_t> offsets;       // where segment i (its prefix) begins in the data
+    size_t end = 0;                    // where the last segment ends
+  };
+  // Decodes consecutive segments from data[0, size): segment i is `prefix_bytes` bytes the caller reads itself
+  // (Meta's 48 kHz scale), then the coded stream of frames[i] frames of K codes. Throws StreamError when the
+  // stream ends early, holds a value no code's range covers, or does not end the way Meta's encoder ends one.
+  Decoded Decompress(const uint8_t* data, size_t size, int64_t K, const std::vector<int64_t>& frames,
+                     size_t prefix_bytes);
+
+ private:
+  std::vector<uint8_t> CompressSegment(const torch::Tensor& codes, size_t index);
+  torch::Tensor DecompressSegment(const uint8_t* data, size_t size, int64_t K, int64_t frames, size_t index,
+                                  size_t* consumed);
+
+  torch::jit::Module module_;
+  std::string metadata_;
+  int64_t n_q_ = 0;
+  int64_t card_ = 0;
+  int threads_;
+  ThreadBudget budget_;
+};
+
+}  // namespace encodec
