@@ -1,23 +1,29 @@
 /** Shared pieces of the command line: error reporting, exit codes, option parsing. */
 import { CommanderError } from 'commander';
 
+import { isInputError } from '../lib/common/errors';
 import { isDebugEnabled } from '../lib/common/log';
 import { fromPlanar } from '../lib/common/planar';
 
-/** A bad command-line value: reported with exit code 2. */
+/** A bad command-line value (code ENCODEC_BAD_INPUT): reported with exit code 2. */
 export class UsageError extends Error {
+  readonly code = 'ENCODEC_BAD_INPUT';
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';
   }
 }
 
-/** Exit code for an error: 2 for bad arguments or input values, 1 for everything else. */
+/**
+ * Exit code for an error: 2 for the user's input (an error whose code says so: ENCODEC_BAD_INPUT,
+ * ENCODEC_NO_SPEECH; see docs/errors.md), a failed export's own status, 1 for everything else (a TypeError
+ * from a bug included).
+ */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-  if (err instanceof UsageError || err instanceof TypeError || err instanceof RangeError) return 2;
-  const code = (err as { exitCode?: unknown }).exitCode;
-  return typeof code === 'number' && code > 0 ? code : 1;
+  const code = (err as { exitCode?: unknown } | null | undefined)?.exitCode;
+  if (typeof code === 'number' && code > 0) return code;
+  return isInputError(err) ? 2 : 1;
 }
 
 /**

@@ -8,8 +8,12 @@
  * const codes = await codec.encode(samples, { bandwidth: 6 }); // { data: Int16Array, nQ: 8, nFrames }
  * const audio = await codec.decode(codes);                       // Float32Array, 24 kHz
  * ```
+ *
+ * The exports are listed one by one: what a user may call, with its option and result types. Internals (checks,
+ * parsers, the chunk planner) stay inside; test/architecture/exports.test.ts checks that every name the README
+ * and docs/ mention is exported here.
  */
-export * from './codec/bandwidth';
+export { SAMPLE_RATE, HOP_LENGTH, FRAME_RATE, CODEBOOK_SIZE, MAX_CODEBOOKS, LATENT_DIM, BANDWIDTHS, codebooksForBandwidth, bandwidthForCodebooks, framesForSamples } from './codec/bandwidth';
 export { Encodec, EncodeOptions, LoadOptions, Device } from './codec/codec';
 export { Codes, SegmentedCodes, Embeddings, checkCodes } from './codec/codes';
 export { SegmentGeometry, framesForSegmentedSamples, segmentCount } from './codec/segments';
@@ -39,15 +43,37 @@ export { EncodecLm, LmLoadOptions, LmDecodedSegments } from './codec/lm';
 export { LmInfo, readLmInfo, resolveLmPath, defaultLmPath, LM_CHECKPOINTS } from './model/lm-file';
 export { fetchLm, FetchLmOptions, FetchLmResult, lmCheckpointUrl } from './model/fetch-lm';
 export { runtimeInfo, RuntimeInfo, BlasInfo, blasInfo, peakRss } from './codec/runtime';
-export * from './io/npy';
-export * from './io/wav';
-export * from './io/audio';
+export { readNpy, writeNpy, decodeNpy, encodeNpy, NpyData, NpyArray } from './io/npy';
+export { readWav, writeWav, decodeWav, encodeWav, probeWav, WavFormat, WavInfo, WavAudio, WavWriteOptions } from './io/wav';
+export { loadAudio, streamAudio, probeAudio, ffmpegPath, ffprobePath, AudioError, AudioErrorCode, LoadAudioOptions, StreamAudioOptions, LoadedAudio, AudioProbe } from './io/audio';
 export { writeFileAtomic } from './common/atomic';
-export * from './fmri/alignment';
-export * from './fmri/hrf';
-export * from './dsp/mel';
-export * from './fmri/features';
-export * from './fmri/features-file';
+export { ERROR_CODES, ErrorCode, errorCode, hasCode, isInputError } from './common/errors';
+export { framesPerTr, trStartFrame, trStartTime, trCount, trCountForSamples, samplesForTrs } from './fmri/alignment';
+export { hrfKernel, convolveHrf, HrfModel, HRF_MODELS, HrfKernelOptions } from './fmri/hrf';
+export { melSettings, melSpectrogram, melToAudio, melFilterbank, hzToMel, melToHz, powerToDb, dbToPower, MelOptions, MelSettings, MelSpectrogram, MEL_DEFAULTS } from './dsp/mel';
+export {
+  extractFeatures,
+  extractRunFeatures,
+  featuresToAudio,
+  ExtractOptions,
+  FeatureSet,
+  FeatureInput,
+  FeaturesToAudioOptions,
+  FeatureAudio,
+  TrMetadata,
+  FeatureMode,
+  FeatureOutput,
+  FeatureLayout,
+  FeatureKind,
+  HrfOption,
+  FEATURE_MODES,
+  FEATURE_OUTPUTS,
+  FEATURE_LAYOUTS,
+  HRF_OPTIONS,
+  DEFAULT_TR,
+  DEFAULT_FEATURE_BANDWIDTH,
+} from './fmri/features';
+export { readFeatures, writeFeatures, featureFilesFor, FeatureFiles, ReadFeaturesOptions } from './fmri/features-file';
 export { StimulusPlacement, PlayedStimulus, VolumeTiming, volumeTiming } from './fmri/run-timeline';
 export { Resample, RESAMPLE_METHODS, LANCZOS_LOBES, lanczos, volumeTimes, VolumeResampler, FrameConvolver, FrameClock } from './fmri/resample';
 export { checkDelays, delayColumns, zscoreColumns } from './fmri/design';

@@ -14,6 +14,7 @@
 #include "errors.h"
 #include "lm_model.h"
 #include "model.h"
+#include "session.h"
 #include "spectral.h"
 #include "tensor_io.h"
 #include "workers.h"
@@ -21,6 +22,7 @@
 namespace encodec {
 
 Addon::Addon(Napi::Env env, Napi::Object exports) {
+  RegisterJsThread();
   Napi::Function model_class = EncodecModel::DefineClass(env);
   model_constructor = Napi::Persistent(model_class);
   Napi::Function lm_class = EncodecLm::DefineClass(env);
@@ -39,17 +41,17 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
 
 Napi::Value Addon::Load(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    if (!info[0].IsString()) throw InputError(ErrorKind::Type, "model path must be a string");
+    if (!info[0].IsString()) throw NativeError(ErrorKind::Type, "model path must be a string");
     std::string path = info[0].As<Napi::String>().Utf8Value();
-    if (path.empty()) throw InputError(ErrorKind::Type, "model path is empty");
+    if (path.empty()) throw NativeError(ErrorKind::Type, "model path is empty");
     std::string device = "cpu";
     int threads = 0;
     if (!info[1].IsUndefined()) {
-      if (!info[1].IsObject()) throw InputError(ErrorKind::Type, "load options must be an object");
+      if (!info[1].IsObject()) throw NativeError(ErrorKind::Type, "load options must be an object");
       auto options = info[1].As<Napi::Object>();
       Napi::Value d = options.Get("device");
       if (!d.IsUndefined()) {
-        if (!d.IsString()) throw InputError(ErrorKind::Type, "options.device must be 'cpu', 'cuda' or 'cuda:N'");
+        if (!d.IsString()) throw NativeError(ErrorKind::Type, "options.device must be 'cpu', 'cuda' or 'cuda:N'");
         device = d.As<Napi::String>().Utf8Value();
       }
       Napi::Value t = options.Get("threads");
@@ -65,13 +67,13 @@ Napi::Value Addon::Load(const Napi::CallbackInfo& info) {
 Napi::Value Addon::SetBufferPinner(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     if (!info[0].IsFunction()) {
-      throw InputError(ErrorKind::Type, "setBufferPinner needs a function (worker_threads.markAsUntransferable)");
+      throw NativeError(ErrorKind::Type, "setBufferPinner needs a function (worker_threads.markAsUntransferable)");
     }
     // Set once per addon instance: a later, different function could only weaken the pinning (a no-op, say).
     // The same function again (a second copy of lib/native.js loading this addon) is fine.
     if (!buffer_pinner.IsEmpty()) {
       if (buffer_pinner.Value().StrictEquals(info[0])) return info.Env().Undefined();
-      throw std::runtime_error("the buffer pinner is already set");
+      throw NativeError(ErrorKind::Generic, "the buffer pinner is already set");
     }
     buffer_pinner = Napi::Persistent(info[0].As<Napi::Function>());
     return info.Env().Undefined();
@@ -98,6 +100,7 @@ Napi::Value Addon::RuntimeInfo(const Napi::CallbackInfo& info) {
     out.Set("buildConfig", Napi::String::New(env, at::show_config()));
     out.Set("outputsCopied", Napi::Boolean::New(env, OutputsAreCopied()));
     out.Set("inputsCopied", Napi::Boolean::New(env, buffer_pinner.IsEmpty()));
+    out.Set("modelsFreedOnJsThread", Napi::Number::New(env, static_cast<double>(SessionsFreedOnJsThread())));
     return out;
   });
 }

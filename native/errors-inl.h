@@ -9,9 +9,7 @@ Napi::Value Guard(Napi::Env env, Fn&& fn) {
   } catch (const Napi::Error& e) {
     e.ThrowAsJavaScriptException();
   } catch (...) {
-    ErrorKind kind = ErrorKind::Generic;
-    std::string message = DescribeCurrentException(&kind);
-    MakeJsError(env, kind, message).ThrowAsJavaScriptException();
+    MakeJsError(env, DescribeCurrentException()).ThrowAsJavaScriptException();
   }
   return env.Undefined();
 }

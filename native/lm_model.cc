@@ -35,7 +35,8 @@ Napi::Object EncodecLm::NewInstance(Napi::Env env, std::shared_ptr<LmSession> se
 
 EncodecLm::EncodecLm(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EncodecLm>(info) {
   if (info.Length() != 1 || !info[0].IsExternal()) {
-    Napi::TypeError::New(info.Env(), "EncodecLm cannot be constructed directly; use loadLm(path, options)")
+    MakeJsError(info.Env(), {ErrorKind::Type, ErrorCode::BadInput,
+                             "EncodecLm cannot be constructed directly; use loadLm(path, options)"})
         .ThrowAsJavaScriptException();
     return;
   }
@@ -44,8 +45,8 @@ EncodecLm::EncodecLm(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EncodecL
 
 std::shared_ptr<LmSession> EncodecLm::Live(const char* method) const {
   if (!session_) {
-    throw InputError(ErrorKind::Generic, std::string("cannot call ") + method +
-                                             "(): the LM was disposed; load it again with loadLm()");
+    throw NativeError(ErrorKind::Generic, std::string("cannot call ") + method +
+                                             "(): the LM was disposed; load it again with loadLm()", ErrorCode::Disposed);
   }
   return session_;
 }
@@ -67,11 +68,11 @@ Napi::Value EncodecLm::Decompress(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     auto session = Live("decompress");
     if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      throw InputError(ErrorKind::Type, "data must be a Uint8Array (or Buffer) of coded bytes");
+      throw NativeError(ErrorKind::Type, "data must be a Uint8Array (or Buffer) of coded bytes");
     }
     auto array = info[0].As<Napi::Uint8Array>();
     if (array.ArrayBuffer().IsDetached()) {
-      throw InputError(ErrorKind::Type, "data's ArrayBuffer is detached (transferred or freed); pass a live array");
+      throw NativeError(ErrorKind::Type, "data's ArrayBuffer is detached (transferred or freed); pass a live array");
     }
     const int64_t n_q = ReadInteger(info[1], "nQ (number of codebooks)", 1, session->n_q());
     std::vector<int64_t> frames;
@@ -114,12 +115,12 @@ Napi::Value EncodecLm::Disposed(const Napi::CallbackInfo& info) {
 
 Napi::Value LoadLmJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    if (!info[0].IsString()) throw InputError(ErrorKind::Type, "LM path must be a string");
+    if (!info[0].IsString()) throw NativeError(ErrorKind::Type, "LM path must be a string");
     std::string path = info[0].As<Napi::String>().Utf8Value();
-    if (path.empty()) throw InputError(ErrorKind::Type, "LM path is empty");
+    if (path.empty()) throw NativeError(ErrorKind::Type, "LM path is empty");
     int threads = 1;
     if (!info[1].IsUndefined()) {
-      if (!info[1].IsObject()) throw InputError(ErrorKind::Type, "loadLm options must be an object");
+      if (!info[1].IsObject()) throw NativeError(ErrorKind::Type, "loadLm options must be an object");
       Napi::Value t = info[1].As<Napi::Object>().Get("threads");
       if (!t.IsUndefined()) threads = static_cast<int>(ReadInteger(t, "options.threads", 1, 1024));
     }

@@ -95,46 +95,46 @@ LmSession::LmSession(const std::string& path, int threads) : threads_(std::max(t
   {
     std::ifstream probe(path, std::ios::binary);
     if (!probe) {
-      throw InputError(ErrorKind::Generic, "cannot open LM file '" + path +
+      throw NativeError(ErrorKind::Generic, "cannot open LM file '" + path +
                                                "': it does not exist or is not readable. Export one with "
                                                "`encodec-native model export --lm` or get Meta's with "
-                                               "`encodec-native model fetch`.");
+                                               "`encodec-native model fetch`.", ErrorCode::ModelFile);
     }
     char magic[2] = {0, 0};
     probe.read(magic, 2);
     if (magic[0] != 'P' || magic[1] != 'K') {
-      throw InputError(ErrorKind::Generic, "'" + path +
+      throw NativeError(ErrorKind::Generic, "'" + path +
                                                "' is not a TorchScript file (not a zip archive); a checkpoint "
-                                               "(.th) must be exported first: `encodec-native model export --lm`.");
+                                               "(.th) must be exported first: `encodec-native model export --lm`.", ErrorCode::ModelFile);
     }
   }
   torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}};
   try {
     module_ = torch::jit::load(path, torch::kCPU, extra);
   } catch (const c10::Error& e) {
-    throw InputError(ErrorKind::Generic, "cannot load LM file '" + path +
+    throw NativeError(ErrorKind::Generic, "cannot load LM file '" + path +
                                              "': it is corrupt or truncated, or was saved by a newer PyTorch (" +
-                                             e.what_without_backtrace() + "). Export it again.");
+                                             e.what_without_backtrace() + "). Export it again.", ErrorCode::ModelFile);
   }
   metadata_ = extra[kMetadataFile];
   if (module_.find_method("encode") && module_.find_method("decode")) {
-    throw InputError(ErrorKind::Generic, "'" + path +
+    throw NativeError(ErrorKind::Generic, "'" + path +
                                              "' is an EnCodec codec model, not an entropy-coding LM: pass it as the "
                                              "model, and the LM file (encodec_lm_24khz.pt / encodec_lm_48khz.pt) "
-                                             "as the LM");
+                                             "as the LM", ErrorCode::ModelFile);
   }
   if (metadata_.find("\"kind\": \"lm\"") == std::string::npos || !module_.find_method("step") ||
       !module_.hasattr("n_q") || !module_.hasattr("card")) {
-    throw InputError(ErrorKind::Generic, "'" + path +
+    throw NativeError(ErrorKind::Generic, "'" + path +
                                              "' is a TorchScript file but not an encodec-native LM (no kind \"lm\" "
                                              "metadata or no step method). Export one with "
-                                             "`encodec-native model export --lm`.");
+                                             "`encodec-native model export --lm`.", ErrorCode::ModelFile);
   }
   n_q_ = module_.attr("n_q").toInt();
   card_ = module_.attr("card").toInt();
   if (n_q_ < 1 || n_q_ > 1024 || card_ < 2 || card_ > (int64_t{1} << 20)) {
-    throw InputError(ErrorKind::Generic, "'" + path + "' has an implausible LM geometry (n_q " +
-                                             std::to_string(n_q_) + ", card " + std::to_string(card_) + ")");
+    throw NativeError(ErrorKind::Generic, "'" + path + "' has an implausible LM geometry (n_q " +
+                                             std::to_string(n_q_) + ", card " + std::to_string(card_) + ")", ErrorCode::ModelFile);
   }
   module_.eval();
 }
@@ -168,12 +168,12 @@ std::vector<std::vector<uint8_t>> LmSession::Compress(const std::vector<torch::T
   for (size_t i = 0; i < blocks.size(); ++i) {
     const torch::Tensor& b = blocks[i];
     if (b.dim() != 2 || b.size(0) < 1 || b.size(0) > n_q_ || b.size(1) < 1) {
-      throw InputError(ErrorKind::Range, "codes block " + std::to_string(i) + " must be [K, T] with 1 <= K <= " +
+      throw NativeError(ErrorKind::Range, "codes block " + std::to_string(i) + " must be [K, T] with 1 <= K <= " +
                                              std::to_string(n_q_) + " (this LM's codebooks) and T >= 1");
     }
     const int64_t lo = b.min().item<int64_t>(), hi = b.max().item<int64_t>();
     if (lo < 0 || hi >= card_) {
-      throw InputError(ErrorKind::Range, "codes of block " + std::to_string(i) + " range over [" +
+      throw NativeError(ErrorKind::Range, "codes of block " + std::to_string(i) + " range over [" +
                                              std::to_string(lo) + ", " + std::to_string(hi) + "], outside [0, " +
                                              std::to_string(card_ - 1) + "]");
     }
@@ -223,13 +223,13 @@ torch::Tensor LmSession::DecompressSegment(const uint8_t* data, size_t size, int
 LmSession::Decoded LmSession::Decompress(const uint8_t* data, size_t size, int64_t K,
                                          const std::vector<int64_t>& frames, size_t prefix_bytes) {
   if (K < 1 || K > n_q_) {
-    throw InputError(ErrorKind::Range, "the stream has " + std::to_string(K) + " codebooks; this LM codes 1.." +
+    throw NativeError(ErrorKind::Range, "the stream has " + std::to_string(K) + " codebooks; this LM codes 1.." +
                                            std::to_string(n_q_));
   }
   for (int64_t f : frames) {
-    if (f < 1) throw InputError(ErrorKind::Range, "every segment needs at least one frame");
+    if (f < 1) throw NativeError(ErrorKind::Range, "every segment needs at least one frame");
   }
-  if (card_ > 32768) throw InputError(ErrorKind::Range, "this LM's codes do not fit 16 bits");
+  if (card_ > 32768) throw NativeError(ErrorKind::Range, "this LM's codes do not fit 16 bits");
   ThreadsGuard threads(budget_, threads_, threads_);  // sequential by nature: segment i + 1 starts where i ends
   c10::InferenceMode inference;
   Decoded result;

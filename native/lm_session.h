@@ -15,7 +15,7 @@ namespace encodec {
 
 class LmSession {
  public:
-  // Loads and checks an LM file. Throws InputError for a file that is missing, corrupt or not an LM (a codec
+  // Loads and checks an LM file. Throws NativeError for a file that is missing, corrupt or not an LM (a codec
   // model file is named as such). `threads`: intra-op threads of the LM's steps. The probabilities (so the coded
   // bytes) depend on it: a stream decodes only with the thread count it was coded with (Meta's tool: torch's).
   LmSession(const std::string& path, int threads);

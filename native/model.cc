@@ -19,7 +19,7 @@ CallOptions ReadCallOptions(const Napi::Value& value, size_t inputs) {
   CallOptions options;
   if (value.IsUndefined()) return options;
   if (!value.IsObject() || value.IsArray()) {
-    throw InputError(ErrorKind::Type, "call options must be an object { span?, threads? }");
+    throw NativeError(ErrorKind::Type, "call options must be an object { span?, threads? }");
   }
   auto object = value.As<Napi::Object>();
   Napi::Value threads = object.Get("threads");
@@ -52,10 +52,10 @@ CallOptions ReadCallOptions(const Napi::Value& value, size_t inputs) {
   Napi::Value span = object.Get("span");
   if (span.IsUndefined()) return options;
   if (!span.IsObject() || span.IsArray()) {
-    throw InputError(ErrorKind::Type, "options.span must be an object { lead, chunk, context } of frame counts");
+    throw NativeError(ErrorKind::Type, "options.span must be an object { lead, chunk, context } of frame counts");
   }
   if (inputs != 1) {
-    throw InputError(ErrorKind::Range, "a span call takes exactly one input, got " + std::to_string(inputs));
+    throw NativeError(ErrorKind::Range, "a span call takes exactly one input, got " + std::to_string(inputs));
   }
   auto geometry = span.As<Napi::Object>();
   SpanGeometry g;
@@ -90,7 +90,8 @@ Napi::Object EncodecModel::NewInstance(Napi::Env env, std::shared_ptr<Session> s
 
 EncodecModel::EncodecModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EncodecModel>(info) {
   if (info.Length() != 1 || !info[0].IsExternal()) {
-    Napi::TypeError::New(info.Env(), "EncodecModel cannot be constructed directly; use load(path, options)")
+    MakeJsError(info.Env(), {ErrorKind::Type, ErrorCode::BadInput,
+                             "EncodecModel cannot be constructed directly; use load(path, options)"})
         .ThrowAsJavaScriptException();
     return;
   }
@@ -99,8 +100,9 @@ EncodecModel::EncodecModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<En
 
 std::shared_ptr<Session> EncodecModel::Live(const char* method) const {
   if (!session_) {
-    throw InputError(ErrorKind::Generic, std::string("cannot call ") + method +
-                                             "(): the model was disposed; load it again with load()");
+    throw NativeError(ErrorKind::Generic,
+                      std::string("cannot call ") + method + "(): the model was disposed; load it again with load()",
+                      ErrorCode::Disposed);
   }
   return session_;
 }

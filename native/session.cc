@@ -8,7 +8,11 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <deque>
+#include <set>
+#include <thread>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -27,39 +31,50 @@ namespace {
 
 constexpr const char* kMetadataFile = "encodec.json";
 
+// Model calls running now (for ENCODEC_NATIVE_TEST_MAX_BLOCK_MB).
+std::atomic<int> calls_running{0};
+int CallsRunning() { return calls_running.load(); }
+struct CallScope {
+  CallScope() { calls_running.fetch_add(1); }
+  ~CallScope() { calls_running.fetch_sub(1); }
+  CallScope(const CallScope&) = delete;
+  CallScope& operator=(const CallScope&) = delete;
+};
+
+// 'cpu', 'cuda' or 'cuda:N' (the grammar of lib/codec/device.ts, which checks it first for JS callers).
 torch::Device ParseDevice(const std::string& spec) {
-  if (spec != "cpu" && spec != "cuda" && spec.rfind("cuda:", 0) != 0) {
-    throw InputError(ErrorKind::Type, "device must be 'cpu', 'cuda' or 'cuda:N', got '" + spec + "'");
+  const std::string index = spec.rfind("cuda:", 0) == 0 ? spec.substr(5) : "";
+  const bool digits = !index.empty() && index.size() <= 4 &&
+                      std::all_of(index.begin(), index.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (spec != "cpu" && spec != "cuda" && !digits) {
+    throw NativeError(ErrorKind::Type, "device must be 'cpu', 'cuda' or 'cuda:N', got '" + spec + "'");
   }
-  torch::Device device(torch::kCPU);
-  try {
-    device = torch::Device(spec);
-  } catch (const c10::Error&) {
-    throw InputError(ErrorKind::Type, "device must be 'cpu', 'cuda' or 'cuda:N', got '" + spec + "'");
-  }
+  torch::Device device = spec == "cpu" ? torch::Device(torch::kCPU) : torch::Device(torch::kCUDA);
   if (device.is_cuda()) {
     if (!torch::cuda::is_available()) {
-      throw InputError(ErrorKind::Generic,
+      throw NativeError(ErrorKind::Generic,
                        "device '" + spec +
                            "' requested, but this build of libtorch has no CUDA support or no GPU is visible. "
                            "Use device 'cpu', or rebuild encodec-native against a CUDA libtorch "
-                           "(LIBTORCH=/path/to/libtorch npm run build:native; see the README).");
+                           "(LIBTORCH=/path/to/libtorch npm run build:native; see the README).",
+                       ErrorCode::CudaUnavailable);
     }
     const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
-    const int64_t index = device.has_index() ? device.index() : 0;
-    if (index >= count) {
-      throw InputError(ErrorKind::Range, "device '" + spec + "' requested, but only " + std::to_string(count) +
-                                             " CUDA device(s) are visible");
+    const int64_t ordinal = digits ? std::stoll(index) : 0;
+    if (ordinal >= count) {
+      throw NativeError(ErrorKind::Range, "device '" + spec + "' requested, but only " + std::to_string(count) +
+                                             " CUDA device(s) are visible",
+                        ErrorCode::CudaUnavailable);
     }
-    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(ordinal));
   }
   return device;
 }
 
 // Sets this thread's intra-op thread count: libtorch keeps it per thread, and each call may
-// run on a different libuv pool thread.
+// run on a different libuv pool thread (which keeps the count the last call on it set, whichever model's).
 void UseThreads(int threads) {
-  if (threads > 0 && at::get_num_threads() != threads) at::set_num_threads(threads);
+  if (at::get_num_threads() != threads) at::set_num_threads(threads);
 }
 
 // libtorch 2.3 made Allocator::allocate non-const and added the pure virtual copy_data.
@@ -79,9 +94,12 @@ void UseThreads(int threads) {
 // last windows reuse a full window's blocks instead of caching a set of their own. When full, the cache drops
 // its least recently released blocks (sizes no longer asked for). One 5 s window, encoding and decoding,
 // needs about 240 MB of blocks (at most ~130 MB in use at once): 256 MB keeps it with no fresh allocation.
+//
+// ENCODEC_NATIVE_TEST_MAX_BLOCK_MB (tests only) makes it refuse, as out of memory, any block above that size
+// while a model call runs (loading is not limited).
 class CachingCpuAllocator final : public c10::Allocator {
  public:
-  explicit CachingCpuAllocator(size_t max_cached) : max_cached_(max_cached) {}
+  CachingCpuAllocator(size_t max_cached, size_t max_block) : max_cached_(max_cached), max_block_(max_block) {}
 
 #if ENCODEC_TORCH_2_3
   void copy_data(void* dest, const void* src, std::size_t count) const override { std::memcpy(dest, src, count); }
@@ -90,7 +108,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   c10::DataPtr allocate(size_t bytes) ENCODEC_ALLOCATE_CONST override {
     void* data = bytes >= kMinCached ? Self().Take(bytes) : nullptr;
     if (data == nullptr) {
-      data = c10::alloc_cpu(bytes);
+      data = Fresh(bytes);
       if (bytes >= kMinCached) Self().Track(data, bytes);
     }
     return {data, data, &Release, c10::Device(c10::DeviceType::CPU)};
@@ -121,6 +139,24 @@ class CachingCpuAllocator final : public c10::Allocator {
   using Lru = std::list<Block>;
 
   CachingCpuAllocator& Self() const { return const_cast<CachingCpuAllocator&>(*this); }
+
+  // A new block from the system. A failure is counted (see AllocationFailures) and thrown as
+  // c10::OutOfMemoryError (alloc_cpu throws a plain c10::Error).
+  void* Fresh(size_t bytes) const {
+    std::string why;
+    if (max_block_ > 0 && bytes > max_block_ && CallsRunning() > 0) {
+      why = "refused by ENCODEC_NATIVE_TEST_MAX_BLOCK_MB";
+    } else {
+      try {
+        return c10::alloc_cpu(bytes);
+      } catch (const c10::Error& e) {
+        why = e.what_without_backtrace();
+      }
+    }
+    CountAllocationFailure();
+    throw c10::OutOfMemoryError({__func__, __FILE__, static_cast<uint32_t>(__LINE__)},
+                                "cannot allocate a CPU block of " + std::to_string(bytes) + " bytes (" + why + ")");
+  }
 
   // The smallest cached block of at least `bytes` and at most 1/4 more; nullptr if none.
   void* Take(size_t bytes) {
@@ -176,6 +212,7 @@ class CachingCpuAllocator final : public c10::Allocator {
   }
 
   const size_t max_cached_;
+  const size_t max_block_;  // 0: no limit
   std::mutex mutex_;
   Lru lru_;                                       // cached blocks, least recently released first
   std::multimap<size_t, Lru::iterator> by_size_;  // the same blocks by size
@@ -187,8 +224,11 @@ class CachingCpuAllocator final : public c10::Allocator {
 void UseCachingAllocator() {
   size_t megabytes = 256;
   if (const char* setting = std::getenv("ENCODEC_NATIVE_CPU_CACHE_MB")) megabytes = std::strtoull(setting, nullptr, 10);
-  if (megabytes == 0) return;
-  CachingCpuAllocator::Instance() = new CachingCpuAllocator(megabytes << 20);  // lives as long as the process
+  size_t max_block = 0;
+  if (const char* setting = std::getenv("ENCODEC_NATIVE_TEST_MAX_BLOCK_MB")) max_block = std::strtoull(setting, nullptr, 10);
+  if (megabytes == 0 && max_block == 0) return;
+  // lives as long as the process
+  CachingCpuAllocator::Instance() = new CachingCpuAllocator(megabytes << 20, max_block << 20);
   c10::SetCPUAllocator(CachingCpuAllocator::Instance(), /*priority=*/1);
 }
 
@@ -243,10 +283,9 @@ class Session::Lease {
  public:
   Lease(Session& session, int threads)
       : budget_(session.budget_),
-        share_(threads > 0 && session.threads_ > 0),
-        held_(share_ ? std::min(threads, session.threads_) : std::max(session.threads_, 1)) {
+        held_(threads > 0 ? std::min(threads, session.threads_) : session.threads_) {
     budget_.Acquire(held_);
-    UseThreads(share_ ? held_ : session.threads_);
+    UseThreads(held_);
   }
   ~Lease() { budget_.Release(held_); }
   Lease(const Lease&) = delete;
@@ -254,51 +293,66 @@ class Session::Lease {
 
  private:
   ThreadBudget& budget_;
-  // a call on a share of the model's threads (else on all of them, or libtorch's default when the model sets none)
-  const bool share_;
+  // the call's threads: its share of the model's, or all of them
   const int held_;
 };
 
+// A model's intra-op threads: 0 asks for libtorch's default (OMP_NUM_THREADS, else the cores), resolved here so
+// that every call sets it rather than inheriting what another model's call left on its pool thread.
+static int ResolveThreads(int threads) { return threads > 0 ? threads : std::max(at::intraop_default_num_threads(), 1); }
+
 Session::Session(const std::string& path, const std::string& device, int threads)
-    : device_(ParseDevice(device)), threads_(threads), budget_(std::max(threads, 1)) {
+    : device_(ParseDevice(device)), threads_(ResolveThreads(threads)), budget_(threads_) {
   ConfigureRuntime();
   {
     std::ifstream probe(path, std::ios::binary);
     if (!probe) {
-      throw InputError(ErrorKind::Generic, "cannot open model file '" + path +
+      throw NativeError(ErrorKind::Generic, "cannot open model file '" + path +
                                                "': it does not exist or is not readable. Create one with "
-                                               "`encodec-native model export` or `encodec-native model random`.");
+                                               "`encodec-native model export` or `encodec-native model random`.",
+                        ErrorCode::ModelFile);
     }
     char magic[2] = {0, 0};
     probe.read(magic, 2);
     if (magic[0] != 'P' || magic[1] != 'K') {
-      throw InputError(ErrorKind::Generic, "'" + path +
+      throw NativeError(ErrorKind::Generic, "'" + path +
                                                "' is not a TorchScript model file (not a zip archive). Export one "
-                                               "with `encodec-native model export --checkpoint FILE --out MODEL.pt`.");
+                                               "with `encodec-native model export --checkpoint FILE --out MODEL.pt`.",
+                        ErrorCode::ModelFile);
     }
   }
   UseThreads(threads_);
   torch::jit::ExtraFilesMap extra{{kMetadataFile, ""}};
+  const uint64_t failures = AllocationFailures();
   try {
     module_ = torch::jit::load(path, device_, extra);
+  } catch (const c10::OutOfMemoryError& e) {
+    throw NativeError(ErrorKind::Generic, "out of memory loading '" + path + "': " + e.what_without_backtrace(),
+                      ErrorCode::OutOfMemory);
   } catch (const c10::Error& e) {
-    throw InputError(ErrorKind::Generic, "cannot load model file '" + path +
+    if (AllocationFailures() != failures) {
+      throw NativeError(ErrorKind::Generic, "out of memory loading '" + path + "': " + e.what_without_backtrace(),
+                        ErrorCode::OutOfMemory);
+    }
+    throw NativeError(ErrorKind::Generic, "cannot load model file '" + path +
                                              "': it is corrupt or truncated, or was saved by a newer PyTorch (" +
-                                             e.what_without_backtrace() + "). Export it again.");
+                                             e.what_without_backtrace() + "). Export it again.",
+                      ErrorCode::ModelFile);
   }
   metadata_ = extra[kMetadataFile];
   if (module_.find_method("step") && metadata_.find("\"kind\": \"lm\"") != std::string::npos) {
-    throw InputError(ErrorKind::Generic, "'" + path +
+    throw NativeError(ErrorKind::Generic, "'" + path +
                                              "' is an EnCodec entropy-coding LM (for compress --lm), not a codec "
                                              "model: pass the codec model (e.g. encodec24.pt) as the model and this "
                                              "file as the LM (--lm-model)");
   }
   if (metadata_.empty() || !module_.find_method("encode") || !module_.find_method("decode") ||
       !module_.find_method("dequantize")) {
-    throw InputError(ErrorKind::Generic, "'" + path +
+    throw NativeError(ErrorKind::Generic, "'" + path +
                                              "' is a TorchScript file but not an encodec-native EnCodec model "
                                              "(no encodec.json metadata or no encode/decode methods). Export one "
-                                             "with `encodec-native model export`.");
+                                             "with `encodec-native model export`.",
+                      ErrorCode::ModelFile);
   }
   module_.eval();
   // Model geometry from the module's attributes (encodec_ts.py / encodec48_ts.py); older exports are 24 kHz mono.
@@ -308,19 +362,114 @@ Session::Session(const std::string& path, const std::string& device, int threads
   if (segmented_ && module_.hasattr("segment_samples")) segment_samples_ = module_.attr("segment_samples").toInt();
   if (channels_ < 1 || channels_ > 2 || max_codebooks_ < 1 || max_codebooks_ > kMaxCodebooks ||
       (segmented_ && segment_samples_ < 1)) {
-    throw InputError(ErrorKind::Generic, "'" + path + "' has an unexpected model geometry (" +
+    throw NativeError(ErrorKind::Generic, "'" + path + "' has an unexpected model geometry (" +
                                              std::to_string(channels_) + " channels, " +
                                              std::to_string(max_codebooks_) + " codebooks); export it again");
   }
 }
 
+namespace {
+// Frees sessions on a thread of its own: ~Session empties the allocator's cache and trims the heap, which must
+// not stall a JavaScript thread (the last reference to a model may drop there, at dispose() or GC). At process
+// exit it finishes the session in hand and frees no more (the system takes the memory back), so no session is
+// freed while libtorch's static objects are being destroyed.
+class Releaser {
+ public:
+  static Releaser& Instance() {
+    static Releaser* instance = new Releaser();  // never destroyed: its thread runs until the process ends
+    return *instance;
+  }
+  void Release(Session* session) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pending_.push_back(session);
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  Releaser() {
+    std::atexit([] { Instance().Stop(); });
+    std::thread([this] { Loop(); }).detach();
+  }
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    for (;;) {
+      changed_.wait(lock, [&] { return !pending_.empty() && !stopped_; });
+      Session* session = pending_.front();
+      pending_.pop_front();
+      busy_ = true;
+      lock.unlock();
+      delete session;
+      lock.lock();
+      busy_ = false;
+      changed_.notify_all();
+    }
+  }
+  void Stop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    stopped_ = true;
+    changed_.wait(lock, [&] { return !busy_; });
+  }
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Session*> pending_;
+  bool busy_ = false;
+  bool stopped_ = false;
+};
+
+std::mutex js_threads_mutex;
+std::set<std::thread::id> js_threads;
+std::atomic<uint64_t> js_thread_releases{0};
+}  // namespace
+
+void RegisterJsThread() {
+  std::lock_guard<std::mutex> lock(js_threads_mutex);
+  js_threads.insert(std::this_thread::get_id());
+}
+
+uint64_t SessionsFreedOnJsThread() { return js_thread_releases.load(); }
+
+std::shared_ptr<Session> Session::Load(const std::string& path, const std::string& device, int threads) {
+  return std::shared_ptr<Session>(new Session(path, device, threads),
+                                  [](Session* session) { Releaser::Instance().Release(session); });
+}
+
 Session::~Session() {
+  {
+    std::lock_guard<std::mutex> lock(js_threads_mutex);
+    if (js_threads.count(std::this_thread::get_id()) > 0) js_thread_releases.fetch_add(1);
+  }
   module_ = torch::jit::Module();  // frees the weights (into the cache) ...
   if (CachingCpuAllocator* cache = CachingCpuAllocator::Instance()) cache->EmptyCache();  // ... and empties it
 #ifdef __GLIBC__
   malloc_trim(0);  // the weights' small tensors leave free pages inside glibc's heaps: give them back too
 #endif
 }
+
+namespace {
+// Runs `work` (one model call). Running out of memory in it becomes ENCODEC_OOM, whatever exception arrives: the
+// TorchScript interpreter rethrows an operator's exception as a std::runtime_error, so a failure counted by the
+// allocator while the call ran also counts (lib/codec/chunking.ts retries a span in halves on ENCODEC_OOM).
+template <typename Work>
+auto OomChecked(const std::string& method, Work&& work) -> decltype(work()) {
+  CallScope running;
+  const uint64_t failures = AllocationFailures();
+  const std::string what = "out of memory in " + method;
+  try {
+    return work();
+  } catch (const NativeError&) {
+    throw;
+  } catch (const c10::OutOfMemoryError& e) {
+    throw NativeError(ErrorKind::Generic, what + ": " + e.what_without_backtrace(), ErrorCode::OutOfMemory);
+  } catch (const std::bad_alloc&) {
+    throw NativeError(ErrorKind::Generic, what + ": a C++ allocation failed", ErrorCode::OutOfMemory);
+  } catch (const std::exception&) {
+    if (AllocationFailures() == failures) throw;
+    throw NativeError(ErrorKind::Generic, what + ": a tensor could not be allocated", ErrorCode::OutOfMemory);
+  }
+}
+}  // namespace
 
 std::vector<torch::Tensor> Session::RunGrouped(const std::string& method, const std::vector<torch::Tensor>& inputs,
                                                const std::vector<c10::IValue>& extra_args, int threads) {
@@ -337,6 +486,12 @@ std::vector<torch::Tensor> Session::RunGrouped(const std::string& method, const 
 std::vector<std::vector<torch::Tensor>> Session::RunBatched(const std::string& method,
                                                             const std::vector<std::vector<torch::Tensor>>& inputs,
                                                             const std::vector<c10::IValue>& extra_args, int threads) {
+  return OomChecked(method, [&] { return RunBatchedUnchecked(method, inputs, extra_args, threads); });
+}
+
+std::vector<std::vector<torch::Tensor>> Session::RunBatchedUnchecked(
+    const std::string& method, const std::vector<std::vector<torch::Tensor>>& inputs,
+    const std::vector<c10::IValue>& extra_args, int threads) {
   Lease lease(*this, threads);
   c10::InferenceMode inference;
   torch::jit::Method run = module_.get_method(method);
@@ -377,7 +532,7 @@ std::vector<std::vector<torch::Tensor>> Session::RunBatched(const std::string& m
 
 void Session::CheckSpanModel() const {
   if (segmented_) {
-    throw InputError(ErrorKind::Generic, "span calls are for whole-file models; this model codes normalised 1 s "
+    throw NativeError(ErrorKind::Generic, "span calls are for whole-file models; this model codes normalised 1 s "
                                          "segments (encodec_48khz): pass each segment as a clip");
   }
 }
@@ -388,12 +543,12 @@ std::vector<torch::Tensor> Session::ChannelRows(const std::vector<torch::Tensor>
   for (size_t i = 0; i < clips.size(); ++i) {
     const int64_t n = clips[i].numel();
     if (n % channels_ != 0) {
-      throw InputError(ErrorKind::Range, "clip " + std::to_string(i) + " has " + std::to_string(n) +
+      throw NativeError(ErrorKind::Range, "clip " + std::to_string(i) + " has " + std::to_string(n) +
                                              " samples, not a multiple of the model's " + std::to_string(channels_) +
                                              " channels (planar layout: channel 0's samples, then channel 1's)");
     }
     if (segmented_ && n / channels_ > segment_samples_) {
-      throw InputError(ErrorKind::Range, "clip " + std::to_string(i) + " has " + std::to_string(n / channels_) +
+      throw NativeError(ErrorKind::Range, "clip " + std::to_string(i) + " has " + std::to_string(n / channels_) +
                                              " samples per channel; a segment holds at most " +
                                              std::to_string(segment_samples_));
     }
@@ -406,7 +561,7 @@ torch::Tensor Session::RunSpan(const std::string& method, const torch::Tensor& i
                                const SpanGeometry& span, const std::vector<c10::IValue>& extra_args,
                                int threads) {
   if (span.chunk < 1 || span.context < 0 || span.lead < 0 || span.lead >= frames) {
-    throw InputError(ErrorKind::Range, "span geometry does not fit the span's " + std::to_string(frames) +
+    throw NativeError(ErrorKind::Range, "span geometry does not fit the span's " + std::to_string(frames) +
                                            " frames: need chunk >= 1, context >= 0 and 0 <= lead < frames, got chunk " +
                                            std::to_string(span.chunk) + ", context " + std::to_string(span.context) +
                                            ", lead " + std::to_string(span.lead));
@@ -414,24 +569,27 @@ torch::Tensor Session::RunSpan(const std::string& method, const torch::Tensor& i
   c10::optional<torch::jit::Method> run = module_.find_method(method);
   if (!run) {
     const bool latents = method == "latents_span";
-    throw InputError(ErrorKind::Generic, "this model file has no " + method + " method (it was exported before exporter " +
+    throw NativeError(ErrorKind::Generic, "this model file has no " + method + " method (it was exported before exporter " +
                                              (latents ? "1.5" : "1.2") + "); re-export it with `encodec-native model export`" +
-                                             (latents ? " (or `model random`)" : ", or call without spans"));
+                                             (latents ? " (or `model random`)" : ", or call without spans"),
+                      ErrorCode::ModelFile);
   }
-  Lease lease(*this, threads);
-  c10::InferenceMode inference;
-  std::vector<c10::IValue> args{input.to(device_)};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
-  args.emplace_back(span.lead);
-  args.emplace_back(span.chunk);
-  args.emplace_back(span.context);
-  return (*run)(args).toTensor().to(torch::kCPU)[0];
+  return OomChecked(method, [&] {
+    Lease lease(*this, threads);
+    c10::InferenceMode inference;
+    std::vector<c10::IValue> args{input.to(device_)};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    args.emplace_back(span.lead);
+    args.emplace_back(span.chunk);
+    args.emplace_back(span.context);
+    return (*run)(args).toTensor().to(torch::kCPU)[0];
+  });
 }
 
 namespace {
 void CheckFinite(const torch::Tensor& clip, size_t i) {
   if (!torch::isfinite(clip).all().item<bool>()) {
-    throw InputError(ErrorKind::Range, "samples of clip " + std::to_string(i) +
+    throw NativeError(ErrorKind::Range, "samples of clip " + std::to_string(i) +
                                            " contain NaN or Infinity; clean the audio before encoding");
   }
 }
@@ -538,7 +696,7 @@ torch::Tensor Session::LatentsSpan(const torch::Tensor& clip, const SpanGeometry
 
 std::vector<torch::Tensor> Session::Latents(const std::vector<torch::Tensor>& clips, int threads) {
   if (segmented_) {
-    throw InputError(ErrorKind::Generic, "latents are the 24 kHz model's (encodec_24khz); this model is segmented");
+    throw NativeError(ErrorKind::Generic, "latents are the 24 kHz model's (encodec_24khz); this model is segmented");
   }
   for (size_t i = 0; i < clips.size(); ++i) CheckFinite(clips[i], i);
   std::vector<torch::Tensor> latents = RunGrouped("encode_latent", ChannelRows(clips), {}, threads);
@@ -549,7 +707,7 @@ std::vector<torch::Tensor> Session::Latents(const std::vector<torch::Tensor>& cl
 std::vector<torch::Tensor> Session::Encode(const std::vector<torch::Tensor>& clips, int64_t n_q, int threads,
                                            std::vector<float>* scales) {
   if (n_q > max_codebooks_) {
-    throw InputError(ErrorKind::Range, "nQ (number of codebooks) must be an integer in [1, " +
+    throw NativeError(ErrorKind::Range, "nQ (number of codebooks) must be an integer in [1, " +
                                            std::to_string(max_codebooks_) + "] for this model, got " +
                                            std::to_string(n_q));
   }
@@ -577,14 +735,14 @@ void Session::CheckCodes(const std::vector<torch::Tensor>& codes) const {
   for (size_t i = 0; i < codes.size(); ++i) {
     const auto& c = codes[i];
     if (c.size(0) > max_codebooks_) {
-      throw InputError(ErrorKind::Range, "codes of block " + std::to_string(i) + " have " + std::to_string(c.size(0)) +
+      throw NativeError(ErrorKind::Range, "codes of block " + std::to_string(i) + " have " + std::to_string(c.size(0)) +
                                              " codebooks; this model has " + std::to_string(max_codebooks_));
     }
     if (c.numel() == 0) continue;
     const int64_t lo = c.min().item<int64_t>();
     const int64_t hi = c.max().item<int64_t>();
     if (lo < 0 || hi >= kCodebookSize) {
-      throw InputError(ErrorKind::Range, "codes of block " + std::to_string(i) + " range over [" +
+      throw NativeError(ErrorKind::Range, "codes of block " + std::to_string(i) + " range over [" +
                                              std::to_string(lo) + ", " + std::to_string(hi) +
                                              "], outside [0, 1023]; pass codes produced by encode()");
     }
@@ -597,7 +755,7 @@ std::vector<torch::Tensor> Session::Decode(const std::vector<torch::Tensor>& cod
   std::vector<torch::Tensor> audio;
   if (segmented_) {
     if (scales == nullptr || scales->size() != codes.size()) {
-      throw InputError(ErrorKind::Type, "codes of this model carry one scale per segment; pass each block's scale");
+      throw NativeError(ErrorKind::Type, "codes of this model carry one scale per segment; pass each block's scale");
     }
     std::vector<std::vector<torch::Tensor>> rows;
     rows.reserve(codes.size());

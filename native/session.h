@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <memory>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -50,11 +51,14 @@ class ThreadBudget {
 
 class Session {
  public:
-  // Loads and checks a model exported by models/export.py. Throws InputError for a file that is
-  // missing, corrupt or not this model; c10::Error for libtorch failures.
-  Session(const std::string& path, const std::string& device, int threads);
+  // Loads and checks a model exported by models/export.py. Throws NativeError for a file that is
+  // missing, corrupt or not this model; c10::Error for libtorch failures. `threads` 0: libtorch's default.
+  // The session is freed on a thread of its own when the last reference drops (never on a JavaScript thread).
+  static std::shared_ptr<Session> Load(const std::string& path, const std::string& device, int threads);
   // Releases the model and empties the addon's tensor-buffer cache, so its memory goes back to the system.
   ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   const std::string& metadata() const { return metadata_; }
   std::string device() const { return device_.str(); }
@@ -106,6 +110,9 @@ class Session {
   std::vector<std::vector<torch::Tensor>> RunBatched(const std::string& method,
                                                      const std::vector<std::vector<torch::Tensor>>& inputs,
                                                      const std::vector<c10::IValue>& extra_args, int threads);
+  std::vector<std::vector<torch::Tensor>> RunBatchedUnchecked(const std::string& method,
+                                                              const std::vector<std::vector<torch::Tensor>>& inputs,
+                                                              const std::vector<c10::IValue>& extra_args, int threads);
   // Runs span method `method` on `input` (a [1, ...] batch) after checking the model has it and the geometry
   // fits its `frames` frames.
   torch::Tensor RunSpan(const std::string& method, const torch::Tensor& input, int64_t frames,
@@ -114,6 +121,7 @@ class Session {
   std::vector<torch::Tensor> RunSpans(const std::string& method, const std::vector<torch::Tensor>& inputs,
                                       const std::vector<int64_t>& frames, const std::vector<SpanGeometry>& spans,
                                       const std::vector<c10::IValue>& extra_args, int threads);
+  Session(const std::string& path, const std::string& device, int threads);
   // Holds `threads` of the budget (all for 0) for one call and sets the calling thread's intra-op threads.
   class Lease;
   void CheckCodes(const std::vector<torch::Tensor>& codes) const;
@@ -133,5 +141,10 @@ class Session {
   // Concurrent calls share the model's threads (one call at a time for the default thread count).
   ThreadBudget budget_;
 };
+
+// Records the calling thread as a JavaScript thread (the addon's main or worker_threads thread).
+void RegisterJsThread();
+// Sessions whose destructor ran on a JavaScript thread (reported by runtimeInfo(); 0 unless a bug).
+uint64_t SessionsFreedOnJsThread();
 
 }  // namespace encodec

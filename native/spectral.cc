@@ -109,7 +109,7 @@ torch::Tensor ReadFilterbank(const Napi::Value& value, int64_t n_mels, const Stf
   torch::Tensor fb = CopyFloat32Array(value, "filterbank");
   const int64_t bins = s.n_fft / 2 + 1;
   if (fb.numel() != n_mels * bins) {
-    throw InputError(ErrorKind::Range, "filterbank has " + std::to_string(fb.numel()) + " values; expected nMels x (nFft / 2 + 1) = " +
+    throw NativeError(ErrorKind::Range, "filterbank has " + std::to_string(fb.numel()) + " values; expected nMels x (nFft / 2 + 1) = " +
                                            std::to_string(n_mels) + " x " + std::to_string(bins));
   }
   return fb.view({n_mels, bins});
@@ -154,13 +154,13 @@ class MelToAudioWorker : public PromiseWorker {
     iterations_ = ReadInteger(info[5], "iterations", 1, 10000);
     length_ = ReadInteger(info[6], "length", 1, int64_t{1} << 40);
     if (mel.numel() % n_mels != 0) {
-      throw InputError(ErrorKind::Range, "mel has " + std::to_string(mel.numel()) + " values, not a multiple of nMels = " +
+      throw NativeError(ErrorKind::Range, "mel has " + std::to_string(mel.numel()) + " values, not a multiple of nMels = " +
                                              std::to_string(n_mels) + "; the layout is [nMels, nFrames]");
     }
     const int64_t frames = mel.numel() / n_mels;
     const int64_t expected = 1 + length_ / stft_.hop_length;
     if (frames != expected) {
-      throw InputError(ErrorKind::Range, "mel has " + std::to_string(frames) + " frames but " + std::to_string(length_) +
+      throw NativeError(ErrorKind::Range, "mel has " + std::to_string(frames) + " frames but " + std::to_string(length_) +
                                              " samples need 1 + length / hopLength = " + std::to_string(expected));
     }
     mel_ = mel.view({n_mels, frames});  // copies own their data: nothing to keep alive

@@ -44,7 +44,7 @@ std::string Describe(const Napi::Value& value) {
 
 void CheckAttached(const Napi::TypedArray& array, const std::string& what) {
   if (array.ArrayBuffer().IsDetached()) {
-    throw InputError(ErrorKind::Type, what + "'s ArrayBuffer is detached (transferred or freed); pass a live array");
+    throw NativeError(ErrorKind::Type, what + "'s ArrayBuffer is detached (transferred or freed); pass a live array");
   }
 }
 
@@ -72,11 +72,11 @@ bool OutputsAreCopied() {
 
 int64_t ReadInteger(const Napi::Value& value, const std::string& what, int64_t lo, int64_t hi) {
   if (!value.IsNumber()) {
-    throw InputError(ErrorKind::Type, what + " must be a number, got " + Describe(value));
+    throw NativeError(ErrorKind::Type, what + " must be a number, got " + Describe(value));
   }
   const double v = value.As<Napi::Number>().DoubleValue();
   if (!std::isfinite(v) || v != std::floor(v) || v < static_cast<double>(lo) || v > static_cast<double>(hi)) {
-    throw InputError(ErrorKind::Range, what + " must be an integer in [" + std::to_string(lo) + ", " +
+    throw NativeError(ErrorKind::Range, what + " must be an integer in [" + std::to_string(lo) + ", " +
                                            std::to_string(hi) + "], got " + Napi::Value(value).ToString().Utf8Value());
   }
   return static_cast<int64_t>(v);
@@ -85,12 +85,12 @@ int64_t ReadInteger(const Napi::Value& value, const std::string& what, int64_t l
 float ReadScale(const Napi::Value& value, const std::string& what) {
   Napi::Value scale = value.As<Napi::Object>().Get("scale");
   if (!scale.IsNumber()) {
-    throw InputError(ErrorKind::Type, what + ".scale must be a number (codes of a segmented model such as "
+    throw NativeError(ErrorKind::Type, what + ".scale must be a number (codes of a segmented model such as "
                                              "encodec_48khz carry the scale of their segment), got " + Describe(scale));
   }
   const double v = scale.As<Napi::Number>().DoubleValue();
   if (!std::isfinite(v) || std::fabs(v) > 3.0e38) {
-    throw InputError(ErrorKind::Range, what + ".scale must be a finite float32, got " + scale.ToString().Utf8Value());
+    throw NativeError(ErrorKind::Range, what + ".scale must be a finite float32, got " + scale.ToString().Utf8Value());
   }
   return static_cast<float>(v);
 }
@@ -99,13 +99,13 @@ namespace {
 
 Napi::Float32Array CheckFloat32Array(const Napi::Value& value, const std::string& what) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
-    throw InputError(ErrorKind::Type, what + " must be a Float32Array of samples, got " +
+    throw NativeError(ErrorKind::Type, what + " must be a Float32Array of samples, got " +
                                           Describe(value) + "; convert it with Float32Array.from(...)");
   }
   auto array = value.As<Napi::Float32Array>();
   CheckAttached(array, what);
   if (array.ElementLength() == 0) {
-    throw InputError(ErrorKind::Range, what + " is empty; pass at least one sample");
+    throw NativeError(ErrorKind::Range, what + " is empty; pass at least one sample");
   }
   return array;
 }
@@ -134,7 +134,7 @@ torch::Tensor BorrowFloat32Array(const Napi::Value& value, const std::string& wh
 
 torch::Tensor ViewCodeBlock(const Napi::Value& value, const std::string& what) {
   if (!value.IsObject() || value.IsTypedArray() || value.IsArray()) {
-    throw InputError(ErrorKind::Type, what + " must be a codes object { data, nQ, nFrames } as returned by "
+    throw NativeError(ErrorKind::Type, what + " must be a codes object { data, nQ, nFrames } as returned by "
                                               "encode(), got " + Describe(value));
   }
   auto block = value.As<Napi::Object>();
@@ -142,17 +142,17 @@ torch::Tensor ViewCodeBlock(const Napi::Value& value, const std::string& what) {
   const int64_t n_frames = ReadInteger(block.Get("nFrames"), what + ".nFrames", 1, int64_t{1} << 40);
   Napi::Value data = block.Get("data");
   if (!data.IsTypedArray()) {
-    throw InputError(ErrorKind::Type, what + ".data must be an Int16Array or Int32Array, got " + Describe(data));
+    throw NativeError(ErrorKind::Type, what + ".data must be an Int16Array or Int32Array, got " + Describe(data));
   }
   auto array = data.As<Napi::TypedArray>();
   const napi_typedarray_type type = array.TypedArrayType();
   if (type != napi_int16_array && type != napi_int32_array) {
-    throw InputError(ErrorKind::Type,
+    throw NativeError(ErrorKind::Type,
                      what + ".data must be an Int16Array or Int32Array, got " + std::string(TypedArrayName(type)));
   }
   CheckAttached(array, what + ".data");
   if (static_cast<int64_t>(array.ElementLength()) != n_q * n_frames) {
-    throw InputError(ErrorKind::Range, what + ".data has " + std::to_string(array.ElementLength()) +
+    throw NativeError(ErrorKind::Range, what + ".data has " + std::to_string(array.ElementLength()) +
                                            " values but nQ x nFrames = " + std::to_string(n_q) + " x " +
                                            std::to_string(n_frames) + " = " + std::to_string(n_q * n_frames) +
                                            "; the layout is [nQ, nFrames] row-major");
@@ -170,7 +170,7 @@ Napi::TypedArray TensorToTypedArray(Napi::Env env, const torch::Tensor& input) {
     case torch::kInt16: type = napi_int16_array; break;
     case torch::kInt32: type = napi_int32_array; break;
     case torch::kFloat32: type = napi_float32_array; break;
-    default: throw std::runtime_error("internal error: unexpected output dtype");
+    default: throw NativeError(ErrorKind::Generic, "internal error: unexpected output dtype", ErrorCode::Internal);
   }
   const size_t count = static_cast<size_t>(tensor.numel());
   const size_t bytes = static_cast<size_t>(tensor.nbytes());
@@ -201,7 +201,7 @@ Napi::TypedArray TensorToTypedArray(Napi::Env env, const torch::Tensor& input) {
   }
   napi_value typed = nullptr;
   if (napi_create_typedarray(env, type, count, buffer, 0, &typed) != napi_ok) {
-    throw Napi::Error::New(env, "could not create the output typed array");
+    throw NativeError(ErrorKind::Generic, "could not create the output typed array", ErrorCode::Internal);
   }
   return Napi::TypedArray(env, typed);
 }

@@ -13,7 +13,7 @@ void PromiseWorker::Execute() {
     Run();
   } catch (...) {
     failed_ = true;
-    error_message_ = DescribeCurrentException(&error_kind_);
+    error_ = DescribeCurrentException();
   }
 }
 
@@ -21,7 +21,7 @@ void PromiseWorker::OnOK() {
   Napi::Env env = Env();
   Napi::HandleScope scope(env);
   if (failed_) {
-    deferred_.Reject(MakeJsError(env, error_kind_, error_message_).Value());
+    deferred_.Reject(MakeJsError(env, error_).Value());
     return;
   }
   try {
@@ -29,21 +29,19 @@ void PromiseWorker::OnOK() {
   } catch (const Napi::Error& e) {
     deferred_.Reject(e.Value());
   } catch (...) {
-    ErrorKind kind = ErrorKind::Generic;
-    std::string message = DescribeCurrentException(&kind);
-    deferred_.Reject(MakeJsError(env, kind, message).Value());
+    deferred_.Reject(MakeJsError(env, DescribeCurrentException()).Value());
   }
 }
 
 void PromiseWorker::OnError(const Napi::Error& error) { deferred_.Reject(error.Value()); }
 
 std::vector<Napi::Value> ReadInputArray(const Napi::Value& value, const std::string& what, uint32_t max_length) {
-  if (!value.IsArray()) throw InputError(ErrorKind::Type, what + " must be an array");
+  if (!value.IsArray()) throw NativeError(ErrorKind::Type, what + " must be an array");
   auto array = value.As<Napi::Array>();
   const uint32_t length = array.Length();
-  if (length == 0) throw InputError(ErrorKind::Range, what + " is empty; pass at least one item");
+  if (length == 0) throw NativeError(ErrorKind::Range, what + " is empty; pass at least one item");
   if (length > max_length) {
-    throw InputError(ErrorKind::Range, what + " has " + std::to_string(length) + " items; at most " +
+    throw NativeError(ErrorKind::Range, what + " has " + std::to_string(length) + " items; at most " +
                                            std::to_string(max_length) + " per call");
   }
   std::vector<Napi::Value> items;
@@ -57,7 +55,7 @@ std::vector<Napi::Value> ReadInputArray(const Napi::Value& value, const std::str
 LoadWorker::LoadWorker(Napi::Env env, std::string path, std::string device, int threads)
     : PromiseWorker(env, "encodec-native:load"), path_(std::move(path)), device_(std::move(device)), threads_(threads) {}
 
-void LoadWorker::Run() { session_ = std::make_shared<Session>(path_, device_, threads_); }
+void LoadWorker::Run() { session_ = Session::Load(path_, device_, threads_); }
 
 Napi::Value LoadWorker::Result(Napi::Env env) { return EncodecModel::NewInstance(env, session_); }
 

@@ -39,8 +39,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   Napi::Promise::Deferred deferred_;
   std::vector<Napi::ObjectReference> keep_alive_;
   bool failed_ = false;
-  ErrorKind error_kind_ = ErrorKind::Generic;
-  std::string error_message_;
+  ErrorInfo error_;
 };
 
 // Loads a model file; resolves with an EncodecModel object.

@@ -11,6 +11,7 @@ import { Command } from 'commander';
 import { loadAudio, streamAudio } from '../../lib/io/audio';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
 import { Device, Encodec } from '../../lib/codec/codec';
+import { parseDevice } from '../../lib/codec/device';
 import { Codes } from '../../lib/codec/codes';
 import { readCodesNpy, scalesPathFor, writeCodesNpy } from '../../lib/io/codes-file';
 import { writeEcdc } from '../../lib/io/ecdc';
@@ -52,8 +53,7 @@ function checkOutput(out: string, extensions: string[]): string {
 }
 
 function checkDevice(device: string): Device {
-  if (!/^(cpu|cuda|cuda:\d+)$/.test(device)) throw new UsageError(`--device must be 'cpu', 'cuda' or 'cuda:N', got '${device}'`);
-  return device as Device;
+  return parseDevice(device, '--device');
 }
 
 async function loadModel(opts: ModelOptions): Promise<Encodec> {

@@ -20,7 +20,8 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 
 import { parseBandwidth } from '../../lib/codec/bandwidth';
-import { Device, Encodec } from '../../lib/codec/codec';
+import { Encodec } from '../../lib/codec/codec';
+import { parseDevice } from '../../lib/codec/device';
 import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures, extractRunFeatures } from '../../lib/fmri/features';
 import { BoldTiming, featuresNameForEvents, isEventsFile, readBoldTiming, readEvents } from '../../lib/fmri/bids';
 import { writeConcatH5, writeFeaturesH5 } from '../../lib/fmri/h5';
@@ -29,6 +30,7 @@ import { resolveModelPath } from '../../lib/model/model-file';
 import { threadsPerJob } from '../../lib/codec/threads';
 import { formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { writeFileAtomic } from '../../lib/common/atomic';
+import { toJson } from '../../lib/common/format';
 import { ENCODEC_LOOKAHEAD_SECONDS } from '../../lib/fmri/features';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
 import { BatchReporter, Outcome, Shard, parseShard, readManifest, selectInputs } from '../batch';
@@ -207,7 +209,7 @@ export function extractCommand(): Command {
         }
         runOptions.set(input, merged);
       }
-      if (!/^(cpu|cuda|cuda:\d+)$/.test(opts.device)) throw new UsageError(`--device must be 'cpu', 'cuda' or 'cuda:N', got '${opts.device}'`);
+      const device = parseDevice(opts.device, '--device');
       const listed = [...args, ...opts.events, ...(opts.manifest ? readManifest(opts.manifest) : [])];
       if (listed.length === 0) throw new UsageError('no inputs: pass audio/video files, --events FILE or --manifest FILE');
       const eventsInputs = listed.filter(isEventsFile);
@@ -262,7 +264,7 @@ export function extractCommand(): Command {
             reporter.working(input);
             const start = performance.now();
             try {
-              if (modelPath && !codec) codec = await Encodec.load(modelPath, { device: opts.device as Device, threads });
+              if (modelPath && !codec) codec = await Encodec.load(modelPath, { device, threads });
               const inputOptions = { ...(runOptions.get(input) ?? options), model: codec };
               const result = isEventsFile(input)
                 ? await extractRunFeatures(readEvents(input, opts.stimuli), inputOptions, input)
@@ -276,8 +278,7 @@ export function extractCommand(): Command {
                   bandwidth: options.bandwidth,
                   maxSeconds: options.maxTrs === undefined ? undefined : options.maxTrs * (options.tr as number) + ENCODEC_LOOKAHEAD_SECONDS,
                 });
-                const json = JSON.stringify({ input, ...q }, (_, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2);
-                await writeFileAtomic(qualityFile, Buffer.from(`${json}\n`));
+                await writeFileAtomic(qualityFile, Buffer.from(toJson({ input, ...q })));
                 quality = `; round trip: ${formatQuality(q)}`;
               }
               if (opts.concat) concatResults[position] = result;

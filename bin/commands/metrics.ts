@@ -11,6 +11,7 @@ import { Command } from 'commander';
 
 import { loadAudio, probeAudio } from '../../lib/io/audio';
 import { computeMetrics } from '../../lib/quality/metrics';
+import { formatDb, formatScore, toJson } from '../../lib/common/format';
 import { probeWav } from '../../lib/io/wav';
 import { UsageError, extensionOf } from '../cli-util';
 
@@ -24,10 +25,6 @@ async function sampleRateOf(file: string): Promise<number> {
     }
   }
   return (await probeAudio(file)).sampleRate;
-}
-
-function formatDb(value: number): string {
-  return Number.isFinite(value) ? `${value.toFixed(2)} dB` : `${value > 0 ? '+' : '-'}inf dB (identical)`;
 }
 
 export function metricsCommand(): Command {
@@ -47,12 +44,8 @@ export function metricsCommand(): Command {
       const metrics = computeMetrics(a.samples, b.samples, sampleRate);
       const lengths = { ref: a.samples.length, test: b.samples.length, compared };
       if (opts.json) {
-        // JSON has no Infinity: identical signals report snr/siSnr as null with "identical": true.
-        const finite = (v: number): number | null => (Number.isFinite(v) ? v : null);
-        const identical = !Number.isFinite(metrics.snr);
-        process.stdout.write(
-          `${JSON.stringify({ ...metrics, snr: finite(metrics.snr), siSnr: finite(metrics.siSnr), identical, sampleRate, samples: lengths }, null, 2)}\n`,
-        );
+        // JSON has no Infinity: identical signals report snr/siSnr as null with "identical": true (toJson's rule).
+        process.stdout.write(toJson({ ...metrics, sampleRate, samples: lengths }));
         return;
       }
       if (a.samples.length !== b.samples.length) {
@@ -61,7 +54,7 @@ export function metricsCommand(): Command {
             `comparing the first ${compared}\n`,
         );
       }
-      const score = (v: number | null): string => (v === null ? 'n/a (under 0.4 s of speech to score)' : v.toFixed(4));
+      const score = (v: number | null): string => formatScore(v, 4, 'n/a (under 0.4 s of speech to score)');
       const rows: [string, string][] = [
         ['SNR', formatDb(metrics.snr)],
         ['SI-SNR', formatDb(metrics.siSnr)],

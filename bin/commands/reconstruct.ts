@@ -8,10 +8,12 @@ import * as path from 'node:path';
 
 import { Command } from 'commander';
 
-import { Device, Encodec } from '../../lib/codec/codec';
+import { Encodec } from '../../lib/codec/codec';
+import { parseDevice } from '../../lib/codec/device';
+import { withCodec } from '../../lib/codec/with-codec';
+import { readEcdc } from '../../lib/io/ecdc';
 import { FeatureAudio, featuresToAudio } from '../../lib/fmri/features';
 import { readFeatures } from '../../lib/fmri/features-file';
-import { resolveModelPath } from '../../lib/model/model-file';
 import { writeWav } from '../../lib/io/wav';
 import { UsageError, channelsOf, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
 import { readEcdcForCodec } from '../ecdc-input';
@@ -27,14 +29,8 @@ interface ReconstructCliOptions {
   lmThreads?: number;
 }
 
-async function withModel<T>(opts: ReconstructCliOptions, work: (codec: Encodec) => Promise<T>): Promise<T> {
-  if (!/^(cpu|cuda|cuda:\d+)$/.test(opts.device)) throw new UsageError(`--device must be 'cpu', 'cuda' or 'cuda:N', got '${opts.device}'`);
-  const codec = await Encodec.load(resolveModelPath(opts.model), { device: opts.device as Device, threads: opts.threads });
-  try {
-    return await work(codec);
-  } finally {
-    codec.dispose();
-  }
+function withModel<T>(opts: ReconstructCliOptions, work: (codec: Encodec) => Promise<T>): Promise<T> {
+  return withCodec(opts.model, { device: parseDevice(opts.device, '--device'), threads: opts.threads }, work);
 }
 
 export function reconstructCommand(): Command {

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import { Command } from 'commander';
 
 import { parseBandwidth } from '../../lib/codec/bandwidth';
+import { parseDevice } from '../../lib/codec/device';
 import { DEFAULT_REPORT_BANDWIDTHS, formatRoundtripReport, roundtripReport } from '../../lib/report/report';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
 
@@ -57,7 +58,7 @@ export function roundtripCommand(): Command {
       if (opts.mode === 'mel' && (opts.bandwidth || opts.model)) {
         throw new UsageError('--bandwidth and --model apply to --mode encodec; the mel path uses no model');
       }
-      if (!/^(cpu|cuda|cuda:\d+)$/.test(opts.device)) throw new UsageError(`--device must be 'cpu', 'cuda' or 'cuda:N', got '${opts.device}'`);
+      const device = parseDevice(opts.device, '--device');
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) throw new UsageError(`--out '${opts.out}' is a file; give a directory`);
       const report = await roundtripReport(input, {
         outDir: opts.out,
@@ -67,7 +68,7 @@ export function roundtripCommand(): Command {
         maxTrs: opts.maxTrs,
         mode: opts.mode,
         threads: opts.threads,
-        device: opts.device as 'cpu',
+        device,
       });
       process.stdout.write(formatRoundtripReport(report));
       process.stderr.write(`report -> ${opts.out} (${report.files.reconstructions.length + 4} files)\n`);

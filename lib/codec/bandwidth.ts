@@ -4,6 +4,7 @@
  * Each codebook has 1024 entries (10 bits) and the model emits 75 frames per second, so one codebook
  * costs 750 bit/s and a bandwidth of `b` kbps uses `b * 1000 / 750` codebooks.
  */
+import { typeError, rangeError } from '../common/errors';
 
 /** Audio samples per second the model works at. */
 export const SAMPLE_RATE = 24000;
@@ -35,10 +36,10 @@ export function bandwidthForCodebooks(nQ: number): number {
 /** Throws a TypeError/RangeError naming the problem unless `bandwidth` is supported. */
 export function checkBandwidth(bandwidth: unknown): asserts bandwidth is number {
   if (typeof bandwidth !== 'number') {
-    throw new TypeError(`bandwidth must be a number of kbps (one of ${BANDWIDTHS.join(', ')}), got ${typeof bandwidth}`);
+    throw typeError(`bandwidth must be a number of kbps (one of ${BANDWIDTHS.join(', ')}), got ${typeof bandwidth}`);
   }
   if (!BANDWIDTHS.includes(bandwidth)) {
-    throw new RangeError(`unsupported bandwidth ${bandwidth} kbps; use one of ${BANDWIDTHS.join(', ')}`);
+    throw rangeError(`unsupported bandwidth ${bandwidth} kbps; use one of ${BANDWIDTHS.join(', ')}`);
   }
 }
 
@@ -47,7 +48,7 @@ export function parseBandwidth(text: string): number {
   const cleaned = String(text).trim().replace(/\s*kbps$/i, '');
   const value = cleaned === '' ? NaN : Number(cleaned);
   if (!Number.isFinite(value)) {
-    throw new RangeError(`bandwidth '${text}' is not a number; use one of ${BANDWIDTHS.join(', ')} (kbps)`);
+    throw rangeError(`bandwidth '${text}' is not a number; use one of ${BANDWIDTHS.join(', ')} (kbps)`);
   }
   checkBandwidth(value);
   return value;

@@ -4,10 +4,14 @@
  */
 import * as fs from 'node:fs';
 
+export type BlasKind = 'openblas' | 'mkl' | 'blis' | 'atlas' | 'flexiblas' | 'reference' | 'unknown';
+
 /** A verdict on the BLAS, in the shape of a `doctor` check (defined here: lib/codec must not import the report layer). */
 export interface BlasCheck {
   name: 'blas';
   status: 'ok' | 'warn';
+  /** Which BLAS was found ('reference': Debian's unoptimised one; 'unknown': none could be told). */
+  kind: BlasKind;
   detail: string;
   fix?: string;
 }
@@ -39,24 +43,25 @@ export function classifyBlas(mapped: readonly string[], buildConfig = ''): BlasC
   const paths = libblas.length > 0 ? libblas : all;
   const find = (re: RegExp): string | undefined => paths.find((p) => re.test(p));
   const openblas = find(/openblas[^/]*\/|libopenblas[^/]*\.so/);
-  if (openblas) return { name: 'blas', status: 'ok', detail: `OpenBLAS (${openblas})` };
+  if (openblas) return { name: 'blas', status: 'ok', kind: 'openblas', detail: `OpenBLAS (${openblas})` };
   const mkl = find(/libmkl[^/]*\.so/);
-  if (mkl) return { name: 'blas', status: 'ok', detail: `Intel MKL (${mkl})` };
+  if (mkl) return { name: 'blas', status: 'ok', kind: 'mkl', detail: `Intel MKL (${mkl})` };
   const blis = find(/blis[^/]*\/|libblis[^/]*\.so/);
-  if (blis) return { name: 'blas', status: 'ok', detail: `BLIS (${blis})` };
+  if (blis) return { name: 'blas', status: 'ok', kind: 'blis', detail: `BLIS (${blis})` };
   const atlas = find(/atlas\/|libatlas[^/]*\.so|libtatlas[^/]*\.so|libsatlas[^/]*\.so/);
-  if (atlas) return { name: 'blas', status: 'ok', detail: `ATLAS (${atlas})` };
+  if (atlas) return { name: 'blas', status: 'ok', kind: 'atlas', detail: `ATLAS (${atlas})` };
   const flexiblas = find(/libflexiblas[^/]*\.so/);
-  if (flexiblas) return { name: 'blas', status: 'ok', detail: `FlexiBLAS (${flexiblas}); its backend decides the speed` };
+  if (flexiblas) return { name: 'blas', status: 'ok', kind: 'flexiblas', detail: `FlexiBLAS (${flexiblas}); its backend decides the speed` };
   const reference = find(/\/blas\/libblas\.so|\/libblas\.so|\/librefblas[^/]*\.so/);
   if (reference) {
-    return { name: 'blas', status: 'warn', detail: `the reference BLAS (${reference}): correct but slow`, fix: OPENBLAS_FIX };
+    return { name: 'blas', status: 'warn', kind: 'reference', detail: `the reference BLAS (${reference}): correct but slow`, fix: OPENBLAS_FIX };
   }
-  if (/BLAS_INFO=mkl|USE_MKL=ON/i.test(buildConfig)) return { name: 'blas', status: 'ok', detail: 'Intel MKL, linked into libtorch' };
-  if (/BLAS_INFO=open/i.test(buildConfig)) return { name: 'blas', status: 'ok', detail: 'OpenBLAS, linked into libtorch' };
+  if (/BLAS_INFO=mkl|USE_MKL=ON/i.test(buildConfig)) return { name: 'blas', status: 'ok', kind: 'mkl', detail: 'Intel MKL, linked into libtorch' };
+  if (/BLAS_INFO=open/i.test(buildConfig)) return { name: 'blas', status: 'ok', kind: 'openblas', detail: 'OpenBLAS, linked into libtorch' };
   return {
     name: 'blas',
     status: 'warn',
+    kind: 'unknown',
     detail: 'could not tell which BLAS libtorch uses (no BLAS library mapped and none named in its build configuration)',
     fix: `if encoding is slow, install an optimised BLAS: ${OPENBLAS_FIX}`,
   };

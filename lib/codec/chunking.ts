@@ -21,6 +21,7 @@
 import { FRAME_RATE, HOP_LENGTH } from './bandwidth';
 import type { Codes, Embeddings } from './codes';
 import { debug } from '../common/log';
+import { codedError, hasCode, rangeError, typeError } from '../common/errors';
 
 /** Chunking options of encode() and decode(). */
 export interface ChunkOptions {
@@ -111,19 +112,19 @@ export interface ChunkWindow {
 
 function checkSeconds(value: unknown, name: string, min: number): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new TypeError(`${name} must be a finite number of seconds, got ${typeof value === 'number' ? value : typeof value}`);
+    throw typeError(`${name} must be a finite number of seconds, got ${typeof value === 'number' ? value : typeof value}`);
   }
   if (value < min || value > 3600) {
-    throw new RangeError(`${name} must be between ${min} and 3600 seconds, got ${value}`);
+    throw rangeError(`${name} must be between ${min} and 3600 seconds, got ${value}`);
   }
   return value;
 }
 
 /** Validates the chunking options and turns them into frames. Throws TypeError/RangeError naming the option. */
 export function chunkPlan(options: ChunkOptions = {}, defaultBatchSeconds = DEFAULT_BATCH_SECONDS): ChunkPlan {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  if (typeof options !== 'object' || options === null) throw typeError('options must be an object');
   if (options.exact !== undefined && typeof options.exact !== 'boolean') {
-    throw new TypeError(`exact must be true or false, got ${typeof options.exact}`);
+    throw typeError(`exact must be true or false, got ${typeof options.exact}`);
   }
   const chunkSeconds = checkSeconds(options.chunkSeconds ?? DEFAULT_CHUNK_SECONDS, 'chunkSeconds', 1 / FRAME_RATE);
   const contextSeconds = checkSeconds(options.contextSeconds ?? DEFAULT_CONTEXT_SECONDS, 'contextSeconds', 0);
@@ -237,6 +238,89 @@ export interface SpanRunner<I, O> {
   run(inputs: I[], spans: ChunkSpan[]): Promise<O[]>;
 }
 
+/**
+ * How a runner's input splits into the inputs of parts of its span, and how the parts' outputs join: what
+ * {@link retryOnOom} needs to run a span in halves.
+ */
+export interface SpanParts<I, O> {
+  /** The input of `part` (a span of some of `span`'s windows) cut from `input`, the input of `span`. */
+  slice(input: I, span: ChunkSpan, part: ChunkSpan): I;
+  /** The output of consecutive parts, joined. */
+  join(outputs: O[]): O;
+}
+
+/** Encoding: audio in (samples from the span's start), codes out. */
+export const ENCODE_PARTS: SpanParts<Float32Array, Codes> = {
+  slice: (input, span, part) => input.subarray((part.start - span.start) * HOP_LENGTH, (spanEnd(part) - span.start) * HOP_LENGTH),
+  join: (outputs) => concatCodes(outputs),
+};
+
+/** Decoding: codes in (frames from the span's start), audio out. */
+export const DECODE_PARTS: SpanParts<Codes, Float32Array> = {
+  slice: (input, span, part) => sliceFrames(input, part.start - span.start, spanEnd(part) - part.start),
+  join: (outputs) => {
+    const out = new Float32Array(outputs.reduce((n, o) => n + o.length, 0));
+    let at = 0;
+    for (const o of outputs) {
+      out.set(o, at);
+      at += o.length;
+    }
+    return out;
+  },
+};
+
+/**
+ * A runner that, when a call runs out of memory (code ENCODEC_OOM), runs each of its spans alone in halves (each
+ * half again in halves if it fails too) down to one window per call; out of memory with one window fails with
+ * ENCODEC_OOM naming `batchSeconds`. The windows and their inputs are the same, so the output is too.
+ */
+export function retryOnOom<I, O>(runner: SpanRunner<I, O>, parts: SpanParts<I, O>, plan: ChunkPlan): SpanRunner<I, O> {
+  const alone = async (input: I, span: ChunkSpan): Promise<O> => {
+    try {
+      return (await runner.run([input], [span]))[0];
+    } catch (err) {
+      if (!hasCode(err, 'ENCODEC_OOM')) throw err;
+      if (span.windows.length === 1) throw outOfMemory(err, plan);
+      return inHalves(input, span);
+    }
+  };
+  const inHalves = async (input: I, span: ChunkSpan): Promise<O> => {
+    const half = Math.ceil(span.windows.length / 2);
+    debug('memory', () => `out of memory coding frames ${span.first}..${spanEnd(span)}: retrying as ${half} + ${span.windows.length - half} windows`);
+    const outputs: O[] = [];
+    for (const windows of [span.windows.slice(0, half), span.windows.slice(half)]) {
+      const part = spanOf(windows, plan);
+      outputs.push(await alone(parts.slice(input, span, part), part));
+    }
+    return parts.join(outputs);
+  };
+  return {
+    lanes: runner.lanes,
+    run: async (inputs, spans) => {
+      try {
+        return await runner.run(inputs, spans);
+      } catch (err) {
+        if (!hasCode(err, 'ENCODEC_OOM')) throw err;
+        const outputs: O[] = [];
+        for (let k = 0; k < spans.length; k++) {
+          outputs.push(spans[k].windows.length > 1 ? await inHalves(inputs[k], spans[k]) : await alone(inputs[k], spans[k]));
+        }
+        return outputs;
+      }
+    },
+  };
+}
+
+function outOfMemory(err: unknown, plan: ChunkPlan): Error {
+  const seconds = (plan.chunkFrames + plan.contextFrames) / FRAME_RATE;
+  return codedError(
+    'ENCODEC_OOM',
+    `out of memory with one chunk per call (the spans of batchSeconds were retried in halves down to one ${seconds} s ` +
+      `window): lower chunkSeconds or batchSeconds, run fewer jobs at once, or free memory (${(err as Error).message})`,
+    { cause: err },
+  );
+}
+
 /** Copies `frames` frames of every codebook row of `src` from frame `from` into `dst` (row length `dstFrames`) at `at`. */
 export function copyFrames(src: Codes, from: number, frames: number, dst: Int16Array | Int32Array, dstFrames: number, at: number): void {
   for (let q = 0; q < src.nQ; q++) {
@@ -323,7 +407,7 @@ export async function encodeChunked(samples: Float32Array, plan: ChunkPlan, enco
     group.forEach((span, k) => copyFrames(blocks[k], 0, span.frames, data as Int16Array, totalFrames, span.first));
     debug('encode', () => `frames ${group[0].first}..${spanEnd(group[group.length - 1])} of ${totalFrames} (${group.length} span(s))`);
   }
-  if (!data) throw new Error('internal error: no chunk was encoded');
+  if (!data) throw codedError('ENCODEC_INTERNAL', 'internal error: no chunk was encoded');
   return { data, nQ: data.length / totalFrames, nFrames: totalFrames };
 }
 
@@ -357,7 +441,7 @@ export interface StreamOptions {
 export function checkMaxFrames(maxFrames: unknown): number {
   if (maxFrames === undefined) return Infinity;
   if (typeof maxFrames !== 'number' || !Number.isInteger(maxFrames) || maxFrames < 1) {
-    throw new RangeError(`maxFrames must be a positive integer number of frames (75 per second), got ${String(maxFrames)}`);
+    throw rangeError(`maxFrames must be a positive integer number of frames (75 per second), got ${String(maxFrames)}`);
   }
   return maxFrames;
 }
@@ -437,7 +521,7 @@ export async function* latentsStreamBlocks(
 
 /** Concatenates latents blocks along time (layout [dim, nFrames]). */
 export function concatLatents(blocks: Embeddings[]): Embeddings {
-  if (blocks.length === 0) throw new RangeError('no latents to concatenate');
+  if (blocks.length === 0) throw rangeError('no latents to concatenate');
   const dim = blocks[0].dim;
   const nFrames = blocks.reduce((n, b) => n + b.nFrames, 0);
   const data = new Float32Array(dim * nFrames);
@@ -483,7 +567,7 @@ async function* streamSpans<O>(
 
   for await (const chunk of chunks) {
     if (!(chunk instanceof Float32Array)) {
-      throw new TypeError(`stream block ${index} must be a Float32Array of 24 kHz mono samples, got ${chunk === null ? 'null' : typeof chunk}`);
+      throw typeError(`stream block ${index} must be a Float32Array of 24 kHz mono samples, got ${chunk === null ? 'null' : typeof chunk}`);
     }
     index++;
     held.append(chunk.subarray(0, Math.max(0, maxSamples - held.end)));
@@ -492,13 +576,13 @@ async function* streamSpans<O>(
     if (held.end >= maxSamples) break;
   }
   const total = held.end;
-  if (total === 0 && nextFrame === 0) throw new RangeError('the audio stream is empty; pass at least one sample');
+  if (total === 0 && nextFrame === 0) throw rangeError('the audio stream is empty; pass at least one sample');
   while (nextFrame * HOP_LENGTH < total) yield* await encodeStep(total);
 }
 
 /** Concatenates code blocks along time into one Codes. */
 export function concatCodes(blocks: Codes[]): Codes {
-  if (blocks.length === 0) throw new RangeError('no codes to concatenate');
+  if (blocks.length === 0) throw rangeError('no codes to concatenate');
   const nQ = blocks[0].nQ;
   const nFrames = blocks.reduce((n, b) => n + b.nFrames, 0);
   const data = new Int16Array(nQ * nFrames);

@@ -17,6 +17,8 @@ import {
   ChunkPlan,
   ChunkSpan,
   CodesBlock,
+  DECODE_PARTS,
+  ENCODE_PARTS,
   LatentsBlock,
   SPAN_BATCH_SECONDS,
   UNSEGMENTED_SPAN_BATCH_SECONDS,
@@ -34,6 +36,7 @@ import {
   latentsSpanByWindows,
   latentsStreamBlocks,
   concatLatents,
+  retryOnOom,
 } from './chunking';
 import { Codes, Embeddings, SegmentedCodes, checkCodes } from './codes';
 import {
@@ -45,8 +48,11 @@ import {
   encodeSegmented,
   encodeSegmentedStream,
   isSegmented,
-  segmentFrames,
+  framesPerSegment,
 } from './segments';
+import { Device, parseDevice } from './device';
+
+export type { Device } from './device';
 import { debug, elapsedSince, formatBytes } from '../common/log';
 import { ModelInfo, isSegmentedModel, parseModelInfo } from '../model/model-file';
 import { NativeCallOptions, NativeModel, NativeSpan, nativeBinding } from './native';
@@ -54,9 +60,7 @@ import { decodePooled, encodePooled } from './pool';
 import { ItemSource, inRounds, isItemSource } from './rounds';
 import { warnIfSlowBlas } from './runtime';
 import { threadsPerJob } from './threads';
-
-/** Where the model runs: the CPU, the first GPU, or GPU N. */
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+import { codedError, rangeError, typeError } from '../common/errors';
 
 export interface LoadOptions {
   /** 'cpu' (default), 'cuda' or 'cuda:N'. CUDA needs a CUDA build of libtorch. */
@@ -115,9 +119,9 @@ const SEGMENT_BATCH = 8;
 function checkSamples(samples: unknown, what: string): asserts samples is Float32Array {
   if (!(samples instanceof Float32Array)) {
     const got = samples === null ? 'null' : ArrayBuffer.isView(samples) ? samples.constructor.name : typeof samples;
-    throw new TypeError(`${what} must be a Float32Array of 24 kHz mono samples, got ${got}`);
+    throw typeError(`${what} must be a Float32Array of 24 kHz mono samples, got ${got}`);
   }
-  if (samples.length === 0) throw new RangeError(`${what} is empty; pass at least one sample`);
+  if (samples.length === 0) throw rangeError(`${what} is empty; pass at least one sample`);
 }
 
 /** checkSamples plus finiteness, for clips pooled with others (the native check cannot name the clip). */
@@ -125,7 +129,7 @@ function checkClip(value: unknown, index: number): Float32Array {
   checkSamples(value, `clip ${index}`);
   for (let i = 0; i < value.length; i++) {
     if (!Number.isFinite(value[i])) {
-      throw new RangeError(`clip ${index} holds ${value[i]} at sample ${i}; clean the audio (NaN/Infinity) before encoding`);
+      throw rangeError(`clip ${index} holds ${value[i]} at sample ${i}; clean the audio (NaN/Infinity) before encoding`);
     }
   }
   return value;
@@ -137,7 +141,7 @@ function checkBlock(value: unknown, index: number): Codes {
 }
 
 function checkOptions(options: unknown, example: string): void {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`options must be an object such as ${example}`);
+  if (typeof options !== 'object' || options === null) throw typeError(`options must be an object such as ${example}`);
 }
 
 /** Size of a file for log lines ('? B' when it cannot be read). */
@@ -201,16 +205,13 @@ export class Encodec {
   /** Loads a model file exported by `encodec-native model export` (or `model random`). */
   static async load(modelPath: string, options: LoadOptions = {}): Promise<Encodec> {
     if (typeof modelPath !== 'string' || modelPath === '') {
-      throw new TypeError('modelPath must be the path of a model file (.pt) exported by `encodec-native model export`');
+      throw typeError('modelPath must be the path of a model file (.pt) exported by `encodec-native model export`');
     }
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-    const device = options.device ?? 'cpu';
-    if (typeof device !== 'string' || !/^(cpu|cuda|cuda:\d+)$/.test(device)) {
-      throw new TypeError(`device must be 'cpu', 'cuda' or 'cuda:N', got '${String(device)}'`);
-    }
+    if (typeof options !== 'object' || options === null) throw typeError('options must be an object');
+    const device = parseDevice(options.device ?? 'cpu');
     const threads = options.threads ?? threadsPerJob(1);
     if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
-      throw new RangeError(`threads must be an integer in [1, 1024], got ${String(threads)}`);
+      throw rangeError(`threads must be an integer in [1, 1024], got ${String(threads)}`);
     }
     const loadStart = performance.now();
     const model = await nativeBinding().load(modelPath, { device, threads });
@@ -283,7 +284,7 @@ export class Encodec {
     if (this.segments) return this.encodeSegmentedClip(samples, options, 'samples');
     checkSamples(samples, 'samples');
     if (options.channels !== undefined && options.channels !== this.info.channels) {
-      throw new RangeError(`${this.info.model} codes ${this.info.channels} channel(s); got channels: ${String(options.channels)}`);
+      throw rangeError(`${this.info.model} codes ${this.info.channels} channel(s); got channels: ${String(options.channels)}`);
     }
     const plan = chunkPlan(options, this.batchSeconds);
     if (options.exact) {
@@ -309,33 +310,35 @@ export class Encodec {
 
   /**
    * Like {@link encodeStream} but yields the codes as they are computed, in order: blocks of consecutive
-   * frames (`firstFrame` says where each starts), one per batch of chunks.
+   * frames (`firstFrame` says where each starts), one per batch of chunks. Bad arguments reject the first
+   * `next()`, as every other method rejects its promise.
    */
-  encodeStreamBlocks(
+  async *encodeStreamBlocks(
     chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
     options: EncodeStreamOptions = {},
   ): AsyncGenerator<CodesBlock, void, undefined> {
     if (chunks === null || typeof chunks !== 'object' || (!(Symbol.asyncIterator in chunks) && !(Symbol.iterator in chunks))) {
-      throw new TypeError('chunks must be an (async) iterable of Float32Array blocks, e.g. streamAudio(file)');
+      throw typeError('chunks must be an (async) iterable of Float32Array blocks, e.g. streamAudio(file)');
     }
     if ((options as EncodeOptions).exact !== undefined) {
-      throw new TypeError('encodeStream() is always chunked; drop `exact`, or load the samples and call encode(samples, { exact: true })');
+      throw typeError('encodeStream() is always chunked; drop `exact`, or load the samples and call encode(samples, { exact: true })');
     }
     if (this.segments) {
       const segments = this.segments;
       if (options.maxFrames !== undefined) {
-        throw new RangeError(`maxFrames does not apply to ${this.info.model}, whose codes are per segment; stop the stream instead`);
+        throw rangeError(`maxFrames does not apply to ${this.info.model}, whose codes are per segment; stop the stream instead`);
       }
       const { nQ, batch } = this.segmentOptions(options);
       this.live('encodeStream');
-      return encodeSegmentedStream(chunks, segments, batch, this.segmentEncoder(nQ));
+      yield* encodeSegmentedStream(chunks, segments, batch, this.segmentEncoder(nQ));
+      return;
     }
     const plan = chunkPlan(options, this.batchSeconds);
     const maxFrames = checkMaxFrames(options.maxFrames);
     const bandwidth = options.bandwidth ?? DEFAULT_BANDWIDTH;
     checkBandwidth(bandwidth);
     this.live('encodeStream');
-    return encodeStreamBlocks(chunks, plan, maxFrames, this.spanEncoder(plan, bandwidth));
+    yield* encodeStreamBlocks(chunks, plan, maxFrames, this.spanEncoder(plan, bandwidth));
   }
 
   /**
@@ -367,7 +370,7 @@ export class Encodec {
     options: LatentsStreamOptions = {},
   ): AsyncGenerator<LatentsBlock, void, undefined> {
     if (chunks === null || typeof chunks !== 'object' || (!(Symbol.asyncIterator in chunks) && !(Symbol.iterator in chunks))) {
-      throw new TypeError('chunks must be an (async) iterable of Float32Array blocks, e.g. streamAudio(file)');
+      throw typeError('chunks must be an (async) iterable of Float32Array blocks, e.g. streamAudio(file)');
     }
     this.checkLatentsModel();
     const plan = chunkPlan(options, this.batchSeconds);
@@ -377,7 +380,7 @@ export class Encodec {
   private checkLatentsModel(): void {
     this.live('latents');
     if (this.info.latents_span !== true) {
-      throw new Error(
+      throw codedError('ENCODEC_MODEL_FILE', 
         `'${this.modelPath}' was exported by exporter ${this.info.exporter_version}, which has no latents method; ` +
           're-export it with `encodec-native model export` (or `model random`) to use latents',
       );
@@ -411,7 +414,7 @@ export class Encodec {
    * length batched together).
    */
   async encodeBatch(clips: Float32Array[], options: EncodeManyOptions = {}): Promise<Codes[]> {
-    if (!Array.isArray(clips) || clips.length === 0) throw new TypeError('clips must be a non-empty array of Float32Array');
+    if (!Array.isArray(clips) || clips.length === 0) throw typeError('clips must be a non-empty array of Float32Array');
     if (this.segments) {
       const out: Codes[] = [];
       for (let i = 0; i < clips.length; i++) out.push(await this.encodeSegmentedClip(clips[i], options, `clip ${i}`));
@@ -432,7 +435,7 @@ export class Encodec {
    * after the codes of the clips before it.
    */
   encodeMany(clips: ItemSource<Float32Array>, options: EncodeManyOptions = {}): AsyncGenerator<Codes, void, undefined> {
-    if (!isItemSource(clips)) throw new TypeError('clips must be an (async) iterable of Float32Array clips');
+    if (!isItemSource(clips)) throw typeError('clips must be an (async) iterable of Float32Array clips');
     checkOptions(options, '{ bandwidth: 6 }');
     const bandwidth = options.bandwidth ?? DEFAULT_BANDWIDTH;
     checkBandwidth(bandwidth);
@@ -457,7 +460,7 @@ export class Encodec {
   private roundSeconds(options: ManyOptions, plan: ChunkPlan): number {
     const value = options.roundSeconds ?? 4 * plan.batchWindows * (plan.chunkFrames + plan.contextFrames) / FRAME_RATE;
     if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-      throw new RangeError(`roundSeconds must be a positive number of seconds, got ${String(value)}`);
+      throw rangeError(`roundSeconds must be a positive number of seconds, got ${String(value)}`);
     }
     return value;
   }
@@ -523,25 +526,27 @@ export class Encodec {
   /** How chunked encoding runs spans: native span calls, or each span's windows as a batch (see spanCalls). */
   private spanEncoder(plan: ChunkPlan, bandwidth: number): SpanRunner<Float32Array, Codes> {
     checkBandwidth(bandwidth);
-    if (!this.spanCalls) return encodeSpanByWindows((clips) => this.encodeWhole(clips, bandwidth));
+    if (!this.spanCalls) return retryOnOom(encodeSpanByWindows((clips) => this.encodeWhole(clips, bandwidth)), ENCODE_PARTS, plan);
     const nQ = codebooksForBandwidth(bandwidth);
-    return this.spanRunner(
+    const runner = this.spanRunner(
       'encode',
       plan,
       async (model, input: Float32Array, options) => (await model.encode([input], nQ, this.callOptions(options)))[0],
       (input, block) => `${input.length} samples (${(input.length / SAMPLE_RATE).toFixed(2)} s) at ${bandwidth} kbps -> codes ${block.nQ} x ${block.nFrames}`,
     );
+    return retryOnOom(runner, ENCODE_PARTS, plan);
   }
 
   /** How chunked decoding runs spans (see spanEncoder). */
   private spanDecoder(plan: ChunkPlan): SpanRunner<Codes, Float32Array> {
-    if (!this.spanCalls) return decodeSpanByWindows((blocks) => this.decodeWhole(blocks));
-    return this.spanRunner(
+    if (!this.spanCalls) return retryOnOom(decodeSpanByWindows((blocks) => this.decodeWhole(blocks)), DECODE_PARTS, plan);
+    const runner = this.spanRunner(
       'decode',
       plan,
       async (model, codes: Codes, options) => (await model.decode([codes], this.callOptions(options)))[0],
       (codes, samples) => `${codes.nFrames} frames -> ${samples.length} samples (${(samples.length / SAMPLE_RATE).toFixed(2)} s)`,
     );
+    return retryOnOom(runner, DECODE_PARTS, plan);
   }
 
   /** Native span calls (`call`), a run's spans at once, each on its lane's share of the threads. */
@@ -556,12 +561,16 @@ export class Encodec {
       lanes: threads.length,
       run: (inputs, spans) => this.run(what, async (model) => {
         const start = performance.now();
-        return Promise.all(inputs.map(async (input, k) => {
+        const settled = await Promise.allSettled(inputs.map(async (input, k) => {
           // a lone span (the runners' last step may hold one) takes all the threads
           const output = await call(model, input, { span: spanGeometry(spans[k], plan), threads: inputs.length > 1 ? threads[k] : 0 });
           debug(what, () => `${describe(input, output)} in ${elapsedSince(start)}`);
           return output;
         }));
+        // every span has finished (a retry after one lane's failure must not run beside the other lane)
+        const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+        if (failed) throw failed.reason;
+        return settled.map((s) => (s as PromiseFulfilledResult<O>).value);
       }),
     };
   }
@@ -578,7 +587,7 @@ export class Encodec {
    * whole, in one pass.
    */
   async decodeBatch(codes: Codes[], options: DecodeManyOptions = {}): Promise<Float32Array[]> {
-    if (!Array.isArray(codes) || codes.length === 0) throw new TypeError('codes must be a non-empty array of codes objects');
+    if (!Array.isArray(codes) || codes.length === 0) throw typeError('codes must be a non-empty array of codes objects');
     codes.forEach((c, i) => checkCodes(c, `codes[${i}]`));
     if (this.segments || codes.some(isSegmented)) {
       const out: Float32Array[] = [];
@@ -598,7 +607,7 @@ export class Encodec {
    * one round of audio (see {@link ManyOptions}).
    */
   decodeMany(codes: ItemSource<Codes>, options: DecodeManyOptions = {}): AsyncGenerator<Float32Array, void, undefined> {
-    if (!isItemSource(codes)) throw new TypeError('codes must be an (async) iterable of codes objects');
+    if (!isItemSource(codes)) throw typeError('codes must be an (async) iterable of codes objects');
     checkOptions(options, '{ exact: false }');
     const plan = chunkPlan(options, this.batchSeconds);
     const round = this.roundSeconds(options, plan);
@@ -646,7 +655,7 @@ export class Encodec {
   async embeddings(codes: Codes): Promise<Embeddings> {
     checkCodes(codes);
     if (codes.nQ > this.info.max_codebooks) {
-      throw new RangeError(`codes have ${codes.nQ} codebooks; ${this.info.model} has ${this.info.max_codebooks}`);
+      throw rangeError(`codes have ${codes.nQ} codebooks; ${this.info.model} has ${this.info.max_codebooks}`);
     }
     const [latents] = await this.run('embeddings', (model) => model.dequantize([codes]));
     return latents;
@@ -656,21 +665,21 @@ export class Encodec {
 
   /** Codebooks for a bandwidth of this model, and segments per native call; rejects options that do not apply. */
   private segmentOptions(options: EncodeOptions | EncodeStreamOptions): { nQ: number; batch: number } {
-    if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object such as { bandwidth: 6 }');
+    if (typeof options !== 'object' || options === null) throw typeError('options must be an object such as { bandwidth: 6 }');
     for (const key of ['chunkSeconds', 'contextSeconds'] as const) {
       if (options[key] !== undefined) {
-        throw new RangeError(
+        throw rangeError(
           `${key} does not apply to ${this.info.model}: it codes fixed ${this.info.segment} s segments, as Meta's model does (drop ${key})`,
         );
       }
     }
     const channels = (options as EncodeOptions).channels;
     if (channels !== undefined && channels !== this.info.channels) {
-      throw new RangeError(`${this.info.model} codes ${this.info.channels} channels; got channels: ${String(channels)}`);
+      throw rangeError(`${this.info.model} codes ${this.info.channels} channels; got channels: ${String(channels)}`);
     }
     const batch = options.batchSeconds === undefined ? SEGMENT_BATCH : Math.round(options.batchSeconds / (this.info.segment ?? 1));
     if (!Number.isInteger(batch) || batch < 1) {
-      throw new RangeError(`batchSeconds must be at least one segment (${this.info.segment} s), got ${String(options.batchSeconds)}`);
+      throw rangeError(`batchSeconds must be at least one segment (${this.info.segment} s), got ${String(options.batchSeconds)}`);
     }
     return { nQ: this.codebooks(options.bandwidth ?? DEFAULT_BANDWIDTH), batch };
   }
@@ -679,11 +688,11 @@ export class Encodec {
   private codebooks(bandwidth: unknown): number {
     const bandwidths = this.info.bandwidths;
     if (typeof bandwidth !== 'number') {
-      throw new TypeError(`bandwidth must be a number of kbps (one of ${bandwidths.join(', ')}), got ${typeof bandwidth}`);
+      throw typeError(`bandwidth must be a number of kbps (one of ${bandwidths.join(', ')}), got ${typeof bandwidth}`);
     }
     const nQ = this.info.codebooks_per_bandwidth[String(bandwidth)];
     if (!bandwidths.includes(bandwidth) || nQ === undefined) {
-      throw new RangeError(`unsupported bandwidth ${bandwidth} kbps for ${this.info.model}; use one of ${bandwidths.join(', ')}`);
+      throw rangeError(`unsupported bandwidth ${bandwidth} kbps for ${this.info.model}; use one of ${bandwidths.join(', ')}`);
     }
     return nQ;
   }
@@ -693,14 +702,14 @@ export class Encodec {
     const channels = this.info.channels;
     if (!(samples instanceof Float32Array)) {
       const got = samples === null ? 'null' : Array.isArray(samples) ? 'an array' : ArrayBuffer.isView(samples) ? samples.constructor.name : typeof samples;
-      throw new TypeError(
+      throw typeError(
         `${what} must be one Float32Array of planar ${channels}-channel samples (channel 0's, then channel 1's), got ${got}; ` +
           'join per-channel arrays with toPlanar([left, right])',
       );
     }
-    if (samples.length === 0) throw new RangeError(`${what} is empty; pass at least one sample`);
+    if (samples.length === 0) throw rangeError(`${what} is empty; pass at least one sample`);
     if (samples.length % channels !== 0) {
-      throw new RangeError(
+      throw rangeError(
         `${what} has ${samples.length} samples, not a multiple of ${this.info.model}'s ${channels} channels: pass planar audio ` +
           `(channel 0's samples, then channel 1's; for mono audio repeat it in both channels, as Meta's convert_audio does)`,
       );
@@ -748,23 +757,23 @@ export class Encodec {
   private async decodeSegmentedCodes(codes: Codes, options: DecodeOptions, what: string): Promise<Float32Array> {
     const segments = this.segments;
     if (!segments) {
-      throw new RangeError(
+      throw rangeError(
         `${what} carry segment scales: they were made by a segmented model (encodec_48khz); decode them with that model, not ${this.info.model}`,
       );
     }
     if (!isSegmented(codes)) {
-      throw new TypeError(
+      throw typeError(
         `${what} have no scales: codes of ${this.info.model} carry one scale per segment (codes.scales, codes.segmentFrames) as encode() returns them`,
       );
     }
-    if (codes.segmentFrames !== segmentFrames(segments)) {
-      throw new RangeError(`${what}.segmentFrames is ${codes.segmentFrames}; ${this.info.model} segments have ${segmentFrames(segments)} frames`);
+    if (codes.segmentFrames !== framesPerSegment(segments)) {
+      throw rangeError(`${what}.segmentFrames is ${codes.segmentFrames}; ${this.info.model} segments have ${framesPerSegment(segments)} frames`);
     }
     if (codes.nQ > this.info.max_codebooks) {
-      throw new RangeError(`${what} have ${codes.nQ} codebooks; ${this.info.model} has ${this.info.max_codebooks}`);
+      throw rangeError(`${what} have ${codes.nQ} codebooks; ${this.info.model} has ${this.info.max_codebooks}`);
     }
     for (const key of ['chunkSeconds', 'contextSeconds'] as const) {
-      if (options[key] !== undefined) throw new RangeError(`${key} does not apply to ${this.info.model}: it decodes fixed segments`);
+      if (options[key] !== undefined) throw rangeError(`${key} does not apply to ${this.info.model}: it decodes fixed segments`);
     }
     const batch = options.batchSeconds === undefined ? SEGMENT_BATCH : Math.max(1, Math.round(options.batchSeconds / (this.info.segment ?? 1)));
     const start = performance.now();
@@ -789,7 +798,7 @@ export class Encodec {
   }
 
   private live(what: string): NativeModel {
-    if (!this.model) throw new Error(`cannot use ${what}: the model was disposed; load it again with Encodec.load()`);
+    if (!this.model) throw codedError('ENCODEC_DISPOSED', `cannot use ${what}: the model was disposed; load it again with Encodec.load()`);
     return this.model;
   }
 

@@ -3,6 +3,7 @@
  * and chunking use these types without importing the codec itself.
  */
 import { CODEBOOK_SIZE, MAX_CODEBOOKS } from './bandwidth';
+import { rangeError, typeError } from '../common/errors';
 
 /**
  * Codes of one clip: `data[q * nFrames + t]` is the code of codebook `q` at frame `t`
@@ -43,40 +44,40 @@ export interface Embeddings {
 /** Checks a codes object's types and shape (values are range-checked natively, off the event loop). */
 export function checkCodes(codes: unknown, what = 'codes'): asserts codes is Codes {
   if (typeof codes !== 'object' || codes === null || ArrayBuffer.isView(codes)) {
-    throw new TypeError(`${what} must be an object { data: Int16Array | Int32Array, nQ, nFrames } as returned by encode()`);
+    throw typeError(`${what} must be an object { data: Int16Array | Int32Array, nQ, nFrames } as returned by encode()`);
   }
   const { data, nQ, nFrames } = codes as Codes;
   if (!(data instanceof Int16Array) && !(data instanceof Int32Array)) {
     const got = ArrayBuffer.isView(data) ? (data as ArrayBufferView).constructor.name : typeof data;
-    throw new TypeError(`${what}.data must be an Int16Array or Int32Array, got ${got}`);
+    throw typeError(`${what}.data must be an Int16Array or Int32Array, got ${got}`);
   }
   if (!Number.isInteger(nQ) || nQ < 1 || nQ > MAX_CODEBOOKS) {
-    throw new RangeError(`${what}.nQ must be an integer in [1, ${MAX_CODEBOOKS}], got ${String(nQ)}`);
+    throw rangeError(`${what}.nQ must be an integer in [1, ${MAX_CODEBOOKS}], got ${String(nQ)}`);
   }
   if (!Number.isInteger(nFrames) || nFrames < 1) {
-    throw new RangeError(`${what}.nFrames must be a positive integer, got ${String(nFrames)}`);
+    throw rangeError(`${what}.nFrames must be a positive integer, got ${String(nFrames)}`);
   }
   if (data.length !== nQ * nFrames) {
-    throw new RangeError(
+    throw rangeError(
       `${what}.data has ${data.length} values but nQ x nFrames = ${nQ} x ${nFrames} = ${nQ * nFrames}; the layout is [nQ, nFrames]`,
     );
   }
   const { scales, segmentFrames } = codes as Codes;
   if (scales === undefined && segmentFrames === undefined) return;
   if (!(scales instanceof Float32Array)) {
-    throw new TypeError(`${what}.scales must be a Float32Array (one scale per segment), got ${scales === undefined ? 'undefined' : typeof scales}`);
+    throw typeError(`${what}.scales must be a Float32Array (one scale per segment), got ${scales === undefined ? 'undefined' : typeof scales}`);
   }
   if (!Number.isInteger(segmentFrames) || (segmentFrames as number) < 1) {
-    throw new RangeError(`${what}.segmentFrames must be a positive integer (frames per segment), got ${String(segmentFrames)}`);
+    throw rangeError(`${what}.segmentFrames must be a positive integer (frames per segment), got ${String(segmentFrames)}`);
   }
   // n segments hold (n - 1) * segmentFrames (a short last pair) to n * segmentFrames frames
   const per = segmentFrames as number;
   const n = scales.length;
   if (n < 1 || nFrames > n * per || nFrames < Math.max(1, (n - 1) * per)) {
-    throw new RangeError(`${what}.scales has ${n} values but ${nFrames} frames in segments of ${per} frames do not make ${n} segments`);
+    throw rangeError(`${what}.scales has ${n} values but ${nFrames} frames in segments of ${per} frames do not make ${n} segments`);
   }
   for (let i = 0; i < scales.length; i++) {
-    if (!Number.isFinite(scales[i])) throw new RangeError(`${what}.scales[${i}] is ${scales[i]}; scales must be finite`);
+    if (!Number.isFinite(scales[i])) throw rangeError(`${what}.scales[${i}] is ${scales[i]}; scales must be finite`);
   }
 }
 
@@ -85,7 +86,7 @@ export function checkCodeRange(data: ArrayLike<number>, what = 'codes'): void {
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     if (!(v >= 0 && v < CODEBOOK_SIZE) || !Number.isInteger(v)) {
-      throw new RangeError(`${what} hold ${v} at index ${i}, outside [0, ${CODEBOOK_SIZE - 1}]; pass codes produced by encode()`);
+      throw rangeError(`${what} hold ${v} at index ${i}, outside [0, ${CODEBOOK_SIZE - 1}]; pass codes produced by encode()`);
     }
   }
 }

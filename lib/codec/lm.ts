@@ -7,6 +7,7 @@ import { debug } from '../common/log';
 import { LmInfo, parseLmInfo } from '../model/lm-file';
 import { Codes, checkCodes } from './codes';
 import { NativeLm, nativeBinding } from './native';
+import { codedError, rangeError, typeError } from '../common/errors';
 
 /** Options of EncodecLm.load. */
 export interface LmLoadOptions {
@@ -42,10 +43,10 @@ export class EncodecLm {
 
   /** Loads an LM file exported by `encodec-native model export` (from Meta's encodec_lm_*.th) or `model random --lm`. */
   static async load(lmPath: string, options: LmLoadOptions = {}): Promise<EncodecLm> {
-    if (typeof lmPath !== 'string' || lmPath === '') throw new TypeError('lmPath must be the path of an LM file (.pt)');
+    if (typeof lmPath !== 'string' || lmPath === '') throw typeError('lmPath must be the path of an LM file (.pt)');
     const threads = options.threads ?? 1;
     if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
-      throw new RangeError(`threads must be an integer in [1, 1024], got ${String(threads)}`);
+      throw rangeError(`threads must be an integer in [1, 1024], got ${String(threads)}`);
     }
     const lm = await nativeBinding().loadLm(lmPath, { threads });
     debug('model', () => `loaded LM '${lmPath}', ${threads} threads`);
@@ -70,7 +71,7 @@ export class EncodecLm {
     segments.forEach((codes, i) => checkCodes(codes, `segment ${i}`));
     const lm = this.live('compressSegments');
     for (const c of segments) {
-      if (c.nQ > lm.nQ) throw new RangeError(`the codes have ${c.nQ} codebooks; this LM codes at most ${lm.nQ}`);
+      if (c.nQ > lm.nQ) throw rangeError(`the codes have ${c.nQ} codebooks; this LM codes at most ${lm.nQ}`);
     }
     return lm.compress(segments.map(({ data, nQ, nFrames }) => ({ data, nQ, nFrames })));
   }
@@ -92,7 +93,7 @@ export class EncodecLm {
   }
 
   private live(method: string): NativeLm {
-    if (!this.lm) throw new Error(`cannot call ${method}(): the LM was disposed; load it again with EncodecLm.load()`);
+    if (!this.lm) throw codedError('ENCODEC_DISPOSED', `cannot call ${method}(): the LM was disposed; load it again with EncodecLm.load()`);
     return this.lm;
   }
 }

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { markAsUntransferable } from 'node:worker_threads';
 
 import { PACKAGE_ROOT } from '../common/package-root';
+import { codedError } from '../common/errors';
 
 /** A block of codes as the addon exchanges them: data laid out [nQ, nFrames], row-major. */
 export interface NativeCodes {
@@ -95,6 +96,8 @@ export interface RuntimeInfo {
   outputsCopied: boolean;
   /** Whether inputs are copied (the buffer pinner is not set) rather than read in place. */
   inputsCopied: boolean;
+  /** Models freed on a JavaScript thread (0: every model was freed off the event loop, as it should be). */
+  modelsFreedOnJsThread: number;
 }
 
 /** A power mel spectrogram as the addon returns it: data laid out [nMels, nFrames], row-major. */
@@ -156,7 +159,7 @@ export function nativeBinding(): NativeBinding {
     const hint = /lib(torch|c10)/.test(reason)
       ? 'libtorch is not installed where the addon expects it: on Debian/Ubuntu run `apt-get install libtorch-dev libopenblas0-openmp`'
       : 'build it with `npm rebuild encodec-native` (needs cmake, a C++ compiler and libtorch; see docs/building.md)';
-    throw new Error(`encodec-native's native addon could not be loaded (${reason.split('\n')[0]}); ${hint}`);
+    throw codedError('ENCODEC_ADDON', `encodec-native's native addon could not be loaded (${reason.split('\n')[0]}); ${hint}`);
   }
   return binding;
 }

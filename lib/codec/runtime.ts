@@ -1,7 +1,7 @@
 /** What the native runtime reports: libtorch version, CUDA, threads, and which BLAS it computes with. */
 import * as fs from 'node:fs';
 
-import { classifyBlas, mappedLibraries } from './blas';
+import { BlasKind, classifyBlas, mappedLibraries } from './blas';
 import { RuntimeInfo as NativeRuntimeInfo, nativeBinding } from './native';
 
 /** Which BLAS libtorch's matrix products run on. */
@@ -10,6 +10,8 @@ export interface BlasInfo {
   detail: string;
   /** True for the slow reference BLAS (or when it cannot be told). */
   slow: boolean;
+  /** Which BLAS was found. */
+  kind: BlasKind;
   /** How to switch to OpenBLAS, when slow. */
   fix?: string;
 }
@@ -27,7 +29,7 @@ export interface RuntimeInfo extends NativeRuntimeInfo {
 export function blasInfo(): BlasInfo {
   // Elsewhere than Linux nothing is mapped: judged from the build configuration alone.
   const check = classifyBlas(mappedLibraries(), nativeBinding().runtimeInfo().buildConfig);
-  return { detail: check.detail, slow: check.status !== 'ok', fix: check.fix };
+  return { detail: check.detail, slow: check.status !== 'ok', kind: check.kind, fix: check.fix };
 }
 
 /** libtorch version, CUDA availability and device count, thread settings, build configuration, BLAS. */
@@ -45,7 +47,7 @@ export function warnIfSlowBlas(): void {
   if (blasWarned) return;
   blasWarned = true;
   const blas = blasInfo();
-  if (!blas.slow || !/reference/.test(blas.detail)) return;
+  if (blas.kind !== 'reference') return;
   process.emitWarning(`encodec-native: libtorch uses ${blas.detail}; fix: ${blas.fix ?? 'install OpenBLAS'}`, {
     code: 'ENCODEC_SLOW_BLAS',
   });

@@ -17,6 +17,7 @@
  */
 import type { CodesBlock } from './chunking';
 import { Codes, SegmentedCodes } from './codes';
+import { typeError, rangeError } from '../common/errors';
 
 /** Where segments lie and how they are coded (from the model's metadata). */
 export interface SegmentGeometry {
@@ -44,7 +45,7 @@ export type SegmentEncoder = (segments: Float32Array[]) => Promise<SegmentCodes[
 export type SegmentDecoder = (segments: SegmentCodes[]) => Promise<Float32Array[]>;
 
 /** Frames of a full segment: ceil(length / hop). */
-export function segmentFrames(g: SegmentGeometry): number {
+export function framesPerSegment(g: SegmentGeometry): number {
   return Math.ceil(g.length / g.hop);
 }
 
@@ -72,7 +73,7 @@ export function framesForSegmentedSamples(samples: number, g: SegmentGeometry): 
  * audio length gives these counts.
  */
 export function segmentFrameCounts(nFrames: number, segments: number, g: SegmentGeometry): number[] {
-  const full = segmentFrames(g);
+  const full = framesPerSegment(g);
   if (segments === 1 && nFrames >= 1 && nFrames <= full) return [nFrames];
   const rest = nFrames - full * (segments - 2); // frames of the last two segments
   if (segments >= 2 && rest >= 2) {
@@ -83,7 +84,7 @@ export function segmentFrameCounts(nFrames: number, segments: number, g: Segment
       if (a + b > rest) break;
     }
   }
-  throw new RangeError(`${nFrames} frames do not fit ${segments} segments of at most ${full} frames (Meta's segments of some audio length)`);
+  throw rangeError(`${nFrames} frames do not fit ${segments} segments of at most ${full} frames (Meta's segments of some audio length)`);
 }
 
 /**
@@ -99,7 +100,7 @@ export function decodedSegmentedSamples(frameCounts: number[], g: SegmentGeometr
 
 /** Joins consecutive code blocks of segmented codes (e.g. encodeStreamBlocks' blocks) with their scales. */
 export function concatSegmentedCodes(blocks: Codes[]): SegmentedCodes {
-  if (blocks.length === 0) throw new RangeError('no codes to concatenate');
+  if (blocks.length === 0) throw rangeError('no codes to concatenate');
   const nQ = blocks[0].nQ;
   const nFrames = blocks.reduce((n, b) => n + b.nFrames, 0);
   const data = new Int16Array(nQ * nFrames);
@@ -135,7 +136,7 @@ function joinSegments(parts: SegmentCodes[], g: SegmentGeometry): SegmentedCodes
     for (let q = 0; q < nQ; q++) data.set(p.data.subarray(q * p.nFrames, (q + 1) * p.nFrames), q * nFrames + at);
     at += p.nFrames;
   }
-  return { data, nQ, nFrames, scales: Float32Array.from(parts, (p) => p.scale), segmentFrames: segmentFrames(g) };
+  return { data, nQ, nFrames, scales: Float32Array.from(parts, (p) => p.scale), segmentFrames: framesPerSegment(g) };
 }
 
 /** Encodes planar audio (`samples.length / channels` samples per channel) segment by segment, `batch` per call. */
@@ -208,10 +209,10 @@ export async function* encodeSegmentedStream(
 
   for await (const chunk of chunks) {
     if (!(chunk instanceof Float32Array)) {
-      throw new TypeError(`stream block ${index} must be a Float32Array of planar samples, got ${chunk === null ? 'null' : typeof chunk}`);
+      throw typeError(`stream block ${index} must be a Float32Array of planar samples, got ${chunk === null ? 'null' : typeof chunk}`);
     }
     if (chunk.length % g.channels !== 0) {
-      throw new RangeError(
+      throw rangeError(
         `stream block ${index} has ${chunk.length} samples, not a multiple of the model's ${g.channels} channels ` +
           '(each block is planar: channel 0\'s samples, then channel 1\'s)',
       );
@@ -221,7 +222,7 @@ export async function* encodeSegmentedStream(
     // a full segment k is ready once samples up to k * stride + length are held, and the stream goes on after it
     while (total >= (next + batch - 1) * g.stride + g.length) yield await encodeBatch(batch, total);
   }
-  if (total === 0) throw new RangeError('the audio stream is empty; pass at least one sample');
+  if (total === 0) throw rangeError('the audio stream is empty; pass at least one sample');
   const n = segmentCount(total, g);
   while (next < n) yield await encodeBatch(Math.min(batch, n - next), total);
 }
@@ -270,7 +271,7 @@ export class OverlapAdd {
     const n = frame.length / channels;
     if (!this.weight) this.weight = triangle(n);
     const w = this.weight;
-    if (n > w.length || this.offset + n > this.total) throw new RangeError('internal error: a segment does not fit the overlap-add');
+    if (n > w.length || this.offset + n > this.total) throw rangeError('internal error: a segment does not fit the overlap-add');
     const f = Math.fround;
     for (let c = 0; c < channels; c++) {
       const base = c * this.total + this.offset;

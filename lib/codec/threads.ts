@@ -5,6 +5,7 @@
  * (oversubscribed OpenMP threads spin and slow everyone down).
  */
 import * as os from 'node:os';
+import { rangeError } from '../common/errors';
 
 /** Cores this process may use (os.availableParallelism where Node has it). */
 export function availableCores(): number {
@@ -17,6 +18,6 @@ export function availableCores(): number {
  * gives the LSTM matrix products to split).
  */
 export function threadsPerJob(jobs = 1, cores = availableCores()): number {
-  if (!Number.isInteger(jobs) || jobs < 1) throw new RangeError(`jobs must be a positive integer, got ${String(jobs)}`);
+  if (!Number.isInteger(jobs) || jobs < 1) throw rangeError(`jobs must be a positive integer, got ${String(jobs)}`);
   return Math.max(1, Math.floor(cores / jobs));
 }

@@ -2,15 +2,16 @@
  * Planar multi-channel audio: one Float32Array holding channel 0's samples, then channel 1's, and so on (the
  * layout of a [channels, samples] tensor), as the stereo model (encodec_48khz) takes and returns it.
  */
+import { typeError, rangeError } from './errors';
 
 /** Joins per-channel arrays of equal length into one planar array. */
 export function toPlanar(channels: readonly Float32Array[]): Float32Array {
   if (!Array.isArray(channels) || channels.length === 0 || !channels.every((c) => c instanceof Float32Array)) {
-    throw new TypeError('channels must be a non-empty array of Float32Array, one per channel');
+    throw typeError('channels must be a non-empty array of Float32Array, one per channel');
   }
   const n = channels[0].length;
   if (channels.some((c) => c.length !== n)) {
-    throw new RangeError(`channels must have equal lengths, got ${channels.map((c) => c.length).join(', ')}`);
+    throw rangeError(`channels must have equal lengths, got ${channels.map((c) => c.length).join(', ')}`);
   }
   const out = new Float32Array(n * channels.length);
   channels.forEach((c, i) => out.set(c, i * n));
@@ -19,9 +20,9 @@ export function toPlanar(channels: readonly Float32Array[]): Float32Array {
 
 /** Views of each channel of planar audio (no copy). */
 export function fromPlanar(samples: Float32Array, channels: number): Float32Array[] {
-  if (!(samples instanceof Float32Array)) throw new TypeError('samples must be a Float32Array of planar audio');
+  if (!(samples instanceof Float32Array)) throw typeError('samples must be a Float32Array of planar audio');
   if (!Number.isInteger(channels) || channels < 1 || samples.length % channels !== 0) {
-    throw new RangeError(`${samples.length} planar samples do not split into ${String(channels)} channels of equal length`);
+    throw rangeError(`${samples.length} planar samples do not split into ${String(channels)} channels of equal length`);
   }
   const n = samples.length / channels;
   return Array.from({ length: channels }, (_, c) => samples.subarray(c * n, (c + 1) * n));

@@ -13,6 +13,7 @@
  * scale are defined here.
  */
 import { nativeBinding } from '../codec/native';
+import { typeError, rangeError } from '../common/errors';
 
 export interface MelOptions {
   /** Rate the audio is analysed at, Hz (default 22050). */
@@ -59,26 +60,26 @@ const AMIN = 1e-10;
 
 function positiveInteger(value: unknown, what: string, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    throw new RangeError(`mel ${what} must be an integer in [1, ${max}], got ${String(value)}`);
+    throw rangeError(`mel ${what} must be an integer in [1, ${max}], got ${String(value)}`);
   }
   return value;
 }
 
 /** Fills in defaults and checks mel options, throwing a RangeError that names the bad one. */
 export function melSettings(options: MelOptions = {}): MelSettings {
-  if (typeof options !== 'object' || options === null) throw new TypeError('mel options must be an object');
+  if (typeof options !== 'object' || options === null) throw typeError('mel options must be an object');
   const sampleRate = positiveInteger(options.sampleRate ?? MEL_DEFAULTS.sampleRate, 'sampleRate', 768000);
   const nFft = positiveInteger(options.nFft ?? MEL_DEFAULTS.nFft, 'nFft', 65536);
-  if (nFft < 16) throw new RangeError(`mel nFft must be at least 16, got ${nFft}`);
+  if (nFft < 16) throw rangeError(`mel nFft must be at least 16, got ${nFft}`);
   const hopLength = positiveInteger(options.hopLength ?? MEL_DEFAULTS.hopLength, 'hopLength', nFft / 2);
   const nMels = positiveInteger(options.nMels ?? MEL_DEFAULTS.nMels, 'nMels', 65536);
   const fMin = options.fMin ?? 0;
   const fMax = options.fMax ?? sampleRate / 2;
   if (!(fMin >= 0 && fMax > fMin && fMax <= sampleRate / 2)) {
-    throw new RangeError(`mel band edges must satisfy 0 <= fMin < fMax <= sampleRate / 2 (${sampleRate / 2}), got fMin ${fMin}, fMax ${fMax}`);
+    throw rangeError(`mel band edges must satisfy 0 <= fMin < fMax <= sampleRate / 2 (${sampleRate / 2}), got fMin ${fMin}, fMax ${fMax}`);
   }
   const topDb = options.topDb ?? MEL_DEFAULTS.topDb;
-  if (!(typeof topDb === 'number' && topDb > 0 && Number.isFinite(topDb))) throw new RangeError(`mel topDb must be a positive number of dB, got ${String(topDb)}`);
+  if (!(typeof topDb === 'number' && topDb > 0 && Number.isFinite(topDb))) throw rangeError(`mel topDb must be a positive number of dB, got ${String(topDb)}`);
   const iterations = positiveInteger(options.iterations ?? MEL_DEFAULTS.iterations, 'iterations', 10000);
   return { sampleRate, nFft, hopLength, nMels, fMin, fMax, topDb, iterations };
 }
@@ -143,7 +144,7 @@ function cachedFilterbank(s: MelSettings): Float32Array {
  */
 export async function melSpectrogram(samples: Float32Array, options: MelOptions = {}): Promise<MelSpectrogram> {
   if (!(samples instanceof Float32Array) || samples.length === 0) {
-    throw new TypeError('samples must be a non-empty Float32Array of mono samples at the mel sampleRate');
+    throw typeError('samples must be a non-empty Float32Array of mono samples at the mel sampleRate');
   }
   const s = melSettings(options);
   const mel = await nativeBinding().melSpectrogram(samples, cachedFilterbank(s), s.nMels, s.nFft, s.hopLength);
@@ -181,11 +182,11 @@ const OUTPUT_PEAK = 0.9;
 export async function melToAudio(mel: MelSpectrogram, length: number, options: MelOptions = {}): Promise<Float32Array> {
   const s = melSettings(options);
   if (!mel || !(mel.data instanceof Float32Array) || mel.nMels !== s.nMels || mel.data.length !== mel.nMels * mel.nFrames) {
-    throw new RangeError(`mel must be { data: Float32Array, nMels: ${s.nMels}, nFrames } with nMels x nFrames values`);
+    throw rangeError(`mel must be { data: Float32Array, nMels: ${s.nMels}, nFrames } with nMels x nFrames values`);
   }
-  if (!Number.isSafeInteger(length) || length < 1) throw new RangeError(`length must be a positive number of samples, got ${length}`);
+  if (!Number.isSafeInteger(length) || length < 1) throw rangeError(`length must be a positive number of samples, got ${length}`);
   const bad = mel.data.findIndex((v) => !Number.isFinite(v));
-  if (bad >= 0) throw new RangeError(`mel holds ${mel.data[bad]} at index ${bad}; mel values must be finite dB values`);
+  if (bad >= 0) throw rangeError(`mel holds ${mel.data[bad]} at index ${bad}; mel values must be finite dB values`);
   const power = dbToPower(mel.data);
   const audio = await nativeBinding().melToAudio(power, cachedFilterbank(s), s.nMels, s.nFft, s.hopLength, s.iterations, length);
   let peak = 0;

@@ -7,6 +7,7 @@
  * the way an accumulated float sum (or `k * tr * 75` in floating point) would.
  */
 import { FRAME_RATE, SAMPLE_RATE } from '../codec/bandwidth';
+import { rangeError } from '../common/errors';
 
 /** An exact non-negative fraction. */
 interface Fraction {
@@ -17,7 +18,7 @@ interface Fraction {
 /** The exact value of a finite non-negative number's shortest decimal spelling (e.g. 1.5 -> 3/2). */
 function decimalFraction(x: number): Fraction {
   const m = /^(\d+)(?:\.(\d+))?(?:e([+-]\d+))?$/.exec(String(x));
-  if (!m) throw new RangeError(`cannot represent ${x} exactly`);
+  if (!m) throw rangeError(`cannot represent ${x} exactly`);
   const digits = m[2] ?? '';
   const exponent = Number(m[3] ?? 0) - digits.length;
   let num = BigInt(m[1] + digits);
@@ -30,16 +31,16 @@ function decimalFraction(x: number): Fraction {
 /** Throws a RangeError unless `tr` is a usable repetition time (at least one code frame long). */
 export function checkTr(tr: unknown, what = 'tr'): asserts tr is number {
   if (typeof tr !== 'number' || !Number.isFinite(tr) || tr <= 0) {
-    throw new RangeError(`${what} must be a positive number of seconds (the fMRI repetition time, e.g. 1.5), got ${String(tr)}`);
+    throw rangeError(`${what} must be a positive number of seconds (the fMRI repetition time, e.g. 1.5), got ${String(tr)}`);
   }
   if (tr * FRAME_RATE < 1) {
-    throw new RangeError(`${what} ${tr} s is shorter than one code frame (1/${FRAME_RATE} s); use a TR of at least ${1 / FRAME_RATE} s`);
+    throw rangeError(`${what} ${tr} s is shorter than one code frame (1/${FRAME_RATE} s); use a TR of at least ${1 / FRAME_RATE} s`);
   }
 }
 
 /** `floor(k * tr * rate)` computed exactly, for a rate given as `rateNum / rateDen` per second. */
 export function floorTrTimesRate(k: number, tr: number, rateNum: number, rateDen = 1): number {
-  if (!Number.isSafeInteger(k) || k < 0) throw new RangeError(`TR index must be a non-negative integer, got ${k}`);
+  if (!Number.isSafeInteger(k) || k < 0) throw rangeError(`TR index must be a non-negative integer, got ${k}`);
   const t = decimalFraction(tr);
   return Number((BigInt(k) * t.num * BigInt(rateNum)) / (t.den * BigInt(rateDen)));
 }
@@ -73,7 +74,7 @@ export function trStartTime(k: number, tr: number): number {
 export function trCount(durationSeconds: number, tr: number): number {
   checkTr(tr);
   if (!Number.isFinite(durationSeconds) || durationSeconds < 0) {
-    throw new RangeError(`duration must be a non-negative number of seconds, got ${durationSeconds}`);
+    throw rangeError(`duration must be a non-negative number of seconds, got ${durationSeconds}`);
   }
   const d = decimalFraction(durationSeconds);
   const t = decimalFraction(tr);

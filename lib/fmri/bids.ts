@@ -17,6 +17,7 @@ import { parse } from 'csv-parse/sync';
 
 import { StimulusPlacement } from './run-timeline';
 import { readNiftiTiming } from './nifti';
+import { rangeError } from '../common/errors';
 
 /** Reads the stimuli of a BIDS events file (see the module notes). Throws a RangeError naming the file and row. */
 export function readEvents(eventsFile: string, stimuliDir?: string): StimulusPlacement[] {
@@ -24,18 +25,18 @@ export function readEvents(eventsFile: string, stimuliDir?: string): StimulusPla
   try {
     text = fs.readFileSync(eventsFile, 'utf8');
   } catch (err) {
-    throw new RangeError(`cannot read events file '${eventsFile}' (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    throw rangeError(`cannot read events file '${eventsFile}' (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
   let rows: Record<string, string>[];
   try {
     rows = parse(text, { delimiter: '\t', columns: true, skip_empty_lines: true, relax_column_count: true, trim: true }) as Record<string, string>[];
   } catch (err) {
-    throw new RangeError(`'${eventsFile}' is not a tab-separated events file: ${(err as Error).message}`);
+    throw rangeError(`'${eventsFile}' is not a tab-separated events file: ${(err as Error).message}`);
   }
   const header = rows.length ? Object.keys(rows[0]) : [];
   for (const column of ['onset', 'duration', 'stim_file']) {
     if (rows.length && !header.includes(column)) {
-      throw new RangeError(`'${eventsFile}' has no '${column}' column (BIDS events need onset, duration and stim_file to place stimuli); it has: ${header.join(', ')}`);
+      throw rangeError(`'${eventsFile}' has no '${column}' column (BIDS events need onset, duration and stim_file to place stimuli); it has: ${header.join(', ')}`);
     }
   }
   const base = stimuliDir ?? path.dirname(eventsFile);
@@ -45,15 +46,15 @@ export function readEvents(eventsFile: string, stimuliDir?: string): StimulusPla
     if (!file || file === 'n/a') return;
     const label = `${path.basename(eventsFile)} row ${i + 1} (${file})`;
     const onset = Number(row.onset);
-    if (row.onset === '' || !Number.isFinite(onset)) throw new RangeError(`${label}: onset '${row.onset}' is not a number of seconds`);
+    if (row.onset === '' || !Number.isFinite(onset)) throw rangeError(`${label}: onset '${row.onset}' is not a number of seconds`);
     let duration: number | undefined;
     if (row.duration !== undefined && row.duration !== '' && row.duration !== 'n/a') {
       duration = Number(row.duration);
-      if (!(duration > 0) || !Number.isFinite(duration)) throw new RangeError(`${label}: duration '${row.duration}' is not a positive number of seconds (or n/a)`);
+      if (!(duration > 0) || !Number.isFinite(duration)) throw rangeError(`${label}: duration '${row.duration}' is not a positive number of seconds (or n/a)`);
     }
     stimuli.push({ file: path.resolve(base, file), onset, duration, label });
   });
-  if (stimuli.length === 0) throw new RangeError(`'${eventsFile}' has no row with a stim_file: nothing to place on the run`);
+  if (stimuli.length === 0) throw rangeError(`'${eventsFile}' has no row with a stim_file: nothing to place on the run`);
   return stimuli;
 }
 
@@ -98,11 +99,11 @@ export async function readBoldTiming(boldFile: string): Promise<BoldTiming> {
     try {
       json = JSON.parse(fs.readFileSync(sidecar, 'utf8')) as Record<string, unknown>;
     } catch (err) {
-      throw new RangeError(`cannot read the sidecar '${sidecar}': ${(err as Error).message}`);
+      throw rangeError(`cannot read the sidecar '${sidecar}': ${(err as Error).message}`);
     }
     if (json.RepetitionTime !== undefined) {
       if (typeof json.RepetitionTime !== 'number' || !(json.RepetitionTime > 0)) {
-        throw new RangeError(`${sidecar}: RepetitionTime must be a positive number of seconds, got ${JSON.stringify(json.RepetitionTime)}`);
+        throw rangeError(`${sidecar}: RepetitionTime must be a positive number of seconds, got ${JSON.stringify(json.RepetitionTime)}`);
       }
       tr = json.RepetitionTime;
       sources.tr = `${path.basename(sidecar)} RepetitionTime`;
@@ -120,11 +121,11 @@ export async function readBoldTiming(boldFile: string): Promise<BoldTiming> {
     if (reference !== undefined && Number.isFinite(tr)) {
       sliceTimeRef = reference / tr;
       if (!(sliceTimeRef >= 0 && sliceTimeRef <= 1)) {
-        throw new RangeError(`${sources.sliceTimeRef} ${reference} s is outside the TR of ${tr} s; fix the sidecar or pass --slice-time-ref`);
+        throw rangeError(`${sources.sliceTimeRef} ${reference} s is outside the TR of ${tr} s; fix the sidecar or pass --slice-time-ref`);
       }
     }
   }
-  if (!Number.isFinite(tr)) throw new RangeError(`${name} has no repetition time (pixdim[4] is not positive) and no sidecar RepetitionTime; pass --tr`);
-  if (header.volumes < 1) throw new RangeError(`${name} has dim[4] = ${header.volumes}: no volumes`);
+  if (!Number.isFinite(tr)) throw rangeError(`${name} has no repetition time (pixdim[4] is not positive) and no sidecar RepetitionTime; pass --tr`);
+  if (header.volumes < 1) throw rangeError(`${name} has dim[4] = ${header.volumes}: no volumes`);
   return { runTrs: header.volumes, tr, sliceTimeRef, sources };
 }

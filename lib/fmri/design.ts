@@ -7,18 +7,19 @@
  *   holding the features of volume k - delays[d] (zeros where that volume is outside the run), in the order
  *   given; 0 keeps the volume itself, a negative delay takes a later volume.
  */
+import { rangeError } from '../common/errors';
 
 /** Parses and checks delays: integers (volumes), at least one, no repeats. */
 export function checkDelays(delays: unknown): number[] {
   if (!Array.isArray(delays) || delays.length === 0) {
-    throw new RangeError('delays must be a non-empty list of whole numbers of volumes, e.g. [1, 2, 3, 4]');
+    throw rangeError('delays must be a non-empty list of whole numbers of volumes, e.g. [1, 2, 3, 4]');
   }
   const seen = new Set<number>();
   for (const d of delays) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d)) {
-      throw new RangeError(`delays must be whole numbers of volumes (e.g. 1,2,3,4), got ${String(d)}`);
+      throw rangeError(`delays must be whole numbers of volumes (e.g. 1,2,3,4), got ${String(d)}`);
     }
-    if (seen.has(d)) throw new RangeError(`delay ${d} is listed twice; list each delay once`);
+    if (seen.has(d)) throw rangeError(`delay ${d} is listed twice; list each delay once`);
     seen.add(d);
   }
   return [...delays] as number[];
@@ -26,7 +27,7 @@ export function checkDelays(delays: unknown): number[] {
 
 /** Z-scores the columns of a (nRows, nCols) row-major matrix (see the module notes); float64 arithmetic. */
 export function zscoreColumns(data: ArrayLike<number>, nRows: number, nCols: number): Float32Array {
-  if (data.length !== nRows * nCols) throw new RangeError(`data has ${data.length} values, not ${nRows} x ${nCols}`);
+  if (data.length !== nRows * nCols) throw rangeError(`data has ${data.length} values, not ${nRows} x ${nCols}`);
   const out = new Float32Array(data.length);
   if (nRows === 0) return out;
   const mean = new Float64Array(nCols);
@@ -50,7 +51,7 @@ export function zscoreColumns(data: ArrayLike<number>, nRows: number, nCols: num
 
 /** The delayed design matrix (nRows, delays.length * nCols) of a (nRows, nCols) matrix (see the module notes). */
 export function delayColumns<T extends Float32Array | Int16Array>(data: T, nRows: number, nCols: number, delays: number[]): T {
-  if (data.length !== nRows * nCols) throw new RangeError(`data has ${data.length} values, not ${nRows} x ${nCols}`);
+  if (data.length !== nRows * nCols) throw rangeError(`data has ${data.length} values, not ${nRows} x ${nCols}`);
   const width = delays.length * nCols;
   const out = new (data.constructor as { new (n: number): T })(nRows * width);
   for (let k = 0; k < nRows; k++) {

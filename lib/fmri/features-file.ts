@@ -31,6 +31,7 @@ import { DEFAULT_TR, FeatureKind, FeatureLayout, FeatureMode, FeatureSet, HrfOpt
 import { MelSettings, melSettings } from '../dsp/mel';
 import type { Resample } from './resample';
 import { encodeNpy, readNpy, toInt32Array, toNumberArray } from '../io/npy';
+import { typeError, rangeError } from '../common/errors';
 
 /** Paths of a written feature pair. */
 export interface FeatureFiles {
@@ -213,7 +214,7 @@ async function readCsvIfPresent(file: string): Promise<CsvInfo | undefined> {
   }
   const [header, ...body] = parseCsv(text);
   if (!header || !header.includes('tr_index')) {
-    throw new RangeError(`${file} is not a feature metadata CSV (no tr_index column); remove it or write it with \`encodec-native extract\``);
+    throw rangeError(`${file} is not a feature metadata CSV (no tr_index column); remove it or write it with \`encodec-native extract\``);
   }
   return { rows: body.filter((r) => r.length > 1).map((r) => Object.fromEntries(header.map((h, i) => [h, r[i] ?? '']))) };
 }
@@ -259,20 +260,20 @@ export async function readFeatures(file: string, options: ReadFeaturesOptions = 
   const csv = await readCsvIfPresent(csvPath);
   const first = csv?.rows[0];
   if (first?.npy_sha256 && first.npy_sha256 !== sha256FileSync(npyPath)) {
-    throw new RangeError(`${csvPath} was written for another ${path.basename(npyPath)} (an interrupted or concurrent run?); extract this input again (--force)`);
+    throw rangeError(`${csvPath} was written for another ${path.basename(npyPath)} (an interrupted or concurrent run?); extract this input again (--force)`);
   }
   const tr = options.tr ?? (first?.tr ? Number(first.tr) : DEFAULT_TR);
   checkTr(tr, options.tr === undefined && first?.tr ? `the tr in ${featureFilesFor(npyPath).csv}` : 'tr');
   const csvKind = first?.feature_kind as FeatureKind | undefined;
   if (shape.length !== 2 && shape.length !== 3) {
-    throw new RangeError(`${npyPath}: shape (${shape.join(', ')}) is not a feature array; ${EXPECTED}`);
+    throw rangeError(`${npyPath}: shape (${shape.join(', ')}) is not a feature array; ${EXPECTED}`);
   }
   const layout: FeatureLayout = shape.length === 2 ? 'flat' : 'tr';
   const kindCode = dtype.slice(1);
   let kind: FeatureKind;
   let features: Int16Array | Float32Array;
   if (/^[iu][1248]$/.test(kindCode)) {
-    if (csvKind && csvKind !== 'codes') throw new TypeError(`${npyPath}: integer array but its CSV says '${csvKind}'; ${EXPECTED}`);
+    if (csvKind && csvKind !== 'codes') throw typeError(`${npyPath}: integer array but its CSV says '${csvKind}'; ${EXPECTED}`);
     const ints = toInt32Array(data, `${npyPath} values`);
     checkCodeRange(ints, `${npyPath} codes`);
     kind = 'codes';
@@ -280,20 +281,20 @@ export async function readFeatures(file: string, options: ReadFeaturesOptions = 
   } else if (kindCode === 'f4' || kindCode === 'f8') {
     features = data instanceof Float32Array ? data : Float32Array.from(toNumberArray(data));
     if (csvKind === 'mel' || csvKind === 'embeddings' || csvKind === 'latents') kind = csvKind;
-    else if (csvKind) throw new TypeError(`${npyPath}: float array but its CSV says '${csvKind}'; ${EXPECTED}`);
+    else if (csvKind) throw typeError(`${npyPath}: float array but its CSV says '${csvKind}'; ${EXPECTED}`);
     else if (layout === 'flat') {
-      throw new RangeError(`${npyPath}: a flat float array without its metadata .csv cannot be told apart (mel or embeddings); keep the .csv beside it`);
+      throw rangeError(`${npyPath}: a flat float array without its metadata .csv cannot be told apart (mel or embeddings); keep the .csv beside it`);
     } else if (features.every((v) => v <= 0)) kind = 'mel';
     else if (shape[1] === LATENT_DIM) kind = 'embeddings';
-    else throw new RangeError(`${npyPath}: float array of shape (${shape.join(', ')}) with positive values; ${EXPECTED}`);
+    else throw rangeError(`${npyPath}: float array of shape (${shape.join(', ')}) with positive values; ${EXPECTED}`);
   } else {
-    throw new TypeError(`${npyPath}: dtype ${dtype} is not a feature dtype; ${EXPECTED}`);
+    throw typeError(`${npyPath}: dtype ${dtype} is not a feature dtype; ${EXPECTED}`);
   }
   if (kind === 'codes' && layout === 'tr' && (shape[1] < 1 || shape[1] > MAX_CODEBOOKS)) {
-    throw new RangeError(`${npyPath}: codes of shape (${shape.join(', ')}) have ${shape[1]} codebooks; ${EXPECTED}`);
+    throw rangeError(`${npyPath}: codes of shape (${shape.join(', ')}) have ${shape[1]} codebooks; ${EXPECTED}`);
   }
   if ((kind === 'embeddings' || kind === 'latents') && layout === 'tr' && shape[1] !== LATENT_DIM) {
-    throw new RangeError(`${npyPath}: embeddings must have ${LATENT_DIM} rows per TR, got shape (${shape.join(', ')})`);
+    throw rangeError(`${npyPath}: embeddings must have ${LATENT_DIM} rows per TR, got shape (${shape.join(', ')})`);
   }
   let mel: MelSettings | undefined;
   if (kind === 'mel') {

@@ -35,6 +35,7 @@ import { loadAudio, streamAudio } from '../io/audio';
 import { HOP_LENGTH, LATENT_DIM, MAX_CODEBOOKS, SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from '../codec/bandwidth';
 import { Codes, Embeddings, checkCodeRange } from '../codec/codes';
 import { Device, Encodec } from '../codec/codec';
+import { withCodec as loadCodec } from '../codec/with-codec';
 import {
   ceilTrTimesRate,
   checkTr,
@@ -65,6 +66,7 @@ import { checkDelays, delayColumns, zscoreColumns } from './design';
 import { MelOptions, MelSettings, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
 import { resolveModelPath, requireWholeFileModel } from '../model/model-file';
 import { debug } from '../common/log';
+import { codedError, rangeError, typeError } from '../common/errors';
 
 export type FeatureMode = 'encodec' | 'mel';
 export type FeatureOutput = 'codes' | 'embeddings' | 'latents';
@@ -225,7 +227,7 @@ export interface FeatureAudio {
 
 function oneOf<T extends string>(value: unknown, allowed: readonly T[], what: string): T {
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
-    throw new RangeError(`unknown ${what} '${String(value)}'; use one of ${allowed.join(', ')}`);
+    throw rangeError(`unknown ${what} '${String(value)}'; use one of ${allowed.join(', ')}`);
   }
   return value as T;
 }
@@ -249,44 +251,44 @@ interface Settings {
 
 /** Checks extraction options, throwing a TypeError/RangeError that names the bad one and the fix. */
 export function checkExtractOptions(options: ExtractOptions = {}): Settings {
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  if (typeof options !== 'object' || options === null) throw typeError('options must be an object');
   const tr = options.tr ?? DEFAULT_TR;
   checkTr(tr);
   const bandwidth = options.bandwidth ?? DEFAULT_FEATURE_BANDWIDTH;
   checkBandwidth(bandwidth);
   const maxTrs = options.maxTrs ?? Infinity;
   if (maxTrs !== Infinity && (!Number.isSafeInteger(maxTrs) || maxTrs < 1)) {
-    throw new RangeError(`maxTrs must be an integer >= 1 (or left out for all TRs), got ${String(maxTrs)}`);
+    throw rangeError(`maxTrs must be an integer >= 1 (or left out for all TRs), got ${String(maxTrs)}`);
   }
   const hrf = oneOf(options.hrf ?? 'none', HRF_OPTIONS, 'hrf');
   const layout = oneOf(options.layout ?? 'tr', FEATURE_LAYOUTS, 'layout');
   const mode = oneOf(options.mode ?? 'encodec', FEATURE_MODES, 'mode');
   const output = oneOf(options.output ?? 'codes', FEATURE_OUTPUTS, 'output');
   if (mode === 'mel' && options.output !== undefined && options.output !== 'codes') {
-    throw new RangeError(`output '${options.output}' needs mode 'encodec'; mode 'mel' always gives mel features`);
+    throw rangeError(`output '${options.output}' needs mode 'encodec'; mode 'mel' always gives mel features`);
   }
   const model = options.model;
   if (model !== undefined && typeof model !== 'string' && !(model instanceof Encodec)) {
-    throw new TypeError('model must be the path of a model file or a loaded Encodec');
+    throw typeError('model must be the path of a model file or a loaded Encodec');
   }
   const onset = options.onset ?? 0;
   if (typeof onset !== 'number' || !Number.isFinite(onset)) {
-    throw new RangeError(`onset must be a finite number of seconds (run time of the stimulus's first sample), got ${String(onset)}`);
+    throw rangeError(`onset must be a finite number of seconds (run time of the stimulus's first sample), got ${String(onset)}`);
   }
   const runTrs = checkRunTrs(options.runTrs);
   if (runTrs !== undefined && onset >= runTrs * tr) {
-    throw new RangeError(`onset ${onset} s is at or after the end of the run (runTrs ${runTrs} x tr ${tr} s = ${runTrs * tr} s): no stimulus plays inside the run`);
+    throw rangeError(`onset ${onset} s is at or after the end of the run (runTrs ${runTrs} x tr ${tr} s = ${runTrs * tr} s): no stimulus plays inside the run`);
   }
   const sliceTimeRef = checkSliceTimeRef(options.sliceTimeRef ?? 0);
   const resample = oneOf(options.resample ?? 'window', RESAMPLE_METHODS, 'resample');
   const codes = mode === 'encodec' && output === 'codes';
   if (codes && resample !== 'window') {
-    throw new RangeError(`resample '${resample}' needs continuous features (output latents or embeddings, or mode mel): codes are categorical, so averaging or interpolating them means nothing; use resample 'window'`);
+    throw rangeError(`resample '${resample}' needs continuous features (output latents or embeddings, or mode mel): codes are categorical, so averaging or interpolating them means nothing; use resample 'window'`);
   }
   const zscore = options.zscore ?? false;
-  if (typeof zscore !== 'boolean') throw new TypeError(`zscore must be true or false, got ${typeof zscore}`);
+  if (typeof zscore !== 'boolean') throw typeError(`zscore must be true or false, got ${typeof zscore}`);
   if (codes && zscore) {
-    throw new RangeError('zscore needs continuous features (output latents or embeddings, or mode mel): codes are categorical');
+    throw rangeError('zscore needs continuous features (output latents or embeddings, or mode mel): codes are categorical');
   }
   const delays = options.delays === undefined ? undefined : checkDelays(options.delays);
   return { tr, bandwidth, maxTrs, hrf, layout, mode, output, mel: melSettings(options.mel), onset, runTrs, sliceTimeRef, resample, delays, zscore };
@@ -360,17 +362,10 @@ async function withCodec<T>(
   load: { threads?: number; device?: Device },
   work: (codec: Encodec) => Promise<T>,
 ): Promise<T> {
-  if (model instanceof Encodec) {
-    requireWholeFileModel(model.info, 'the features pipeline');
-    return work(model);
-  }
-  const codec = await Encodec.load(resolveModelPath(model), load);
-  try {
+  return loadCodec(model, load, (codec) => {
     requireWholeFileModel(codec.info, 'the features pipeline');
-    return await work(codec);
-  } finally {
-    codec.dispose();
-  }
+    return work(codec);
+  });
 }
 
 /**
@@ -436,7 +431,7 @@ function applyHrf<T extends Int16Array | Float32Array>(features: T, nTrs: number
  * Throws TypeError/RangeError for bad options, AudioError for unreadable input.
  */
 export async function extractFeatures(file: string, options: ExtractOptions = {}): Promise<FeatureSet> {
-  if (typeof file !== 'string' || file === '') throw new TypeError('file must be the path of an audio or video file');
+  if (typeof file !== 'string' || file === '') throw typeError('file must be the path of an audio or video file');
   return extractRunFeatures([{ file, onset: options.onset ?? 0 }], options, file);
 }
 
@@ -484,7 +479,7 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
       let next = 0;
       sink = {
         add(data, firstFrame, nFrames) {
-          if (firstFrame !== next) throw new Error(`internal error: frames ${firstFrame} arrived, ${next} expected`);
+          if (firstFrame !== next) throw codedError('ENCODEC_INTERNAL', `internal error: frames ${firstFrame} arrived, ${next} expected`);
           next += nFrames;
           r.add(convolver.push(data, nFrames), firstFrame, nFrames);
         },
@@ -627,30 +622,30 @@ function concatLatentBlocks(blocks: Embeddings[]): Embeddings {
 function featureDims(input: FeatureInput, frames: number, what: string): [number, number, number] {
   const { shape, features } = input;
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    throw new TypeError('features.shape must be an array of non-negative integers');
+    throw typeError('features.shape must be an array of non-negative integers');
   }
   let dims: [number, number, number];
   if (shape.length === 3) {
     if (shape[2] !== frames) {
-      throw new RangeError(
+      throw rangeError(
         `${what} features have ${shape[2]} frames per TR but the TR gives ${frames}; pass the tr they were extracted with`,
       );
     }
     dims = [shape[0], shape[1], shape[2]];
   } else if (shape.length === 2) {
     if (shape[1] % frames !== 0) {
-      throw new RangeError(
+      throw rangeError(
         `flat ${what} features have ${shape[1]} values per TR, not a multiple of the ${frames} frames per TR; pass the tr they were extracted with`,
       );
     }
     dims = [shape[0], shape[1] / frames, frames];
   } else {
-    throw new RangeError(`features must have shape (n_trs, rows, frames) or flat (n_trs, rows * frames), got (${shape.join(', ')})`);
+    throw rangeError(`features must have shape (n_trs, rows, frames) or flat (n_trs, rows * frames), got (${shape.join(', ')})`);
   }
   if (features.length !== dims[0] * dims[1] * dims[2]) {
-    throw new RangeError(`features hold ${features.length} values but shape (${shape.join(', ')}) needs ${dims[0] * dims[1] * dims[2]}`);
+    throw rangeError(`features hold ${features.length} values but shape (${shape.join(', ')}) needs ${dims[0] * dims[1] * dims[2]}`);
   }
-  if (dims[0] === 0) throw new RangeError('features hold no TRs (the input was shorter than one TR); nothing to turn into audio');
+  if (dims[0] === 0) throw rangeError('features hold no TRs (the input was shorter than one TR); nothing to turn into audio');
   return dims;
 }
 
@@ -689,25 +684,25 @@ function placeWindows<T extends Int16Array | Float32Array>(
  */
 export async function featuresToAudio(input: FeatureInput, options: FeaturesToAudioOptions = {}): Promise<FeatureAudio> {
   if (typeof input !== 'object' || input === null || !ArrayBuffer.isView(input.features)) {
-    throw new TypeError('features must be { features: Int16Array | Float32Array, shape } as returned by extractFeatures or readFeatures');
+    throw typeError('features must be { features: Int16Array | Float32Array, shape } as returned by extractFeatures or readFeatures');
   }
   const tr = options.tr ?? input.tr ?? DEFAULT_TR;
   checkTr(tr);
   const integer = input.features instanceof Int16Array || input.features instanceof Int32Array;
   const kind = options.kind ?? input.kind ?? (integer ? 'codes' : undefined);
-  if (kind === undefined) throw new TypeError("float features need kind 'mel' or 'embeddings'; pass { kind }");
+  if (kind === undefined) throw typeError("float features need kind 'mel' or 'embeddings'; pass { kind }");
   oneOf(kind, ['codes', 'embeddings', 'latents', 'mel'] as const, 'feature kind');
   if (kind === 'embeddings' || kind === 'latents') {
-    throw new RangeError(`${kind} cannot be turned back into audio (the model decodes codes); extract with output 'codes' to listen`);
+    throw rangeError(`${kind} cannot be turned back into audio (the model decodes codes); extract with output 'codes' to listen`);
   }
   if ((input.resample !== undefined && input.resample !== 'window') || input.delays !== undefined) {
-    throw new RangeError('resampled or delayed features hold no frames to turn back into audio; extract with resample window and no delays to listen');
+    throw rangeError('resampled or delayed features hold no frames to turn back into audio; extract with resample window and no delays to listen');
   }
   if (kind === 'codes') {
-    if (!integer) throw new TypeError(`codes must be integers (Int16Array or Int32Array), got ${input.features.constructor.name}`);
+    if (!integer) throw typeError(`codes must be integers (Int16Array or Int32Array), got ${input.features.constructor.name}`);
     const dims = featureDims(input, framesPerTr(tr), 'codes');
     const nQ = dims[1];
-    if (nQ < 1 || nQ > MAX_CODEBOOKS) throw new RangeError(`codes have ${nQ} codebooks; expected 1..${MAX_CODEBOOKS} (2, 4, 8, 16 or 32)`);
+    if (nQ < 1 || nQ > MAX_CODEBOOKS) throw rangeError(`codes have ${nQ} codebooks; expected 1..${MAX_CODEBOOKS} (2, 4, 8, 16 or 32)`);
     checkCodeRange(input.features, 'codes');
     const length = samplesForTrs(dims[0], tr, SAMPLE_RATE);
     const total = Math.ceil(length / HOP_LENGTH);
@@ -715,11 +710,11 @@ export async function featuresToAudio(input: FeatureInput, options: FeaturesToAu
     const samples = await withCodec(options.model, options, (codec) => codec.decode({ data, nQ, nFrames: total }));
     return { samples: samples.subarray(0, length), sampleRate: SAMPLE_RATE };
   }
-  if (!(input.features instanceof Float32Array)) throw new TypeError(`mel features must be a Float32Array, got ${input.features.constructor.name}`);
+  if (!(input.features instanceof Float32Array)) throw typeError(`mel features must be a Float32Array, got ${input.features.constructor.name}`);
   const m = melSettings({ ...input.mel, ...options.mel });
   const frames = ceilTrTimesRate(tr, m.sampleRate, m.hopLength);
   const dims = featureDims(input, frames, 'mel');
-  if (dims[1] !== m.nMels) throw new RangeError(`mel features have ${dims[1]} bands but the mel settings say ${m.nMels}; pass mel: { nMels: ${dims[1]} }`);
+  if (dims[1] !== m.nMels) throw rangeError(`mel features have ${dims[1]} bands but the mel settings say ${m.nMels}; pass mel: { nMels: ${dims[1]} }`);
   const length = samplesForTrs(dims[0], tr, m.sampleRate);
   const total = 1 + Math.floor(length / m.hopLength);
   const spec = new Float32Array(m.nMels * total).fill(-m.topDb);

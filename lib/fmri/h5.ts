@@ -18,6 +18,7 @@ import * as fs from 'node:fs';
 
 import { tempPathFor } from '../common/atomic';
 import type { FeatureSet } from './features';
+import { rangeError } from '../common/errors';
 
 // h5wasm is an ES module; TypeScript's CommonJS output would turn `import()` into `require()`.
 const importModule = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
@@ -136,12 +137,12 @@ export async function writeFeaturesH5(target: string, result: FeatureSet): Promi
  * same number of columns; 3-D features are flattened per row.
  */
 export async function writeConcatH5(target: string, results: FeatureSet[]): Promise<void> {
-  if (results.length === 0) throw new RangeError('no runs to concatenate');
+  if (results.length === 0) throw rangeError('no runs to concatenate');
   const width = (r: FeatureSet): number => r.shape.slice(1).reduce((a, b) => a * b, 1);
   const columns = width(results[0]);
   for (const r of results) {
     if (width(r) !== columns) {
-      throw new RangeError(`runs have different numbers of features per volume (${results[0].source}: ${columns}, ${r.source}: ${width(r)}); concatenate runs extracted with the same settings`);
+      throw rangeError(`runs have different numbers of features per volume (${results[0].source}: ${columns}, ${r.source}: ${width(r)}); concatenate runs extracted with the same settings`);
     }
   }
   const rows = results.reduce((n, r) => n + r.shape[0], 0);

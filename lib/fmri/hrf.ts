@@ -13,6 +13,7 @@
  * ratio 0.167. Note that, as in nilearn, the samples of `t` are spaced timeLength / (n - 1), which is close
  * to but not exactly dt.
  */
+import { rangeError } from '../common/errors';
 
 /** HRF models: nilearn's Glover and SPM canonical kernels. */
 export type HrfModel = 'glover' | 'spm';
@@ -49,7 +50,7 @@ const LANCZOS = [
 
 /** Natural log of the gamma function for x > 0. */
 export function logGamma(x: number): number {
-  if (!(x > 0)) throw new RangeError(`logGamma needs x > 0, got ${x}`);
+  if (!(x > 0)) throw rangeError(`logGamma needs x > 0, got ${x}`);
   if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x); // reflection
   const z = x - 1;
   let a = LANCZOS[0];
@@ -75,7 +76,7 @@ function roundHalfEven(x: number): number {
 /** Throws a RangeError unless `model` names an HRF model. */
 export function checkHrfModel(model: unknown, what = 'hrf'): asserts model is HrfModel {
   if (typeof model !== 'string' || !(HRF_MODELS as readonly string[]).includes(model)) {
-    throw new RangeError(`unknown ${what} '${String(model)}'; use one of ${HRF_MODELS.join(', ')} (or 'none' for no convolution)`);
+    throw rangeError(`unknown ${what} '${String(model)}'; use one of ${HRF_MODELS.join(', ')} (or 'none' for no convolution)`);
   }
 }
 
@@ -86,16 +87,16 @@ export function checkHrfModel(model: unknown, what = 'hrf'): asserts model is Hr
 export function hrfKernel(model: HrfModel, tr: number, options: HrfKernelOptions = {}): Float64Array {
   checkHrfModel(model, 'HRF model');
   if (typeof tr !== 'number' || !Number.isFinite(tr) || tr <= 0) {
-    throw new RangeError(`tr must be a positive number of seconds, got ${String(tr)}`);
+    throw rangeError(`tr must be a positive number of seconds, got ${String(tr)}`);
   }
   const timeLength = options.timeLength ?? 32;
   const oversampling = options.oversampling ?? 1;
-  if (!Number.isFinite(timeLength) || timeLength <= 0) throw new RangeError(`timeLength must be a positive number of seconds, got ${timeLength}`);
-  if (!Number.isInteger(oversampling) || oversampling < 1) throw new RangeError(`oversampling must be a positive integer, got ${oversampling}`);
+  if (!Number.isFinite(timeLength) || timeLength <= 0) throw rangeError(`timeLength must be a positive number of seconds, got ${timeLength}`);
+  if (!Number.isInteger(oversampling) || oversampling < 1) throw rangeError(`oversampling must be a positive integer, got ${oversampling}`);
   const p = MODELS[model];
   const dt = tr / oversampling;
   const n = roundHalfEven(timeLength / dt);
-  if (n < 2) throw new RangeError(`timeLength ${timeLength} s holds fewer than 2 samples of ${dt} s; use a longer timeLength`);
+  if (n < 2) throw rangeError(`timeLength ${timeLength} s holds fewer than 2 samples of ${dt} s; use a longer timeLength`);
   const h = new Float64Array(n);
   let sum = 0;
   for (let i = 0; i < n; i++) {
@@ -115,13 +116,13 @@ export function hrfKernel(model: HrfModel, tr: number, options: HrfKernelOptions
  * `data` is laid out [nTrs, featureSize] row-major; the output has the same layout and length.
  */
 export function convolveHrf(data: ArrayLike<number>, nTrs: number, kernel: ArrayLike<number>): Float64Array {
-  if (!Number.isInteger(nTrs) || nTrs < 0) throw new RangeError(`nTrs must be a non-negative integer, got ${nTrs}`);
+  if (!Number.isInteger(nTrs) || nTrs < 0) throw rangeError(`nTrs must be a non-negative integer, got ${nTrs}`);
   if (nTrs === 0) {
-    if (data.length !== 0) throw new RangeError(`data has ${data.length} values but nTrs is 0`);
+    if (data.length !== 0) throw rangeError(`data has ${data.length} values but nTrs is 0`);
     return new Float64Array(0);
   }
   if (data.length % nTrs !== 0) {
-    throw new RangeError(`data has ${data.length} values, not a multiple of nTrs = ${nTrs}; the layout is [nTrs, featureSize]`);
+    throw rangeError(`data has ${data.length} values, not a multiple of nTrs = ${nTrs}; the layout is [nTrs, featureSize]`);
   }
   const size = data.length / nTrs;
   const out = new Float64Array(data.length);

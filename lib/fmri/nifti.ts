@@ -5,6 +5,7 @@
  */
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
+import { rangeError } from '../common/errors';
 
 /** What the header says about the run's timing. */
 export interface NiftiTiming {
@@ -57,9 +58,9 @@ export async function readNiftiTiming(file: string): Promise<NiftiTiming> {
     head = await headBytes(file, NIFTI2_HEADER);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new RangeError(`cannot read the NIfTI header of '${file}' (${code ?? (err as Error).message}); pass the run's _bold.nii or _bold.nii.gz`);
+    throw rangeError(`cannot read the NIfTI header of '${file}' (${code ?? (err as Error).message}); pass the run's _bold.nii or _bold.nii.gz`);
   }
-  const bad = (why: string): RangeError => new RangeError(`'${file}' is not a NIfTI-1/2 image (${why}); pass the run's _bold.nii or _bold.nii.gz`);
+  const bad = (why: string): RangeError => rangeError(`'${file}' is not a NIfTI-1/2 image (${why}); pass the run's _bold.nii or _bold.nii.gz`);
   if (head.length < 348) throw bad(`only ${head.length} bytes`);
   let version: 1 | 2;
   let little: boolean;

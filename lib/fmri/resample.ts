@@ -16,6 +16,7 @@
  * causal convolution with the kernel sampled every 1 / rate seconds, by FFT overlap-save (fft.js).
  */
 import FFT = require('fft.js');
+import { rangeError } from '../common/errors';
 
 /** How continuous features become one value per volume: today's TR windows, or one of the resamplers above. */
 export type Resample = 'window' | 'mean' | 'lanczos';
@@ -33,7 +34,7 @@ export interface FrameClock {
 /** Checks sliceTimeRef: a number in [0, 1]. */
 export function checkSliceTimeRef(value: unknown): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
-    throw new RangeError(`sliceTimeRef must be a number from 0 to 1 (the fraction of the TR at which a volume is sampled; fMRIPrep's StartTime / TR), got ${String(value)}`);
+    throw rangeError(`sliceTimeRef must be a number from 0 to 1 (the fraction of the TR at which a volume is sampled; fMRIPrep's StartTime / TR), got ${String(value)}`);
   }
   return value;
 }

@@ -12,6 +12,7 @@
  */
 import { streamAudio } from '../io/audio';
 import { checkTr, samplesForTrs, trCountForSamples } from './alignment';
+import { typeError, rangeError } from '../common/errors';
 
 /** One stimulus file on the run timeline. */
 export interface StimulusPlacement {
@@ -59,7 +60,7 @@ export interface VolumeTiming {
 
 function finite(value: unknown, what: string): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new RangeError(`${what} must be a finite number of seconds, got ${String(value)}`);
+    throw rangeError(`${what} must be a finite number of seconds, got ${String(value)}`);
   }
   return value;
 }
@@ -68,7 +69,7 @@ function finite(value: unknown, what: string): number {
 export function checkRunTrs(runTrs: unknown): number | undefined {
   if (runTrs === undefined) return undefined;
   if (typeof runTrs !== 'number' || !Number.isSafeInteger(runTrs) || runTrs <= 0) {
-    throw new RangeError(`runTrs must be a positive whole number of volumes (the run's length), got ${String(runTrs)}`);
+    throw rangeError(`runTrs must be a positive whole number of volumes (the run's length), got ${String(runTrs)}`);
   }
   return runTrs;
 }
@@ -79,13 +80,13 @@ export function checkRunTrs(runTrs: unknown): number | undefined {
  */
 export function checkStimuli(stimuli: StimulusPlacement[], tr: number, runTrs?: number): PlacedStimulus[] {
   checkTr(tr);
-  if (!Array.isArray(stimuli) || stimuli.length === 0) throw new RangeError('a run needs at least one stimulus');
+  if (!Array.isArray(stimuli) || stimuli.length === 0) throw rangeError('a run needs at least one stimulus');
   const placed = stimuli.map((s, i): PlacedStimulus => {
     const label = s.label ?? (stimuli.length === 1 ? 'the stimulus' : `stimulus ${i + 1} (${s.file})`);
-    if (typeof s.file !== 'string' || s.file === '') throw new TypeError(`${label}: file must be the path of an audio or video file`);
+    if (typeof s.file !== 'string' || s.file === '') throw typeError(`${label}: file must be the path of an audio or video file`);
     const onset = finite(s.onset ?? 0, `onset of ${label}`);
     if (s.duration !== undefined && !(finite(s.duration, `duration of ${label}`) > 0)) {
-      throw new RangeError(`duration of ${label} must be positive, got ${s.duration}`);
+      throw rangeError(`duration of ${label} must be positive, got ${s.duration}`);
     }
     return { file: s.file, onset, duration: s.duration, label };
   });
@@ -94,18 +95,18 @@ export function checkStimuli(stimuli: StimulusPlacement[], tr: number, runTrs?: 
     const prev = placed[i - 1];
     if (prev.duration === undefined || prev.onset + prev.duration > placed[i].onset + 1e-9) {
       const until = prev.duration === undefined ? 'to the end of its file (no duration)' : `until ${prev.onset + prev.duration} s`;
-      throw new RangeError(`${prev.label} (onset ${prev.onset} s, plays ${until}) overlaps ${placed[i].label} (onset ${placed[i].onset} s); stimuli of one run must not overlap`);
+      throw rangeError(`${prev.label} (onset ${prev.onset} s, plays ${until}) overlaps ${placed[i].label} (onset ${placed[i].onset} s); stimuli of one run must not overlap`);
     }
   }
   if (runTrs !== undefined) {
     const runEnd = runTrs * tr;
     if (placed[0].onset >= runEnd) {
-      throw new RangeError(`onset ${placed[0].onset} s is at or after the end of the run (runTrs ${runTrs} x tr ${tr} s = ${runEnd} s): no stimulus plays inside the run`);
+      throw rangeError(`onset ${placed[0].onset} s is at or after the end of the run (runTrs ${runTrs} x tr ${tr} s = ${runEnd} s): no stimulus plays inside the run`);
     }
   }
   const last = placed[placed.length - 1];
   if (last.duration !== undefined && last.onset + last.duration <= 0) {
-    throw new RangeError(`onset ${last.onset} s with duration ${last.duration} s ends before the run starts: no stimulus plays inside the run`);
+    throw rangeError(`onset ${last.onset} s with duration ${last.duration} s ends before the run starts: no stimulus plays inside the run`);
   }
   return placed;
 }
@@ -185,7 +186,7 @@ export function checkStimulusInRun(played: PlayedStimulus[], nTrs: number, tr: n
   const runEnd = nTrs * tr;
   if (!played.some((p) => p.end > p.start && p.start < runEnd)) {
     const onsets = played.map((p) => `${p.onset} s`).join(', ');
-    throw new RangeError(`no stimulus plays inside the run (${nTrs} volumes of ${tr} s, onset ${onsets}); check onset and runTrs`);
+    throw rangeError(`no stimulus plays inside the run (${nTrs} volumes of ${tr} s, onset ${onsets}); check onset and runTrs`);
   }
 }
 

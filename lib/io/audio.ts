@@ -20,7 +20,7 @@
  * `maxSeconds` keeps at most `round(maxSeconds * sampleRate)` samples and stops reading (or stops ffmpeg)
  * there, so the start of a long file costs only that much.
  *
- * Errors are {@link AudioError}s with a `code`: the file-system code (`'ENOENT'`, `'EISDIR'`, ...) when the
+ * Errors are {@link AudioError}s with `code` ENCODEC_MEDIA and a `reason`: the file-system code (`'ENOENT'`, `'EISDIR'`, ...) when the
  * file cannot be opened, `'ENOFFMPEG'` when ffmpeg is needed but not found, `'ENOAUDIO'` for a file with no
  * audio stream, `'EDECODE'` when ffmpeg fails (the message holds the first line of what it printed).
  *
@@ -32,6 +32,7 @@ import * as path from 'node:path';
 
 import { debug, elapsedSince, isDebugEnabled } from '../common/log';
 import { decodeWavFrames, downmix, probeWav, WavInfo } from './wav';
+import { rangeError } from '../common/errors';
 
 /** Options for {@link loadAudio}. */
 export interface LoadAudioOptions {
@@ -86,17 +87,18 @@ export interface AudioProbe {
 /** Error codes of {@link AudioError} besides file-system codes such as `'ENOENT'`. */
 export type AudioErrorCode = 'ENOFFMPEG' | 'ENOAUDIO' | 'EDECODE' | string;
 
-/** An audio file could not be read; `code` says why (see the module notes). */
+/** An audio file could not be read: `code` is ENCODEC_MEDIA, `reason` says why (see the module notes). */
 export class AudioError extends Error {
+  readonly code = 'ENCODEC_MEDIA';
   /** `'ENOFFMPEG'`, `'ENOAUDIO'`, `'EDECODE'`, or a file-system code (`'ENOENT'`, ...). */
-  readonly code: AudioErrorCode;
+  readonly reason: AudioErrorCode;
   /** The file being read. */
   readonly path: string;
 
-  constructor(message: string, code: AudioErrorCode, file: string) {
+  constructor(message: string, reason: AudioErrorCode, file: string) {
     super(message);
     this.name = 'AudioError';
-    this.code = code;
+    this.reason = reason;
     this.path = file;
   }
 }
@@ -130,14 +132,14 @@ interface Settings {
 
 function settings(opts: LoadAudioOptions): Settings {
   const sampleRate = opts.sampleRate ?? 24000;
-  if (!Number.isInteger(sampleRate) || sampleRate < 1) throw new RangeError(`sampleRate must be a positive integer, got ${sampleRate}`);
+  if (!Number.isInteger(sampleRate) || sampleRate < 1) throw rangeError(`sampleRate must be a positive integer, got ${sampleRate}`);
   const max = opts.maxSeconds;
   if (max !== undefined && !(typeof max === 'number' && max >= 0)) {
-    throw new RangeError(`maxSeconds must be a number >= 0, got ${max}`);
+    throw rangeError(`maxSeconds must be a number >= 0, got ${max}`);
   }
   const limit = max === undefined || max === Infinity ? Infinity : Math.round(max * sampleRate);
   const channels = opts.channels ?? 1;
-  if (channels !== 1 && channels !== 2) throw new RangeError(`channels must be 1 or 2, got ${String(channels)}`);
+  if (channels !== 1 && channels !== 2) throw rangeError(`channels must be 1 or 2, got ${String(channels)}`);
   return { sampleRate, channels, limit, signal: opts.signal };
 }
 
@@ -336,7 +338,7 @@ async function openSource(file: string, s: Settings): Promise<Source> {
  * Loads the audio of a file as mono float samples at `sampleRate` (default 24000 Hz). See the module notes
  * for which files need ffmpeg.
  *
- * @throws AudioError (`code` `'ENOENT'`, `'ENOFFMPEG'`, `'ENOAUDIO'`, `'EDECODE'`, ...); RangeError for bad options
+ * @throws AudioError (`reason` `'ENOENT'`, `'ENOFFMPEG'`, `'ENOAUDIO'`, `'EDECODE'`, ...); RangeError for bad options
  */
 export async function loadAudio(file: string, options: LoadAudioOptions = {}): Promise<LoadedAudio> {
   const s = settings(options);
@@ -404,7 +406,7 @@ function logDecoded(
 export async function* streamAudio(file: string, options: StreamAudioOptions = {}): AsyncGenerator<Float32Array, void, undefined> {
   const s = settings(options);
   const size = options.chunkSamples ?? Math.round((options.chunkSeconds ?? 10) * s.sampleRate);
-  if (!Number.isInteger(size) || size < 1) throw new RangeError(`block size must be at least 1 sample, got ${size}`);
+  if (!Number.isInteger(size) || size < 1) throw rangeError(`block size must be at least 1 sample, got ${size}`);
   const start = performance.now();
   const source = await openSource(file, s);
   const probe = source.wav || !isDebugEnabled() ? undefined : probeAudio(file).catch(() => undefined); // for the log only
@@ -436,7 +438,7 @@ export async function* streamAudio(file: string, options: StreamAudioOptions = {
  * Describes a file's first audio stream: rate, channels, codec and duration. WAV files this package reads
  * directly are described from their header; anything else with `ffprobe` (see {@link ffprobePath}).
  *
- * @throws AudioError (`'ENOENT'`, `'ENOFFMPEG'` when ffprobe is missing, `'ENOAUDIO'`, `'EDECODE'`)
+ * @throws AudioError (`reason` `'ENOENT'`, `'ENOFFMPEG'` when ffprobe is missing, `'ENOAUDIO'`, `'EDECODE'`)
  */
 export async function probeAudio(file: string): Promise<AudioProbe> {
   await checkReadable(file);

@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import { MAX_CODEBOOKS } from '../codec/bandwidth';
 import { Codes, checkCodeRange } from '../codec/codes';
 import { readNpy, writeNpy } from './npy';
+import { rangeError, typeError } from '../common/errors';
 
 /** Frames of a full segment of encodec_48khz (1 s at 150 frames/s), the only segmented model. */
 const SEGMENT_FRAMES_48K = 150;
@@ -32,14 +33,14 @@ export async function readCodesNpy(file: string): Promise<Codes> {
   const { data, dtype, shape } = await readNpy(file);
   const dims = shape.length === 3 && shape[0] === 1 ? shape.slice(1) : shape;
   if (dims.length !== 2) {
-    throw new RangeError(
+    throw rangeError(
       `${file}: codes must have shape (n_q, n_frames), got (${shape.join(', ')}); ` +
         'for TR-aligned features use `encodec-native reconstruct`',
     );
   }
   const [nQ, nFrames] = dims;
   if (nQ < 1 || nQ > MAX_CODEBOOKS || nFrames < 1) {
-    throw new RangeError(`${file}: shape (${shape.join(', ')}) is not (n_q <= ${MAX_CODEBOOKS}, n_frames >= 1)`);
+    throw rangeError(`${file}: shape (${shape.join(', ')}) is not (n_q <= ${MAX_CODEBOOKS}, n_frames >= 1)`);
   }
   let values: Int16Array | Int32Array;
   if (data instanceof Int16Array || data instanceof Int32Array) {
@@ -48,20 +49,20 @@ export async function readCodesNpy(file: string): Promise<Codes> {
     values = new Int32Array(data.length);
     for (let i = 0; i < data.length; i++) {
       const v = data[i];
-      if (v < 0n || v > 1023n) throw new RangeError(`${file}: code ${v} at index ${i} is outside [0, 1023]`);
+      if (v < 0n || v > 1023n) throw rangeError(`${file}: code ${v} at index ${i} is outside [0, 1023]`);
       values[i] = Number(v);
     }
   } else if (data instanceof Uint8Array || data instanceof Int8Array || data instanceof Uint16Array || data instanceof Uint32Array) {
     values = Int32Array.from(data);
   } else {
-    throw new TypeError(`${file}: codes must have an integer dtype (int16, int32 or int64), got '${dtype}'`);
+    throw typeError(`${file}: codes must have an integer dtype (int16, int32 or int64), got '${dtype}'`);
   }
   checkCodeRange(values, `${file}: codes`);
   const scalesFile = scalesPathFor(file);
   if (!fs.existsSync(scalesFile)) return { data: values, nQ, nFrames };
   const scales = await readNpy(scalesFile);
   if (!(scales.data instanceof Float32Array) || scales.shape.length !== 1) {
-    throw new TypeError(`${scalesFile}: segment scales must be a float32 array of shape (segments,), got ${scales.dtype} (${scales.shape.join(', ')})`);
+    throw typeError(`${scalesFile}: segment scales must be a float32 array of shape (segments,), got ${scales.dtype} (${scales.shape.join(', ')})`);
   }
   return { data: values, nQ, nFrames, scales: scales.data, segmentFrames: SEGMENT_FRAMES_48K };
 }

@@ -17,6 +17,7 @@ import { CODEBOOK_SIZE, HOP_LENGTH, framesForSamples } from '../codec/bandwidth'
 import { Codes, checkCodes } from '../codec/codes';
 import { EncodecLm } from '../codec/lm';
 import { SegmentGeometry, segmentFramesOf } from '../codec/segments';
+import { typeError, rangeError } from '../common/errors';
 
 const MAGIC = 'ECDC';
 const VERSION = 0;
@@ -77,7 +78,7 @@ export class EcdcError extends Error {
 
 function geometry(model: string): ModelGeometry {
   const g = MODELS[model];
-  if (!g) throw new RangeError(`unknown .ecdc model '${model}'; Meta's files name ${ECDC_MODELS.join(' or ')}`);
+  if (!g) throw rangeError(`unknown .ecdc model '${model}'; Meta's files name ${ECDC_MODELS.join(' or ')}`);
   return g;
 }
 
@@ -99,7 +100,7 @@ function modelOfCodes(codes: Codes, model?: string): string {
 
 function checkAudioLength(audioLength: unknown): asserts audioLength is number {
   if (typeof audioLength !== 'number' || !Number.isSafeInteger(audioLength) || audioLength < 1) {
-    throw new RangeError(`audioLength must be a positive integer number of samples, got ${String(audioLength)}`);
+    throw rangeError(`audioLength must be a positive integer number of samples, got ${String(audioLength)}`);
   }
 }
 
@@ -111,32 +112,32 @@ function segmentsOf(codes: Codes, audioLength: number, model: string): { codes: 
   const frames = ecdcSegmentFrames(model, audioLength);
   const total = frames.reduce((a, b) => a + b, 0);
   if (g.segments && (total !== codes.nFrames || codes.scales?.length !== frames.length)) {
-    throw new RangeError(
+    throw rangeError(
       `audioLength ${audioLength} makes ${frames.length} segments of ${total} frames in all, but the codes have ` +
         `${codes.scales?.length ?? 0} segments and ${codes.nFrames} frames; pass the length of the audio the codes were encoded from`,
     );
   }
   if (total !== codes.nFrames) {
-    throw new RangeError(
+    throw rangeError(
       `audioLength ${audioLength} needs ${total} frames (ceil(${audioLength} / ${HOP_LENGTH})), but the codes have ` +
         `${codes.nFrames}; pass the length of the audio the codes were encoded from`,
     );
   }
-  if (codes.nQ > g.maxCodebooks) throw new RangeError(`codes have ${codes.nQ} codebooks; ${model} has at most ${g.maxCodebooks}`);
+  if (codes.nQ > g.maxCodebooks) throw rangeError(`codes have ${codes.nQ} codebooks; ${model} has at most ${g.maxCodebooks}`);
   for (let i = 0; i < codes.data.length; i++) {
     const v = codes.data[i];
     if (!(v >= 0 && v < CODEBOOK_SIZE)) {
       const q = Math.floor(i / codes.nFrames);
-      throw new RangeError(`code ${v} (codebook ${q}, frame ${i - q * codes.nFrames}) is outside [0, ${CODEBOOK_SIZE - 1}]`);
+      throw rangeError(`code ${v} (codebook ${q}, frame ${i - q * codes.nFrames}) is outside [0, ${CODEBOOK_SIZE - 1}]`);
     }
   }
   if (!g.segments) return [{ codes }];
   const { scales, segmentFrames } = codes;
   if (!(scales instanceof Float32Array) || scales.length !== frames.length) {
-    throw new RangeError(`${model} codes need one scale per segment (${frames.length}), got ${scales ? scales.length : 'none'}`);
+    throw rangeError(`${model} codes need one scale per segment (${frames.length}), got ${scales ? scales.length : 'none'}`);
   }
   if (segmentFrames !== undefined && segmentFrames !== g.segmentFrames) {
-    throw new RangeError(`${model} segments have ${String(g.segmentFrames)} frames, the codes say ${segmentFrames}`);
+    throw rangeError(`${model} segments have ${String(g.segmentFrames)} frames, the codes say ${segmentFrames}`);
   }
   const out: { codes: Codes; scale?: number }[] = [];
   let start = 0;
@@ -240,7 +241,7 @@ export async function encodeEcdcLm(codes: Codes, audioLength: number, lm: Encode
 }
 
 function checkLm(lm: EncodecLm, model: string, nc: number, origin: string): void {
-  if (!(lm instanceof EncodecLm)) throw new TypeError('lm must be an EncodecLm (EncodecLm.load(path))');
+  if (!(lm instanceof EncodecLm)) throw typeError('lm must be an EncodecLm (EncodecLm.load(path))');
   if (lm.codec !== model) {
     throw new EcdcError(
       `${origin} ${origin === 'the codes' ? 'are' : 'is'} for ${model}, but the LM '${lm.lmPath}' belongs to ${lm.codec}; ` +

@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 
 import { writeFileAtomic } from '../common/atomic';
+import { codedError, rangeError, typeError } from '../common/errors';
 
 /** Typed arrays that map to a NumPy dtype. */
 export type NpyData =
@@ -79,7 +80,7 @@ export function dtypeOf(data: NpyData): string {
   if (data instanceof BigUint64Array) return '<u8';
   if (data instanceof Float32Array) return '<f4';
   if (data instanceof Float64Array) return '<f8';
-  throw new TypeError(`cannot store ${Object.prototype.toString.call(data)} in a .npy file (use a typed array)`);
+  throw typeError(`cannot store ${Object.prototype.toString.call(data)} in a .npy file (use a typed array)`);
 }
 
 /* ------------------------------------------------------------------------------------------------------ */
@@ -91,7 +92,7 @@ type PyValue = string | number | boolean | null | PyValue[] | { [key: string]: P
 function parsePyLiteral(text: string): PyValue {
   let i = 0;
   const fail = (what: string): never => {
-    throw new Error(`not a valid .npy header (${what} at offset ${i}): ${JSON.stringify(text.trim())}`);
+    throw codedError('ENCODEC_FILE_FORMAT', `not a valid .npy header (${what} at offset ${i}): ${JSON.stringify(text.trim())}`);
   };
   const skip = (): void => {
     while (i < text.length && /\s/.test(text[i])) i++;
@@ -157,11 +158,11 @@ function checkShape(shape: readonly unknown[], where: string): number {
   let count = 1;
   for (const d of shape) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw new RangeError(`${where}: shape (${shape.join(', ')}) must hold non-negative integers`);
+      throw rangeError(`${where}: shape (${shape.join(', ')}) must hold non-negative integers`);
     }
     count *= d;
   }
-  if (!Number.isSafeInteger(count)) throw new RangeError(`${where}: shape (${shape.join(', ')}) is too large`);
+  if (!Number.isSafeInteger(count)) throw rangeError(`${where}: shape (${shape.join(', ')}) is too large`);
   return count;
 }
 
@@ -212,7 +213,7 @@ function fortranToC(src: Uint8Array, shape: number[], size: number): Uint8Array 
  */
 export function decodeNpy(buffer: Uint8Array): NpyArray {
   const buf = Buffer.from(buffer.buffer, buffer.byteOffset, buffer.byteLength);
-  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw new Error('not a .npy file (bad magic)');
+  if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw codedError('ENCODEC_FILE_FORMAT', 'not a .npy file (bad magic)');
   const major = buf[6];
   const minor = buf[7];
   let headerLen: number;
@@ -221,32 +222,32 @@ export function decodeNpy(buffer: Uint8Array): NpyArray {
     headerLen = buf.readUInt16LE(8);
     headerStart = 10;
   } else if (major === 2 || major === 3) {
-    if (buf.length < 12) throw new Error('truncated .npy file (incomplete header)');
+    if (buf.length < 12) throw codedError('ENCODEC_FILE_FORMAT', 'truncated .npy file (incomplete header)');
     headerLen = buf.readUInt32LE(8);
     headerStart = 12;
   } else {
-    throw new Error(`unsupported .npy format version ${major}.${minor} (1.0, 2.0 and 3.0 are supported)`);
+    throw codedError('ENCODEC_FILE_FORMAT', `unsupported .npy format version ${major}.${minor} (1.0, 2.0 and 3.0 are supported)`);
   }
   const dataStart = headerStart + headerLen;
-  if (dataStart > buf.length) throw new Error(`truncated .npy file (header of ${headerLen} bytes is incomplete)`);
+  if (dataStart > buf.length) throw codedError('ENCODEC_FILE_FORMAT', `truncated .npy file (header of ${headerLen} bytes is incomplete)`);
   const headerText = buf.toString(major === 3 ? 'utf8' : 'latin1', headerStart, dataStart);
   const header = parsePyLiteral(headerText);
   if (header === null || typeof header !== 'object' || Array.isArray(header)) {
-    throw new Error(`not a valid .npy header (not a dict): ${JSON.stringify(headerText.trim())}`);
+    throw codedError('ENCODEC_FILE_FORMAT', `not a valid .npy header (not a dict): ${JSON.stringify(headerText.trim())}`);
   }
   const { descr, fortran_order: fortran, shape } = header;
-  if (descr === undefined) throw new Error("not a valid .npy header ('descr' missing)");
+  if (descr === undefined) throw codedError('ENCODEC_FILE_FORMAT', "not a valid .npy header ('descr' missing)");
   if (typeof descr !== 'string') {
-    throw new Error(`unsupported dtype ${JSON.stringify(descr)} (structured arrays are not supported)`);
+    throw codedError('ENCODEC_FILE_FORMAT', `unsupported dtype ${JSON.stringify(descr)} (structured arrays are not supported)`);
   }
-  if (typeof fortran !== 'boolean') throw new Error("not a valid .npy header ('fortran_order' missing)");
-  if (!Array.isArray(shape)) throw new Error("not a valid .npy header ('shape' missing)");
+  if (typeof fortran !== 'boolean') throw codedError('ENCODEC_FILE_FORMAT', "not a valid .npy header ('fortran_order' missing)");
+  if (!Array.isArray(shape)) throw codedError('ENCODEC_FILE_FORMAT', "not a valid .npy header ('shape' missing)");
   const dims = shape as number[];
   const count = checkShape(dims, '.npy header');
 
   const m = /^([<>|=])([a-z]\d+)$/.exec(descr);
   const info = m ? DTYPES[m[2]] : undefined;
-  if (!m || !info || (info.size > 1 && m[1] === '|')) throw new Error(`unsupported dtype '${descr}'`);
+  if (!m || !info || (info.size > 1 && m[1] === '|')) throw codedError('ENCODEC_FILE_FORMAT', `unsupported dtype '${descr}'`);
   const bigEndian = m[1] === '>' || (m[1] === '=' && !HOST_LE);
   const dtype = `${info.size === 1 ? '|' : '<'}${m[2]}`;
 
@@ -254,7 +255,7 @@ export function decodeNpy(buffer: Uint8Array): NpyArray {
   if (available !== count * info.size) {
     const whole = Math.floor(available / info.size);
     const extra = available % info.size;
-    throw new Error(
+    throw codedError('ENCODEC_FILE_FORMAT', 
       `header says shape ${formatShape(dims)} = ${count} values but the file holds ${whole}` +
         (extra ? ` (and ${extra} stray bytes)` : ''),
     );
@@ -303,7 +304,7 @@ export function encodeNpy(data: NpyData, shape: readonly number[]): Buffer {
   const dtype = dtypeOf(data);
   const count = checkShape(shape, 'encodeNpy');
   if (count !== data.length) {
-    throw new RangeError(`encodeNpy: shape ${formatShape(shape)} = ${count} values but the data holds ${data.length}`);
+    throw rangeError(`encodeNpy: shape ${formatShape(shape)} = ${count} values but the data holds ${data.length}`);
   }
   const dict = `{'descr': '${dtype}', 'fortran_order': False, 'shape': ${formatShape(shape)}, }`;
   let major = 1;
@@ -354,7 +355,7 @@ export function toInt32Array(data: NpyData, what = 'value'): Int32Array {
     const v = data[i];
     const n = typeof v === 'bigint' ? (v >= -2147483648n && v <= 2147483647n ? Number(v) : NaN) : v;
     if (!Number.isInteger(n) || n < -2147483648 || n > 2147483647) {
-      throw new RangeError(`${what} ${v} at index ${i} does not fit in a 32-bit integer`);
+      throw rangeError(`${what} ${v} at index ${i} does not fit in a 32-bit integer`);
     }
     out[i] = n;
   }
@@ -374,7 +375,7 @@ export function toNumberArray(data: NpyData, what = 'value'): Float64Array {
     const max = BigInt(Number.MAX_SAFE_INTEGER);
     for (let i = 0; i < data.length; i++) {
       const v = data[i];
-      if (v > max || v < -max) throw new RangeError(`${what} ${v} at index ${i} is beyond ±(2^53 - 1) and cannot be a number exactly`);
+      if (v > max || v < -max) throw rangeError(`${what} ${v} at index ${i} is beyond ±(2^53 - 1) and cannot be a number exactly`);
       out[i] = Number(v);
     }
     return out;

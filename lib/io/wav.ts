@@ -22,6 +22,7 @@
 import * as fs from 'node:fs';
 
 import { writeFileAtomic } from '../common/atomic';
+import { codedError, rangeError } from '../common/errors';
 
 /** How the samples of a WAV file are stored. */
 export interface WavFormat {
@@ -95,11 +96,11 @@ const GUID_TAIL = Buffer.from([0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0
 type ReadRequest = { offset: number; length: number };
 
 function* walkWav(fileSize: number): Generator<ReadRequest, WavInfo, Buffer> {
-  if (fileSize < 12) throw new Error('not a WAV file (too short)');
+  if (fileSize < 12) throw codedError('ENCODEC_FILE_FORMAT', 'not a WAV file (too short)');
   const riff = yield { offset: 0, length: 12 };
   const id = riff.toString('latin1', 0, 4);
-  if (id === 'RF64' || id === 'RIFX') throw new Error(`${id} WAV files are not supported here (ffmpeg reads them)`);
-  if (id !== 'RIFF' || riff.toString('latin1', 8, 12) !== 'WAVE') throw new Error('not a WAV file (no RIFF/WAVE header)');
+  if (id === 'RF64' || id === 'RIFX') throw codedError('ENCODEC_FILE_FORMAT', `${id} WAV files are not supported here (ffmpeg reads them)`);
+  if (id !== 'RIFF' || riff.toString('latin1', 8, 12) !== 'WAVE') throw codedError('ENCODEC_FILE_FORMAT', 'not a WAV file (no RIFF/WAVE header)');
   let format: WavFormat | undefined;
   let sampleRate = 0;
   let channels = 0;
@@ -110,10 +111,10 @@ function* walkWav(fileSize: number): Generator<ReadRequest, WavInfo, Buffer> {
     const size = head.readUInt32LE(4);
     const body = pos + 8;
     if (chunkId === 'fmt ') {
-      if (size < 16 || body + size > fileSize) throw new Error(`bad WAV 'fmt ' chunk (${size} bytes)`);
+      if (size < 16 || body + size > fileSize) throw codedError('ENCODEC_FILE_FORMAT', `bad WAV 'fmt ' chunk (${size} bytes)`);
       ({ format, sampleRate, channels } = parseFmt(yield { offset: body, length: Math.min(size, 40) }));
     } else if (chunkId === 'data') {
-      if (!format) throw new Error("WAV 'data' chunk comes before the 'fmt ' chunk");
+      if (!format) throw codedError('ENCODEC_FILE_FORMAT', "WAV 'data' chunk comes before the 'fmt ' chunk");
       const toEnd = size === 0 || size === 0xffffffff || body + size > fileSize;
       const bytes = toEnd ? fileSize - body : size;
       const frames = Math.floor(bytes / format.blockAlign);
@@ -129,7 +130,7 @@ function* walkWav(fileSize: number): Generator<ReadRequest, WavInfo, Buffer> {
     }
     pos = body + size + (size & 1);
   }
-  throw new Error(format ? "WAV file has no 'data' chunk" : "WAV file has no 'fmt ' chunk");
+  throw codedError('ENCODEC_FILE_FORMAT', format ? "WAV file has no 'data' chunk" : "WAV file has no 'fmt ' chunk");
 }
 
 function parseFmt(fmt: Buffer): { format: WavFormat; sampleRate: number; channels: number } {
@@ -142,23 +143,23 @@ function parseFmt(fmt: Buffer): { format: WavFormat; sampleRate: number; channel
   let channelMask = 0;
   const extensible = tag === WAVE_FORMAT_EXTENSIBLE;
   if (extensible) {
-    if (fmt.length < 40) throw new Error('bad WAVE_FORMAT_EXTENSIBLE header (fmt chunk shorter than 40 bytes)');
+    if (fmt.length < 40) throw codedError('ENCODEC_FILE_FORMAT', 'bad WAVE_FORMAT_EXTENSIBLE header (fmt chunk shorter than 40 bytes)');
     validBits = fmt.readUInt16LE(18) || bits;
     channelMask = fmt.readUInt32LE(20);
     tag = fmt.readUInt16LE(24);
-    if (!fmt.subarray(26, 40).equals(GUID_TAIL)) throw new Error('unsupported WAVE_FORMAT_EXTENSIBLE sub-format (unknown GUID)');
+    if (!fmt.subarray(26, 40).equals(GUID_TAIL)) throw codedError('ENCODEC_FILE_FORMAT', 'unsupported WAVE_FORMAT_EXTENSIBLE sub-format (unknown GUID)');
   }
   const name = ({ 2: 'MS ADPCM', 6: 'A-law', 7: 'µ-law', 0x11: 'IMA ADPCM', 0x55: 'MP3' } as Record<number, string>)[tag];
   if (tag !== WAVE_FORMAT_PCM && tag !== WAVE_FORMAT_IEEE_FLOAT) {
-    throw new Error(`unsupported WAV encoding (format tag ${tag}${name ? `: ${name}` : ''}); only PCM and IEEE float are read here`);
+    throw codedError('ENCODEC_FILE_FORMAT', `unsupported WAV encoding (format tag ${tag}${name ? `: ${name}` : ''}); only PCM and IEEE float are read here`);
   }
   const float = tag === WAVE_FORMAT_IEEE_FLOAT;
   const okBits = float ? [32, 64] : [8, 16, 24, 32];
-  if (!okBits.includes(bits)) throw new Error(`unsupported WAV sample size: ${bits}-bit ${float ? 'float' : 'PCM'}`);
-  if (channels < 1) throw new Error('bad WAV header: 0 channels');
-  if (sampleRate < 1) throw new Error('bad WAV header: sample rate 0');
+  if (!okBits.includes(bits)) throw codedError('ENCODEC_FILE_FORMAT', `unsupported WAV sample size: ${bits}-bit ${float ? 'float' : 'PCM'}`);
+  if (channels < 1) throw codedError('ENCODEC_FILE_FORMAT', 'bad WAV header: 0 channels');
+  if (sampleRate < 1) throw codedError('ENCODEC_FILE_FORMAT', 'bad WAV header: sample rate 0');
   if (blockAlign !== channels * (bits / 8)) {
-    throw new Error(`bad WAV header: block align ${blockAlign} for ${channels} channels of ${bits} bits`);
+    throw codedError('ENCODEC_FILE_FORMAT', `bad WAV header: block align ${blockAlign} for ${channels} channels of ${bits} bits`);
   }
   const format: WavFormat = {
     encoding: float ? 'float' : 'pcm',
@@ -254,10 +255,10 @@ export function decodeWavFrames(bytes: Uint8Array, format: WavFormat, channels: 
  * @throws RangeError if there are no channels or they differ in length
  */
 export function downmix(channels: readonly Float32Array[]): Float32Array {
-  if (channels.length === 0) throw new RangeError('downmix: no channels');
+  if (channels.length === 0) throw rangeError('downmix: no channels');
   if (channels.length === 1) return channels[0];
   const n = channels[0].length;
-  if (channels.some((c) => c.length !== n)) throw new RangeError('downmix: channels differ in length');
+  if (channels.some((c) => c.length !== n)) throw rangeError('downmix: channels differ in length');
   const out = new Float32Array(n);
   const k = channels.length;
   for (let i = 0; i < n; i++) {
@@ -317,15 +318,15 @@ export function encodeWav(samples: Float32Array | readonly Float32Array[], optio
   const chans: readonly Float32Array[] = samples instanceof Float32Array ? [samples] : samples;
   const { sampleRate } = options;
   const fmt = options.format ?? 'pcm16';
-  if (fmt !== 'pcm16' && fmt !== 'float32') throw new RangeError(`encodeWav: format must be 'pcm16' or 'float32', got '${fmt}'`);
+  if (fmt !== 'pcm16' && fmt !== 'float32') throw rangeError(`encodeWav: format must be 'pcm16' or 'float32', got '${fmt}'`);
   if (!Number.isInteger(sampleRate) || sampleRate < 1 || sampleRate > 0xffffffff) {
-    throw new RangeError(`encodeWav: sampleRate must be a positive integer, got ${sampleRate}`);
+    throw rangeError(`encodeWav: sampleRate must be a positive integer, got ${sampleRate}`);
   }
   const channels = chans.length;
-  if (channels < 1 || channels > 0xffff) throw new RangeError(`encodeWav: need 1 to 65535 channels, got ${channels}`);
+  if (channels < 1 || channels > 0xffff) throw rangeError(`encodeWav: need 1 to 65535 channels, got ${channels}`);
   const frames = chans[0].length;
   if (chans.some((c) => !(c instanceof Float32Array) || c.length !== frames)) {
-    throw new RangeError('encodeWav: channels must be Float32Arrays of the same length');
+    throw rangeError('encodeWav: channels must be Float32Arrays of the same length');
   }
   const float = fmt === 'float32';
   const width = float ? 4 : 2;
@@ -335,7 +336,7 @@ export function encodeWav(samples: Float32Array | readonly Float32Array[], optio
   const fmtSize = extensible ? 40 : float ? 18 : 16;
   const factSize = float ? 12 : 0;
   const headerSize = 12 + 8 + fmtSize + factSize + 8;
-  if (headerSize - 8 + dataBytes > 0xffffffff) throw new RangeError('encodeWav: audio too long for a WAV file (over 4 GiB)');
+  if (headerSize - 8 + dataBytes > 0xffffffff) throw rangeError('encodeWav: audio too long for a WAV file (over 4 GiB)');
   const out = Buffer.alloc(headerSize + dataBytes);
   let p = 0;
   p += out.write('RIFF', p, 'latin1');

@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { PACKAGE_ROOT } from '../common/package-root';
+import { codedError, typeError } from '../common/errors';
 
 /** The exporter script shipped with the package. */
 export const EXPORTER_SCRIPT = path.join(PACKAGE_ROOT, 'models', 'export.py');
@@ -29,7 +30,7 @@ export function findPython(): string {
       return candidate;
     }
   }
-  throw new Error(
+  throw codedError('ENCODEC_NO_PYTHON', 
     `no Python with PyTorch found (tried ${candidates.join(', ')}). Install it (Debian/Ubuntu: ` +
       'apt-get install python3-torch) or point ENCODEC_PYTHON at a python that can `import torch`',
   );
@@ -58,8 +59,9 @@ export interface ExportOptions {
   onLog?: (line: string) => void;
 }
 
-/** Exit status and message of a failed export. */
+/** Exit status and message of a failed export (code ENCODEC_EXPORT). */
 export class ExportError extends Error {
+  readonly code = 'ENCODEC_EXPORT';
   constructor(message: string, readonly exitCode: number) {
     super(message);
     this.name = 'ExportError';
@@ -68,13 +70,13 @@ export class ExportError extends Error {
 
 /** Runs the exporter; resolves when the model file is written. */
 export async function exportModel(options: ExportOptions): Promise<void> {
-  if (!options.out) throw new TypeError('out (the model file to write) is required');
-  if (!options.random && !options.checkpoint) throw new TypeError('pass a checkpoint file, or random: true');
+  if (!options.out) throw typeError('out (the model file to write) is required');
+  if (!options.random && !options.checkpoint) throw typeError('pass a checkpoint file, or random: true');
   if (options.checkpoint && !fs.existsSync(options.checkpoint)) {
-    throw new Error(`checkpoint file '${options.checkpoint}' does not exist`);
+    throw codedError('ENCODEC_MODEL_FILE', `checkpoint file '${options.checkpoint}' does not exist`);
   }
   const outDir = path.dirname(path.resolve(options.out));
-  if (!fs.existsSync(outDir)) throw new Error(`output directory '${outDir}' does not exist; create it first`);
+  if (!fs.existsSync(outDir)) throw Object.assign(new Error(`output directory '${outDir}' does not exist; create it first`), { code: 'ENOENT' });
   const args = [EXPORTER_SCRIPT, '--out', options.out];
   if (options.random) {
     if (options.lm !== undefined) args.push('--lm', '--codec', options.lm);

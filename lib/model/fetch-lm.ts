@@ -10,6 +10,7 @@ import { tempPathFor } from '../common/atomic';
 import { exportModel } from './exporter';
 import { downloadTo, request } from './fetch';
 import { LM_CHECKPOINTS, defaultLmPath } from './lm-file';
+import { codedError, rangeError, typeError } from '../common/errors';
 
 const META_ROOT = 'https://dl.fbaipublicfiles.com/encodec/v0/';
 
@@ -41,7 +42,7 @@ export interface FetchLmResult {
 /** The URL of Meta's LM checkpoint for a codec. */
 export function lmCheckpointUrl(codec: string): string {
   const spec = LM_CHECKPOINTS[codec];
-  if (!spec) throw new RangeError(`no entropy-coding LM exists for '${codec}'`);
+  if (!spec) throw rangeError(`no entropy-coding LM exists for '${codec}'`);
   return metaRoot() + spec.file;
 }
 
@@ -49,7 +50,7 @@ export function lmCheckpointUrl(codec: string): string {
 export async function fetchLm(options: FetchLmOptions): Promise<FetchLmResult> {
   const codec = options.codec ?? 'encodec_24khz';
   const url = lmCheckpointUrl(codec);
-  if (!options.out && !options.modelPath) throw new TypeError('pass out (the LM file) or modelPath (the codec file it goes beside)');
+  if (!options.out && !options.modelPath) throw typeError('pass out (the LM file) or modelPath (the codec file it goes beside)');
   const lmPath = path.resolve(options.out ?? defaultLmPath(options.modelPath as string, codec));
   const cacheDir = path.resolve(options.cacheDir ?? path.dirname(lmPath));
   fs.mkdirSync(cacheDir, { recursive: true });
@@ -61,7 +62,7 @@ export async function fetchLm(options: FetchLmOptions): Promise<FetchLmResult> {
   try {
     const actual = await downloadTo(response, url, temp, options.onProgress);
     if (!actual.startsWith(prefix)) {
-      throw new Error(
+      throw codedError('ENCODEC_DOWNLOAD', 
         `checksum mismatch for ${url}: SHA-256 ${actual}, expected ${prefix}...; the download is corrupt or was tampered with, and was deleted`,
       );
     }

@@ -14,6 +14,7 @@ import * as path from 'node:path';
 import { tempPathFor } from '../common/atomic';
 import { exportModel } from './exporter';
 import { defaultModelPath } from './model-file';
+import { codedError, rangeError } from '../common/errors';
 
 export type FetchSource = 'huggingface' | 'meta';
 export type FetchModelName = 'encodec_24khz' | 'encodec_48khz';
@@ -71,7 +72,7 @@ function describeNetworkError(err: unknown, url: string): Error {
       return url;
     }
   })();
-  return new Error(
+  return codedError('ENCODEC_DOWNLOAD', 
     `cannot download ${url}: ${host} is unreachable (${cause}). \`model fetch\` needs a network connection; ` +
       'offline, copy encodec_24khz-d7cc33bc.th or model.safetensors here from a connected machine and run ' +
       '`encodec-native model export --checkpoint FILE --out MODEL.pt`',
@@ -99,24 +100,24 @@ export async function request(url: string, timeoutSeconds: number): Promise<{ re
     }
     if (!response.ok) {
       await response.body?.cancel();
-      throw new Error(`cannot download ${current}: the server answered ${response.status} ${response.statusText}`);
+      throw codedError('ENCODEC_DOWNLOAD', `cannot download ${current}: the server answered ${response.status} ${response.statusText}`);
     }
     return { response, statedSha256 };
   }
-  throw new Error(`cannot download ${url}: too many redirects`);
+  throw codedError('ENCODEC_DOWNLOAD', `cannot download ${url}: too many redirects`);
 }
 
 /** Downloads, verifies and exports. Nothing is left at `out` unless every step succeeded. */
 export async function fetchModel(options: FetchOptions = {}): Promise<FetchResult> {
   const source = options.source ?? 'huggingface';
   if (source !== 'huggingface' && source !== 'meta') {
-    throw new RangeError(`unknown source '${String(source)}'; use 'huggingface' or 'meta'`);
+    throw rangeError(`unknown source '${String(source)}'; use 'huggingface' or 'meta'`);
   }
   const name = options.name ?? 'encodec_24khz';
   const release = RELEASES[name];
-  if (!release) throw new RangeError(`unknown model '${String(name)}'; use ${Object.keys(RELEASES).join(' or ')}`);
+  if (!release) throw rangeError(`unknown model '${String(name)}'; use ${Object.keys(RELEASES).join(' or ')}`);
   if (options.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(options.sha256)) {
-    throw new RangeError('sha256 must be 64 hexadecimal digits');
+    throw rangeError('sha256 must be 64 hexadecimal digits');
   }
   const modelPath = path.resolve(options.out ?? defaultModelPath(name));
   const cacheDir = path.resolve(options.cacheDir ?? path.dirname(modelPath));
@@ -129,7 +130,7 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
   const expected = options.sha256?.toLowerCase() ?? statedSha256;
   if (!expected && source === 'huggingface') {
     await response.body?.cancel();
-    throw new Error(`${url} did not state the file's SHA-256 (no X-Linked-Etag header); pass --sha256 HEX to verify it`);
+    throw codedError('ENCODEC_DOWNLOAD', `${url} did not state the file's SHA-256 (no X-Linked-Etag header); pass --sha256 HEX to verify it`);
   }
 
   const temp = tempPathFor(checkpointPath);
@@ -137,7 +138,7 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
     const actual = await downloadTo(response, url, temp, options.onProgress);
     const ok = expected ? actual === expected : actual.startsWith(release.shaPrefix);
     if (!ok) {
-      throw new Error(
+      throw codedError('ENCODEC_DOWNLOAD', 
         `checksum mismatch for ${url}: SHA-256 ${actual}, expected ${expected ?? `${release.shaPrefix}...`}; ` +
           'the download is corrupt or was tampered with, and was deleted',
       );
@@ -161,17 +162,27 @@ export async function downloadTo(
   const total = Number(response.headers.get('content-length')) || undefined;
   const hash = crypto.createHash('sha256');
   let received = 0;
-  const out = fs.createWriteStream(temp, { flags: 'wx' });
   const reader = response.body?.getReader();
-  if (!reader) throw new Error(`cannot download ${url}: empty response`);
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    hash.update(value);
-    received += value.byteLength;
-    if (!out.write(value)) await new Promise<void>((r) => out.once('drain', () => r()));
-    onProgress?.(received, total);
+  if (!reader) throw codedError('ENCODEC_DOWNLOAD', `cannot download ${url}: empty response`);
+  const out = fs.createWriteStream(temp, { flags: 'wx' });
+  // A write error (ENOSPC, EACCES, ...) rejects `failed` at once; every wait races it, so none hangs on 'drain'.
+  const failed = new Promise<never>((_, reject) => out.once('error', reject));
+  failed.catch(() => undefined);
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), failed]);
+      if (done) break;
+      hash.update(value);
+      received += value.byteLength;
+      if (!out.write(value)) await Promise.race([new Promise<void>((r) => out.once('drain', () => r())), failed]);
+      onProgress?.(received, total);
+    }
+    await Promise.race([new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve()))), failed]);
+  } catch (err) {
+    out.destroy();
+    await reader.cancel().catch(() => undefined);
+    const e = err as NodeJS.ErrnoException;
+    throw codedError('ENCODEC_DOWNLOAD', `cannot download ${url} to '${temp}': ${e.message}`, { cause: err });
   }
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
   return hash.digest('hex');
 }

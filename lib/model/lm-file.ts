@@ -8,6 +8,7 @@ import * as path from 'node:path';
 
 import { ModelSource } from './model-file';
 import { readZipEntry } from './zip';
+import { codedError } from '../common/errors';
 
 /** The metadata stored in an LM file. */
 export interface LmInfo {
@@ -57,31 +58,31 @@ export function parseLmInfo(json: string, origin: string): LmInfo {
   try {
     info = JSON.parse(json) as LmInfo;
   } catch {
-    throw new Error(`${origin}: its encodec.json metadata is not valid JSON; export the LM again`);
+    throw codedError('ENCODEC_MODEL_FILE', `${origin}: its encodec.json metadata is not valid JSON; export the LM again`);
   }
   if (info.format !== 'encodec-native-model') {
-    throw new Error(`${origin}: metadata format is '${String(info.format)}', not 'encodec-native-model'`);
+    throw codedError('ENCODEC_MODEL_FILE', `${origin}: metadata format is '${String(info.format)}', not 'encodec-native-model'`);
   }
   if (info.kind !== 'lm') {
-    throw new Error(
+    throw codedError('ENCODEC_MODEL_FILE', 
       `${origin} is a codec model ('${String(info.model)}'), not an entropy-coding LM: pass it as the model (--model) ` +
         'and the LM file (encodec_lm_24khz.pt / encodec_lm_48khz.pt) as --lm-model',
     );
   }
   if (!(info.codec in LM_CHECKPOINTS) || !Number.isInteger(info.n_q) || info.n_q < 1) {
-    throw new Error(`${origin}: an LM for '${String(info.codec)}' with ${String(info.n_q)} codebooks is not supported`);
+    throw codedError('ENCODEC_MODEL_FILE', `${origin}: an LM for '${String(info.codec)}' with ${String(info.n_q)} codebooks is not supported`);
   }
   return info;
 }
 
 /** The raw metadata JSON of a model or LM file (undefined when the archive has none). */
 export function readModelMetadataJson(file: string): string | undefined {
-  if (!fs.existsSync(file)) throw new Error(`model file '${file}' does not exist`);
+  if (!fs.existsSync(file)) throw codedError('ENCODEC_MODEL_FILE', `model file '${file}' does not exist`);
   let entry: Buffer | undefined;
   try {
     entry = readZipEntry(file, (name) => METADATA_ENTRY.test(name));
   } catch (err) {
-    throw new Error(`'${file}' is not a TorchScript model file (${(err as Error).message}); export it again`);
+    throw codedError('ENCODEC_MODEL_FILE', `'${file}' is not a TorchScript model file (${(err as Error).message}); export it again`);
   }
   return entry?.toString('utf8');
 }
@@ -89,17 +90,17 @@ export function readModelMetadataJson(file: string): string | undefined {
 /** Reads an LM file's metadata without loading it. Throws when the file is missing or not an LM. */
 export function readLmInfo(file: string): LmInfo {
   if (!fs.existsSync(file)) {
-    throw new Error(`LM file '${file}' does not exist; get Meta's with \`encodec-native model fetch\` or export one with \`encodec-native model export --checkpoint encodec_lm_24khz-1608e3c0.th\``);
+    throw codedError('ENCODEC_MODEL_FILE', `LM file '${file}' does not exist; get Meta's with \`encodec-native model fetch\` or export one with \`encodec-native model export --checkpoint encodec_lm_24khz-1608e3c0.th\``);
   }
   const json = readModelMetadataJson(file);
-  if (json === undefined) throw new Error(`'${file}' is a TorchScript/ZIP file but not an encodec-native LM (no extra/encodec.json)`);
+  if (json === undefined) throw codedError('ENCODEC_MODEL_FILE', `'${file}' is a TorchScript/ZIP file but not an encodec-native LM (no extra/encodec.json)`);
   return parseLmInfo(json, file);
 }
 
 /** The LM file name for a codec: encodec_lm_24khz.pt / encodec_lm_48khz.pt. */
 export function lmFileName(codec: string): string {
   const spec = LM_CHECKPOINTS[codec];
-  if (!spec) throw new Error(`no entropy-coding LM exists for '${codec}' (only ${Object.keys(LM_CHECKPOINTS).join(', ')})`);
+  if (!spec) throw codedError('ENCODEC_MODEL_FILE', `no entropy-coding LM exists for '${codec}' (only ${Object.keys(LM_CHECKPOINTS).join(', ')})`);
   return `${spec.lmModel}.pt`;
 }
 
@@ -116,7 +117,7 @@ export function resolveLmPath(explicit: string | undefined, modelPath: string, c
   const candidate = explicit || process.env.ENCODEC_LM_MODEL || defaultLmPath(modelPath, codec);
   if (!fs.existsSync(candidate)) {
     const from = explicit ? '--lm-model' : process.env.ENCODEC_LM_MODEL ? 'ENCODEC_LM_MODEL' : 'the default location, beside the model';
-    throw new Error(
+    throw codedError('ENCODEC_MODEL_FILE', 
       `no LM file at '${candidate}' (from ${from}); LM-compressed .ecdc files need Meta's entropy-coding LM for ` +
         `${codec}: run \`encodec-native model fetch\` (gets it with the model), or export ` +
         `${LM_CHECKPOINTS[codec]?.file ?? 'the LM checkpoint'} with \`encodec-native model export\`, and pass --lm-model FILE`,

@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 
 import { readZipEntry } from './zip';
+import { codedError, rangeError } from '../common/errors';
 
 /** Where a model's weights came from. */
 export interface ModelSource {
@@ -70,14 +71,14 @@ export function parseModelInfo(json: string, origin: string): ModelInfo {
   try {
     info = JSON.parse(json) as ModelInfo;
   } catch {
-    throw new Error(`${origin}: its encodec.json metadata is not valid JSON; export the model again`);
+    throw codedError('ENCODEC_MODEL_FILE', `${origin}: its encodec.json metadata is not valid JSON; export the model again`);
   }
   if (info.format !== 'encodec-native-model') {
-    throw new Error(`${origin}: metadata format is '${String(info.format)}', not 'encodec-native-model'`);
+    throw codedError('ENCODEC_MODEL_FILE', `${origin}: metadata format is '${String(info.format)}', not 'encodec-native-model'`);
   }
   const known = KNOWN_MODELS[info.model];
   if (!known || info.sample_rate !== known.sampleRate || info.channels !== known.channels) {
-    throw new Error(
+    throw codedError('ENCODEC_MODEL_FILE', 
       `${origin}: this is a '${info.model}' model (${info.sample_rate} Hz, ${info.channels} channel(s)); ` +
         'encodec-native supports encodec_24khz (24 kHz mono) and encodec_48khz (48 kHz stereo)',
     );
@@ -88,7 +89,7 @@ export function parseModelInfo(json: string, origin: string): ModelInfo {
       Number.isInteger(info.segment_samples) && (info.segment_samples as number) > 0 &&
       Number.isInteger(info.segment_stride) && (info.segment_stride as number) > 0 &&
       (info.segment_stride as number) <= (info.segment_samples as number);
-    if (!ok) throw new Error(`${origin}: its '${info.model}' metadata lacks the segment geometry; export it again`);
+    if (!ok) throw codedError('ENCODEC_MODEL_FILE', `${origin}: its '${info.model}' metadata lacks the segment geometry; export it again`);
   }
   return info;
 }
@@ -111,7 +112,7 @@ export function isSegmentedModel(info: ModelInfo): boolean {
  */
 export function requireWholeFileModel(info: ModelInfo, use: string): void {
   if (isSegmentedModel(info)) {
-    throw new RangeError(
+    throw rangeError(
       `${use} runs encodec_24khz only: ${info.model}'s codes come in overlapping 1 s segments, which the TR ` +
         'alignment does not handle (see docs/models-48khz.md); use a 24 kHz model (`model fetch`), or encode/decode/compress with this one',
     );
@@ -124,16 +125,16 @@ export function requireWholeFileModel(info: ModelInfo, use: string): void {
  */
 export function readModelInfo(modelPath: string): ModelInfo {
   if (!fs.existsSync(modelPath)) {
-    throw new Error(`model file '${modelPath}' does not exist; create one with \`encodec-native model export\` or \`model random\``);
+    throw codedError('ENCODEC_MODEL_FILE', `model file '${modelPath}' does not exist; create one with \`encodec-native model export\` or \`model random\``);
   }
   let entry: Buffer | undefined;
   try {
     entry = readZipEntry(modelPath, (name) => METADATA_ENTRY.test(name));
   } catch (err) {
-    throw new Error(`'${modelPath}' is not a TorchScript model file (${(err as Error).message}); export it again`);
+    throw codedError('ENCODEC_MODEL_FILE', `'${modelPath}' is not a TorchScript model file (${(err as Error).message}); export it again`);
   }
   if (!entry) {
-    throw new Error(`'${modelPath}' is a TorchScript/ZIP file but not an encodec-native model (no extra/encodec.json); export one with \`encodec-native model export\``);
+    throw codedError('ENCODEC_MODEL_FILE', `'${modelPath}' is a TorchScript/ZIP file but not an encodec-native model (no extra/encodec.json); export one with \`encodec-native model export\``);
   }
   return parseModelInfo(entry.toString('utf8'), modelPath);
 }
@@ -162,7 +163,7 @@ export function resolveModelPath(explicit?: string): string {
   const candidate = explicit || process.env.ENCODEC_MODEL || defaultModelPath();
   if (!fs.existsSync(candidate)) {
     const from = explicit ? '--model' : process.env.ENCODEC_MODEL ? 'ENCODEC_MODEL' : 'the default location';
-    throw new Error(
+    throw codedError('ENCODEC_MODEL_FILE', 
       `no model file at '${candidate}' (from ${from}). Pass --model MODEL.pt, set ENCODEC_MODEL, ` +
         `or run \`encodec-native model fetch\` (writes ${defaultModelPath()}); ` +
         'for a test model run `encodec-native model random --out MODEL.pt`',

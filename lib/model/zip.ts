@@ -8,6 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as zlib from 'node:zlib';
+import { codedError } from '../common/errors';
 
 interface Entry {
   name: string;
@@ -50,12 +51,12 @@ function centralDirectory(fd: number, fileSize: number): { offset: number; size:
     }
     return { offset, size };
   }
-  throw new Error('not a ZIP archive (no end-of-central-directory record)');
+  throw codedError('ENCODEC_FILE_FORMAT', 'not a ZIP archive (no end-of-central-directory record)');
 }
 
 function listEntries(fd: number, fileSize: number): Entry[] {
   const { offset, size } = centralDirectory(fd, fileSize);
-  if (offset + size > fileSize) throw new Error('truncated ZIP archive (central directory past end of file)');
+  if (offset + size > fileSize) throw codedError('ENCODEC_FILE_FORMAT', 'truncated ZIP archive (central directory past end of file)');
   const dir = readAt(fd, offset, size);
   const entries: Entry[] = [];
   let p = 0;
@@ -109,13 +110,13 @@ export function readZipEntry(path: string, match: (name: string) => boolean): Bu
     const entry = listEntries(fd, fileSize).find((e) => match(e.name));
     if (!entry) return undefined;
     const local = readAt(fd, entry.localHeaderOffset, 30);
-    if (local.length < 30 || local.readUInt32LE(0) !== LOCAL) throw new Error(`corrupt ZIP entry '${entry.name}'`);
+    if (local.length < 30 || local.readUInt32LE(0) !== LOCAL) throw codedError('ENCODEC_FILE_FORMAT', `corrupt ZIP entry '${entry.name}'`);
     const start = entry.localHeaderOffset + 30 + local.readUInt16LE(26) + local.readUInt16LE(28);
     const raw = readAt(fd, start, entry.compressedSize);
-    if (raw.length < entry.compressedSize) throw new Error(`truncated ZIP entry '${entry.name}'`);
+    if (raw.length < entry.compressedSize) throw codedError('ENCODEC_FILE_FORMAT', `truncated ZIP entry '${entry.name}'`);
     if (entry.method === 0) return raw;
     if (entry.method === 8) return zlib.inflateRawSync(raw);
-    throw new Error(`ZIP entry '${entry.name}' uses unsupported compression method ${entry.method}`);
+    throw codedError('ENCODEC_FILE_FORMAT', `ZIP entry '${entry.name}' uses unsupported compression method ${entry.method}`);
   } finally {
     fs.closeSync(fd);
   }

@@ -17,6 +17,7 @@
 import FFT = require('fft.js');
 
 import type { Codes } from '../codec/codes';
+import { hasCode, rangeError, typeError } from '../common/errors';
 
 /** SNR, SI-SNR (dB) and STOI, ESTOI (0..1, higher is more intelligible) of a test signal against a reference. */
 export interface QualityMetrics {
@@ -52,19 +53,19 @@ function checkPair(ref: Signal, test: Signal): void {
   for (const [name, s] of [['ref', ref], ['test', test]] as const) {
     const numeric = ArrayBuffer.isView(s) && !(s instanceof DataView) && !(s instanceof BigInt64Array) && !(s instanceof BigUint64Array);
     if (!numeric && !Array.isArray(s)) {
-      throw new TypeError(`${name} must be a Float32Array, Float64Array or number[] of samples`);
+      throw typeError(`${name} must be a Float32Array, Float64Array or number[] of samples`);
     }
   }
   if (ref.length !== test.length) {
-    throw new RangeError(
+    throw rangeError(
       `ref has ${ref.length} samples but test has ${test.length}; metrics compare equal lengths, so trim both ` +
         'to the shorter one (computeMetrics() does that for you)',
     );
   }
-  if (ref.length === 0) throw new RangeError('the signals are empty; pass at least one sample');
+  if (ref.length === 0) throw rangeError('the signals are empty; pass at least one sample');
   for (let i = 0; i < ref.length; i++) {
     if (!Number.isFinite(ref[i]) || !Number.isFinite(test[i])) {
-      throw new RangeError(`${Number.isFinite(ref[i]) ? 'test' : 'ref'} holds ${Number.isFinite(ref[i]) ? test[i] : ref[i]} at index ${i}; clean the audio first`);
+      throw rangeError(`${Number.isFinite(ref[i]) ? 'test' : 'ref'} holds ${Number.isFinite(ref[i]) ? test[i] : ref[i]} at index ${i}; clean the audio first`);
     }
   }
 }
@@ -75,7 +76,7 @@ function checkPair(ref: Signal, test: Signal): void {
  */
 export function codeAgreement(a: Codes, b: Codes): number {
   if (a.nQ !== b.nQ || a.nFrames !== b.nFrames) {
-    throw new RangeError(`code blocks differ in shape: [${a.nQ}, ${a.nFrames}] vs [${b.nQ}, ${b.nFrames}]`);
+    throw rangeError(`code blocks differ in shape: [${a.nQ}, ${a.nFrames}] vs [${b.nQ}, ${b.nFrames}]`);
   }
   let same = 0;
   for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) same++;
@@ -91,7 +92,7 @@ export function snr(ref: Signal, test: Signal): number {
     signal += ref[i] * ref[i];
     noise += (ref[i] - test[i]) ** 2;
   }
-  if (signal === 0) throw new RangeError('the reference is silent (all zeros); SNR is undefined');
+  if (signal === 0) throw rangeError('the reference is silent (all zeros); SNR is undefined');
   return 10 * Math.log10(signal / noise);
 }
 
@@ -116,7 +117,7 @@ export function siSnr(ref: Signal, test: Signal): number {
     dot += (ref[i] - meanRef) * (test[i] - meanTest);
     refEnergy += (ref[i] - meanRef) ** 2;
   }
-  if (refEnergy === 0) throw new RangeError('the reference is constant (silent); SI-SNR is undefined');
+  if (refEnergy === 0) throw rangeError('the reference is constant (silent); SI-SNR is undefined');
   const scale = dot / refEnergy;
   let target = 0;
   let noise = 0;
@@ -297,11 +298,12 @@ function dot(a: Float64Array, b: Float64Array): number {
   return s;
 }
 
-/** Thrown (a RangeError) when a clip has too little non-silent audio to score. */
+/** Thrown (a RangeError, code ENCODEC_NO_SPEECH) when a clip has too little non-silent audio to score. */
 function tooShort(frames: number): RangeError {
-  return new RangeError(
+  return rangeError(
     `only ${frames} non-silent STFT frames after removing silence; STOI needs at least ${SEGMENT} ` +
       '(about 0.4 s of speech): pass a longer clip',
+    'ENCODEC_NO_SPEECH',
   );
 }
 
@@ -314,7 +316,7 @@ function tooShort(frames: number): RangeError {
 export function stoi(ref: Signal, test: Signal, sampleRate: number, options: StoiOptions = {}): number {
   checkPair(ref, test);
   if (!Number.isSafeInteger(sampleRate) || sampleRate < 1000 || sampleRate > 768000) {
-    throw new RangeError(`sampleRate must be an integer rate in Hz in [1000, 768000], got ${String(sampleRate)}`);
+    throw rangeError(`sampleRate must be an integer rate in Hz in [1000, 768000], got ${String(sampleRate)}`);
   }
   const [x, y] = removeSilentFrames(resampleOctave(ref, sampleRate, STOI_RATE), resampleOctave(test, sampleRate, STOI_RATE));
   const xBands = bandEnvelopes(x);
@@ -368,7 +370,7 @@ export function computeMetrics(ref: Signal, test: Signal, sampleRate: number): Q
     try {
       return stoi(r, t, sampleRate, { extended });
     } catch (err) {
-      if (err instanceof RangeError && /non-silent STFT frames/.test(err.message)) return null;
+      if (hasCode(err, 'ENCODEC_NO_SPEECH')) return null;
       throw err;
     }
   };

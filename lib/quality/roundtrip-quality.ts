@@ -12,6 +12,8 @@ import { SAMPLE_RATE, checkBandwidth } from '../codec/bandwidth';
 import { Encodec } from '../codec/codec';
 import { MelOptions, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
 import { QualityMetrics, computeMetrics } from './metrics';
+import { typeError, rangeError } from '../common/errors';
+import { formatDb, formatScore } from '../common/format';
 
 export interface RoundTripQualityOptions {
   /** 'encodec' (default) or 'mel'. */
@@ -43,16 +45,16 @@ export async function roundTripQuality(input: string, options: RoundTripQualityO
   if (mode === 'mel') {
     const s = melSettings(options.mel);
     const { samples } = await loadAudio(input, { sampleRate: s.sampleRate, maxSeconds: options.maxSeconds });
-    if (samples.length === 0) throw new RangeError(`'${input}' holds no audio samples to score`);
+    if (samples.length === 0) throw rangeError(`'${input}' holds no audio samples to score`);
     const restored = await melToAudio(await melSpectrogram(samples, s), samples.length, s);
     return { ...computeMetrics(samples, restored, s.sampleRate), mode, bandwidth: null, sampleRate: s.sampleRate, seconds: samples.length / s.sampleRate };
   }
   const { model, bandwidth } = options;
-  if (!(model instanceof Encodec)) throw new TypeError('roundTripQuality needs a loaded model (Encodec) in EnCodec mode');
+  if (!(model instanceof Encodec)) throw typeError('roundTripQuality needs a loaded model (Encodec) in EnCodec mode');
   requireWholeFileModel(model.info, 'the round-trip quality score');
   checkBandwidth(bandwidth);
   const { samples } = await loadAudio(input, { sampleRate: SAMPLE_RATE, maxSeconds: options.maxSeconds });
-  if (samples.length === 0) throw new RangeError(`'${input}' holds no audio samples to score`);
+  if (samples.length === 0) throw rangeError(`'${input}' holds no audio samples to score`);
   const decoded = await model.decode(await model.encode(samples, { bandwidth }));
   // Decoding gives whole frames (a multiple of 320 samples): compare over the input's length.
   const restored = decoded.subarray(0, samples.length);
@@ -61,7 +63,6 @@ export async function roundTripQuality(input: string, options: RoundTripQualityO
 
 /** One line for a terminal: `SNR 12.3 dB, SI-SNR 11.0 dB, STOI 0.912, ESTOI 0.801`. */
 export function formatQuality(q: QualityMetrics): string {
-  const db = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(1)} dB` : v > 0 ? 'inf dB' : '-inf dB');
-  const score = (v: number | null): string => (v === null ? 'n/a (under 0.4 s of speech)' : v.toFixed(3));
-  return `SNR ${db(q.snr)}, SI-SNR ${db(q.siSnr)}, STOI ${score(q.stoi)}, ESTOI ${score(q.estoi)}`;
+  const score = (v: number | null): string => formatScore(v, 3, 'n/a (under 0.4 s of speech)');
+  return `SNR ${formatDb(q.snr, 1)}, SI-SNR ${formatDb(q.siSnr, 1)}, STOI ${score(q.stoi)}, ESTOI ${score(q.estoi)}`;
 }

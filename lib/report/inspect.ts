@@ -30,6 +30,7 @@ import type { FeatureKind, HrfOption } from '../fmri/features';
 import { debug } from '../common/log';
 import { NpyData, readNpy } from '../io/npy';
 import { COMPACT_LABEL, FIGURE_CONFIG, VegaLiteSpec, heatmapPanelSpecs, writePng } from './plot';
+import { typeError, rangeError } from '../common/errors';
 
 
 /** An in-memory feature array to inspect. */
@@ -242,18 +243,18 @@ function listIndices(indices: number[]): string {
 }
 
 function checkInput(input: FeatureArray): void {
-  if (typeof input !== 'object' || input === null) throw new TypeError('features must be a file path or { data, shape, kind? }');
+  if (typeof input !== 'object' || input === null) throw typeError('features must be a file path or { data, shape, kind? }');
   const { data, shape } = input;
   if (!Array.isArray(shape) || shape.some((d) => !Number.isInteger(d) || d < 0)) {
-    throw new TypeError('features.shape must be an array of non-negative integers');
+    throw typeError('features.shape must be an array of non-negative integers');
   }
-  if (!ArrayBuffer.isView(data) && !Array.isArray(data)) throw new TypeError('features.data must be a typed array or number[]');
+  if (!ArrayBuffer.isView(data) && !Array.isArray(data)) throw typeError('features.data must be a typed array or number[]');
   const size = shape.reduce((a, b) => a * b, 1);
   if ((data as ArrayLike<number>).length !== size) {
-    throw new RangeError(`features.data has ${(data as ArrayLike<number>).length} values but shape (${shape.join(', ')}) holds ${size}`);
+    throw rangeError(`features.data has ${(data as ArrayLike<number>).length} values but shape (${shape.join(', ')}) holds ${size}`);
   }
   if (input.kind !== undefined && !['codes', 'embeddings', 'latents', 'mel'].includes(input.kind)) {
-    throw new RangeError(`features.kind must be 'codes', 'embeddings', 'latents' or 'mel', got '${String(input.kind)}'`);
+    throw rangeError(`features.kind must be 'codes', 'embeddings', 'latents' or 'mel', got '${String(input.kind)}'`);
   }
 }
 
@@ -268,8 +269,8 @@ interface FileForInspection {
 
 /** Reads a feature file for inspection: the raw array plus its kind. */
 async function readForInspection(file: string): Promise<FileForInspection> {
-  if (typeof file !== 'string' || file === '') throw new TypeError('features file must be a non-empty path');
-  if (!fs.existsSync(file)) throw new Error(`features file '${file}' does not exist`);
+  if (typeof file !== 'string' || file === '') throw typeError('features file must be a non-empty path');
+  if (!fs.existsSync(file)) throw Object.assign(new Error(`features file '${file}' does not exist`), { code: 'ENOENT' });
   const { data, dtype, shape } = await readNpy(file);
   const integer = isIntegerData(data, dtype);
   try {
@@ -316,9 +317,9 @@ function hrfZeroTrs(hrf: HrfModel, tr: number, kind: FeatureKind | 'unknown'): n
 export async function inspectFeatures(features: string | FeatureArray, options: InspectOptions = {}): Promise<FeatureInspection> {
   const fromFile = typeof features === 'string' ? await readForInspection(features) : undefined;
   const tr = options.tr ?? fromFile?.tr ?? 1.5;
-  if (!(typeof tr === 'number' && Number.isFinite(tr) && tr > 0)) throw new RangeError(`tr must be a number of seconds > 0, got ${String(tr)}`);
+  if (!(typeof tr === 'number' && Number.isFinite(tr) && tr > 0)) throw rangeError(`tr must be a number of seconds > 0, got ${String(tr)}`);
   if (options.hrf !== undefined && options.hrf !== 'none' && !HRF_MODELS.includes(options.hrf)) {
-    throw new RangeError(`hrf must be 'none', 'glover' or 'spm', got '${String(options.hrf)}'`);
+    throw rangeError(`hrf must be 'none', 'glover' or 'spm', got '${String(options.hrf)}'`);
   }
   const input = fromFile ? fromFile.input : features as FeatureArray;
   checkInput(input);
@@ -468,7 +469,7 @@ export function inspectionSpec(input: FeatureArray, options: InspectOptions & { 
   const kind: FeatureKind | 'unknown' = input.kind ?? (integer ? 'codes' : 'unknown');
   const grid = gridOf(input.shape, kind, tr, options.nQ);
   if (grid.channels === 0 || (grid.trs === 0 && grid.layout !== 'clip')) {
-    throw new RangeError(`cannot plot features of shape (${input.shape.join(', ')}): no TRs or channels`);
+    throw rangeError(`cannot plot features of shape (${input.shape.join(', ')}): no TRs or channels`);
   }
   const trs = grid.layout === 'clip' ? Math.max(1, grid.trs) : grid.trs;
   const perTr = grid.layout === 'clip' ? Math.max(1, Math.min(grid.frames, framesPerTr(tr))) : grid.frames;

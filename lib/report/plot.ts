@@ -23,6 +23,7 @@ import * as vegaLite from 'vega-lite';
 
 import { writeFileAtomic } from '../common/atomic';
 import { debug, elapsedSince, formatBytes } from '../common/log';
+import { codedError, rangeError } from '../common/errors';
 
 /** A Vega-Lite specification (top level), as accepted by `vega-lite`'s `compile`. */
 export type VegaLiteSpec = vegaLite.TopLevelSpec;
@@ -87,7 +88,7 @@ function findFont(): string | null {
 /** Rasterizes an SVG document to PNG bytes. */
 export function svgToPng(svg: string, options: RenderOptions = {}): Buffer {
   const scale = options.scale ?? 2;
-  if (!(typeof scale === 'number' && scale > 0 && scale <= 16)) throw new RangeError(`scale must be a number in (0, 16], got ${scale}`);
+  if (!(typeof scale === 'number' && scale > 0 && scale <= 16)) throw rangeError(`scale must be a number in (0, 16], got ${scale}`);
   const start = performance.now();
   const font = findFont();
   const resvg = new Resvg(svg, {
@@ -118,7 +119,7 @@ export function pngSize(png: Uint8Array): { width: number; height: number } {
   const signature = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
   const buf = Buffer.from(png.buffer, png.byteOffset, png.byteLength);
   if (buf.length < 24 || signature.some((b, i) => buf[i] !== b) || buf.toString('latin1', 12, 16) !== 'IHDR') {
-    throw new Error('not a PNG image (bad signature or no IHDR chunk)');
+    throw codedError('ENCODEC_FILE_FORMAT', 'not a PNG image (bad signature or no IHDR chunk)');
   }
   return { width: buf.readUInt32BE(16), height: buf.readUInt32BE(20) };
 }
@@ -132,13 +133,13 @@ function parseColor(text: string): [number, number, number] {
     const v = parseInt(hex[1], 16);
     return [v >> 16, (v >> 8) & 255, v & 255];
   }
-  throw new Error(`unexpected colour '${text}' from the Vega colour scheme`);
+  throw codedError('ENCODEC_INTERNAL', `unexpected colour '${text}' from the Vega colour scheme`);
 }
 
 /** A 256-entry lookup table of the Vega colour scheme, so raster colours match the colour bar exactly. */
 function colorTable(scheme: string): Uint8Array {
   const interpolate = vega.scheme(scheme) as unknown;
-  if (typeof interpolate !== 'function') throw new RangeError(`unknown continuous Vega colour scheme '${scheme}'`);
+  if (typeof interpolate !== 'function') throw rangeError(`unknown continuous Vega colour scheme '${scheme}'`);
   const table = new Uint8Array(256 * 3);
   for (let i = 0; i < 256; i++) table.set(parseColor((interpolate as (t: number) => string)(i / 255)), i * 3);
   return table;
@@ -169,10 +170,10 @@ export function downsampleMatrix(m: Matrix, maxRows = MAX_RASTER_ROWS, maxCols =
 
 function checkMatrix(m: Matrix): void {
   if (!Number.isInteger(m.rows) || !Number.isInteger(m.cols) || m.rows < 1 || m.cols < 1) {
-    throw new RangeError(`matrix must have at least 1 row and 1 column, got ${m.rows} x ${m.cols}`);
+    throw rangeError(`matrix must have at least 1 row and 1 column, got ${m.rows} x ${m.cols}`);
   }
   if (m.data.length !== m.rows * m.cols) {
-    throw new RangeError(`matrix data has ${m.data.length} values but rows x cols = ${m.rows} x ${m.cols}`);
+    throw rangeError(`matrix data has ${m.data.length} values but rows x cols = ${m.rows} x ${m.cols}`);
   }
 }
 
@@ -317,7 +318,7 @@ export const FIGURE_CONFIG = { font: FONT_FAMILY, view: { stroke: null } };
 
 /** The panels of {@link stackedHeatmapSpec}, for composing with other views in a `vconcat`. */
 export function heatmapPanelSpecs(panels: HeatmapPanel[], axes: HeatmapAxes): object[] {
-  if (!Array.isArray(panels) || panels.length === 0) throw new RangeError('a figure needs at least one panel');
+  if (!Array.isArray(panels) || panels.length === 0) throw rangeError('a figure needs at least one panel');
   const colorDomain = axes.colorDomain ?? finiteRange(panels.map((p) => p.matrix.data));
   const width = axes.width ?? 800;
   const height = axes.height ?? 160;

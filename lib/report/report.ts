@@ -38,6 +38,8 @@ import { resolveModelPath, requireWholeFileModel } from '../model/model-file';
 import { HeatmapPanel, stackedHeatmapSpec, writePng } from './plot';
 import { peakRss } from '../codec/runtime';
 import { writeWav } from '../io/wav';
+import { typeError, rangeError } from '../common/errors';
+import { formatDb, formatScore, toJson } from '../common/format';
 
 /** Bandwidths compared when none are given: the lowest, the middle and the highest. */
 export const DEFAULT_REPORT_BANDWIDTHS: readonly number[] = Object.freeze([1.5, 6, 24]);
@@ -114,17 +116,17 @@ function bandwidthTag(bandwidth: number): string {
 }
 
 function checkOptions(input: string, options: RoundtripOptions): Required<Pick<RoundtripOptions, 'tr' | 'mode'>> & { maxTrs: number; bandwidths: number[] } {
-  if (typeof input !== 'string' || input === '') throw new TypeError('input must be the path of an audio or video file');
-  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object with at least { outDir }');
-  if (typeof options.outDir !== 'string' || options.outDir === '') throw new TypeError('options.outDir must be the path of the directory to write the report into');
+  if (typeof input !== 'string' || input === '') throw typeError('input must be the path of an audio or video file');
+  if (typeof options !== 'object' || options === null) throw typeError('options must be an object with at least { outDir }');
+  if (typeof options.outDir !== 'string' || options.outDir === '') throw typeError('options.outDir must be the path of the directory to write the report into');
   const mode = options.mode ?? 'encodec';
-  if (mode !== 'encodec' && mode !== 'mel') throw new RangeError(`unknown mode '${String(mode)}'; use 'encodec' or 'mel'`);
+  if (mode !== 'encodec' && mode !== 'mel') throw rangeError(`unknown mode '${String(mode)}'; use 'encodec' or 'mel'`);
   const tr = options.tr ?? 1.5;
   checkTr(tr);
   const maxTrs = options.maxTrs ?? Infinity;
-  if (maxTrs !== Infinity && !(Number.isSafeInteger(maxTrs) && maxTrs >= 1)) throw new RangeError(`maxTrs must be an integer >= 1, got ${String(maxTrs)}`);
+  if (maxTrs !== Infinity && !(Number.isSafeInteger(maxTrs) && maxTrs >= 1)) throw rangeError(`maxTrs must be an integer >= 1, got ${String(maxTrs)}`);
   const given = options.bandwidths ?? DEFAULT_REPORT_BANDWIDTHS;
-  if (!Array.isArray(given) || given.length === 0) throw new TypeError('bandwidths must be a non-empty array of kbps values (1.5, 3, 6, 12, 24)');
+  if (!Array.isArray(given) || given.length === 0) throw typeError('bandwidths must be a non-empty array of kbps values (1.5, 3, 6, 12, 24)');
   given.forEach((b) => checkBandwidth(b));
   const bandwidths = [...new Set(given)].sort((a, b) => a - b);
   return { tr, mode, maxTrs, bandwidths };
@@ -140,21 +142,13 @@ async function prepareOutDir(outDir: string): Promise<void> {
     const why = e.code === 'EEXIST' || e.code === 'ENOTDIR' ? 'a file of that name is in the way' : e.code === 'EACCES' ? 'permission denied' : e.message;
     throw Object.assign(new Error(`cannot write the report into '${outDir}': ${why} (${e.code ?? 'error'}); choose a writable directory`), { code: e.code });
   }
-  if (!(await fs.promises.stat(outDir)).isDirectory()) throw new Error(`cannot write the report into '${outDir}': it is a file, not a directory`);
+  if (!(await fs.promises.stat(outDir)).isDirectory()) throw Object.assign(new Error(`cannot write the report into '${outDir}': it is a file, not a directory`), { code: 'ENOTDIR' });
 }
 
 /** A signal's log-mel spectrogram for the picture, at `sampleRate`. */
 async function pictureMel(samples: Float32Array, sampleRate: number): Promise<HeatmapPanel['matrix']> {
   const spec = await melSpectrogram(samples, { ...PICTURE_MEL, sampleRate });
   return { data: spec.data, rows: spec.nMels, cols: spec.nFrames };
-}
-
-function formatDb(v: number): string {
-  return Number.isFinite(v) ? `${v.toFixed(2)} dB` : v > 0 ? 'inf (identical)' : '-inf';
-}
-
-function formatScore(v: number | null): string {
-  return v === null ? 'n/a' : v.toFixed(3);
 }
 
 /** The metrics.txt table. */
@@ -181,7 +175,7 @@ export function formatRoundtripReport(r: RoundtripReport): string {
 
 /** JSON with Infinity/NaN as null (identical signals have infinite SNR). */
 function reportJson(r: RoundtripReport): string {
-  return `${JSON.stringify(r, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`;
+  return toJson(r); // the package's rule: Infinity/NaN as null, `identical` beside each SNR
 }
 
 /** Hz ticks for a mel axis up to fMax, positioned in Slaney mel. */
@@ -209,7 +203,7 @@ export async function roundtripReport(input: string, options: RoundtripOptions):
   const loaded = await loadAudio(input, { sampleRate: SAMPLE_RATE, maxSeconds });
   const nTrs = Math.min(s.maxTrs, trCountForSamples(loaded.samples.length, s.tr));
   if (nTrs === 0) {
-    throw new RangeError(`'${input}' lasts ${loaded.duration.toFixed(3)} s, shorter than one TR (${s.tr} s); use a shorter tr or a longer input`);
+    throw rangeError(`'${input}' lasts ${loaded.duration.toFixed(3)} s, shorter than one TR (${s.tr} s); use a shorter tr or a longer input`);
   }
   const original24k = loaded.samples.subarray(0, samplesForTrs(nTrs, s.tr));
   await prepareOutDir(outDir);

@@ -327,7 +327,9 @@ describe('Encodec (codec API)', function () {
           for (const m of models) await m.decode(await m.encode(s));
           const loaded = rss();
           for (const m of models) m.dispose();
-          await new Promise((r) => setTimeout(r, 200)); // dispose() releases once queued calls have settled
+          // dispose() releases once queued calls have settled, on the addon's release thread: wait for it (5 s at most)
+          const weights = 2 * require('node:fs').statSync(${JSON.stringify(modelPath)}).size;
+          for (let t = 0; t < 50 && loaded - rss() <= weights / 2; t++) await new Promise((r) => setTimeout(r, 100));
           process.stdout.write(JSON.stringify({ loaded, disposed: rss(), flags: models.map((m) => m.disposed) }));
         })().catch((e) => { console.error(e); process.exit(1); });`;
       const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });

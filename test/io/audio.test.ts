@@ -259,33 +259,34 @@ describe('audio', function () {
   it('fails clearly: no ffmpeg, no such file, no audio stream, undecodable data', async function () {
     let err = await withFfmpegPath(NO_FFMPEG, () => rejection(loadAudio(movie.path)));
     expect(err).to.be.instanceOf(AudioError);
-    expect(err.code).to.equal('ENOFFMPEG');
+    expect(err.reason).to.equal('ENOFFMPEG');
+    expect(err.code).to.equal('ENCODEC_MEDIA');
     expect(err.message).to.equal(
       `ffmpeg is needed to read .mp4 files; install it (apt-get install ffmpeg) or convert to 24 kHz WAV (FFMPEG_PATH=${NO_FFMPEG}: not found)`,
     );
     const src22k = await makeSpeech(dir, 'The quick brown fox jumps over the lazy dog. A movie soundtrack in stereo.');
     err = await withFfmpegPath(NO_FFMPEG, () => rejection(loadAudio(src22k)));
-    expect(err.code).to.equal('ENOFFMPEG');
+    expect(err.reason).to.equal('ENOFFMPEG');
     expect(err.message).to.match(/^ffmpeg is needed to read 22\.05 kHz WAV files \(resampling to 24 kHz\); install it/);
     err = await withFfmpegPath(NO_FFMPEG, () => rejection(collect(streamAudio(movie.path))));
-    expect(err.code).to.equal('ENOFFMPEG');
+    expect(err.reason).to.equal('ENOFFMPEG');
 
     const missing = path.join(dir, 'no-such-file.mp3');
     err = await rejection(loadAudio(missing));
-    expect(err.code).to.equal('ENOENT');
+    expect(err.reason).to.equal('ENOENT');
     expect(err.message).to.equal(`cannot read audio file '${missing}': no such file (ENOENT)`);
-    expect((await rejection(loadAudio(dir))).code).to.equal('EISDIR');
+    expect((await rejection(loadAudio(dir))).reason).to.equal('EISDIR');
 
     const video = await makeVideoOnly(dir, 1);
     err = await rejection(loadAudio(video));
-    expect(err.code).to.equal('ENOAUDIO');
+    expect(err.reason).to.equal('ENOAUDIO');
     expect(err.message).to.equal(`no audio stream in ${video}`);
-    expect((await rejection(probeAudio(video))).code).to.equal('ENOAUDIO');
+    expect((await rejection(probeAudio(video))).reason).to.equal('ENOAUDIO');
 
     const garbage = path.join(dir, 'garbage.mp3');
     fs.writeFileSync(garbage, Buffer.from(Array.from({ length: 4000 }, (_, i) => (i * 7919 + 13) % 251)));
     err = await rejection(loadAudio(garbage));
-    expect(err.code).to.equal('EDECODE');
+    expect(err.reason).to.equal('EDECODE');
     expect(err.message).to.match(new RegExp(`^cannot decode ${garbage.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: \\S`));
     expect(err.message).not.to.contain('@ 0x');
     // A movie cut in half loses its index (the moov atom is at the end): ffmpeg's first line says so.
@@ -293,7 +294,7 @@ describe('audio', function () {
     const bytes = fs.readFileSync(movie.path);
     fs.writeFileSync(cut, bytes.subarray(0, bytes.length >> 1));
     err = await rejection(loadAudio(cut));
-    expect(err.code).to.equal('EDECODE');
+    expect(err.reason).to.equal('EDECODE');
     expect(err.message).to.match(/moov atom not found/);
   });
 
@@ -305,6 +306,6 @@ describe('audio', function () {
     expect(w).to.include({ sampleRate: 24000, channels: 2, codec: 'pcm_s24le' });
     expect(w.duration).to.equal((await readWav(stereo24k)).duration);
     const missingProbe = await withFfmpegPath(NO_FFMPEG, () => rejection(probeAudio(movie.path)));
-    expect(missingProbe.code).to.equal('ENOFFMPEG');
+    expect(missingProbe.reason).to.equal('ENOFFMPEG');
   });
 });

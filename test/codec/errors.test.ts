@@ -1,0 +1,182 @@
+/**
+ * Errors of the codec and the addon carry stable codes (docs/errors.md), out of memory in a chunked call is
+ * retried in halves down to one chunk, and the addon's thread and release defects stay fixed.
+ */
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
+import { expect } from 'chai';
+
+import { Encodec } from '../../lib/codec/codec';
+import { nativeBinding } from '../../lib/codec/native';
+import { PACKAGE_ROOT } from '../../lib/common/package-root';
+import { randomModel } from '../helpers/model';
+import { tempDir } from '../helpers/temp-dir';
+
+/** The rejection of `promise` (fails the test if it resolves). */
+async function rejection(promise: Promise<unknown>): Promise<Error & { code?: string }> {
+  try {
+    await promise;
+  } catch (err) {
+    return err as Error & { code?: string };
+  }
+  throw new Error('expected a rejection');
+}
+
+/** Runs `script` (CommonJS, `INDEX` = the built package root) in a fresh node with `env`; returns its stdout JSON. */
+function runScript(script: string, env: Record<string, string> = {}): unknown {
+  return runScriptWithStderr(script, env).json;
+}
+
+function runScriptWithStderr(script: string, env: Record<string, string> = {}): { json: unknown; stderr: string } {
+  const index = JSON.stringify(path.join(PACKAGE_ROOT, 'dist', 'lib', 'index.js'));
+  const full = `const INDEX = ${index};\n(async () => {\n${script}\n})().catch((e) => { console.error(e); process.exit(3); });`;
+  const r = spawnSync(process.execPath, ['-e', full], { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 28 });
+  expect(r.status, r.stderr).to.equal(0);
+  return { json: JSON.parse(r.stdout), stderr: r.stderr };
+}
+
+/** A deterministic noisy signal of `seconds` (random-weight models code noise as well as speech). */
+const SIGNAL = `(seconds) => {
+  const s = new Float32Array(24000 * seconds);
+  let x = 1;
+  for (let i = 0; i < s.length; i++) { x = (x * 16807) % 2147483647; s[i] = (x / 2147483647 - 0.5) * 0.3 * Math.sin(i / 500); }
+  return s;
+}`;
+
+describe('errors and their codes (codec and addon)', function () {
+  let modelPath: string;
+  let codec: Encodec;
+  const dir = tempDir('encodec-errors');
+
+  before(async function () {
+    modelPath = await randomModel(0);
+    codec = await Encodec.load(modelPath, { threads: 1 });
+  });
+  after(() => codec?.dispose());
+
+  it('sets ENCODEC_BAD_INPUT on bad arguments, in lib/ and natively, keeping TypeError/RangeError', async function () {
+    const notSamples = await rejection(codec.encode([1, 2] as unknown as Float32Array));
+    expect(notSamples).to.be.instanceOf(TypeError).and.include({ code: 'ENCODEC_BAD_INPUT' });
+    const model = await nativeBinding().load(modelPath, { threads: 1 });
+    try {
+      const bad = await rejection(Promise.resolve().then(() => model.encode([new Float32Array(10)], 99)));
+      expect(bad).to.be.instanceOf(RangeError).and.include({ code: 'ENCODEC_BAD_INPUT' });
+      const nan = await rejection(model.encode([new Float32Array([NaN])], 2));
+      expect(nan).to.be.instanceOf(RangeError).and.include({ code: 'ENCODEC_BAD_INPUT' });
+      const codes = await rejection(model.decode([{ data: new Int16Array([5000]), nQ: 1, nFrames: 1 }]));
+      expect(codes).to.be.instanceOf(RangeError).and.include({ code: 'ENCODEC_BAD_INPUT' });
+      const device = await rejection(Promise.resolve().then(() => nativeBinding().load(modelPath, { device: 'gpu' })));
+      expect(device).to.be.instanceOf(TypeError).and.include({ code: 'ENCODEC_BAD_INPUT' });
+    } finally {
+      model.dispose();
+    }
+  });
+
+  it('sets ENCODEC_MODEL_FILE for a missing or foreign model file', async function () {
+    const missing = await rejection(nativeBinding().load(path.join(dir, 'missing.pt')));
+    expect(missing.code).to.equal('ENCODEC_MODEL_FILE');
+    const text = path.join(dir, 'text.pt');
+    fs.writeFileSync(text, 'not a model');
+    expect((await rejection(Encodec.load(text))).code).to.equal('ENCODEC_MODEL_FILE');
+  });
+
+  it('sets ENCODEC_CUDA_UNAVAILABLE when CUDA is asked for and absent', async function () {
+    if (nativeBinding().runtimeInfo().cudaAvailable) this.skip();
+    const err = await rejection(Encodec.load(modelPath, { device: 'cuda' }));
+    expect(err.code).to.equal('ENCODEC_CUDA_UNAVAILABLE');
+  });
+
+  it('sets ENCODEC_DISPOSED after dispose(), natively and in lib/', async function () {
+    const c = await Encodec.load(modelPath, { threads: 1 });
+    const model = await nativeBinding().load(modelPath, { threads: 1 });
+    c.dispose();
+    model.dispose();
+    expect((await rejection(c.encode(new Float32Array(320)))).code).to.equal('ENCODEC_DISPOSED');
+    expect((await rejection(Promise.resolve().then(() => model.encode([new Float32Array(320)], 2)))).code).to.equal('ENCODEC_DISPOSED');
+  });
+
+  it('encodeStreamBlocks rejects bad arguments instead of throwing synchronously', async function () {
+    let iterator: AsyncGenerator<unknown> | undefined;
+    expect(() => (iterator = codec.encodeStreamBlocks(42 as unknown as Iterable<Float32Array>))).to.not.throw();
+    const err = await rejection((iterator as AsyncGenerator<unknown>).next());
+    expect(err).to.be.instanceOf(TypeError).and.include({ code: 'ENCODEC_BAD_INPUT' });
+    const exact = codec.encodeStreamBlocks([new Float32Array(320)], { exact: true } as never);
+    expect((await rejection(exact.next())).code).to.equal('ENCODEC_BAD_INPUT');
+  });
+
+  it('gives a model loaded with threads 0 libtorch\'s default, not the count another model left on the pool thread', function () {
+    // One pool thread: the first model's calls set it to 1 thread; the second model (threads 0) must not run on 1.
+    const out = runScript(`
+      const { nativeBinding } = require(${JSON.stringify(path.join(PACKAGE_ROOT, 'dist', 'lib', 'codec', 'native.js'))});
+      const binding = nativeBinding();
+      const one = await binding.load(${JSON.stringify(modelPath)}, { threads: 1 });
+      await one.encode([new Float32Array(3200)], 2);
+      const inherited = await binding.load(${JSON.stringify(modelPath)});
+      await inherited.encode([new Float32Array(3200)], 2);
+      process.stdout.write(JSON.stringify({ threads: inherited.threads, defaultThreads: binding.runtimeInfo().defaultThreads }));
+      one.dispose();
+      inherited.dispose();`, { UV_THREADPOOL_SIZE: '1', OMP_NUM_THREADS: '3' }) as { threads: number; defaultThreads: number };
+    expect(out.threads).to.equal(3); // OMP_NUM_THREADS, libtorch's default
+  });
+
+  it('frees models off the JavaScript thread, at dispose() and at garbage collection', function () {
+    const out = runScript(`
+      const { nativeBinding } = require(${JSON.stringify(path.join(PACKAGE_ROOT, 'dist', 'lib', 'codec', 'native.js'))});
+      const binding = nativeBinding();
+      const a = await binding.load(${JSON.stringify(modelPath)}, { threads: 1 });
+      await a.encode([new Float32Array(3200)], 2);
+      a.dispose(); // no call holds it: the last reference drops here, on the main thread
+      let b = await binding.load(${JSON.stringify(modelPath)}, { threads: 1 });
+      b = undefined;
+      for (let i = 0; i < 5; i++) { global.gc(); await new Promise((r) => setTimeout(r, 50)); }
+      process.stdout.write(JSON.stringify({ onJsThread: binding.runtimeInfo().modelsFreedOnJsThread }));`, { NODE_OPTIONS: '--expose-gc' }) as { onJsThread: number };
+    expect(out.onJsThread).to.equal(0);
+  });
+
+  describe('out of memory', function () {
+    // ENCODEC_NATIVE_TEST_MAX_BLOCK_MB makes the addon's CPU allocator refuse blocks above that size while a model
+    // call runs. With 8 MiB, spans of 15 windows need a larger block and fail, spans of 8 windows fit; 1 MiB
+    // does not fit one window.
+    const LIMIT_MB = '8';
+    const OPTIONS = '{ batchSeconds: 100, chunkSeconds: 4, contextSeconds: 1 }';
+    const script = (options: string): string => `
+      const { Encodec } = require(INDEX);
+      const signal = (${SIGNAL})(120);
+      const codec = await Encodec.load(${JSON.stringify(modelPath)}, { threads: 2 });
+      const result = {};
+      try {
+        const codes = await codec.encode(signal, ${options});
+        result.codes = Array.from(codes.data);
+        const audio = await codec.decode(codes, ${options});
+        result.audio = Array.from(audio.subarray(0, 48000));
+      } catch (e) {
+        result.error = { code: e.code, message: e.message };
+      }
+      codec.dispose();
+      process.stdout.write(JSON.stringify(result));`;
+
+    it('retries the span in halves down to one chunk: the same codes, the same audio up to float rounding', function () {
+      const free = runScript(script(OPTIONS)) as { codes: number[]; audio: number[]; error?: unknown };
+      expect(free.error).to.equal(undefined);
+      const run = runScriptWithStderr(script(OPTIONS), { ENCODEC_NATIVE_TEST_MAX_BLOCK_MB: LIMIT_MB, DEBUG: 'encodec-native' });
+      const pressed = run.json as typeof free;
+      expect(pressed.error).to.equal(undefined);
+      expect(run.stderr).to.match(/out of memory coding frames 0\.\.\d+: retrying as 8 \+ 7 windows/);
+      expect(pressed.codes).to.deep.equal(free.codes);
+      // decoding in smaller batches changes the float rounding of the batched LSTM, nothing more
+      expect(pressed.audio.length).to.equal(free.audio.length);
+      const worst = pressed.audio.reduce((m, v, i) => Math.max(m, Math.abs(v - free.audio[i])), 0);
+      expect(worst).to.be.below(1e-5);
+    });
+
+    it('fails with ENCODEC_OOM naming batchSeconds when one chunk does not fit', function () {
+      const out = runScript(script(OPTIONS), { ENCODEC_NATIVE_TEST_MAX_BLOCK_MB: '1' }) as {
+        error?: { code: string; message: string };
+      };
+      expect(out.error?.code).to.equal('ENCODEC_OOM');
+      expect(out.error?.message).to.match(/batchSeconds/);
+    });
+  });
+});
