@@ -224,7 +224,7 @@ describe('extract / reconstruct CLI', function () {
     expect(under.stderr).to.match(/cannot write to --out '.*blocker-file\/sub' \(ENOTDIR\); pass a directory you can write to/);
     const none = cli(['extract', '--out', out]);
     expect(none.status).to.equal(2);
-    expect(none.stderr).to.match(/no inputs: pass audio\/video files or --manifest FILE/);
+    expect(none.stderr).to.match(/no inputs: pass audio\/video files, --events FILE or --manifest FILE/);
     expect(fs.existsSync(out)).to.equal(false);
   });
 
