@@ -27,10 +27,10 @@ CallOptions ReadCallOptions(const Napi::Value& value, size_t inputs) {
   Napi::Value spans = object.Get("spans");
   if (!spans.IsUndefined()) {
     if (!object.Get("span").IsUndefined()) {
-      throw InputError(ErrorKind::Type, "pass options.span (one span) or options.spans (pooled spans), not both");
+      throw NativeError(ErrorKind::Type, "pass options.span (one span) or options.spans (pooled spans), not both");
     }
     if (!spans.IsArray() || spans.As<Napi::Array>().Length() != inputs) {
-      throw InputError(ErrorKind::Type, "options.spans must be an array of { lead, chunk, context }, one per input (" +
+      throw NativeError(ErrorKind::Type, "options.spans must be an array of { lead, chunk, context }, one per input (" +
                                             std::to_string(inputs) + ")");
     }
     auto array = spans.As<Napi::Array>();
@@ -38,7 +38,7 @@ CallOptions ReadCallOptions(const Napi::Value& value, size_t inputs) {
       Napi::Value item = array.Get(i);
       const std::string what = "options.spans[" + std::to_string(i) + "]";
       if (!item.IsObject() || item.IsArray()) {
-        throw InputError(ErrorKind::Type, what + " must be an object { lead, chunk, context } of frame counts");
+        throw NativeError(ErrorKind::Type, what + " must be an object { lead, chunk, context } of frame counts");
       }
       auto geometry = item.As<Napi::Object>();
       SpanGeometry g;

@@ -615,7 +615,7 @@ std::vector<torch::Tensor> Session::RunSpans(const std::string& method, const st
                                              const std::vector<SpanGeometry>& spans,
                                              const std::vector<c10::IValue>& extra_args, int threads) {
   if (inputs.empty() || inputs.size() != spans.size()) {
-    throw InputError(ErrorKind::Range, "a pooled span call takes one geometry per input and at least one input, got " +
+    throw NativeError(ErrorKind::Range, "a pooled span call takes one geometry per input and at least one input, got " +
                                            std::to_string(inputs.size()) + " inputs and " +
                                            std::to_string(spans.size()) + " geometries");
   }
@@ -623,11 +623,11 @@ std::vector<torch::Tensor> Session::RunSpans(const std::string& method, const st
   for (size_t i = 0; i < spans.size(); ++i) {
     const SpanGeometry& span = spans[i];
     if (span.chunk != spans[0].chunk || span.context != spans[0].context) {
-      throw InputError(ErrorKind::Range, "the spans of a pooled call must share chunk and context; span " +
+      throw NativeError(ErrorKind::Range, "the spans of a pooled call must share chunk and context; span " +
                                              std::to_string(i) + " differs from span 0");
     }
     if (span.chunk < 1 || span.context < 0 || span.lead < 0 || span.lead >= frames[i]) {
-      throw InputError(ErrorKind::Range, "span " + std::to_string(i) + "'s geometry does not fit its " +
+      throw NativeError(ErrorKind::Range, "span " + std::to_string(i) + "'s geometry does not fit its " +
                                              std::to_string(frames[i]) +
                                              " frames: need chunk >= 1, context >= 0 and 0 <= lead < frames, got "
                                              "chunk " + std::to_string(span.chunk) + ", context " +
@@ -637,9 +637,10 @@ std::vector<torch::Tensor> Session::RunSpans(const std::string& method, const st
   }
   c10::optional<torch::jit::Method> run = module_.find_method(method);
   if (!run) {
-    throw InputError(ErrorKind::Generic, "this model file has no " + method +
-                                             " method (it was exported before exporter 1.6); re-export it with "
-                                             "`encodec-native model export`, or call with one span");
+    throw NativeError(ErrorKind::Generic, "this model file has no " + method +
+                                              " method (it was exported before exporter 1.6); re-export it with "
+                                              "`encodec-native model export`, or call with one span",
+                      ErrorCode::ModelFile);
   }
   Lease lease(*this, threads);
   c10::InferenceMode inference;
