@@ -642,20 +642,23 @@ std::vector<torch::Tensor> Session::RunSpans(const std::string& method, const st
                                               "`encodec-native model export`, or call with one span",
                       ErrorCode::ModelFile);
   }
-  Lease lease(*this, threads);
-  c10::InferenceMode inference;
-  c10::List<torch::Tensor> list;
-  for (const torch::Tensor& input : inputs) list.push_back(input.to(device_));
-  std::vector<c10::IValue> args{list};
-  args.insert(args.end(), extra_args.begin(), extra_args.end());
-  args.emplace_back(leads);
-  args.emplace_back(spans[0].chunk);
-  args.emplace_back(spans[0].context);
-  c10::List<torch::Tensor> results = (*run)(args).toTensorList();
-  std::vector<torch::Tensor> outputs;
-  outputs.reserve(results.size());
-  for (size_t i = 0; i < results.size(); ++i) outputs.push_back(results.get(i).to(torch::kCPU)[0]);
-  return outputs;
+  // out of memory becomes ENCODEC_OOM, as for one span, so that the library retries the spans in halves
+  return OomChecked(method, [&] {
+    Lease lease(*this, threads);
+    c10::InferenceMode inference;
+    c10::List<torch::Tensor> list;
+    for (const torch::Tensor& input : inputs) list.push_back(input.to(device_));
+    std::vector<c10::IValue> args{list};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    args.emplace_back(leads);
+    args.emplace_back(spans[0].chunk);
+    args.emplace_back(spans[0].context);
+    c10::List<torch::Tensor> results = (*run)(args).toTensorList();
+    std::vector<torch::Tensor> outputs;
+    outputs.reserve(results.size());
+    for (size_t i = 0; i < results.size(); ++i) outputs.push_back(results.get(i).to(torch::kCPU)[0]);
+    return outputs;
+  });
 }
 
 std::vector<torch::Tensor> Session::EncodeSpans(const std::vector<torch::Tensor>& clips, int64_t n_q,

@@ -242,13 +242,15 @@ export class Encodec {
    */
   private async warmUp(): Promise<void> {
     const start = performance.now();
-    const noise = new Float32Array(Math.round(2.2 * SAMPLE_RATE));
+    // the model's own rate, channels (planar) and lowest bandwidth: encodec_48khz warms up with its stereo segments
+    const channels = this.info.channels ?? 1;
+    const noise = new Float32Array(channels * Math.round(2.2 * (this.info.sample_rate ?? SAMPLE_RATE)));
     let seed = 1;
     for (let i = 0; i < noise.length; i++) {
       seed = (seed * 1103515245 + 12345) % 2147483648;
       noise[i] = (seed / 2147483648 - 0.5) * 0.2;
     }
-    for (let i = 0; i < 2; i++) await this.decode(await this.encode(noise, { bandwidth: 1.5 }));
+    for (let i = 0; i < 2; i++) await this.decode(await this.encode(noise, { bandwidth: Math.min(...this.info.bandwidths) }));
     this.warmupMs = performance.now() - start;
     debug('model', () => `warm-up in ${elapsedSince(start)}`);
   }
