@@ -344,7 +344,8 @@ Session::Session(const std::string& path, const std::string& device, int threads
     throw NativeError(ErrorKind::Generic, "'" + path +
                                              "' is an EnCodec entropy-coding LM (for compress --lm), not a codec "
                                              "model: pass the codec model (e.g. encodec24.pt) as the model and this "
-                                             "file as the LM (--lm-model)");
+                                             "file as the LM (--lm-model)",
+                      ErrorCode::ModelFile);
   }
   if (metadata_.empty() || !module_.find_method("encode") || !module_.find_method("decode") ||
       !module_.find_method("dequantize")) {
@@ -364,7 +365,8 @@ Session::Session(const std::string& path, const std::string& device, int threads
       (segmented_ && segment_samples_ < 1)) {
     throw NativeError(ErrorKind::Generic, "'" + path + "' has an unexpected model geometry (" +
                                              std::to_string(channels_) + " channels, " +
-                                             std::to_string(max_codebooks_) + " codebooks); export it again");
+                                             std::to_string(max_codebooks_) + " codebooks); export it again",
+                      ErrorCode::ModelFile);
   }
 }
 
