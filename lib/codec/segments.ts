@@ -15,7 +15,7 @@
  * Audio is planar: channel 0's samples, then channel 1's, in one Float32Array. Segments go through the model in
  * batches (equal-length segments batch well), so only a batch of segments is ever held as tensors.
  */
-import type { CodesBlock } from './chunking';
+import { CodesBlock, concatCodes } from './chunking';
 import { Codes, SegmentedCodes } from './codes';
 import { typeError, rangeError } from '../common/errors';
 
@@ -100,15 +100,7 @@ export function decodedSegmentedSamples(frameCounts: number[], g: SegmentGeometr
 
 /** Joins consecutive code blocks of segmented codes (e.g. encodeStreamBlocks' blocks) with their scales. */
 export function concatSegmentedCodes(blocks: Codes[]): SegmentedCodes {
-  if (blocks.length === 0) throw rangeError('no codes to concatenate');
-  const nQ = blocks[0].nQ;
-  const nFrames = blocks.reduce((n, b) => n + b.nFrames, 0);
-  const data = new Int16Array(nQ * nFrames);
-  let at = 0;
-  for (const b of blocks) {
-    for (let q = 0; q < nQ; q++) data.set(b.data.subarray(q * b.nFrames, (q + 1) * b.nFrames), q * nFrames + at);
-    at += b.nFrames;
-  }
+  const { data, nQ, nFrames } = concatCodes(blocks);
   const scales = new Float32Array(blocks.reduce((n, b) => n + (b.scales?.length ?? 0), 0));
   let k = 0;
   for (const b of blocks) {
