@@ -12,10 +12,10 @@ import { loadAudio, streamAudio } from '../../lib/io/audio';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
 import { Device, Encodec } from '../../lib/codec/codec';
 import { parseDevice } from '../../lib/codec/device';
+import { withCodec } from '../../lib/codec/with-codec';
 import { Codes } from '../../lib/codec/codes';
 import { readCodesNpy, scalesPathFor, writeCodesNpy } from '../../lib/io/codes-file';
 import { writeEcdc } from '../../lib/io/ecdc';
-import { resolveModelPath } from '../../lib/model/model-file';
 import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
 import { threadsPerJob } from '../../lib/codec/threads';
@@ -56,8 +56,9 @@ function checkDevice(device: string): Device {
   return parseDevice(device, '--device');
 }
 
-async function loadModel(opts: ModelOptions): Promise<Encodec> {
-  return Encodec.load(resolveModelPath(opts.model), { device: checkDevice(opts.device), threads: opts.threads });
+/** Runs `work` with the model the options name (lib/codec/with-codec.ts: loaded without warm-up, disposed after). */
+function withModel<T>(opts: ModelOptions, work: (codec: Encodec) => Promise<T>): Promise<T> {
+  return withCodec(opts.model, { device: checkDevice(opts.device), threads: opts.threads }, work);
 }
 
 function addBatchOptions(command: Command): Command {
@@ -118,13 +119,10 @@ async function runBatch(
       }
       exhausted = true;
     }
-    const codec = await Encodec.load(resolveModelPath(opts.model), { device, threads });
-    try {
+    await withCodec(opts.model, { device, threads }, async (codec) => {
       // a failure of the model itself fails the inputs in flight; the worker then goes on with the rest
       while (!exhausted) await each(codec, todo(), report);
-    } finally {
-      codec.dispose();
-    }
+    });
   });
   report.finish(command, opts.shard);
 }
@@ -194,8 +192,7 @@ export function encodeCommand(): Command {
     const out = opts.out as string;
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(out, ['.npy']);
-    const codec = await loadModel(opts);
-    try {
+    await withModel(opts, async (codec) => {
       const sampleRate = codec.info.sample_rate;
       const channels = codec.info.channels as 1 | 2;
       // streamed in chunks with left context (bounded memory); --exact loads the file and encodes it whole
@@ -206,9 +203,7 @@ export function encodeCommand(): Command {
       await writeCodesNpy(out, codes);
       const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(out)})` : '';
       process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${out}${scales}\n`);
-    } finally {
-      codec.dispose();
-    }
+    });
   });
 }
 
@@ -269,16 +264,13 @@ async function decodeToFile(input: string, opts: ModelOptions & { out: string; f
   checkOutput(opts.out, ['.wav', '.npy']);
   if (!fs.existsSync(input)) throw new UsageError(`codes file '${input}' does not exist`);
   if (!['.npy', '.ecdc'].includes(extensionOf(input))) throw new UsageError(`codes file must be .npy or .ecdc, got '${input}'`);
-  const codec = await loadModel(opts);
-  try {
+  await withModel(opts, async (codec) => {
     const { codes, audioLength, model } = await readCodesFile(input, codec, opts.lmModel, opts.lmThreads);
     checkCodesForModel(input, codes, model, codec);
     const decoded = await codec.decode(codes, codec.info.segment_methods === true ? {} : { exact: opts.exact === true });
     const seconds = await writeDecoded(opts.out, decoded, codec, audioLength, opts.float);
     process.stderr.write(`${input}: ${codes.nQ} x ${codes.nFrames} codes -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
-  } finally {
-    codec.dispose();
-  }
+  });
 }
 
 const AUDIO_OUT_HELP = 'output: .wav (16-bit PCM, or 32-bit float with --float) or .npy (float32 samples)';
@@ -348,8 +340,7 @@ export function compressCommand(): Command {
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(opts.out, ['.ecdc']);
     if ((opts.lmModel !== undefined || opts.lmThreads !== undefined) && !opts.lm) throw new UsageError('--lm-model and --lm-threads are used with --lm');
-    const codec = await loadModel(opts);
-    try {
+    await withModel(opts, async (codec) => {
       // the LM first: a missing or wrong LM fails before any encoding
       const lm = opts.lm ? await loadLmForCodec(codec, opts.lmModel, opts.lmThreads) : undefined;
       try {
@@ -362,9 +353,7 @@ export function compressCommand(): Command {
       }
       const bytes = fs.statSync(opts.out).size;
       process.stderr.write(`${audio}: ${bandwidth} kbps${opts.lm ? ', LM-coded' : ''} -> ${opts.out} (${bytes} bytes)\n`);
-    } finally {
-      codec.dispose();
-    }
+    });
   });
 }
 

@@ -264,7 +264,8 @@ export function extractCommand(): Command {
             reporter.working(input);
             const start = performance.now();
             try {
-              if (modelPath && !codec) codec = await Encodec.load(modelPath, { device, threads });
+              // without warm-up, as lib/codec/with-codec.ts loads: it would only add to the run's time
+              if (modelPath && !codec) codec = await Encodec.load(modelPath, { device, threads, warmup: false });
               const inputOptions = { ...(runOptions.get(input) ?? options), model: codec };
               const result = isEventsFile(input)
                 ? await extractRunFeatures(readEvents(input, opts.stimuli), inputOptions, input)

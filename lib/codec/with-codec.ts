@@ -5,10 +5,16 @@ import { resolveModelPath } from '../model/model-file';
 /** A loaded model (used as is, not disposed), or a model file path (undefined: $ENCODEC_MODEL, then the cache path). */
 export type ModelRef = Encodec | string | undefined;
 
-/** Runs `work` with the codec `model` names; a codec this loads is disposed when `work` settles. */
+/**
+ * Runs `work` with the codec `model` names; a codec this loads is disposed when `work` settles.
+ *
+ * A codec loaded here skips the warm-up unless `load.warmup` asks for it: the warm-up only moves the first calls'
+ * one-off costs (TorchScript's profiling runs, oneDNN's primitives) to load time so that a long-lived codec answers
+ * its first call fast; for one piece of work it adds ~2 s of encoding noise on 2 cores and saves nothing.
+ */
 export async function withCodec<T>(model: ModelRef, load: LoadOptions, work: (codec: Encodec) => Promise<T>): Promise<T> {
   if (model instanceof Encodec) return work(model);
-  const codec = await Encodec.load(resolveModelPath(model), load);
+  const codec = await Encodec.load(resolveModelPath(model), { warmup: false, ...load });
   try {
     return await work(codec);
   } finally {

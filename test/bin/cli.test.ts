@@ -13,7 +13,7 @@ import { readNpy, writeNpy } from '../../lib/io/npy';
 import { readWav } from '../../lib/io/wav';
 import { cli, cliAsync } from '../helpers/cli';
 import { makeSpeech } from '../helpers/media';
-import { randomModel } from '../helpers/model';
+import { randomCheckpoint, randomLm, randomModel } from '../helpers/model';
 import { tempDir } from '../helpers/temp-dir';
 
 const PY = '/usr/bin/python3';
@@ -76,11 +76,11 @@ describe('CLI', function () {
       expect(fs.existsSync(path.join(dir, 'x.pt'))).to.equal(false);
     });
 
-    it('model export reads both checkpoint layouts and rejects broken checkpoints', function () {
-      for (const [layout, name] of [['official', 'ckpt.th'], ['huggingface', 'model.safetensors']]) {
+    it('model export reads both checkpoint layouts and rejects broken checkpoints', async function () {
+      const checkpoints = await randomCheckpoint(3);
+      for (const [layout, name] of [['official', 'ckpt.th'], ['huggingface', 'model.safetensors']] as const) {
         const ckpt = path.join(dir, name);
-        const made = spawnSync(PY, [path.join(ROOT, 'models', 'random_checkpoint.py'), '--layout', layout, '--seed', '3', '--out', ckpt], { encoding: 'utf8' });
-        expect(made.status, made.stderr).to.equal(0);
+        fs.copyFileSync(checkpoints[layout], ckpt);
         const out = path.join(dir, `${layout}.pt`);
         const r = cli(['model', 'export', '--checkpoint', ckpt, '--out', out]);
         expect(r.status, r.stderr).to.equal(0);
@@ -120,16 +120,10 @@ torch.save(sd, ${JSON.stringify(broken)})`);
 
     it('model fetch downloads, verifies the SHA-256 the hub states, and exports (local mirror)', async function () {
       // A stand-in for huggingface.co on loopback: a 302 carrying X-Linked-Etag, then the file, as the hub does.
-      const ckpt = path.join(dir, 'mirror.safetensors');
-      const made = spawnSync(PY, [path.join(ROOT, 'models', 'random_checkpoint.py'), '--layout', 'huggingface', '--seed', '5', '--out', ckpt], { encoding: 'utf8' });
-      expect(made.status, made.stderr).to.equal(0);
-      const bytes = fs.readFileSync(ckpt);
+      const bytes = fs.readFileSync((await randomCheckpoint(3)).huggingface);
       const sha = crypto.createHash('sha256').update(bytes).digest('hex');
       let stated = sha;
-      const lmCkpt = path.join(dir, 'mirror-lm.th');
-      const lmMade = spawnSync(PY, [path.join(ROOT, 'models', 'export_lm.py'), '--random', '--codec', 'encodec_24khz', '--out', path.join(dir, 'mirror-lm.pt'), '--checkpoint-out', lmCkpt], { encoding: 'utf8' });
-      expect(lmMade.status, lmMade.stderr).to.equal(0);
-      const lmBytes = fs.readFileSync(lmCkpt);
+      const lmBytes = fs.readFileSync((await randomLm('encodec_24khz', 0)).checkpoint);
       const server = http.createServer((req, res) => {
         if (req.url === '/encodec/v0/encodec_lm_24khz-1608e3c0.th') {
           res.writeHead(200, { 'content-length': String(lmBytes.length) });

@@ -42,7 +42,7 @@ describe('chunked and streamed encoding', function () {
   let whole: Codes;
 
   before(async function () {
-    codec = await Encodec.load(await randomModel(0), { threads: 2 });
+    codec = await Encodec.load(await randomModel(0), { threads: 2, warmup: false });
     wavPath = await makeSpeech24k(dir, 'Volunteers watched a film in the scanner while its soundtrack was encoded, chunk by chunk.');
     speech = (await loadAudio(wavPath)).samples;
     expect(speech.length % HOP_LENGTH).to.not.equal(0); // the last window is a partial frame

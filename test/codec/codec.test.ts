@@ -40,7 +40,7 @@ describe('Encodec (codec API)', function () {
 
   before(async function () {
     modelPath = await randomModel(0);
-    codec = await Encodec.load(modelPath, { threads: 2 });
+    codec = await Encodec.load(modelPath, { threads: 2, warmup: false });
     const wav = await makeSpeech(dir, 'The quick brown fox jumps over the lazy dog. Neural audio codecs compress speech.');
     speech = (await loadAudio(wav, { sampleRate: 24000 })).samples;
   });
@@ -193,7 +193,7 @@ describe('Encodec (codec API)', function () {
       const script = `
         const { Encodec, runtimeInfo } = require(${JSON.stringify(path.join(PACKAGE_ROOT, 'dist', 'lib', 'index.js'))});
         (async () => {
-          const codec = await Encodec.load(${JSON.stringify(modelPath)}, { threads: 1 });
+          const codec = await Encodec.load(${JSON.stringify(modelPath)}, { threads: 1, warmup: false });
           const s = new Float32Array(24000); for (let i = 0; i < s.length; i++) s[i] = Math.sin(i / 7) * 0.3;
           const codes = await codec.encode(s, { bandwidth: 6 });
           const audio = await codec.decode(codes);
@@ -301,7 +301,7 @@ describe('Encodec (codec API)', function () {
     });
 
     it('rejects every call after dispose() with an Error, not a crash', async function () {
-      const c = await Encodec.load(modelPath, { threads: 1 });
+      const c = await Encodec.load(modelPath, { threads: 1, warmup: false });
       const inFlight = c.encode(speech.subarray(0, 24000), { bandwidth: 6 });
       c.dispose();
       expect(c.disposed).to.equal(true);
@@ -322,7 +322,7 @@ describe('Encodec (codec API)', function () {
         const rss = () => process.memoryUsage().rss;
         (async () => {
           const models = [];
-          for (let i = 0; i < 2; i++) models.push(await Encodec.load(${JSON.stringify(modelPath)}, { threads: 1 }));
+          for (let i = 0; i < 2; i++) models.push(await Encodec.load(${JSON.stringify(modelPath)}, { threads: 1, warmup: false }));
           const s = new Float32Array(24000).fill(0.1);
           for (const m of models) await m.decode(await m.encode(s));
           const loaded = rss();

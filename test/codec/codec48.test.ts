@@ -37,7 +37,7 @@ describe('Encodec with encodec_48khz (stereo, segmented)', function () {
 
   before(async function () {
     modelPath = (await randomModel48(0)).model;
-    codec = await Encodec.load(modelPath, { threads: 2 });
+    codec = await Encodec.load(modelPath, { threads: 2, warmup: false });
     wavFile = await makeStereo48k(dir, 2.5);
     stereo = toPlanar((await readWav(wavFile)).samples);
   });
@@ -174,7 +174,7 @@ describe('Encodec with encodec_48khz (stereo, segmented)', function () {
   describe('with the 24 kHz model', function () {
     let codec24: Encodec;
     before(async function () {
-      codec24 = await Encodec.load(await randomModel(0), { threads: 2 });
+      codec24 = await Encodec.load(await randomModel(0), { threads: 2, warmup: false });
     });
     after(function () {
       codec24?.dispose();

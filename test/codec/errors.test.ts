@@ -52,7 +52,7 @@ describe('errors and their codes (codec and addon)', function () {
 
   before(async function () {
     modelPath = await randomModel(0);
-    codec = await Encodec.load(modelPath, { threads: 1 });
+    codec = await Encodec.load(modelPath, { threads: 1, warmup: false });
   });
   after(() => codec?.dispose());
 
@@ -90,7 +90,7 @@ describe('errors and their codes (codec and addon)', function () {
   });
 
   it('sets ENCODEC_DISPOSED after dispose(), natively and in lib/', async function () {
-    const c = await Encodec.load(modelPath, { threads: 1 });
+    const c = await Encodec.load(modelPath, { threads: 1, warmup: false });
     const model = await nativeBinding().load(modelPath, { threads: 1 });
     c.dispose();
     model.dispose();

@@ -120,7 +120,7 @@ describe('native API hardening', function () {
 
   it('pins the real backing store, not what a redefined `buffer` property returns', async function () {
     const { Encodec } = await import('../../lib/codec/codec');
-    const codec = await Encodec.load(modelPath, { threads: 1 });
+    const codec = await Encodec.load(modelPath, { threads: 1, warmup: false });
     try {
       const clip = Float32Array.from({ length: 4800 }, (_, i) => 0.2 * Math.sin(i / 7));
       Object.defineProperty(clip, 'buffer', { value: new ArrayBuffer(8) });

@@ -49,7 +49,7 @@ describe('parity of encodec_48khz with the eager reference implementation', func
   before(async function () {
     const paths = await randomModel48(1);
     checkpoint = paths.checkpoint;
-    codec = await Encodec.load(paths.model, { threads: 2 });
+    codec = await Encodec.load(paths.model, { threads: 2, warmup: false });
   });
 
   after(function () {

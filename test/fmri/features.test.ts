@@ -55,7 +55,7 @@ describe('feature pipeline', function () {
   let base: FeatureSet; // default extraction (TR 1.5, 3 kbps)
 
   before(async function () {
-    codec = await Encodec.load(await randomModel(0), { threads: 2 });
+    codec = await Encodec.load(await randomModel(0), { threads: 2, warmup: false });
     movie = await makeMovie(dir, { text: 'Features for functional imaging. The speaker reads a short sentence.' });
     samples = (await loadAudio(movie.path)).samples;
     whole = await codec.encode(samples, { bandwidth: 3, exact: true }); // one-pass whole-file encoding

@@ -47,7 +47,7 @@ describe('scanner clock', function () {
   let speechSamples: Float32Array;
 
   before(async function () {
-    codec = await Encodec.load(await randomModel(0), { threads: 2 });
+    codec = await Encodec.load(await randomModel(0), { threads: 2, warmup: false });
     probe = path.join(dir, 'probe.wav');
     await writeWav(probe, probeSamples(), { sampleRate: SR, format: 'float32' });
     speech = await makeSpeech24k(dir, 'Encoding models of the auditory cortex read these features.', 5);
@@ -91,7 +91,7 @@ describe('scanner clock', function () {
     const streamed: number[] = [];
     for await (const b of codec.latentsStream([speechSamples.subarray(0, 2 * SR), speechSamples.subarray(2 * SR)])) streamed.push(b.firstFrame, b.nFrames);
     expect(streamed[0]).to.equal(0);
-    const old = await Encodec.load(await randomModel(0), { threads: 1 });
+    const old = await Encodec.load(await randomModel(0), { threads: 1, warmup: false });
     try {
       (old.info as { latents_span?: boolean }).latents_span = undefined; // as in a file of exporter 1.4
       await rejects(old.latents(clip), Error, /exported by exporter .* has no latents method; re-export it/);

@@ -2,6 +2,7 @@
  * Test models: seeded random-weight EnCodec models exported once by models/export.py and cached in
  * test/.cache, keyed by the exporter's source so a change to it re-exports them.
  */
+import { execFile } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -56,6 +57,39 @@ export function randomModel48(seed = 0): Promise<{ model: string; checkpoint: st
     pending.set(model, job);
   }
   return job.then(() => ({ model, checkpoint }));
+}
+
+const pendingCheckpoints = new Map<string, Promise<{ official: string; huggingface: string }>>();
+
+/**
+ * The random 24 kHz checkpoint with `seed` (models/random_checkpoint.py) in both layouts, Meta's (`.th`) and
+ * Hugging Face's (`.safetensors`), made once: its weights take ~25 s to calibrate.
+ */
+export function randomCheckpoint(seed = 0): Promise<{ official: string; huggingface: string }> {
+  const base = path.join(CACHE_DIR, `random-checkpoint-seed${seed}-${exporterHash()}`);
+  let job = pendingCheckpoints.get(base);
+  if (!job) {
+    job = (async () => {
+      const files = { official: `${base}.th`, huggingface: `${base}.safetensors` };
+      if (!fs.existsSync(files.official) || !fs.existsSync(files.huggingface)) {
+        fs.mkdirSync(CACHE_DIR, { recursive: true });
+        const code = [
+          'import sys',
+          `sys.path.insert(0, ${JSON.stringify(path.join(PACKAGE_ROOT, 'models'))})`,
+          'import random_checkpoint as rc',
+          `sd = rc.make_random_state_dict(${seed})`,
+          `rc.save_checkpoint(sd, ${JSON.stringify(files.official)}, "official")`,
+          `rc.save_checkpoint(sd, ${JSON.stringify(files.huggingface)}, "huggingface")`,
+        ].join('\n');
+        await new Promise<void>((resolve, reject) => {
+          execFile('/usr/bin/python3', ['-c', code], (err, _stdout, stderr) => (err ? reject(new Error(`random checkpoint: ${stderr || err.message}`)) : resolve()));
+        });
+      }
+      return files;
+    })();
+    pendingCheckpoints.set(base, job);
+  }
+  return job;
 }
 
 const pendingLm = new Map<string, Promise<{ lm: string; checkpoint: string }>>();

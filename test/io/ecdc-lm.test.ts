@@ -100,7 +100,7 @@ describe('LM-compressed .ecdc files', function () {
   after(() => lm?.dispose());
 
   it("writes files byte-identical to Meta's compress(use_lm=True) at every bandwidth, as tight as arithmetic coding allows, that decode to the same codes", async function () {
-    const codec = await Encodec.load(await randomModel(0));
+    const codec = await Encodec.load(await randomModel(0), { warmup: false });
     try {
       const speech = await makeSpeech24k(dir, 'the quick brown fox', 0.5);
       const { samples } = await loadAudio(speech, { sampleRate: 24000 });
@@ -186,7 +186,7 @@ describe('LM-compressed .ecdc files', function () {
   });
 
   it('codes what the 48 kHz model encodes (stereo, segments with scales) end to end, byte-identical to the reference', async function () {
-    const codec = await Encodec.load((await randomModel48(0)).model);
+    const codec = await Encodec.load((await randomModel48(0)).model, { warmup: false });
     const lm48k = await EncodecLm.load(lm48.lm);
     try {
       const n = 52000; // two segments: 150 and 14 frames
@@ -256,17 +256,17 @@ describe('LM-compressed .ecdc files', function () {
     await expectEcdcError(decodeEcdcLm(Buffer.concat([good, Buffer.from([0])]), lm), 'ECDC_DESYNC', /1 bytes follow the last coded segment/);
     const start = parseEcdcHeader(good).start;
     let flips = 0;
-    for (let i = start; i < good.length; i += 7) {
+    for (let i = start; i < good.length; i += 13) {
       const bad = Buffer.from(good);
       bad[i] ^= 0x10;
       await expectEcdcError(decodeEcdcLm(bad, lm), 'ECDC_DESYNC', /another LM|damaged/);
       flips++;
     }
-    expect(flips).to.be.greaterThan(20);
+    expect(flips).to.be.greaterThan(15);
     // random bytes after a valid header: rejected, never a crash (the coder's ranges stay in bounds)
     let x = 99;
-    for (let n = 0; n < 30; n++) {
-      const junk = Buffer.alloc(1 + n * 13);
+    for (let n = 0; n < 15; n++) {
+      const junk = Buffer.alloc(1 + n * 26);
       for (let i = 0; i < junk.length; i++) {
         x = (x * 1103515245 + 12345) >>> 0;
         junk[i] = x >>> 24;
@@ -336,7 +336,7 @@ describe('compress --lm / decompress commands', function () {
     const r = cli(['compress', speechWav, '--model', model, '--lm', '--bandwidth', '3', '--out', out], { ENCODEC_LM_MODEL: undefined });
     expect(r.status, r.stderr).to.equal(0);
     expect(r.stderr).to.match(/LM-coded/);
-    const codec = await Encodec.load(model);
+    const codec = await Encodec.load(model, { warmup: false });
     const lm = await EncodecLm.load(lm24);
     try {
       const { samples } = await loadAudio(speechWav, { sampleRate: 24000 });

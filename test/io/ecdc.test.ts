@@ -132,10 +132,11 @@ describe('.ecdc files', function () {
       samples = (await loadAudio(speechWav, { sampleRate: 24000 })).samples;
     });
 
-    it('round-trips at every bandwidth: codes equal `encode`, audio trimmed to the original length', async function () {
-      const codec = await Encodec.load(model, { threads: 2 });
+    // every bandwidth's bytes are checked against Meta's writer above; the command at the two ends and the default
+    it('round-trips at 1.5, 6 and 24 kbps: codes equal `encode`, audio trimmed to the original length', async function () {
+      const codec = await Encodec.load(model, { threads: 2, warmup: false });
       try {
-        for (const bw of BANDWIDTHS) {
+        for (const bw of [1.5, 6, 24]) {
           const out = path.join(dir, `speech-${bw}.ecdc`);
           const r = cli(['compress', speechWav, '--model', model, '--bandwidth', String(bw), '--out', out]);
           expect(r.status, r.stderr).to.equal(0);

@@ -37,7 +37,7 @@ describe('inspect', function () {
   before(async function () {
     speech = await makeSpeech(dir, 'Inspecting features. The quick brown fox jumps over the lazy dog.', 4.6);
     modelPath = await randomModel(0);
-    codec = await Encodec.load(modelPath, { threads: 1 });
+    codec = await Encodec.load(modelPath, { threads: 1, warmup: false });
     codes = await extractFeatures(speech, { model: codec, tr: 1.5, bandwidth: 3 });
     codesFile = (await writeFeatures(path.join(dir, 'speech-codes'), codes)).npy;
     const mel = await extractFeatures(speech, { mode: 'mel', tr: 1.5, mel: { nMels: 128, nFft: 1024, hopLength: 256 } });
