@@ -52,12 +52,23 @@ interface Options {
   cycles?: number;
   /** Seconds of stereo for the 48 kHz row (default 60). */
   stereo?: number;
-  /** Run only the 48 kHz row. */
-  only48k?: boolean;
+  /** Rows to run (default: all); `--only-48k` is `--only 48k`. */
+  only?: Set<Row>;
   /** Clips of the many-clips rows, and of the RSS check (with their longest length). */
   clips?: number;
   rssClips?: number;
   rssMax?: number;
+}
+
+/** The bench's rows, in the order they run. */
+const ROWS = ['first', 'many', 'rss', 'throughput', 'threads', 'overhead', 'leak', 'multi', 'stream', 'scanner', '48k'] as const;
+type Row = (typeof ROWS)[number];
+
+function parseRows(text: string | undefined): Set<Row> {
+  const rows = (text ?? '').split(',').map((r) => r.trim());
+  const unknown = rows.filter((r) => !(ROWS as readonly string[]).includes(r));
+  if (unknown.length > 0 || rows.length === 0) throw new UsageError(`--only takes rows among ${ROWS.join(', ')}; got '${text}'`);
+  return new Set(rows as Row[]);
 }
 
 function positive(text: string | undefined, name: string): number {
@@ -74,7 +85,8 @@ const USAGE = `usage: npm run bench [-- OPTIONS]
   --stream S       seconds of the streamed file for peak RSS (default 7200)
   --cycles N       encode/decode cycles of the leak check (default 1000)
   --stereo S       seconds of 48 kHz stereo for the encodec_48khz row (default 60)
-  --only-48k       run only the encodec_48khz row (ours vs the eager reference, 2 threads each)
+  --only ROWS      run only these rows (comma-separated): ${ROWS.join(', ')}
+  --only-48k       the same as --only 48k (ours vs the eager reference, 2 threads each)
   --clips N        varied clips (0.5-12 s) of the many-clips rows (default 1000)
   --rss-clips N    varied clips of the RSS check (default 10000)
   --rss-max S      longest clip of the RSS check in seconds (default 12; shorter only to fit a time budget)
@@ -93,7 +105,8 @@ function parseArgs(argv: string[]): Options {
     else if (argv[i] === '--stream') options.stream = positive(argv[++i], '--stream');
     else if (argv[i] === '--cycles') options.cycles = Math.round(positive(argv[++i], '--cycles'));
     else if (argv[i] === '--stereo') options.stereo = positive(argv[++i], '--stereo');
-    else if (argv[i] === '--only-48k') options.only48k = true;
+    else if (argv[i] === '--only-48k') options.only = new Set(['48k']);
+    else if (argv[i] === '--only') options.only = parseRows(argv[++i]);
     else if (argv[i] === '--clips') options.clips = Math.round(positive(argv[++i], '--clips'));
     else if (argv[i] === '--rss-clips') options.rssClips = Math.round(positive(argv[++i], '--rss-clips'));
     else if (argv[i] === '--rss-max') options.rssMax = positive(argv[++i], '--rss-max');
@@ -364,94 +377,117 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'encodec-bench-'));
   const started = new Date();
   const stereoSeconds = options.stereo ?? (options.quick ? 20 : 60);
-  if (options.only48k) {
-    try {
-      const row = await stereo48k(stereoSeconds, options.quick ? 1 : 3, dir);
-      console.log(table(`encodec_48khz: encoding ${stereoSeconds} s of 48 kHz stereo on 2 threads, vs the eager reference run as Meta's code runs`, [row]));
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
-    return;
-  }
+  const want = (row: Row): boolean => options.only === undefined || options.only.has(row);
+  const needs24k = ROWS.some((row) => row !== '48k' && want(row));
   try {
-    const modelPath = options.model ?? (await randomModel(0));
-    const runtime = runtimeInfo();
-    log(`model ${modelPath}; ${availableCores()} cores; BLAS: ${runtime.blas.detail}; ${options.quick ? 'quick' : 'full'} run`);
-    const speechFile = await makeSpeech24k(dir, TEXT);
-    const speech = (await loadAudio(speechFile)).samples;
-    const audio = loop(speech, sizes.speechSeconds);
-
-    // first, while no model has run in this process yet (oneDNN's primitive cache is process-wide)
-    const first = await firstCode(modelPath, audio);
-    log(`first code after load: ${first.map((f) => `${f.warmup ? 'with' : 'without'} warm-up ${f.firstMs.toFixed(0)} ms vs steady ${f.steadyMs.toFixed(0)} ms (${f.firstOverSteady.toFixed(1)}x; warm-up ${f.warmupMs.toFixed(0)} ms)`).join('; ')}`);
-
-    const codec = await Encodec.load(modelPath);
-    const many = await manyClips(codec, variedClips(audio, sizes.clips, 0.5, 12), sizes.reps, Math.max(1, Math.floor(sizes.clips / 100)));
-    log(`many clips: encode ${(many.batchEncodeRtf as number).toFixed(1)}x vs long file ${(many.longEncodeRtf as number).toFixed(1)}x (${(100 * (many.encodeRatio as number)).toFixed(0)} %), decode ${(many.batchDecodeRtf as number).toFixed(1)}x vs ${(many.longDecodeRtf as number).toFixed(1)}x (${(100 * (many.decodeRatio as number)).toFixed(0)} %), agreement with encode(clip) ${(100 * (many.meanAgreement as number)).toFixed(3)} % (worst ${(100 * (many.worstAgreement as number)).toFixed(3)} %)`);
-    const rss = await rssOverClips(codec, audio, sizes.rssClips, 0.5, sizes.rssMax);
-    log(`RSS over ${rss.clips} varied clips (0.5-${rss.maxSeconds} s): ${rss.rssAfter100MiB} MiB after 100, ${rss.rssAfterAllMiB} MiB after all (${rss.growthPercent.toFixed(1)} %)`);
-    const rtf = [];
-    for (const bandwidth of [3, 6]) rtf.push(await throughput(codec, audio, audio.subarray(0, sizes.naiveSeconds * RATE), bandwidth, sizes.reps));
-    const threads = [await threadUse(modelPath, audio.subarray(0, 20 * RATE), 1), await threadUse(modelPath, audio.subarray(0, 20 * RATE), availableCores())];
-    log(`threads: ${threads.map((t) => `${t.threads} -> ${t.coresUsed.toFixed(2)} cores busy`).join(', ')}`);
-    const direct = await overhead(codec, modelPath, audio.subarray(0, sizes.overheadSeconds * RATE), sizes.reps, dir);
-    log(`addon overhead ${direct.overheadPercent.toFixed(1)} %`);
-    const leak = await leakCheck(codec, audio, sizes.cycles);
-    log(`leak check: RSS ${leak.rssStartMiB} -> ${leak.rssEndMiB} MiB over ${leak.cycles} cycles`);
-    codec.dispose();
-
-    const clips = Array.from({ length: sizes.files }, (_, i) => loop(speech.subarray(i * 1000), sizes.fileSeconds));
-    const jobs = [];
-    for (const n of [1, 2, 4]) jobs.push(await multiFile(modelPath, clips, n));
-    log(`multi-file: ${jobs.map((j) => `${j.jobs} jobs ${j.rtf.toFixed(1)}x`).join(', ')}`);
-
-    const long = path.join(dir, 'long.flac');
-    await ffmpeg(['-stream_loop', '-1', '-i', speechFile, '-t', String(sizes.streamSeconds), '-c:a', 'flac', long]);
-    log(`streaming ${sizes.streamSeconds} s of FLAC through ffmpeg`);
-    const stream = await streamPeak(modelPath, long, sizes.streamSeconds);
-    log(`streaming: RSS ${stream.loadedRssMiB} MiB after loading the model, peak ${stream.peakRssMiB} MiB, ${stream.rtf.toFixed(1)}x`);
-    const scanner = await scannerRun(modelPath, long, sizes.streamSeconds);
-    log(`scanner clock (latents + lanczos + delays, 2 threads): peak ${scanner.peakRssMiB} MiB, ${(scanner.rtf as number).toFixed(1)}x`);
-    const row48 = await stereo48k(stereoSeconds, sizes.reps, dir);
-
-    const results = {
+    const results: Record<string, unknown> = {
       date: started.toISOString(),
       quick: options.quick,
       command: `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
       sizes,
       machine: { cores: availableCores(), cpu: os.cpus()[0]?.model, memoryGiB: Math.round(os.totalmem() / 2 ** 30), loadAverage: os.loadavg() },
-      torch: runtime.torchVersion,
-      blas: runtime.blas.detail,
-      model: modelPath,
-      throughput: rtf,
-      threads,
-      overhead: direct,
-      leak,
-      firstCode: first,
-      manyClips: many,
-      rssOverClips: { ...rss, note: `encodeMany then decodeMany of clips of 0.5-${sizes.rssMax} s, full-size model` },
-      multiFile: jobs,
-      streaming: { ...stream, note: 'Encodec.encodeStream(streamAudio(file)) in a child process: the path extract takes (without --exact)' },
-      scannerClock: { ...scanner, note: "extractFeatures(file, { output: 'latents', resample: 'lanczos', delays: [1,2,3,4], onset: 6, runTrs }) on 2 threads in a child process; targets: peak <= 1024 MiB, >= 30x" },
-      stereo48k: row48,
     };
+    const tables: string[] = [];
+    if (needs24k) {
+      const modelPath = options.model ?? (await randomModel(0));
+      const runtime = runtimeInfo();
+      Object.assign(results, { torch: runtime.torchVersion, blas: runtime.blas.detail, model: modelPath });
+      log(`model ${modelPath}; ${availableCores()} cores; BLAS: ${runtime.blas.detail}; ${options.quick ? 'quick' : 'full'} run`);
+      const speechFile = await makeSpeech24k(dir, TEXT);
+      const speech = (await loadAudio(speechFile)).samples;
+      const audio = loop(speech, sizes.speechSeconds);
+
+      if (want('first')) {
+        // first, while no model has run in this process yet (oneDNN's primitive cache is process-wide)
+        const first = await firstCode(modelPath, audio);
+        log(`first code after load: ${first.map((f) => `${f.warmup ? 'with' : 'without'} warm-up ${f.firstMs.toFixed(0)} ms vs steady ${f.steadyMs.toFixed(0)} ms (${f.firstOverSteady.toFixed(1)}x; warm-up ${f.warmupMs.toFixed(0)} ms)`).join('; ')}`);
+        results.firstCode = first;
+        tables.push(table('Time to the first code after Encodec.load (1 s at 6 kbps; warmup 1: the default)', first));
+      }
+
+      if (['many', 'rss', 'throughput', 'overhead', 'leak'].some((row) => want(row as Row))) {
+        const codec = await Encodec.load(modelPath);
+        try {
+          if (want('many')) {
+            const many = await manyClips(codec, variedClips(audio, sizes.clips, 0.5, 12), sizes.reps, Math.max(1, Math.floor(sizes.clips / 100)));
+            log(`many clips: encode ${(many.batchEncodeRtf as number).toFixed(1)}x vs long file ${(many.longEncodeRtf as number).toFixed(1)}x (${(100 * (many.encodeRatio as number)).toFixed(0)} %), decode ${(many.batchDecodeRtf as number).toFixed(1)}x vs ${(many.longDecodeRtf as number).toFixed(1)}x (${(100 * (many.decodeRatio as number)).toFixed(0)} %), agreement with encode(clip) ${(100 * (many.meanAgreement as number)).toFixed(3)} % (worst ${(100 * (many.worstAgreement as number)).toFixed(3)} %)`);
+            results.manyClips = many;
+            tables.push(table(`Many clips: ${sizes.clips} clips of 0.5-12 s, encodeBatch / decodeBatch vs one long file of the same audio (6 kbps, fastest of ${sizes.reps} interleaved runs)`, [many]));
+          }
+          if (want('rss')) {
+            const rss = await rssOverClips(codec, audio, sizes.rssClips, 0.5, sizes.rssMax);
+            log(`RSS over ${rss.clips} varied clips (0.5-${rss.maxSeconds} s): ${rss.rssAfter100MiB} MiB after 100, ${rss.rssAfterAllMiB} MiB after all (${rss.growthPercent.toFixed(1)} %)`);
+            results.rssOverClips = { ...rss, note: `encodeMany then decodeMany of clips of 0.5-${sizes.rssMax} s, full-size model` };
+            tables.push(table(`RSS over ${sizes.rssClips} varied clips of 0.5-${sizes.rssMax} s in one process (full-size model; encodeMany then decodeMany)`, [rss]));
+          }
+          if (want('throughput')) {
+            const rtf = [];
+            for (const bandwidth of [3, 6]) rtf.push(await throughput(codec, audio, audio.subarray(0, sizes.naiveSeconds * RATE), bandwidth, sizes.reps));
+            results.throughput = rtf;
+            tables.push(table(`Real-time factors on ${sizes.speechSeconds} s of speech, chunked (default); whole-file (exact: true) on the first ${sizes.naiveSeconds} s`, rtf));
+          }
+          if (want('overhead')) {
+            const direct = await overhead(codec, modelPath, audio.subarray(0, sizes.overheadSeconds * RATE), sizes.reps, dir);
+            log(`addon overhead ${direct.overheadPercent.toFixed(1)} %`);
+            results.overhead = direct;
+            tables.push(table(`Addon vs C++ calling the TorchScript module directly (whole-file encode+decode at 6 kbps, median of ${sizes.reps})`, [direct]));
+          }
+          if (want('leak')) {
+            const leak = await leakCheck(codec, audio, sizes.cycles);
+            log(`leak check: RSS ${leak.rssStartMiB} -> ${leak.rssEndMiB} MiB over ${leak.cycles} cycles`);
+            results.leak = leak;
+            tables.push(table('Leak check: RSS over encode+decode cycles of 1 s (MiB)', [leak]));
+          }
+        } finally {
+          codec.dispose();
+        }
+      }
+
+      if (want('threads')) {
+        const threads = [await threadUse(modelPath, audio.subarray(0, 20 * RATE), 1), await threadUse(modelPath, audio.subarray(0, 20 * RATE), availableCores())];
+        log(`threads: ${threads.map((t) => `${t.threads} -> ${t.coresUsed.toFixed(2)} cores busy`).join(', ')}`);
+        results.threads = threads;
+        tables.push(table('Intra-op threads set in the worker (CPU time / wall time of a chunked encode)', threads));
+      }
+      if (want('multi')) {
+        const clips = Array.from({ length: sizes.files }, (_, i) => loop(speech.subarray(i * 1000), sizes.fileSeconds));
+        const jobs = [];
+        for (const n of [1, 2, 4]) jobs.push(await multiFile(modelPath, clips, n));
+        log(`multi-file: ${jobs.map((j) => `${j.jobs} jobs ${j.rtf.toFixed(1)}x`).join(', ')}`);
+        results.multiFile = jobs;
+        tables.push(table(`Multi-file throughput: ${sizes.files} files of ${sizes.fileSeconds} s, jobs x floor(cores / jobs) threads`, jobs));
+      }
+      if (want('stream') || want('scanner')) {
+        const long = path.join(dir, 'long.flac');
+        await ffmpeg(['-stream_loop', '-1', '-i', speechFile, '-t', String(sizes.streamSeconds), '-c:a', 'flac', long]);
+        log(`streaming ${sizes.streamSeconds} s of FLAC through ffmpeg`);
+        if (want('stream')) {
+          const stream = await streamPeak(modelPath, long, sizes.streamSeconds);
+          log(`streaming: RSS ${stream.loadedRssMiB} MiB after loading the model, peak ${stream.peakRssMiB} MiB, ${stream.rtf.toFixed(1)}x`);
+          results.streaming = { ...stream, note: 'Encodec.encodeStream(streamAudio(file)) in a child process: the path extract takes (without --exact)' };
+          tables.push(table(`Streaming encode of a ${(sizes.streamSeconds / 60).toFixed(0)}-minute FLAC (encodeStream(streamAudio(file)) in a child process, as extract does)`, [stream]));
+        }
+        if (want('scanner')) {
+          const scanner = await scannerRun(modelPath, long, sizes.streamSeconds);
+          log(`scanner clock (latents + lanczos + delays, 2 threads): peak ${scanner.peakRssMiB} MiB, ${(scanner.rtf as number).toFixed(1)}x`);
+          results.scannerClock = { ...scanner, note: "extractFeatures(file, { output: 'latents', resample: 'lanczos', delays: [1,2,3,4], onset: 6, runTrs }) on 2 threads in a child process; targets: peak <= 1024 MiB, >= 30x" };
+          tables.push(table(`Scanner clock: a ${(sizes.streamSeconds / 60).toFixed(0)}-minute run, latents + lanczos + delays 1-4 on 2 threads (extract's path, in a child process; targets <= 1024 MiB, >= 30x)`, [scanner]));
+        }
+      }
+    }
+    if (want('48k')) {
+      const row48 = await stereo48k(stereoSeconds, options.quick ? 1 : sizes.reps, dir);
+      results.stereo48k = row48;
+      tables.push(table(`encodec_48khz: encoding ${stereoSeconds} s of 48 kHz stereo on 2 threads, vs the eager reference run as Meta's code runs`, [row48]));
+    }
+
     const outDir = path.join(PACKAGE_ROOT, 'bench', 'results');
     fs.mkdirSync(outDir, { recursive: true });
     const outFile = path.join(outDir, `bench-${started.toISOString().replace(/[:.]/g, '-')}.json`);
     fs.writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`);
-
-    console.log(`encodec-native bench (${results.command}) ${results.date}: ${results.machine.cores} cores, ${results.machine.cpu}, torch ${results.torch}, ${results.blas}`);
-    console.log(table(`Real-time factors on ${sizes.speechSeconds} s of speech, chunked (default); whole-file (exact: true) on the first ${sizes.naiveSeconds} s`, rtf));
-    console.log(table('Intra-op threads set in the worker (CPU time / wall time of a chunked encode)', threads));
-    console.log(table(`Addon vs C++ calling the TorchScript module directly (whole-file encode+decode at 6 kbps, median of ${sizes.reps})`, [direct]));
-    console.log(table('Leak check: RSS over encode+decode cycles of 1 s (MiB)', [leak]));
-    console.log(table('Time to the first code after Encodec.load (1 s at 6 kbps; warmup 1: the default)', first));
-    console.log(table(`Many clips: ${sizes.clips} clips of 0.5-12 s, encodeBatch / decodeBatch vs one long file of the same audio (6 kbps, fastest of ${sizes.reps} interleaved runs)`, [many]));
-    console.log(table(`RSS over ${sizes.rssClips} varied clips of 0.5-${sizes.rssMax} s in one process (full-size model; encodeMany then decodeMany)`, [rss]));
-    console.log(table(`Multi-file throughput: ${sizes.files} files of ${sizes.fileSeconds} s, jobs x floor(cores / jobs) threads`, jobs));
-    console.log(table(`Streaming encode of a ${(sizes.streamSeconds / 60).toFixed(0)}-minute FLAC (encodeStream(streamAudio(file)) in a child process, as extract does)`, [stream]));
-    console.log(table(`Scanner clock: a ${(sizes.streamSeconds / 60).toFixed(0)}-minute run, latents + lanczos + delays 1-4 on 2 threads (extract's path, in a child process; targets <= 1024 MiB, >= 30x)`, [scanner]));
-    console.log(table(`encodec_48khz: encoding ${stereoSeconds} s of 48 kHz stereo on 2 threads, vs the eager reference run as Meta's code runs`, [row48]));
+    const m = results.machine as { cores: number; cpu?: string };
+    console.log(`encodec-native bench (${results.command}) ${results.date}: ${m.cores} cores, ${m.cpu}${needs24k ? `, torch ${results.torch}, ${results.blas}` : ''}`);
+    for (const t of tables) console.log(t);
     console.log(`\nJSON: ${path.relative(process.cwd(), outFile)}`);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
