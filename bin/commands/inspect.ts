@@ -8,13 +8,9 @@ import * as path from 'node:path';
 
 import { Command } from 'commander';
 
-import { FeatureInspection, formatInspection, inspectFeatures, plotFeatures } from '../../lib/report/inspect';
+import { toJson } from '../../lib/common/format';
+import { formatInspection, inspectFeatures, plotFeatures } from '../../lib/report/inspect';
 import { UsageError, extensionOf, parseTrOption } from '../cli-util';
-
-/** JSON has no NaN/Infinity: those become null. */
-function toJson(report: FeatureInspection): string {
-  return JSON.stringify(report, (_key, value: unknown) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2);
-}
 
 export function inspectCommand(): Command {
   return new Command('inspect')
@@ -33,7 +29,7 @@ export function inspectCommand(): Command {
       }
       const report = await inspectFeatures(file, { tr: opts.tr });
       if (opts.plot !== undefined) await plotFeatures(file, opts.plot, { tr: opts.tr });
-      process.stdout.write(opts.json ? `${toJson(report)}\n` : formatInspection(report));
+      process.stdout.write(opts.json ? toJson(report) : formatInspection(report)); // JSON: the package's rule for NaN/Infinity
       if (opts.plot !== undefined && !opts.json) process.stderr.write(`plot -> ${opts.plot}\n`);
     });
 }

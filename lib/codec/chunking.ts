@@ -8,9 +8,9 @@
  * differs (zero instead of the state the whole file would have built), and it is forgotten within the context.
  * Windows start and end on frame boundaries (multiples of 320 samples), where the convolutions add no
  * padding, so the split itself changes nothing; the last window ends where the audio ends, as in the
- * whole-file pass. The first window keeps `chunkFrames + contextFrames` frames (it has no context), so all
- * windows but the last have one length, and windows of equal length go through the model as one batch, which
- * turns the LSTM's per-frame matrix-vector steps into matrix products.
+ * whole-file pass. Every window spans `chunkFrames + contextFrames` frames where it can, so windows of one
+ * length go through the model as one batch, which turns the LSTM's per-frame matrix-vector steps into matrix
+ * products. The rule is `_span_windows` in models/encodec_ts.py ({@link spanWindows}; docs/performance.md).
  *
  * Windows are grouped into spans of `batchWindows` windows in a fixed order, one native call each (a model with
  * span methods gets the span's audio with its context and convolution warm-up and runs the windows itself;
@@ -138,31 +138,42 @@ export function chunkPlan(options: ChunkOptions = {}, defaultBatchSeconds = DEFA
 
 /**
  * First frame kept by window `k`. The first window has no preceding audio, so it keeps `chunkFrames +
- * contextFrames` frames: every window but the last then spans the same number of frames, and the windows of a
- * native call all have one shape and run as one batch (a shorter first window would run alone, with the
- * LSTM's steps back at matrix-vector products).
+ * contextFrames` frames (as `_span_windows` does for a span at the clip's start).
  */
 function windowFirst(k: number, plan: ChunkPlan): number {
   return k === 0 ? 0 : plan.contextFrames + k * plan.chunkFrames;
 }
 
-/** Windows `from` .. `to - 1` (those that start before `totalFrames`). */
-function windowRange(from: number, to: number, totalFrames: number, plan: ChunkPlan): ChunkWindow[] {
-  const windows: ChunkWindow[] = [];
-  for (let k = from; k < to && windowFirst(k, plan) < totalFrames; k++) {
-    const first = windowFirst(k, plan);
-    windows.push({
-      first,
-      frames: Math.min(windowFirst(k + 1, plan), totalFrames) - first,
-      context: Math.min(plan.contextFrames, first),
-    });
-  }
-  return windows;
+/** Number of windows covering `totalFrames` frames. */
+function windowCount(totalFrames: number, plan: ChunkPlan): number {
+  let k = 0;
+  while (windowFirst(k, plan) < totalFrames) k++;
+  return k;
 }
 
-/** The windows covering `totalFrames` frames. */
-export function chunkWindows(totalFrames: number, plan: ChunkPlan): ChunkWindow[] {
-  return windowRange(0, Infinity, totalFrames, plan);
+/**
+ * The windows of a span of `frames` frames whose first `lead` frames are context only, as [input start, first
+ * kept frame, end) in span frames: a port of `_span_windows` in models/encodec_ts.py, which the span methods of
+ * every exported model (exporter 1.2+) run and which is therefore the rule; the window-by-window runners (CUDA,
+ * exporters before 1.2) run the windows it gives, so both paths run the same windows. The kept frames are cut
+ * into chunks of `chunk` frames (the clip's first window keeps `chunk + context`); each window's input is the
+ * `chunk + context` frames that end where it ends (the last, short window takes more context instead of being
+ * shorter), but never starts before `lead - context` (the span's frames before that only warm up its
+ * convolutions). test/codec/chunking.test.ts checks the port against the Python function.
+ */
+export function spanWindows(frames: number, lead: number, chunk: number, context: number): [number, number, number][] {
+  const width = chunk + context;
+  const clean = Math.max(0, lead - context);
+  const windows: [number, number, number][] = [];
+  let kept = lead;
+  let end = Math.min(Math.max(lead + chunk, width), frames);
+  for (;;) {
+    windows.push([Math.max(clean, end - width), kept, end]);
+    if (end >= frames) break;
+    kept = end;
+    end = Math.min(end + chunk, frames);
+  }
+  return windows;
 }
 
 /**
@@ -180,19 +191,17 @@ export interface ChunkSpan {
   first: number;
   /** Kept frames: [first, first + frames). */
   frames: number;
-  /** The plan's windows in the span (frames of the whole clip), for runners that run windows. */
+  /** The span's windows (frames of the whole clip), those its span call runs ({@link spanWindows}), for runners that run windows. */
   windows: ChunkWindow[];
 }
 
-function spanOf(windows: ChunkWindow[], plan: ChunkPlan): ChunkSpan {
-  const first = windows[0].first;
-  const last = windows[windows.length - 1];
-  return {
-    start: first === 0 ? 0 : Math.max(0, first - plan.contextFrames - CONV_WARMUP_FRAMES),
-    first,
-    frames: last.first + last.frames - first,
-    windows,
-  };
+/** The span keeping frames [first, end) (window boundaries), with its context and convolution warm-up in front. */
+function spanOf(first: number, end: number, plan: ChunkPlan): ChunkSpan {
+  const start = first === 0 ? 0 : Math.max(0, first - plan.contextFrames - CONV_WARMUP_FRAMES);
+  const windows = spanWindows(end - start, first - start, plan.chunkFrames, plan.contextFrames).map(
+    ([input, kept, stop]) => ({ first: start + kept, frames: stop - kept, context: kept - input }),
+  );
+  return { start, first, frames: end - first, windows };
 }
 
 /**
@@ -202,10 +211,13 @@ function spanOf(windows: ChunkWindow[], plan: ChunkPlan): ChunkSpan {
  */
 function stepSpans(step: number, totalFrames: number, plan: ChunkPlan, lanes: number): ChunkSpan[] {
   const perStep = lanes * plan.batchWindows;
-  const windows = windowRange(step * perStep, (step + 1) * perStep, totalFrames, plan);
-  const perSpan = windows.length < perStep ? Math.ceil(windows.length / lanes) : plan.batchWindows;
+  const from = step * perStep;
+  const to = Math.min(from + perStep, windowCount(totalFrames, plan));
+  const perSpan = to - from < perStep ? Math.ceil((to - from) / lanes) : plan.batchWindows;
   const spans: ChunkSpan[] = [];
-  for (let i = 0; i < windows.length; i += perSpan) spans.push(spanOf(windows.slice(i, i + perSpan), plan));
+  for (let k = from; k < to; k += perSpan) {
+    spans.push(spanOf(windowFirst(k, plan), Math.min(windowFirst(Math.min(k + perSpan, to), plan), totalFrames), plan));
+  }
   return spans;
 }
 
@@ -272,7 +284,8 @@ export const DECODE_PARTS: SpanParts<Codes, Float32Array> = {
 /**
  * A runner that, when a call runs out of memory (code ENCODEC_OOM), runs each of its spans alone in halves (each
  * half again in halves if it fails too) down to one window per call; out of memory with one window fails with
- * ENCODEC_OOM naming `batchSeconds`. The windows and their inputs are the same, so the output is too.
+ * ENCODEC_OOM naming `batchSeconds`. The windows and their inputs are the same, so the output is too (except a
+ * short last window left alone in a half, which then has only `contextFrames` of context: see spanWindows).
  */
 export function retryOnOom<I, O>(runner: SpanRunner<I, O>, parts: SpanParts<I, O>, plan: ChunkPlan): SpanRunner<I, O> {
   const alone = async (input: I, span: ChunkSpan): Promise<O> => {
@@ -288,8 +301,8 @@ export function retryOnOom<I, O>(runner: SpanRunner<I, O>, parts: SpanParts<I, O
     const half = Math.ceil(span.windows.length / 2);
     debug('memory', () => `out of memory coding frames ${span.first}..${spanEnd(span)}: retrying as ${half} + ${span.windows.length - half} windows`);
     const outputs: O[] = [];
-    for (const windows of [span.windows.slice(0, half), span.windows.slice(half)]) {
-      const part = spanOf(windows, plan);
+    const middle = span.windows[half].first;
+    for (const part of [spanOf(span.first, middle, plan), spanOf(middle, spanEnd(span), plan)]) {
       outputs.push(await alone(parts.slice(input, span, part), part));
     }
     return parts.join(outputs);

@@ -13,14 +13,14 @@ export function tempPathFor(target: string): string {
   return path.join(dir, `.${base}.${tag}.partial`);
 }
 
-/** Writes `chunks` to `target` atomically (temp file, fsync, rename). */
-export async function writeFileAtomic(target: string, chunks: Uint8Array | Uint8Array[]): Promise<void> {
-  const list = Array.isArray(chunks) ? chunks : [chunks];
-  const temp = tempPathFor(target);
-  let handle: fs.promises.FileHandle | undefined;
+/** Bytes of one file: one buffer or several written in order. */
+export type FileBytes = Uint8Array | Uint8Array[];
+
+/** Creates `temp` (which must not exist) holding `chunks`, synced to disk. */
+async function writeTemp(temp: string, chunks: FileBytes): Promise<void> {
+  const handle = await fs.promises.open(temp, 'wx');
   try {
-    handle = await fs.promises.open(temp, 'wx');
-    for (const chunk of list) {
+    for (const chunk of Array.isArray(chunks) ? chunks : [chunks]) {
       let offset = 0;
       while (offset < chunk.byteLength) {
         const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
@@ -28,12 +28,32 @@ export async function writeFileAtomic(target: string, chunks: Uint8Array | Uint8
       }
     }
     await handle.sync();
+  } finally {
     await handle.close();
-    handle = undefined;
-    await fs.promises.rename(temp, target);
+  }
+}
+
+/** Writes `chunks` to `target` atomically (temp file, fsync, rename). */
+export async function writeFileAtomic(target: string, chunks: FileBytes): Promise<void> {
+  await writeFilesAtomic([[target, chunks]]);
+}
+
+/**
+ * Writes several files that belong together: every part to its temporary file first, then the renames, in the
+ * order given. A failure while writing leaves no part's target changed and no temporary file behind. The renames
+ * are separate steps, so a crash between them can leave the first targets new and the rest old: a caller whose
+ * files must match records that in the last one (features-file.ts records the `.npy`'s hash in its `.csv`).
+ */
+export async function writeFilesAtomic(parts: [target: string, chunks: FileBytes][]): Promise<void> {
+  const temps: string[] = [];
+  try {
+    for (const [target, chunks] of parts) {
+      temps.push(tempPathFor(target));
+      await writeTemp(temps[temps.length - 1], chunks);
+    }
+    for (let i = 0; i < parts.length; i++) await fs.promises.rename(temps[i], parts[i][0]);
   } catch (err) {
-    if (handle) await handle.close().catch(() => undefined);
-    await fs.promises.rm(temp, { force: true }).catch(() => undefined);
+    await Promise.all(temps.map((t) => fs.promises.rm(t, { force: true }).catch(() => undefined)));
     throw err;
   }
 }

@@ -24,7 +24,7 @@ import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
 
 import { ceilTrTimesRate, checkTr, framesPerTr } from './alignment';
-import { tempPathFor } from '../common/atomic';
+import { writeFilesAtomic } from '../common/atomic';
 import { LATENT_DIM, MAX_CODEBOOKS } from '../codec/bandwidth';
 import { checkCodeRange } from '../codec/codes';
 import { DEFAULT_TR, FeatureKind, FeatureLayout, FeatureMode, FeatureSet, HrfOption, TrMetadata } from './features';
@@ -116,28 +116,10 @@ export async function writeFeatures(outBase: string, result: FeatureSet): Promis
   const files = featureFilesFor(outBase);
   const npy = encodeNpy(result.features, result.shape);
   // the .npy first, then the .csv holding its hash: see the module notes
-  const parts: [string, Uint8Array][] = [
+  await writeFilesAtomic([
     [files.npy, npy],
     [files.csv, Buffer.from(featuresCsv(result, sha256(npy)), 'utf8')],
-  ];
-  const temps: string[] = [];
-  try {
-    for (const [target, bytes] of parts) {
-      const temp = tempPathFor(target);
-      temps.push(temp);
-      const handle = await fs.promises.open(temp, 'wx');
-      try {
-        await handle.writeFile(bytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-    }
-    for (let i = 0; i < parts.length; i++) await fs.promises.rename(temps[i], parts[i][0]);
-  } catch (err) {
-    await Promise.all(temps.map((t) => fs.promises.rm(t, { force: true }).catch(() => undefined)));
-    throw err;
-  }
+  ]);
   return files;
 }
 

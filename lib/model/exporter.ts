@@ -2,7 +2,7 @@
  * Running the Python exporter (`models/export.py`), which turns a checkpoint (or seeded random weights)
  * into the TorchScript model file this package loads. It needs Python with PyTorch.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
@@ -12,28 +12,39 @@ import { codedError, typeError } from '../common/errors';
 /** The exporter script shipped with the package. */
 export const EXPORTER_SCRIPT = path.join(PACKAGE_ROOT, 'models', 'export.py');
 
-let cachedPython: string | undefined;
+/** The interpreter found (or being looked for): one probe per process, forgotten when it fails. */
+let cachedPython: Promise<string> | undefined;
+
+/** Whether `python -c 'import torch'` succeeds within 60 s (a child process: the event loop keeps running). */
+function importsTorch(python: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const child = spawn(python, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60000 });
+    child.on('error', () => resolve(false)); // not found, not executable
+    child.on('close', (code) => resolve(code === 0)); // killed at the timeout: code null
+  });
+}
 
 /**
  * Finds a Python interpreter that can `import torch`: `$ENCODEC_PYTHON`, then `/usr/bin/python3`
- * (Debian's python3-torch), then `python3` on the PATH.
+ * (Debian's python3-torch), then `python3` on the PATH. Rejects with ENCODEC_NO_PYTHON when none can.
  */
-export function findPython(): string {
-  if (cachedPython) return cachedPython;
-  const candidates = [process.env.ENCODEC_PYTHON, '/usr/bin/python3', 'python3'].filter(
-    (c): c is string => typeof c === 'string' && c !== '',
-  );
-  for (const candidate of candidates) {
-    const probe = spawnSync(candidate, ['-c', 'import torch'], { stdio: 'ignore', timeout: 60000 });
-    if (probe.status === 0) {
-      cachedPython = candidate;
-      return candidate;
+export function findPython(): Promise<string> {
+  cachedPython ??= (async () => {
+    const candidates = [process.env.ENCODEC_PYTHON, '/usr/bin/python3', 'python3'].filter(
+      (c): c is string => typeof c === 'string' && c !== '',
+    );
+    for (const candidate of candidates) {
+      if (await importsTorch(candidate)) return candidate;
     }
-  }
-  throw codedError('ENCODEC_NO_PYTHON', 
-    `no Python with PyTorch found (tried ${candidates.join(', ')}). Install it (Debian/Ubuntu: ` +
-      'apt-get install python3-torch) or point ENCODEC_PYTHON at a python that can `import torch`',
-  );
+    throw codedError('ENCODEC_NO_PYTHON',
+      `no Python with PyTorch found (tried ${candidates.join(', ')}). Install it (Debian/Ubuntu: ` +
+        'apt-get install python3-torch) or point ENCODEC_PYTHON at a python that can `import torch`',
+    );
+  })();
+  cachedPython.catch(() => {
+    cachedPython = undefined; // a later call looks again (Python may have been installed since)
+  });
+  return cachedPython;
 }
 
 export interface ExportOptions {
@@ -87,7 +98,7 @@ export async function exportModel(options: ExportOptions): Promise<void> {
     args.push('--checkpoint', options.checkpoint as string);
   }
   if (options.name) args.push('--name', options.name);
-  const python = findPython();
+  const python = await findPython();
   await new Promise<void>((resolve, reject) => {
     const child = spawn(python, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const lines: string[] = [];

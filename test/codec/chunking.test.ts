@@ -3,6 +3,8 @@
  * whole-file path, on real synthesized speech with the seeded random full-size model.
  */
 
+import * as path from 'node:path';
+
 import { expect } from 'chai';
 
 import { loadAudio, streamAudio } from '../../lib/io/audio';
@@ -12,25 +14,72 @@ import {
   DEFAULT_CONTEXT_SECONDS,
   chunkPlan,
   chunkSpans,
-  chunkWindows,
   decodeChunked,
   decodeSpanByWindows,
   encodeChunked,
   encodeSpanByWindows,
+  spanEnd,
+  spanWindows,
 } from '../../lib/codec/chunking';
 import { Encodec } from '../../lib/codec/codec';
 import { Codes } from '../../lib/codec/codes';
+import { PACKAGE_ROOT } from '../../lib/common/package-root';
 import { codeAgreement, snr } from '../../lib/quality/metrics';
 import { NativeModel, nativeBinding } from '../../lib/codec/native';
 import { rejects } from '../helpers/assert';
 import { makeSpeech24k } from '../helpers/media';
 import { randomModel } from '../helpers/model';
+import { pythonJson } from '../helpers/python';
 import { tempDir } from '../helpers/temp-dir';
 
 /** Yields `samples` in blocks of `size` samples (as a decoder would). */
 async function* blocks(samples: Float32Array, size: number): AsyncGenerator<Float32Array> {
   for (let i = 0; i < samples.length; i += size) yield samples.slice(i, i + size);
 }
+
+/** `_span_windows` of models/encodec_ts.py (the rule exported span methods run) on each [frames, lead, chunk, context]. */
+function pythonSpanWindows(geometries: number[][]): number[][][] {
+  return pythonJson<number[][][]>(
+    `sys.path.insert(0, ${JSON.stringify(path.join(PACKAGE_ROOT, 'models'))})\n` +
+      'from encodec_ts import _span_windows\nprint(json.dumps([_span_windows(*g) for g in data]))',
+    geometries,
+  );
+}
+
+describe('window plan', function () {
+  it('gives every span the windows its span call runs (_span_windows), last window included', function () {
+    const geometries: number[][] = [];
+    const planned: number[][][] = [];
+    const plans = [
+      chunkPlan({ chunkSeconds: 0.5, batchSeconds: 7 }), // 38-frame chunks, 75 of context, 4 windows per span
+      chunkPlan({ chunkSeconds: 0.1, contextSeconds: 0.05, batchSeconds: 0.5 }), // 8 + 4 frames, 4 windows
+      chunkPlan({ chunkSeconds: 0.1, contextSeconds: 0, batchSeconds: 0.3 }), // no context
+    ];
+    for (const plan of plans) {
+      const width = plan.chunkFrames + plan.contextFrames;
+      for (let frames = 1; frames < 12 * width; frames += 7) {
+        for (const lanes of [1, 2]) {
+          for (const span of chunkSpans(frames, plan, lanes)) {
+            geometries.push([spanEnd(span) - span.start, span.first - span.start, plan.chunkFrames, plan.contextFrames]);
+            planned.push(span.windows.map((w) => [w.first - w.context - span.start, w.first - span.start, w.first + w.frames - span.start]));
+          }
+        }
+      }
+    }
+    expect(planned).to.deep.equal(pythonSpanWindows(geometries));
+  });
+
+  it('ports _span_windows exactly (spanWindows), over a grid of span geometries', function () {
+    const geometries: number[][] = [];
+    for (let frames = 1; frames <= 30; frames++) {
+      for (let lead = 0; lead < frames; lead += 2) {
+        for (const chunk of [1, 2, 5, 9]) for (const context of [0, 1, 4, 11]) geometries.push([frames, lead, chunk, context]);
+      }
+    }
+    const ported = geometries.map(([frames, lead, chunk, context]) => spanWindows(frames, lead, chunk, context));
+    expect(ported).to.deep.equal(pythonSpanWindows(geometries));
+  });
+});
 
 describe('chunked and streamed encoding', function () {
   // short chunks so that a few seconds of speech span several windows and several native batches
@@ -54,20 +103,29 @@ describe('chunked and streamed encoding', function () {
   });
 
   it('plans windows on frame boundaries with the default context', function () {
-    const plan = chunkPlan(SMALL);
+    const plan = chunkPlan({ ...SMALL, batchSeconds: 7 }); // 4 windows per span
     expect(plan.contextFrames).to.equal(DEFAULT_CONTEXT_SECONDS * 75);
-    const windows = chunkWindows(whole.nFrames, plan);
-    expect(windows.length).to.be.greaterThan(2 * plan.batchWindows - 1);
-    expect(windows.reduce((n, w) => n + w.frames, 0)).to.equal(whole.nFrames);
-    expect(windows[0].context).to.equal(0);
-    expect(windows[windows.length - 1].context).to.equal(plan.contextFrames);
+    const width = plan.chunkFrames + plan.contextFrames;
+    for (const lanes of [1, 2]) {
+      const spans = chunkSpans(whole.nFrames, plan, lanes);
+      const windows = spans.flatMap((span) => span.windows);
+      expect(windows.length).to.be.greaterThan(plan.batchWindows);
+      expect(windows.reduce((n, w) => n + w.frames, 0)).to.equal(whole.nFrames);
+      expect(windows[0].context).to.equal(0);
+      expect(windows[windows.length - 1].frames).to.be.below(plan.chunkFrames); // a short last window
+      // one width, so that a span's windows batch: the last, short window takes more context instead, from its span
+      for (const w of windows.slice(0, -1)) expect(w.context + w.frames).to.equal(width);
+      const last = spans[spans.length - 1];
+      const alone = last.windows.length === 1;
+      expect(windows[windows.length - 1].context).to.equal(alone ? plan.contextFrames : width - windows[windows.length - 1].frames);
+    }
   });
 
   it('plans spans of batchWindows windows, the last short step shared evenly among the lanes', function () {
     const plan = chunkPlan({ chunkSeconds: 0.5, batchSeconds: 7 }); // 38-frame chunks, 4 windows of 113 frames per span
     expect(plan.batchWindows).to.equal(4);
     const frames = 75 + 10 * 38 + 20; // 11 windows: a full step of two spans, then 3 windows
-    expect(chunkWindows(frames, plan).length).to.equal(11);
+    expect(chunkSpans(frames, plan).flatMap((span) => span.windows).length).to.equal(11);
     const spans = chunkSpans(frames, plan, 2);
     expect(spans.map((s) => s.windows.length)).to.deep.equal([4, 4, 2, 1]);
     let next = 0;

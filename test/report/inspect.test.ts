@@ -10,6 +10,7 @@ import { FeatureSet, extractFeatures } from '../../lib/fmri/features';
 import { writeFeatures } from '../../lib/fmri/features-file';
 import { formatInspection, inspectFeatures, plotFeatures } from '../../lib/report/inspect';
 import { readNpy, writeNpy } from '../../lib/io/npy';
+import { toJson } from '../../lib/common/format';
 import { cli } from '../helpers/cli';
 import { makeSpeech } from '../helpers/media';
 import { randomModel } from '../helpers/model';
@@ -165,12 +166,21 @@ describe('inspect', function () {
     expect(PNG.sync.read(fs.readFileSync(melPng)).width).to.be.within(1500, 2200);
   });
 
-  it('CLI: text, --json and --plot; clear errors for bad input', function () {
+  it('CLI: text, --json and --plot; clear errors for bad input', async function () {
     const text = cli(['inspect', codesFile]);
     expect(text.status, text.stderr).to.equal(0);
     expect(text.stdout).to.match(/shape:\s+\(3, 4, 112\)/);
     const json = cli(['inspect', codesFile, '--json']);
     expect(JSON.parse(json.stdout).codebooks).to.have.length(4);
+    // numbers JSON cannot hold: the package's one rule (lib/common/format.ts toJson, docs/errors.md), null
+    const nanFile = path.join(dir, 'non-finite.npy');
+    await writeNpy(nanFile, new Float32Array([NaN, Infinity, -Infinity, NaN, NaN, NaN]), [1, 2, 3]);
+    const nan = cli(['inspect', nanFile, '--json']);
+    expect(nan.status, nan.stderr).to.equal(0);
+    const parsed = JSON.parse(nan.stdout);
+    expect(parsed.nonFinite).to.equal(6);
+    for (const key of ['min', 'max', 'mean', 'std']) expect(parsed[key], key).to.equal(null);
+    expect(nan.stdout).to.equal(toJson(await inspectFeatures(nanFile)));
     const png = path.join(dir, 'cli.png');
     const plotted = cli(['inspect', codesFile, '--plot', png]);
     expect(plotted.status, plotted.stderr).to.equal(0);
