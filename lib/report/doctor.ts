@@ -13,6 +13,7 @@ import { FRAME_RATE, SAMPLE_RATE, codebooksForBandwidth } from '../codec/bandwid
 import { Encodec } from '../codec/codec';
 import { decodedSegmentedSamples, framesForSegmentedSamples, segmentFramesOf } from '../codec/segments';
 import { ModelInfo, readModelInfo, resolveModelPath } from '../model/model-file';
+import { LM_CHECKPOINTS, defaultLmPath, readLmInfo } from '../model/lm-file';
 import { runtimeInfo } from '../codec/runtime';
 
 export { classifyBlas } from '../codec/blas';
@@ -97,6 +98,31 @@ export function checkCheckpoint(info: ModelInfo): DoctorCheck {
     status: 'ok',
     detail: `${kind} checkpoint ${name || '(unnamed)'}, SHA-256 ${sha256} (verified against the source when \`model fetch\` downloaded it)`,
   };
+}
+
+/**
+ * The entropy-coding LM that `compress --lm` and LM-coded `.ecdc` files use for this model ($ENCODEC_LM_MODEL, else
+ * beside the model): missing is a warning (only those files need it), one that is broken or belongs to the other
+ * codec fails, as the commands that need it would.
+ */
+export function checkLm(modelPath: string, info: ModelInfo): DoctorCheck {
+  const spec = LM_CHECKPOINTS[info.model];
+  if (!spec) return { name: 'lm', status: 'ok', detail: `no entropy-coding LM exists for ${info.model}` };
+  const file = process.env.ENCODEC_LM_MODEL || defaultLmPath(modelPath, info.model);
+  const fix = `run \`encodec-native model fetch\` (gets it with the model), or \`model export --checkpoint ${spec.file} --out ${file}\``;
+  if (!fs.existsSync(file)) {
+    return { name: 'lm', status: 'warn', detail: `no LM at ${file}: \`compress --lm\` and LM-coded .ecdc files need it`, fix };
+  }
+  try {
+    const lm = readLmInfo(file);
+    if (lm.codec !== info.model) {
+      return { name: 'lm', status: 'fail', detail: `${file} is ${lm.model}, which codes ${lm.codec} files, not ${info.model}'s`, fix };
+    }
+    const weights = lm.source.kind === 'random' ? `random weights (seed ${lm.source.seed}): for tests only` : `${lm.source.kind} checkpoint ${lm.source.file ?? ''}`.trim();
+    return { name: 'lm', status: 'ok', detail: `${file}: ${lm.model}, ${weights}` };
+  } catch (err) {
+    return { name: 'lm', status: 'fail', detail: (err as Error).message, fix };
+  }
 }
 
 /**
@@ -202,6 +228,7 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorChec
         detail: `${info.model}, ${info.sample_rate} Hz, ${info.channels} channel${info.channels === 1 ? '' : 's'}, exporter ${info.exporter_version} (torch ${info.torch_version})`,
       });
       checks.push(checkCheckpoint(info));
+      checks.push(checkLm(modelPath, info));
     } catch (err) {
       checks.push({ name: 'metadata', status: 'fail', detail: (err as Error).message, fix: 'export the model again with `encodec-native model export` or `model fetch`' });
     }

@@ -7,11 +7,11 @@ import * as path from 'node:path';
 
 import { expect } from 'chai';
 
-import { DoctorCheck, checkCheckpoint, classifyBlas } from '../../lib/report/doctor';
+import { DoctorCheck, checkCheckpoint, checkLm, classifyBlas } from '../../lib/report/doctor';
 import { ModelInfo, readModelInfo } from '../../lib/model/model-file';
 import { runtimeInfo } from '../../lib/codec/runtime';
 import { cli } from '../helpers/cli';
-import { randomModel } from '../helpers/model';
+import { randomLm, randomModel } from '../helpers/model';
 import { tempDir } from '../helpers/temp-dir';
 
 interface DoctorJson {
@@ -36,7 +36,7 @@ describe('encodec-native doctor', function () {
     expect(r.status, r.stderr + r.stdout).to.equal(0);
     const report = JSON.parse(r.stdout) as DoctorJson;
     expect(report.ok).to.equal(true);
-    expect(report.checks.map((c) => c.name)).to.deep.equal(['libtorch', 'blas', 'cuda', 'ffmpeg', 'model', 'metadata', 'checkpoint', 'self-test']);
+    expect(report.checks.map((c) => c.name)).to.deep.equal(['libtorch', 'blas', 'cuda', 'ffmpeg', 'model', 'metadata', 'checkpoint', 'lm', 'self-test']);
     const c = byName(report);
     expect(c.libtorch.status).to.equal('ok');
     expect(c.libtorch.detail).to.contain(`libtorch ${runtimeInfo().torchVersion}`);
@@ -54,6 +54,40 @@ describe('encodec-native doctor', function () {
     expect(c['self-test'].status).to.equal('ok');
     expect(c['self-test'].detail).to.match(/encode 1 s in \d+ ms \(\d+\.\dx real time\), decode in \d+ ms .* 2 threads on cpu/);
     expect(c['self-test'].detail).to.match(/load \d+ ms \(warm-up [1-9]\d* ms of it\), first round trip after load \d+ ms; steady state \(median of 3\): encode/);
+  });
+
+  it('checks the entropy-coding LM beside the model (or $ENCODEC_LM_MODEL): missing warns, the wrong codec fails', async function () {
+    const [lm24, lm48] = await Promise.all([randomLm('encodec_24khz', 0), randomLm('encodec_48khz', 1)]);
+    const home = path.join(dir, 'lm-home');
+    fs.mkdirSync(home);
+    const here = path.join(home, 'model.pt');
+    fs.symlinkSync(model, here);
+    const info = readModelInfo(here);
+    const saved = process.env.ENCODEC_LM_MODEL;
+    delete process.env.ENCODEC_LM_MODEL;
+    try {
+      const missing = checkLm(here, info);
+      expect(missing).to.include({ name: 'lm', status: 'warn' });
+      expect(missing.detail).to.contain(path.join(home, 'encodec_lm_24khz.pt'));
+      expect(missing.fix).to.match(/model fetch/);
+      const besides = path.join(home, 'encodec_lm_24khz.pt');
+      fs.symlinkSync(lm48.lm, besides);
+      const wrong = checkLm(here, info);
+      expect(wrong).to.include({ status: 'fail' });
+      expect(wrong.detail).to.match(/encodec_lm_48khz, which codes encodec_48khz files, not encodec_24khz's/);
+      fs.unlinkSync(besides);
+      fs.symlinkSync(lm24.lm, besides);
+      const ok = checkLm(here, info);
+      expect(ok).to.include({ status: 'ok' });
+      expect(ok.detail).to.match(/encodec_lm_24khz, random weights \(seed 0\)/);
+      process.env.ENCODEC_LM_MODEL = path.join(home, 'nothing.pt');
+      expect(checkLm(here, info)).to.include({ status: 'warn' });
+      fs.writeFileSync(process.env.ENCODEC_LM_MODEL, 'not a model');
+      expect(checkLm(here, info)).to.include({ status: 'fail' });
+    } finally {
+      if (saved === undefined) delete process.env.ENCODEC_LM_MODEL;
+      else process.env.ENCODEC_LM_MODEL = saved;
+    }
   });
 
   it('names the BLAS this machine computes with', function () {
@@ -78,7 +112,8 @@ describe('encodec-native doctor', function () {
     expect(r.stdout).to.match(/^WARN checkpoint random weights/m);
     expect(r.stdout).to.match(/^ {16}fix: for real features, run `encodec-native model fetch`/m);
     expect(r.stdout).to.match(/^ok {3}self-test/m);
-    expect(lines[lines.length - 1]).to.equal('no failures (1 warn, 0 fail)');
+    expect(r.stdout).to.match(/^WARN lm {8}no LM at .*encodec_lm_24khz\.pt/m); // none in test/.cache
+    expect(lines[lines.length - 1]).to.equal('no failures (2 warn, 0 fail)');
   });
 
   it('fails (exit 1) when there is no model, saying how to get one; warns without ffmpeg', function () {
