@@ -112,7 +112,7 @@ describe('encodec-native doctor', function () {
     expect(r.stdout).to.match(/^WARN checkpoint random weights/m);
     expect(r.stdout).to.match(/^ {16}fix: for real features, run `encodec-native model fetch`/m);
     expect(r.stdout).to.match(/^ok {3}self-test/m);
-    expect(r.stdout).to.match(/^WARN lm {8}no LM at .*encodec_lm_24khz\.pt/m); // none in test/.cache
+    expect(r.stdout).to.match(/^WARN lm {9}no LM at .*encodec_lm_24khz\.pt/m); // none in test/.cache
     expect(lines[lines.length - 1]).to.equal('no failures (2 warn, 0 fail)');
   });
 
