@@ -202,6 +202,13 @@ describe('round-trip quality in bounded memory', function () {
     while (restore.length > 0) (restore.pop() as () => void)();
     expect(q).to.deep.equal(await roundTripQuality(long, { model: codec, bandwidth: 3, windowSeconds: 1 }));
 
+    // with maxTrs extract stops reading after maxTrs * tr + 1 s: what the CLI's fallback would read
+    const head = new RoundTripTap(codec, 3, { windowSeconds: 1 });
+    await extractFeatures(long, { model: codec, bandwidth: 3, tr: 1.5, maxTrs: 2, tap: head });
+    const headQ = await head.result(long);
+    expect(headQ.seconds).to.equal(4);
+    expect(headQ).to.deep.equal(await roundTripQuality(long, { model: codec, bandwidth: 3, maxSeconds: 2 * 1.5 + 1, windowSeconds: 1 }));
+
     // paths that do not stream the plain file's codes leave the tap unfed: the CLI then reads the file again
     for (const options of [{ exact: true }, { output: 'latents' as const }, { onset: 0.5 }]) {
       const unfed = new RoundTripTap(codec, 3);
