@@ -73,16 +73,18 @@ export async function roundTripQuality(input: string, options: RoundTripQualityO
   const { model, bandwidth } = options;
   if (!(model instanceof Encodec)) throw typeError('roundTripQuality needs a loaded model (Encodec) in EnCodec mode');
   const tap = new RoundTripTap(model, bandwidth as number, { windowSeconds });
+  let ended = false;
   async function* read(): AsyncGenerator<Float32Array> {
     for await (const block of streamAudio(input, { sampleRate: SAMPLE_RATE, maxSeconds: options.maxSeconds })) {
       tap.audio(block);
       yield block;
     }
+    ended = true;
   }
   try {
     for await (const codes of model.encodeStreamBlocks(read(), { bandwidth })) await tap.codes(codes);
   } catch (err) {
-    if (tap.samples === 0 && err instanceof RangeError) throw noAudio(input); // the stream was empty
+    if (ended && tap.samples === 0) throw noAudio(input); // the encoder's 'stream is empty', named after the input
     throw err;
   }
   return tap.result(input);
