@@ -26,9 +26,9 @@ import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures, extra
 import { BoldTiming, featuresNameForEvents, isEventsFile, readBoldTiming, readEvents } from '../../lib/fmri/bids';
 import { writeConcatH5, writeFeaturesH5 } from '../../lib/fmri/h5';
 import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/fmri/features-file';
-import { resolveModelPath } from '../../lib/model/model-file';
+import { isSegmentedModel, resolveModelPath } from '../../lib/model/model-file';
 import { threadsPerJob } from '../../lib/codec/threads';
-import { formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
+import { RoundTripTap, formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { writeFileAtomic } from '../../lib/common/atomic';
 import { toJson } from '../../lib/common/format';
 import { ENCODEC_LOOKAHEAD_SECONDS } from '../../lib/fmri/features';
@@ -266,19 +266,25 @@ export function extractCommand(): Command {
             try {
               // without warm-up, as lib/codec/with-codec.ts loads: it would only add to the run's time
               if (modelPath && !codec) codec = await Encodec.load(modelPath, { device, threads, warmup: false });
-              const inputOptions = { ...(runOptions.get(input) ?? options), model: codec };
+              // The report scores the audio and codes extract streams when it can (plain files, streamed codes):
+              // the file is then read and encoded once; otherwise roundTripQuality reads it again, as a stream.
+              const tapped = opts.report && codec !== undefined && options.mode !== 'mel' && !isSegmentedModel(codec.info);
+              const tap = tapped ? new RoundTripTap(codec as Encodec, options.bandwidth as number) : undefined;
+              const inputOptions = { ...(runOptions.get(input) ?? options), model: codec, tap };
               const result = isEventsFile(input)
                 ? await extractRunFeatures(readEvents(input, opts.stimuli), inputOptions, input)
                 : await extractFeatures(input, inputOptions);
               let quality = '';
               if (opts.report) {
                 // Written before the features, which mark the input as done: a rerun then never lacks a report.
-                const q = await roundTripQuality(input, {
-                  mode: options.mode,
-                  model: codec,
-                  bandwidth: options.bandwidth,
-                  maxSeconds: options.maxTrs === undefined ? undefined : options.maxTrs * (options.tr as number) + ENCODEC_LOOKAHEAD_SECONDS,
-                });
+                const q = tap && tap.samples > 0
+                  ? await tap.result(input)
+                  : await roundTripQuality(input, {
+                    mode: options.mode,
+                    model: codec,
+                    bandwidth: options.bandwidth,
+                    maxSeconds: options.maxTrs === undefined ? undefined : options.maxTrs * (options.tr as number) + ENCODEC_LOOKAHEAD_SECONDS,
+                  });
                 await writeFileAtomic(qualityFile, Buffer.from(toJson({ input, ...q })));
                 quality = `; round trip: ${formatQuality(q)}`;
               }

@@ -593,6 +593,97 @@ async function* streamSpans<O>(
   while (nextFrame * HOP_LENGTH < total) yield* await encodeStep(total);
 }
 
+/**
+ * Streaming chunked decoding, the counterpart of {@link encodeStreamBlocks}: takes blocks of consecutive code
+ * frames (any sizes, e.g. as encodeStreamBlocks yields them) and decodes each step of spans as soon as its codes
+ * are held, holding only the codes from the context of the next span on. The same spans decode the same frames
+ * as {@link decodeChunked} on the concatenated codes (a step is cut short only by the end of the codes, which
+ * only {@link end} knows), so the audio, concatenated, is the same.
+ */
+export class StreamDecoder {
+  /** Blocks of consecutive frames held, the first starting at `heldFrom`. */
+  private held: Codes[] = [];
+  private heldFrom = 0;
+  /** Frames received. */
+  private received = 0;
+  private step = 0;
+  /** First frame the next step decodes. */
+  private nextFrame = 0;
+  private ended = false;
+
+  constructor(
+    private readonly plan: ChunkPlan,
+    private readonly decoder: SpanRunner<Codes, Float32Array>,
+  ) {}
+
+  /** Adds the next block of codes; resolves with the audio of the steps it completes (320 samples a frame). */
+  async push(block: Codes): Promise<Float32Array[]> {
+    if (this.ended) throw codedError('ENCODEC_INTERNAL', 'internal error: codes pushed after the end of the stream');
+    if (this.held.length > 0 && block.nQ !== this.held[0].nQ) {
+      throw rangeError(`code block has ${block.nQ} codebooks, the blocks before it ${this.held[0].nQ}; a stream has one bandwidth`);
+    }
+    // a copy: the caller may reuse its block, and the decoder keeps it until no later span reads it
+    this.held.push(sliceFrames(block, 0, block.nFrames));
+    this.received += block.nFrames;
+    const audio: Float32Array[] = [];
+    // a full step is decoded once its last window's codes are held (decoding is causal: nothing after them is read)
+    while (this.received >= this.stepEnd()) audio.push(...(await this.decodeStep(this.stepEnd())));
+    return audio;
+  }
+
+  /** Decodes the codes left (the last, short step); resolves with their audio. */
+  async end(): Promise<Float32Array[]> {
+    this.ended = true;
+    if (this.received === 0) throw rangeError('the code stream is empty; pass at least one frame');
+    const audio: Float32Array[] = [];
+    while (this.nextFrame < this.received) audio.push(...(await this.decodeStep(this.received)));
+    return audio;
+  }
+
+  /** Frame where the next full step's spans end. */
+  private stepEnd(): number {
+    return windowFirst((this.step + 1) * this.decoder.lanes * this.plan.batchWindows, this.plan);
+  }
+
+  /** Decodes the next step's spans over the first `available` frames. */
+  private async decodeStep(available: number): Promise<Float32Array[]> {
+    const spans = stepSpans(this.step, available, this.plan, this.decoder.lanes);
+    const audio = await this.decoder.run(spans.map((span) => this.frames(span.start, spanEnd(span))), spans);
+    spans.forEach((span, k) => {
+      if (audio[k].length !== span.frames * HOP_LENGTH) {
+        throw codedError('ENCODEC_INTERNAL', `internal error: span of ${span.frames} frames decoded to ${audio[k].length} samples`);
+      }
+    });
+    debug('decode', () => `stream: frames ${this.nextFrame}..${spanEnd(spans[spans.length - 1])} in ${spans.length} span(s)`);
+    this.nextFrame = spanEnd(spans[spans.length - 1]);
+    this.step++;
+    this.dropBefore(Math.max(0, this.nextFrame - this.plan.contextFrames - CONV_WARMUP_FRAMES));
+    return audio;
+  }
+
+  /** Frames [from, to) of the stream, from the blocks held. */
+  private frames(from: number, to: number): Codes {
+    const nQ = this.held[0].nQ;
+    const data = new Int16Array(nQ * (to - from));
+    let at = this.heldFrom;
+    for (const b of this.held) {
+      const lo = Math.max(from, at);
+      const hi = Math.min(to, at + b.nFrames);
+      if (lo < hi) copyFrames(b, lo - at, hi - lo, data, to - from, lo - from);
+      at += b.nFrames;
+    }
+    return { data, nQ, nFrames: to - from };
+  }
+
+  /** Forgets the blocks that end before frame `frame`. */
+  private dropBefore(frame: number): void {
+    while (this.held.length > 0 && this.heldFrom + this.held[0].nFrames <= frame) {
+      this.heldFrom += this.held[0].nFrames;
+      this.held.shift();
+    }
+  }
+}
+
 /** Concatenates code blocks along time into one Codes. */
 export function concatCodes(blocks: Codes[]): Codes {
   if (blocks.length === 0) throw rangeError('no codes to concatenate');

@@ -24,6 +24,7 @@ import {
   UNSEGMENTED_SPAN_BATCH_SECONDS,
   SPAN_LANES,
   SpanRunner,
+  StreamDecoder,
   StreamOptions,
   checkMaxFrames,
   chunkPlan,
@@ -510,6 +511,32 @@ export class Encodec {
       return samples;
     }
     return decodeChunked(codes, plan, this.spanDecoder(plan));
+  }
+
+  /**
+   * A streaming decoder: `push(codes)` blocks of consecutive frames (e.g. as {@link encodeStreamBlocks} yields
+   * them) and get back the audio of each step of spans once its codes are held; `end()` decodes the rest. The
+   * audio, concatenated, is that of `decode(codes, options)` of the concatenated codes (chunked: the same spans
+   * decode the same frames), holding only about one step of codes and audio whatever the length.
+   * Whole-file models only (encodec_48khz decodes its segments with `decode`).
+   */
+  streamDecoder(options: Omit<DecodeOptions, 'exact'> = {}): { push(codes: Codes): Promise<Float32Array[]>; end(): Promise<Float32Array[]> } {
+    checkOptions(options, '{ batchSeconds: 100 }');
+    if ((options as DecodeOptions).exact !== undefined) {
+      throw typeError('streamDecoder() is always chunked; drop `exact`, or collect the codes and call decode(codes, { exact: true })');
+    }
+    if (this.segments) throw rangeError(`${this.info.model} decodes fixed segments: use decode(codes), not streamDecoder()`);
+    const plan = chunkPlan(options, this.batchSeconds);
+    this.live('streamDecoder');
+    const decoder = new StreamDecoder(plan, this.spanDecoder(plan));
+    return {
+      push: async (codes) => {
+        checkCodes(codes);
+        if (isSegmented(codes)) throw rangeError('codes carry segment scales (encodec_48khz); decode them with decode(codes)');
+        return decoder.push(codes);
+      },
+      end: () => decoder.end(),
+    };
   }
 
   /**

@@ -36,6 +36,7 @@ import { HOP_LENGTH, LATENT_DIM, MAX_CODEBOOKS, SAMPLE_RATE, checkBandwidth, cod
 import { Codes, Embeddings, checkCodeRange } from '../codec/codes';
 import { Device, Encodec } from '../codec/codec';
 import { withCodec as loadCodec } from '../codec/with-codec';
+import { concatCodes } from '../codec/chunking';
 import {
   ceilTrTimesRate,
   checkTr,
@@ -139,6 +140,19 @@ export interface ExtractOptions {
   threads?: number;
   /** Device when the model is loaded from a path (default 'cpu'). */
   device?: Device;
+  /**
+   * Shown the audio and codes of the default streamed encoding of a plain file (one file, no onset or run length;
+   * output codes or windowed embeddings; not `exact`) as they are read and computed, e.g. a round-trip score
+   * (`extract --report`) that then needs no second reading and encoding. Not called on other paths.
+   */
+  tap?: EncodeTap;
+}
+
+/** Sees the streamed encoding of ExtractOptions.tap: every block of audio before it is encoded, then its codes. */
+export interface EncodeTap {
+  audio(block: Float32Array): void;
+  /** Awaited before the encoding reads on. */
+  codes(block: Codes): Promise<void>;
 }
 
 /** One TR's row of metadata (the columns of the metadata CSV). */
@@ -347,13 +361,30 @@ async function collect(blocks: AsyncIterable<Float32Array>): Promise<Float32Arra
  * the length of the soundtrack. Returns the codes (null for audio without samples) and the samples read. Only audio
  * that was read to its end without a sample counts as empty: any other error (a RangeError included) propagates.
  */
-async function encodeStreamed(codec: Encodec, audio: CountedAudio, bandwidth: number): Promise<{ codes: Codes | null; samples: number }> {
+async function encodeStreamed(codec: Encodec, audio: CountedAudio, bandwidth: number, tap?: EncodeTap): Promise<{ codes: Codes | null; samples: number }> {
   try {
-    return { codes: await codec.encodeStream(audio.blocks, { bandwidth }), samples: audio.samples };
+    const codes = tap ? await encodeTapped(codec, audio.blocks, bandwidth, tap) : await codec.encodeStream(audio.blocks, { bandwidth });
+    return { codes, samples: audio.samples };
   } catch (err) {
     if (audio.samples === 0 && audio.ended && err instanceof RangeError) return { codes: null, samples: 0 }; // empty audio: zero TRs
     throw err;
   }
+}
+
+/** codec.encodeStream (of a whole-file model: the features pipeline's) with each block shown to `tap` on its way. */
+async function encodeTapped(codec: Encodec, blocks: AsyncIterable<Float32Array>, bandwidth: number, tap: EncodeTap): Promise<Codes> {
+  async function* shown(): AsyncGenerator<Float32Array> {
+    for await (const block of blocks) {
+      tap.audio(block);
+      yield block;
+    }
+  }
+  const parts: Codes[] = [];
+  for await (const block of codec.encodeStreamBlocks(shown(), { bandwidth })) {
+    parts.push(block);
+    await tap.codes(block);
+  }
+  return concatCodes(parts);
 }
 
 /** Runs `work` with a codec: the given one, or one loaded from a path (disposed afterwards). */
@@ -551,7 +582,7 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
         if (plain) played.push({ file: placed[0].file, onset: 0, start: 0, end: samples.length / SAMPLE_RATE });
         result = { codes: samples.length ? await encodeWhole(codec, samples, s.bandwidth, true) : null, samples: samples.length };
       } else {
-        result = await encodeStreamed(codec, audio(), s.bandwidth);
+        result = await encodeStreamed(codec, audio(), s.bandwidth, plain ? options.tap : undefined);
       }
       nTrs = volumesOf(result.samples);
       const codes = result.codes;

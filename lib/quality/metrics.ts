@@ -47,7 +47,8 @@ const BANDS = 15;
 const MIN_FREQ = 150;
 const SEGMENT = 30; // frames per intermediate intelligibility segment (384 ms)
 const BETA_DB = -15; // lower signal-to-distortion bound of the clipping
-const DYN_RANGE_DB = 40;
+/** Frames this far (dB) below the loudest clean frame count as silence. */
+export const STOI_DYNAMIC_RANGE_DB = 40;
 
 function checkPair(ref: Signal, test: Signal): void {
   for (const [name, s] of [['ref', ref], ['test', test]] as const) {
@@ -232,8 +233,11 @@ function thirdOctaveBands(): Array<[number, number]> {
 
 const BAND_BINS = thirdOctaveBands();
 
-/** Drops frames of x quieter than the loudest by DYN_RANGE_DB, and the same frames of y; overlap-adds the rest. */
-function removeSilentFrames(x: Float64Array, y: Float64Array): [Float64Array, Float64Array] {
+/**
+ * Drops frames of x quieter than the loudest by STOI_DYNAMIC_RANGE_DB, and the same frames of y; overlap-adds the rest.
+ * Also returns the loudest frame's level (dB; -Infinity without a whole frame).
+ */
+function removeSilentFrames(x: Float64Array, y: Float64Array): [Float64Array, Float64Array, number] {
   const starts: number[] = [];
   for (let i = 0; i < x.length - FRAME; i += HOP) starts.push(i);
   const energies = starts.map((s) => {
@@ -242,8 +246,8 @@ function removeSilentFrames(x: Float64Array, y: Float64Array): [Float64Array, Fl
     return 20 * Math.log10(Math.sqrt(e) + EPS);
   });
   const loudest = Math.max(...energies);
-  const kept = starts.filter((_, i) => loudest - DYN_RANGE_DB - energies[i] < 0);
-  if (kept.length === 0) return [new Float64Array(0), new Float64Array(0)];
+  const kept = starts.filter((_, i) => loudest - STOI_DYNAMIC_RANGE_DB - energies[i] < 0);
+  if (kept.length === 0) return [new Float64Array(0), new Float64Array(0), loudest];
   const length = (kept.length - 1) * HOP + FRAME;
   const xs = new Float64Array(length);
   const ys = new Float64Array(length);
@@ -253,7 +257,7 @@ function removeSilentFrames(x: Float64Array, y: Float64Array): [Float64Array, Fl
       ys[f * HOP + j] += WINDOW[j] * y[s + j];
     }
   });
-  return [xs, ys];
+  return [xs, ys, loudest];
 }
 
 /** One-third-octave band magnitudes, [frame][band], of Hann-windowed 256-sample frames (hop 128, 512-point FFT). */
@@ -307,21 +311,31 @@ function tooShort(frames: number): RangeError {
   );
 }
 
+/** What {@link stoiParts} returns: the score is `total / segments`. */
+export interface StoiParts {
+  /** Sum of the intermediate intelligibility of the 30-frame segments. */
+  total: number;
+  /** 30-frame segments scored (0 with under 30 non-silent frames). */
+  segments: number;
+  /** Non-silent STFT frames. */
+  frames: number;
+  /** Level (dB) of the reference's loudest 256-sample frame at 10 kHz, the one silence is measured from. */
+  loudestDb: number;
+}
+
 /**
- * STOI (or ESTOI with `{ extended: true }`) of `test` against the clean `ref`, both at `sampleRate` Hz and of
- * equal length, exactly as pystoi computes it. Returns a score in about [0, 1] (ESTOI can go below 0).
- *
- * @throws RangeError for unequal lengths, non-finite samples, or too little non-silent speech (< 30 frames)
+ * The parts of STOI (or ESTOI) that scores over several windows combine (lib/quality/windowed-metrics.ts): the
+ * sum over segments and their number, as {@link stoi} computes them (it returns total / segments).
  */
-export function stoi(ref: Signal, test: Signal, sampleRate: number, options: StoiOptions = {}): number {
+export function stoiParts(ref: Signal, test: Signal, sampleRate: number, options: StoiOptions = {}): StoiParts {
   checkPair(ref, test);
   if (!Number.isSafeInteger(sampleRate) || sampleRate < 1000 || sampleRate > 768000) {
     throw rangeError(`sampleRate must be an integer rate in Hz in [1000, 768000], got ${String(sampleRate)}`);
   }
-  const [x, y] = removeSilentFrames(resampleOctave(ref, sampleRate, STOI_RATE), resampleOctave(test, sampleRate, STOI_RATE));
+  const [x, y, loudestDb] = removeSilentFrames(resampleOctave(ref, sampleRate, STOI_RATE), resampleOctave(test, sampleRate, STOI_RATE));
   const xBands = bandEnvelopes(x);
   const yBands = bandEnvelopes(y);
-  if (xBands.length < SEGMENT) throw tooShort(xBands.length);
+  if (xBands.length < SEGMENT) return { total: 0, segments: 0, frames: xBands.length, loudestDb };
   const segments = xBands.length - SEGMENT + 1;
   const clip = 1 + 10 ** (-BETA_DB / 20);
   let total = 0;
@@ -354,7 +368,19 @@ export function stoi(ref: Signal, test: Signal, sampleRate: number, options: Sto
       }
     }
   }
-  return total / segments;
+  return { total, segments, frames: xBands.length, loudestDb };
+}
+
+/**
+ * STOI (or ESTOI with `{ extended: true }`) of `test` against the clean `ref`, both at `sampleRate` Hz and of
+ * equal length, exactly as pystoi computes it. Returns a score in about [0, 1] (ESTOI can go below 0).
+ *
+ * @throws RangeError for unequal lengths, non-finite samples, or too little non-silent speech (< 30 frames)
+ */
+export function stoi(ref: Signal, test: Signal, sampleRate: number, options: StoiOptions = {}): number {
+  const parts = stoiParts(ref, test, sampleRate, options);
+  if (parts.segments === 0) throw tooShort(parts.frames);
+  return parts.total / parts.segments;
 }
 
 /**

@@ -5,14 +5,23 @@
  *
  * The audio scored is what extract reads (the first maxTrs * tr seconds with `maxTrs`), not the TR features
  * themselves: an HRF-convolved feature set has no audio to compare with.
+ *
+ * Memory stays bounded whatever the input's length: the audio is streamed, encoded and decoded as it streams
+ * (the codec's chunked streaming, the same codes and audio as encoding and decoding it whole with the default
+ * chunking), and scored by ./windowed-metrics (STOI in windows; docs/metrics.md); mel mode runs Griffin-Lim per
+ * window (./mel-roundtrip). `extract` does better still for the plain streamed codes: it hands this module the
+ * audio and codes it already reads and computes ({@link RoundTripTap}), so the file is read and encoded once.
  */
-import { loadAudio } from '../io/audio';
+import { streamAudio } from '../io/audio';
 import { requireWholeFileModel } from '../model/model-file';
-import { SAMPLE_RATE, checkBandwidth } from '../codec/bandwidth';
+import { SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from '../codec/bandwidth';
 import { Encodec } from '../codec/codec';
-import { MelOptions, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
-import { QualityMetrics, computeMetrics } from './metrics';
-import { typeError, rangeError } from '../common/errors';
+import { Codes } from '../codec/codes';
+import { MelOptions, melSettings } from '../dsp/mel';
+import { QualityMetrics } from './metrics';
+import { DEFAULT_WINDOW_SECONDS, WindowedMetrics } from './windowed-metrics';
+import { MelRoundTrip } from './mel-roundtrip';
+import { codedError, typeError, rangeError } from '../common/errors';
 import { formatDb, formatScore } from '../common/format';
 
 export interface RoundTripQualityOptions {
@@ -26,6 +35,8 @@ export interface RoundTripQualityOptions {
   maxSeconds?: number;
   /** Mel settings (mel mode). */
   mel?: MelOptions;
+  /** Seconds per STOI window, and per Griffin-Lim pass in mel mode (default 60; docs/metrics.md). */
+  windowSeconds?: number;
 }
 
 /** Quality of a round trip: the metrics, plus what was compared. */
@@ -39,26 +50,102 @@ export interface RoundTripQuality extends QualityMetrics {
   seconds: number;
 }
 
-/** Encodes and decodes (or mel-inverts) the audio of `input` and scores the result against it. */
+function noAudio(input: string): RangeError {
+  return rangeError(`'${input}' holds no audio samples to score`);
+}
+
+/** Encodes and decodes (or mel-inverts) the audio of `input` as it streams and scores the result against it. */
 export async function roundTripQuality(input: string, options: RoundTripQualityOptions): Promise<RoundTripQuality> {
   const mode = options.mode ?? 'encodec';
+  const windowSeconds = options.windowSeconds ?? DEFAULT_WINDOW_SECONDS;
   if (mode === 'mel') {
     const s = melSettings(options.mel);
-    const { samples } = await loadAudio(input, { sampleRate: s.sampleRate, maxSeconds: options.maxSeconds });
-    if (samples.length === 0) throw rangeError(`'${input}' holds no audio samples to score`);
-    const restored = await melToAudio(await melSpectrogram(samples, s), samples.length, s);
-    return { ...computeMetrics(samples, restored, s.sampleRate), mode, bandwidth: null, sampleRate: s.sampleRate, seconds: samples.length / s.sampleRate };
+    const scores = new WindowedMetrics(s.sampleRate, { windowSeconds });
+    const mel = new MelRoundTrip(s, Math.round(windowSeconds * s.sampleRate));
+    for await (const block of streamAudio(input, { sampleRate: s.sampleRate, maxSeconds: options.maxSeconds })) {
+      scores.addRef(block);
+      for (const restored of await mel.push(block)) scores.addTest(restored);
+    }
+    if (scores.samples === 0) throw noAudio(input);
+    for (const restored of await mel.end()) scores.addTest(restored);
+    return { ...scores.finish(), mode, bandwidth: null, sampleRate: s.sampleRate, seconds: scores.samples / s.sampleRate };
   }
   const { model, bandwidth } = options;
   if (!(model instanceof Encodec)) throw typeError('roundTripQuality needs a loaded model (Encodec) in EnCodec mode');
-  requireWholeFileModel(model.info, 'the round-trip quality score');
-  checkBandwidth(bandwidth);
-  const { samples } = await loadAudio(input, { sampleRate: SAMPLE_RATE, maxSeconds: options.maxSeconds });
-  if (samples.length === 0) throw rangeError(`'${input}' holds no audio samples to score`);
-  const decoded = await model.decode(await model.encode(samples, { bandwidth }));
-  // Decoding gives whole frames (a multiple of 320 samples): compare over the input's length.
-  const restored = decoded.subarray(0, samples.length);
-  return { ...computeMetrics(samples, restored, SAMPLE_RATE), mode, bandwidth, sampleRate: SAMPLE_RATE, seconds: samples.length / SAMPLE_RATE };
+  const tap = new RoundTripTap(model, bandwidth as number, { windowSeconds });
+  let ended = false;
+  async function* read(): AsyncGenerator<Float32Array> {
+    for await (const block of streamAudio(input, { sampleRate: SAMPLE_RATE, maxSeconds: options.maxSeconds })) {
+      tap.audio(block);
+      yield block;
+    }
+    ended = true;
+  }
+  try {
+    for await (const codes of model.encodeStreamBlocks(read(), { bandwidth })) await tap.codes(codes);
+  } catch (err) {
+    if (ended && tap.samples === 0) throw noAudio(input); // the encoder's 'stream is empty', named after the input
+    throw err;
+  }
+  return tap.result(input);
+}
+
+/**
+ * The round trip of audio that is being encoded anyway (extract's streamed codes; `ExtractOptions.tap`): give it
+ * each block of audio as it is read and each block of codes as it is encoded; it decodes the codes as they come
+ * and scores the decoded audio against the audio, holding only about a window of each. The codes must be those
+ * of the codec's default chunked streaming of that audio at `bandwidth` (then the result is that of
+ * {@link roundTripQuality} on the same audio).
+ */
+export class RoundTripTap {
+  private readonly decoder: ReturnType<Encodec['streamDecoder']>;
+  private readonly scores: WindowedMetrics;
+  private readonly nQ: number;
+
+  constructor(
+    model: Encodec,
+    private readonly bandwidth: number,
+    options: { windowSeconds?: number } = {},
+  ) {
+    if (!(model instanceof Encodec)) throw typeError('the round trip needs a loaded model (Encodec)');
+    requireWholeFileModel(model.info, 'the round-trip quality score');
+    checkBandwidth(bandwidth);
+    this.nQ = codebooksForBandwidth(bandwidth);
+    this.decoder = model.streamDecoder();
+    this.scores = new WindowedMetrics(SAMPLE_RATE, { windowSeconds: options.windowSeconds });
+  }
+
+  /** Samples of audio seen. */
+  get samples(): number {
+    return this.scores.samples;
+  }
+
+  /** Samples held for scoring now (audio and decoded audio not yet scored). */
+  get held(): number {
+    return this.scores.held;
+  }
+
+  /** The next block of 24 kHz audio, as it is read (before it is encoded). */
+  audio(block: Float32Array): void {
+    this.scores.addRef(block);
+  }
+
+  /** The next block of codes of that audio, as it is encoded. */
+  async codes(block: Codes): Promise<void> {
+    if (block.nQ !== this.nQ) {
+      throw codedError('ENCODEC_INTERNAL', `internal error: codes of ${block.nQ} codebooks for a round trip at ${this.bandwidth} kbps`);
+    }
+    for (const audio of await this.decoder.push(block)) this.scores.addTest(audio);
+  }
+
+  /** Decodes the codes left and scores the rest: the round trip's quality. `input` names the audio in errors. */
+  async result(input: string): Promise<RoundTripQuality> {
+    if (this.samples === 0) throw noAudio(input);
+    for (const audio of await this.decoder.end()) this.scores.addTest(audio);
+    // Decoding gives whole frames (a multiple of 320 samples): the scores compare over the audio's length.
+    const metrics = this.scores.finish();
+    return { ...metrics, mode: 'encodec', bandwidth: this.bandwidth, sampleRate: SAMPLE_RATE, seconds: this.samples / SAMPLE_RATE };
+  }
 }
 
 /** One line for a terminal: `SNR 12.3 dB, SI-SNR 11.0 dB, STOI 0.912, ESTOI 0.801`. */

@@ -209,6 +209,39 @@ describe('chunked and streamed encoding', function () {
     expect(codeAgreement(head, expected)).to.equal(1);
   });
 
+  it('decodes a stream of code blocks to exactly the chunked decoding, a step behind the codes received', async function () {
+    const plan = chunkPlan(SMALL);
+    const reference = await codec.decode(whole, SMALL);
+    for (const size of [37, 1, whole.nFrames]) {
+      const decoder = codec.streamDecoder(SMALL);
+      const parts: Float32Array[] = [];
+      let received = 0;
+      let decoded = 0;
+      for (let f = 0; f < whole.nFrames; f += size) {
+        const n = Math.min(size, whole.nFrames - f);
+        const block = { data: new Int16Array(whole.nQ * n), nQ: whole.nQ, nFrames: n };
+        for (let q = 0; q < whole.nQ; q++) block.data.set(whole.data.subarray(q * whole.nFrames + f, q * whole.nFrames + f + n), q * n);
+        received += n;
+        for (const audio of await decoder.push(block)) {
+          parts.push(audio);
+          decoded += audio.length / HOP_LENGTH;
+        }
+        block.data.fill(0); // the decoder copied what it keeps
+        // at most one step (2 lanes of batchWindows chunks) and its context wait for more codes
+        expect(received - decoded).to.be.at.most(2 * plan.batchWindows * plan.chunkFrames + plan.contextFrames + n);
+      }
+      for (const audio of await decoder.end()) parts.push(audio);
+      const streamed = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+      parts.reduce((at, p) => (streamed.set(p, at), at + p.length), 0);
+      expect(streamed.length).to.equal(reference.length);
+      expect(streamed.every((v, i) => v === reference[i]), `blocks of ${size} frames`).to.equal(true);
+    }
+    expect(whole.nFrames).to.be.greaterThan(2 * (2 * plan.batchWindows * plan.chunkFrames + plan.contextFrames)); // several steps
+    const empty = codec.streamDecoder();
+    await rejects(empty.end(), RangeError, /code stream is empty/);
+    expect(() => codec.streamDecoder({ exact: true } as never)).to.throw(TypeError, /always chunked/);
+  });
+
   it('span calls (one native call per span, two at once) match batched windows with their context', async function () {
     expect(codec.info.span_methods).to.equal(true);
     expect(codec.info.lstm_segment_steps).to.equal(75); // exporter 1.3: the CPU LSTM in 1 s segments
