@@ -54,6 +54,7 @@ export { melSettings, melSpectrogram, melToAudio, melFilterbank, hzToMel, melToH
 export {
   extractFeatures,
   extractRunFeatures,
+  extractedAudio,
   featuresToAudio,
   ExtractOptions,
   FeatureSet,

@@ -22,7 +22,7 @@ import { Command } from 'commander';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
 import { Encodec } from '../../lib/codec/codec';
 import { parseDevice } from '../../lib/codec/device';
-import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures, extractRunFeatures } from '../../lib/fmri/features';
+import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures, extractRunFeatures, extractedAudio } from '../../lib/fmri/features';
 import { BoldTiming, featuresNameForEvents, isEventsFile, readBoldTiming, readEvents } from '../../lib/fmri/bids';
 import { writeConcatH5, writeFeaturesH5 } from '../../lib/fmri/h5';
 import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/fmri/features-file';
@@ -31,7 +31,6 @@ import { threadsPerJob } from '../../lib/codec/threads';
 import { RoundTripTap, formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { writeFileAtomic } from '../../lib/common/atomic';
 import { toJson } from '../../lib/common/format';
-import { ENCODEC_LOOKAHEAD_SECONDS } from '../../lib/fmri/features';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
 import { BatchReporter, Outcome, Shard, parseShard, readManifest, selectInputs } from '../batch';
 
@@ -157,7 +156,7 @@ export function extractCommand(): Command {
     .option('--jobs <n>', 'inputs processed at once (model threads = max(1, floor(cores / jobs)))', parseIntegerOption('--jobs', 1, 256), 1)
     .option('--exact', 'encode each input in one pass (exact whole-file codes; memory grows with length) instead of in chunks')
     .option('--force', 'redo inputs whose outputs already exist')
-    .option('--report', 'also score the round trip (encode -> decode, or mel -> Griffin-Lim) against the input: SNR, SI-SNR, STOI, ESTOI in OUT/<name>.quality.json')
+    .option('--report', 'also score the round trip (encode -> decode, or mel -> Griffin-Lim) of the audio extract read (a run: its timeline): SNR, SI-SNR, STOI, ESTOI in OUT/<name>.quality.json')
     .action(async (args: string[], opts: ExtractCliOptions) => {
       const options: ExtractOptions = {
         tr: opts.tr === undefined ? 1.5 : parseTrOption(opts.tr),
@@ -266,13 +265,16 @@ export function extractCommand(): Command {
             try {
               // without warm-up, as lib/codec/with-codec.ts loads: it would only add to the run's time
               if (modelPath && !codec) codec = await Encodec.load(modelPath, { device, threads, warmup: false });
-              // The report scores the audio and codes extract streams when it can (plain files, streamed codes):
-              // the file is then read and encoded once; otherwise roundTripQuality reads it again, as a stream.
+              // The report scores the audio and codes extract streams when it can (streamed codes or embeddings):
+              // the run is then read and encoded once; otherwise roundTripQuality reads the same run timeline
+              // again, as a stream. Either way it scores what the features were made from: for an events file or
+              // an --onset / --run-trs, the run's silence and stimuli, not a file on its own.
               const tapped = opts.report && codec !== undefined && options.mode !== 'mel' && !isSegmentedModel(codec.info);
               const tap = tapped ? new RoundTripTap(codec as Encodec, options.bandwidth as number) : undefined;
               const inputOptions = { ...(runOptions.get(input) ?? options), model: codec, tap };
-              const result = isEventsFile(input)
-                ? await extractRunFeatures(readEvents(input, opts.stimuli), inputOptions, input)
+              const stimuli = isEventsFile(input) ? readEvents(input, opts.stimuli) : undefined;
+              const result = stimuli
+                ? await extractRunFeatures(stimuli, inputOptions, input)
                 : await extractFeatures(input, inputOptions);
               let quality = '';
               if (opts.report) {
@@ -283,7 +285,7 @@ export function extractCommand(): Command {
                     mode: options.mode,
                     model: codec,
                     bandwidth: options.bandwidth,
-                    maxSeconds: options.maxTrs === undefined ? undefined : options.maxTrs * (options.tr as number) + ENCODEC_LOOKAHEAD_SECONDS,
+                    audio: extractedAudio(stimuli ?? [{ file: input, onset: inputOptions.onset ?? 0 }], inputOptions),
                   });
                 await writeFileAtomic(qualityFile, Buffer.from(toJson({ input, ...q })));
                 quality = `; round trip: ${formatQuality(q)}`;

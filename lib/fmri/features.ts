@@ -141,9 +141,10 @@ export interface ExtractOptions {
   /** Device when the model is loaded from a path (default 'cpu'). */
   device?: Device;
   /**
-   * Shown the audio and codes of the default streamed encoding of a plain file (one file, no onset or run length;
-   * output codes or windowed embeddings; not `exact`) as they are read and computed, e.g. a round-trip score
-   * (`extract --report`) that then needs no second reading and encoding. Not called on other paths.
+   * Shown the audio and codes of the default streamed encoding (output codes or embeddings; not `exact`) as they
+   * are read and computed: the audio is the run timeline ({@link extractedAudio}), e.g. for a round-trip score
+   * (`extract --report`) that then needs no second reading and encoding. Not called on other paths (latents,
+   * `exact`, mel).
    */
   tap?: EncodeTap;
 }
@@ -319,6 +320,29 @@ export async function encodeWhole(codec: Encodec, samples: Float32Array, bandwid
   return codec.encode(samples, { bandwidth, exact });
 }
 
+/**
+ * The audio a run's features are made from, at `sampleRate`: the run timeline (./run-timeline), ended by
+ * `runTrs` and, with `maxTrs`, after maxTrs * tr seconds plus the look-ahead of `s.mode`.
+ */
+function timeline(placed: PlacedStimulus[], s: Settings, sampleRate: number, played?: PlayedStimulus[]): AsyncGenerator<Float32Array> {
+  const lookahead = s.mode === 'mel' ? s.mel.nFft / s.mel.sampleRate : ENCODEC_LOOKAHEAD_SECONDS;
+  const runSamples = s.runTrs === undefined ? undefined : runSamplesFor(s.runTrs, s.tr, sampleRate);
+  const maxSamples = s.maxTrs === Infinity ? undefined : Math.round((s.maxTrs * s.tr + lookahead) * sampleRate);
+  return runAudio(placed, { sampleRate, runSamples, maxSamples, played });
+}
+
+/**
+ * The audio {@link extractRunFeatures} encodes for these stimuli and options (silence, each stimulus from its
+ * onset, cut to its duration and to the run; see ./run-timeline), read afresh at the rate asked for each time it
+ * is called: what `extract --report` scores when the features' own stream could not be tapped. Throws as
+ * extractRunFeatures does for bad options or placements.
+ */
+export function extractedAudio(stimuli: StimulusPlacement[], options: ExtractOptions = {}): (sampleRate: number) => AsyncGenerator<Float32Array> {
+  const s = checkExtractOptions(options);
+  const placed = checkStimuli(stimuli, s.tr, s.runTrs);
+  return (sampleRate) => timeline(placed, s, sampleRate);
+}
+
 /** A stream of run audio that counts its samples and knows whether it was read to its end. */
 interface CountedAudio {
   blocks: AsyncGenerator<Float32Array>;
@@ -371,16 +395,18 @@ async function encodeStreamed(codec: Encodec, audio: CountedAudio, bandwidth: nu
   }
 }
 
+/** The blocks, each shown to `tap` (when given) on its way to the encoder. */
+async function* shown(blocks: AsyncIterable<Float32Array>, tap: EncodeTap | undefined): AsyncGenerator<Float32Array> {
+  for await (const block of blocks) {
+    tap?.audio(block);
+    yield block;
+  }
+}
+
 /** codec.encodeStream (of a whole-file model: the features pipeline's) with each block shown to `tap` on its way. */
 async function encodeTapped(codec: Encodec, blocks: AsyncIterable<Float32Array>, bandwidth: number, tap: EncodeTap): Promise<Codes> {
-  async function* shown(): AsyncGenerator<Float32Array> {
-    for await (const block of blocks) {
-      tap.audio(block);
-      yield block;
-    }
-  }
   const parts: Codes[] = [];
-  for await (const block of codec.encodeStreamBlocks(shown(), { bandwidth })) {
+  for await (const block of codec.encodeStreamBlocks(shown(blocks, tap), { bandwidth })) {
     parts.push(block);
     await tap.codes(block);
   }
@@ -486,9 +512,7 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
   const lookahead = mel ? s.mel.nFft / s.mel.sampleRate : ENCODEC_LOOKAHEAD_SECONDS;
   const maxSeconds = s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + lookahead;
   const played: PlayedStimulus[] = [];
-  const runSamples = s.runTrs === undefined ? undefined : runSamplesFor(s.runTrs, s.tr, rate);
-  const maxSamples = maxSeconds === undefined ? undefined : Math.round(maxSeconds * rate);
-  const audio = (): CountedAudio => counted(runAudio(placed, { sampleRate: rate, runSamples, maxSamples, played }));
+  const audio = (): CountedAudio => counted(timeline(placed, s, rate, played));
   const kind: FeatureKind = mel ? 'mel' : s.output;
   const nQ = codebooksForBandwidth(s.bandwidth);
   const windowed = s.resample === 'window';
@@ -564,9 +588,10 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
         // embeddings, resampled: each block of codes is dequantized as it streams
         const a = audio();
         try {
-          for await (const block of codec.encodeStreamBlocks(a.blocks, { bandwidth: s.bandwidth })) {
+          for await (const block of codec.encodeStreamBlocks(shown(a.blocks, options.tap), { bandwidth: s.bandwidth })) {
             const e = await codec.embeddings(block);
             sink.add(e.data, block.firstFrame, e.nFrames);
+            await options.tap?.codes(block);
           }
         } catch (err) {
           if (!(a.samples === 0 && a.ended && err instanceof RangeError)) throw err;
@@ -582,7 +607,7 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
         if (plain) played.push({ file: placed[0].file, onset: 0, start: 0, end: samples.length / SAMPLE_RATE });
         result = { codes: samples.length ? await encodeWhole(codec, samples, s.bandwidth, true) : null, samples: samples.length };
       } else {
-        result = await encodeStreamed(codec, audio(), s.bandwidth, plain ? options.tap : undefined);
+        result = await encodeStreamed(codec, audio(), s.bandwidth, options.tap);
       }
       nTrs = volumesOf(result.samples);
       const codes = result.codes;

@@ -3,8 +3,9 @@
  * encoding. EnCodec mode encodes the audio at the bandwidth and decodes it again; mel mode turns the mel
  * spectrogram back into audio (Griffin-Lim). The result is scored against the input with lib/metrics.
  *
- * The audio scored is what extract reads (the first maxTrs * tr seconds with `maxTrs`), not the TR features
- * themselves: an HRF-convolved feature set has no audio to compare with.
+ * The audio scored is what extract reads (the first maxTrs * tr seconds with `maxTrs`; for a run, its timeline of
+ * silence and stimuli given as `audio`), not the TR features themselves: an HRF-convolved feature set has no audio
+ * to compare with.
  *
  * Memory stays bounded whatever the input's length: the audio is streamed, encoded and decoded as it streams
  * (the codec's chunked streaming, the same codes and audio as encoding and decoding it whole with the default
@@ -31,8 +32,13 @@ export interface RoundTripQualityOptions {
   model?: Encodec;
   /** Bandwidth in kbps (EnCodec mode). */
   bandwidth?: number;
-  /** Score only the first this many seconds (default: all). */
+  /** Score only the first this many seconds of `input` (default: all); unused with `audio`. */
   maxSeconds?: number;
+  /**
+   * The audio to score instead of reading `input` (which then only names it): a fresh stream at the rate given
+   * per call (24 kHz for EnCodec, the mel rate for mel), e.g. a BIDS run's timeline (lib/fmri's extractedAudio).
+   */
+  audio?: (sampleRate: number) => AsyncIterable<Float32Array>;
   /** Mel settings (mel mode). */
   mel?: MelOptions;
   /** Seconds per STOI window, and per Griffin-Lim pass in mel mode (default 60; docs/metrics.md). */
@@ -54,15 +60,23 @@ function noAudio(input: string): RangeError {
   return rangeError(`'${input}' holds no audio samples to score`);
 }
 
-/** Encodes and decodes (or mel-inverts) the audio of `input` as it streams and scores the result against it. */
+/**
+ * Encodes and decodes (or mel-inverts) the audio of `input` (or `options.audio`) as it streams and scores the
+ * result against it.
+ */
 export async function roundTripQuality(input: string, options: RoundTripQualityOptions): Promise<RoundTripQuality> {
   const mode = options.mode ?? 'encodec';
   const windowSeconds = options.windowSeconds ?? DEFAULT_WINDOW_SECONDS;
+  if (options.audio !== undefined && typeof options.audio !== 'function') {
+    throw typeError('audio must be a function of the sample rate giving a stream of Float32Array blocks');
+  }
+  const stream = (sampleRate: number): AsyncIterable<Float32Array> =>
+    options.audio ? options.audio(sampleRate) : streamAudio(input, { sampleRate, maxSeconds: options.maxSeconds });
   if (mode === 'mel') {
     const s = melSettings(options.mel);
     const scores = new WindowedMetrics(s.sampleRate, { windowSeconds });
     const mel = new MelRoundTrip(s, Math.round(windowSeconds * s.sampleRate));
-    for await (const block of streamAudio(input, { sampleRate: s.sampleRate, maxSeconds: options.maxSeconds })) {
+    for await (const block of stream(s.sampleRate)) {
       scores.addRef(block);
       for (const restored of await mel.push(block)) scores.addTest(restored);
     }
@@ -75,7 +89,7 @@ export async function roundTripQuality(input: string, options: RoundTripQualityO
   const tap = new RoundTripTap(model, bandwidth as number, { windowSeconds });
   let ended = false;
   async function* read(): AsyncGenerator<Float32Array> {
-    for await (const block of streamAudio(input, { sampleRate: SAMPLE_RATE, maxSeconds: options.maxSeconds })) {
+    for await (const block of stream(SAMPLE_RATE)) {
       tap.audio(block);
       yield block;
     }

@@ -8,9 +8,14 @@ import * as path from 'node:path';
 
 import { expect } from 'chai';
 
+import { Encodec } from '../../lib/codec/codec';
+import { threadsPerJob } from '../../lib/codec/threads';
+import { toJson } from '../../lib/common/format';
 import { readFeatures } from '../../lib/fmri/features-file';
+import { loadAudio } from '../../lib/io/audio';
+import { roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { cli } from '../helpers/cli';
-import { makeSpeech24k } from '../helpers/media';
+import { makeSpeech24k, makeWav24k } from '../helpers/media';
 import { randomModel } from '../helpers/model';
 import { pythonJson } from '../helpers/python';
 import { tempDir } from '../helpers/temp-dir';
@@ -92,6 +97,45 @@ col = lambda k: [None if math.isnan(float(r[k])) else float(r[k]) for r in rows]
 print(json.dumps({k: col(k) for k in ['run_time_start', 'stimulus_time_start', 'stimulus_fraction']}))`, `${base}.csv`);
     expect(csv.run_time_start).to.deep.equal([0, 1.5, 3, 4.5, 6]);
     expect(csv.stimulus_time_start).to.deep.equal([null, 0, 1.5, null, null]); // NaN where no stimulus
+  });
+
+  it('--report scores the run extract encoded (silence, the stimulus from its onset cut to its duration, to the run end) beside the features', async function () {
+    // run 2: 5 volumes of 1.5 s, part2.wav (4 s) from 1.5 s cut to its 3 s duration: 1.5 s silence, 3 s speech, 3 s silence
+    const rate = 24000;
+    const part2 = (await loadAudio(path.join(dir, 'stimuli', 'part2.wav'), { sampleRate: rate })).samples;
+    const run = new Float32Array(5 * 1.5 * rate);
+    run.set(part2.subarray(0, 3 * rate), 1.5 * rate);
+    const runWav = await makeWav24k(dir, 'run-2-timeline.wav', [run], 'float32');
+    const codec = await Encodec.load(model, { threads: threadsPerJob(1), warmup: false }); // the CLI's threads: the same numbers
+    let expected: object;
+    try {
+      expected = JSON.parse(toJson({ input: events[1], ...(await roundTripQuality(runWav, { model: codec, bandwidth: 6 })) }));
+    } finally {
+      codec.dispose();
+    }
+    const base = 'sub-01_task-movie_run-2_desc-encodec_features';
+    // codes: scored from extract's own stream (the tap); latents: the same timeline read a second time
+    for (const [name, extra] of [['codes', []], ['latents', ['--output', 'latents']]] as const) {
+      const out = path.join(dir, `report-${name}`);
+      const r = cli([
+        'extract', '--events', events[1], '--bold', bolds[1], '--stimuli', path.join(dir, 'stimuli'), '--bandwidth', '6',
+        '--report', '--out', out, '--model', model, ...extra,
+      ]);
+      expect(r.status, r.stderr).to.equal(0);
+      expect(r.stdout).to.match(/round trip: SNR -?[\d.]+ dB/);
+      expect(fs.readdirSync(out).sort()).to.deep.equal([`${base}.csv`, `${base}.npy`, `${base}.quality.json`]);
+      const q = JSON.parse(fs.readFileSync(path.join(out, `${base}.quality.json`), 'utf8'));
+      expect(q, name).to.deep.equal(expected);
+      expect(q.seconds).to.equal(7.5);
+    }
+
+    // mel: the timeline read at the mel rate, Griffin-Lim per window
+    const melOut = path.join(dir, 'report-mel');
+    const m = cli(['extract', '--events', events[1], '--bold', bolds[1], '--stimuli', path.join(dir, 'stimuli'), '--mode', 'mel', '--report', '--out', melOut]);
+    expect(m.status, m.stderr).to.equal(0);
+    const mq = JSON.parse(fs.readFileSync(path.join(melOut, `${base}.quality.json`), 'utf8'));
+    expect(mq).to.include({ input: events[1], mode: 'mel', bandwidth: null, sampleRate: 22050, seconds: 7.5 });
+    expect(mq.stoi).to.be.greaterThan(0.5); // Griffin-Lim keeps the speech intelligible; silence is left out
   });
 
   it('rejects run settings that disagree with the BOLD file or leave no stimulus in the run (exit 2, nothing written)', function () {

@@ -15,7 +15,7 @@ import { computeMetrics, siSnr, snr, stoi } from '../../lib/quality/metrics';
 import { melSettings, melSpectrogram, melToAudio } from '../../lib/dsp/mel';
 import { RoundTripTap, roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { WindowedMetrics } from '../../lib/quality/windowed-metrics';
-import { extractFeatures } from '../../lib/fmri/features';
+import { extractFeatures, extractedAudio } from '../../lib/fmri/features';
 import { rejects } from '../helpers/assert';
 import { makeSpeech24k, makeWav24k } from '../helpers/media';
 import { randomModel } from '../helpers/model';
@@ -209,12 +209,35 @@ describe('round-trip quality in bounded memory', function () {
     expect(headQ.seconds).to.equal(4);
     expect(headQ).to.deep.equal(await roundTripQuality(long, { model: codec, bandwidth: 3, maxSeconds: 2 * 1.5 + 1, windowSeconds: 1 }));
 
-    // paths that do not stream the plain file's codes leave the tap unfed: the CLI then reads the file again
-    for (const options of [{ exact: true }, { output: 'latents' as const }, { onset: 0.5 }]) {
+    // paths that do not stream codes leave the tap unfed: the CLI then reads the same timeline again
+    for (const options of [{ exact: true }, { output: 'latents' as const }]) {
       const unfed = new RoundTripTap(codec, 3);
       await extractFeatures(long, { model: codec, bandwidth: 3, ...options, tap: unfed });
       expect(unfed.samples, JSON.stringify(options)).to.equal(0);
     }
+  });
+
+  it('on a run timeline, scores what extract encoded: silence and the stimulus from its onset, to the end of the run', async function () {
+    // 0.5 s of silence, then the 6.3 s file cut at the end of 4 volumes of 1.5 s (6 s)
+    const run = { tr: 1.5, runTrs: 4, bandwidth: 3 };
+    const stimuli = [{ file: long, onset: 0.5 }];
+    const timeline = new Float32Array(6 * RATE);
+    timeline.set(longSamples.subarray(0, 5.5 * RATE), 0.5 * RATE);
+    const expected = await roundTripQuality(await makeWav24k(dir, 'timeline.wav', [timeline], 'float32'), { model: codec, bandwidth: 3, windowSeconds: 1 });
+    expect(expected.seconds).to.equal(6);
+
+    const bare = await extractFeatures(long, { model: codec, ...run, onset: 0.5 });
+    const tap = new RoundTripTap(codec, 3, { windowSeconds: 1 });
+    const features = await extractFeatures(long, { model: codec, ...run, onset: 0.5, tap });
+    expect(features.features).to.deep.equal(bare.features); // the tap only watches
+    expect(await tap.result(long)).to.deep.equal(expected);
+
+    // the second read of the same timeline (extractedAudio), as the CLI does for latents, --exact and mel
+    const audio = extractedAudio(stimuli, { ...run, mode: 'encodec' });
+    expect(await roundTripQuality(long, { model: codec, bandwidth: 3, windowSeconds: 1, audio })).to.deep.equal(expected);
+    const mel = await roundTripQuality(long, { mode: 'mel', audio: extractedAudio(stimuli, { ...run, mode: 'mel' }) });
+    expect(mel.seconds).to.equal(6);
+    await rejects(roundTripQuality(long, { model: codec, bandwidth: 3, audio: 'run.wav' as never }), TypeError, /audio must be a function/);
   });
 
   it('never holds the whole signal: streamed reading and coding, STOI on windows of at most 1.5 windows', async function () {
