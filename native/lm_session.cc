@@ -1,5 +1,6 @@
 #include "lm_session.h"
 
+#include <torch/script.h>  // jit::load and the operators (lm_session.h has only the module)
 #include <ATen/Parallel.h>  // at::get_num_threads / set_num_threads
 #include <torch/csrc/jit/passes/tensorexpr_fuser.h>
 

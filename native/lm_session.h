@@ -3,7 +3,9 @@
 // C++: no Node-API here.
 #pragma once
 
-#include <torch/script.h>
+#include <torch/csrc/jit/api/module.h>  // not torch/script.h: the .cc files that load or run include it
+
+#include "torch_names.h"
 
 #include <cstdint>
 #include <string>

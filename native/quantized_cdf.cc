@@ -1,5 +1,7 @@
 #include "quantized_cdf.h"
 
+#include <torch/types.h>  // the operators (quantized_cdf.h has only torch::Tensor)
+
 #include <stdexcept>
 
 namespace encodec {

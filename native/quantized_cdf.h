@@ -2,7 +2,7 @@
 // the same libtorch float32 ops in the same order, so the CDFs are bit-identical to Meta's on the same machine.
 #pragma once
 
-#include <torch/types.h>  // not torch/torch.h: its nn/optim/data headers doubled each file's compile time
+#include "torch_names.h"  // not torch/torch.h nor torch/types.h: see there
 
 #include <cstdint>
 

@@ -1,5 +1,6 @@
 #include "session.h"
 
+#include <torch/script.h>  // jit::load and the operators (session.h has only the module)
 #include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <c10/core/CPUAllocator.h>

@@ -1,7 +1,9 @@
 // A loaded EnCodec TorchScript model and the tensor work done with it. Pure libtorch: no Node-API here.
 #pragma once
 
-#include <torch/script.h>
+#include <torch/csrc/jit/api/module.h>  // not torch/script.h: the .cc files that load or run include it
+
+#include "torch_names.h"
 
 #include <algorithm>
 #include <condition_variable>

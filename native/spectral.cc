@@ -1,5 +1,6 @@
 #include "spectral.h"
 
+#include <torch/types.h>  // the operators (spectral.h has only torch::Tensor)
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <algorithm>

@@ -1,5 +1,7 @@
 #include "tensor_io.h"
 
+#include <torch/types.h>  // torch::from_blob (tensor_io.h has only torch::Tensor)
+
 #include <cmath>
 #include <cstdlib>
 #include <cstring>

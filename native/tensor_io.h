@@ -2,7 +2,7 @@
 #pragma once
 
 #include <napi.h>
-#include <torch/types.h>  // not torch/torch.h: its nn/optim/data headers doubled each file's compile time
+#include "torch_names.h"  // not torch/torch.h nor torch/types.h: see there
 
 #include <string>
 #include <vector>
