@@ -33,7 +33,7 @@ import { writeFileAtomic } from '../../lib/common/atomic';
 import { toJson } from '../../lib/common/format';
 import { ENCODEC_LOOKAHEAD_SECONDS } from '../../lib/fmri/features';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
-import { BatchReporter, Outcome, Shard, parseShard, readManifest, selectInputs } from '../batch';
+import { BatchReporter, Outcome, Shard, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
 
 interface ExtractCliOptions {
   out: string;
@@ -240,16 +240,14 @@ export function extractCommand(): Command {
       const threads = threadsPerJob(jobs);
       const modelPath = options.mode === 'mel' ? undefined : resolveModelPath(opts.model);
       const reporter = new BatchReporter(inputs.length);
-      const concatResults: (FeatureSet | undefined)[] = new Array(inputs.length);
+      // --concat's runs by input: written in input order, whichever worker extracted them
+      const concatResults = new Map<string, FeatureSet>();
       const report = (outcome: Outcome): void => reporter.report(outcome);
 
-      let next = 0;
-      const worker = async (): Promise<void> => {
+      await runWorkers(inputs, jobs, async (take) => {
         let codec: Encodec | undefined;
         try {
-          while (next < inputs.length) {
-            const position = next++;
-            const input = inputs[position];
+          for (let input = take(); input !== undefined; input = take()) {
             const base = outputBase(opts.out, input);
             const files = featureFilesFor(base);
             const h5File = `${base}.h5`;
@@ -288,7 +286,7 @@ export function extractCommand(): Command {
                 await writeFileAtomic(qualityFile, Buffer.from(toJson({ input, ...q })));
                 quality = `; round trip: ${formatQuality(q)}`;
               }
-              if (opts.concat) concatResults[position] = result;
+              if (opts.concat) concatResults.set(input, result);
               else if (opts.format === 'h5') await writeFeaturesH5(h5File, result);
               else await writeFeatures(base, result);
               const where = opts.concat ? ' (for --concat)' : ` -> ${target}`;
@@ -300,10 +298,9 @@ export function extractCommand(): Command {
         } finally {
           codec?.dispose();
         }
-      };
-      await Promise.all(Array.from({ length: jobs }, worker));
+      });
       if (opts.concat) {
-        const runs = concatResults.filter((r): r is FeatureSet => r !== undefined);
+        const runs = inputs.map((input) => concatResults.get(input)).filter((r): r is FeatureSet => r !== undefined);
         if (runs.length === inputs.length && runs.length > 0) {
           const file = path.join(opts.out, `${concatName(inputs)}.h5`);
           await writeConcatH5(file, runs);
