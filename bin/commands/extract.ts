@@ -26,7 +26,7 @@ import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures, extra
 import { BoldTiming, featuresNameForEvents, isEventsFile, readBoldTiming, readEvents } from '../../lib/fmri/bids';
 import { writeConcatH5, writeFeaturesH5 } from '../../lib/fmri/h5';
 import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/fmri/features-file';
-import { resolveModelPath } from '../../lib/model/model-file';
+import { ModelInfo, readModelInfo, resolveModelPath } from '../../lib/model/model-file';
 import { threadsPerJob } from '../../lib/codec/threads';
 import { formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { writeFileAtomic } from '../../lib/common/atomic';
@@ -121,6 +121,22 @@ function concatName(inputs: string[]): string {
   return names.every((n) => n === names[0]) && isEventsFile(inputs[0]) ? names[0] : 'concat_desc-encodec_features';
 }
 
+/**
+ * A usage error (before any input is read) when the model has no such bandwidth (encodec_48khz: 3, 6, 12, 24 kbps); a
+ * model file whose metadata cannot be read is left to the load, which says what is wrong with it.
+ */
+function checkModelBandwidth(modelPath: string, bandwidth: number): void {
+  let info: ModelInfo;
+  try {
+    info = readModelInfo(modelPath);
+  } catch {
+    return;
+  }
+  if (!info.bandwidths.includes(bandwidth)) {
+    throw new UsageError(`--bandwidth ${bandwidth} is not one of ${info.model}'s bandwidths; use one of ${info.bandwidths.join(', ')} kbps`);
+  }
+}
+
 function describe(result: FeatureSet, seconds: number): string {
   const nTrs = result.shape[0];
   const short = nTrs === 0 ? ` (shorter than one TR of ${result.tr} s)` : '';
@@ -148,7 +164,7 @@ export function extractCommand(): Command {
     .option('--zscore', "z-score each feature column over the run's volumes (before delays)")
     .option('--format <format>', 'npy (.npy + .csv) or h5 (one HDF5 file)', 'npy')
     .option('--concat', 'with --format h5: one file with X (all runs\' rows) and run_onsets')
-    .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (2, 4, 8, 16, 32 codebooks)', '3')
+    .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (2, 4, 8, 16, 32 codebooks; encodec_48khz: 3, 6, 12, 24 -> 2, 4, 8, 16)', '3')
     .option('--max-trs <n>', 'keep at most N TRs per input (stops reading after them)', parseIntegerOption('--max-trs', 1))
     .option('--hrf <model>', 'convolve with an HRF along TRs: none, glover or spm', 'none')
     .option('--layout <layout>', 'tr: (n_trs, rows, frames); flat: (n_trs, rows * frames)', 'tr')
@@ -239,6 +255,7 @@ export function extractCommand(): Command {
       const jobs = Math.max(1, Math.min(opts.jobs, inputs.length));
       const threads = threadsPerJob(jobs);
       const modelPath = options.mode === 'mel' ? undefined : resolveModelPath(opts.model);
+      if (modelPath) checkModelBandwidth(modelPath, options.bandwidth as number);
       const reporter = new BatchReporter(inputs.length);
       const concatResults: (FeatureSet | undefined)[] = new Array(inputs.length);
       const report = (outcome: Outcome): void => reporter.report(outcome);
