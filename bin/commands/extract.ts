@@ -13,6 +13,8 @@
  * `_events.tsv` input (`--events`, or listed in the manifest) places its stim_files, and writes
  * `OUT/<run>_desc-encodec_features.npy`; `--bold` reads the run's volumes, TR and slice-time reference.
  * `--format h5` writes one HDF5 file per input instead, and `--concat` one file with `X` and `run_onsets` for all.
+ * With a 48 kHz model (encodec_48khz) inputs are read in stereo and the features have 150 frames/s (docs/fmri.md); a
+ * bandwidth that model lacks is a usage error before any input is read.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -112,7 +112,7 @@ export interface ExtractOptions {
   model?: string | Encodec;
   /** Repetition time in seconds (default 1.5). */
   tr?: number;
-  /** EnCodec bandwidth in kbps (default 3: 4 codebooks). */
+  /** EnCodec bandwidth in kbps (default 3: 4 codebooks; 2 with encodec_48khz, whose bandwidths are 3, 6, 12, 24). */
   bandwidth?: number;
   /** Keep at most this many TRs; stops reading and encoding after them (plus a 1 s look-ahead). */
   maxTrs?: number;
@@ -124,7 +124,7 @@ export interface ExtractOptions {
   mode?: FeatureMode;
   /**
    * With mode 'encodec': 'codes' (default), 'embeddings' (quantized latents) or 'latents' (the encoder's output
-   * before quantization; models of exporter 1.5+).
+   * before quantization; 24 kHz models of exporter 1.5+, any 48 kHz model).
    */
   output?: FeatureOutput;
   /**
@@ -597,16 +597,16 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
   // The series (and so the audio's rate and channels, and the frame rate) is the mel settings', or the model's once
   // it is loaded.
   let series = mel ? melSeries(s) : undefined;
-  const the = (): Series => series as Series;
+  const known = (): Series => series as Series;
+  const maxSecondsOf = (x: Series): number | undefined => (s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + x.lookahead);
   const audio = (): CountedAudio => {
-    const { sampleRate, channels, lookahead } = the();
-    const maxSeconds = s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + lookahead;
+    const { sampleRate, channels } = known();
+    const maxSeconds = maxSecondsOf(known());
     const runSamples = s.runTrs === undefined ? undefined : runSamplesFor(s.runTrs, s.tr, sampleRate);
     const maxSamples = maxSeconds === undefined ? undefined : Math.round(maxSeconds * sampleRate);
     return counted(runAudio(placed, { sampleRate, channels, runSamples, maxSamples, played }), channels);
   };
-  const maxSecondsOf = (x: Series): number | undefined => (s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + x.lookahead);
-  const volumesOf = (samples: number): number => Math.min(s.maxTrs, s.runTrs ?? defaultRunTrs(samples, s.tr, the().sampleRate));
+  const volumesOf = (samples: number): number => Math.min(s.maxTrs, s.runTrs ?? defaultRunTrs(samples, s.tr, known().sampleRate));
 
   // The frame series goes whole into TR windows, or block by block (after an HRF at the frame rate) into a resampler.
   let resampler: VolumeResampler | undefined;
@@ -633,9 +633,9 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
   let features: Int16Array | Float32Array = kind === 'codes' ? new Int16Array(0) : new Float32Array(0);
   if (mel) {
     const m = s.mel;
-    const { rows, frames, start } = the();
-    openSink(the());
-    const maxSeconds = maxSecondsOf(the());
+    const { rows, frames, start } = known();
+    openSink(known());
+    const maxSeconds = maxSecondsOf(known());
     const samples = plain ? (await loadAudio(placed[0].file, { sampleRate: m.sampleRate, maxSeconds })).samples : await collect(audio().blocks);
     if (plain) played.push({ file: placed[0].file, onset: 0, start: 0, end: samples.length / m.sampleRate });
     nTrs = volumesOf(samples.length);
@@ -725,7 +725,7 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
   }
   if (!plain || s.runTrs !== undefined) checkStimulusInRun(played, nTrs, s.tr);
 
-  const { rows, frames, nQ, model } = the();
+  const { rows, frames, nQ, model } = known();
   let shape: number[];
   if (resampler) {
     features = resampler.result(nTrs);
