@@ -4,15 +4,18 @@
  * spectrogram back into audio (Griffin-Lim). The result is scored against the input with lib/metrics.
  *
  * The audio scored is what extract reads (the first maxTrs * tr seconds with `maxTrs`), not the TR features
- * themselves: an HRF-convolved feature set has no audio to compare with.
+ * themselves: an HRF-convolved feature set has no audio to compare with. With encodec_48khz the audio is 48 kHz
+ * stereo, coded as the model codes it (segments and scales), and the scores compare the mono mixes ((L + R) / 2) of
+ * the input and the decoded audio at 48 kHz, as `metrics` compares files.
  *
- * Memory stays bounded whatever the input's length: the audio is streamed, encoded and decoded as it streams
+ * Memory stays bounded whatever the input's length (the 24 kHz model and mel mode): the audio is streamed, encoded and decoded as it streams
  * (the codec's chunked streaming, the same codes and audio as encoding and decoding it whole with the default
  * chunking), and scored by ./windowed-metrics (STOI in windows; docs/metrics.md); mel mode runs Griffin-Lim per
  * window (./mel-roundtrip). `extract` does better still for the plain streamed codes: it hands this module the
  * audio and codes it already reads and computes ({@link RoundTripTap}), so the file is read and encoded once.
  */
-import { streamAudio } from '../io/audio';
+import { loadAudio, streamAudio } from '../io/audio';
+import { fromPlanar } from '../common/planar';
 import { requireWholeFileModel } from '../model/model-file';
 import { SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from '../codec/bandwidth';
 import { Encodec } from '../codec/codec';
@@ -44,7 +47,7 @@ export interface RoundTripQuality extends QualityMetrics {
   mode: 'encodec' | 'mel';
   /** Bandwidth in kbps (EnCodec mode), or null. */
   bandwidth: number | null;
-  /** Rate the comparison ran at (24 kHz for EnCodec, the mel rate for mel). */
+  /** Rate the comparison ran at (the model's, 24 or 48 kHz, for EnCodec; the mel rate for mel). */
   sampleRate: number;
   /** Seconds of audio compared. */
   seconds: number;
@@ -72,6 +75,10 @@ export async function roundTripQuality(input: string, options: RoundTripQualityO
   }
   const { model, bandwidth } = options;
   if (!(model instanceof Encodec)) throw typeError('roundTripQuality needs a loaded model (Encodec) in EnCodec mode');
+  if (model.info.channels === 2) {
+    checkBandwidth(bandwidth);
+    return stereoRoundTrip(input, model, bandwidth as number, options.maxSeconds, windowSeconds);
+  }
   const tap = new RoundTripTap(model, bandwidth as number, { windowSeconds });
   let ended = false;
   async function* read(): AsyncGenerator<Float32Array> {
@@ -146,6 +153,32 @@ export class RoundTripTap {
     const metrics = this.scores.finish();
     return { ...metrics, mode: 'encodec', bandwidth: this.bandwidth, sampleRate: SAMPLE_RATE, seconds: this.samples / SAMPLE_RATE };
   }
+}
+
+/** Mono mix (L + R) / 2 of the first `n` samples of each channel of planar stereo `samples`. */
+function monoMix(samples: Float32Array, n: number): Float32Array {
+  const [left, right] = fromPlanar(samples, 2);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (left[i] + right[i]) / 2;
+  return out;
+}
+
+/**
+ * The round trip of a stereo model (encodec_48khz), scored on the mono mixes (see the module notes) by the same
+ * windowed metrics. Unlike the 24 kHz path it holds the whole input and its decoded audio: the segmented model has
+ * no streaming decoder yet.
+ */
+async function stereoRoundTrip(input: string, model: Encodec, bandwidth: number, maxSeconds: number | undefined, windowSeconds: number): Promise<RoundTripQuality> {
+  const rate = model.info.sample_rate;
+  const { samples } = await loadAudio(input, { sampleRate: rate, channels: 2, maxSeconds });
+  const n = samples.length / 2;
+  if (n === 0) throw noAudio(input);
+  // the decoded audio covers whole segments: each channel is compared over the input's length
+  const decoded = await model.decode(await model.encode(samples, { bandwidth }));
+  const scores = new WindowedMetrics(rate, { windowSeconds });
+  scores.addRef(monoMix(samples, n));
+  scores.addTest(monoMix(decoded, n));
+  return { ...scores.finish(), mode: 'encodec', bandwidth, sampleRate: rate, seconds: n / rate };
 }
 
 /** One line for a terminal: `SNR 12.3 dB, SI-SNR 11.0 dB, STOI 0.912, ESTOI 0.801`. */
