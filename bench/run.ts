@@ -58,6 +58,8 @@ interface Options {
   clips?: number;
   rssClips?: number;
   rssMax?: number;
+  /** Runs of each timed row (the fastest counts). */
+  reps?: number;
 }
 
 /** The bench's rows, in the order they run. */
@@ -90,6 +92,7 @@ const USAGE = `usage: npm run bench [-- OPTIONS]
   --clips N        varied clips (0.5-12 s) of the many-clips rows (default 1000)
   --rss-clips N    varied clips of the RSS check (default 10000)
   --rss-max S      longest clip of the RSS check in seconds (default 12; shorter only to fit a time budget)
+  --reps N         runs of each timed row, the fastest counting (default 3; --quick 2)
 `;
 
 /** A bad command line: printed without a stack. */
@@ -110,6 +113,7 @@ function parseArgs(argv: string[]): Options {
     else if (argv[i] === '--clips') options.clips = Math.round(positive(argv[++i], '--clips'));
     else if (argv[i] === '--rss-clips') options.rssClips = Math.round(positive(argv[++i], '--rss-clips'));
     else if (argv[i] === '--rss-max') options.rssMax = positive(argv[++i], '--rss-max');
+    else if (argv[i] === '--reps') options.reps = Math.round(positive(argv[++i], '--reps'));
     else if (argv[i] === '--help' || argv[i] === '-h') {
       process.stdout.write(USAGE);
       process.exit(0);
@@ -370,6 +374,7 @@ async function main(): Promise<void> {
   sizes.clips = options.clips ?? sizes.clips;
   sizes.rssClips = options.rssClips ?? sizes.rssClips;
   sizes.rssMax = options.rssMax ?? sizes.rssMax;
+  sizes.reps = options.reps ?? sizes.reps;
   sizes.speechSeconds = options.speech ?? sizes.speechSeconds;
   sizes.naiveSeconds = Math.min(options.naive ?? sizes.naiveSeconds, sizes.speechSeconds);
   sizes.streamSeconds = options.stream ?? sizes.streamSeconds;

@@ -702,9 +702,8 @@ torch::Tensor Session::LatentsSpan(const torch::Tensor& clip, const SpanGeometry
 }
 
 std::vector<torch::Tensor> Session::Latents(const std::vector<torch::Tensor>& clips, int threads) {
-  if (segmented_) {
-    throw NativeError(ErrorKind::Generic, "latents are the 24 kHz model's (encodec_24khz); this model is segmented");
-  }
+  // A segmented model's clips are its segments (ChannelRows checks their length): encode_latent normalises each
+  // by its own scale, as encode_segments does before quantizing, so these are the latents its codes quantize.
   for (size_t i = 0; i < clips.size(); ++i) CheckFinite(clips[i], i);
   std::vector<torch::Tensor> latents = RunGrouped("encode_latent", ChannelRows(clips), {}, threads);
   for (auto& l : latents) l = l.to(torch::kFloat32).contiguous();

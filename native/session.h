@@ -87,7 +87,8 @@ class Session {
                                     const std::vector<float>* scales = nullptr);
   // One span of codes [nQ, nFrames] -> float32 1-D audio of its kept frames ((nFrames - lead) * 320 samples).
   torch::Tensor DecodeSpan(const torch::Tensor& codes, const SpanGeometry& span, int threads = 0);
-  // The encoder's output before quantization for clips (CPU float32 1-D samples): float32 [128, nFrames] each.
+  // The encoder's output before quantization for clips (CPU float32 1-D samples, planar for several channels):
+  // float32 [128, nFrames] each. A segmented model's clips are segments, each normalised by its own scale.
   std::vector<torch::Tensor> Latents(const std::vector<torch::Tensor>& clips, int threads = 0);
   // One span (CPU float32 1-D samples) -> float32 [128, nFrames - lead] latents of its kept frames (exporter 1.5+).
   torch::Tensor LatentsSpan(const torch::Tensor& clip, const SpanGeometry& span, int threads = 0);

@@ -13,6 +13,8 @@
  * `_events.tsv` input (`--events`, or listed in the manifest) places its stim_files, and writes
  * `OUT/<run>_desc-encodec_features.npy`; `--bold` reads the run's volumes, TR and slice-time reference.
  * `--format h5` writes one HDF5 file per input instead, and `--concat` one file with `X` and `run_onsets` for all.
+ * With a 48 kHz model (encodec_48khz) inputs are read in stereo and the features have 150 frames/s (docs/fmri.md); a
+ * bandwidth that model lacks is a usage error before any input is read.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -26,13 +28,13 @@ import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures, extra
 import { BoldTiming, featuresNameForEvents, isEventsFile, readBoldTiming, readEvents } from '../../lib/fmri/bids';
 import { writeConcatH5, writeFeaturesH5 } from '../../lib/fmri/h5';
 import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/fmri/features-file';
-import { isSegmentedModel, resolveModelPath } from '../../lib/model/model-file';
+import { ModelInfo, isSegmentedModel, readModelInfo, resolveModelPath } from '../../lib/model/model-file';
 import { threadsPerJob } from '../../lib/codec/threads';
 import { RoundTripTap, formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { writeFileAtomic } from '../../lib/common/atomic';
 import { toJson } from '../../lib/common/format';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
-import { BatchReporter, Outcome, Shard, parseShard, readManifest, selectInputs } from '../batch';
+import { BatchReporter, Outcome, Shard, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
 
 interface ExtractCliOptions {
   out: string;
@@ -120,6 +122,22 @@ function concatName(inputs: string[]): string {
   return names.every((n) => n === names[0]) && isEventsFile(inputs[0]) ? names[0] : 'concat_desc-encodec_features';
 }
 
+/**
+ * A usage error (before any input is read) when the model has no such bandwidth (encodec_48khz: 3, 6, 12, 24 kbps); a
+ * model file whose metadata cannot be read is left to the load, which says what is wrong with it.
+ */
+function checkModelBandwidth(modelPath: string, bandwidth: number): void {
+  let info: ModelInfo;
+  try {
+    info = readModelInfo(modelPath);
+  } catch {
+    return;
+  }
+  if (!info.bandwidths.includes(bandwidth)) {
+    throw new UsageError(`--bandwidth ${bandwidth} is not one of ${info.model}'s bandwidths; use one of ${info.bandwidths.join(', ')} kbps`);
+  }
+}
+
 function describe(result: FeatureSet, seconds: number): string {
   const nTrs = result.shape[0];
   const short = nTrs === 0 ? ` (shorter than one TR of ${result.tr} s)` : '';
@@ -147,7 +165,7 @@ export function extractCommand(): Command {
     .option('--zscore', "z-score each feature column over the run's volumes (before delays)")
     .option('--format <format>', 'npy (.npy + .csv) or h5 (one HDF5 file)', 'npy')
     .option('--concat', 'with --format h5: one file with X (all runs\' rows) and run_onsets')
-    .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (2, 4, 8, 16, 32 codebooks)', '3')
+    .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (2, 4, 8, 16, 32 codebooks; encodec_48khz: 3, 6, 12, 24 -> 2, 4, 8, 16)', '3')
     .option('--max-trs <n>', 'keep at most N TRs per input (stops reading after them)', parseIntegerOption('--max-trs', 1))
     .option('--hrf <model>', 'convolve with an HRF along TRs: none, glover or spm', 'none')
     .option('--layout <layout>', 'tr: (n_trs, rows, frames); flat: (n_trs, rows * frames)', 'tr')
@@ -238,17 +256,16 @@ export function extractCommand(): Command {
       const jobs = Math.max(1, Math.min(opts.jobs, inputs.length));
       const threads = threadsPerJob(jobs);
       const modelPath = options.mode === 'mel' ? undefined : resolveModelPath(opts.model);
+      if (modelPath) checkModelBandwidth(modelPath, options.bandwidth as number);
       const reporter = new BatchReporter(inputs.length);
-      const concatResults: (FeatureSet | undefined)[] = new Array(inputs.length);
+      // --concat's runs by input: written in input order, whichever worker extracted them
+      const concatResults = new Map<string, FeatureSet>();
       const report = (outcome: Outcome): void => reporter.report(outcome);
 
-      let next = 0;
-      const worker = async (): Promise<void> => {
+      await runWorkers(inputs, jobs, async (take) => {
         let codec: Encodec | undefined;
         try {
-          while (next < inputs.length) {
-            const position = next++;
-            const input = inputs[position];
+          for (let input = take(); input !== undefined; input = take()) {
             const base = outputBase(opts.out, input);
             const files = featureFilesFor(base);
             const h5File = `${base}.h5`;
@@ -290,7 +307,7 @@ export function extractCommand(): Command {
                 await writeFileAtomic(qualityFile, Buffer.from(toJson({ input, ...q })));
                 quality = `; round trip: ${formatQuality(q)}`;
               }
-              if (opts.concat) concatResults[position] = result;
+              if (opts.concat) concatResults.set(input, result);
               else if (opts.format === 'h5') await writeFeaturesH5(h5File, result);
               else await writeFeatures(base, result);
               const where = opts.concat ? ' (for --concat)' : ` -> ${target}`;
@@ -302,10 +319,9 @@ export function extractCommand(): Command {
         } finally {
           codec?.dispose();
         }
-      };
-      await Promise.all(Array.from({ length: jobs }, worker));
+      });
       if (opts.concat) {
-        const runs = concatResults.filter((r): r is FeatureSet => r !== undefined);
+        const runs = inputs.map((input) => concatResults.get(input)).filter((r): r is FeatureSet => r !== undefined);
         if (runs.length === inputs.length && runs.length > 0) {
           const file = path.join(opts.out, `${concatName(inputs)}.h5`);
           await writeConcatH5(file, runs);

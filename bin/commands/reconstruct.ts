@@ -71,7 +71,8 @@ export function reconstructCommand(): Command {
       } else if (ext === '.npy') {
         const features = await readFeatures(input, { tr });
         what = `${features.kind} (${features.shape.join(' x ')}), TR ${features.tr} s`;
-        if (features.kind === 'codes') {
+        // codes of encodec_48khz (features.model) need no model: featuresToAudio says why they cannot be decoded
+        if (features.kind === 'codes' && features.model === undefined) {
           audio = await withModel(opts, (codec) => featuresToAudio(features, { model: codec }));
         } else {
           audio = await featuresToAudio(features);

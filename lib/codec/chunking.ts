@@ -252,7 +252,7 @@ export interface SpanRunner<I, O> {
 
 /**
  * How a runner's input splits into the inputs of parts of its span, and how the parts' outputs join: what
- * {@link retryOnOom} needs to run a span in halves.
+ * {@link inHalvesOnOom} needs to run a span in halves.
  */
 export interface SpanParts<I, O> {
   /** The input of `part` (a span of some of `span`'s windows) cut from `input`, the input of `span`. */
@@ -281,47 +281,49 @@ export const DECODE_PARTS: SpanParts<Codes, Float32Array> = {
   },
 };
 
+/** A call on spans: each input holds its span's frames from `span.start`; resolves with each span's output. */
+export type SpansCall<I, O> = (inputs: I[], spans: ChunkSpan[]) => Promise<O[]>;
+
 /**
- * A runner that, when a call runs out of memory (code ENCODEC_OOM), runs each of its spans alone in halves (each
- * half again in halves if it fails too) down to one window per call; out of memory with one window fails with
- * ENCODEC_OOM naming `batchSeconds`. The windows and their inputs are the same, so the output is too (except a
- * short last window left alone in a half, which then has only `contextFrames` of context: see spanWindows).
+ * The retry rule of out of memory (code ENCODEC_OOM), for every chunked path (span calls of `encode()`, pooled
+ * packs of encodeBatch and the like): `call`, which when it runs out of memory runs what it held again in halves,
+ * each half again in halves if it fails too. Several spans (a pack of one native call, or the lanes' spans running
+ * at once: either way the memory of all of them is in flight) go as two groups of spans; one span as two spans of
+ * half its windows each; out of memory with one span of one window fails with ENCODEC_OOM naming `batchSeconds`.
+ * The windows and their inputs are the same, so the output is too (except a short last window left alone in a
+ * half, which then has only `contextFrames` of context: see spanWindows).
  */
-export function retryOnOom<I, O>(runner: SpanRunner<I, O>, parts: SpanParts<I, O>, plan: ChunkPlan): SpanRunner<I, O> {
-  const alone = async (input: I, span: ChunkSpan): Promise<O> => {
+export function inHalvesOnOom<I, O>(call: SpansCall<I, O>, parts: SpanParts<I, O>, plan: ChunkPlan): SpansCall<I, O> {
+  const run = async (inputs: I[], spans: ChunkSpan[]): Promise<O[]> => {
     try {
-      return (await runner.run([input], [span]))[0];
+      return await call(inputs, spans);
     } catch (err) {
       if (!hasCode(err, 'ENCODEC_OOM')) throw err;
-      if (span.windows.length === 1) throw outOfMemory(err, plan);
-      return inHalves(input, span);
-    }
-  };
-  const inHalves = async (input: I, span: ChunkSpan): Promise<O> => {
-    const half = Math.ceil(span.windows.length / 2);
-    debug('memory', () => `out of memory coding frames ${span.first}..${spanEnd(span)}: retrying as ${half} + ${span.windows.length - half} windows`);
-    const outputs: O[] = [];
-    const middle = span.windows[half].first;
-    for (const part of [spanOf(span.first, middle, plan), spanOf(middle, spanEnd(span), plan)]) {
-      outputs.push(await alone(parts.slice(input, span, part), part));
-    }
-    return parts.join(outputs);
-  };
-  return {
-    lanes: runner.lanes,
-    run: async (inputs, spans) => {
-      try {
-        return await runner.run(inputs, spans);
-      } catch (err) {
-        if (!hasCode(err, 'ENCODEC_OOM')) throw err;
-        const outputs: O[] = [];
-        for (let k = 0; k < spans.length; k++) {
-          outputs.push(spans[k].windows.length > 1 ? await inHalves(inputs[k], spans[k]) : await alone(inputs[k], spans[k]));
-        }
-        return outputs;
+      if (spans.length > 1) {
+        const half = Math.ceil(spans.length / 2);
+        debug('memory', () => `out of memory coding ${spans.length} spans: retrying as ${half} + ${spans.length - half} spans`);
+        const first = await run(inputs.slice(0, half), spans.slice(0, half));
+        return first.concat(await run(inputs.slice(half), spans.slice(half)));
       }
-    },
+      const [input] = inputs;
+      const [span] = spans;
+      if (span.windows.length === 1) throw outOfMemory(err, plan);
+      const half = Math.ceil(span.windows.length / 2);
+      debug('memory', () => `out of memory coding frames ${span.first}..${spanEnd(span)}: retrying as ${half} + ${span.windows.length - half} windows`);
+      const middle = span.windows[half].first;
+      const outputs: O[] = [];
+      for (const part of [spanOf(span.first, middle, plan), spanOf(middle, spanEnd(span), plan)]) {
+        outputs.push(...await run([parts.slice(input, span, part)], [part]));
+      }
+      return [parts.join(outputs)];
+    }
   };
+  return run;
+}
+
+/** `runner` with the retry rule of out of memory ({@link inHalvesOnOom}). */
+export function retryOnOom<I, O>(runner: SpanRunner<I, O>, parts: SpanParts<I, O>, plan: ChunkPlan): SpanRunner<I, O> {
+  return { lanes: runner.lanes, run: inHalvesOnOom((inputs, spans) => runner.run(inputs, spans), parts, plan) };
 }
 
 function outOfMemory(err: unknown, plan: ChunkPlan): Error {

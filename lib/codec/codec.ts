@@ -50,12 +50,14 @@ import {
   encodeSegmentedStream,
   isSegmented,
   framesPerSegment,
+  latentsSegmentedStream,
+  segmentGeometryOf,
 } from './segments';
 import { Device, parseDevice } from './device';
 
 export type { Device } from './device';
 import { debug, elapsedSince, formatBytes } from '../common/log';
-import { ModelInfo, isSegmentedModel, parseModelInfo } from '../model/model-file';
+import { ModelInfo, parseModelInfo } from '../model/model-file';
 import { NativeCallOptions, NativeModel, NativeSpan, nativeBinding } from './native';
 import { decodePooled, encodePooled } from './pool';
 import { ItemSource, inRounds, isItemSource } from './rounds';
@@ -183,14 +185,7 @@ export class Encodec {
     this.model = model;
     this.modelPath = modelPath;
     this.info = parseModelInfo(model.metadata, modelPath);
-    this.segments = isSegmentedModel(this.info)
-      ? {
-          length: this.info.segment_samples as number,
-          stride: this.info.segment_stride as number,
-          hop: this.info.hop_length,
-          channels: this.info.channels,
-        }
-      : undefined;
+    this.segments = segmentGeometryOf(this.info);
     const cuda = model.device.startsWith('cuda');
     this.spanCalls = this.info.span_methods === true && !cuda;
     this.pooled = this.spanCalls && this.info.pooled_span_quantum !== undefined;
@@ -349,8 +344,18 @@ export class Encodec {
    * (nFrames = ceil(samples / 320)), like {@link embeddings}, which is the quantized one. Chunked with left context
    * exactly as {@link encode} (memory bounded by the chunk plan), or in one pass with `exact: true`. Needs a model
    * exported by exporter 1.5+ (method latents_span).
+   *
+   * With encodec_48khz: planar 48 kHz stereo in; each of Meta's 1 s segments is normalised by its own scale and
+   * encoded (the latents its codes quantize), and the segments' frames are joined as the codes are (`exact` changes
+   * nothing). Any exporter version (encode_latent is part of the 48 kHz model from the first).
    */
   async latents(samples: Float32Array, options: LatentsOptions = {}): Promise<Embeddings> {
+    if (this.segments) {
+      this.checkPlanar(samples, 'samples');
+      const blocks: Embeddings[] = [];
+      for await (const block of this.latentsStream([samples], options)) blocks.push(block);
+      return concatLatents(blocks);
+    }
     checkSamples(samples, 'samples');
     this.checkLatentsModel();
     const plan = chunkPlan(options, this.batchSeconds);
@@ -366,7 +371,8 @@ export class Encodec {
   /**
    * Latents of a stream of 24 kHz mono sample blocks (e.g. `streamAudio(file)`), yielded block by block as they are
    * computed (`firstFrame` says where each starts), holding about one batch of chunks of audio at a time; the
-   * blocks, concatenated, equal {@link latents} of the concatenated samples.
+   * blocks, concatenated, equal {@link latents} of the concatenated samples. With encodec_48khz: planar stereo blocks,
+   * one latents block per batch of segments (see {@link latents}).
    */
   latentsStream(
     chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
@@ -375,9 +381,35 @@ export class Encodec {
     if (chunks === null || typeof chunks !== 'object' || (!(Symbol.asyncIterator in chunks) && !(Symbol.iterator in chunks))) {
       throw typeError('chunks must be an (async) iterable of Float32Array blocks, e.g. streamAudio(file)');
     }
+    if (this.segments) return this.segmentLatentsStream(chunks, options);
     this.checkLatentsModel();
     const plan = chunkPlan(options, this.batchSeconds);
     return latentsStreamBlocks(chunks, plan, checkMaxFrames(options.maxFrames), this.spanLatents(plan));
+  }
+
+  /**
+   * Latents of a segmented model (encodec_48khz): each of Meta's segments normalised by its own scale, as encode does
+   * before quantizing, and run through the encoder (the model's encode_latent); the segments' frames joined along
+   * time as their codes are (frame f of the latents is frame f of the codes). Segments per native call as for encode.
+   */
+  private segmentLatentsStream(
+    chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
+    options: LatentsStreamOptions,
+  ): AsyncGenerator<LatentsBlock, void, undefined> {
+    if (typeof options !== 'object' || options === null) throw typeError('options must be an object such as { batchSeconds: 8 }');
+    if (options.maxFrames !== undefined) {
+      throw rangeError(`maxFrames does not apply to ${this.info.model}, whose latents are per segment; stop the stream instead`);
+    }
+    const { batch } = this.segmentOptions({ ...options, bandwidth: undefined });
+    this.live('latents');
+    const latents = (segments: Float32Array[]): Promise<Embeddings[]> =>
+      this.run('latents', async (model) => {
+        const start = performance.now();
+        const parts = await Promise.all(this.segmentLanes(segments).map(({ items, threads }) => model.latents(items, { threads })));
+        debug('latents', () => `${segments.length} segment(s) -> latents in ${elapsedSince(start)}`);
+        return parts.flat();
+      });
+    return latentsSegmentedStream(chunks, this.segments as SegmentGeometry, batch, latents);
   }
 
   private checkLatentsModel(): void {

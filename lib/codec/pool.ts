@@ -7,10 +7,22 @@
  * many short clips cost about what one long clip of their total length costs.
  *
  * Work is spread over the lanes (one native call per lane at a time, each on its share of the threads) by
- * frames, longest span first; each lane runs its spans in packs of at most `packFrames` input frames.
+ * frames, longest span first; each lane runs its spans in packs of at most `packFrames` input frames. A pack
+ * that runs out of memory is run again in halves by the rule `encode()`'s span calls follow (inHalvesOnOom).
  */
 import { HOP_LENGTH } from './bandwidth';
-import { ChunkPlan, ChunkSpan, chunkSpans, copyFrames, sliceFrames, spanEnd } from './chunking';
+import {
+  ChunkPlan,
+  ChunkSpan,
+  DECODE_PARTS,
+  ENCODE_PARTS,
+  SpanParts,
+  chunkSpans,
+  copyFrames,
+  inHalvesOnOom,
+  sliceFrames,
+  spanEnd,
+} from './chunking';
 import type { Codes } from './codes';
 
 /**
@@ -28,10 +40,18 @@ interface Job<I> {
 
 /**
  * Runs jobs on `lanes` lanes at once: jobs assigned to the lane with the fewest frames so far (longest first,
- * so lanes end together), each lane's jobs in packs of at most `packFrames` frames (at least one job).
- * Resolves with each job's output, in job order.
+ * so lanes end together), each lane's jobs in packs of at most `packFrames` frames (at least one job), a pack
+ * out of memory again in halves on its lane (`parts` cut the inputs). Resolves with each job's output, in job order.
  */
-async function runLanes<I, O>(jobs: Job<I>[], lanes: number, packFrames: number, call: PoolCall<I, O>): Promise<O[]> {
+async function runLanes<I, O>(
+  jobs: Job<I>[],
+  lanes: number,
+  plan: ChunkPlan,
+  parts: SpanParts<I, O>,
+  call: PoolCall<I, O>,
+): Promise<O[]> {
+  // `batchWindows` windows' worth of frames: the audio one span call of `encode()` holds
+  const packFrames = plan.batchWindows * (plan.chunkFrames + plan.contextFrames);
   const order = jobs.map((_, i) => i).sort((a, b) => jobs[b].frames - jobs[a].frames || a - b);
   const used = Math.min(lanes, jobs.length);
   const load = new Array<number>(used).fill(0);
@@ -43,6 +63,7 @@ async function runLanes<I, O>(jobs: Job<I>[], lanes: number, packFrames: number,
   }
   const outputs = new Array<O>(jobs.length);
   await Promise.all(perLane.map(async (mine, lane) => {
+    const onLane = inHalvesOnOom<I, O>((inputs, spans) => call(inputs, spans, used === 1 ? -1 : lane), parts, plan);
     // back in input order within the lane: neighbouring spans of a clip share a pack
     mine.sort((a, b) => a - b);
     for (let i = 0; i < mine.length;) {
@@ -52,16 +73,11 @@ async function runLanes<I, O>(jobs: Job<I>[], lanes: number, packFrames: number,
         frames += jobs[mine[i]].frames;
         pack.push(mine[i++]);
       }
-      const out = await call(pack.map((j) => jobs[j].input), pack.map((j) => jobs[j].span), used === 1 ? -1 : lane);
+      const out = await onLane(pack.map((j) => jobs[j].input), pack.map((j) => jobs[j].span));
       pack.forEach((j, k) => { outputs[j] = out[k]; });
     }
   }));
   return outputs;
-}
-
-/** Pack size: `batchWindows` windows' worth of frames, the audio one span call of `encode()` holds. */
-function packFrames(plan: ChunkPlan): number {
-  return plan.batchWindows * (plan.chunkFrames + plan.contextFrames);
 }
 
 /** The codes of each clip, as chunked `encode(clip)` gives them with `plan` on a runner of `lanes` lanes. */
@@ -80,7 +96,7 @@ export async function encodePooled(
     }
     return totalFrames;
   });
-  const blocks = await runLanes(jobs, lanes, packFrames(plan), call);
+  const blocks = await runLanes(jobs, lanes, plan, ENCODE_PARTS, call);
   const out: Codes[] = [];
   jobs.forEach((job, j) => {
     const total = totals[job.item];
@@ -103,7 +119,7 @@ export async function decodePooled(
       jobs.push({ item, span, input: sliceFrames(codes, span.start, spanEnd(span) - span.start), frames: spanEnd(span) - span.start });
     }
   });
-  const audio = await runLanes(jobs, lanes, packFrames(plan), call);
+  const audio = await runLanes(jobs, lanes, plan, DECODE_PARTS, call);
   const out = blocks.map((codes) => new Float32Array(codes.nFrames * HOP_LENGTH));
   jobs.forEach((job, j) => out[job.item].set(audio[j], job.span.first * HOP_LENGTH));
   return out;

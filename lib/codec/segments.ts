@@ -15,8 +15,9 @@
  * Audio is planar: channel 0's samples, then channel 1's, in one Float32Array. Segments go through the model in
  * batches (equal-length segments batch well), so only a batch of segments is ever held as tensors.
  */
-import { CodesBlock, concatCodes } from './chunking';
-import { Codes, SegmentedCodes } from './codes';
+import { CodesBlock, LatentsBlock, concatCodes, concatLatents } from './chunking';
+import { Codes, Embeddings, SegmentedCodes } from './codes';
+import type { ModelInfo } from '../model/model-file';
 import { typeError, rangeError } from '../common/errors';
 
 /** Where segments lie and how they are coded (from the model's metadata). */
@@ -29,6 +30,17 @@ export interface SegmentGeometry {
   hop: number;
   /** Audio channels (2). */
   channels: number;
+}
+
+/** The segment geometry of a segmented model (its metadata); undefined for a whole-file model (encodec_24khz). */
+export function segmentGeometryOf(info: ModelInfo): SegmentGeometry | undefined {
+  if (info.segment_methods !== true) return undefined;
+  return {
+    length: info.segment_samples as number,
+    stride: info.segment_stride as number,
+    hop: info.hop_length,
+    channels: info.channels,
+  };
 }
 
 /** One segment's codes and scale as a native call returns them. */
@@ -152,21 +164,20 @@ export async function encodeSegmented(
 }
 
 /**
- * Streaming segmented encoding: planar blocks of any length in (each `channels` runs of equal length), code blocks
- * out, one per batch of segments, in order (`firstFrame` says where each starts; `scales` holds its segments'
- * scales). Holds about one batch of segments of audio. Concatenated, the blocks equal encodeSegmented's codes.
+ * Meta's segments of a stream of planar blocks of any length (each `channels` runs of equal length), in batches of up
+ * to `batch` planar segments, in order: a segment is cut once its samples are all read (or the stream has ended).
+ * Holds about one batch of segments of audio. Throws a TypeError / RangeError for a block that is not planar audio of
+ * the model's channels, and a RangeError for an empty stream.
  */
-export async function* encodeSegmentedStream(
+export async function* segmentBatches(
   chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
   g: SegmentGeometry,
   batch: number,
-  encode: SegmentEncoder,
-): AsyncGenerator<CodesBlock, void, undefined> {
+): AsyncGenerator<Float32Array[], void, undefined> {
   let held: Float32Array[] = Array.from({ length: g.channels }, () => new Float32Array(0));
   let heldStart = 0; // stream sample (per channel) of held[c][0]
   let total = 0; // samples per channel read so far
-  let next = 0; // index of the next segment to encode
-  let firstFrame = 0;
+  let next = 0; // index of the next segment to cut
   let index = 0;
 
   const append = (block: Float32Array): void => {
@@ -179,8 +190,8 @@ export async function* encodeSegmentedStream(
     });
     total += n;
   };
-  // Encodes segments [next, next + count) over the stream's first `available` samples per channel.
-  const encodeBatch = async (count: number, available: number): Promise<CodesBlock> => {
+  // Cuts segments [next, next + count) from the stream's first `available` samples per channel.
+  const cutBatch = (count: number, available: number): Float32Array[] => {
     const segments: Float32Array[] = [];
     for (let k = next; k < next + count; k++) {
       const start = k * g.stride - heldStart;
@@ -189,14 +200,11 @@ export async function* encodeSegmentedStream(
       held.forEach((h, c) => seg.set(h.subarray(start, end), c * (end - start)));
       segments.push(seg);
     }
-    const block = joinSegments(await encode(segments), g);
     next += count;
     const drop = Math.min(next * g.stride - heldStart, held[0].length); // the next segment starts there
     held = held.map((h) => h.slice(drop));
     heldStart += drop;
-    const out: CodesBlock = { ...block, firstFrame };
-    firstFrame += block.nFrames;
-    return out;
+    return segments;
   };
 
   for await (const chunk of chunks) {
@@ -212,11 +220,49 @@ export async function* encodeSegmentedStream(
     index++;
     append(chunk);
     // a full segment k is ready once samples up to k * stride + length are held, and the stream goes on after it
-    while (total >= (next + batch - 1) * g.stride + g.length) yield await encodeBatch(batch, total);
+    while (total >= (next + batch - 1) * g.stride + g.length) yield cutBatch(batch, total);
   }
   if (total === 0) throw rangeError('the audio stream is empty; pass at least one sample');
   const n = segmentCount(total, g);
-  while (next < n) yield await encodeBatch(Math.min(batch, n - next), total);
+  while (next < n) yield cutBatch(Math.min(batch, n - next), total);
+}
+
+/**
+ * Streaming segmented encoding: planar blocks of any length in (see segmentBatches), code blocks out, one per batch
+ * of segments, in order (`firstFrame` says where each starts; `scales` holds its segments' scales). Holds about one
+ * batch of segments of audio. Concatenated, the blocks equal encodeSegmented's codes.
+ */
+export async function* encodeSegmentedStream(
+  chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
+  g: SegmentGeometry,
+  batch: number,
+  encode: SegmentEncoder,
+): AsyncGenerator<CodesBlock, void, undefined> {
+  let firstFrame = 0;
+  for await (const segments of segmentBatches(chunks, g, batch)) {
+    const block = joinSegments(await encode(segments), g);
+    yield { ...block, firstFrame };
+    firstFrame += block.nFrames;
+  }
+}
+
+/**
+ * Streaming segmented latents: as encodeSegmentedStream, with each batch of segments run through `latents` (the
+ * encoder's output for each normalised segment, [dim, frames]) and joined along time, so that frame f of the blocks
+ * is frame f of the segments' codes.
+ */
+export async function* latentsSegmentedStream(
+  chunks: AsyncIterable<Float32Array> | Iterable<Float32Array>,
+  g: SegmentGeometry,
+  batch: number,
+  latents: (segments: Float32Array[]) => Promise<Embeddings[]>,
+): AsyncGenerator<LatentsBlock, void, undefined> {
+  let firstFrame = 0;
+  for await (const segments of segmentBatches(chunks, g, batch)) {
+    const block = concatLatents(await latents(segments));
+    yield { ...block, firstFrame };
+    firstFrame += block.nFrames;
+  }
 }
 
 /** The segments of segmented codes (`codes.scales` one per segment; frames as segmentFrameCounts splits them). */

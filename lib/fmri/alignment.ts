@@ -1,10 +1,12 @@
 /**
  * Alignment of code frames to fMRI volumes (TRs).
  *
- * TR `k` starts at frame `floor(k * tr * 75)` and holds `floor(tr * 75)` frames. The products are computed
- * exactly: a TR given as a decimal number (1.5, 0.72, 2.0) is turned into the fraction its shortest
- * decimal spelling denotes, so `trStartFrame(900, 1.5)` is exactly 101250 (1350 s) and starts never drift
- * the way an accumulated float sum (or `k * tr * 75` in floating point) would.
+ * TR `k` starts at frame `floor(k * tr * rate)` and holds `floor(tr * rate)` frames, `rate` being the model's frame
+ * rate (75 frames/s for encodec_24khz, the default here; 150 for encodec_48khz, whose segment frames are first put on
+ * a uniform 150 frames/s grid, see lib/codec/segment-grid.ts). The products are computed exactly: a TR given as a
+ * decimal number (1.5, 0.72, 2.0) is turned into the fraction its shortest decimal spelling denotes, so
+ * `trStartFrame(900, 1.5)` is exactly 101250 (1350 s) and starts never drift the way an accumulated float sum (or
+ * `k * tr * 75` in floating point) would.
  */
 import { FRAME_RATE, SAMPLE_RATE } from '../codec/bandwidth';
 import { rangeError } from '../common/errors';
@@ -53,16 +55,19 @@ export function ceilTrTimesRate(tr: number, rateNum: number, rateDen = 1): numbe
   return Number((num + den - 1n) / den);
 }
 
-/** Code frames in one TR: `floor(tr * 75)` (112 for 1.5 s). */
-export function framesPerTr(tr: number): number {
+/** Code frames in one TR: `floor(tr * frameRate)` (112 for 1.5 s at 75 frames/s, 225 at 150). */
+export function framesPerTr(tr: number, frameRate = FRAME_RATE): number {
   checkTr(tr);
-  return floorTrTimesRate(1, tr, FRAME_RATE);
+  return floorTrTimesRate(1, tr, frameRate);
 }
 
-/** First code frame of TR `k`: `floor(k * tr * 75)`, exact (TR 900 at 1.5 s starts at frame 101250 = 1350 s). */
-export function trStartFrame(k: number, tr: number): number {
+/**
+ * First code frame of TR `k`: `floor(k * tr * frameRate)`, exact (TR 900 at 1.5 s starts at frame 101250 = 1350 s at
+ * 75 frames/s).
+ */
+export function trStartFrame(k: number, tr: number, frameRate = FRAME_RATE): number {
   checkTr(tr);
-  return floorTrTimesRate(k, tr, FRAME_RATE);
+  return floorTrTimesRate(k, tr, frameRate);
 }
 
 /** Start of TR `k` in seconds (`k * tr`, rounded to the microsecond for display). */

@@ -10,7 +10,9 @@
  * hop_length, n_mels, top_db (empty otherwise); then the run timeline (./run-timeline): run_time_start,
  * run_time_end, stimulus_time_start, stimulus_time_end (NaN where the volume holds no stimulus),
  * stimulus_fraction, stim_file, frame_time (t_k), and the settings resample, delays (e.g. "1 2 3 4"), zscore,
- * onset, run_trs, slice_time_ref, and npy_sha256.
+ * onset, run_trs, slice_time_ref, and npy_sha256; for features of a model other than encodec_24khz two more columns
+ * at the end, model (encodec_48khz) and frame_rate (its code frames per second, 150), so that the frames per TR can
+ * be read for what they are (a 24 kHz model's CSV has neither: 75 frames/s).
  *
  * Reading auto-detects the kind: an integer array -> EnCodec codes (values 0..1023); a float array -> the
  * kind its CSV names, else mel when every value is <= 0 (dB relative to the maximum), else embeddings when
@@ -50,6 +52,8 @@ const COLUMNS = [
   'run_time_start', 'run_time_end', 'stimulus_time_start', 'stimulus_time_end', 'stimulus_fraction', 'stim_file',
   'frame_time', 'resample', 'delays', 'zscore', 'onset', 'run_trs', 'slice_time_ref', 'npy_sha256',
 ] as const;
+/** Written after COLUMNS for models other than encodec_24khz only. */
+const MODEL_COLUMNS = ['model', 'frame_rate'] as const;
 
 /** The `.npy` and `.csv` paths for an output base (`out/movie`, `out/movie.npy` or `out/movie.csv`). */
 export function featureFilesFor(outBase: string): FeatureFiles {
@@ -79,11 +83,14 @@ export function featuresCsv(result: FeatureSet, npySha256 = ''): string {
       run_trs: result.runTrs,
       slice_time_ref: result.sliceTimeRef ?? 0,
       npy_sha256: npySha256,
+      model: result.model,
+      frame_rate: result.frameRate,
     };
     records.push({ ...row, ...extra });
   }
   // numbers as String() writes them (NaN as 'NaN', which pandas reads as NaN); no quotes unless a field needs them
-  return stringify(records, { header: true, columns: [...COLUMNS], cast: { number: (v) => String(v) } });
+  const columns = result.model === undefined ? [...COLUMNS] : [...COLUMNS, ...MODEL_COLUMNS];
+  return stringify(records, { header: true, columns, cast: { number: (v) => String(v) } });
 }
 
 /** SHA-256 (hex) of bytes. */
@@ -290,8 +297,15 @@ export async function readFeatures(file: string, options: ReadFeaturesOptions = 
     });
   }
   const metadata = csv ? metadataFrom(csv) : [];
+  const frameRate = first?.frame_rate ? Number(first.frame_rate) : undefined;
   const frames =
-    layout === 'tr' ? shape[2] : first?.n_frames ? Number(first.n_frames) : kind === 'mel' && mel ? ceilTrTimesRate(tr, mel.sampleRate, mel.hopLength) : framesPerTr(tr);
+    layout === 'tr'
+      ? shape[2]
+      : first?.n_frames
+        ? Number(first.n_frames)
+        : kind === 'mel' && mel
+          ? ceilTrTimesRate(tr, mel.sampleRate, mel.hopLength)
+          : framesPerTr(tr, frameRate);
   const resample = (first?.resample || 'window') as Resample;
   const nQ = kind === 'codes' && layout === 'tr' ? shape[1] : first?.n_codebooks ? Number(first.n_codebooks) : undefined;
   return {
@@ -313,5 +327,7 @@ export async function readFeatures(file: string, options: ReadFeaturesOptions = 
     ...(first?.onset ? { onset: Number(first.onset) } : {}),
     ...(first?.run_trs ? { runTrs: Number(first.run_trs) } : {}),
     ...(first?.slice_time_ref ? { sliceTimeRef: Number(first.slice_time_ref) } : {}),
+    ...(first?.model ? { model: first.model } : {}),
+    ...(frameRate !== undefined ? { frameRate } : {}),
   };
 }

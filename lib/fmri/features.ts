@@ -1,21 +1,31 @@
 /**
  * The feature pipeline: a stimulus soundtrack -> one block of features per fMRI volume (TR), and back.
  *
- * Modes and outputs:
- * - `mode: 'encodec', output: 'codes'` (default): EnCodec codes, int16, shape (n_trs, n_q, floor(tr * 75)).
+ * Modes and outputs (`rate` is the model's code frames per second, info.frame_rate: 75 for encodec_24khz, 150 for
+ * encodec_48khz):
+ * - `mode: 'encodec', output: 'codes'` (default): EnCodec codes, int16, shape (n_trs, n_q, floor(tr * rate)).
  * - `mode: 'encodec', output: 'embeddings'`: the quantized latent vectors of those codes (what the decoder
- *   receives), float32, shape (n_trs, 128, floor(tr * 75)).
+ *   receives), float32, shape (n_trs, 128, floor(tr * rate)) (the model's latent dimension).
+ * - `mode: 'encodec', output: 'latents'`: the encoder's output before quantization, same shape.
  * - `mode: 'mel'`: no model; a mel spectrogram in dB relative to the clip's maximum (see `./mel`), float32,
- *   shape (n_trs, n_mels, ceil(tr * sr / hop)) (65 frames for 1.5 s at 22.05 kHz, hop 512).
+ *   shape (n_trs, n_mels, ceil(tr * sr / hop)) (65 frames for 1.5 s at 22.05 kHz, hop 512), of the mono mix at the
+ *   mel rate whichever model is given.
  *
  * Alignment (see `./alignment`): n_trs = floor(duration / tr), capped by `maxTrs`; TR k starts at code frame
- * floor(k * tr * 75) (mel frame floor(k * tr * sr / hop)), computed exactly, so there is no drift. The file
+ * floor(k * tr * rate) (mel frame floor(k * tr * sr / hop)), computed exactly, so there is no drift. The file
  * is encoded once, streamed from the decoder in chunks with left context (memory bounded for hour-long
  * soundtracks; >= 99.5 % of the whole-file codes; `exact: true` loads it and encodes it in one pass, exactly the
  * whole-file codes), and each TR's frames are the codes at those positions. Since
  * floor(tr * 75) <= tr * 75, consecutive windows can leave a frame between them (at TR 1.5 every second TR
  * boundary skips one frame); mel windows of ceil(...) frames overlap by up to one frame instead. Mel frames
  * past the end of the audio read -topDb (-80 dB).
+ *
+ * encodec_48khz: the run's audio is read as 48 kHz planar stereo (a mono file in both channels, as Meta's
+ * convert_audio does; the two channels are coded jointly, one code stream), encoded segment by segment as it streams
+ * (Meta's 1 s segments every 0.99 s, each normalised by its own scale; `exact` changes nothing), and the segments'
+ * frames are put on a uniform 150 frames/s grid by time (lib/codec/segment-grid.ts: grid frame n, at n / 150 s,
+ * takes the frame of the latest segment started at its centre; no frame is more than half a frame, 1/300 s, from its
+ * grid time). Everything above then works on that grid: 225 frames per TR of 1.5 s.
  *
  * An input shorter than one TR gives n_trs = 0: features of shape (0, n_q, frames) and no metadata rows
  * (not an error; the CLI reports it). `layout: 'flat'` gives (n_trs, n_q * frames): each TR row is the
@@ -29,14 +39,18 @@
  * `featuresToAudio` puts frames back at their original positions in a timeline of exactly n_trs * tr
  * seconds; a frame no TR window covers (the gap frames above, and the tail after the last window) repeats
  * the frame before it. EnCodec codes are decoded at 24 kHz; mel features are inverted with Griffin-Lim at
- * the mel rate. Embeddings cannot be turned back into audio (the model decodes codes).
+ * the mel rate. Embeddings cannot be turned back into audio (the model decodes codes), nor can encodec_48khz codes
+ * (its decoder needs whole segments and their scales, which TR features do not keep).
  */
 import { loadAudio, streamAudio } from '../io/audio';
-import { HOP_LENGTH, LATENT_DIM, MAX_CODEBOOKS, SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from '../codec/bandwidth';
+import { FRAME_RATE, HOP_LENGTH, MAX_CODEBOOKS, SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from '../codec/bandwidth';
+import { concatLatents } from '../codec/chunking';
 import { Codes, Embeddings, checkCodeRange } from '../codec/codes';
 import { Device, Encodec } from '../codec/codec';
 import { withCodec as loadCodec } from '../codec/with-codec';
 import { concatCodes } from '../codec/chunking';
+import { SegmentGeometry, segmentGeometryOf } from '../codec/segments';
+import { SegmentGrid } from '../codec/segment-grid';
 import {
   ceilTrTimesRate,
   checkTr,
@@ -65,7 +79,7 @@ import {
 import { FrameClock, FrameConvolver, RESAMPLE_METHODS, Resample, VolumeResampler, checkSliceTimeRef, volumeTimes } from './resample';
 import { checkDelays, delayColumns, zscoreColumns } from './design';
 import { MelOptions, MelSettings, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
-import { resolveModelPath, requireWholeFileModel } from '../model/model-file';
+import { ModelInfo, resolveModelPath, requireWholeFileModel } from '../model/model-file';
 import { debug } from '../common/log';
 import { codedError, rangeError, typeError } from '../common/errors';
 
@@ -99,7 +113,7 @@ export interface ExtractOptions {
   model?: string | Encodec;
   /** Repetition time in seconds (default 1.5). */
   tr?: number;
-  /** EnCodec bandwidth in kbps (default 3: 4 codebooks). */
+  /** EnCodec bandwidth in kbps (default 3: 4 codebooks; 2 with encodec_48khz, whose bandwidths are 3, 6, 12, 24). */
   bandwidth?: number;
   /** Keep at most this many TRs; stops reading and encoding after them (plus a 1 s look-ahead). */
   maxTrs?: number;
@@ -111,7 +125,7 @@ export interface ExtractOptions {
   mode?: FeatureMode;
   /**
    * With mode 'encodec': 'codes' (default), 'embeddings' (quantized latents) or 'latents' (the encoder's output
-   * before quantization; models of exporter 1.5+).
+   * before quantization; 24 kHz models of exporter 1.5+, any 48 kHz model).
    */
   output?: FeatureOutput;
   /**
@@ -215,6 +229,12 @@ export interface FeatureSet {
   /** Volumes of the run. */
   runTrs?: number;
   sliceTimeRef?: number;
+  /**
+   * Models other than encodec_24khz (whose features leave both out, as before): the model's name (`encodec_48khz`) and
+   * its code frames per second (150), the rate of the frames per TR.
+   */
+  model?: string;
+  frameRate?: number;
 }
 
 /** Features to turn back into audio: a FeatureSet, or at least its array and shape. */
@@ -321,29 +341,33 @@ export async function encodeWhole(codec: Encodec, samples: Float32Array, bandwid
 }
 
 /**
- * The audio a run's features are made from, at `sampleRate`: the run timeline (./run-timeline), ended by
- * `runTrs` and, with `maxTrs`, after maxTrs * tr seconds plus the look-ahead of `s.mode`.
+ * The audio a run's features are made from, at `sampleRate` (planar with `channels: 2`): the run timeline
+ * (./run-timeline), ended by `runTrs` and, with `maxTrs`, after maxTrs * tr seconds plus the look-ahead of `s.mode`.
  */
-function timeline(placed: PlacedStimulus[], s: Settings, sampleRate: number, played?: PlayedStimulus[]): AsyncGenerator<Float32Array> {
-  const lookahead = s.mode === 'mel' ? s.mel.nFft / s.mel.sampleRate : ENCODEC_LOOKAHEAD_SECONDS;
+function timeline(placed: PlacedStimulus[], s: Settings, sampleRate: number, channels: 1 | 2, played?: PlayedStimulus[]): AsyncGenerator<Float32Array> {
+  const lookahead = s.mode === 'mel' ? melSeries(s).lookahead : ENCODEC_LOOKAHEAD_SECONDS; // the series' (codecSeries: the latter)
   const runSamples = s.runTrs === undefined ? undefined : runSamplesFor(s.runTrs, s.tr, sampleRate);
   const maxSamples = s.maxTrs === Infinity ? undefined : Math.round((s.maxTrs * s.tr + lookahead) * sampleRate);
-  return runAudio(placed, { sampleRate, runSamples, maxSamples, played });
+  return runAudio(placed, { sampleRate, channels, runSamples, maxSamples, played });
 }
 
 /**
  * The audio {@link extractRunFeatures} encodes for these stimuli and options (silence, each stimulus from its
- * onset, cut to its duration and to the run; see ./run-timeline), read afresh at the rate asked for each time it
- * is called: what `extract --report` scores when the features' own stream could not be tapped. Throws as
- * extractRunFeatures does for bad options or placements.
+ * onset, cut to its duration and to the run; see ./run-timeline), read afresh at the rate and channels asked for
+ * each time it is called (the model's: 24 kHz mono, or 48 kHz planar stereo; the mel rate, mono): what
+ * `extract --report` scores when the features' own stream could not be tapped. Throws as extractRunFeatures does
+ * for bad options or placements.
  */
-export function extractedAudio(stimuli: StimulusPlacement[], options: ExtractOptions = {}): (sampleRate: number) => AsyncGenerator<Float32Array> {
+export function extractedAudio(
+  stimuli: StimulusPlacement[],
+  options: ExtractOptions = {},
+): (sampleRate: number, channels?: 1 | 2) => AsyncGenerator<Float32Array> {
   const s = checkExtractOptions(options);
   const placed = checkStimuli(stimuli, s.tr, s.runTrs);
-  return (sampleRate) => timeline(placed, s, sampleRate);
+  return (sampleRate, channels = 1) => timeline(placed, s, sampleRate, channels);
 }
 
-/** A stream of run audio that counts its samples and knows whether it was read to its end. */
+/** A stream of run audio that counts its samples (per channel) and knows whether it was read to its end. */
 interface CountedAudio {
   blocks: AsyncGenerator<Float32Array>;
   samples: number;
@@ -351,11 +375,11 @@ interface CountedAudio {
   ended: boolean;
 }
 
-function counted(source: AsyncIterable<Float32Array>): CountedAudio {
+function counted(source: AsyncIterable<Float32Array>, channels = 1): CountedAudio {
   const state = { samples: 0, ended: false };
   async function* blocks(): AsyncGenerator<Float32Array> {
     for await (const block of source) {
-      state.samples += block.length;
+      state.samples += block.length / channels;
       yield block;
     }
     state.ended = true;
@@ -419,10 +443,7 @@ async function withCodec<T>(
   load: { threads?: number; device?: Device },
   work: (codec: Encodec) => Promise<T>,
 ): Promise<T> {
-  return loadCodec(model, load, (codec) => {
-    requireWholeFileModel(codec.info, 'the features pipeline');
-    return work(codec);
-  });
+  return loadCodec(model, load, work);
 }
 
 /**
@@ -497,6 +518,129 @@ interface SeriesSink {
   add(data: ArrayLike<number>, firstFrame: number, nFrames: number): void;
 }
 
+/** The frame series a run's features come from: the audio it is computed from and its frames' clock and TR windows. */
+interface Series {
+  /** Rate and channels the audio is read at. */
+  sampleRate: number;
+  channels: 1 | 2;
+  /** Seconds read past the last TR when `maxTrs` stops early. */
+  lookahead: number;
+  /** Frame j is centred at (j + offset) / rate. */
+  clock: FrameClock;
+  /** Values per frame (codebooks, latent dimension or mel bands). */
+  rows: number;
+  /** Frames per TR window, and the first frame of TR k. */
+  frames: number;
+  start: (k: number) => number;
+  /** Codebooks of the bandwidth (for metadata; encodec mode). */
+  nQ: number;
+  /** Models other than encodec_24khz: its name and frame rate, recorded with the features. */
+  model?: { name: string; frameRate: number };
+}
+
+/** The mel series: the mel settings' rate and hop, mono audio (the model is not used). */
+function melSeries(s: Settings): Series {
+  const m = s.mel;
+  return {
+    sampleRate: m.sampleRate,
+    channels: 1,
+    lookahead: m.nFft / m.sampleRate,
+    clock: { rate: m.sampleRate / m.hopLength, offset: 0 },
+    rows: m.nMels,
+    frames: ceilTrTimesRate(s.tr, m.sampleRate, m.hopLength),
+    start: (k) => floorTrTimesRate(k, s.tr, m.sampleRate, m.hopLength),
+    nQ: codebooksForBandwidth(s.bandwidth),
+  };
+}
+
+/** Codebooks of `bandwidth` for a model; a RangeError naming the model's bandwidths when it has no such bandwidth. */
+function codebooksOf(info: ModelInfo, bandwidth: number): number {
+  const nQ = info.bandwidths.includes(bandwidth) ? info.codebooks_per_bandwidth[String(bandwidth)] : undefined;
+  if (nQ === undefined) {
+    throw rangeError(`bandwidth ${bandwidth} kbps is not one of ${info.model}'s bandwidths; use one of ${info.bandwidths.join(', ')} kbps`);
+  }
+  return nQ;
+}
+
+/**
+ * A model's series: its audio rate and channels (planar stereo for encodec_48khz), its frame rate (info.frame_rate:
+ * 75 frames/s for encodec_24khz; 150 for encodec_48khz, whose segment frames are put on a uniform grid first, see
+ * lib/codec/segment-grid.ts), frame j centred at (j + 0.5) / rate, and its latent dimension.
+ */
+function codecSeries(s: Settings, kind: FeatureKind, info: ModelInfo): Series {
+  const rate = info.frame_rate;
+  const nQ = info.model === 'encodec_24khz' ? codebooksForBandwidth(s.bandwidth) : codebooksOf(info, s.bandwidth);
+  return {
+    sampleRate: info.sample_rate,
+    channels: info.channels === 2 ? 2 : 1,
+    lookahead: ENCODEC_LOOKAHEAD_SECONDS,
+    clock: { rate, offset: 0.5 },
+    rows: kind === 'codes' ? nQ : info.dimension,
+    frames: framesPerTr(s.tr, rate),
+    start: (k) => trStartFrame(k, s.tr, rate),
+    nQ,
+    ...(info.model === 'encodec_24khz' ? {} : { model: { name: info.model, frameRate: rate } }),
+  };
+}
+
+/** Collects a streamed [rows, frames] series (for TR windows over all of it). */
+class FrameCollector implements SeriesSink {
+  private readonly parts: { data: Float32Array | Int16Array; nFrames: number }[] = [];
+  private frames = 0;
+
+  constructor(
+    private readonly rows: number,
+    private readonly integer: boolean,
+  ) {}
+
+  add(data: ArrayLike<number>, firstFrame: number, nFrames: number): void {
+    if (firstFrame !== this.frames) throw codedError('ENCODEC_INTERNAL', `internal error: frames ${firstFrame} arrived, ${this.frames} expected`);
+    const copy = this.integer ? Int16Array.from(data as ArrayLike<number>) : Float32Array.from(data as ArrayLike<number>);
+    this.parts.push({ data: copy, nFrames });
+    this.frames += nFrames;
+  }
+
+  /** The series so far, [rows, nFrames]. */
+  series(): { data: Float32Array | Int16Array; nFrames: number } {
+    const nFrames = this.frames;
+    const data = this.integer ? new Int16Array(this.rows * nFrames) : new Float32Array(this.rows * nFrames);
+    let at = 0;
+    for (const p of this.parts) {
+      for (let r = 0; r < this.rows; r++) data.set(p.data.subarray(r * p.nFrames, (r + 1) * p.nFrames), r * nFrames + at);
+      at += p.nFrames;
+    }
+    return { data, nFrames };
+  }
+}
+
+/**
+ * Streams the frames of a segmented model (encodec_48khz) into `sink` on the uniform grid (lib/codec/segment-grid.ts):
+ * codes, their embeddings or the latents of the run's audio, as the model codes it segment by segment (only about one
+ * batch of segments of audio and one block of frames held). Returns the samples per channel read.
+ */
+async function segmentedFrames(codec: Encodec, kind: FeatureKind, bandwidth: number, audio: CountedAudio, rows: number, sink: SeriesSink): Promise<number> {
+  const geometry = segmentGeometryOf(codec.info) as SegmentGeometry;
+  const grid = new SegmentGrid(geometry, rows, kind === 'codes', (data, firstFrame, nFrames) => sink.add(data, firstFrame, nFrames));
+  try {
+    if (kind === 'latents') {
+      for await (const block of codec.latentsStream(audio.blocks)) grid.add(block.data, block.firstFrame, block.nFrames);
+    } else {
+      for await (const block of codec.encodeStreamBlocks(audio.blocks, { bandwidth })) {
+        if (kind === 'embeddings') {
+          const e = await codec.embeddings(block);
+          grid.add(e.data, block.firstFrame, e.nFrames);
+        } else {
+          grid.add(block.data, block.firstFrame, block.nFrames);
+        }
+      }
+    }
+  } catch (err) {
+    if (!(audio.samples === 0 && audio.ended && err instanceof RangeError)) throw err; // empty audio: zero TRs
+  }
+  grid.finish(audio.samples);
+  return audio.samples;
+}
+
 /**
  * Features of a run holding one or more stimuli placed at their onsets (BIDS events; see ./run-timeline): as
  * {@link extractFeatures}, with `source` naming the run in the metadata. `options.onset` is ignored here: each
@@ -508,29 +652,30 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
   const src = source ?? placed[0].file;
   const plain = isPlainFile(placed, s.runTrs);
   const mel = s.mode === 'mel';
-  const rate = mel ? s.mel.sampleRate : SAMPLE_RATE;
-  const lookahead = mel ? s.mel.nFft / s.mel.sampleRate : ENCODEC_LOOKAHEAD_SECONDS;
-  const maxSeconds = s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + lookahead;
   const played: PlayedStimulus[] = [];
-  const audio = (): CountedAudio => counted(timeline(placed, s, rate, played));
   const kind: FeatureKind = mel ? 'mel' : s.output;
-  const nQ = codebooksForBandwidth(s.bandwidth);
   const windowed = s.resample === 'window';
-  const clock: FrameClock = mel ? { rate: s.mel.sampleRate / s.mel.hopLength, offset: 0 } : { rate: SAMPLE_RATE / HOP_LENGTH, offset: 0.5 };
-  const rows = mel ? s.mel.nMels : kind === 'codes' ? nQ : LATENT_DIM;
-  const frames = mel ? ceilTrTimesRate(s.tr, s.mel.sampleRate, s.mel.hopLength) : framesPerTr(s.tr);
-  const start = mel ? (k: number): number => floorTrTimesRate(k, s.tr, s.mel.sampleRate, s.mel.hopLength) : (k: number): number => trStartFrame(k, s.tr);
-  const volumesOf = (samples: number): number => Math.min(s.maxTrs, s.runTrs ?? defaultRunTrs(samples, s.tr, rate));
+  // The series (and so the audio's rate and channels, and the frame rate) is the mel settings', or the model's once
+  // it is loaded.
+  let series = mel ? melSeries(s) : undefined;
+  const known = (): Series => series as Series;
+  const maxSecondsOf = (x: Series): number | undefined => (s.maxTrs === Infinity ? undefined : s.maxTrs * s.tr + x.lookahead);
+  const audio = (): CountedAudio => {
+    const { sampleRate, channels } = known();
+    return counted(timeline(placed, s, sampleRate, channels, played), channels);
+  };
+  const volumesOf = (samples: number): number => Math.min(s.maxTrs, s.runTrs ?? defaultRunTrs(samples, s.tr, known().sampleRate));
 
   // The frame series goes whole into TR windows, or block by block (after an HRF at the frame rate) into a resampler.
   let resampler: VolumeResampler | undefined;
   let sink: SeriesSink | undefined;
-  if (!windowed) {
-    const r = new VolumeResampler(s.resample as 'mean' | 'lanczos', rows, s.tr, clock, s.sliceTimeRef, Math.min(s.maxTrs, s.runTrs ?? Infinity));
+  const openSink = (x: Series): void => {
+    if (windowed) return;
+    const r = new VolumeResampler(s.resample as 'mean' | 'lanczos', x.rows, s.tr, x.clock, s.sliceTimeRef, Math.min(s.maxTrs, s.runTrs ?? Infinity));
     resampler = r;
     if (s.hrf === 'none') sink = r;
     else {
-      const convolver = new FrameConvolver(rows, hrfKernel(s.hrf, 1 / clock.rate));
+      const convolver = new FrameConvolver(x.rows, hrfKernel(s.hrf, 1 / x.clock.rate));
       let next = 0;
       sink = {
         add(data, firstFrame, nFrames) {
@@ -540,22 +685,39 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
         },
       };
     }
-  }
+  };
 
   let nTrs = 0;
   let features: Int16Array | Float32Array = kind === 'codes' ? new Int16Array(0) : new Float32Array(0);
   if (mel) {
     const m = s.mel;
+    const { rows, frames, start } = known();
+    openSink(known());
+    const maxSeconds = maxSecondsOf(known());
     const samples = plain ? (await loadAudio(placed[0].file, { sampleRate: m.sampleRate, maxSeconds })).samples : await collect(audio().blocks);
     if (plain) played.push({ file: placed[0].file, onset: 0, start: 0, end: samples.length / m.sampleRate });
     nTrs = volumesOf(samples.length);
     if (nTrs > 0) {
       const spec = await melSpectrogram(samples, m);
       if (sink) sink.add(spec.data, 0, spec.nFrames);
-      else features = sliceWindows(spec.data, m.nMels, spec.nFrames, nTrs, frames, start, new Float32Array(nTrs * m.nMels * frames), -m.topDb);
+      else features = sliceWindows(spec.data, rows, spec.nFrames, nTrs, frames, start, new Float32Array(nTrs * m.nMels * frames), -m.topDb);
     }
   } else {
     await withCodec(options.model, options, async (codec) => {
+      series = codecSeries(s, kind, codec.info);
+      const { rows, frames, start } = series;
+      openSink(series);
+      if (segmentGeometryOf(codec.info)) {
+        // encodec_48khz: segment frames onto the 150 frames/s grid, streamed (see segmentedFrames)
+        const collector = sink ? undefined : new FrameCollector(rows, kind === 'codes');
+        const samples = await segmentedFrames(codec, kind, s.bandwidth, audio(), rows, (sink ?? collector) as SeriesSink);
+        nTrs = volumesOf(samples);
+        if (collector && nTrs > 0) {
+          const { data, nFrames } = collector.series();
+          features = sliceWindows(data, rows, nFrames, nTrs, frames, start, kind === 'codes' ? new Int16Array(nTrs * rows * frames) : new Float32Array(nTrs * rows * frames));
+        }
+        return;
+      }
       const exact = options.exact === true;
       if (kind === 'latents') {
         if (exact) {
@@ -564,7 +726,7 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
           if (samples.length === 0) return;
           const latents = await codec.latents(samples, { exact: true });
           if (sink) sink.add(latents.data, 0, latents.nFrames);
-          else if (nTrs > 0) features = sliceWindows(latents.data, LATENT_DIM, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
+          else if (nTrs > 0) features = sliceWindows(latents.data, latents.dim, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
           return;
         }
         const a = audio();
@@ -579,8 +741,8 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
         }
         nTrs = volumesOf(a.samples);
         if (!sink && nTrs > 0) {
-          const latents = concatLatentBlocks(blocks);
-          features = sliceWindows(latents.data, LATENT_DIM, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
+          const latents = concatLatents(blocks);
+          features = sliceWindows(latents.data, latents.dim, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
         }
         return;
       }
@@ -602,9 +764,9 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
       let result: { codes: Codes | null; samples: number };
       if (exact) {
         const samples = plain
-          ? (await loadAudio(placed[0].file, { sampleRate: SAMPLE_RATE, maxSeconds })).samples
+          ? (await loadAudio(placed[0].file, { sampleRate: series.sampleRate, maxSeconds: maxSecondsOf(series) })).samples
           : await collect(audio().blocks);
-        if (plain) played.push({ file: placed[0].file, onset: 0, start: 0, end: samples.length / SAMPLE_RATE });
+        if (plain) played.push({ file: placed[0].file, onset: 0, start: 0, end: samples.length / series.sampleRate });
         result = { codes: samples.length ? await encodeWhole(codec, samples, s.bandwidth, true) : null, samples: samples.length };
       } else {
         result = await encodeStreamed(codec, audio(), s.bandwidth, options.tap);
@@ -622,6 +784,7 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
   }
   if (!plain || s.runTrs !== undefined) checkStimulusInRun(played, nTrs, s.tr);
 
+  const { rows, frames, nQ, model } = known();
   let shape: number[];
   if (resampler) {
     features = resampler.result(nTrs);
@@ -653,6 +816,7 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
     onset: placed[0].onset,
     runTrs: s.runTrs,
     sliceTimeRef: s.sliceTimeRef,
+    ...(model ? { model: model.name, frameRate: model.frameRate } : {}),
   };
   debug('features', () => {
     const hrf = s.hrf === 'none' ? '' : `, ${s.hrf} HRF`;
@@ -660,18 +824,6 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
     return `'${src}': ${nTrs} volumes of ${s.tr} s (${how}${hrf}, onset ${placed[0].onset} s) -> ${kind} (${shape.join(', ')})`;
   });
   return result;
-}
-
-/** Concatenates latents blocks (layout [dim, nFrames]) along time. */
-function concatLatentBlocks(blocks: Embeddings[]): Embeddings {
-  const nFrames = blocks.reduce((n, b) => n + b.nFrames, 0);
-  const data = new Float32Array(LATENT_DIM * nFrames);
-  let at = 0;
-  for (const b of blocks) {
-    for (let r = 0; r < LATENT_DIM; r++) data.set(b.data.subarray(r * b.nFrames, (r + 1) * b.nFrames), r * nFrames + at);
-    at += b.nFrames;
-  }
-  return { data, dim: LATENT_DIM, nFrames };
 }
 
 /** Resolves (n_trs, rows, frames) of features given 3-D, or flat with a known frames-per-TR. */
@@ -756,6 +908,13 @@ export async function featuresToAudio(input: FeatureInput, options: FeaturesToAu
   }
   if (kind === 'codes') {
     if (!integer) throw typeError(`codes must be integers (Int16Array or Int32Array), got ${input.features.constructor.name}`);
+    if ((input.model !== undefined && input.model !== 'encodec_24khz') || (input.frameRate !== undefined && input.frameRate !== FRAME_RATE)) {
+      throw rangeError(
+        `these codes were extracted with ${input.model ?? `a ${input.frameRate} frames/s model`}, whose TR features cannot be turned back into ` +
+          'audio: its decoder needs each 1 s segment whole with its scale, and TR features keep neither the scales nor the segment ' +
+          'frames the 150 frames/s grid leaves out (docs/models-48khz.md); to listen, encode and decode the file with that model (`encode` / `decode`)',
+      );
+    }
     const dims = featureDims(input, framesPerTr(tr), 'codes');
     const nQ = dims[1];
     if (nQ < 1 || nQ > MAX_CODEBOOKS) throw rangeError(`codes have ${nQ} codebooks; expected 1..${MAX_CODEBOOKS} (2, 4, 8, 16 or 32)`);
@@ -763,7 +922,10 @@ export async function featuresToAudio(input: FeatureInput, options: FeaturesToAu
     const length = samplesForTrs(dims[0], tr, SAMPLE_RATE);
     const total = Math.ceil(length / HOP_LENGTH);
     const data = placeWindows(input.features, dims, total, (k) => trStartFrame(k, tr), new Int16Array(nQ * total), true);
-    const samples = await withCodec(options.model, options, (codec) => codec.decode({ data, nQ, nFrames: total }));
+    const samples = await withCodec(options.model, options, (codec) => {
+      requireWholeFileModel(codec.info, 'turning TR features back into audio');
+      return codec.decode({ data, nQ, nFrames: total });
+    });
     return { samples: samples.subarray(0, length), sampleRate: SAMPLE_RATE };
   }
   if (!(input.features instanceof Float32Array)) throw typeError(`mel features must be a Float32Array, got ${input.features.constructor.name}`);

@@ -5,7 +5,8 @@
  * One run: dataset `features` (float32, or int16 for codes, the FeatureSet's shape), `frame_times` (t_k, float64),
  * `run_time_start`, and one dataset per metadata column (float64 for numbers, strings otherwise); the settings
  * (kind, tr, hrf, layout, resample, delays, zscore, onset, run_trs, slice_time_ref, bandwidth / n_codebooks or the mel
- * settings, source) are attributes of the file's root.
+ * settings, source; and for a model other than encodec_24khz its name `model` and `frame_rate`, 150 for encodec_48khz)
+ * are attributes of the file's root.
  *
  * Several runs concatenated (`writeConcatH5`): `X` (the rows of all runs in order, float32: every run must have
  * the same columns), `run_onsets` (int64: the first row of each run), `frame_times` and `run_time_start` of all rows,
@@ -70,6 +71,9 @@ function settings(result: FeatureSet): Record<string, number | string> {
     hop_length: result.mel?.hopLength,
     n_mels: result.mel?.nMels,
     top_db: result.mel?.topDb,
+    // models other than encodec_24khz only (24 kHz files stay as they were): the model and its code frames per second
+    model: result.model,
+    frame_rate: result.frameRate,
   };
   return Object.fromEntries(Object.entries(attrs).filter(([, v]) => v !== undefined)) as Record<string, number | string>;
 }

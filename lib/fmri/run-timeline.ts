@@ -8,7 +8,8 @@
  * stimulus, and the audio is the stimuli to the end of the last one (no silence after it): with one stimulus at
  * onset 0 the timeline is the file itself, sample for sample, so the default features are those of the file.
  *
- * Samples are placed at round(onset * rate).
+ * Samples are placed at round(onset * rate). With `channels: 2` (the 48 kHz stereo model) the blocks are planar stereo
+ * (each block's left samples, then its right ones; see lib/io/audio.ts) and positions count samples per channel.
  */
 import { streamAudio } from '../io/audio';
 import { checkTr, samplesForTrs, trCountForSamples } from './alignment';
@@ -114,23 +115,34 @@ export function checkStimuli(stimuli: StimulusPlacement[], tr: number, runTrs?: 
 /** A block of silence. */
 const SILENCE_BLOCK = 1 << 16;
 
+/** Samples [from, to) of each channel of a planar block of `channels` channels (a view for one channel). */
+function planarPart(block: Float32Array, channels: number, from: number, to: number): Float32Array {
+  if (channels === 1) return block.subarray(from, to);
+  const length = block.length / channels;
+  const out = new Float32Array((to - from) * channels);
+  for (let c = 0; c < channels; c++) out.set(block.subarray(c * length + from, c * length + to), c * (to - from));
+  return out;
+}
+
 /**
  * The run's audio as blocks of samples at `sampleRate` (see the module notes), reading each stimulus as it is
  * reached, holding one block at a time. `played` receives where each stimulus's samples landed. With `runSamples`
  * the audio ends there (silence after the last stimulus); `maxSamples` stops earlier still (reading no further).
+ * Samples counts (runSamples, maxSamples) are per channel.
  */
 export async function* runAudio(
   stimuli: PlacedStimulus[],
-  options: { sampleRate: number; runSamples?: number; maxSamples?: number; played?: PlayedStimulus[] },
+  options: { sampleRate: number; channels?: 1 | 2; runSamples?: number; maxSamples?: number; played?: PlayedStimulus[] },
 ): AsyncGenerator<Float32Array, void, undefined> {
   const { sampleRate } = options;
+  const channels = options.channels ?? 1;
   const end = Math.min(options.runSamples ?? Infinity, options.maxSamples ?? Infinity);
   let pos = 0;
   function* silenceTo(target: number): Generator<Float32Array> {
     while (pos < target) {
       const n = Math.min(SILENCE_BLOCK, target - pos);
       pos += n;
-      yield new Float32Array(n);
+      yield new Float32Array(n * channels);
     }
   }
   for (const s of stimuli) {
@@ -145,18 +157,18 @@ export async function* runAudio(
     const start = pos;
     if (left > 0) {
       const maxSeconds = readable === Infinity ? undefined : readable / sampleRate;
-      for await (const block of streamAudio(s.file, { sampleRate, maxSeconds })) {
-        let b = block;
+      for await (const block of streamAudio(s.file, { sampleRate, channels, maxSeconds })) {
+        const length = block.length / channels;
+        let from = 0;
         if (skip > 0) {
-          const n = Math.min(skip, b.length);
-          skip -= n;
-          b = b.subarray(n);
+          from = Math.min(skip, length);
+          skip -= from;
         }
-        const n = Math.min(b.length, left, end - pos);
+        const n = Math.min(length - from, left, end - pos);
         if (n > 0) {
           pos += n;
           left -= n;
-          yield n === block.length ? block : b.subarray(0, n);
+          yield n === length ? block : planarPart(block, channels, from, from + n);
         }
         if (left <= 0 || pos >= end) break;
       }

@@ -106,15 +106,16 @@ export function isSegmentedModel(info: ModelInfo): boolean {
 }
 
 /**
- * Throws a RangeError naming `use` when the model is segmented: the fMRI features pipeline (extract, the roundtrip
- * report, features back to audio) aligns a whole-file code stream of 75 frames/s to TRs, and encodec_48khz's
- * codes come per 1 s segment (150 frames per 47520 samples, overlapping by 1.5 frames), which it does not align.
+ * Throws a RangeError naming `use` when the model is segmented, for work that needs a whole-file code stream: turning
+ * TR features back into audio (and so the roundtrip report), which decodes TR windows of codes, while
+ * encodec_48khz's decoder needs each 1 s segment whole with the scale it was normalised by, which TR features do not
+ * keep. (The features pipeline itself runs either model: docs/fmri.md.)
  */
 export function requireWholeFileModel(info: ModelInfo, use: string): void {
   if (isSegmentedModel(info)) {
     throw rangeError(
-      `${use} runs encodec_24khz only: ${info.model}'s codes come in overlapping 1 s segments, which the TR ` +
-        'alignment does not handle (see docs/models-48khz.md); use a 24 kHz model (`model fetch`), or encode/decode/compress with this one',
+      `${use} runs encodec_24khz only: ${info.model} decodes whole 1 s segments with their scales, which TR features ` +
+        'do not keep (see docs/models-48khz.md); use a 24 kHz model (`model fetch`), or encode/decode/compress with this one',
     );
   }
 }

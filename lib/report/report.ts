@@ -26,7 +26,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { samplesForTrs, trCountForSamples, checkTr } from '../fmri/alignment';
-import { writeFileAtomic } from '../common/atomic';
+import { writeFilesAtomic } from '../common/atomic';
 import { loadAudio } from '../io/audio';
 import { SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from '../codec/bandwidth';
 import { Device, Encodec } from '../codec/codec';
@@ -304,8 +304,11 @@ export async function roundtripReport(input: string, options: RoundtripOptions):
     }),
     { scale: options.pictureScale ?? 2 },
   );
-  await writeFileAtomic(files.metricsJson, Buffer.from(reportJson(report)));
-  await writeFileAtomic(files.metricsTxt, Buffer.from(formatRoundtripReport(report)));
+  // one pair: both written before either replaces a previous report's file, the JSON (the record) renamed last
+  await writeFilesAtomic([
+    [files.metricsTxt, Buffer.from(formatRoundtripReport(report))],
+    [files.metricsJson, Buffer.from(reportJson(report))],
+  ]);
   debug('report', () => `wrote ${outDir} (${results.length} reconstruction(s)) in ${elapsedSince(start)}`);
   return report;
 }

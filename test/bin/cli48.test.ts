@@ -1,7 +1,7 @@
 /**
  * The command line with the 48 kHz stereo model: encode/decode (codes .npy with their scales beside them),
  * compress/decompress/reconstruct (.ecdc), model random/info, doctor; and the clear refusals (files of the other
- * model, the fMRI features pipeline).
+ * model). `extract` with this model: test/bin/extract48-cli.test.ts.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -116,9 +116,4 @@ describe('CLI with encodec_48khz', function () {
     expect(byName['self-test'].status, byName['self-test'].detail).to.equal('ok');
   });
 
-  it('the fMRI features pipeline says it runs encodec_24khz only', function () {
-    const r = cli(['extract', wav, '--model', model, '--out', path.join(dir, 'features')]);
-    expect(r.status).to.not.equal(0);
-    expect(r.stderr).to.match(/runs encodec_24khz only: encodec_48khz's codes come in overlapping 1 s segments/);
-  });
 });

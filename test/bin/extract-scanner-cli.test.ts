@@ -61,10 +61,11 @@ describe('extract CLI on the scanner clock', function () {
 
   it('goes from two BIDS runs to X and run_onsets in one command (latents, lanczos, delays, z-score, h5, concat)', function () {
     const out = path.join(dir, 'derivatives');
+    // two workers: X holds the runs in input order whichever finishes first
     const r = cli([
       'extract', '--events', events[0], '--bold', bolds[0], '--events', events[1], '--bold', bolds[1],
       '--stimuli', path.join(dir, 'stimuli'), '--output', 'latents', '--resample', 'lanczos', '--delays', '1,2,3,4',
-      '--zscore', '--format', 'h5', '--concat', '--out', out, '--model', model,
+      '--zscore', '--format', 'h5', '--concat', '--out', out, '--model', model, '--jobs', '2',
     ]);
     expect(r.stderr).to.match(/2 written, 0 skipped, 0 failed/);
     expect(r.status, r.stderr).to.equal(0);

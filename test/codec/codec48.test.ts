@@ -8,14 +8,17 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 
 import { Encodec } from '../../lib/codec/codec';
-import { Codes, SegmentedCodes, checkCodes } from '../../lib/codec/codes';
+import { Codes, Embeddings, SegmentedCodes, checkCodes } from '../../lib/codec/codes';
+import { concatLatents } from '../../lib/codec/chunking';
 import { framesForSegmentedSamples, segmentCount } from '../../lib/codec/segments';
 import { fromPlanar, toPlanar } from '../../lib/common/planar';
 import { loadAudio, streamAudio } from '../../lib/io/audio';
 import { readWav, writeWav } from '../../lib/io/wav';
 import { readModelInfo } from '../../lib/model/model-file';
 import { rejects } from '../helpers/assert';
-import { ffmpeg, makeStereo48k } from '../helpers/media';
+import { ffmpeg, makeStereo48k, maxAbsDiff } from '../helpers/media';
+import { pythonJson } from '../helpers/python';
+import { PACKAGE_ROOT } from '../../lib/common/package-root';
 import { randomModel, randomModel48 } from '../helpers/model';
 import { tempDir } from '../helpers/temp-dir';
 
@@ -142,6 +145,49 @@ describe('Encodec with encodec_48khz (stereo, segmented)', function () {
     const codes = await codec.encode(stereo, { bandwidth: 6 });
     const e = await codec.embeddings(codes);
     expect([e.dim, e.nFrames]).to.deep.equal([128, codes.nFrames]);
+  });
+
+  it('gives latents: the reference encoder\'s output for each normalised segment, joined as the codes are; streamed the same', async function () {
+    const [left, right] = fromPlanar(stereo, 2);
+    const clip = toPlanar([left.subarray(0, 72000), right.subarray(0, 72000)]); // 1.5 s: segments of 150 and 77 frames
+    const latents = await codec.latents(clip);
+    const codes = await codec.encode(clip, { bandwidth: 3 });
+    expect([latents.dim, latents.nFrames]).to.deep.equal([128, 227]);
+    expect(codes.nFrames).to.equal(227);
+    // Meta's _encode_frame up to the encoder, segment by segment, in the eager reference (test/reference/encodec48_reference.py)
+    const reference = pythonJson<number[]>(
+      `import sys, torch
+sys.path.insert(0, data['reference'])
+import encodec48_reference as ref
+torch.set_num_threads(2)
+model = ref.load_reference(data['checkpoint'])
+x = torch.tensor(data['samples'], dtype=torch.float32).view(1, 2, -1)
+out = []
+with torch.no_grad():
+    for offset in range(0, x.shape[-1], model.segment_stride):
+        frame = x[:, :, offset: offset + model.segment_length]
+        mono = frame.mean(dim=1, keepdim=True)
+        scale = 1e-8 + mono.pow(2).mean(dim=2, keepdim=True).sqrt()
+        out.append(model.encoder(frame / scale)[0])
+print(json.dumps(torch.cat(out, -1).flatten().tolist()))`,
+      { reference: path.join(PACKAGE_ROOT, 'test', 'reference'), checkpoint: (await randomModel48(0)).checkpoint, samples: Array.from(clip) },
+    );
+    expect(reference.length).to.equal(latents.data.length);
+    const peak = reference.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+    expect(maxAbsDiff(latents.data, reference) / peak).to.be.below(1e-5); // measured 7e-7
+    // the codes quantize these latents: they differ from the quantized ones by the residual, far more than the rounding above
+    const e = await codec.embeddings(codes);
+    expect(maxAbsDiff(latents.data, e.data) / peak).to.be.above(1e-2);
+    // streamed in planar blocks of 7919 samples per channel, one segment per call
+    const chunks: Float32Array[] = [];
+    for (let at = 0; at < 72000; at += 7919) chunks.push(toPlanar([left.subarray(at, Math.min(at + 7919, 72000)), right.subarray(at, Math.min(at + 7919, 72000))]));
+    const blocks: Embeddings[] = [];
+    for await (const block of codec.latentsStream(chunks, { batchSeconds: 1 })) {
+      expect(block.firstFrame).to.equal(blocks.reduce((n, b) => n + b.nFrames, 0));
+      blocks.push(block);
+    }
+    expect(blocks.map((b) => b.nFrames)).to.deep.equal([150, 77]); // one block per segment with batchSeconds 1
+    expect(maxAbsDiff(concatLatents(blocks).data, latents.data) / peak).to.be.below(1e-5);
   });
 
   describe('bad input', function () {

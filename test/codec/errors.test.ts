@@ -1,6 +1,6 @@
 /**
- * Errors of the codec and the addon carry stable codes (docs/errors.md), out of memory in a chunked call is
- * retried in halves down to one chunk, and the addon's thread and release defects stay fixed.
+ * Errors of the codec and the addon carry stable codes (docs/errors.md), out of memory in a chunked or pooled
+ * call is retried in halves down to one chunk, and the addon's thread and release defects stay fixed.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -175,6 +175,54 @@ describe('errors and their codes (codec and addon)', function () {
 
     it('fails with ENCODEC_OOM naming batchSeconds when one chunk does not fit', function () {
       const out = runScript(script(OPTIONS), { ENCODEC_NATIVE_TEST_MAX_BLOCK_MB: '1' }) as {
+        error?: { code: string; message: string };
+      };
+      expect(out.error?.code).to.equal('ENCODEC_OOM');
+      expect(out.error?.message).to.match(/batchSeconds/);
+    });
+
+    // Pooled calls (encodeBatch / decodeBatch, encodeMany / decodeMany) run a pack of spans of several clips in one
+    // native call. Six 20 s clips make spans of 3 and 2 windows, six to a pack (20 windows' worth of frames at
+    // most): a pack of six spans needs a block over 8 MiB, packs of three fit (encoding and decoding alike).
+    const pooledScript = (): string => `
+      const { Encodec } = require(INDEX);
+      const signal = (${SIGNAL})(120);
+      const clips = [0, 1, 2, 3, 4, 5].map((i) => signal.subarray(i * 480000, (i + 1) * 480000 - i * 97));
+      const codec = await Encodec.load(${JSON.stringify(modelPath)}, { threads: 2, warmup: false });
+      const result = {};
+      try {
+        const batch = await codec.encodeBatch(clips, ${OPTIONS});
+        result.codes = batch.map((c) => Array.from(c.data));
+        // one clip's spans fit without halving: encode(clip) is the reference under the same limit
+        const alone = [];
+        for (const clip of clips) alone.push(await codec.encode(clip, ${OPTIONS}));
+        result.alone = alone.map((c) => Array.from(c.data));
+        const audio = await codec.decodeBatch(alone, ${OPTIONS});
+        let worst = 0;
+        for (let i = 0; i < alone.length; i++) {
+          const one = await codec.decode(alone[i], ${OPTIONS});
+          for (let j = 0; j < one.length; j++) worst = Math.max(worst, Math.abs(one[j] - audio[i][j]));
+        }
+        result.worstAudio = worst;
+      } catch (e) {
+        result.error = { code: e.code, message: e.message };
+      }
+      codec.dispose();
+      process.stdout.write(JSON.stringify(result));`;
+
+    it('retries a pooled pack in halves: each clip coded as encode(clip) / decode(codes) code it', function () {
+      const run = runScriptWithStderr(pooledScript(), { ENCODEC_NATIVE_TEST_MAX_BLOCK_MB: LIMIT_MB, DEBUG: 'encodec-native' });
+      const out = run.json as { codes: number[][]; alone: number[][]; worstAudio: number; error?: unknown };
+      expect(out.error).to.equal(undefined);
+      // the full pack ran out of memory (not merely fitted)
+      expect(run.stderr).to.match(/out of memory coding \d+ spans: retrying as \d+ \+ \d+ spans/);
+      expect(out.codes).to.have.length(6);
+      out.codes.forEach((codes, i) => expect(codes, `clip ${i}`).to.deep.equal(out.alone[i]));
+      expect(out.worstAudio).to.be.below(1e-5);
+    });
+
+    it('fails a pooled call with ENCODEC_OOM naming batchSeconds when one chunk does not fit', function () {
+      const out = runScript(pooledScript(), { ENCODEC_NATIVE_TEST_MAX_BLOCK_MB: '1' }) as {
         error?: { code: string; message: string };
       };
       expect(out.error?.code).to.equal('ENCODEC_OOM');

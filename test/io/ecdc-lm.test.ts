@@ -160,7 +160,8 @@ describe('LM-compressed .ecdc files', function () {
       expect(frames).to.deep.equal([150, 4]);
       // Meta's segments: the second-to-last is short when the last holds under 480 samples
       expect(ecdcSegmentFrames('encodec_48khz', 47520 * 2 + 1)).to.deep.equal([150, 149, 1]);
-      for (const nQ of [2, 16]) {
+      // every bandwidth of the model: 3 / 6 / 12 / 24 kbps -> 2 / 4 / 8 / 16 codebooks
+      for (const nQ of [2, 4, 8, 16]) {
         const segments = frames.map((n, i) => randomCodes(nQ, n, 7 * nQ + i));
         const scales = [0.125, 1.5e-8 + 1e-8];
         const codes = { ...join(segments), scales: Float32Array.from(scales), segmentFrames: 150 };

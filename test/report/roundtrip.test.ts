@@ -91,6 +91,23 @@ describe('roundtrip', function () {
     expect(fs.readFileSync(path.join(out, 'metrics.txt'), 'utf8')).to.match(/Griffin-Lim does not recover the original phase/);
   });
 
+  it('writes metrics.txt and metrics.json as a pair: when the table cannot land, the old metrics.json stays', async function () {
+    const out = path.join(dir, 'pair');
+    fs.mkdirSync(out);
+    fs.writeFileSync(path.join(out, 'metrics.json'), '{"old":true}');
+    // a non-empty directory where metrics.txt goes: renaming the table over it fails
+    fs.mkdirSync(path.join(out, 'metrics.txt', 'inside'), { recursive: true });
+    let caught: Error | undefined;
+    try {
+      await roundtripReport(speech, { outDir: out, mode: 'mel', tr: 1.5, mel: { nMels: 64, nFft: 512, hopLength: 256 } });
+    } catch (err) {
+      caught = err as Error;
+    }
+    expect(caught?.message).to.match(/EISDIR|ENOTEMPTY|EPERM|EEXIST/);
+    expect(fs.readFileSync(path.join(out, 'metrics.json'), 'utf8')).to.equal('{"old":true}');
+    expect(fs.readdirSync(out).filter((f) => f.endsWith('.partial'))).to.deep.equal([]);
+  });
+
   it('bad input: clear errors, exit codes, and no report files', async function () {
     const missing = cli(['roundtrip', path.join(dir, 'nope.wav'), '--out', path.join(dir, 'x'), '--model', model]);
     expect(missing.status).to.equal(2);
