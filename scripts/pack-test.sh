@@ -46,6 +46,8 @@ if tar -tzf "$without_prebuilds" | grep '^package/prebuilds/' >/dev/null; then f
 # Audio for the CLI checks: two seconds of a tone sweep with noise, 24 kHz mono.
 sox -n -r 24000 -c 1 -b 16 "$work/clip.wav" synth 2 sine 200-2000 synth 2 pinknoise mix vol 0.5
 
+checkpoint="$(ls "$root"/test/.cache/random-checkpoint-seed3-*.th 2>/dev/null | head -n 1 || true)"
+
 try_install() { # try_install NAME TARBALL EXPECT(prebuild|compiled) [MODEL.pt exported by an earlier install]
   local app="$work/$1" tarball="$2" expect="$3" model="${4:-}"
   step "installing $(basename "$tarball") into an empty project ($1), expecting the addon to be $expect"
@@ -61,7 +63,11 @@ try_install() { # try_install NAME TARBALL EXPECT(prebuild|compiled) [MODEL.pt e
   node -e "const e=require('encodec-native'); console.log(require.resolve('encodec-native')); const r=e.runtimeInfo(); console.log('libtorch', r.torchVersion)"
   npx encodec-native --version
   # The exporter is Python, the same in both tarballs: it runs once, and the second install reuses its model.
-  if [ -n "$model" ]; then cp "$model" model.pt; else npx encodec-native model random --seed 3 --out model.pt; fi
+  # After npm test, the suite's cached random checkpoint is exported (seconds); else random weights are calibrated
+  # (about 30 s). Either way the installed package's Python exporter runs.
+  if [ -n "$model" ]; then cp "$model" model.pt
+  elif [ -n "$checkpoint" ]; then npx encodec-native model export --checkpoint "$checkpoint" --out model.pt
+  else npx encodec-native model random --seed 3 --out model.pt; fi
   npx encodec-native model info model.pt
   npx encodec-native encode "$work/clip.wav" --model model.pt --bandwidth 6 --out codes.npy
   npx encodec-native decode codes.npy --model model.pt --out back.wav
