@@ -10,7 +10,8 @@ export type ModelRef = Encodec | string | undefined;
  *
  * A codec loaded here skips the warm-up unless `load.warmup` asks for it: the warm-up only moves the first calls'
  * one-off costs (TorchScript's profiling runs, oneDNN's primitives) to load time so that a long-lived codec answers
- * its first call fast; for one piece of work it adds ~2 s of encoding noise on 2 cores and saves nothing.
+ * its first call fast. For one piece of work (even a batch of files) the first call pays those costs anyway, so
+ * the warm-up (encoding and decoding 2.2 s of noise twice, ~2 s on 2 cores) would only add to the run.
  */
 export async function withCodec<T>(model: ModelRef, load: LoadOptions, work: (codec: Encodec) => Promise<T>): Promise<T> {
   if (model instanceof Encodec) return work(model);
