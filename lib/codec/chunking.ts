@@ -22,6 +22,7 @@ import { FRAME_RATE, HOP_LENGTH } from './bandwidth';
 import type { Codes, Embeddings } from './codes';
 import { debug } from '../common/log';
 import { codedError, hasCode, rangeError, typeError } from '../common/errors';
+import { SampleWindow } from '../common/sample-window';
 
 /** Chunking options of encode() and decode(). */
 export interface ChunkOptions {
@@ -459,45 +460,6 @@ export function checkMaxFrames(maxFrames: unknown): number {
     throw rangeError(`maxFrames must be a positive integer number of frames (75 per second), got ${String(maxFrames)}`);
   }
   return maxFrames;
-}
-
-/**
- * A growing window of stream samples: holds samples [offset, offset + length) of the stream, appends blocks,
- * drops what no later window needs. Memory stays about one batch of windows.
- */
-class SampleWindow {
-  private buffer = new Float32Array(0);
-  private length = 0;
-  /** Stream index of buffer[0]. */
-  offset = 0;
-
-  get end(): number {
-    return this.offset + this.length;
-  }
-
-  append(block: Float32Array): void {
-    if (this.length + block.length > this.buffer.length) {
-      const grown = new Float32Array(Math.max(this.length + block.length, this.buffer.length * 2));
-      grown.set(this.buffer.subarray(0, this.length));
-      this.buffer = grown;
-    }
-    this.buffer.set(block, this.length);
-    this.length += block.length;
-  }
-
-  /** Copies stream samples [start, end) (must be held) into a new array. */
-  slice(start: number, end: number): Float32Array {
-    return this.buffer.slice(start - this.offset, end - this.offset);
-  }
-
-  /** Forgets samples before stream index `start`. */
-  dropBefore(start: number): void {
-    const n = Math.min(Math.max(0, start - this.offset), this.length);
-    if (n === 0) return;
-    this.buffer.copyWithin(0, n, this.length);
-    this.length -= n;
-    this.offset += n;
-  }
 }
 
 /**

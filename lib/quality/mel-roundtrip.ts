@@ -11,46 +11,12 @@
  * reference, output level and initial phase.
  */
 import { MelSettings, melSpectrogram, melToAudio } from '../dsp/mel';
-import { codedError } from '../common/errors';
 import { windowEnd } from './windowed-metrics';
-
-/** A growing run of stream samples that forgets the oldest: holds samples [offset, offset + length). */
-class HeldSamples {
-  private buffer = new Float32Array(0);
-  length = 0;
-  offset = 0;
-
-  get end(): number {
-    return this.offset + this.length;
-  }
-
-  append(block: Float32Array): void {
-    if (this.length + block.length > this.buffer.length) {
-      const grown = new Float32Array(Math.max(this.length + block.length, this.buffer.length * 2));
-      grown.set(this.buffer.subarray(0, this.length));
-      this.buffer = grown;
-    }
-    this.buffer.set(block, this.length);
-    this.length += block.length;
-  }
-
-  /** A copy of stream samples [start, end), which must be held. */
-  slice(start: number, end: number): Float32Array {
-    if (start < this.offset || end > this.end) throw codedError('ENCODEC_INTERNAL', `internal error: samples ${start}..${end} are not held`);
-    return this.buffer.slice(start - this.offset, end - this.offset);
-  }
-
-  dropBefore(start: number): void {
-    const n = Math.min(Math.max(0, start - this.offset), this.length);
-    this.buffer.copyWithin(0, n, this.length);
-    this.length -= n;
-    this.offset += n;
-  }
-}
+import { SampleWindow } from '../common/sample-window';
 
 /** Mel round trip of a stream in windows of `windowSamples`: `push` the audio, get the restored audio back in order. */
 export class MelRoundTrip {
-  private readonly held = new HeldSamples();
+  private readonly held = new SampleWindow();
   /** Start of the next window. */
   private next = 0;
   private ended = false;
