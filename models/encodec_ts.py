@@ -29,7 +29,7 @@ Method contract of :class:`EncodecTS` (what the native addon calls):
 """
 
 import math
-from typing import List
+from typing import Dict, List
 
 import torch
 import torch.nn.functional as F
@@ -58,7 +58,7 @@ BANDWIDTHS = [1.5, 3.0, 6.0, 12.0, 24.0]
 PIECE_FRAMES = 75
 CONV_OVERLAP = 3
 # Pooled span calls (encode_spans / decode_spans) pad each LSTM window at its end to a multiple of this many
-# frames, so that windows of many clips of different lengths batch together with few distinct shapes (the
+# frames and pack the windows of many clips end to end into rows of one width (through_pooled_windows; the
 # LSTM stage is causal: the padding never reaches the kept frames).
 WINDOW_QUANTUM = 25
 # The CPU quantizer computes distances for this many frames at a time ([256, 1024] floats, 1 MiB: in cache).
@@ -239,8 +239,7 @@ class SLSTM(nn.Module):
             self.register_buffer("bias_ih_l%d" % layer, torch.zeros(4 * dimension))
             self.register_buffer("bias_hh_l%d" % layer, torch.zeros(4 * dimension))
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x.permute(2, 0, 1)  # [T, B, C]
+    def _params(self, x: Tensor) -> List[Tensor]:
         params: List[Tensor] = [self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0,
                                 self.weight_ih_l1, self.weight_hh_l1, self.bias_ih_l1, self.bias_hh_l1]
         if x.is_cuda and self.cudnn_flatten:
@@ -255,6 +254,11 @@ class SLSTM(nn.Module):
             # TorchScript optimiser does not drop it as dead code
             if packed.numel() == 0:
                 raise RuntimeError("encodec: cuDNN LSTM weight packing failed")
+        return params
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.permute(2, 0, 1)  # [T, B, C]
+        params = self._params(x)
         h = torch.zeros(2, x.size(1), self.hidden_size, dtype=x.dtype, device=x.device)
         c = h
         steps = x.size(0)
@@ -271,6 +275,44 @@ class SLSTM(nn.Module):
                 stop = min(start + self.segment_steps, steps)
                 part, h, c = torch.lstm(x[start:stop], [h, c], params, True, 2, 0.0, False, False, False)
                 torch.add(part, x[start:stop], out=y[start:stop])
+        return y.permute(1, 2, 0)
+
+    def forward_packed(self, x: Tensor, starts: List[List[int]]) -> Tensor:
+        """forward on rows x [B, C, T] that each hold several windows end to end, row b's windows starting at
+        steps starts[b]: the state is zero where a window starts, so each window gets what it gets alone."""
+        x = x.permute(2, 0, 1)  # [T, B, C]
+        params = self._params(x)
+        steps = x.size(0)
+        batch = x.size(1)
+        # the rows whose state is reset at each step (a segment boundary), segments also cut every segment_steps
+        resets: Dict[int, List[int]] = {}
+        for b in range(batch):
+            for step in starts[b]:
+                if step > 0 and step < steps:
+                    if step not in resets:
+                        resets[step] = [b]
+                    else:
+                        resets[step].append(b)
+        cuts: List[int] = [step for step in resets.keys()]
+        for step in range(self.segment_steps, steps, self.segment_steps):
+            if step not in resets:
+                cuts.append(step)
+        cuts.append(steps)
+        cuts.sort()
+        h = torch.zeros(2, batch, self.hidden_size, dtype=x.dtype, device=x.device)
+        c = h
+        y = torch.empty([steps, batch, x.size(2)], dtype=x.dtype, device=x.device)
+        start = 0
+        for stop in cuts:
+            if start in resets:
+                keep = torch.ones(batch, dtype=x.dtype, device=x.device)
+                keep.index_fill_(0, torch.tensor(resets[start], dtype=torch.long, device=x.device), 0.0)
+                keep = keep.view(1, batch, 1)
+                h = h * keep
+                c = c * keep
+            part, h, c = torch.lstm(x[start:stop], [h, c], params, True, 2, 0.0, False, False, False)
+            torch.add(part, x[start:stop], out=y[start:stop])
+            start = stop
         return y.permute(1, 2, 0)
 
 
@@ -354,35 +396,104 @@ class _LayerStack(nn.Module):
         return torch.cat(outputs, -1)
 
 
-    def through_pooled_windows(self, hs: List[Tensor], windows: List[List[int]], lo: int, hi: int,
-                               quantum: int) -> List[Tensor]:
-        """Layers [lo, hi) (causal ones: the LSTM stage) on windows [span, input start, kept start, end, skip] of
-        the spans hs[span] [1, C, F]: each window zero-padded at its end to a multiple of `quantum` frames, windows
-        of one padded width batched whatever span they come from; returns each window's frames [input start +
-        skip, end)."""
-        outputs: List[Tensor] = [hs[0].new_empty(0) for _ in windows]
-        widths: List[int] = [(w[3] - w[1] + quantum - 1) // quantum * quantum for w in windows]
-        done: List[bool] = [False for _ in windows]
-        for i in range(len(windows)):
+    def lstm_packed(self, x: Tensor, starts: List[List[int]]) -> Tensor:
+        """The stack's LSTM (SLSTM.forward_packed) on packed rows x."""
+        for layer in self.model:
+            if hasattr(layer, "forward_packed"):
+                x = layer.forward_packed(x, starts)
+        return x
+
+    def redo_starts(self, out: Tensor, inputs: List[Tensor], rows: List[int], offsets: List[int], lo: int,
+                    hi: int):
+        """Writes into out [R, C', W] at (rows[j], offsets[j]) the first `window_edge` outputs of layers [lo, hi)
+        on inputs[j] [C, n] alone: what a window gets from its own start's reflect padding, which a window
+        packed after another read from its neighbour instead. Inputs of one length are batched."""
+        done: List[bool] = [False for _ in inputs]
+        for i in range(len(inputs)):
             if done[i]:
                 continue
-            width = widths[i]
             members: List[int] = []
-            rows: List[Tensor] = []
-            for j in range(i, len(windows)):
-                if not done[j] and widths[j] == width:
-                    w = windows[j]
-                    row = hs[w[0]][0, :, w[1]:w[3]]
-                    if w[3] - w[1] < width:
-                        row = F.pad(row, [0, width - (w[3] - w[1])])
+            batch: List[Tensor] = []
+            for j in range(i, len(inputs)):
+                if not done[j] and inputs[j].size(-1) == inputs[i].size(-1):
                     members.append(j)
-                    rows.append(row)
+                    batch.append(inputs[j])
                     done[j] = True
-            y = self.run_layers(torch.stack(rows, 0), lo, hi)
+            y = self.run_layers(torch.stack(batch, 0), lo, hi)
+            edge = min(self.window_edge, y.size(-1))
             for k, j in enumerate(members):
-                w = windows[j]
-                outputs[j] = y[k:k + 1, :, w[4]:w[3] - w[1]]
-        return outputs
+                out[rows[j], :, offsets[j]:offsets[j] + edge] = y[k, :, :edge]
+
+    def through_pooled_windows(self, hs: List[Tensor], windows: List[List[int]], lo: int, hi: int,
+                               quantum: int) -> List[Tensor]:
+        """Layers [lo, hi), the LSTM among them, on windows [span, input start, kept start, end, skip] of the spans
+        hs[span] [1, C, F]; returns each window's frames [input start + skip, end), as the window alone gives
+        them (through_windows).
+
+        The windows are packed end to end into rows as wide as the widest one, each taking a multiple of
+        `quantum` frames (zeros after its end: the layers are causal, so they never reach its own frames), and
+        every layer runs once on all the rows: the LSTM with its state zeroed where each window starts
+        (SLSTM.forward_packed), so that its step-serial matrix products see one batch of full rows, not a small
+        batch per width. The convolutions next to the LSTM read `window_edge` frames back: a window packed after
+        another would read its neighbour where alone it reads its own start's reflect padding, so the outputs
+        at window starts that matter (all before the LSTM, whose state carries them on; after it, those the
+        window keeps) are computed again from the window's first frames alone (redo_starts)."""
+        count = len(windows)
+        widths: List[int] = [(w[3] - w[1] + quantum - 1) // quantum * quantum for w in windows]
+        width = max(widths)
+        # first fit, widest first
+        by_width: List[List[int]] = []
+        for _ in range(width // quantum + 1):
+            by_width.append(torch.jit.annotate(List[int], []))
+        for j in range(count):
+            by_width[widths[j] // quantum].append(j)
+        fill: List[int] = []
+        starts: List[List[int]] = []
+        rows: List[int] = [0 for _ in windows]
+        offsets: List[int] = [0 for _ in windows]
+        for units in range(len(by_width) - 1, 0, -1):
+            for j in by_width[units]:
+                r = 0
+                while r < len(fill) and fill[r] + widths[j] > width:
+                    r += 1
+                if r == len(fill):
+                    fill.append(0)
+                    starts.append(torch.jit.annotate(List[int], []))
+                rows[j] = r
+                offsets[j] = fill[r]
+                starts[r].append(fill[r])
+                fill[r] += widths[j]
+        first = hs[0]
+        h = first.new_empty([len(fill), first.size(1), width])
+        for j in range(count):
+            w = windows[j]
+            frames = w[3] - w[1]
+            h[rows[j], :, offsets[j]:offsets[j] + frames] = hs[w[0]][0, :, w[1]:w[3]]
+            if frames < widths[j]:
+                h[rows[j], :, offsets[j] + frames:offsets[j] + widths[j]].zero_()
+        for r in range(len(fill)):
+            if fill[r] < width:
+                h[r, :, fill[r]:].zero_()
+        if lo < self.lstm_index:
+            h = self.run_layers(h, lo, self.lstm_index)
+            self.redo_starts(h, [hs[w[0]][0, :, w[1]:min(w[3], w[1] + 2 * self.window_edge)] for w in windows],
+                             rows, offsets, lo, self.lstm_index)
+        h = self.lstm_packed(h, starts)
+        if self.lstm_index + 1 < hi:
+            # the windows that keep outputs of their start's padding (a clip's first window)
+            heads: List[int] = []
+            inputs: List[Tensor] = []
+            for j in range(count):
+                if windows[j][4] < self.window_edge:
+                    heads.append(j)
+                    frames = min(windows[j][3] - windows[j][1], 2 * self.window_edge)
+                    inputs.append(h[rows[j], :, offsets[j]:offsets[j] + frames].clone())
+            h = self.run_layers(h, self.lstm_index + 1, hi)
+            if len(heads) > 0:
+                self.redo_starts(h, inputs, [rows[j] for j in heads], [offsets[j] for j in heads],
+                                 self.lstm_index + 1, hi)
+        return [h[rows[j]:rows[j] + 1, :, offsets[j] + windows[j][4]:offsets[j] + windows[j][3] - windows[j][1]]
+                for j in range(count)]
 
 
 class SEANetEncoder(_LayerStack):
@@ -396,6 +507,8 @@ class SEANetEncoder(_LayerStack):
             layers.append(SConv1d(mult * N_FILTERS, mult * N_FILTERS * 2, ratio * 2, stride=ratio))
             mult *= 2
         self.lstm_index = len(layers)
+        # the last conv reads this many frames back (see through_pooled_windows)
+        self.window_edge = LAST_KERNEL_SIZE - 1
         layers.append(SLSTM(mult * N_FILTERS))
         layers.append(nn.ELU(alpha=1.0, inplace=True))
         layers.append(SConv1d(mult * N_FILTERS, DIMENSION, LAST_KERNEL_SIZE))
@@ -437,6 +550,9 @@ class SEANetDecoder(_LayerStack):
         layers.append(nn.ELU(alpha=1.0, inplace=True))
         layers.append(SConv1d(N_FILTERS, CHANNELS, LAST_KERNEL_SIZE))
         self.model = nn.Sequential(*layers)
+        self.lstm_index = 1
+        # the input conv reads this many frames back (see through_pooled_windows)
+        self.window_edge = KERNEL_SIZE - 1
         self.upsample_index = 2  # after the input conv and the LSTM
 
     def forward(self, z: Tensor) -> Tensor:

@@ -32,7 +32,7 @@ import checkpoint48 as ck48  # noqa: E402
 import encodec48_ts as e48  # noqa: E402
 import encodec_ts as ets  # noqa: E402
 
-EXPORTER_VERSION = "1.6.0"
+EXPORTER_VERSION = "1.7.0"
 FORMAT = "encodec-native-model"
 FORMAT_VERSION = 1
 EXTRA_FILE = "encodec.json"
@@ -72,7 +72,7 @@ def build_metadata(source: dict) -> dict:
         # the CPU LSTM runs in segments of this many steps (exporter 1.3): a span call holds less, so spans can be longer
         "lstm_segment_steps": ets.LSTM_SEGMENT_STEPS,
         # encode_spans / decode_spans (exporter 1.6): several spans per call, of one clip or many, their LSTM
-        # windows pooled into batches padded to multiples of this many frames
+        # windows padded to multiples of this many frames and pooled (1.7: packed end to end into full rows)
         "pooled_span_quantum": ets.WINDOW_QUANTUM,
         # latents_span: the encoder's output before quantization of a span (exporter 1.5), for codec.latents()
         "latents_span": True,

@@ -76,6 +76,19 @@ describe('many clips: pooled encodeBatch / decodeBatch / encodeMany / decodeMany
     expect(codeAgreement(exact[0], await codec.encode(clips[0], { bandwidth: 3, exact: true }))).to.equal(1);
   });
 
+  it('packs windows without context (each starting at its own padding) as each window alone computes them', async function () {
+    // no context: every window starts at its own reflect padding, and windows of 0.5 s pack several to a row
+    const options = { chunkSeconds: 0.5, contextSeconds: 0, batchSeconds: 3 };
+    const clips = cut(speech, [0.013, 0.1, 0.3, 1.7, 2.2]);
+    const batch = await codec.encodeBatch(clips, { bandwidth: 6, ...options });
+    const audio = await codec.decodeBatch(batch, options);
+    for (let i = 0; i < clips.length; i++) {
+      const alone = await codec.encode(clips[i], { bandwidth: 6, ...options });
+      expect(codeAgreement(batch[i], alone), `clip ${i}`).to.be.at.least(0.999);
+      expect(snr(await codec.decode(batch[i], options), audio[i]), `block ${i}`).to.be.above(90);
+    }
+  });
+
   it('decodes each block as decode(codes) does, within float rounding', async function () {
     const clips = cut(speech, [0.1, 3.3, 0.9, 5.2]);
     const codes = await Promise.all(clips.map((c) => codec.encode(c, { bandwidth: 6 })));
