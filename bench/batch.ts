@@ -25,6 +25,13 @@ export function variedClips(speech: Float32Array, count: number, min: number, ma
   });
 }
 
+/** `seconds` of speech: `speech` repeated. */
+export function loop(speech: Float32Array, seconds: number): Float32Array {
+  const out = new Float32Array(Math.round(seconds * RATE));
+  for (let at = 0; at < out.length; at += speech.length) out.set(speech.subarray(0, out.length - at), at);
+  return out;
+}
+
 function concat(clips: Float32Array[]): Float32Array {
   const out = new Float32Array(clips.reduce((n, c) => n + c.length, 0));
   let at = 0;
@@ -83,7 +90,6 @@ export async function manyClips(codec: Encodec, clips: Float32Array[], reps: num
     agreementClips: checked,
     meanAgreement: agree / checked,
     worstAgreement: worst,
-    peakRssMiB: mib(peakRss()),
     runs: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.map((t) => total / t)])),
   };
 }

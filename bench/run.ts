@@ -34,7 +34,7 @@ import { readWav } from '../lib/io/wav';
 import { toPlanar } from '../lib/common/planar';
 import { ffmpeg, makeSpeech24k, makeStereo48k } from '../test/helpers/media';
 import { randomModel, randomModel48 } from '../test/helpers/model';
-import { firstCode, manyClips, rssOverClips, variedClips } from './batch';
+import { firstCode, loop, manyClips, variedClips } from './batch';
 
 const RATE = 24000;
 const TEXT =
@@ -91,7 +91,8 @@ const USAGE = `usage: npm run bench [-- OPTIONS]
   --only-48k       the same as --only 48k (ours vs the eager reference, 2 threads each)
   --clips N        varied clips (0.5-12 s) of the many-clips rows (default 1000)
   --rss-clips N    varied clips of the RSS check (default 10000)
-  --rss-max S      longest clip of the RSS check in seconds (default 12; shorter only to fit a time budget)
+  --rss-max S      longest clip of the RSS check in seconds (default 1.5, so that 10000 clips take about 10
+                   minutes; the quick run: 12)
   --reps N         runs of each timed row, the fastest counting (default 3; --quick 2)
 `;
 
@@ -120,13 +121,6 @@ function parseArgs(argv: string[]): Options {
     } else throw new UsageError(`unknown argument '${argv[i]}'\n${USAGE}`);
   }
   return options;
-}
-
-/** `seconds` of speech: the synthesized paragraph repeated. */
-function loop(speech: Float32Array, seconds: number): Float32Array {
-  const out = new Float32Array(Math.round(seconds * RATE));
-  for (let at = 0; at < out.length; at += speech.length) out.set(speech.subarray(0, out.length - at), at);
-  return out;
 }
 
 async function timed<T>(work: () => Promise<T>): Promise<{ value: T; seconds: number; cpuSeconds: number }> {
@@ -202,6 +196,17 @@ async function leakCheck(codec: Encodec, audio: Float32Array, cycles: number): P
   }
   const end = process.memoryUsage().rss;
   return { cycles, rssStartMiB: mib(start), rssEndMiB: mib(end), rssMaxMiB: mib(Math.max(...samples)), growthMiB: mib(end - start) };
+}
+
+/** The JSON of bench/batch-child.ts in `mode` (batch: peak RSS of encodeBatch / decodeBatch; rss: RSS over clips). */
+function batchChild(mode: 'batch' | 'rss', modelPath: string, speechFile: string, speechSeconds: number, count: number, min: number, max: number): Promise<Record<string, number>> {
+  const args = [path.join(__dirname, 'batch-child.js'), mode, modelPath, speechFile, String(speechSeconds), String(count), String(min), String(max)];
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, args, { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`batch child failed: ${stderr || err.message}`));
+      resolve(JSON.parse(stdout) as Record<string, number>);
+    });
+  });
 }
 
 /** Peak RSS of streaming-encoding a long file, in a child process (bench/stream-child.ts). */
@@ -370,7 +375,7 @@ async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const sizes = options.quick
     ? { speechSeconds: 60, naiveSeconds: 30, streamSeconds: 600, cycles: 100, overheadSeconds: 10, reps: 2, files: 4, fileSeconds: 10, clips: 60, rssClips: 300, rssMax: 12 }
-    : { speechSeconds: 600, naiveSeconds: 60, streamSeconds: 7200, cycles: 1000, overheadSeconds: 30, reps: 3, files: 4, fileSeconds: 60, clips: 1000, rssClips: 10000, rssMax: 12 };
+    : { speechSeconds: 600, naiveSeconds: 60, streamSeconds: 7200, cycles: 1000, overheadSeconds: 30, reps: 3, files: 4, fileSeconds: 60, clips: 1000, rssClips: 10000, rssMax: 1.5 };
   sizes.clips = options.clips ?? sizes.clips;
   sizes.rssClips = options.rssClips ?? sizes.rssClips;
   sizes.rssMax = options.rssMax ?? sizes.rssMax;
@@ -416,14 +421,25 @@ async function main(): Promise<void> {
           if (want('many')) {
             const many = await manyClips(codec, variedClips(audio, sizes.clips, 0.5, 12), sizes.reps, Math.max(1, Math.floor(sizes.clips / 100)));
             log(`many clips: encode ${(many.batchEncodeRtf as number).toFixed(1)}x vs long file ${(many.longEncodeRtf as number).toFixed(1)}x (${(100 * (many.encodeRatio as number)).toFixed(0)} %), decode ${(many.batchDecodeRtf as number).toFixed(1)}x vs ${(many.longDecodeRtf as number).toFixed(1)}x (${(100 * (many.decodeRatio as number)).toFixed(0)} %), agreement with encode(clip) ${(100 * (many.meanAgreement as number)).toFixed(3)} % (worst ${(100 * (many.worstAgreement as number)).toFixed(3)} %)`);
-            results.manyClips = many;
+            const memory = await batchChild('batch', modelPath, speechFile, sizes.speechSeconds, sizes.clips, 0.5, 12);
+            const batchMemory = {
+              clips: sizes.clips,
+              loadedRssMiB: mib(memory.loadedRssBytes),
+              encodeBatchPeakMiB: mib(memory.encodePeakBytes),
+              decodeBatchPeakMiB: mib(memory.decodePeakBytes),
+              decodedAudioMiB: mib(memory.outputBytes),
+              decodePeakLessAudioMiB: mib(memory.decodePeakBytes - memory.outputBytes),
+            };
+            log(`many clips, own process: peak RSS ${batchMemory.encodeBatchPeakMiB} MiB after encodeBatch, ${batchMemory.decodeBatchPeakMiB} MiB after decodeBatch, which returned ${batchMemory.decodedAudioMiB} MiB of audio`);
+            results.manyClips = { ...many, memory: batchMemory };
             tables.push(table(`Many clips: ${sizes.clips} clips of 0.5-12 s, encodeBatch / decodeBatch vs one long file of the same audio (6 kbps, fastest of ${sizes.reps} interleaved runs)`, [many]));
+            tables.push(table(`Many clips, peak RSS in a process of their own (encodeBatch, then decodeBatch, whose result holds every clip's audio)`, [batchMemory]));
           }
           if (want('rss')) {
-            const rss = await rssOverClips(codec, audio, sizes.rssClips, 0.5, sizes.rssMax);
+            const rss = await batchChild('rss', modelPath, speechFile, sizes.speechSeconds, sizes.rssClips, 0.5, sizes.rssMax);
             log(`RSS over ${rss.clips} varied clips (0.5-${rss.maxSeconds} s): ${rss.rssAfter100MiB} MiB after 100, ${rss.rssAfterAllMiB} MiB after all (${rss.growthPercent.toFixed(1)} %)`);
-            results.rssOverClips = { ...rss, note: `encodeMany then decodeMany of clips of 0.5-${sizes.rssMax} s, full-size model` };
-            tables.push(table(`RSS over ${sizes.rssClips} varied clips of 0.5-${sizes.rssMax} s in one process (full-size model; encodeMany then decodeMany)`, [rss]));
+            results.rssOverClips = { ...rss, note: `encodeMany then decodeMany of clips of 0.5-${sizes.rssMax} s, full-size model, own process` };
+            tables.push(table(`RSS over ${sizes.rssClips} varied clips of 0.5-${sizes.rssMax} s in a process of their own (full-size model; encodeMany then decodeMany${sizes.rssMax < 12 ? `; clips up to ${sizes.rssMax} s, not 12 s, so that 10 000 fit the bench's time` : ''})`, [rss]));
           }
           if (want('throughput')) {
             const rtf = [];

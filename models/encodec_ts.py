@@ -29,7 +29,7 @@ Method contract of :class:`EncodecTS` (what the native addon calls):
 """
 
 import math
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +57,10 @@ BANDWIDTHS = [1.5, 3.0, 6.0, 12.0, 24.0]
 # over the whole file. (Exporter 1.3: 2 s pieces, 8 frames of overlap; 1.4 recomputes 4 % instead of 5 %.)
 PIECE_FRAMES = 75
 CONV_OVERLAP = 3
+# A span's last piece, whose length is the clip's, runs zero-padded to a multiple of this many frames (1.7), so
+# that clips of any length run the convolutions on a few shapes: each new shape costs oneDNN a primitive (kernel
+# generation, and memory in its cache) for every layer.
+PIECE_QUANTUM = 5
 # Pooled span calls (encode_spans / decode_spans) pad each LSTM window at its end to a multiple of this many
 # frames and pack the windows of many clips end to end into rows of one width (through_pooled_windows; the
 # LSTM stage is causal: the padding never reaches the kept frames).
@@ -171,6 +175,21 @@ class SConv1d(nn.Module):
         x = _pad1d_reflect(x, self.padding_total, extra_padding)
         return F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation)
 
+    def forward_within(self, x: Tensor, length: int) -> Tuple[Tensor, int]:
+        """forward on the first `length` positions of x [B, C, W], whose rest is padding (W a multiple of the
+        stride, W > length > padding_total): forward's outputs at positions [0, ceil(length / stride)), computed
+        on W positions, and their count. The reflect padding that forward adds after the input's end is written
+        in place over the first padding positions (x is a fresh activation, read by nothing else)."""
+        n_frames = (length - self.kernel_size + self.padding_total) / self.stride + 1
+        ideal_length = (math.ceil(n_frames) - 1) * self.stride + (self.kernel_size - self.padding_total)
+        extra_padding = ideal_length - length
+        if extra_padding > 0:
+            mirror = torch.arange(length - 2, length - 2 - extra_padding, -1, device=x.device)
+            x[:, :, length:length + extra_padding] = x.index_select(2, mirror)
+        x = _pad1d_reflect(x, self.padding_total, 0)
+        y = F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation)
+        return y, (length + self.stride - 1) // self.stride
+
 
 class SConvTranspose1d(nn.Module):
     """Causal ConvTranspose1d, all of padding_total = k - stride trimmed on the right."""
@@ -222,6 +241,10 @@ class SConvTranspose1d(nn.Module):
         c_out = self.weight.size(1)
         y = F.conv1d(F.pad(x, [1, 0]), poly_w, poly_b)  # [B, C_out * stride, L]
         return y.view(batch, c_out, self.stride, length).transpose(2, 3).reshape(batch, c_out, length * self.stride)
+
+    def forward_within(self, x: Tensor, length: int) -> Tuple[Tensor, int]:
+        """forward on the first `length` positions of x, whose rest is padding (causal: it never reaches them)."""
+        return self.forward(x), length * self.stride
 
 
 class SLSTM(nn.Module):
@@ -349,6 +372,7 @@ class _LayerStack(nn.Module):
         # module attributes: TorchScript does not read module-level globals
         self.piece_frames = PIECE_FRAMES
         self.conv_overlap = CONV_OVERLAP
+        self.piece_quantum = PIECE_QUANTUM
         self.hop_length = HOP_LENGTH
 
     def run_layers(self, h: Tensor, lo: int, hi: int) -> Tensor:
@@ -360,17 +384,37 @@ class _LayerStack(nn.Module):
     def piecewise(self, x: Tensor, frames: int, in_hop: int, out_hop: int, lo: int, hi: int) -> Tensor:
         """Layers [lo, hi) on x [1, C, T] in pieces of PIECE_FRAMES frames, each with CONV_OVERLAP frames of left
         overlap whose outputs are dropped (the first piece has none): the values of one pass over x, computed
-        with activations that fit in cache."""
+        with activations that fit in cache. The last piece runs padded (run_padded)."""
         length = x.size(-1)
         parts: List[Tensor] = []
         start = 0
         while start < frames:
             stop = min(start + self.piece_frames, frames)
             first = max(0, start - self.conv_overlap)
-            h = self.run_layers(x[:, :, first * in_hop:min(stop * in_hop, length)], lo, hi)
-            parts.append(h[:, :, (start - first) * out_hop:])
+            piece = x[:, :, first * in_hop:min(stop * in_hop, length)]
+            if stop == frames and stop - first >= 3:
+                h = self.run_padded(piece, in_hop, lo, hi)
+            else:
+                h = self.run_layers(piece, lo, hi)
+            parts.append(h[:, :, (start - first) * out_hop:(stop - first) * out_hop])
             start = stop
         return torch.cat(parts, -1)
+
+    def run_padded(self, x: Tensor, in_hop: int, lo: int, hi: int) -> Tensor:
+        """Layers [lo, hi) on x [1, C, n] zero-padded to a multiple of PIECE_QUANTUM frames of `in_hop`: the
+        outputs of run_layers(x) (and more after them). The layers are causal, and the reflect padding that a
+        strided conv adds after its input's end is written where it belongs (SConv1d.forward_within); n must
+        exceed each conv's left padding (2 frames do)."""
+        length = x.size(-1)
+        unit = self.piece_quantum * in_hop
+        h = F.pad(x, [0, (length + unit - 1) // unit * unit - length])
+        for i, layer in enumerate(self.model):
+            if i >= lo and i < hi:
+                if hasattr(layer, "forward_within"):
+                    h, length = layer.forward_within(h, length)
+                else:
+                    h = layer(h)
+        return h
 
     def through_windows(self, h: Tensor, windows: List[List[int]], lo: int, hi: int, keep_context: bool) -> Tensor:
         """Layers [lo, hi) on each window [input start, kept start, end] of h [1, C, F], windows of one length

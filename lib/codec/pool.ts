@@ -1,14 +1,16 @@
 /**
  * Pooled coding of many clips: the spans of every clip (exactly the spans `encode(clip)` / `decode(codes)` run,
  * lib/codec/chunking.ts) go to the model several at a time, in pooled native calls (`encode_spans` /
- * `decode_spans`, exporter 1.5) that run each span's convolutions as a span call does and batch the LSTM
- * windows of all of them. A clip's codes are therefore those of `encode(clip)` (up to the float rounding of a
+ * `decode_spans`, exporter 1.6; 1.7 packs the LSTM windows of all of them into full rows, models/encodec_ts.py
+ * through_pooled_windows) that run each span's convolutions as a span call does and the LSTM windows of all of
+ * them as one batch. A clip's codes are therefore those of `encode(clip)` (up to the float rounding of a
  * larger matrix product: >= 99.9 % identical, 100 % on the test speech), whatever the other clips are, and
  * many short clips cost about what one long clip of their total length costs.
  *
  * Work is spread over the lanes (one native call per lane at a time, each on its share of the threads) by
- * frames, longest span first; each lane runs its spans in packs of at most `packFrames` input frames. A pack
- * that runs out of memory is run again in halves by the rule `encode()`'s span calls follow (inHalvesOnOom).
+ * frames, longest span first; each lane runs its spans in packs of at most `packFrames` input frames (half a
+ * span call's). A pack that runs out of memory is run again in halves by the rule `encode()`'s span calls
+ * follow (inHalvesOnOom).
  */
 import { HOP_LENGTH } from './bandwidth';
 import {
@@ -50,8 +52,9 @@ async function runLanes<I, O>(
   parts: SpanParts<I, O>,
   call: PoolCall<I, O>,
 ): Promise<O[]> {
-  // `batchWindows` windows' worth of frames: the audio one span call of `encode()` holds
-  const packFrames = plan.batchWindows * (plan.chunkFrames + plan.contextFrames);
+  // half the windows of one span call of `encode()`: packed rows keep the LSTM's batch full at that size
+  // (measured as fast as whole spans' worth), and a pack's activations take half the memory
+  const packFrames = Math.ceil(plan.batchWindows / 2) * (plan.chunkFrames + plan.contextFrames);
   const order = jobs.map((_, i) => i).sort((a, b) => jobs[b].frames - jobs[a].frames || a - b);
   const used = Math.min(lanes, jobs.length);
   const load = new Array<number>(used).fill(0);

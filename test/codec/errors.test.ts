@@ -182,8 +182,10 @@ describe('errors and their codes (codec and addon)', function () {
     });
 
     // Pooled calls (encodeBatch / decodeBatch, encodeMany / decodeMany) run a pack of spans of several clips in one
-    // native call. Six 20 s clips make spans of 3 and 2 windows, six to a pack (20 windows' worth of frames at
-    // most): a pack of six spans needs a block over 8 MiB, packs of three fit (encoding and decoding alike).
+    // native call. Six 20 s clips make spans of 3 and 2 windows, six to a lane; with 200 s spans a pack takes
+    // 25 windows' worth of frames, so all six: their 15 LSTM windows need a block over 8 MiB, packs of three
+    // spans fit (encoding and decoding alike).
+    const POOLED_OPTIONS = '{ batchSeconds: 200, chunkSeconds: 4, contextSeconds: 1 }';
     const pooledScript = (): string => `
       const { Encodec } = require(INDEX);
       const signal = (${SIGNAL})(120);
@@ -191,16 +193,16 @@ describe('errors and their codes (codec and addon)', function () {
       const codec = await Encodec.load(${JSON.stringify(modelPath)}, { threads: 2, warmup: false });
       const result = {};
       try {
-        const batch = await codec.encodeBatch(clips, ${OPTIONS});
+        const batch = await codec.encodeBatch(clips, ${POOLED_OPTIONS});
         result.codes = batch.map((c) => Array.from(c.data));
         // one clip's spans fit without halving: encode(clip) is the reference under the same limit
         const alone = [];
-        for (const clip of clips) alone.push(await codec.encode(clip, ${OPTIONS}));
+        for (const clip of clips) alone.push(await codec.encode(clip, ${POOLED_OPTIONS}));
         result.alone = alone.map((c) => Array.from(c.data));
-        const audio = await codec.decodeBatch(alone, ${OPTIONS});
+        const audio = await codec.decodeBatch(alone, ${POOLED_OPTIONS});
         let worst = 0;
         for (let i = 0; i < alone.length; i++) {
-          const one = await codec.decode(alone[i], ${OPTIONS});
+          const one = await codec.decode(alone[i], ${POOLED_OPTIONS});
           for (let j = 0; j < one.length; j++) worst = Math.max(worst, Math.abs(one[j] - audio[i][j]));
         }
         result.worstAudio = worst;
