@@ -82,7 +82,8 @@ export interface ManyOptions {
   /**
    * Seconds of audio (or of codes) per round: clips are read until a round holds this much, a round runs as one
    * pooled batch, and the next round is read while one runs. At most two rounds of input (each under
-   * `roundSeconds` plus one clip) and one round of output are held. Default: 4 x `batchSeconds` (400 s on the CPU).
+   * `roundSeconds` plus one clip) and one round of output are held. Default: 4 x `batchSeconds` (400 s on the CPU);
+   * encodeBatch / decodeBatch, whose clips are all in memory, run them in one round.
    */
   roundSeconds?: number;
 }
@@ -458,8 +459,10 @@ export class Encodec {
     clips.forEach((clip, i) => checkSamples(clip, `clip ${i}`));
     checkOptions(options, '{ bandwidth: 6 }');
     if (options.exact) return this.encodeWhole(clips, options.bandwidth ?? DEFAULT_BANDWIDTH);
+    // the clips are all in memory already: one round, so that the lanes wait for each other only once, at the end
+    const roundSeconds = options.roundSeconds ?? clips.reduce((n, c) => n + c.length, 0) / SAMPLE_RATE;
     const codes: Codes[] = [];
-    for await (const c of this.encodeMany(clips, options)) codes.push(c);
+    for await (const c of this.encodeMany(clips, { ...options, roundSeconds })) codes.push(c);
     return codes;
   }
 
@@ -657,8 +660,9 @@ export class Encodec {
     }
     checkOptions(options, '{ exact: false }');
     if (options.exact) return this.decodeWhole(codes);
+    const roundSeconds = options.roundSeconds ?? codes.reduce((n, c) => n + c.nFrames, 0) / FRAME_RATE;
     const audio: Float32Array[] = [];
-    for await (const a of this.decodeMany(codes, options)) audio.push(a);
+    for await (const a of this.decodeMany(codes, { ...options, roundSeconds })) audio.push(a);
     return audio;
   }
 
