@@ -198,53 +198,47 @@ async function leakCheck(codec: Encodec, audio: Float32Array, cycles: number): P
   return { cycles, rssStartMiB: mib(start), rssEndMiB: mib(end), rssMaxMiB: mib(Math.max(...samples)), growthMiB: mib(end - start) };
 }
 
-/** The JSON of bench/batch-child.ts in `mode` (batch: peak RSS of encodeBatch / decodeBatch; rss: RSS over clips). */
-function batchChild(mode: 'batch' | 'rss', modelPath: string, speechFile: string, speechSeconds: number, count: number, min: number, max: number): Promise<Record<string, number>> {
-  const args = [path.join(__dirname, 'batch-child.js'), mode, modelPath, speechFile, String(speechSeconds), String(count), String(min), String(max)];
+/** The JSON that bench/`script` (a child process of its own, so that its peak RSS is its alone) prints. */
+function childJson<T>(script: string, args: string[]): Promise<T> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, args, { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`batch child failed: ${stderr || err.message}`));
-      resolve(JSON.parse(stdout) as Record<string, number>);
+    execFile(process.execPath, [path.join(__dirname, script), ...args], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`${script} failed: ${stderr || err.message}`));
+      resolve(JSON.parse(stdout) as T);
     });
   });
 }
 
+/** The JSON of bench/batch-child.ts in `mode` (batch: peak RSS of encodeBatch / decodeBatch; rss: RSS over clips). */
+function batchChild(mode: 'batch' | 'rss', modelPath: string, speechFile: string, speechSeconds: number, count: number, min: number, max: number): Promise<Record<string, number>> {
+  return childJson('batch-child.js', [mode, modelPath, speechFile, String(speechSeconds), String(count), String(min), String(max)]);
+}
+
 /** Peak RSS of streaming-encoding a long file, in a child process (bench/stream-child.ts). */
-function streamPeak(modelPath: string, file: string, seconds: number): Promise<Record<string, number>> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(__dirname, 'stream-child.js'), modelPath, file], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`stream child failed: ${stderr || err.message}`));
-      const result = JSON.parse(stdout) as { seconds: number; frames: number; maxRssBytes: number; loadedRssBytes: number };
-      resolve({
-        audioSeconds: seconds,
-        frames: result.frames,
-        loadedRssMiB: mib(result.loadedRssBytes),
-        peakRssMiB: mib(result.maxRssBytes),
-        rtf: seconds / result.seconds,
-      });
-    });
-  });
+async function streamPeak(modelPath: string, file: string, seconds: number): Promise<Record<string, number>> {
+  const result = await childJson<{ seconds: number; frames: number; maxRssBytes: number; loadedRssBytes: number }>('stream-child.js', [modelPath, file]);
+  return {
+    audioSeconds: seconds,
+    frames: result.frames,
+    loadedRssMiB: mib(result.loadedRssBytes),
+    peakRssMiB: mib(result.maxRssBytes),
+    rtf: seconds / result.seconds,
+  };
 }
 
 /**
  * Peak RSS and speed of the scanner-clock path on a long file (latents + Lanczos + delays, bench/run-child.ts) in a
  * child process on 2 threads.
  */
-function scannerRun(modelPath: string, file: string, seconds: number): Promise<Record<string, number | string>> {
-  return new Promise((resolve, reject) => {
-    execFile(process.execPath, [path.join(__dirname, 'run-child.js'), modelPath, file, String(seconds), '2'], { maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) return reject(new Error(`run child failed: ${stderr || err.message}`));
-      const r = JSON.parse(stdout) as { seconds: number; shape: number[]; runSeconds: number; maxRssBytes: number; loadedRssBytes: number };
-      resolve({
-        runSeconds: r.runSeconds,
-        threads: 2,
-        shape: r.shape.join(' x '),
-        loadedRssMiB: mib(r.loadedRssBytes),
-        peakRssMiB: mib(r.maxRssBytes),
-        rtf: r.runSeconds / r.seconds,
-      });
-    });
-  });
+async function scannerRun(modelPath: string, file: string, seconds: number): Promise<Record<string, number | string>> {
+  const r = await childJson<{ seconds: number; shape: number[]; runSeconds: number; maxRssBytes: number; loadedRssBytes: number }>('run-child.js', [modelPath, file, String(seconds), '2']);
+  return {
+    runSeconds: r.runSeconds,
+    threads: 2,
+    shape: r.shape.join(' x '),
+    loadedRssMiB: mib(r.loadedRssBytes),
+    peakRssMiB: mib(r.maxRssBytes),
+    rtf: r.runSeconds / r.seconds,
+  };
 }
 
 /** Builds bench/direct.cc (once per source change) into build/bench/direct. */
