@@ -28,7 +28,7 @@ import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures, extra
 import { BoldTiming, featuresNameForEvents, isEventsFile, readBoldTiming, readEvents } from '../../lib/fmri/bids';
 import { writeConcatH5, writeFeaturesH5 } from '../../lib/fmri/h5';
 import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/fmri/features-file';
-import { ModelInfo, isSegmentedModel, readModelInfo, resolveModelPath } from '../../lib/model/model-file';
+import { ModelInfo, isSegmentedModel, modelCodebooks, readModelInfo, resolveModelPath } from '../../lib/model/model-file';
 import { threadsPerJob } from '../../lib/codec/threads';
 import { RoundTripTap, formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { writeFileAtomic } from '../../lib/common/atomic';
@@ -133,8 +133,10 @@ function checkModelBandwidth(modelPath: string, bandwidth: number): void {
   } catch {
     return;
   }
-  if (!info.bandwidths.includes(bandwidth)) {
-    throw new UsageError(`--bandwidth ${bandwidth} is not one of ${info.model}'s bandwidths; use one of ${info.bandwidths.join(', ')} kbps`);
+  try {
+    modelCodebooks(info, bandwidth);
+  } catch (err) {
+    throw new UsageError(`--bandwidth: ${(err as Error).message}`);
   }
 }
 

@@ -23,6 +23,7 @@ import type { Codes, Embeddings } from './codes';
 import { debug } from '../common/log';
 import { codedError, hasCode, rangeError, typeError } from '../common/errors';
 import { SampleWindow } from '../common/sample-window';
+import { joinFrames } from '../common/planar';
 
 /** Chunking options of encode() and decode(). */
 export interface ChunkOptions {
@@ -501,13 +502,7 @@ export function concatLatents(blocks: Embeddings[]): Embeddings {
   if (blocks.length === 0) throw rangeError('no latents to concatenate');
   const dim = blocks[0].dim;
   const nFrames = blocks.reduce((n, b) => n + b.nFrames, 0);
-  const data = new Float32Array(dim * nFrames);
-  let at = 0;
-  for (const b of blocks) {
-    for (let r = 0; r < dim; r++) data.set(b.data.subarray(r * b.nFrames, (r + 1) * b.nFrames), r * nFrames + at);
-    at += b.nFrames;
-  }
-  return { data, dim, nFrames };
+  return { data: joinFrames(blocks, dim, new Float32Array(dim * nFrames)), dim, nFrames };
 }
 
 /**

@@ -57,7 +57,7 @@ import { Device, parseDevice } from './device';
 
 export type { Device } from './device';
 import { debug, elapsedSince, formatBytes } from '../common/log';
-import { ModelInfo, parseModelInfo } from '../model/model-file';
+import { ModelInfo, modelCodebooks, parseModelInfo } from '../model/model-file';
 import { NativeCallOptions, NativeModel, NativeSpan, nativeBinding } from './native';
 import { decodePooled, encodePooled } from './pool';
 import { ItemSource, inRounds, isItemSource } from './rounds';
@@ -751,15 +751,10 @@ export class Encodec {
 
   /** Codebooks of a bandwidth of this model (its metadata's codebooks_per_bandwidth). */
   private codebooks(bandwidth: unknown): number {
-    const bandwidths = this.info.bandwidths;
     if (typeof bandwidth !== 'number') {
-      throw typeError(`bandwidth must be a number of kbps (one of ${bandwidths.join(', ')}), got ${typeof bandwidth}`);
+      throw typeError(`bandwidth must be a number of kbps (one of ${this.info.bandwidths.join(', ')}), got ${typeof bandwidth}`);
     }
-    const nQ = this.info.codebooks_per_bandwidth[String(bandwidth)];
-    if (!bandwidths.includes(bandwidth) || nQ === undefined) {
-      throw rangeError(`unsupported bandwidth ${bandwidth} kbps for ${this.info.model}; use one of ${bandwidths.join(', ')}`);
-    }
-    return nQ;
+    return modelCodebooks(this.info, bandwidth);
   }
 
   /** Checks planar audio of the model's channels. */

@@ -7,10 +7,11 @@
  * larger matrix product: >= 99.9 % identical, 100 % on the test speech), whatever the other clips are, and
  * many short clips cost about what one long clip of their total length costs.
  *
- * Work is spread over the lanes (one native call per lane at a time, each on its share of the threads) by
- * frames, longest span first; each lane runs its spans in packs of at most `packFrames` input frames (a span
- * call's worth). A pack that runs out of memory is run again in halves by the rule `encode()`'s span calls
- * follow (inHalvesOnOom).
+ * The spans, in input order, are cut into packs of at most a span call's worth of input frames (neighbouring
+ * spans of a clip share a pack), and the lanes (one native call per lane at a time, each on its share of the
+ * threads) take the packs largest first from one queue, so that whatever a pack costs, the lanes finish
+ * within about one small pack of each other. A pack that runs out of memory is run again in halves by the rule
+ * `encode()`'s span calls follow (inHalvesOnOom).
  */
 import { HOP_LENGTH } from './bandwidth';
 import {
@@ -41,9 +42,9 @@ interface Job<I> {
 }
 
 /**
- * Runs jobs on `lanes` lanes at once: jobs assigned to the lane with the fewest frames so far (longest first,
- * so lanes end together), each lane's jobs in packs of at most `packFrames` frames (at least one job), a pack
- * out of memory again in halves on its lane (`parts` cut the inputs). Resolves with each job's output, in job order.
+ * Runs jobs on `lanes` lanes at once, in packs taken from one queue, largest first (see above); a pack out of
+ * memory runs again in halves on its lane (`parts` cut the inputs). Hands each job's output to `take` as its pack
+ * ends, so that a pack's outputs can be freed once copied into place (not all held until the last pack).
  */
 async function runLanes<I, O>(
   jobs: Job<I>[],
@@ -51,36 +52,41 @@ async function runLanes<I, O>(
   plan: ChunkPlan,
   parts: SpanParts<I, O>,
   call: PoolCall<I, O>,
-): Promise<O[]> {
+  take: (job: number, output: O) => void,
+): Promise<void> {
   // the windows of one span call of `encode()`: the LSTM's step-serial matrix products cost nearly as much for
-  // a batch of 4 rows as for 8, so half-size packs ran the LSTM at up to 1.8x the cost (measured, exporter 1.7)
-  const packFrames = plan.batchWindows * (plan.chunkFrames + plan.contextFrames);
-  const order = jobs.map((_, i) => i).sort((a, b) => jobs[b].frames - jobs[a].frames || a - b);
-  const used = Math.min(lanes, jobs.length);
-  const load = new Array<number>(used).fill(0);
-  const perLane: number[][] = Array.from({ length: used }, () => []);
-  for (const j of order) {
-    const lane = load.indexOf(Math.min(...load));
-    perLane[lane].push(j);
-    load[lane] += jobs[j].frames;
+  // a batch of 4 rows as for 8, so half-size packs ran the LSTM at up to 1.8x the cost (measured, exporter 1.7);
+  // a small batch is still cut into a pack per lane, since two one-thread calls beat one two-thread call
+  const totalFrames = jobs.reduce((n, job) => n + job.frames, 0);
+  const packFrames = Math.min(plan.batchWindows * (plan.chunkFrames + plan.contextFrames), Math.ceil(totalFrames / lanes));
+  const packs: { jobs: number[]; frames: number }[] = [];
+  for (let i = 0; i < jobs.length;) {
+    const pack = { jobs: [] as number[], frames: 0 };
+    while (i < jobs.length && (pack.jobs.length === 0 || pack.frames + jobs[i].frames <= packFrames)) {
+      pack.frames += jobs[i].frames;
+      pack.jobs.push(i++);
+    }
+    packs.push(pack);
   }
-  const outputs = new Array<O>(jobs.length);
-  await Promise.all(perLane.map(async (mine, lane) => {
+  packs.sort((a, b) => b.frames - a.frames); // stable: equal packs stay in input order
+  const used = Math.min(lanes, packs.length);
+  let next = 0;
+  const settled = await Promise.allSettled(Array.from({ length: used }, async (_, lane) => {
     const onLane = inHalvesOnOom<I, O>((inputs, spans) => call(inputs, spans, used === 1 ? -1 : lane), parts, plan);
-    // back in input order within the lane: neighbouring spans of a clip share a pack
-    mine.sort((a, b) => a - b);
-    for (let i = 0; i < mine.length;) {
-      const pack: number[] = [];
-      let frames = 0;
-      while (i < mine.length && (pack.length === 0 || frames + jobs[mine[i]].frames <= packFrames)) {
-        frames += jobs[mine[i]].frames;
-        pack.push(mine[i++]);
+    while (next < packs.length) {
+      const pack = packs[next++].jobs;
+      try {
+        const out = await onLane(pack.map((j) => jobs[j].input), pack.map((j) => jobs[j].span));
+        pack.forEach((j, k) => take(j, out[k]));
+      } catch (err) {
+        next = packs.length; // the other lanes stop after their pack
+        throw err;
       }
-      const out = await onLane(pack.map((j) => jobs[j].input), pack.map((j) => jobs[j].span));
-      pack.forEach((j, k) => { outputs[j] = out[k]; });
     }
   }));
-  return outputs;
+  // every lane has stopped: the codec's next computation must not run beside one still working
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** The codes of each clip, as chunked `encode(clip)` gives them with `plan` on a runner of `lanes` lanes. */
@@ -99,12 +105,12 @@ export async function encodePooled(
     }
     return totalFrames;
   });
-  const blocks = await runLanes(jobs, lanes, plan, ENCODE_PARTS, call);
   const out: Codes[] = [];
-  jobs.forEach((job, j) => {
-    const total = totals[job.item];
-    out[job.item] ??= { data: new Int16Array(blocks[j].nQ * total), nQ: blocks[j].nQ, nFrames: total };
-    copyFrames(blocks[j], 0, job.span.frames, out[job.item].data, total, job.span.first);
+  await runLanes(jobs, lanes, plan, ENCODE_PARTS, call, (j, block) => {
+    const { item, span } = jobs[j];
+    const total = totals[item];
+    out[item] ??= { data: new Int16Array(block.nQ * total), nQ: block.nQ, nFrames: total };
+    copyFrames(block, 0, span.frames, out[item].data, total, span.first);
   });
   return out;
 }
@@ -122,8 +128,13 @@ export async function decodePooled(
       jobs.push({ item, span, input: sliceFrames(codes, span.start, spanEnd(span) - span.start), frames: spanEnd(span) - span.start });
     }
   });
-  const audio = await runLanes(jobs, lanes, plan, DECODE_PARTS, call);
-  const out = blocks.map((codes) => new Float32Array(codes.nFrames * HOP_LENGTH));
-  jobs.forEach((job, j) => out[job.item].set(audio[j], job.span.first * HOP_LENGTH));
+  const out: Float32Array[] = [];
+  await runLanes(jobs, lanes, plan, DECODE_PARTS, call, (j, audio) => {
+    const { item, span } = jobs[j];
+    const samples = blocks[item].nFrames * HOP_LENGTH;
+    // a block decoded by one span is that span's audio: kept as it is, not copied
+    if (out[item] === undefined && audio.length === samples) out[item] = audio;
+    else (out[item] ??= new Float32Array(samples)).set(audio, span.first * HOP_LENGTH);
+  });
   return out;
 }

@@ -27,3 +27,17 @@ export function fromPlanar(samples: Float32Array, channels: number): Float32Arra
   const n = samples.length / channels;
   return Array.from({ length: channels }, (_, c) => samples.subarray(c * n, (c + 1) * n));
 }
+
+/**
+ * Joins blocks of [rows, frames] data (each row's frames contiguous, as codes and latents are laid out) along
+ * frames, into `out` of rows x (their total frames).
+ */
+export function joinFrames<T extends Float32Array | Int16Array>(blocks: ReadonlyArray<{ data: T; nFrames: number }>, rows: number, out: T): T {
+  const nFrames = out.length / rows;
+  let at = 0;
+  for (const b of blocks) {
+    for (let r = 0; r < rows; r++) out.set(b.data.subarray(r * b.nFrames, (r + 1) * b.nFrames), r * nFrames + at);
+    at += b.nFrames;
+  }
+  return out;
+}

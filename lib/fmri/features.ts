@@ -79,9 +79,10 @@ import {
 import { FrameClock, FrameConvolver, RESAMPLE_METHODS, Resample, VolumeResampler, checkSliceTimeRef, volumeTimes } from './resample';
 import { checkDelays, delayColumns, zscoreColumns } from './design';
 import { MelOptions, MelSettings, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
-import { ModelInfo, resolveModelPath, requireWholeFileModel } from '../model/model-file';
+import { ModelInfo, modelCodebooks, resolveModelPath, requireWholeFileModel } from '../model/model-file';
 import { debug } from '../common/log';
 import { codedError, rangeError, typeError } from '../common/errors';
+import { joinFrames } from '../common/planar';
 
 export type FeatureMode = 'encodec' | 'mel';
 export type FeatureOutput = 'codes' | 'embeddings' | 'latents';
@@ -553,15 +554,6 @@ function melSeries(s: Settings): Series {
   };
 }
 
-/** Codebooks of `bandwidth` for a model; a RangeError naming the model's bandwidths when it has no such bandwidth. */
-function codebooksOf(info: ModelInfo, bandwidth: number): number {
-  const nQ = info.bandwidths.includes(bandwidth) ? info.codebooks_per_bandwidth[String(bandwidth)] : undefined;
-  if (nQ === undefined) {
-    throw rangeError(`bandwidth ${bandwidth} kbps is not one of ${info.model}'s bandwidths; use one of ${info.bandwidths.join(', ')} kbps`);
-  }
-  return nQ;
-}
-
 /**
  * A model's series: its audio rate and channels (planar stereo for encodec_48khz), its frame rate (info.frame_rate:
  * 75 frames/s for encodec_24khz; 150 for encodec_48khz, whose segment frames are put on a uniform grid first, see
@@ -569,7 +561,7 @@ function codebooksOf(info: ModelInfo, bandwidth: number): number {
  */
 function codecSeries(s: Settings, kind: FeatureKind, info: ModelInfo): Series {
   const rate = info.frame_rate;
-  const nQ = info.model === 'encodec_24khz' ? codebooksForBandwidth(s.bandwidth) : codebooksOf(info, s.bandwidth);
+  const nQ = info.model === 'encodec_24khz' ? codebooksForBandwidth(s.bandwidth) : modelCodebooks(info, s.bandwidth);
   return {
     sampleRate: info.sample_rate,
     channels: info.channels === 2 ? 2 : 1,
@@ -604,12 +596,7 @@ class FrameCollector implements SeriesSink {
   series(): { data: Float32Array | Int16Array; nFrames: number } {
     const nFrames = this.frames;
     const data = this.integer ? new Int16Array(this.rows * nFrames) : new Float32Array(this.rows * nFrames);
-    let at = 0;
-    for (const p of this.parts) {
-      for (let r = 0; r < this.rows; r++) data.set(p.data.subarray(r * p.nFrames, (r + 1) * p.nFrames), r * nFrames + at);
-      at += p.nFrames;
-    }
-    return { data, nFrames };
+    return { data: joinFrames(this.parts, this.rows, data), nFrames };
   }
 }
 

@@ -106,6 +106,18 @@ export function isSegmentedModel(info: ModelInfo): boolean {
 }
 
 /**
+ * Codebooks of `bandwidth` for a model (its metadata's codebooks_per_bandwidth); a RangeError naming the model's
+ * bandwidths when it has no such bandwidth (encodec_48khz has no 1.5 kbps).
+ */
+export function modelCodebooks(info: ModelInfo, bandwidth: number): number {
+  const nQ = info.bandwidths.includes(bandwidth) ? info.codebooks_per_bandwidth[String(bandwidth)] : undefined;
+  if (nQ === undefined) {
+    throw rangeError(`unsupported bandwidth ${bandwidth} kbps for ${info.model}; use one of ${info.bandwidths.join(', ')}`);
+  }
+  return nQ;
+}
+
+/**
  * Throws a RangeError naming `use` when the model is segmented, for work that needs a whole-file code stream: turning
  * TR features back into audio (and so the roundtrip report), which decodes TR windows of codes, while
  * encodec_48khz's decoder needs each 1 s segment whole with the scale it was normalised by, which TR features do not

@@ -113,7 +113,7 @@ print(json.dumps({'shape': list(f['features'].shape), 'model': str(a['model']), 
   it('refuses a bandwidth the model lacks before reading any input (exit 2), and the roundtrip report', function () {
     const r = cli(['extract', wav, '--model', model, '--bandwidth', '1.5', '--out', path.join(dir, 'bw')]);
     expect(r.status).to.equal(2);
-    expect(r.stderr).to.match(/--bandwidth 1\.5 is not one of encodec_48khz's bandwidths; use one of 3, 6, 12, 24 kbps/);
+    expect(r.stderr).to.match(/--bandwidth: unsupported bandwidth 1\.5 kbps for encodec_48khz; use one of 3, 6, 12, 24/);
     expect(fs.existsSync(path.join(dir, 'bw', `${path.basename(wav, '.wav')}.npy`))).to.equal(false);
     const report = cli(['roundtrip', wav, '--model', model, '--out', path.join(dir, 'report')]);
     expect(report.status).to.not.equal(0);

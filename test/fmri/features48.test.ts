@@ -204,7 +204,7 @@ describe('feature pipeline with encodec_48khz', function () {
   });
 
   it('refuses a bandwidth the model lacks, and turning its codes back into audio, saying why', async function () {
-    await rejects(extractFeatures(file, { model: codec, bandwidth: 1.5 }), RangeError, /1\.5 kbps is not one of encodec_48khz's bandwidths; use one of 3, 6, 12, 24/);
+    await rejects(extractFeatures(file, { model: codec, bandwidth: 1.5 }), RangeError, /unsupported bandwidth 1\.5 kbps for encodec_48khz; use one of 3, 6, 12, 24/);
     const codes = await extractFeatures(file, { model: codec, tr: 1.5, maxTrs: 1 }); // reads 1.5 s + 1 s of look-ahead
     expect(codes.shape).to.deep.equal([1, 2, PER_TR]);
     if (firstCodes) expect(Array.from(codes.features)).to.deep.equal(Array.from(firstCodes.features.subarray(0, 2 * PER_TR)));
