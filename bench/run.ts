@@ -358,7 +358,8 @@ async function stereo48k(seconds: number, reps: number, dir: string): Promise<Re
 
 function table(title: string, rows: Record<string, unknown>[]): string {
   if (rows.length === 0) return '';
-  const keys = Object.keys(rows[0]).filter((k) => !Array.isArray(rows[0][k])); // per-run lists: in the JSON
+  // per-run lists (arrays, or objects of them): in the JSON only
+  const keys = Object.keys(rows[0]).filter((k) => typeof rows[0][k] !== 'object' || rows[0][k] === null);
   const cell = (v: unknown): string => (typeof v === 'number' ? (Number.isInteger(v) ? String(v) : v.toFixed(v < 0.1 ? 4 : 2)) : String(v));
   const widths = keys.map((k) => Math.max(k.length, ...rows.map((r) => cell(r[k]).length)));
   const line = (values: string[]): string => values.map((v, i) => v.padStart(widths[i])).join('  ');
