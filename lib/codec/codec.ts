@@ -71,8 +71,8 @@ export interface LoadOptions {
   /** Intra-op threads for this model's computations (default: the number of available cores). */
   threads?: number;
   /**
-   * Run a short encode and decode at load (default true), so that the first real call does not pay TorchScript's
-   * profiling and optimisation runs and oneDNN's set-up of the fixed piece and window shapes.
+   * Run a short encode and decode at load (default true), so that the first real call does not pay oneDNN's set-up of
+   * the fixed piece and window shapes and libtorch's other lazy set-up.
    */
   warmup?: boolean;
 }
@@ -233,9 +233,10 @@ export class Encodec {
   }
 
   /**
-   * Encodes and decodes 2.2 s of noise twice, so that TorchScript's profiling and optimisation runs and oneDNN's
-   * primitives for the fixed shapes (1 s convolution pieces, LSTM windows) are done before the first real call.
-   * Measured on the 2-core machine: see docs/performance.md.
+   * Encodes and decodes 2.2 s of noise twice, so that oneDNN's primitives for the fixed shapes (1 s convolution
+   * pieces, LSTM windows) and libtorch's other lazy set-up are done before the first real call (once left the
+   * first call at 1.3x a steady one, twice at 1.0x, for 0.1 s more). Measured on the 2-core machine: see
+   * docs/performance.md.
    */
   private async warmUp(): Promise<void> {
     const start = performance.now();

@@ -9,7 +9,7 @@ export type ModelRef = Encodec | string | undefined;
  * Runs `work` with the codec `model` names; a codec this loads is disposed when `work` settles.
  *
  * A codec loaded here skips the warm-up unless `load.warmup` asks for it: the warm-up only moves the first calls'
- * one-off costs (TorchScript's profiling runs, oneDNN's primitives) to load time so that a long-lived codec answers
+ * one-off costs (oneDNN's primitives, libtorch's lazy set-up) to load time so that a long-lived codec answers
  * its first call fast. For one piece of work (even a batch of files) the first call pays those costs anyway, so
  * the warm-up (encoding and decoding 2.2 s of noise twice, ~2 s on 2 cores) would only add to the run.
  */

@@ -144,7 +144,7 @@ async function selfTest(modelPath: string, threads?: number): Promise<DoctorChec
       const t = i / rate;
       for (let c = 0; c < channels; c++) samples[c * rate + i] = 0.3 * Math.sin(2 * Math.PI * (200 * t + 400 * t * t)); // 200 -> 1000 Hz sweep
     }
-    // Encodec.load warms the model up (TorchScript's profiling runs, oneDNN's primitives); the first call after
+    // Encodec.load warms the model up (oneDNN's primitives, libtorch's lazy set-up); the first call after
     // it is timed on its own, then the steady state as the median of three calls.
     const firstStart = performance.now();
     await codec.decode(await codec.encode(samples, { bandwidth: 6 }));
