@@ -7,6 +7,7 @@
       "sources": [
         "native/addon.cc",
         "native/arith_coder.cc",
+        "native/call_threads.cc",
         "native/errors.cc",
         "native/lm_model.cc",
         "native/lm_session.cc",

@@ -11,6 +11,7 @@
 #include <torch/cuda.h>
 #include <torch/version.h>
 
+#include "call_threads.h"
 #include "errors.h"
 #include "lm_model.h"
 #include "model.h"
@@ -101,6 +102,7 @@ Napi::Value Addon::RuntimeInfo(const Napi::CallbackInfo& info) {
     out.Set("outputsCopied", Napi::Boolean::New(env, OutputsAreCopied()));
     out.Set("inputsCopied", Napi::Boolean::New(env, buffer_pinner.IsEmpty()));
     out.Set("modelsFreedOnJsThread", Napi::Number::New(env, static_cast<double>(SessionsFreedOnJsThread())));
+    out.Set("callThreads", Napi::Number::New(env, CallThreadCount()));
     return out;
   });
 }

@@ -1,5 +1,6 @@
 #include "workers.h"
 
+#include "call_threads.h"
 #include "model.h"
 #include "tensor_io.h"
 
@@ -10,7 +11,7 @@ PromiseWorker::PromiseWorker(Napi::Env env, const char* name)
 
 void PromiseWorker::Execute() {
   try {
-    Run();
+    RunOnCallThread([this] { Run(); });
   } catch (...) {
     failed_ = true;
     error_ = DescribeCurrentException();

@@ -1,4 +1,5 @@
-// Work that runs off the event loop, on libuv's thread pool, settling a promise when done.
+// Work that runs off the event loop (a libuv pool job that hands it to a call thread, call_threads.h), settling a
+// promise when done.
 #pragma once
 
 #include <napi.h>
@@ -14,7 +15,7 @@
 
 namespace encodec {
 
-// An AsyncWorker settling a promise. Run() executes on a pool thread and may throw anything; the
+// An AsyncWorker settling a promise. Run() executes on a call thread and may throw anything; the
 // exception becomes a rejection of the right JS error class. Result() builds the value on the main thread.
 class PromiseWorker : public Napi::AsyncWorker {
  public:

@@ -98,6 +98,11 @@ export interface RuntimeInfo {
   inputsCopied: boolean;
   /** Models freed on a JavaScript thread (0: every model was freed off the event loop, as it should be). */
   modelsFreedOnJsThread: number;
+  /**
+   * The addon's own threads that have run native work so far: added only while every one is busy (one per call
+   * running at once, at most the core count), not one per libuv pool thread.
+   */
+  callThreads: number;
 }
 
 /** A power mel spectrogram as the addon returns it: data laid out [nMels, nFrames], row-major. */

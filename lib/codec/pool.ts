@@ -4,8 +4,8 @@
  * `decode_spans`, exporter 1.6; 1.7 packs the LSTM windows of all of them into full rows, models/encodec_ts.py
  * through_pooled_windows) that run each span's convolutions as a span call does and the LSTM windows of all of
  * them as one batch. A clip's codes are therefore those of `encode(clip)` (up to the float rounding of a
- * larger matrix product: >= 99.9 % identical, 100 % on the test speech), whatever the other clips are, and
- * many short clips cost about what one long clip of their total length costs.
+ * larger matrix product: >= 99.9 % identical, 100 % on the test speech on the project's VM), whatever the other
+ * clips are, and many short clips cost about what one long clip of their total length costs.
  *
  * The spans, in input order, are cut into packs of at most a span call's worth of input frames (neighbouring
  * spans of a clip share a pack), and the lanes (one native call per lane at a time, each on its share of the
