@@ -19,7 +19,7 @@ constexpr const char* kMetadataFile = "encodec.json";
 constexpr int kTotalRangeBits = 24;  // Meta's ArithmeticCoder default
 
 // Holds `n` threads of the budget and sets this thread's intra-op threads, restoring them afterwards: libtorch
-// keeps the setting per pool thread, and a codec call that runs on this thread later must not inherit ours.
+// keeps the setting per call thread, and a codec call that runs on this thread later must not inherit ours.
 class ThreadsGuard {
  public:
   ThreadsGuard(ThreadBudget& budget, int held, int intra_op) : budget_(budget), held_(held), saved_(at::get_num_threads()) {

@@ -74,7 +74,7 @@ torch::Device ParseDevice(const std::string& spec) {
 }
 
 // Sets this thread's intra-op thread count: libtorch keeps it per thread, and each call may
-// run on a different libuv pool thread (which keeps the count the last call on it set, whichever model's).
+// run on a different call thread (which keeps the count the last call on it set, whichever model's).
 void UseThreads(int threads) {
   if (at::get_num_threads() != threads) at::set_num_threads(threads);
 }
@@ -309,7 +309,7 @@ class Session::Lease {
 };
 
 // A model's intra-op threads: 0 asks for libtorch's default (OMP_NUM_THREADS, else the cores), resolved here so
-// that every call sets it rather than inheriting what another model's call left on its pool thread.
+// that every call sets it rather than inheriting what another model's call left on its call thread.
 static int ResolveThreads(int threads) { return threads > 0 ? threads : std::max(at::intraop_default_num_threads(), 1); }
 
 Session::Session(const std::string& path, const std::string& device, int threads)
