@@ -139,8 +139,8 @@ describe('errors and their codes (codec and addon)', function () {
       const pairs = binding.runtimeInfo().callThreads;
       const many = await Promise.all(Array.from({ length: 12 }, () => model.encode([clip], 2)));
       // a span that does not fit its clip: found on the call thread (session.cc), after the arguments were read
-      const second = new Float32Array(24000);
-      const failing = await (async () => model.encode([second], 2, { spans: [{ lead: 75, chunk: 300, context: 75 }] }))()
+      const oneSecond = new Float32Array(24000);
+      const failing = await (async () => model.encode([oneSecond], 2, { spans: [{ lead: 75, chunk: 300, context: 75 }] }))()
         .then(() => 'resolved', (e) => e.constructor.name + ' ' + e.code + ': ' + e.message);
       process.stdout.write(JSON.stringify({ sequential, pairs, most: binding.runtimeInfo().callThreads, failing,
         same: many.every(([codes]) => codes.data.join() === reference) }));
