@@ -75,6 +75,7 @@ Napi::Function EncodecModel::DefineClass(Napi::Env env) {
           InstanceMethod<&EncodecModel::Decode>("decode"),
           InstanceMethod<&EncodecModel::Dequantize>("dequantize"),
           InstanceMethod<&EncodecModel::Latents>("latents"),
+          InstanceMethod<&EncodecModel::Codebooks>("codebooks"),
           InstanceMethod<&EncodecModel::Dispose>("dispose"),
           InstanceAccessor<&EncodecModel::Metadata>("metadata"),
           InstanceAccessor<&EncodecModel::Device>("device"),
@@ -147,6 +148,16 @@ Napi::Value EncodecModel::Dequantize(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     auto session = Live("dequantize");
     auto* worker = new CodesWorker(info.Env(), session, ReadInputArray(info[0], "codes", kMaxBatch), true);
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  });
+}
+
+// codebooks(): Promise<{ data: Float32Array, count, bins, dim }>, data laid out [count, bins, dim]
+Napi::Value EncodecModel::Codebooks(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    auto* worker = new CodebooksWorker(info.Env(), Live("codebooks"));
     Napi::Promise promise = worker->Promise();
     worker->Queue();
     return promise;

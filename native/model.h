@@ -24,6 +24,7 @@ class EncodecModel : public Napi::ObjectWrap<EncodecModel> {
   Napi::Value Encode(const Napi::CallbackInfo& info);
   Napi::Value Decode(const Napi::CallbackInfo& info);
   Napi::Value Dequantize(const Napi::CallbackInfo& info);
+  Napi::Value Codebooks(const Napi::CallbackInfo& info);
   Napi::Value Latents(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   Napi::Value Metadata(const Napi::CallbackInfo& info);

@@ -791,4 +791,18 @@ std::vector<torch::Tensor> Session::Dequantize(const std::vector<torch::Tensor>&
   return latents;
 }
 
+torch::Tensor Session::Codebooks() const {
+  if (!module_.hasattr("quantizer") || !module_.attr("quantizer").isModule() ||
+      !module_.attr("quantizer").toModule().hasattr("embed")) {
+    throw NativeError(ErrorKind::Generic, "this model file has no quantizer codebooks (quantizer.embed); re-export it",
+                      ErrorCode::ModelFile);
+  }
+  torch::Tensor embed = module_.attr("quantizer").toModule().attr("embed").toTensor();
+  if (embed.dim() != 3 || embed.size(1) != kCodebookSize) {
+    throw NativeError(ErrorKind::Generic, "this model file's codebooks have an unexpected shape; re-export it",
+                      ErrorCode::ModelFile);
+  }
+  return embed.to(torch::kCPU, torch::kFloat32).clone().contiguous();
+}
+
 }  // namespace encodec

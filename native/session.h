@@ -97,6 +97,9 @@ class Session {
                                          int threads = 0);
   // Quantized latent vectors (sum of codebook entries) for code blocks: float32 [128, nFrames].
   std::vector<torch::Tensor> Dequantize(const std::vector<torch::Tensor>& codes);
+  // The residual VQ's codebooks, float32 [codebooks, 1024, dimension] on the CPU (a copy): what Dequantize sums, so
+  // that TypeScript can turn stored codes into embeddings at any depth without running the model.
+  torch::Tensor Codebooks() const;
 
   static constexpr int64_t kCodebookSize = 1024;
   // The most any model has (encodec_24khz); a model's own limit is max_codebooks_.

@@ -144,4 +144,21 @@ Napi::Value CodesWorker::Result(Napi::Env env) {
   return out;
 }
 
+// ---- codebooks ----
+
+CodebooksWorker::CodebooksWorker(Napi::Env env, std::shared_ptr<Session> session)
+    : PromiseWorker(env, "encodec-native:codebooks"), session_(std::move(session)) {}
+
+void CodebooksWorker::Run() { codebooks_ = session_->Codebooks(); }
+
+Napi::Value CodebooksWorker::Result(Napi::Env env) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("data", TensorToTypedArray(env, codebooks_.reshape({-1})));
+  out.Set("count", Napi::Number::New(env, static_cast<double>(codebooks_.size(0))));
+  out.Set("bins", Napi::Number::New(env, static_cast<double>(codebooks_.size(1))));
+  out.Set("dim", Napi::Number::New(env, static_cast<double>(codebooks_.size(2))));
+  codebooks_ = torch::Tensor();
+  return out;
+}
+
 }  // namespace encodec

@@ -99,6 +99,20 @@ class CodesWorker : public PromiseWorker {
   CallOptions options_;
 };
 
+// Copies the model's codebooks (Session::Codebooks); resolves with { data: Float32Array, count, bins, dim }.
+class CodebooksWorker : public PromiseWorker {
+ public:
+  CodebooksWorker(Napi::Env env, std::shared_ptr<Session> session);
+
+ protected:
+  void Run() override;
+  Napi::Value Result(Napi::Env env) override;
+
+ private:
+  std::shared_ptr<Session> session_;
+  torch::Tensor codebooks_;
+};
+
 // Reads the items of a non-empty JS array of at most `max_length` inputs, or throws a TypeError/RangeError naming
 // `what`. Length and items are read once: a Proxy or getter cannot change them between check and use.
 std::vector<Napi::Value> ReadInputArray(const Napi::Value& value, const std::string& what, uint32_t max_length);

@@ -727,6 +727,14 @@ export class Encodec {
     return latents;
   }
 
+  /**
+   * The model's codebooks, `data` laid out [count, 1024, 128]: embeddings of codes are the sums of the chosen
+   * entries (lib/encoding/codebooks.ts computes them from stored codes without the model).
+   */
+  async codebooks(): Promise<{ data: Float32Array; count: number; bins: number; dim: number }> {
+    return this.run('codebooks', (model) => model.codebooks());
+  }
+
   // ---- segmented models (encodec_48khz): lib/codec/segments.ts -----------------------------------------------
 
   /** Codebooks for a bandwidth of this model, and segments per native call; rejects options that do not apply. */
@@ -747,11 +755,11 @@ export class Encodec {
     if (!Number.isInteger(batch) || batch < 1) {
       throw rangeError(`batchSeconds must be at least one segment (${this.info.segment} s), got ${String(options.batchSeconds)}`);
     }
-    return { nQ: this.codebooks(options.bandwidth ?? DEFAULT_BANDWIDTH), batch };
+    return { nQ: this.codebooksFor(options.bandwidth ?? DEFAULT_BANDWIDTH), batch };
   }
 
   /** Codebooks of a bandwidth of this model (its metadata's codebooks_per_bandwidth). */
-  private codebooks(bandwidth: unknown): number {
+  private codebooksFor(bandwidth: unknown): number {
     if (typeof bandwidth !== 'number') {
       throw typeError(`bandwidth must be a number of kbps (one of ${this.info.bandwidths.join(', ')}), got ${typeof bandwidth}`);
     }

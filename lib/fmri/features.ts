@@ -73,6 +73,7 @@ import {
   defaultRunTrs,
   isPlainFile,
   runAudio,
+  planRun,
   runSamplesFor,
   volumeTiming,
 } from './run-timeline';
@@ -81,6 +82,10 @@ import { checkDelays, delayColumns, zscoreColumns } from './design';
 import { MelOptions, MelSettings, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
 import { ModelInfo, modelCodebooks, resolveModelPath, requireWholeFileModel } from '../model/model-file';
 import { debug } from '../common/log';
+import { CacheOption, encodeModel, encodingCodebooks, openCache } from '../encoding/context';
+import { EncodeTap, StimulusEncoding, encodeStimulus } from '../encoding/encode-stage';
+import { FrameKind, StimulusFrames } from '../encoding/frame-source';
+import { runFrameBlocks } from './run-frames';
 import { codedError, rangeError, typeError } from '../common/errors';
 import { joinFrames } from '../common/planar';
 
@@ -162,14 +167,14 @@ export interface ExtractOptions {
    * `exact`, mel).
    */
   tap?: EncodeTap;
+  /**
+   * The encoding cache (docs/cache.md): a folder; true or left out: the default one ($ENCODEC_CACHE, else
+   * $XDG_CACHE_HOME/encodec-native/encodings); false: none (the result is the same, computed afresh). Unused for mel.
+   */
+  cache?: CacheOption;
 }
 
-/** Sees the streamed encoding of ExtractOptions.tap: every block of audio before it is encoded, then its codes. */
-export interface EncodeTap {
-  audio(block: Float32Array): void;
-  /** Awaited before the encoding reads on. */
-  codes(block: Codes): Promise<void>;
-}
+export type { EncodeTap } from '../encoding/encode-stage';
 
 /** One TR's row of metadata (the columns of the metadata CSV). */
 export interface TrMetadata {
@@ -471,6 +476,34 @@ function sliceWindows<T extends Int16Array | Float32Array>(
   return out;
 }
 
+/**
+ * Copies the frames of a block of a [rows, *] series (frames [first, first + n)) into the TR windows that hold them
+ * ([nTrs, rows, frames], TR k from frame start(k)); frames no window holds are skipped, window frames past the series
+ * stay as `out` was made (zeros), as sliceWindows pads them.
+ */
+function placeInWindows(
+  block: ArrayLike<number>,
+  rows: number,
+  first: number,
+  n: number,
+  nTrs: number,
+  frames: number,
+  start: (k: number) => number,
+  out: Int16Array | Float32Array,
+): void {
+  for (let k = 0; k < nTrs; k++) {
+    const s = start(k);
+    const lo = Math.max(s, first);
+    const hi = Math.min(s + frames, first + n);
+    if (s >= first + n) break;
+    for (let r = 0; r < rows; r++) {
+      const dst = (k * rows + r) * frames - s;
+      const src = r * n - first;
+      for (let f = lo; f < hi; f++) out[dst + f] = block[src + f];
+    }
+  }
+}
+
 function metadataRows(nTrs: number, s: Settings, frames: number, nQ: number, source: string, played: PlayedStimulus[]): TrMetadata[] {
   const rows: TrMetadata[] = [];
   const times = volumeTimes(nTrs, s.tr, s.sliceTimeRef);
@@ -690,84 +723,50 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
       else features = sliceWindows(spec.data, rows, spec.nFrames, nTrs, frames, start, new Float32Array(nTrs * m.nMels * frames), -m.topDb);
     }
   } else {
-    await withCodec(options.model, options, async (codec) => {
-      series = codecSeries(s, kind, codec.info);
-      const { rows, frames, start } = series;
-      openSink(series);
-      if (segmentGeometryOf(codec.info)) {
-        // encodec_48khz: segment frames onto the 150 frames/s grid, streamed (see segmentedFrames)
-        const collector = sink ? undefined : new FrameCollector(rows, kind === 'codes');
-        const samples = await segmentedFrames(codec, kind, s.bandwidth, audio(), rows, (sink ?? collector) as SeriesSink);
-        nTrs = volumesOf(samples);
-        if (collector && nTrs > 0) {
-          const { data, nFrames } = collector.series();
-          features = sliceWindows(data, rows, nFrames, nTrs, frames, start, kind === 'codes' ? new Int16Array(nTrs * rows * frames) : new Float32Array(nTrs * rows * frames));
+    // encode stage: each stimulus's frames at the model's rate (cached); align stage: placed on the run, never the model
+    const model = encodeModel(options.model, options);
+    const cache = await openCache(options.cache);
+    const encodings: (StimulusEncoding | undefined)[] = [];
+    try {
+      const info = model.info;
+      series = codecSeries(s, kind, info);
+      const x = series;
+      const maxSamples = s.maxTrs === Infinity ? undefined : Math.round((s.maxTrs * s.tr + x.lookahead) * x.sampleRate);
+      const stored = kind === 'latents' ? 'latents' : 'codes';
+      const runSamples = s.runTrs === undefined ? undefined : runSamplesFor(s.runTrs, s.tr, x.sampleRate);
+      for (const p of placed) {
+        const onset = Math.round(p.onset * x.sampleRate);
+        // a stimulus the run never reaches is not read; when maxTrs stops early, only the part the run can reach is
+        // read (an entry cut short is not cached)
+        const reach = maxSamples === undefined ? undefined : maxSamples - onset;
+        if ((reach !== undefined && reach <= 0) || (runSamples !== undefined && onset >= runSamples)) {
+          encodings.push(undefined);
+          continue;
         }
-        return;
+        const tap = plain && options.tap && stored === 'codes' && options.exact !== true ? { nQ: x.nQ, tap: options.tap } : undefined;
+        const maxSeconds = reach === undefined ? undefined : reach / x.sampleRate;
+        encodings.push(await encodeStimulus(cache, model, p.file, { stored, exact: options.exact, maxSeconds, tap }));
       }
-      const exact = options.exact === true;
-      if (kind === 'latents') {
-        if (exact) {
-          const samples = await collect(audio().blocks);
-          nTrs = volumesOf(samples.length);
-          if (samples.length === 0) return;
-          const latents = await codec.latents(samples, { exact: true });
-          if (sink) sink.add(latents.data, 0, latents.nFrames);
-          else if (nTrs > 0) features = sliceWindows(latents.data, latents.dim, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
-          return;
+      const plan = planRun(placed, encodings.map((e) => e?.entry.meta.samples ?? 0), { sampleRate: x.sampleRate, runSamples, maxSamples });
+      played.push(...plan.played);
+      nTrs = volumesOf(plan.samples);
+      const codebooks = kind === 'embeddings' ? await encodingCodebooks(cache, model) : undefined;
+      const sources: (StimulusFrames | undefined)[] = [];
+      for (const e of encodings) sources.push(e ? await StimulusFrames.open(e.entry, { kind: kind as FrameKind, nQ: x.nQ, codebooks }) : undefined);
+      const hop = x.sampleRate / x.clock.rate;
+      openSink(x);
+      if (!sink) features = kind === 'codes' ? new Int16Array(nTrs * x.rows * x.frames) : new Float32Array(nTrs * x.rows * x.frames);
+      if (plan.pieces.length > 0 && (nTrs > 0 || sink)) {
+        for await (const block of runFrameBlocks(plan, sources, hop)) {
+          if (sink) sink.add(block.data, block.first, block.n);
+          else placeInWindows(block.data, x.rows, block.first, block.n, nTrs, x.frames, x.start, features);
         }
-        const a = audio();
-        const blocks: Embeddings[] = [];
-        try {
-          for await (const block of codec.latentsStream(a.blocks)) {
-            if (sink) sink.add(block.data, block.firstFrame, block.nFrames);
-            else blocks.push(block);
-          }
-        } catch (err) {
-          if (!(a.samples === 0 && a.ended && err instanceof RangeError)) throw err;
-        }
-        nTrs = volumesOf(a.samples);
-        if (!sink && nTrs > 0) {
-          const latents = concatLatents(blocks);
-          features = sliceWindows(latents.data, latents.dim, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
-        }
-        return;
       }
-      if (sink) {
-        // embeddings, resampled: each block of codes is dequantized as it streams
-        const a = audio();
-        try {
-          for await (const block of codec.encodeStreamBlocks(shown(a.blocks, options.tap), { bandwidth: s.bandwidth })) {
-            const e = await codec.embeddings(block);
-            sink.add(e.data, block.firstFrame, e.nFrames);
-            await options.tap?.codes(block);
-          }
-        } catch (err) {
-          if (!(a.samples === 0 && a.ended && err instanceof RangeError)) throw err;
-        }
-        nTrs = volumesOf(a.samples);
-        return;
-      }
-      let result: { codes: Codes | null; samples: number };
-      if (exact) {
-        const samples = plain
-          ? (await loadAudio(placed[0].file, { sampleRate: series.sampleRate, maxSeconds: maxSecondsOf(series) })).samples
-          : await collect(audio().blocks);
-        if (plain) played.push({ file: placed[0].file, onset: 0, start: 0, end: samples.length / series.sampleRate });
-        result = { codes: samples.length ? await encodeWhole(codec, samples, s.bandwidth, true) : null, samples: samples.length };
-      } else {
-        result = await encodeStreamed(codec, audio(), s.bandwidth, options.tap);
-      }
-      nTrs = volumesOf(result.samples);
-      const codes = result.codes;
-      if (nTrs === 0 || codes === null) return;
-      if (kind === 'embeddings') {
-        const latents = await codec.embeddings(codes);
-        features = sliceWindows(latents.data, latents.dim, latents.nFrames, nTrs, frames, start, new Float32Array(nTrs * rows * frames));
-      } else {
-        features = sliceWindows(codes.data, codes.nQ, codes.nFrames, nTrs, frames, start, new Int16Array(nTrs * rows * frames));
-      }
-    });
+    } finally {
+      for (const e of encodings) await e?.release();
+      await cache.close();
+      await model.close();
+    }
   }
   if (!plain || s.runTrs !== undefined) checkStimulusInRun(played, nTrs, s.tr);
 

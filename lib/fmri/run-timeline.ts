@@ -178,6 +178,55 @@ export async function* runAudio(
   if (options.runSamples !== undefined) yield* silenceTo(end);
 }
 
+/** The part of a stimulus a run plays: `count` samples of its file from `fileStart`, at run sample `runStart`. */
+export interface RunPiece {
+  /** Index of the stimulus in the list given to planRun. */
+  stimulus: number;
+  runStart: number;
+  fileStart: number;
+  count: number;
+}
+
+/** The run's audio laid out from its stimuli's lengths, without reading them (see {@link planRun}). */
+export interface RunPlan {
+  pieces: RunPiece[];
+  played: PlayedStimulus[];
+  /** Samples per channel of the run audio. */
+  samples: number;
+}
+
+/**
+ * Where each stimulus's samples land on the run timeline, given how many samples each file decodes to at
+ * `sampleRate`: exactly the layout {@link runAudio} streams (same rounding, cuts and run end), computed without
+ * audio, so that frames encoded from each file alone can be placed on the run (lib/fmri/run-frames.ts).
+ */
+export function planRun(stimuli: PlacedStimulus[], fileSamples: number[], options: { sampleRate: number; runSamples?: number; maxSamples?: number }): RunPlan {
+  const { sampleRate } = options;
+  const end = Math.min(options.runSamples ?? Infinity, options.maxSamples ?? Infinity);
+  const pieces: RunPiece[] = [];
+  const played: PlayedStimulus[] = [];
+  let pos = 0;
+  for (let i = 0; i < stimuli.length; i++) {
+    const s = stimuli[i];
+    if (pos >= end) break;
+    const onset = Math.round(s.onset * sampleRate);
+    pos = Math.max(pos, Math.min(onset, end));
+    if (pos >= end) break;
+    const skip = pos - onset;
+    const readable = Math.min(s.duration === undefined ? Infinity : Math.round(s.duration * sampleRate), end - onset);
+    const start = pos;
+    const count = Math.max(0, Math.min(fileSamples[i], readable) - skip, 0);
+    const taken = Math.min(count, end - pos);
+    if (taken > 0) {
+      pieces.push({ stimulus: i, runStart: pos, fileStart: skip, count: taken });
+      pos += taken;
+    }
+    played.push({ file: s.file, onset: s.onset, start: start / sampleRate, end: pos / sampleRate });
+  }
+  if (options.runSamples !== undefined) pos = Math.max(pos, end);
+  return { pieces, played, samples: pos };
+}
+
 /** Whether the run is the plain default (one stimulus at onset 0, no run length): the file itself. */
 export function isPlainFile(stimuli: PlacedStimulus[], runTrs: number | undefined): boolean {
   return runTrs === undefined && stimuli.length === 1 && stimuli[0].onset === 0 && stimuli[0].duration === undefined;

@@ -148,7 +148,7 @@ function khz(rate: number): string {
 }
 
 /** Checks the file can be opened; file-system errors become AudioErrors that name the path. */
-async function checkReadable(file: string): Promise<void> {
+export async function checkReadable(file: string): Promise<void> {
   let handle: fs.promises.FileHandle | undefined;
   try {
     handle = await fs.promises.open(file, 'r');

@@ -126,7 +126,7 @@ describe('feature pipeline', function () {
     };
     let r: FeatureSet;
     try {
-      r = await extractFeatures(movie.path, { model: codec, maxTrs: 1 });
+      r = await extractFeatures(movie.path, { model: codec, maxTrs: 1, cache: false });
     } finally {
       (audioModule as { streamAudio: typeof original }).streamAudio = original;
     }

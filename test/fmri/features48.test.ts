@@ -19,6 +19,7 @@ import { writeWav } from '../../lib/io/wav';
 import { rejects } from '../helpers/assert';
 import { makeStereo48k, maxAbsDiff } from '../helpers/media';
 import { randomModel48 } from '../helpers/model';
+import { placeOnRunOracle } from '../helpers/python';
 import { tempDir } from '../helpers/temp-dir';
 
 const SECONDS = 3.2; // two TRs of 1.5 s; four segments (0, 0.99, 1.98, 2.97 s)
@@ -181,25 +182,18 @@ describe('feature pipeline with encodec_48khz', function () {
     expectWindows(tone, onGrid(l, 128, probe.length), 1e-6);
   });
 
-  it('places stereo audio on the run timeline: a negative onset skips its start, a positive one puts silence first', async function () {
-    const [left, right] = [stereo.subarray(0, samples), stereo.subarray(samples)];
-    const skip = Math.round(0.4 * 48000);
-    const lead = Math.round(0.7 * 48000);
-    const trimmed = path.join(dir, 'trimmed.wav');
-    const padded = path.join(dir, 'padded.wav');
-    await writeWav(trimmed, [left.slice(skip), right.slice(skip)], { sampleRate: 48000, format: 'float32' });
-    const pad = (x: Float32Array): Float32Array => {
-      const out = new Float32Array(lead + x.length);
-      out.set(x, lead);
-      return out;
-    };
-    await writeWav(padded, [pad(left), pad(right)], { sampleRate: 48000, format: 'float32' });
+  it('places the stereo stimulus, encoded alone, on the run: a negative onset starts into its frames, a positive one puts silence first', async function () {
+    const grid = onGrid(await codec.encode(stereo, { bandwidth: 3 }), 2, samples);
+    const zeros = await codec.encode(new Float32Array(2 * 2 * 48000), { bandwidth: 24 });
+    const silence = [0, 1].map((r) => zeros.data[r * zeros.nFrames + 112]);
     const early = await extractFeatures(file, { model: codec, onset: -0.4 });
     const late = await extractFeatures(file, { model: codec, onset: 0.7 });
     expect(early.shape).to.deep.equal([1, 2, PER_TR]); // floor(2.8 / 1.5)
     expect(late.shape).to.deep.equal([2, 2, PER_TR]); // floor(3.9 / 1.5)
-    expect(Array.from(early.features)).to.deep.equal(Array.from((await extractFeatures(trimmed, { model: codec })).features));
-    expect(Array.from(late.features)).to.deep.equal(Array.from((await extractFeatures(padded, { model: codec })).features));
+    const skip = Math.round(0.4 * 48000);
+    const lead = Math.round(0.7 * 48000);
+    expectWindows(early, Float64Array.from(placeOnRunOracle(grid, 2, silence, { runStart: 0, fileStart: skip, count: samples - skip, runSamples: samples - skip, hop: 320 })));
+    expectWindows(late, Float64Array.from(placeOnRunOracle(grid, 2, silence, { runStart: lead, fileStart: 0, count: samples, runSamples: lead + samples, hop: 320 })));
     expect(late.metadata.map((m) => m.stimulus_fraction)).to.deep.equal([0.533333, 1]);
   });
 

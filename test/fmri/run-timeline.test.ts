@@ -20,7 +20,7 @@ import { writeWav } from '../../lib/io/wav';
 import { rejects } from '../helpers/assert';
 import { makeSpeech24k } from '../helpers/media';
 import { randomModel } from '../helpers/model';
-import { maxRelativeError, pythonJson } from '../helpers/python';
+import { maxRelativeError, placeOnRunOracle, pythonJson } from '../helpers/python';
 import { tempDir } from '../helpers/temp-dir';
 
 const SR = 24000;
@@ -100,16 +100,31 @@ describe('scanner clock', function () {
     }
   });
 
-  it('places the stimulus at its onset: codes of silence, the stimulus, silence to the end of the run', async function () {
-    const onset = 2.25;
+  /** The model's frame for digital silence, as the encode stage keeps it: frame 112 of 2 s of zeros. */
+  async function silenceOf(kind: 'codes' | 'latents', nQ = 4): Promise<number[]> {
+    const zeros = new Float32Array(2 * SR);
+    if (kind === 'latents') {
+      const l = await codec.latents(zeros);
+      return Array.from({ length: 128 }, (_, r) => l.data[r * l.nFrames + 112]);
+    }
+    const c = await codec.encode(zeros, { bandwidth: 24 });
+    return Array.from({ length: nQ }, (_, r) => c.data[r * c.nFrames + 112]);
+  }
+
+  it('places the stimulus, encoded alone, at its onset: silence frames, its frames by time, silence to the end of the run', async function () {
+    const onset = 2.25; // 168.75 frames: the stimulus's frames land half a frame off the run's grid
     const runTrs = 6;
-    const timeline = new Float32Array(runTrs * 1.5 * SR);
-    timeline.set(speechSamples.subarray(0, timeline.length - onset * SR), onset * SR);
-    const codes = await codec.encode(timeline, { bandwidth: 3 });
+    const codes = await codec.encode(speechSamples, { bandwidth: 3 });
     const r = await extractFeatures(speech, { model: codec, onset, runTrs });
     expect(r.shape).to.deep.equal([runTrs, 4, 112]);
+    const runSamples = runTrs * 1.5 * SR;
+    const count = Math.min(speechSamples.length, runSamples - onset * SR);
+    const want = placeOnRunOracle(codes.data, 4, await silenceOf('codes'), { runStart: onset * SR, fileStart: 0, count, runSamples, hop: 320 });
+    const n = want.length / 4;
     for (let k = 0; k < runTrs; k++) {
-      for (let t = 0; t < 112; t++) expect(r.features[k * 4 * 112 + t]).to.equal(codes.data[trStartFrame(k, 1.5) + t]);
+      for (let q = 0; q < 4; q++) {
+        for (let t = 0; t < 112; t++) expect(r.features[(k * 4 + q) * 112 + t]).to.equal(want[q * n + trStartFrame(k, 1.5) + t]);
+      }
     }
     const m = r.metadata;
     expect(m.map((v) => v.stimulus_fraction)).to.deep.equal([0, 0.5, 1, 1, 0.833333, 0]); // 5 s of speech from 2.25 s
@@ -118,27 +133,29 @@ describe('scanner clock', function () {
     expect(Number.isNaN(m[0].stimulus_time_start) && Number.isNaN(m[0].stimulus_time_end)).to.equal(true);
   });
 
-  it('cuts the first -onset seconds of the stimulus for a negative onset', async function () {
+  it('starts a stimulus with a negative onset -onset seconds into its own frames (the first ones played before the run)', async function () {
     const r = await extractFeatures(speech, { model: codec, onset: -1.5, output: 'latents', resample: 'mean' });
-    const cut = await codec.latents(speechSamples.subarray(1.5 * SR));
+    const latents = await codec.latents(speechSamples);
     expect(r.shape).to.deep.equal([2, 128]); // floor((5 - 1.5) / 1.5)
+    const runSamples = speechSamples.length - 1.5 * SR;
+    const placed = placeOnRunOracle(latents.data, 128, await silenceOf('latents'), { runStart: 0, fileStart: 1.5 * SR, count: runSamples, runSamples, hop: 320 });
     const want = pythonJson<number[][]>(
       `x = np.array(data, dtype=np.float64).reshape(128, -1)
 c = (np.arange(x.shape[1]) + 0.5) / 75
 print(json.dumps([x[:, np.floor(c / 1.5) == k].mean(axis=1).tolist() for k in range(2)]))`,
-      Array.from(cut.data),
+      placed,
     );
     expect(maxRelativeError(r.features, want.flat(), 1e-3)).to.be.below(1e-5);
     expect(r.metadata[0].stimulus_time_start).to.equal(1.5);
   });
 
-  it('resamples latents of the run by Lanczos at (k + sliceTimeRef) tr, as lanczosinterp2D on codec.latents', async function () {
+  it('resamples latents of the run by Lanczos at (k + sliceTimeRef) tr, as lanczosinterp2D on the placed frames', async function () {
     const onset = 1;
     const runTrs = 5;
-    const timeline = new Float32Array(runTrs * 2 * SR);
-    timeline.set(speechSamples.subarray(0, timeline.length - onset * SR), onset * SR);
-    const latents = await codec.latents(timeline);
-    expect([latents.dim, latents.nFrames]).to.deep.equal([128, (runTrs * 2 * SR) / 320]);
+    const runSamples = runTrs * 2 * SR;
+    const latents = await codec.latents(speechSamples);
+    const placed = placeOnRunOracle(latents.data, 128, await silenceOf('latents'), { runStart: onset * SR, fileStart: 0, count: speechSamples.length, runSamples, hop: 320 });
+    expect(placed.length).to.equal((128 * runSamples) / 320);
     const r = await extractFeatures(speech, { model: codec, onset, runTrs, tr: 2, output: 'latents', resample: 'lanczos', sliceTimeRef: 0.5 });
     const want = pythonJson<number[][]>(
       `x = np.array(data, dtype=np.float64).reshape(128, -1).T
@@ -148,7 +165,7 @@ d = (new[:, None] - old[None, :]) / 2.0
 L = np.where(d == 0, 1.0, 3 * np.sin(np.pi * d) * np.sin(np.pi * d / 3) / np.where(d == 0, 1, (np.pi * d) ** 2))
 L[np.abs(d) > 3] = 0
 print(json.dumps((L @ x).tolist()))`,
-      Array.from(latents.data),
+      placed,
     );
     expect(r.shape).to.deep.equal([runTrs, 128]);
     expect(maxRelativeError(r.features, want.flat(), 1e-2)).to.be.below(1e-5);
@@ -226,7 +243,7 @@ print(json.dumps(np.concatenate([z, d2], axis=1).tolist()))`,
       throw new RangeError('block size must be at least 1 sample, got 0');
     };
     try {
-      await rejects(extractFeatures(speech, { model: codec }), RangeError, /block size/);
+      await rejects(extractFeatures(speech, { model: codec, cache: false }), RangeError, /block size/);
     } finally {
       (audioModule as { streamAudio: typeof original }).streamAudio = original;
     }

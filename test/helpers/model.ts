@@ -7,6 +7,7 @@ import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import './encoding-cache';
 import { exportModel } from '../../lib/model/exporter';
 import { PACKAGE_ROOT } from '../../lib/common/package-root';
 

@@ -4,6 +4,7 @@
  * two workers at once, find them made instead of each exporting the same model. A single file run without it
  * exports what it needs on first use.
  */
+import './encoding-cache';
 import { randomCheckpoint, randomLm, randomModel, randomModel48 } from './model';
 
 // Two workers share the cores, each with libtorch's and OpenBLAS's OpenMP threads: threads that wait at a barrier

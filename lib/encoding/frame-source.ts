@@ -1,0 +1,154 @@
+/**
+ * Reading an entry's frames as the align stage needs them: on the model's uniform frame grid (frame j covers samples
+ * [hop j, hop (j + 1)) of the input), as codes of the first nQ codebooks, their embeddings, or latents, block by
+ * block, so that only a window of frames is in memory. This is the one place the model families differ for the
+ * align stage: a whole-file model's frames are the grid; a segmented model's joined segment frames are put on it by
+ * lib/codec/segment-grid.ts.
+ */
+import { SegmentGeometry } from '../codec/segments';
+import { gridFrames } from '../codec/segment-grid';
+import { SegmentGrid } from '../codec/segment-grid';
+import { codedError } from '../common/errors';
+import { Codebooks, dequantize } from './codebooks';
+import { Entry } from './entry';
+import { FrameArray } from './npy-frames';
+
+export type FrameKind = 'codes' | 'embeddings' | 'latents';
+
+/** Joined frames read from the entry at a time. */
+const READ_FRAMES = 8192;
+
+/** A block of grid frames, laid out [rows, nFrames]. */
+interface Block {
+  data: FrameArray;
+  first: number;
+  n: number;
+}
+
+/** What frames to read: their kind, and for codes and embeddings the codebooks used (the first nQ). */
+export interface FrameRequest {
+  kind: FrameKind;
+  nQ: number;
+  /** Needed for embeddings. */
+  codebooks?: Codebooks;
+}
+
+export class StimulusFrames {
+  readonly rows: number;
+  readonly integer: boolean;
+  /** Grid frames: ceil(samples / hop). */
+  readonly nFrames: number;
+  private blocks: Block[] = [];
+  private source: AsyncGenerator<Block> | undefined;
+  private loadedTo = 0;
+
+  private constructor(
+    readonly entry: Entry,
+    private readonly request: FrameRequest,
+    /** The model's frame for silence, converted as the frames are ([rows]). */
+    readonly silence: FrameArray,
+  ) {
+    this.rows = rowsOf(entry, request);
+    this.integer = request.kind === 'codes';
+    this.nFrames = entry.meta.samples === 0 ? 0 : gridFrames(entry.meta.samples, geometry(entry) ?? { hop: entry.meta.hop_length } as SegmentGeometry);
+  }
+
+  static async open(entry: Entry, request: FrameRequest): Promise<StimulusFrames> {
+    checkRequest(entry, request);
+    const silence = convert(await entry.silence(), 1, entry.rows, request);
+    return new StimulusFrames(entry, request, silence);
+  }
+
+  /**
+   * Makes grid frames [from, to) readable by `at` (to <= nFrames). Calls must not move backwards: `from` never
+   * less than an earlier call's (frames before it are forgotten).
+   */
+  async load(from: number, to: number): Promise<void> {
+    while (this.blocks.length && this.blocks[0].first + this.blocks[0].n <= from) this.blocks.shift();
+    if (this.blocks.length && this.blocks[0].first > from) throw codedError('ENCODEC_INTERNAL', `internal error: frame ${from} was read and forgotten`);
+    this.source ??= this.gridBlocks();
+    while (this.loadedTo < Math.min(to, this.nFrames)) {
+      const next = await this.source.next();
+      if (next.done) throw codedError('ENCODEC_FILE_FORMAT', `${this.entry.dir}: ${this.loadedTo} frames, ${this.nFrames} expected`);
+      this.loadedTo = next.value.first + next.value.n;
+      if (next.value.first + next.value.n > from) this.blocks.push(next.value);
+    }
+  }
+
+  /** Value of row r at grid frame j (loaded by `load`). */
+  at(r: number, j: number): number {
+    for (const b of this.blocks) {
+      if (j >= b.first && j < b.first + b.n) return b.data[r * b.n + j - b.first];
+    }
+    throw codedError('ENCODEC_INTERNAL', `internal error: frame ${j} is not loaded`);
+  }
+
+  /** Copies grid frame j's rows into out[r * stride + offset]. */
+  copyFrame(j: number, out: FrameArray, stride: number, offset: number): void {
+    for (const b of this.blocks) {
+      if (j >= b.first && j < b.first + b.n) {
+        for (let r = 0; r < this.rows; r++) out[r * stride + offset] = b.data[r * b.n + j - b.first];
+        return;
+      }
+    }
+    throw codedError('ENCODEC_INTERNAL', `internal error: frame ${j} is not loaded`);
+  }
+
+  /** Grid blocks in order, converted to the requested kind. */
+  private async *gridBlocks(): AsyncGenerator<Block> {
+    const { entry, request } = this;
+    const g = geometry(entry);
+    const pending: Block[] = [];
+    const grid = g ? new SegmentGrid(g, this.rows, this.integer, (data, first, n) => pending.push({ data, first, n })) : undefined;
+    for (let from = 0; from < entry.nFrames; from += READ_FRAMES) {
+      const n = Math.min(READ_FRAMES, entry.nFrames - from);
+      const block = convert(await entry.readFrames(from, from + n), n, entry.rows, request);
+      if (!grid) {
+        yield { data: block, first: from, n };
+        continue;
+      }
+      grid.add(block, from, n);
+      while (pending.length) yield pending.shift() as Block;
+    }
+    if (grid && entry.meta.samples > 0) {
+      grid.finish(entry.meta.samples);
+      while (pending.length) yield pending.shift() as Block;
+    }
+  }
+}
+
+function geometry(entry: Entry): SegmentGeometry | undefined {
+  const m = entry.meta;
+  if (m.segment_samples === undefined) return undefined;
+  return { length: m.segment_samples, stride: m.segment_stride as number, hop: m.hop_length, channels: m.channels };
+}
+
+function rowsOf(entry: Entry, r: FrameRequest): number {
+  if (r.kind === 'codes') return r.nQ;
+  if (r.kind === 'embeddings') return (r.codebooks as Codebooks).dim;
+  return entry.rows;
+}
+
+function checkRequest(entry: Entry, r: FrameRequest): void {
+  const stored = entry.meta.stored;
+  if ((r.kind === 'latents') !== (stored === 'latents')) {
+    throw codedError('ENCODEC_INTERNAL', `internal error: ${r.kind} asked of an entry of ${stored}`);
+  }
+  if (r.kind !== 'latents' && (r.nQ < 1 || r.nQ > entry.rows)) throw codedError('ENCODEC_INTERNAL', `internal error: ${r.nQ} codebooks asked of ${entry.rows}`);
+  if (r.kind === 'embeddings' && !r.codebooks) throw codedError('ENCODEC_INTERNAL', 'internal error: embeddings need the codebooks');
+}
+
+/** Time-major [n, stored rows] -> the requested kind, [rows, n]. */
+function convert(frames: FrameArray, n: number, stored: number, r: FrameRequest): FrameArray {
+  if (r.kind === 'latents') return transpose(frames, n, stored, stored) as Float32Array;
+  const codes = transpose(frames, n, stored, r.nQ) as Int16Array;
+  if (r.kind === 'codes') return codes;
+  return dequantize(codes, r.nQ, n, r.nQ, r.codebooks as Codebooks);
+}
+
+/** The first `rows` of each time-major frame, laid out [rows, n]. */
+function transpose(frames: FrameArray, n: number, stored: number, rows: number): FrameArray {
+  const out = frames instanceof Int16Array ? new Int16Array(rows * n) : new Float32Array(rows * n);
+  for (let t = 0; t < n; t++) for (let r = 0; r < rows; r++) out[r * n + t] = frames[t * stored + r];
+  return out;
+}
