@@ -119,7 +119,8 @@ function sidecarOf(series: FrameSeries): Record<string, unknown> {
  * 1..9 digits (9 always suffice for float32).
  */
 export function float32Text(v: number): string {
-  if (Number.isInteger(v) && Math.abs(v) < 1e21) return Object.is(v, -0) ? '-0' : String(v);
+  // Up to 2^24 float32 steps are at most 1, so an integer's own digits are the shortest text.
+  if (Number.isInteger(v) && Math.abs(v) <= 16777216) return Object.is(v, -0) ? '-0' : String(v);
   let lo = 1;
   let hi = 9;
   while (lo < hi) {
