@@ -114,6 +114,23 @@ export function derivativeBase(outDir: string, eventsFile: string, desc = 'encod
 }
 
 /**
+ * The base for a run's model-rate frames written as a BIDS continuous recording ({@link writeFramesFile} in
+ * lib/io/frames-file.ts, format tsv, appends `_stim.tsv.gz` / `_stim.json`):
+ * `OUT/sub-XX/[ses-YY/]func/sub-XX_[ses-YY_]task-T_[acq-A_][run-R_]recording-<recording>`. The `_stim` rule allows
+ * `recording-<label>` where derivatives otherwise use `desc-<label>` (see the module notes); a source `desc` is dropped.
+ *
+ * @returns undefined when the file's name is not BIDS-shaped
+ */
+export function derivativeFramesBase(outDir: string, eventsFile: string, recording = 'encodec'): string | undefined {
+  const parsed = bidsEntities(eventsFile);
+  if (!parsed) return undefined;
+  const { desc: _desc, ...kept } = parsed.entities;
+  const entities = { ...kept, recording };
+  const name = bidsName(entities, 'stim');
+  return path.join(funcDir(outDir, entities), name.slice(0, -'_stim'.length));
+}
+
+/**
  * The output base of several runs concatenated: the entities all runs share, without `run`, in the same layout as
  * {@link derivativeBase}. An entity other than sub, ses and task that differs between runs (acq, say) is left out.
  *
