@@ -12,6 +12,8 @@ import { metricsCommand } from './commands/metrics';
 import { doctorCommand } from './commands/doctor';
 import { inspectCommand } from './commands/inspect';
 import { roundtripCommand } from './commands/roundtrip';
+import { cacheCommand } from './commands/cache';
+import { framesCommand } from './commands/frames';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { version } = require('../../package.json') as { version: string };
@@ -36,6 +38,8 @@ function program(): Command {
   root.addCommand(doctorCommand());
   root.addCommand(roundtripCommand());
   root.addCommand(inspectCommand());
+  root.addCommand(framesCommand());
+  root.addCommand(cacheCommand());
   // Usage errors throw (exit code 2 via reportError) instead of exiting with commander's code 1.
   const strict = (c: Command): void => {
     c.exitOverride();

@@ -23,10 +23,14 @@ import { Command } from 'commander';
 
 import { parseBandwidth } from '../../lib/codec/bandwidth';
 import { Encodec } from '../../lib/codec/codec';
+import { encodeModel } from '../../lib/encoding/context';
 import { parseDevice } from '../../lib/codec/device';
 import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures, extractRunFeatures, extractedAudio } from '../../lib/fmri/features';
 import { BoldTiming, featuresNameForEvents, isEventsFile, readBoldTiming, readEvents } from '../../lib/fmri/bids';
 import { writeConcatH5, writeFeaturesH5 } from '../../lib/fmri/h5';
+import { derivativeBase, derivativeConcatBase, findBidsRoot, sidecarPathFor, writeBidsIgnore, writeDatasetDescription, writeSidecar } from '../../lib/fmri/bids-derivative';
+import { featureSidecar } from '../../lib/fmri/derivative-sidecar';
+import { PACKAGE_VERSION } from '../../lib/common/package-root';
 import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/fmri/features-file';
 import { ModelInfo, isSegmentedModel, modelCodebooks, readModelInfo, resolveModelPath } from '../../lib/model/model-file';
 import { threadsPerJob } from '../../lib/codec/threads';
@@ -64,6 +68,8 @@ interface ExtractCliOptions {
   force?: boolean;
   exact?: boolean;
   report?: boolean;
+  /** A folder (--cache DIR), false (--no-cache), or undefined (the default folder). */
+  cache?: string | false;
 }
 
 /**
@@ -71,7 +77,7 @@ interface ExtractCliOptions {
  * OUT/<run>_desc-encodec_features.
  */
 function outputBase(outDir: string, input: string): string {
-  if (isEventsFile(input)) return path.join(outDir, featuresNameForEvents(input));
+  if (isEventsFile(input)) return derivativeBase(outDir, input) ?? path.join(outDir, featuresNameForEvents(input));
   return path.join(outDir, path.basename(input, path.extname(input)));
 }
 
@@ -117,6 +123,11 @@ async function boldOptions(bold: string, options: ExtractOptions, explicit: { tr
 }
 
 /** The name of the --concat file: the runs' shared BIDS entities without run-, else 'concat'. */
+function concatFile(outDir: string, inputs: string[]): string {
+  const bids = inputs.every(isEventsFile) ? derivativeConcatBase(outDir, inputs) : undefined;
+  return bids ? `${bids}.h5` : path.join(outDir, `${concatName(inputs)}.h5`);
+}
+
 function concatName(inputs: string[]): string {
   const names = inputs.map((i) => path.basename(outputBase('', i)).replace(/_run-[^_]+/, ''));
   return names.every((n) => n === names[0]) && isEventsFile(inputs[0]) ? names[0] : 'concat_desc-encodec_features';
@@ -176,6 +187,8 @@ export function extractCommand(): Command {
     .option('--jobs <n>', 'inputs processed at once (model threads = max(1, floor(cores / jobs)))', parseIntegerOption('--jobs', 1, 256), 1)
     .option('--exact', 'encode each input in one pass (exact whole-file codes; memory grows with length) instead of in chunks')
     .option('--force', 'redo inputs whose outputs already exist')
+    .option('--cache <dir>', 'encoding cache folder (default: $ENCODEC_CACHE, else $XDG_CACHE_HOME/encodec-native/encodings); see docs/cache.md')
+    .option('--no-cache', 'encode every input afresh and keep nothing (the output is the same)')
     .option('--report', 'also score the round trip (encode -> decode, or mel -> Griffin-Lim) of the audio extract read (a run: its timeline): SNR, SI-SNR, STOI, ESTOI in OUT/<name>.quality.json')
     .action(async (args: string[], opts: ExtractCliOptions) => {
       const options: ExtractOptions = {
@@ -259,13 +272,26 @@ export function extractCommand(): Command {
       const threads = threadsPerJob(jobs);
       const modelPath = options.mode === 'mel' ? undefined : resolveModelPath(opts.model);
       if (modelPath) checkModelBandwidth(modelPath, options.bandwidth as number);
+      // BIDS events inputs: OUT is a BIDS derivative dataset (docs/fmri.md#bids-derivative-layout)
+      const bids = everything.some((i) => isEventsFile(i) && derivativeBase(opts.out, i) !== undefined);
+      if (bids) {
+        const source = everything.find(isEventsFile);
+        await writeDatasetDescription(opts.out, {
+          name: 'encodec-native stimulus features',
+          version: PACKAGE_VERSION,
+          commandLine: ['encodec-native', ...process.argv.slice(2)].join(' '),
+          sourceRoot: source ? findBidsRoot(source) : undefined,
+        });
+        await writeBidsIgnore(opts.out);
+      }
       const reporter = new BatchReporter(inputs.length);
       // --concat's runs by input: written in input order, whichever worker extracted them
       const concatResults = new Map<string, FeatureSet>();
       const report = (outcome: Outcome): void => reporter.report(outcome);
 
       await runWorkers(inputs, jobs, async (take) => {
-        let codec: Encodec | undefined;
+        // loaded on the first input that misses the cache (or at once for --report, which decodes)
+        const model = modelPath ? encodeModel(modelPath, { device, threads }) : undefined;
         try {
           for (let input = take(); input !== undefined; input = take()) {
             const base = outputBase(opts.out, input);
@@ -274,7 +300,8 @@ export function extractCommand(): Command {
             const target = opts.format === 'h5' ? h5File : files.npy;
             await removeStalePartials(base);
             const qualityFile = `${base}.quality.json`;
-            const done = opts.format === 'h5' ? fs.existsSync(h5File) : featuresExist(base);
+            const bidsOutput = bids && isEventsFile(input) && derivativeBase(opts.out, input) !== undefined;
+            const done = (opts.format === 'h5' ? fs.existsSync(h5File) : featuresExist(base)) && (!bidsOutput || fs.existsSync(sidecarPathFor(target)));
             if (!opts.force && !opts.concat && done && (!opts.report || fs.existsSync(qualityFile))) {
               report({ input, status: 'skipped', message: `${target} exists (--force to redo)` });
               continue;
@@ -282,15 +309,14 @@ export function extractCommand(): Command {
             reporter.working(input);
             const start = performance.now();
             try {
-              // without warm-up, as lib/codec/with-codec.ts loads: it would only add to the run's time
-              if (modelPath && !codec) codec = await Encodec.load(modelPath, { device, threads, warmup: false });
+              const codec = opts.report && model ? await model.codec() : undefined;
               // The report scores the audio and codes extract streams when it can (streamed codes or embeddings):
               // the run is then read and encoded once; otherwise roundTripQuality reads the same run timeline
               // again, as a stream. Either way it scores what the features were made from: for an events file or
               // an --onset / --run-trs, the run's silence and stimuli, not a file on its own.
               const tapped = opts.report && codec !== undefined && options.mode !== 'mel' && !isSegmentedModel(codec.info);
               const tap = tapped ? new RoundTripTap(codec as Encodec, options.bandwidth as number) : undefined;
-              const inputOptions = { ...(runOptions.get(input) ?? options), model: codec, tap };
+              const inputOptions: ExtractOptions = { ...(runOptions.get(input) ?? options), model, tap, cache: opts.cache };
               const stimuli = isEventsFile(input) ? readEvents(input, opts.stimuli) : undefined;
               const result = stimuli
                 ? await extractRunFeatures(stimuli, inputOptions, input)
@@ -310,8 +336,13 @@ export function extractCommand(): Command {
                 quality = `; round trip: ${formatQuality(q)}`;
               }
               if (opts.concat) concatResults.set(input, result);
-              else if (opts.format === 'h5') await writeFeaturesH5(h5File, result);
-              else await writeFeatures(base, result);
+              else {
+                await fs.promises.mkdir(path.dirname(base), { recursive: true });
+                if (opts.format === 'h5') await writeFeaturesH5(h5File, result);
+                else await writeFeatures(base, result);
+                // the sidecar last: an output without it is unfinished (redone by a rerun)
+                if (bidsOutput) await writeSidecar(target, featureSidecar(result, { stimuli: stimuli?.map((x) => ({ file: x.file, onset: x.onset ?? 0, duration: x.duration })) }));
+              }
               const where = opts.concat ? ' (for --concat)' : ` -> ${target}`;
               report({ input, status: 'written', message: `${describe(result, (performance.now() - start) / 1000)}${where}${quality}` });
             } catch (err) {
@@ -319,14 +350,16 @@ export function extractCommand(): Command {
             }
           }
         } finally {
-          codec?.dispose();
+          await model?.close();
         }
       });
       if (opts.concat) {
         const runs = inputs.map((input) => concatResults.get(input)).filter((r): r is FeatureSet => r !== undefined);
         if (runs.length === inputs.length && runs.length > 0) {
-          const file = path.join(opts.out, `${concatName(inputs)}.h5`);
+          const file = concatFile(opts.out, inputs);
+          await fs.promises.mkdir(path.dirname(file), { recursive: true });
           await writeConcatH5(file, runs);
+          if (bids) await writeSidecar(file, { ...featureSidecar(runs[0]), Runs: inputs.map((i, k) => ({ Events: i, Volumes: runs[k].shape[0] })), NumberOfVolumes: runs.reduce((n, r) => n + r.shape[0], 0) });
           process.stderr.write(`extract: ${runs.length} runs (${runs.reduce((n, r) => n + r.shape[0], 0)} volumes) -> ${file}\n`);
         } else {
           process.stderr.write('extract: --concat file not written: some runs failed\n');

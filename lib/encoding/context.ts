@@ -25,6 +25,11 @@ export async function openCache(option: CacheOption): Promise<EncodingCache> {
   throw typeError('cache must be a folder path, true (the default folder), false (no cache) or an EncodingCache');
 }
 
+/** Whether `value` is an EncodeModel (a model loaded on first need, e.g. shared by a CLI worker's inputs). */
+export function isEncodeModel(value: unknown): value is EncodeModel {
+  return typeof value === 'object' && value !== null && !(value instanceof Encodec) && typeof (value as EncodeModel).codec === 'function' && typeof (value as EncodeModel).path === 'string';
+}
+
 /** An EncodeModel that is closed (its codec disposed, when it loaded one) after the work. */
 export interface ClosableModel extends EncodeModel {
   close(): Promise<void>;
@@ -34,7 +39,8 @@ export interface ClosableModel extends EncodeModel {
  * The model of the encode stage: a loaded codec (used as is), or a model file (default: $ENCODEC_MODEL, then the
  * default path) whose metadata is read now and which is loaded only when an input must be encoded.
  */
-export function encodeModel(model: Encodec | string | undefined, load: { device?: Device; threads?: number }): ClosableModel {
+export function encodeModel(model: Encodec | EncodeModel | string | undefined, load: { device?: Device; threads?: number }): ClosableModel {
+  if (isEncodeModel(model)) return { ...model, close: async () => undefined }; // the caller's: it closes it
   if (model instanceof Encodec) {
     return { path: model.modelPath, info: model.info, device: model.device, codec: async () => model, close: async () => undefined };
   }

@@ -16,7 +16,7 @@ import { runtimeInfo } from '../codec/runtime';
 import { ModelInfo } from '../model/model-file';
 import { checkReadable, loadAudio, streamAudio } from '../io/audio';
 import { codedError } from '../common/errors';
-import { PACKAGE_ROOT } from '../common/package-root';
+import { PACKAGE_VERSION } from '../common/package-root';
 import { EncodingCache, cacheKey, deviceKind } from './cache';
 import { Entry, EntryMeta, ENTRY_FORMAT, FRAMES_FILE, META_FILE, SCALES_FILE, SILENCE_FILE, StoredKind, entrySha256 } from './entry';
 import { rememberedSha256, sha256OfFile } from './file-hash';
@@ -60,14 +60,6 @@ export interface StimulusEncoding {
   cached: boolean;
   /** Removes a transient entry (cut short by maxSeconds); nothing for a cached one. */
   release(): Promise<void>;
-}
-
-function packageVersion(): string {
-  try {
-    return (JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
 }
 
 const modelHashes = new Map<string, Promise<string>>();
@@ -151,7 +143,7 @@ export async function encodeStimulus(cache: EncodingCache, model: EncodeModel, f
       exact,
       device: deviceKind(codec.device),
       libtorch_version: runtimeInfo().torchVersion,
-      package_version: packageVersion(),
+      package_version: PACKAGE_VERSION,
       created: new Date().toISOString(),
       files: {},
     };

@@ -82,8 +82,8 @@ import { checkDelays, delayColumns, zscoreColumns } from './design';
 import { MelOptions, MelSettings, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
 import { ModelInfo, modelCodebooks, resolveModelPath, requireWholeFileModel } from '../model/model-file';
 import { debug } from '../common/log';
-import { CacheOption, encodeModel, encodingCodebooks, openCache } from '../encoding/context';
-import { EncodeTap, StimulusEncoding, encodeStimulus } from '../encoding/encode-stage';
+import { CacheOption, encodeModel, encodingCodebooks, isEncodeModel, openCache } from '../encoding/context';
+import { EncodeModel, EncodeTap, StimulusEncoding, encodeStimulus } from '../encoding/encode-stage';
 import { FrameKind, StimulusFrames } from '../encoding/frame-source';
 import { runFrameBlocks } from './run-frames';
 import { codedError, rangeError, typeError } from '../common/errors';
@@ -116,7 +116,7 @@ export interface ExtractOptions {
    * The model: a loaded `Encodec` (used as is, not disposed), or the path of a model file (loaded for this
    * call and disposed after it); default: `$ENCODEC_MODEL`, else the default cache path. Unused for mel.
    */
-  model?: string | Encodec;
+  model?: string | Encodec | EncodeModel;
   /** Repetition time in seconds (default 1.5). */
   tr?: number;
   /** EnCodec bandwidth in kbps (default 3: 4 codebooks; 2 with encodec_48khz, whose bandwidths are 3, 6, 12, 24). */
@@ -241,6 +241,9 @@ export interface FeatureSet {
    */
   model?: string;
   frameRate?: number;
+  /** encodec mode: the model file's SHA-256, and each stimulus encoded (its file's SHA-256, whether from the cache). */
+  modelSha256?: string;
+  encodings?: { file: string; sha256: string; cached: boolean }[];
 }
 
 /** Features to turn back into audio: a FeatureSet, or at least its array and shape. */
@@ -309,7 +312,7 @@ export function checkExtractOptions(options: ExtractOptions = {}): Settings {
     throw rangeError(`output '${options.output}' needs mode 'encodec'; mode 'mel' always gives mel features`);
   }
   const model = options.model;
-  if (model !== undefined && typeof model !== 'string' && !(model instanceof Encodec)) {
+  if (model !== undefined && typeof model !== 'string' && !(model instanceof Encodec) && !isEncodeModel(model)) {
     throw typeError('model must be the path of a model file or a loaded Encodec');
   }
   const onset = options.onset ?? 0;
@@ -708,6 +711,7 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
   };
 
   let nTrs = 0;
+  let encoded: Pick<FeatureSet, 'modelSha256' | 'encodings'> = {};
   let features: Int16Array | Float32Array = kind === 'codes' ? new Int16Array(0) : new Float32Array(0);
   if (mel) {
     const m = s.mel;
@@ -747,6 +751,10 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
         const maxSeconds = reach === undefined ? undefined : reach / x.sampleRate;
         encodings.push(await encodeStimulus(cache, model, p.file, { stored, exact: options.exact, maxSeconds, tap }));
       }
+      encoded = {
+        modelSha256: encodings.find((e) => e)?.entry.meta.model_sha256,
+        encodings: encodings.flatMap((e, i) => (e ? [{ file: placed[i].file, sha256: e.entry.meta.source_sha256, cached: e.cached }] : [])),
+      };
       const plan = planRun(placed, encodings.map((e) => e?.entry.meta.samples ?? 0), { sampleRate: x.sampleRate, runSamples, maxSamples });
       played.push(...plan.played);
       nTrs = volumesOf(plan.samples);
@@ -803,6 +811,7 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
     runTrs: s.runTrs,
     sliceTimeRef: s.sliceTimeRef,
     ...(model ? { model: model.name, frameRate: model.frameRate } : {}),
+    ...encoded,
   };
   debug('features', () => {
     const hrf = s.hrf === 'none' ? '' : `, ${s.hrf} HRF`;
