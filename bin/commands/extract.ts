@@ -309,6 +309,7 @@ export function extractCommand(): Command {
             reporter.working(input);
             const start = performance.now();
             try {
+              await fs.promises.mkdir(path.dirname(base), { recursive: true }); // a BIDS derivative's sub-XX/func/
               const codec = opts.report && model ? await model.codec() : undefined;
               // The report scores the audio and codes extract streams when it can (streamed codes or embeddings):
               // the run is then read and encoded once; otherwise roundTripQuality reads the same run timeline
@@ -337,7 +338,6 @@ export function extractCommand(): Command {
               }
               if (opts.concat) concatResults.set(input, result);
               else {
-                await fs.promises.mkdir(path.dirname(base), { recursive: true });
                 if (opts.format === 'h5') await writeFeaturesH5(h5File, result);
                 else await writeFeatures(base, result);
                 // the sidecar last: an output without it is unfinished (redone by a rerun)

@@ -115,8 +115,9 @@ export class EncodingCache {
   }
 
   private discard(dir: string, why: string): void {
-    if (reported.has(dir)) return;
-    reported.add(dir);
+    // once per entry and problem: two tasks sharing a process must not repeat it; a later, new damage is reported
+    if (reported.has(`${dir}\n${why}`)) return;
+    reported.add(`${dir}\n${why}`);
     this.warn(`cache entry ${dir} is invalid (${why}): removed; encoding again`);
   }
 

@@ -19,6 +19,7 @@ import { makeSpeech24k, makeWav24k } from '../helpers/media';
 import { randomModel } from '../helpers/model';
 import { pythonJson } from '../helpers/python';
 import { tempDir } from '../helpers/temp-dir';
+import { validateBids } from '../helpers/bids-validator';
 
 /** Writes a NIfTI-1 BOLD image (4x4x3 voxels, `volumes` volumes, TR `tr` s) with nibabel. */
 function bold(file: string, volumes: number, tr: number): void {
@@ -59,7 +60,7 @@ describe('extract CLI on the scanner clock', function () {
     fs.writeFileSync(bolds[0].replace(/\.nii\.gz$/, '.json'), JSON.stringify({ RepetitionTime: 1.5, SliceTiming: [0, 0.75, 0.375, 1.125] }));
   });
 
-  it('goes from two BIDS runs to X and run_onsets in one command (latents, lanczos, delays, z-score, h5, concat)', function () {
+  it('goes from two BIDS runs to X and run_onsets in one command (latents, lanczos, delays, z-score, h5, concat)', async function () {
     const out = path.join(dir, 'derivatives');
     // two workers: X holds the runs in input order whichever finishes first
     const r = cli([
@@ -69,7 +70,8 @@ describe('extract CLI on the scanner clock', function () {
     ]);
     expect(r.stderr).to.match(/2 written, 0 skipped, 0 failed/);
     expect(r.status, r.stderr).to.equal(0);
-    const file = path.join(out, 'sub-01_task-movie_desc-encodec_features.h5');
+    // a BIDS derivative dataset: the source's sub-01/func/ mirrored, a description and a sidecar per output
+    const file = path.join(out, 'sub-01', 'func', 'sub-01_task-movie_desc-encodec_features.h5');
     const got = pythonJson<{ X: number[]; onsets: number[]; times: number[]; fraction: number[]; ref: number }>(
       `import h5py
 f = h5py.File(data, 'r')
@@ -82,14 +84,28 @@ print(json.dumps({'X': list(f['X'].shape), 'onsets': f['run_onsets'][()].tolist(
     expect(got.fraction).to.deep.equal([0, 0, 1, 1, 0.666667, 0, 0, 1, 1, 0, 0]); // 4 s from 3 s; 3 s from 1.5 s
     expect(got.ref).to.equal(0.375); // the first run's sidecar: median SliceTiming 0.5625 s / TR 1.5 s
     expect(got.times.slice(0, 2)).to.deep.equal([0.5625, 2.0625]);
+    const description = JSON.parse(fs.readFileSync(path.join(out, 'dataset_description.json'), 'utf8'));
+    expect(description).to.include({ DatasetType: 'derivative' });
+    expect(description.GeneratedBy[0].Name).to.equal('encodec-native');
+    expect(description.GeneratedBy[0].Description).to.match(/extract --events .*--concat/);
+    const sidecar = JSON.parse(fs.readFileSync(file.replace(/\.h5$/, '.json'), 'utf8'));
+    expect(sidecar).to.include({ RepetitionTime: 1.5, FeatureKind: 'latents', Resampling: 'lanczos', NumberOfVolumes: 11 });
+    expect(sidecar.DelaysInVolumes).to.deep.equal([1, 2, 3, 4]);
+    expect(sidecar.ModelSHA256).to.match(/^[0-9a-f]{64}$/);
+    expect(sidecar.Runs.map((x: { Volumes: number }) => x.Volumes)).to.deep.equal([6, 5]);
+    const { issues } = await validateBids(out);
+    expect(issues.filter((i) => i.severity === 'error').map((i) => `${i.code} ${i.location ?? ''}`)).to.deep.equal([]);
   });
 
   it('names npy outputs after the events file and records the run timing in the .csv', async function () {
     const out = path.join(dir, 'npy');
     const r = cli(['extract', '--events', events[1], '--bold', bolds[1], '--stimuli', path.join(dir, 'stimuli'), '--out', out, '--model', model]);
     expect(r.status, r.stderr).to.equal(0);
-    const base = path.join(out, 'sub-01_task-movie_run-2_desc-encodec_features');
+    const base = path.join(out, 'sub-01', 'func', 'sub-01_task-movie_run-2_desc-encodec_features');
     const f = await readFeatures(`${base}.npy`);
+    const sidecar = JSON.parse(fs.readFileSync(`${base}.json`, 'utf8'));
+    expect(sidecar).to.include({ RepetitionTime: 1.5, FeatureKind: 'codes', Bandwidth: 3, Codebooks: 4, SliceTimingReference: 0, NumberOfVolumes: 5 });
+    expect(sidecar.Stimuli).to.deep.equal([{ File: path.join(dir, 'stimuli', 'part2.wav'), Onset: 1.5, Duration: 3 }]);
     expect(f.shape).to.deep.equal([5, 4, 112]);
     expect(f.metadata.map((m) => m.stimulus_fraction)).to.deep.equal([0, 1, 1, 0, 0]);
     const csv = pythonJson<Record<string, (number | null)[]>>(`import csv, math
@@ -115,7 +131,7 @@ print(json.dumps({k: col(k) for k in ['run_time_start', 'stimulus_time_start', '
       codec.dispose();
     }
     const base = 'sub-01_task-movie_run-2_desc-encodec_features';
-    // codes: scored from extract's own stream (the tap); latents: the same timeline read a second time
+    // the run timeline read a second time and coded whole (extract itself encodes each stimulus alone)
     for (const [name, extra] of [['codes', []], ['latents', ['--output', 'latents']]] as const) {
       const out = path.join(dir, `report-${name}`);
       const r = cli([
@@ -124,8 +140,9 @@ print(json.dumps({k: col(k) for k in ['run_time_start', 'stimulus_time_start', '
       ]);
       expect(r.status, r.stderr).to.equal(0);
       expect(r.stdout).to.match(/round trip: SNR -?[\d.]+ dB/);
-      expect(fs.readdirSync(out).sort()).to.deep.equal([`${base}.csv`, `${base}.npy`, `${base}.quality.json`]);
-      const q = JSON.parse(fs.readFileSync(path.join(out, `${base}.quality.json`), 'utf8'));
+      const func = path.join(out, 'sub-01', 'func');
+      expect(fs.readdirSync(func).sort()).to.deep.equal([`${base}.csv`, `${base}.json`, `${base}.npy`, `${base}.quality.json`]);
+      const q = JSON.parse(fs.readFileSync(path.join(func, `${base}.quality.json`), 'utf8'));
       expect(q, name).to.deep.equal(expected);
       expect(q.seconds).to.equal(7.5);
     }
@@ -134,7 +151,7 @@ print(json.dumps({k: col(k) for k in ['run_time_start', 'stimulus_time_start', '
     const melOut = path.join(dir, 'report-mel');
     const m = cli(['extract', '--events', events[1], '--bold', bolds[1], '--stimuli', path.join(dir, 'stimuli'), '--mode', 'mel', '--report', '--out', melOut]);
     expect(m.status, m.stderr).to.equal(0);
-    const mq = JSON.parse(fs.readFileSync(path.join(melOut, `${base}.quality.json`), 'utf8'));
+    const mq = JSON.parse(fs.readFileSync(path.join(melOut, 'sub-01', 'func', `${base}.quality.json`), 'utf8'));
     expect(mq).to.include({ input: events[1], mode: 'mel', bandwidth: null, sampleRate: 22050, seconds: 7.5 });
     expect(mq.stoi).to.be.greaterThan(0.5); // Griffin-Lim keeps the speech intelligible; silence is left out
   });

@@ -89,7 +89,7 @@ print(json.dumps({'shape': list(f['features'].shape), 'model': str(a['model']), 
     const out = path.join(dir, 'run-report');
     const r = cli(['extract', '--events', events, '--run-trs', '3', '--model', model, '--report', '--out', out]);
     expect(r.status, r.stderr).to.equal(0);
-    const q = JSON.parse(fs.readFileSync(path.join(out, 'sub-01_task-movie_run-1_desc-encodec_features.quality.json'), 'utf8'));
+    const q = JSON.parse(fs.readFileSync(path.join(out, 'sub-01', 'func', 'sub-01_task-movie_run-1_desc-encodec_features.quality.json'), 'utf8'));
 
     // the run: 3 volumes of 1.5 s, 1 s of silence, then the first 3.5 s of the 3.2 s file (all of it), then silence
     const rate = 48000;
