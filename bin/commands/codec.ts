@@ -9,6 +9,10 @@ import * as path from 'node:path';
 import { Command } from 'commander';
 
 import { loadAudio, streamAudio } from '../../lib/io/audio';
+import { codesOf, encodeFile } from '../../lib/encoding/encode-file';
+import { modelCodebooks } from '../../lib/model/model-file';
+import { cachedEncoding } from '../../lib/encoding/encode-stage';
+import { encodeModel, openCache } from '../../lib/encoding/context';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
 import { Device, Encodec } from '../../lib/codec/codec';
 import { parseDevice } from '../../lib/codec/device';
@@ -140,14 +144,27 @@ function failAll(pending: InFlight[], report: BatchReporter, err: unknown): void
   for (const job of pending.splice(0)) report.report({ input: job.input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
 }
 
-async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { bandwidth: string; exact?: boolean }): Promise<void> {
+async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { bandwidth: string; exact?: boolean; cache?: string | false }): Promise<void> {
   const bandwidth = parseBandwidth(opts.bandwidth);
+  // files found in the encoding cache are written from it; the rest are coded pooled (many clips at the speed of
+  // one long file) and not kept, since pooled codes may differ from streamed ones at rare near-ties (docs/cache.md)
+  const cache = opts.cache === false ? undefined : await openCache(opts.cache);
   await runBatch('encode', args, opts, '.npy', 'audio files', async (codec, todo, reporter) => {
     const pending: InFlight[] = [];
+    const model = { path: codec.modelPath, info: codec.info, device: codec.device, codec: async () => codec };
+    const nQ = modelCodebooks(codec.info, bandwidth);
     async function* clips(): AsyncGenerator<Float32Array> {
       for await (const { input, out } of todo) {
         const start = performance.now();
         try {
+          const hit = cache ? await cachedEncoding(cache, model, input, { stored: 'codes', exact: opts.exact === true }) : undefined;
+          if (hit && hit.nFrames > 0) {
+            const codes = await codesOf(hit, nQ);
+            await writeCodesNpy(out, codes);
+            const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(out)})` : '';
+            reporter.report({ input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${out}${scales} (from the cache)` });
+            continue;
+          }
           const { samples } = await loadAudio(input, { sampleRate: codec.info.sample_rate, channels: codec.info.channels as 1 | 2 });
           if (samples.length === 0) throw new RangeError('the audio is empty');
           pending.push({ input, out, start });
@@ -185,25 +202,26 @@ export function encodeCommand(): Command {
       .argument('[audio...]', 'input audio or video files (one with --out; any number with --out-dir)')
       .option('--out <codes.npy>', 'codes file to write (one input)')
       .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (encodec_48khz: 3, 6, 12 or 24)', '6')
-      .option('--exact', 'encode each file whole in one pass (memory grows with length) instead of streaming it in chunks'),
+      .option('--exact', 'encode each file whole in one pass (memory grows with length) instead of streaming it in chunks')
+      .option('--cache <dir>', 'encoding cache folder (default: $ENCODEC_CACHE, else $XDG_CACHE_HOME/encodec-native/encodings)')
+      .option('--no-cache', 'encode afresh and keep nothing (the codes are the same)'),
   )).action(async (inputs: string[], opts: BatchModelOptions & { bandwidth: string; exact?: boolean }) => {
     if (isBatch(inputs, opts, 'audio')) return encodeBatchCommand(inputs, opts);
     const audio = inputs[0];
     const out = opts.out as string;
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(out, ['.npy']);
-    await withModel(opts, async (codec) => {
-      const sampleRate = codec.info.sample_rate;
-      const channels = codec.info.channels as 1 | 2;
-      // streamed in chunks with left context (bounded memory); --exact loads the file and encodes it whole
-      // (encodec_48khz streams its 1 s segments either way)
-      const codes = opts.exact
-        ? await codec.encode((await loadAudio(audio, { sampleRate, channels })).samples, { bandwidth, exact: true })
-        : await codec.encodeStream(streamAudio(audio, { sampleRate, channels }), { bandwidth });
+    // streamed in chunks with left context (bounded memory); --exact loads the file and encodes it whole (encodec_48khz
+    // streams its 1 s segments either way); from the encoding cache when the file was encoded before (any bandwidth)
+    const model = encodeModel(opts.model, { device: checkDevice(opts.device), threads: opts.threads });
+    try {
+      const codes = await encodeFile(audio, { model, bandwidth, exact: opts.exact === true, cache: (opts as { cache?: string | false }).cache });
       await writeCodesNpy(out, codes);
       const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(out)})` : '';
       process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${out}${scales}\n`);
-    });
+    } finally {
+      await model.close();
+    }
   });
 }
 

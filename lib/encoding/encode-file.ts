@@ -11,6 +11,7 @@ import { CacheOption, encodeModel, encodingCodebooks, openCache } from './contex
 import { EncodeModel, encodeStimulus } from './encode-stage';
 import { FrameKind, StimulusFrames } from './frame-source';
 import { FrameArray } from './npy-frames';
+import { Entry } from './entry';
 
 export interface EncodeFileOptions {
   /** A loaded codec, a model file (default: $ENCODEC_MODEL, then the default path), or a lazily loaded model. */
@@ -38,14 +39,8 @@ export async function encodeFile(file: string, options: EncodeFileOptions = {}):
     const nQ = codebooksOf(model.info, options.bandwidth ?? 6);
     const e = await encodeStimulus(cache, model, file, { stored: 'codes', exact: options.exact });
     try {
-      const { entry } = e;
-      const n = entry.nFrames;
-      const frames = await entry.readFrames(0, n);
-      const data = new Int16Array(nQ * n);
-      for (let t = 0; t < n; t++) for (let q = 0; q < nQ; q++) data[q * n + t] = frames[t * entry.rows + q];
-      const scales = await entry.scales();
-      if (n === 0) throw rangeError(`'${file}' holds no audio samples: nothing to encode`);
-      return { data, nQ, nFrames: n, ...(scales ? { scales, segmentFrames: (model.info.segment_samples as number) / model.info.hop_length } : {}) };
+      if (e.entry.nFrames === 0) throw rangeError(`'${file}' holds no audio samples: nothing to encode`);
+      return await codesOf(e.entry, nQ);
     } finally {
       await e.release();
     }
@@ -53,6 +48,17 @@ export async function encodeFile(file: string, options: EncodeFileOptions = {}):
     await cache.close();
     await model.close();
   }
+}
+
+/** Codes of the first `nQ` codebooks of an entry of codes, with its scales (segmented models). */
+export async function codesOf(entry: Entry, nQ: number): Promise<Codes> {
+  const n = entry.nFrames;
+  const frames = await entry.readFrames(0, n);
+  const data = new Int16Array(nQ * n);
+  for (let t = 0; t < n; t++) for (let q = 0; q < nQ; q++) data[q * n + t] = frames[t * entry.rows + q];
+  const scales = await entry.scales();
+  const m = entry.meta;
+  return { data, nQ, nFrames: n, ...(scales ? { scales, segmentFrames: (m.segment_samples as number) / m.hop_length } : {}) };
 }
 
 /** Model-rate features of a file (see modelRateFrames). */

@@ -97,11 +97,7 @@ class Counted {
   }
 }
 
-/**
- * The encoding of `file` for `request`: the cache's entry when it has a valid one, else encoded now (and put in the
- * cache unless cut short by maxSeconds).
- */
-export async function encodeStimulus(cache: EncodingCache, model: EncodeModel, file: string, request: EncodeRequest): Promise<StimulusEncoding> {
+async function keyFor(cache: EncodingCache, model: EncodeModel, file: string, request: EncodeRequest): Promise<{ key: string; exact: boolean; sourceSha256: string; modelSha: string }> {
   const { info } = model;
   const exact = request.exact === true && info.segment_methods !== true; // a segmented model has one way to encode
   await checkReadable(file); // a missing file is the reader's AudioError, not the hashing's raw ENOENT
@@ -115,6 +111,21 @@ export async function encodeStimulus(cache: EncodingCache, model: EncodeModel, f
     sampleRate: info.sample_rate,
     channels: info.channels,
   });
+  return { key, exact, sourceSha256, modelSha };
+}
+
+/** The cache's valid entry for `file` and `request`, or undefined (nothing is encoded). */
+export async function cachedEncoding(cache: EncodingCache, model: EncodeModel, file: string, request: EncodeRequest): Promise<Entry | undefined> {
+  return cache.lookup((await keyFor(cache, model, file, request)).key);
+}
+
+/**
+ * The encoding of `file` for `request`: the cache's entry when it has a valid one, else encoded now (and put in the
+ * cache unless cut short by maxSeconds).
+ */
+export async function encodeStimulus(cache: EncodingCache, model: EncodeModel, file: string, request: EncodeRequest): Promise<StimulusEncoding> {
+  const { info } = model;
+  const { key, exact, sourceSha256, modelSha } = await keyFor(cache, model, file, request);
   const found = await cache.lookup(key);
   if (found) return { entry: found, cached: true, release: async () => undefined };
 
