@@ -12,6 +12,8 @@ import { metricsCommand } from './commands/metrics';
 import { doctorCommand } from './commands/doctor';
 import { inspectCommand } from './commands/inspect';
 import { roundtripCommand } from './commands/roundtrip';
+import { statusCommand } from './commands/status';
+import { mergeCommand } from './commands/merge';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { version } = require('../../package.json') as { version: string };
@@ -31,6 +33,8 @@ function program(): Command {
   root.addCommand(compressCommand());
   root.addCommand(decompressCommand());
   root.addCommand(extractCommand());
+  root.addCommand(statusCommand());
+  root.addCommand(mergeCommand());
   root.addCommand(reconstructCommand());
   root.addCommand(metricsCommand());
   root.addCommand(doctorCommand());

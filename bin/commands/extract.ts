@@ -13,6 +13,9 @@
  * `_events.tsv` input (`--events`, or listed in the manifest) places its stim_files, and writes
  * `OUT/<run>_desc-encodec_features.npy`; `--bold` reads the run's volumes, TR and slice-time reference.
  * `--format h5` writes one HDF5 file per input instead, and `--concat` one file with `X` and `run_onsets` for all.
+ * A sharded run (`--shard i/N` or `auto/N` in a job array) keeps a work list in OUT (bin/work-list.ts): the
+ * assignment and one outcome record per input, which `status` and `merge` read; with `--concat` each run's
+ * features are kept there and `merge` writes the file once every shard is done.
  * With a 48 kHz model (encodec_48khz) inputs are read in stereo and the features have 150 frames/s (docs/fmri.md); a
  * bandwidth that model lacks is a usage error before any input is read.
  */
@@ -34,7 +37,9 @@ import { RoundTripTap, formatQuality, roundTripQuality } from '../../lib/quality
 import { writeFileAtomic } from '../../lib/common/atomic';
 import { toJson } from '../../lib/common/format';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
-import { BatchReporter, Outcome, Shard, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
+import { BatchReporter, Outcome, SHARD_HELP, Shard, failure, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
+import { WorkList } from '../work-list';
+import { writeFeaturesPart } from '../../lib/fmri/features-part';
 
 interface ExtractCliOptions {
   out: string;
@@ -61,6 +66,7 @@ interface ExtractCliOptions {
   mode: string;
   output: string;
   jobs: number;
+  threads?: number;
   force?: boolean;
   exact?: boolean;
   report?: boolean;
@@ -152,7 +158,7 @@ export function extractCommand(): Command {
     .argument('[inputs...]', 'audio or video files (any format ffmpeg reads)')
     .requiredOption('--out <dir>', 'output directory (created if missing)')
     .option('--manifest <file>', "file listing inputs, one per line ('#' comments; relative to the manifest's directory)")
-    .option('--shard <i/N>', 'process only part i of N (0-based) of the sorted input list', parseShard)
+    .option('--shard <i/N>', SHARD_HELP, parseShard)
     .option('--model <model.pt>', 'model file (default: $ENCODEC_MODEL, then the default cache path); unused with --mode mel')
     .option('--device <device>', "'cpu', 'cuda' or 'cuda:N'", 'cpu')
     .option('--tr <seconds>', 'fMRI repetition time in seconds (default 1.5, or the --bold file\'s)')
@@ -174,6 +180,7 @@ export function extractCommand(): Command {
     .option('--mode <mode>', 'encodec (codes/embeddings) or mel (no model)', 'encodec')
     .option('--output <kind>', 'with --mode encodec: codes, embeddings or latents (before quantization)', 'codes')
     .option('--jobs <n>', 'inputs processed at once (model threads = max(1, floor(cores / jobs)))', parseIntegerOption('--jobs', 1, 256), 1)
+    .option('--threads <n>', "each model's intra-op threads (default: max(1, floor(cores / jobs)); in a job, the cores it was given)", parseIntegerOption('--threads', 1, 1024))
     .option('--exact', 'encode each input in one pass (exact whole-file codes; memory grows with length) instead of in chunks')
     .option('--force', 'redo inputs whose outputs already exist')
     .option('--report', 'also score the round trip (encode -> decode, or mel -> Griffin-Lim) of the audio extract read (a run: its timeline): SNR, SI-SNR, STOI, ESTOI in OUT/<name>.quality.json')
@@ -243,7 +250,6 @@ export function extractCommand(): Command {
         if (other) throw new UsageError(`'${other}' and '${input}' would both write ${base}.${opts.format}; rename one or run them with different --out`);
         byName.set(base, input);
       }
-      const inputs = selectInputs(listed, opts.shard);
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) {
         throw new UsageError(`--out '${opts.out}' is a file; pass a directory (it is created if missing)`);
       }
@@ -254,12 +260,17 @@ export function extractCommand(): Command {
         const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
         throw new UsageError(`cannot write to --out '${opts.out}' (${code}); pass a directory you can write to (it is created if missing)`);
       }
+      // sharded: the assignment and outcome records live in OUT; with --concat, `merge` writes the file
+      const work = opts.shard
+        ? await WorkList.open(opts.out, 'extract', everything, opts.shard, opts.concat ? `${concatName(everything)}.h5` : undefined)
+        : undefined;
+      const inputs = work ? work.inputs() : selectInputs(listed, opts.shard);
 
       const jobs = Math.max(1, Math.min(opts.jobs, inputs.length));
-      const threads = threadsPerJob(jobs);
+      const threads = opts.threads ?? threadsPerJob(jobs);
       const modelPath = options.mode === 'mel' ? undefined : resolveModelPath(opts.model);
       if (modelPath) checkModelBandwidth(modelPath, options.bandwidth as number);
-      const reporter = new BatchReporter(inputs.length);
+      const reporter = new BatchReporter(inputs.length, process.stderr, work);
       // --concat's runs by input: written in input order, whichever worker extracted them
       const concatResults = new Map<string, FeatureSet>();
       const report = (outcome: Outcome): void => reporter.report(outcome);
@@ -275,8 +286,11 @@ export function extractCommand(): Command {
             await removeStalePartials(base);
             const qualityFile = `${base}.quality.json`;
             const done = opts.format === 'h5' ? fs.existsSync(h5File) : featuresExist(base);
+            // the files that hold the input's result, for the work list of a sharded run
+            const partFile = work && opts.concat ? work.partPath(input) : undefined;
+            const outputs = [...(partFile ? [partFile] : opts.concat ? [] : opts.format === 'h5' ? [h5File] : [files.npy, files.csv]), ...(opts.report ? [qualityFile] : [])];
             if (!opts.force && !opts.concat && done && (!opts.report || fs.existsSync(qualityFile))) {
-              report({ input, status: 'skipped', message: `${target} exists (--force to redo)` });
+              report({ input, status: 'skipped', message: `${target} exists (--force to redo)`, outputs });
               continue;
             }
             reporter.working(input);
@@ -309,20 +323,24 @@ export function extractCommand(): Command {
                 await writeFileAtomic(qualityFile, Buffer.from(toJson({ input, ...q })));
                 quality = `; round trip: ${formatQuality(q)}`;
               }
-              if (opts.concat) concatResults.set(input, result);
+              if (partFile) await writeFeaturesPart(partFile, result);
+              else if (opts.concat) concatResults.set(input, result);
               else if (opts.format === 'h5') await writeFeaturesH5(h5File, result);
               else await writeFeatures(base, result);
               const where = opts.concat ? ' (for --concat)' : ` -> ${target}`;
-              report({ input, status: 'written', message: `${describe(result, (performance.now() - start) / 1000)}${where}${quality}` });
+              report({ input, status: 'written', message: `${describe(result, (performance.now() - start) / 1000)}${where}${quality}`, outputs });
             } catch (err) {
-              report({ input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
+              report(failure(input, err));
             }
           }
         } finally {
           codec?.dispose();
         }
       });
-      if (opts.concat) {
+      await reporter.flush();
+      if (opts.concat && work) {
+        process.stderr.write(`extract: --concat file is written by \`encodec-native merge --out ${opts.out}\` once every shard is done\n`);
+      } else if (opts.concat) {
         const runs = inputs.map((input) => concatResults.get(input)).filter((r): r is FeatureSet => r !== undefined);
         if (runs.length === inputs.length && runs.length > 0) {
           const file = path.join(opts.out, `${concatName(inputs)}.h5`);
