@@ -285,12 +285,13 @@ export function extractCommand(): Command {
             const target = opts.format === 'h5' ? h5File : files.npy;
             await removeStalePartials(base);
             const qualityFile = `${base}.quality.json`;
-            const done = opts.format === 'h5' ? fs.existsSync(h5File) : featuresExist(base);
-            // the files that hold the input's result, for the work list of a sharded run
+            // the files that hold the input's result, for the work list of a sharded run; sharded, --concat keeps
+            // each run's features in a part file, which resumes like any output
             const partFile = work && opts.concat ? work.partPath(input) : undefined;
             const outputs = [...(partFile ? [partFile] : opts.concat ? [] : opts.format === 'h5' ? [h5File] : [files.npy, files.csv]), ...(opts.report ? [qualityFile] : [])];
-            if (!opts.force && !opts.concat && done && (!opts.report || fs.existsSync(qualityFile))) {
-              report({ input, status: 'skipped', message: `${target} exists (--force to redo)`, outputs });
+            const done = partFile ? fs.existsSync(partFile) : opts.format === 'h5' ? fs.existsSync(h5File) : featuresExist(base);
+            if (!opts.force && (!opts.concat || partFile) && done && (!opts.report || fs.existsSync(qualityFile))) {
+              report({ input, status: 'skipped', message: `${partFile ?? target} exists (--force to redo)`, outputs });
               continue;
             }
             reporter.working(input);

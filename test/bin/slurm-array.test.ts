@@ -136,7 +136,11 @@ describe('extract as a Slurm job array (examples/slurm/extract.sbatch on a real 
     // the resubmit line as printed (with --parsable, to wait for its job), then merge
     const again = spawnSync('bash', ['-c', line.replace(/^sbatch /, 'sbatch --parsable ')], { cwd: dir, env: jobEnv, encoding: 'utf8' });
     expect(again.status, again.stderr).to.equal(0);
-    await (cluster as Cluster).waitForJob(again.stdout.trim().split(';')[0]);
+    const againJob = again.stdout.trim().split(';')[0];
+    await (cluster as Cluster).waitForJob(againJob);
+    // the task resumed: stim-2's features were kept, stim-6's extracted
+    const log = fs.readFileSync(path.join(submitDir, `slurm-encodec-extract-${againJob}_1.out`), 'utf8');
+    expect(log).to.match(/extract: 2 inputs \(shard 1\/4 from SLURM_ARRAY_TASK_ID\): 1 written, 1 skipped, 0 failed/);
     s = cli(['status', '--out', out], jobEnv);
     expect(s.status, s.stdout).to.equal(0);
     expect(s.stdout).to.include('8 inputs in 4 shards: 8 done, 0 failed, 0 missing');
