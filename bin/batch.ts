@@ -6,12 +6,11 @@
  * them without overlap whatever order the inputs were listed in; `--shard auto/N` takes i from the job array's
  * variable (Slurm, Kubernetes Indexed Jobs, AWS Batch). A sharded run also writes a work list into the output
  * folder (the assignment, and one outcome record per input: bin/work-list.ts), which `status` and `merge` read.
- * Each input writes `OUT/<name without
- * extension>.<ext>` atomically; an input whose outputs exist is skipped unless `--force`, so a killed run is
- * resumed by running it again. `--jobs N` runs N workers (each with its own model of max(1, floor(cores / N))
- * threads). A failing input is reported and the others still run; the exit code is then 1 and a summary lists
- * the failures. On a terminal a progress bar (cli-progress) is redrawn on stderr; otherwise each outcome is one
- * line.
+ * Each input writes `OUT/<name without extension>.<ext>` atomically; an input whose outputs exist is skipped
+ * unless `--force`, so a killed run is resumed by running it again. `--jobs N` runs N workers (each with its own
+ * model of max(1, floor(cores / N)) threads). A failing input is reported and the others still run; the exit code
+ * is then 1 and a summary lists the failures. On a terminal a progress bar (cli-progress) is redrawn on stderr;
+ * otherwise each outcome is one line.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -206,7 +205,11 @@ export class BatchReporter {
   /** Reports an outcome; with a sink, also records it (after the records before it; see flush). */
   report(outcome: Outcome): void {
     const sink = this.sink;
-    if (sink) this.recorded = this.recorded.then(() => sink.record(outcome));
+    if (sink) {
+      this.recorded = this.recorded.then(() => sink.record(outcome));
+      // a failed record is thrown by flush, not as an unhandled rejection that would end the process at once
+      this.recorded.catch(() => undefined);
+    }
     this.outcomes.push(outcome);
     if (outcome.status === 'failed') this.failed++;
     if (this.bar) {

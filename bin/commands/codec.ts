@@ -1,8 +1,8 @@
 /**
  * `encodec-native encode` and `decode`, of one input (`--out FILE`) or many (`--out-dir DIR`, with the batch
  * options of bin/batch.ts: --manifest, --shard (i/N or auto/N, with the work list of bin/work-list.ts), --jobs,
- * resume and --force). Many inputs go through
- * encodeMany / decodeMany, which pool the clips' windows into the same native calls (lib/codec/pool.ts).
+ * resume and --force). Many inputs go through encodeMany / decodeMany, which pool the clips' windows into the
+ * same native calls (lib/codec/pool.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

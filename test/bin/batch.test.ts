@@ -60,6 +60,13 @@ describe('batch runner (bin/batch.ts)', function () {
     await reporter.flush();
     expect(recorded).to.deep.equal(['a written ', 'b failed ENCODEC_MEDIA']);
     expect(failure('c', 'text')).to.deep.equal({ input: 'c', status: 'failed', message: 'text' });
+    // a record that cannot be written fails flush (and does not end the process as an unhandled rejection)
+    const broken = new BatchReporter(1, sink(false).stream, { record: () => Promise.reject(new Error('disk full')) });
+    broken.report({ input: 'd', status: 'written', message: 'ok' });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    let thrown: unknown;
+    await broken.flush().catch((err: unknown) => (thrown = err));
+    expect((thrown as Error).message).to.equal('disk full');
   });
 
   it('reads manifests relative to their directory and refuses outputs that would collide', function () {
