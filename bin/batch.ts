@@ -3,12 +3,14 @@
  *
  * Inputs come from the arguments and/or `--manifest`; they are resolved, de-duplicated and sorted, then
  * `--shard i/N` keeps those at positions j with j % N == i (0-based), so N machines given the same inputs split
- * them without overlap whatever order the inputs were listed in. Each input writes `OUT/<name without
- * extension>.<ext>` atomically; an input whose outputs exist is skipped unless `--force`, so a killed run is
- * resumed by running it again. `--jobs N` runs N workers (each with its own model of max(1, floor(cores / N))
- * threads). A failing input is reported and the others still run; the exit code is then 1 and a summary lists
- * the failures. On a terminal a progress bar (cli-progress) is redrawn on stderr; otherwise each outcome is one
- * line.
+ * them without overlap whatever order the inputs were listed in; `--shard auto/N` takes i from the job array's
+ * variable (Slurm, Kubernetes Indexed Jobs, AWS Batch). A sharded run also writes a work list into the output
+ * folder (the assignment, and one outcome record per input: bin/work-list.ts), which `status` and `merge` read.
+ * Each input writes `OUT/<name without extension>.<ext>` atomically; an input whose outputs exist is skipped
+ * unless `--force`, so a killed run is resumed by running it again. `--jobs N` runs N workers (each with its own
+ * model of max(1, floor(cores / N)) threads). A failing input is reported and the others still run; the exit code
+ * is then 1 and a summary lists the failures. On a terminal a progress bar (cli-progress) is redrawn on stderr;
+ * otherwise each outcome is one line.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -21,17 +23,58 @@ import { UsageError } from './cli-util';
 export interface Shard {
   index: number;
   count: number;
+  /** With `--shard auto/N`: the environment variable the index came from (SLURM_ARRAY_TASK_ID, ...). */
+  source?: string;
 }
 
-/** Parses `i/N` (0 <= i < N). */
+/**
+ * The variables array engines give each task its index in, in the order `--shard auto/N` reads them: Slurm job
+ * arrays, Kubernetes Indexed Jobs, AWS Batch array jobs. The count is never read from the engine: a resubmitted
+ * single Slurm index sees SLURM_ARRAY_TASK_COUNT=1.
+ */
+export const ARRAY_INDEX_VARIABLES = ['SLURM_ARRAY_TASK_ID', 'JOB_COMPLETION_INDEX', 'AWS_BATCH_JOB_ARRAY_INDEX'] as const;
+
+/**
+ * Parses `i/N` (0 <= i < N), or `auto/N`, whose index is the array task's (ARRAY_INDEX_VARIABLES in the
+ * environment). A commander option parser for any batch command: `.option('--shard <i/N>', SHARD_HELP, parseShard)`.
+ */
 export function parseShard(text: string): Shard {
+  return parseShardIn(text, process.env);
+}
+
+/** The `--shard` option's help text. */
+export const SHARD_HELP =
+  'process only part i of N (0-based) of the sorted input list; auto/N: i from the job array (SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX or AWS_BATCH_JOB_ARRAY_INDEX)';
+
+/** parseShard with the array variables read from `env`. */
+export function parseShardIn(text: string, env: NodeJS.ProcessEnv): Shard {
+  const auto = /^\s*auto\s*\/\s*(\d+)\s*$/i.exec(text);
+  if (auto) return autoShard(Number(auto[1]), env);
   const m = /^\s*(\d+)\s*\/\s*(\d+)\s*$/.exec(text);
   const index = m ? Number(m[1]) : NaN;
   const count = m ? Number(m[2]) : NaN;
   if (!m || count < 1 || index >= count) {
-    throw new UsageError(`--shard must be i/N with 0 <= i < N (e.g. 0/4 ... 3/4), got '${text}'`);
+    throw new UsageError(`--shard must be i/N with 0 <= i < N (e.g. 0/4 ... 3/4), or auto/N in a job array, got '${text}'`);
   }
   return { index, count };
+}
+
+/** `--shard auto/N`: the index from the first array variable set in `env`. */
+function autoShard(count: number, env: NodeJS.ProcessEnv): Shard {
+  if (!(count >= 1)) throw new UsageError(`--shard auto/N needs N >= 1 (the number of shards), got auto/${count}`);
+  const source = ARRAY_INDEX_VARIABLES.find((name) => (env[name] ?? '').trim() !== '');
+  if (!source) {
+    throw new UsageError(
+      `--shard auto/${count} takes its index from a job array (${ARRAY_INDEX_VARIABLES.join(', ')}), and none is set: ` +
+        `submit it as an array job (sbatch --array=0-${count - 1} ...), or pass --shard i/${count} by hand`,
+    );
+  }
+  const text = (env[source] as string).trim();
+  const index = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!(index < count)) {
+    throw new UsageError(`${source}=${text} is not a shard of --shard auto/${count} (0 ... ${count - 1}): submit the array as --array=0-${count - 1}, or pass the right N`);
+  }
+  return { index, count, source };
 }
 
 /**
@@ -105,6 +148,26 @@ export interface Outcome {
   input: string;
   status: 'written' | 'skipped' | 'failed';
   message: string;
+  /** A failure's stable error code (lib/common/errors.ts), when the error has one. */
+  code?: string;
+  /** The files that hold the input's result (written or skipped): what `status` and `merge` read back. */
+  outputs?: string[];
+}
+
+/** The outcome of an input that failed with `err`. */
+export function failure(input: string, err: unknown): Outcome {
+  const code = (err as { code?: unknown } | null | undefined)?.code;
+  return {
+    input,
+    status: 'failed',
+    message: err instanceof Error ? err.message : String(err),
+    ...(typeof code === 'string' ? { code } : {}),
+  };
+}
+
+/** Keeps each outcome somewhere lasting (bin/work-list.ts: one record file per input). */
+export interface OutcomeSink {
+  record(outcome: Outcome): Promise<void>;
 }
 
 /** Reports outcomes as they come: a progress bar on a terminal, else one line per input. */
@@ -112,8 +175,14 @@ export class BatchReporter {
   readonly outcomes: Outcome[] = [];
   private readonly bar?: SingleBar;
   private failed = 0;
+  /** The records written so far, in order (see flush). */
+  private recorded: Promise<void> = Promise.resolve();
 
-  constructor(private readonly total: number, private readonly stream: NodeJS.WriteStream = process.stderr) {
+  constructor(
+    private readonly total: number,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly sink?: OutcomeSink,
+  ) {
     if (stream.isTTY) {
       this.bar = new SingleBar({
         stream,
@@ -133,7 +202,14 @@ export class BatchReporter {
     this.bar?.update({ name: path.basename(input) });
   }
 
+  /** Reports an outcome; with a sink, also records it (after the records before it; see flush). */
   report(outcome: Outcome): void {
+    const sink = this.sink;
+    if (sink) {
+      this.recorded = this.recorded.then(() => sink.record(outcome));
+      // a failed record is thrown by flush, not as an unhandled rejection that would end the process at once
+      this.recorded.catch(() => undefined);
+    }
     this.outcomes.push(outcome);
     if (outcome.status === 'failed') this.failed++;
     if (this.bar) {
@@ -149,12 +225,17 @@ export class BatchReporter {
     }
   }
 
+  /** Waits for the records of every outcome reported so far; throws if one could not be written. */
+  async flush(): Promise<void> {
+    await this.recorded;
+  }
+
   /** Ends the bar and prints the summary (`command: N inputs: ... written, ... skipped, ... failed`); exit code 1 on failures. */
   finish(command: string, shard?: Shard): void {
     this.bar?.stop();
     const count = (status: Outcome['status']): number => this.outcomes.filter((o) => o.status === status).length;
     const failed = this.outcomes.filter((o) => o.status === 'failed');
-    const part = shard ? ` (shard ${shard.index}/${shard.count})` : '';
+    const part = shard ? ` (shard ${shard.index}/${shard.count}${shard.source ? ` from ${shard.source}` : ''})` : '';
     this.stream.write(`${command}: ${this.total} inputs${part}: ${count('written')} written, ${count('skipped')} skipped, ${failed.length} failed\n`);
     if (failed.length) {
       for (const f of failed) this.stream.write(`  failed: ${f.input}: ${f.message}\n`);

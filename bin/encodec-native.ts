@@ -14,6 +14,8 @@ import { inspectCommand } from './commands/inspect';
 import { roundtripCommand } from './commands/roundtrip';
 import { cacheCommand } from './commands/cache';
 import { framesCommand } from './commands/frames';
+import { statusCommand } from './commands/status';
+import { mergeCommand } from './commands/merge';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { version } = require('../../package.json') as { version: string };
@@ -33,6 +35,8 @@ function program(): Command {
   root.addCommand(compressCommand());
   root.addCommand(decompressCommand());
   root.addCommand(extractCommand());
+  root.addCommand(statusCommand());
+  root.addCommand(mergeCommand());
   root.addCommand(reconstructCommand());
   root.addCommand(metricsCommand());
   root.addCommand(doctorCommand());

@@ -9,11 +9,14 @@
 #   espeak-ng, sox      only for the test suite (real speech and media are synthesized)
 #   python3-nibabel, python3-h5py, python3-scipy
 #                       only for the test suite (independent oracles: NIfTI files, reading HDF5, resampling)
+#   munge, slurmctld, slurmd, slurm-client
+#                       only for the test suite (a real single-node Slurm runs examples/slurm/extract.sbatch;
+#                       nothing is started or enabled by installing them)
 # Run it as root, or as a user who may use sudo: it re-runs itself with sudo when it has something to install
 # and is not root. When everything is in place it changes nothing and needs no privileges.
 set -euo pipefail
 packages=(libtorch-dev libopenblas0-openmp python3-torch python3-numpy ffmpeg cmake g++ make fonts-dejavu-core espeak-ng sox
-  python3-nibabel python3-h5py python3-scipy)
+  python3-nibabel python3-h5py python3-scipy munge slurmctld slurmd slurm-client)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,8 @@
 /**
  * `encodec-native encode` and `decode`, of one input (`--out FILE`) or many (`--out-dir DIR`, with the batch
- * options of bin/batch.ts: --manifest, --shard, --jobs, resume and --force). Many inputs go through
- * encodeMany / decodeMany, which pool the clips' windows into the same native calls (lib/codec/pool.ts).
+ * options of bin/batch.ts: --manifest, --shard (i/N or auto/N, with the work list of bin/work-list.ts), --jobs,
+ * resume and --force). Many inputs go through encodeMany / decodeMany, which pool the clips' windows into the
+ * same native calls (lib/codec/pool.ts).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -24,7 +25,8 @@ import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
 import { threadsPerJob } from '../../lib/codec/threads';
 import { UsageError, channelsOf, extensionOf, parseIntegerOption } from '../cli-util';
-import { BatchCliOptions, BatchReporter, batchInputs, outputBase, parseShard, runWorkers } from '../batch';
+import { BatchCliOptions, BatchReporter, SHARD_HELP, batchInputs, failure, outputBase, parseShard, runWorkers, selectInputs } from '../batch';
+import { WorkList } from '../work-list';
 import { loadLmForCodec, readEcdcForCodec } from '../ecdc-input';
 
 interface ModelOptions {
@@ -69,7 +71,7 @@ function addBatchOptions(command: Command): Command {
   return command
     .option('--out-dir <dir>', 'with many inputs: write DIR/<name>.<ext> per input (created if missing)')
     .option('--manifest <file>', "file listing inputs, one per line ('#' comments; relative to the manifest's directory)")
-    .option('--shard <i/N>', 'process only part i of N (0-based) of the sorted input list', parseShard)
+    .option('--shard <i/N>', SHARD_HELP, parseShard)
     .option('--jobs <n>', 'models at once (threads each = max(1, floor(cores / jobs)))', parseIntegerOption('--jobs', 1, 256), 1)
     .option('--force', 'redo inputs whose output already exists');
 }
@@ -104,18 +106,22 @@ async function runBatch(
   each: (codec: Encodec, inputs: AsyncGenerator<{ input: string; out: string }>, report: BatchReporter) => Promise<void>,
 ): Promise<void> {
   const outDir = opts.outDir as string;
-  const inputs = batchInputs(args, opts, outDir, '--out-dir', ext, what);
+  const all = batchInputs(args, { ...opts, shard: undefined }, outDir, '--out-dir', ext, what);
   const device = checkDevice(opts.device);
+  // sharded: the assignment and one outcome record per input live in the output folder (status, merge)
+  const work = opts.shard ? await WorkList.open(outDir, command, all, opts.shard) : undefined;
+  const inputs = work ? work.inputs() : selectInputs(all, opts.shard);
   const jobs = Math.max(1, Math.min(opts.jobs, inputs.length));
   const threads = opts.threads ?? threadsPerJob(jobs);
-  const report = new BatchReporter(inputs.length);
+  const report = new BatchReporter(inputs.length, process.stderr, work);
   await runWorkers(inputs, jobs, async (take) => {
     let exhausted = false;
     async function* todo(): AsyncGenerator<{ input: string; out: string }> {
       for (let input = take(); input !== undefined; input = take()) {
         const out = `${outputBase(outDir, input)}${ext}`;
         if (!opts.force && fs.existsSync(out)) {
-          report.report({ input, status: 'skipped', message: `${out} exists (--force to redo)` });
+          const scales = scalesPathFor(out);
+          report.report({ input, status: 'skipped', message: `${out} exists (--force to redo)`, outputs: [out, ...(fs.existsSync(scales) ? [scales] : [])] });
           continue;
         }
         report.working(input);
@@ -128,6 +134,7 @@ async function runBatch(
       while (!exhausted) await each(codec, todo(), report);
     });
   });
+  await report.flush();
   report.finish(command, opts.shard);
 }
 
@@ -141,7 +148,7 @@ interface InFlight {
 
 /** Reports every input still in flight as failed with `err`'s message. */
 function failAll(pending: InFlight[], report: BatchReporter, err: unknown): void {
-  for (const job of pending.splice(0)) report.report({ input: job.input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
+  for (const job of pending.splice(0)) report.report(failure(job.input, err));
 }
 
 async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { bandwidth: string; exact?: boolean; cache?: string | false }): Promise<void> {
@@ -162,7 +169,7 @@ async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { ba
             const codes = await codesOf(hit, nQ);
             await writeCodesNpy(out, codes);
             const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(out)})` : '';
-            reporter.report({ input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${out}${scales} (from the cache)` });
+            reporter.report({ input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${out}${scales} (from the cache)`, outputs: [out, ...(codes.scales ? [scalesPathFor(out)] : [])] });
             continue;
           }
           const { samples } = await loadAudio(input, { sampleRate: codec.info.sample_rate, channels: codec.info.channels as 1 | 2 });
@@ -170,7 +177,7 @@ async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { ba
           pending.push({ input, out, start });
           yield samples;
         } catch (err) {
-          reporter.report({ input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
+          reporter.report(failure(input, err));
         }
       }
     }
@@ -181,7 +188,8 @@ async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { ba
           await writeCodesNpy(job.out, codes);
           const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
           const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(job.out)})` : '';
-          reporter.report({ input: job.input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${job.out}${scales} (${seconds} s)` });
+          const outputs = [job.out, ...(codes.scales ? [scalesPathFor(job.out)] : [])];
+          reporter.report({ input: job.input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${job.out}${scales} (${seconds} s)`, outputs });
         } catch (err) {
           failAll([job], reporter, err);
         }
@@ -306,7 +314,7 @@ async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { fl
           pending.push({ input, out, start, audioLength });
           yield codes;
         } catch (err) {
-          reporter.report({ input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
+          reporter.report(failure(input, err));
         }
       }
     }
@@ -316,7 +324,7 @@ async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { fl
         try {
           const duration = await writeDecoded(job.out, decoded, codec, job.audioLength, opts.float);
           const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
-          reporter.report({ input: job.input, status: 'written', message: `${duration.toFixed(2)} s -> ${job.out} (${seconds} s)` });
+          reporter.report({ input: job.input, status: 'written', message: `${duration.toFixed(2)} s -> ${job.out} (${seconds} s)`, outputs: [job.out] });
         } catch (err) {
           failAll([job], reporter, err);
         }

@@ -13,6 +13,9 @@
  * `_events.tsv` input (`--events`, or listed in the manifest) places its stim_files, and writes
  * `OUT/<run>_desc-encodec_features.npy`; `--bold` reads the run's volumes, TR and slice-time reference.
  * `--format h5` writes one HDF5 file per input instead, and `--concat` one file with `X` and `run_onsets` for all.
+ * A sharded run (`--shard i/N` or `auto/N` in a job array) keeps a work list in OUT (bin/work-list.ts): the
+ * assignment and one outcome record per input, which `status` and `merge` read; with `--concat` each run's
+ * features are kept there and `merge` writes the file once every shard is done.
  * With a 48 kHz model (encodec_48khz) inputs are read in stereo and the features have 150 frames/s (docs/fmri.md); a
  * bandwidth that model lacks is a usage error before any input is read.
  */
@@ -29,7 +32,7 @@ import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures, extra
 import { BoldTiming, featuresNameForEvents, isEventsFile, readBoldTiming, readEvents } from '../../lib/fmri/bids';
 import { writeConcatH5, writeFeaturesH5 } from '../../lib/fmri/h5';
 import { derivativeBase, derivativeConcatBase, findBidsRoot, sidecarPathFor, writeBidsIgnore, writeDatasetDescription, writeSidecar } from '../../lib/fmri/bids-derivative';
-import { featureSidecar } from '../../lib/fmri/derivative-sidecar';
+import { concatSidecar, featureSidecar } from '../../lib/fmri/derivative-sidecar';
 import { PACKAGE_VERSION } from '../../lib/common/package-root';
 import { featureFilesFor, featuresExist, removeStalePartials, writeFeatures } from '../../lib/fmri/features-file';
 import { ModelInfo, isSegmentedModel, modelCodebooks, readModelInfo, resolveModelPath } from '../../lib/model/model-file';
@@ -38,7 +41,9 @@ import { RoundTripTap, formatQuality, roundTripQuality } from '../../lib/quality
 import { writeFileAtomic } from '../../lib/common/atomic';
 import { toJson } from '../../lib/common/format';
 import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
-import { BatchReporter, Outcome, Shard, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
+import { BatchReporter, Outcome, SHARD_HELP, Shard, failure, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
+import { WorkList } from '../work-list';
+import { writeFeaturesPart } from '../../lib/fmri/features-part';
 
 interface ExtractCliOptions {
   out: string;
@@ -65,6 +70,7 @@ interface ExtractCliOptions {
   mode: string;
   output: string;
   jobs: number;
+  threads?: number;
   force?: boolean;
   exact?: boolean;
   report?: boolean;
@@ -163,7 +169,7 @@ export function extractCommand(): Command {
     .argument('[inputs...]', 'audio or video files (any format ffmpeg reads)')
     .requiredOption('--out <dir>', 'output directory (created if missing)')
     .option('--manifest <file>', "file listing inputs, one per line ('#' comments; relative to the manifest's directory)")
-    .option('--shard <i/N>', 'process only part i of N (0-based) of the sorted input list', parseShard)
+    .option('--shard <i/N>', SHARD_HELP, parseShard)
     .option('--model <model.pt>', 'model file (default: $ENCODEC_MODEL, then the default cache path); unused with --mode mel')
     .option('--device <device>', "'cpu', 'cuda' or 'cuda:N'", 'cpu')
     .option('--tr <seconds>', 'fMRI repetition time in seconds (default 1.5, or the --bold file\'s)')
@@ -185,6 +191,7 @@ export function extractCommand(): Command {
     .option('--mode <mode>', 'encodec (codes/embeddings) or mel (no model)', 'encodec')
     .option('--output <kind>', 'with --mode encodec: codes, embeddings or latents (before quantization)', 'codes')
     .option('--jobs <n>', 'inputs processed at once (model threads = max(1, floor(cores / jobs)))', parseIntegerOption('--jobs', 1, 256), 1)
+    .option('--threads <n>', "each model's intra-op threads (default: max(1, floor(cores / jobs)); in a job, the cores it was given)", parseIntegerOption('--threads', 1, 1024))
     .option('--exact', 'encode each input in one pass (exact whole-file codes; memory grows with length) instead of in chunks')
     .option('--force', 'redo inputs whose outputs already exist')
     .option('--cache <dir>', 'encoding cache folder (default: $ENCODEC_CACHE, else $XDG_CACHE_HOME/encodec-native/encodings); see docs/cache.md')
@@ -256,7 +263,6 @@ export function extractCommand(): Command {
         if (other) throw new UsageError(`'${other}' and '${input}' would both write ${base}.${opts.format}; rename one or run them with different --out`);
         byName.set(base, input);
       }
-      const inputs = selectInputs(listed, opts.shard);
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) {
         throw new UsageError(`--out '${opts.out}' is a file; pass a directory (it is created if missing)`);
       }
@@ -267,9 +273,14 @@ export function extractCommand(): Command {
         const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
         throw new UsageError(`cannot write to --out '${opts.out}' (${code}); pass a directory you can write to (it is created if missing)`);
       }
+      // sharded: the assignment and outcome records live in OUT; with --concat, `merge` writes the file
+      const work = opts.shard
+        ? await WorkList.open(opts.out, 'extract', everything, opts.shard, opts.concat ? path.relative(opts.out, concatFile(opts.out, everything)) : undefined)
+        : undefined;
+      const inputs = work ? work.inputs() : selectInputs(listed, opts.shard);
 
       const jobs = Math.max(1, Math.min(opts.jobs, inputs.length));
-      const threads = threadsPerJob(jobs);
+      const threads = opts.threads ?? threadsPerJob(jobs);
       const modelPath = options.mode === 'mel' ? undefined : resolveModelPath(opts.model);
       if (modelPath) checkModelBandwidth(modelPath, options.bandwidth as number);
       // BIDS events inputs: OUT is a BIDS derivative dataset (docs/fmri.md#bids-derivative-layout)
@@ -284,7 +295,7 @@ export function extractCommand(): Command {
         });
         await writeBidsIgnore(opts.out);
       }
-      const reporter = new BatchReporter(inputs.length);
+      const reporter = new BatchReporter(inputs.length, process.stderr, work);
       // --concat's runs by input: written in input order, whichever worker extracted them
       const concatResults = new Map<string, FeatureSet>();
       const report = (outcome: Outcome): void => reporter.report(outcome);
@@ -301,9 +312,15 @@ export function extractCommand(): Command {
             await removeStalePartials(base);
             const qualityFile = `${base}.quality.json`;
             const bidsOutput = bids && isEventsFile(input) && derivativeBase(opts.out, input) !== undefined;
-            const done = (opts.format === 'h5' ? fs.existsSync(h5File) : featuresExist(base)) && (!bidsOutput || fs.existsSync(sidecarPathFor(target)));
-            if (!opts.force && !opts.concat && done && (!opts.report || fs.existsSync(qualityFile))) {
-              report({ input, status: 'skipped', message: `${target} exists (--force to redo)` });
+            // the files that hold the input's result, for the work list of a sharded run; sharded, --concat keeps
+            // each run's features in a part file, which resumes like any output
+            const partFile = work && opts.concat ? work.partPath(input) : undefined;
+            const written = partFile ? [partFile] : opts.concat ? [] : opts.format === 'h5' ? [h5File] : [files.npy, files.csv];
+            const outputs = [...written, ...(bidsOutput && !opts.concat ? [sidecarPathFor(target)] : []), ...(opts.report ? [qualityFile] : [])];
+            const finished = partFile ? fs.existsSync(partFile) : opts.format === 'h5' ? fs.existsSync(h5File) : featuresExist(base);
+            const done = finished && (!bidsOutput || opts.concat || fs.existsSync(sidecarPathFor(target)));
+            if (!opts.force && (!opts.concat || partFile) && done && (!opts.report || fs.existsSync(qualityFile))) {
+              report({ input, status: 'skipped', message: `${partFile ?? target} exists (--force to redo)`, outputs });
               continue;
             }
             reporter.working(input);
@@ -336,7 +353,8 @@ export function extractCommand(): Command {
                 await writeFileAtomic(qualityFile, Buffer.from(toJson({ input, ...q })));
                 quality = `; round trip: ${formatQuality(q)}`;
               }
-              if (opts.concat) concatResults.set(input, result);
+              if (partFile) await writeFeaturesPart(partFile, result);
+              else if (opts.concat) concatResults.set(input, result);
               else {
                 if (opts.format === 'h5') await writeFeaturesH5(h5File, result);
                 else await writeFeatures(base, result);
@@ -344,22 +362,25 @@ export function extractCommand(): Command {
                 if (bidsOutput) await writeSidecar(target, featureSidecar(result, { stimuli: stimuli?.map((x) => ({ file: x.file, onset: x.onset ?? 0, duration: x.duration })) }));
               }
               const where = opts.concat ? ' (for --concat)' : ` -> ${target}`;
-              report({ input, status: 'written', message: `${describe(result, (performance.now() - start) / 1000)}${where}${quality}` });
+              report({ input, status: 'written', message: `${describe(result, (performance.now() - start) / 1000)}${where}${quality}`, outputs });
             } catch (err) {
-              report({ input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
+              report(failure(input, err));
             }
           }
         } finally {
           await model?.close();
         }
       });
-      if (opts.concat) {
+      await reporter.flush();
+      if (opts.concat && work) {
+        process.stderr.write(`extract: --concat file is written by \`encodec-native merge --out ${opts.out}\` once every shard is done\n`);
+      } else if (opts.concat) {
         const runs = inputs.map((input) => concatResults.get(input)).filter((r): r is FeatureSet => r !== undefined);
         if (runs.length === inputs.length && runs.length > 0) {
           const file = concatFile(opts.out, inputs);
           await fs.promises.mkdir(path.dirname(file), { recursive: true });
           await writeConcatH5(file, runs);
-          if (bids) await writeSidecar(file, { ...featureSidecar(runs[0]), Runs: inputs.map((i, k) => ({ Events: i, Volumes: runs[k].shape[0] })), NumberOfVolumes: runs.reduce((n, r) => n + r.shape[0], 0) });
+          if (bids) await writeSidecar(file, concatSidecar(inputs, runs));
           process.stderr.write(`extract: ${runs.length} runs (${runs.reduce((n, r) => n + r.shape[0], 0)} volumes) -> ${file}\n`);
         } else {
           process.stderr.write('extract: --concat file not written: some runs failed\n');

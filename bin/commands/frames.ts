@@ -18,7 +18,8 @@ import { FrameKind } from '../../lib/encoding/frame-source';
 import { FramesFormat, framesFilePaths, writeFramesFile } from '../../lib/io/frames-file';
 import { modelCodebooks, readModelInfo, resolveModelPath } from '../../lib/model/model-file';
 import { UsageError, parseIntegerOption } from '../cli-util';
-import { BatchReporter, Shard, batchInputs, outputBase, parseShard, runWorkers } from '../batch';
+import { BatchReporter, SHARD_HELP, Shard, batchInputs, failure, outputBase, parseShard, runWorkers, selectInputs } from '../batch';
+import { WorkList } from '../work-list';
 
 interface FramesCliOptions {
   out: string;
@@ -48,7 +49,7 @@ export function framesCommand(): Command {
     .option('--bandwidth <kbps>', 'codebooks of codes and embeddings: 1.5, 3, 6, 12 or 24 kbps (encodec_48khz: 3, 6, 12, 24)', '6')
     .option('--format <format>', 'npy ([frames, columns]), h5 (dataset frames) or tsv (BIDS _stim.tsv.gz, no header row)', 'npy')
     .option('--manifest <file>', "file listing inputs, one per line ('#' comments; relative to the manifest's directory)")
-    .option('--shard <i/N>', 'process only part i of N (0-based) of the sorted input list', parseShard)
+    .option('--shard <i/N>', SHARD_HELP, parseShard)
     .option('--jobs <n>', 'inputs processed at once (model threads = max(1, floor(cores / jobs)))', parseIntegerOption('--jobs', 1, 256), 1)
     .option('--model <model.pt>', 'model file (default: $ENCODEC_MODEL, then the default cache path)')
     .option('--device <device>', "'cpu', 'cuda' or 'cuda:N'", 'cpu')
@@ -69,10 +70,13 @@ export function framesCommand(): Command {
       } catch (err) {
         throw new UsageError(`--bandwidth: ${(err as Error).message}`);
       }
-      const inputs = batchInputs(args, opts, opts.out, '--out', format === 'tsv' ? '_stim.tsv.gz' : `.${format}`);
+      const all = batchInputs(args, { ...opts, shard: undefined }, opts.out, '--out', format === 'tsv' ? '_stim.tsv.gz' : `.${format}`);
+      // sharded: the assignment and one outcome record per input live in the output folder (status, merge)
+      const work = opts.shard ? await WorkList.open(opts.out, 'frames', all, opts.shard) : undefined;
+      const inputs = work ? work.inputs() : selectInputs(all, opts.shard);
       const jobs = Math.max(1, Math.min(opts.jobs, inputs.length));
       const threads = opts.threads ?? threadsPerJob(jobs);
-      const reporter = new BatchReporter(inputs.length);
+      const reporter = new BatchReporter(inputs.length, process.stderr, work);
       await runWorkers(inputs, jobs, async (take) => {
         const model = encodeModel(modelPath, { device, threads });
         try {
@@ -80,7 +84,7 @@ export function framesCommand(): Command {
             const base = outputBase(opts.out, input);
             const files = framesFilePaths(base, format);
             if (!opts.force && fs.existsSync(files.data) && fs.existsSync(files.sidecar)) {
-              reporter.report({ input, status: 'skipped', message: `${files.data} exists (--force to redo)` });
+              reporter.report({ input, status: 'skipped', message: `${files.data} exists (--force to redo)`, outputs: [files.data, files.sidecar] });
               continue;
             }
             reporter.working(input);
@@ -105,15 +109,16 @@ export function framesCommand(): Command {
               }, format);
               const seconds = ((performance.now() - start) / 1000).toFixed(1);
               const how = f.cached ? 'from the cache' : 'encoded';
-              reporter.report({ input, status: 'written', message: `${f.nFrames} frames x ${f.columns} ${f.kind} at ${f.samplingFrequency} frames/s (${how}, ${seconds} s) -> ${files.data}` });
+              reporter.report({ input, status: 'written', message: `${f.nFrames} frames x ${f.columns} ${f.kind} at ${f.samplingFrequency} frames/s (${how}, ${seconds} s) -> ${files.data}`, outputs: [files.data, files.sidecar] });
             } catch (err) {
-              reporter.report({ input, status: 'failed', message: err instanceof Error ? err.message : String(err) });
+              reporter.report(failure(input, err));
             }
           }
         } finally {
           await model.close();
         }
       });
+      await reporter.flush();
       reporter.finish('frames', opts.shard);
     });
 }

@@ -34,3 +34,12 @@ export function featureSidecar(result: FeatureSet, extra: { stimuli?: { file: st
       : { Mel: result.mel }),
   };
 }
+
+/** The sidecar of runs concatenated into one file (`extract --concat`): the first run's settings, each run's volumes. */
+export function concatSidecar(inputs: string[], runs: FeatureSet[]): Record<string, unknown> {
+  return {
+    ...featureSidecar(runs[0]),
+    Runs: inputs.map((events, k) => ({ Events: events, Volumes: runs[k].shape[0], SliceTimingReference: runs[k].sliceTimeRef ?? 0 })),
+    NumberOfVolumes: runs.reduce((n, r) => n + r.shape[0], 0),
+  };
+}

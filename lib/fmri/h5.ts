@@ -13,7 +13,8 @@
  * `run_sources` (one string per run) and the shared settings as attributes: the layout the voxelwise tutorials
  * and himalaya read.
  *
- * Files are written to a temporary name and renamed into place (no partial output).
+ * Files are written to a temporary name and renamed into place (no partial output), with HDF5's object times at
+ * the Unix epoch, so the same data always gives the same bytes.
  */
 import * as fs from 'node:fs';
 
@@ -103,17 +104,35 @@ function writeColumns(file: H5Group, rows: FeatureSet['metadata']): void {
   }
 }
 
+/**
+ * Runs `work` (synchronous) with the wall clock stopped at the Unix epoch. HDF5 stamps every object with the time
+ * it was written (h5wasm offers no way to turn that off, and its clock is Date.now); with a fixed clock the same
+ * data always gives the same bytes, so a `--concat` file merged from a job array's tasks equals, byte for byte,
+ * the one a single process writes.
+ */
+function withFixedClock(work: () => void): void {
+  const now = Date.now;
+  Date.now = () => 0;
+  try {
+    work();
+  } finally {
+    Date.now = now;
+  }
+}
+
 /** Runs `write` on a new HDF5 file at a temporary path, then renames it to `target`. */
 async function writeAtomically(target: string, write: (file: H5File) => void): Promise<void> {
   const lib = await h5();
   const temp = tempPathFor(target);
   try {
-    const file = new lib.File(temp, 'w');
-    try {
-      write(file);
-    } finally {
-      file.close();
-    }
+    withFixedClock(() => {
+      const file = new lib.File(temp, 'w');
+      try {
+        write(file);
+      } finally {
+        file.close();
+      }
+    });
     await fs.promises.rename(temp, target);
   } catch (err) {
     await fs.promises.rm(temp, { force: true }).catch(() => undefined);

@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 
 import { expect } from 'chai';
 
-import { BatchReporter, batchInputs, parseShard, readManifest, runWorkers, selectInputs } from '../../bin/batch';
+import { BatchReporter, batchInputs, failure, parseShard, parseShardIn, readManifest, runWorkers, selectInputs } from '../../bin/batch';
 import { UsageError } from '../../bin/cli-util';
 import { tempDir } from '../helpers/temp-dir';
 
@@ -37,6 +37,36 @@ describe('batch runner (bin/batch.ts)', function () {
     expect(selectInputs(inputs)).to.have.length(4);
     expect(shards[0]).to.deep.equal([path.join(dir, 'a.wav'), path.join(dir, 'd.wav')]);
     expect(() => parseShard('3/3')).to.throw(UsageError, /--shard must be i\/N/);
+  });
+
+  it('takes the index of --shard auto/N from the job array, never the count', function () {
+    expect(parseShardIn('auto/4', { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_COUNT: '1' })).to.deep.equal({ index: 2, count: 4, source: 'SLURM_ARRAY_TASK_ID' });
+    expect(parseShardIn('auto/4', { JOB_COMPLETION_INDEX: '3' })).to.deep.equal({ index: 3, count: 4, source: 'JOB_COMPLETION_INDEX' });
+    expect(parseShardIn(' AUTO / 4 ', { AWS_BATCH_JOB_ARRAY_INDEX: '0' })).to.deep.equal({ index: 0, count: 4, source: 'AWS_BATCH_JOB_ARRAY_INDEX' });
+    // Slurm first, whatever else is set
+    expect(parseShardIn('auto/4', { AWS_BATCH_JOB_ARRAY_INDEX: '0', SLURM_ARRAY_TASK_ID: '1' }).source).to.equal('SLURM_ARRAY_TASK_ID');
+    expect(() => parseShardIn('auto/4', {})).to.throw(UsageError, /none is set: submit it as an array job \(sbatch --array=0-3 \.\.\.\), or pass --shard i\/4/);
+    expect(() => parseShardIn('auto/4', { SLURM_ARRAY_TASK_ID: '4' })).to.throw(UsageError, /SLURM_ARRAY_TASK_ID=4 is not a shard of --shard auto\/4 \(0 \.\.\. 3\)/);
+    expect(() => parseShardIn('auto/4', { SLURM_ARRAY_TASK_ID: 'x' })).to.throw(UsageError, /SLURM_ARRAY_TASK_ID=x is not a shard/);
+    expect(() => parseShardIn('auto/0', { SLURM_ARRAY_TASK_ID: '0' })).to.throw(UsageError, /needs N >= 1/);
+  });
+
+  it('records each outcome through its sink, in order, before flush resolves', async function () {
+    const recorded: string[] = [];
+    const keeper = { record: async (o: { input: string; status: string; code?: string }) => { await new Promise((r) => setTimeout(r, 5)); recorded.push(`${o.input} ${o.status} ${o.code ?? ''}`); } };
+    const reporter = new BatchReporter(2, sink(false).stream, keeper);
+    reporter.report({ input: 'a', status: 'written', message: 'ok', outputs: ['a.npy'] });
+    reporter.report(failure('b', Object.assign(new Error('bad'), { code: 'ENCODEC_MEDIA' })));
+    await reporter.flush();
+    expect(recorded).to.deep.equal(['a written ', 'b failed ENCODEC_MEDIA']);
+    expect(failure('c', 'text')).to.deep.equal({ input: 'c', status: 'failed', message: 'text' });
+    // a record that cannot be written fails flush (and does not end the process as an unhandled rejection)
+    const broken = new BatchReporter(1, sink(false).stream, { record: () => Promise.reject(new Error('disk full')) });
+    broken.report({ input: 'd', status: 'written', message: 'ok' });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    let thrown: unknown;
+    await broken.flush().catch((err: unknown) => (thrown = err));
+    expect((thrown as Error).message).to.equal('disk full');
   });
 
   it('reads manifests relative to their directory and refuses outputs that would collide', function () {

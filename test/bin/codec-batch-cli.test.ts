@@ -1,6 +1,7 @@
 /**
  * `encode` and `decode` with many inputs (`--out-dir`, `--manifest`, `--shard`, `--jobs`, resume, `--force`), run
- * as a user would: one output per input, identical to encoding each input alone, failures summarised.
+ * as a user would: one output per input, identical to encoding each input alone, failures summarised; a sharded
+ * run's work list read back by `status` and `merge`.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -77,9 +78,25 @@ describe('encode / decode CLI with many inputs', function () {
     const out = path.join(dir, 'sharded');
     const first = cli(['encode', '--manifest', manifest, '--shard', '0/2', '--out-dir', out, '--model', model, '--jobs', '2']);
     expect(first.stderr).to.match(/encode: 2 inputs \(shard 0\/2\): 2 written/);
-    const second = cli(['encode', '--manifest', manifest, '--shard', '1/2', '--out-dir', out, '--model', model]);
-    expect(second.stderr).to.match(/encode: 1 inputs \(shard 1\/2\): 1 written/);
-    expect(fs.readdirSync(out).sort()).to.deep.equal(['clip0.npy', 'clip1.npy', 'clip2.npy']);
+    // the work list in the output folder: shard 1 (clip1) is not done yet
+    const before = cli(['status', '--out', out, '--script', 'encode.sbatch']);
+    expect(before.status).to.equal(1);
+    expect(before.stdout).to.include('encode, 3 inputs in 2 shards: 2 done, 0 failed, 1 missing');
+    expect(before.stdout).to.include(`missing ${inputs[1]}: no outcome recorded`);
+    expect(before.stdout.split('\n')).to.include('sbatch --array=1 encode.sbatch');
+    // the second as task 1 of a Slurm array
+    const second = cli(['encode', '--manifest', manifest, '--shard', 'auto/2', '--out-dir', out, '--model', model], { SLURM_ARRAY_TASK_ID: '1' });
+    expect(second.stderr).to.match(/encode: 1 inputs \(shard 1\/2 from SLURM_ARRAY_TASK_ID\): 1 written/);
+    expect(fs.readdirSync(out).sort()).to.deep.equal(['.encodec-batch', 'clip0.npy', 'clip1.npy', 'clip2.npy']);
+    const after = cli(['status', '--out', out, '--json']);
+    expect(after.status).to.equal(0);
+    const report = JSON.parse(after.stdout) as { command: string; complete: boolean; inputs: { input: string; outputs: string[] }[] };
+    expect(report).to.include({ command: 'encode', complete: true });
+    expect(report.inputs.map((i) => i.outputs)).to.deep.equal(['clip0', 'clip1', 'clip2'].map((n) => [path.join(out, `${n}.npy`)]));
+    // merge has nothing to join for per-input outputs: it checks that all are done
+    const merged = cli(['merge', '--out', out]);
+    expect(merged.status, merged.stderr).to.equal(0);
+    expect(merged.stderr).to.include('encode: 3 inputs in 2 shards: 3 done, 0 failed, 0 missing');
   });
 
   it('decodes many codes files to DIR/<name>.wav', async function () {

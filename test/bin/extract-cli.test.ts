@@ -132,14 +132,25 @@ describe('extract / reconstruct CLI', function () {
     const out = path.join(dir, 'out-shards');
     const common = ['--out', out, '--manifest', manifest, '--mode', 'mel', '--max-trs', '1'];
     const first = cli(['extract', ...common, '--shard', '0/2']);
-    const second = cli(['extract', ...common, '--shard', '1/2']);
+    // the second as task 1 of a Kubernetes Indexed Job
+    const second = cli(['extract', ...common, '--shard', 'auto/2'], { JOB_COMPLETION_INDEX: '1' });
     // Sorted: a.wav, b.wav, c.wav, gone.wav -> shard 0 gets a and c, shard 1 gets b and the missing gone.wav.
     expect(first.status).to.equal(0);
     expect(first.stderr).to.match(/extract: 2 inputs \(shard 0\/2\): 2 written, 0 skipped, 0 failed/);
     expect(second.status).to.equal(1);
-    expect(second.stderr).to.match(/extract: 2 inputs \(shard 1\/2\): 1 written, 0 skipped, 1 failed/);
+    expect(second.stderr).to.match(/extract: 2 inputs \(shard 1\/2 from JOB_COMPLETION_INDEX\): 1 written, 0 skipped, 1 failed/);
     expect(second.stderr).to.include(`failed: ${path.join(dir, 'inputs', 'gone.wav')}: cannot read audio file`);
-    expect(list(out)).to.deep.equal(['a.csv', 'a.npy', 'b.csv', 'b.npy', 'c.csv', 'c.npy']);
+    expect(list(out)).to.deep.equal(['.encodec-batch', 'a.csv', 'a.npy', 'b.csv', 'b.npy', 'c.csv', 'c.npy']);
+    // the work list: status names the failure with its code and the shard to run again
+    const status = cli(['status', '--out', out, '--json']);
+    expect(status.status).to.equal(1);
+    const report = JSON.parse(status.stdout) as { done: number; inputs: { input: string; state: string; code?: string; message?: string }[]; resubmit: { array: string } };
+    expect(report.done).to.equal(3);
+    expect(report.inputs.filter((i) => i.state !== 'done')).to.deep.include({ input: path.join(dir, 'inputs', 'gone.wav'), shard: 1, state: 'failed', code: 'ENCODEC_MEDIA', message: report.inputs[3].message });
+    expect(report.resubmit.array).to.equal('1');
+    const rerun = cli(['extract', ...common, '--shard', '1/3']);
+    expect(rerun.status).to.equal(2);
+    expect(rerun.stderr).to.match(/holds the work list of an earlier sharded run, and it splits the inputs into 2 shards, this run into 3/);
     expect(first.stdout).to.match(/written .*a\.wav/).and.to.match(/written .*c\.wav/);
     expect(second.stdout).to.match(/written .*b\.wav/);
     expect(python(`import numpy as np; a = np.load('${out}/a.npy'); print(a.dtype, a.shape, a.max(), a.min() >= -80)`)).to.equal('float32 (1, 2048, 65) 0.0 True');
@@ -200,6 +211,7 @@ describe('extract / reconstruct CLI', function () {
       [['--shard', '2/2'], /--shard must be i\/N with 0 <= i < N/],
       [['--shard', 'half'], /--shard must be i\/N with 0 <= i < N/],
       [['--shard', '0/0'], /--shard must be i\/N with 0 <= i < N/],
+      [['--shard', 'auto/4'], /--shard auto\/4 takes its index from a job array .* and none is set: submit it as an array job \(sbatch --array=0-3/],
       [['--tr', 'fast'], /--tr must be a positive number of seconds/],
       [['--bandwidth', '5'], /bandwidth/],
       [['--max-trs', 'many'], /--max-trs must be an integer >= 1/],
