@@ -75,6 +75,11 @@ export {
   DEFAULT_FEATURE_BANDWIDTH,
 } from './fmri/features';
 export { readFeatures, writeFeatures, featureFilesFor, FeatureFiles, ReadFeaturesOptions } from './fmri/features-file';
+export { encodeFile, modelRateFrames, EncodeFileOptions, ModelRateOptions, ModelRateFrames } from './encoding/encode-file';
+export { EncodingCache, EntrySummary, cacheKey, ENCODING_VERSION } from './encoding/cache';
+export { defaultCacheDir } from './encoding/cache-dir';
+export { CacheOption } from './encoding/context';
+export { writeFramesFile, readFramesFile, FrameSeries, FramesFormat } from './io/frames-file';
 export { StimulusPlacement, PlayedStimulus, VolumeTiming, volumeTiming } from './fmri/run-timeline';
 export { Resample, RESAMPLE_METHODS, LANCZOS_LOBES, lanczos, volumeTimes, VolumeResampler, FrameConvolver, FrameClock } from './fmri/resample';
 export { checkDelays, delayColumns, zscoreColumns } from './fmri/design';
