@@ -63,7 +63,7 @@ interface Options {
 }
 
 /** The bench's rows, in the order they run. */
-const ROWS = ['first', 'many', 'rss', 'throughput', 'threads', 'overhead', 'leak', 'multi', 'stream', 'scanner', '48k'] as const;
+const ROWS = ['first', 'many', 'rss', 'throughput', 'threads', 'overhead', 'leak', 'multi', 'stream', 'scanner', 'realign', '48k'] as const;
 type Row = (typeof ROWS)[number];
 
 function parseRows(text: string | undefined): Set<Row> {
@@ -239,6 +239,41 @@ async function scannerRun(modelPath: string, file: string, seconds: number): Pro
     peakRssMiB: mib(r.maxRssBytes),
     rtf: r.runSeconds / r.seconds,
   };
+}
+
+/**
+ * Encode once, align many (bench/realign-child.ts, each step in a process of its own): the first extract with an empty
+ * cache (codes, then latents) against the single-stage cost (encodeStream at 3 kbps), then re-aligns from the warm
+ * cache with new settings, and the cache's bytes per hour of audio.
+ */
+async function realign(modelPath: string, file: string, seconds: number, dir: string): Promise<Record<string, unknown>[]> {
+  const cache = path.join(dir, 'realign-cache');
+  fs.rmSync(cache, { recursive: true, force: true });
+  type Step = { step: string; seconds: number; shape: number[]; maxRssBytes: number; modelLoads: number };
+  const run = (step: string): Promise<Step> => childJson<Step>('realign-child.js', [step, modelPath, file, cache]);
+  const baseline = await run('baseline');
+  const rows: Record<string, unknown>[] = [];
+  const row = (r: Step, note: string): void => {
+    rows.push({ step: r.step, seconds: r.seconds, peakRssMiB: mib(r.maxRssBytes), modelLoads: r.modelLoads, shape: r.shape.join(' x '), note });
+    log(`realign ${r.step}: ${r.seconds.toFixed(1)} s, peak ${mib(r.maxRssBytes)} MiB, ${r.modelLoads} model load(s) ${note}`);
+  };
+  row(baseline, 'single-stage cost: encodeStream at 3 kbps');
+  const first = await run('first-codes');
+  row(first, `first extract, empty cache: ${(first.seconds / baseline.seconds).toFixed(2)}x the single-stage cost`);
+  const codesBytes = dirBytes(cache);
+  row(await run('first-latents'), 'first latents extract (encodes latents, keeps them)');
+  for (const step of ['tr2-onset', 'lanczos-delays', 'bandwidth', 'embeddings']) row(await run(step), 'from the warm cache');
+  rows.push({ step: 'cache size', seconds, codesMiBPerHour: mib((codesBytes * 3600) / seconds), allMiB: mib(dirBytes(cache)) });
+  return rows;
+}
+
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    total += entry.isDirectory() ? dirBytes(full) : fs.statSync(full).size;
+  }
+  return total;
 }
 
 /** Builds bench/direct.cc (once per source change) into build/bench/direct. */
@@ -464,6 +499,14 @@ async function main(): Promise<void> {
         log(`threads: ${threads.map((t) => `${t.threads} -> ${t.coresUsed.toFixed(2)} cores busy`).join(', ')}`);
         results.threads = threads;
         tables.push(table('Intra-op threads set in the worker (CPU time / wall time of a chunked encode)', threads));
+      }
+      if (want('realign')) {
+        const realignSeconds = options.stream ?? (options.quick ? 600 : 7200);
+        const long = path.join(dir, 'realign.wav');
+        await ffmpeg(['-y', '-loglevel', 'error', '-stream_loop', '-1', '-i', speechFile, '-t', String(realignSeconds), '-ar', '24000', '-ac', '1', long]);
+        const rows = await realign(options.model ?? (await randomModel(0)), long, realignSeconds, dir);
+        results.realign = rows;
+        tables.push(table(`Encode once, align many: ${realignSeconds} s of audio, each step in a process of its own (2 cores)`, rows));
       }
       if (want('multi')) {
         const clips = Array.from({ length: sizes.files }, (_, i) => loop(speech.subarray(i * 1000), sizes.fileSeconds));
