@@ -160,7 +160,9 @@ function checkModelBandwidth(modelPath: string, bandwidth: number): void {
 function describe(result: FeatureSet, seconds: number): string {
   const nTrs = result.shape[0];
   const short = nTrs === 0 ? ` (shorter than one TR of ${result.tr} s)` : '';
-  return `${nTrs} TRs, ${result.kind} (${result.shape.join(' x ')})${short} in ${seconds.toFixed(1)} s`;
+  const e = result.encodings;
+  const how = !e?.length ? '' : e.every((x) => x.cached) ? ', from the cache' : e.some((x) => x.cached) ? ', partly from the cache' : ', encoded';
+  return `${nTrs} TRs, ${result.kind} (${result.shape.join(' x ')})${short} in ${seconds.toFixed(1)} s${how}`;
 }
 
 export function extractCommand(): Command {
