@@ -57,7 +57,7 @@ describe('extract / reconstruct CLI', function () {
     expect(r.status).to.equal(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).to.have.length(2);
-    for (const line of lines) expect(line).to.match(/^written .+: \d+ TRs, codes \(\d+ x 2 x 112\) in [\d.]+ s -> .+\.npy$/);
+    for (const line of lines) expect(line).to.match(/^written .+: \d+ TRs, codes \(\d+ x 2 x 112\) in [\d.]+ s(, encoded|, from the cache)? -> .+\.npy$/);
     const movieName = path.basename(movie.path, '.mp4');
     const speechName = path.basename(speech, '.wav');
     expect(list(out)).to.deep.equal([`${movieName}.csv`, `${movieName}.npy`, `${speechName}.csv`, `${speechName}.npy`].sort());

@@ -17,6 +17,7 @@ import { extractFeatures, FeatureSet } from '../../lib/fmri/features';
 import { makeSpeech24k, makeStereo48k } from '../helpers/media';
 import { randomModel, randomModel48 } from '../helpers/model';
 import { cliAsync } from '../helpers/cli';
+import { pythonJson } from '../helpers/python';
 import { tempDir } from '../helpers/temp-dir';
 
 /** Counts Encodec.load calls while `work` runs. */
@@ -223,6 +224,21 @@ describe('encoding cache', function () {
     const verify = await cliAsync(['cache', 'verify', '--cache', cache]);
     expect(verify.status, verify.stderr).to.equal(0);
     expect(verify.stderr).to.match(/1 of 1 entry valid/);
+    // every file extract writes, warm vs --no-cache: .npy, .csv and .h5 byte for byte
+    const name = path.basename(speech, '.wav');
+    for (const format of [['--format', 'npy'], ['--format', 'h5']]) {
+      const args = ['extract', speech, '--model', model24, '--output', 'latents', '--resample', 'lanczos', '--delays', '1,2', ...format];
+      const warm = await cliAsync([...args, '--out', path.join(dir, `race-warm-${format[1]}`), '--cache', cache]);
+      const cold = await cliAsync([...args, '--out', path.join(dir, `race-cold-${format[1]}`), '--no-cache']);
+      expect(warm.status, warm.stderr).to.equal(0);
+      expect(warm.stdout).to.match(/from the cache/);
+      expect(cold.stdout).to.match(/encoded/);
+      const files = fs.readdirSync(path.join(dir, `race-cold-${format[1]}`)).sort();
+      expect(files).to.deep.equal(format[1] === 'h5' ? [`${name}.h5`] : [`${name}.csv`, `${name}.npy`]);
+      for (const f of files) {
+        expect(fs.readFileSync(path.join(dir, `race-warm-${format[1]}`, f)).equals(fs.readFileSync(path.join(dir, `race-cold-${format[1]}`, f))), f).to.equal(true);
+      }
+    }
   });
 
   it('cache list / verify / prune / clear', async function () {
@@ -234,6 +250,15 @@ describe('encoding cache', function () {
     }
     const again = await cliAsync(['frames', speech, '--out', path.join(dir, 'cli-frames-again'), '--model', model24, '--cache', cache]);
     expect(again.stdout).to.match(/from the cache/);
+    // numpy reads the frames file: [frames, 8] int16, the first 8 codebooks of the codes, frame-major; the sidecar
+    const codes = await encodeFile(speech, { model: model24, bandwidth: 6, cache });
+    const npy = path.join(dir, 'cli-frames-again', `${path.basename(speech, '.wav')}.npy`);
+    const read = pythonJson<{ shape: number[]; dtype: string; flat: number[] }>(`x = np.load(data)\nprint(json.dumps({'shape': list(x.shape), 'dtype': str(x.dtype), 'flat': x.T.ravel().tolist()}))`, npy);
+    expect([read.shape, read.dtype]).to.deep.equal([[codes.nFrames, 8], 'int16']);
+    expect(read.flat).to.deep.equal(Array.from(codes.data));
+    const sidecar = JSON.parse(fs.readFileSync(npy.replace(/\.npy$/, '.json'), 'utf8'));
+    expect(sidecar).to.include({ SamplingFrequency: 75, StartTime: 0.5 / 75, FeatureKind: 'codes', Bandwidth: 6, Codebooks: 8 });
+    expect(sidecar.Columns).to.deep.equal(Array.from({ length: 8 }, (_, c) => `codebook_${c}`));
     const list = JSON.parse((await cliAsync(['cache', 'list', '--cache', cache, '--json'])).stdout);
     expect(list.entries.map((e: { stored: string }) => e.stored).sort()).to.deep.equal(['codes', 'latents']);
     const codesEntry = list.entries.find((e: { stored: string }) => e.stored === 'codes');
