@@ -9,7 +9,7 @@ import * as path from 'node:path';
 
 import { Command } from 'commander';
 
-import { loadAudio, streamAudio } from '../../lib/io/audio';
+import { loadAudio } from '../../lib/io/audio';
 import { codesOf, encodeFile } from '../../lib/encoding/encode-file';
 import { modelCodebooks } from '../../lib/model/model-file';
 import { cachedEncoding } from '../../lib/encoding/encode-stage';

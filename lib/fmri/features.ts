@@ -12,15 +12,15 @@
  *   mel rate whichever model is given.
  *
  * Alignment (see `./alignment`): n_trs = floor(duration / tr), capped by `maxTrs`; TR k starts at code frame
- * floor(k * tr * rate) (mel frame floor(k * tr * sr / hop)), computed exactly, so there is no drift. The file
- * is encoded once, streamed from the decoder in chunks with left context (memory bounded for hour-long
- * soundtracks; >= 99.5 % of the whole-file codes; `exact: true` loads it and encodes it in one pass, exactly the
- * whole-file codes), and each TR's frames are the codes at those positions. Since
+ * floor(k * tr * rate) (mel frame floor(k * tr * sr / hop)), computed exactly, so there is no drift. Two stages: each
+ * stimulus file is encoded once by lib/encoding (streamed in chunks with left context, memory bounded for hour-long
+ * soundtracks; `exact: true` in one pass), its frames kept in the encoding cache; the align stage here places them
+ * on the run (./run-frames) and takes each TR's frames at those positions, without the model. Since
  * floor(tr * 75) <= tr * 75, consecutive windows can leave a frame between them (at TR 1.5 every second TR
  * boundary skips one frame); mel windows of ceil(...) frames overlap by up to one frame instead. Mel frames
  * past the end of the audio read -topDb (-80 dB).
  *
- * encodec_48khz: the run's audio is read as 48 kHz planar stereo (a mono file in both channels, as Meta's
+ * encodec_48khz: each stimulus is read as 48 kHz planar stereo (a mono file in both channels, as Meta's
  * convert_audio does; the two channels are coded jointly, one code stream), encoded segment by segment as it streams
  * (Meta's 1 s segments every 0.99 s, each normalised by its own scale; `exact` changes nothing), and the segments'
  * frames are put on a uniform 150 frames/s grid by time (lib/codec/segment-grid.ts: grid frame n, at n / 150 s,
@@ -42,22 +42,17 @@
  * the mel rate. Embeddings cannot be turned back into audio (the model decodes codes), nor can encodec_48khz codes
  * (its decoder needs whole segments and their scales, which TR features do not keep).
  */
-import { loadAudio, streamAudio } from '../io/audio';
+import { loadAudio } from '../io/audio';
 import { FRAME_RATE, HOP_LENGTH, MAX_CODEBOOKS, SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from '../codec/bandwidth';
-import { concatLatents } from '../codec/chunking';
-import { Codes, Embeddings, checkCodeRange } from '../codec/codes';
+import { checkCodeRange } from '../codec/codes';
 import { Device, Encodec } from '../codec/codec';
 import { withCodec as loadCodec } from '../codec/with-codec';
-import { concatCodes } from '../codec/chunking';
-import { SegmentGeometry, segmentGeometryOf } from '../codec/segments';
-import { SegmentGrid } from '../codec/segment-grid';
 import {
   ceilTrTimesRate,
   checkTr,
   floorTrTimesRate,
   framesPerTr,
   samplesForTrs,
-  trCountForSamples,
   trStartFrame,
   trStartTime,
 } from './alignment';
@@ -80,14 +75,13 @@ import {
 import { FrameClock, FrameConvolver, RESAMPLE_METHODS, Resample, VolumeResampler, checkSliceTimeRef, volumeTimes } from './resample';
 import { checkDelays, delayColumns, zscoreColumns } from './design';
 import { MelOptions, MelSettings, melSettings, melSpectrogram, melToAudio } from '../dsp/mel';
-import { ModelInfo, modelCodebooks, resolveModelPath, requireWholeFileModel } from '../model/model-file';
+import { ModelInfo, modelCodebooks, requireWholeFileModel } from '../model/model-file';
 import { debug } from '../common/log';
 import { CacheOption, encodeModel, encodingCodebooks, isEncodeModel, openCache } from '../encoding/context';
 import { EncodeModel, EncodeTap, StimulusEncoding, encodeStimulus } from '../encoding/encode-stage';
 import { FrameKind, StimulusFrames } from '../encoding/frame-source';
 import { runFrameBlocks } from './run-frames';
 import { codedError, rangeError, typeError } from '../common/errors';
-import { joinFrames } from '../common/planar';
 
 export type FeatureMode = 'encodec' | 'mel';
 export type FeatureOutput = 'codes' | 'embeddings' | 'latents';
@@ -151,7 +145,7 @@ export interface ExtractOptions {
   zscore?: boolean;
   /**
    * Encode each file in one pass (exactly the whole-file codes; memory grows with the length) instead of
-   * the codec's default chunked encoding (see `encodeWhole`). Default false.
+   * the codec's default chunked encoding (lib/encoding/encode-stage.ts). Default false.
    */
   exact?: boolean;
   /** Mel settings for mode 'mel'. */
@@ -339,17 +333,6 @@ export function checkExtractOptions(options: ExtractOptions = {}): Settings {
 }
 
 /**
- * Encodes the whole clip (the single place the pipeline encodes, so the encoding strategy can change here).
- * By default `codec.encode`'s chunked encoding with left context (memory bounded for hour-long
- * soundtracks; identical to a one-pass encoding for clips up to one chunk, >= 99.5 % identical beyond);
- * `exact` encodes the clip in one pass, exactly the whole-file codes.
- */
-export async function encodeWhole(codec: Encodec, samples: Float32Array, bandwidth: number, exact = false): Promise<Codes> {
-  requireWholeFileModel(codec.info, 'the features pipeline');
-  return codec.encode(samples, { bandwidth, exact });
-}
-
-/**
  * The audio a run's features are made from, at `sampleRate` (planar with `channels: 2`): the run timeline
  * (./run-timeline), ended by `runTrs` and, with `maxTrs`, after maxTrs * tr seconds plus the look-ahead of `s.mode`.
  */
@@ -411,39 +394,6 @@ async function collect(blocks: AsyncIterable<Float32Array>): Promise<Float32Arra
     at += p.length;
   }
   return out;
-}
-
-/**
- * Encodes run audio as it streams (codec.encodeStream): only a window of audio is in memory at any time, whatever
- * the length of the soundtrack. Returns the codes (null for audio without samples) and the samples read. Only audio
- * that was read to its end without a sample counts as empty: any other error (a RangeError included) propagates.
- */
-async function encodeStreamed(codec: Encodec, audio: CountedAudio, bandwidth: number, tap?: EncodeTap): Promise<{ codes: Codes | null; samples: number }> {
-  try {
-    const codes = tap ? await encodeTapped(codec, audio.blocks, bandwidth, tap) : await codec.encodeStream(audio.blocks, { bandwidth });
-    return { codes, samples: audio.samples };
-  } catch (err) {
-    if (audio.samples === 0 && audio.ended && err instanceof RangeError) return { codes: null, samples: 0 }; // empty audio: zero TRs
-    throw err;
-  }
-}
-
-/** The blocks, each shown to `tap` (when given) on its way to the encoder. */
-async function* shown(blocks: AsyncIterable<Float32Array>, tap: EncodeTap | undefined): AsyncGenerator<Float32Array> {
-  for await (const block of blocks) {
-    tap?.audio(block);
-    yield block;
-  }
-}
-
-/** codec.encodeStream (of a whole-file model: the features pipeline's) with each block shown to `tap` on its way. */
-async function encodeTapped(codec: Encodec, blocks: AsyncIterable<Float32Array>, bandwidth: number, tap: EncodeTap): Promise<Codes> {
-  const parts: Codes[] = [];
-  for await (const block of codec.encodeStreamBlocks(shown(blocks, tap), { bandwidth })) {
-    parts.push(block);
-    await tap.codes(block);
-  }
-  return concatCodes(parts);
 }
 
 /** Runs `work` with a codec: the given one, or one loaded from a path (disposed afterwards). */
@@ -609,59 +559,6 @@ function codecSeries(s: Settings, kind: FeatureKind, info: ModelInfo): Series {
     nQ,
     ...(info.model === 'encodec_24khz' ? {} : { model: { name: info.model, frameRate: rate } }),
   };
-}
-
-/** Collects a streamed [rows, frames] series (for TR windows over all of it). */
-class FrameCollector implements SeriesSink {
-  private readonly parts: { data: Float32Array | Int16Array; nFrames: number }[] = [];
-  private frames = 0;
-
-  constructor(
-    private readonly rows: number,
-    private readonly integer: boolean,
-  ) {}
-
-  add(data: ArrayLike<number>, firstFrame: number, nFrames: number): void {
-    if (firstFrame !== this.frames) throw codedError('ENCODEC_INTERNAL', `internal error: frames ${firstFrame} arrived, ${this.frames} expected`);
-    const copy = this.integer ? Int16Array.from(data as ArrayLike<number>) : Float32Array.from(data as ArrayLike<number>);
-    this.parts.push({ data: copy, nFrames });
-    this.frames += nFrames;
-  }
-
-  /** The series so far, [rows, nFrames]. */
-  series(): { data: Float32Array | Int16Array; nFrames: number } {
-    const nFrames = this.frames;
-    const data = this.integer ? new Int16Array(this.rows * nFrames) : new Float32Array(this.rows * nFrames);
-    return { data: joinFrames(this.parts, this.rows, data), nFrames };
-  }
-}
-
-/**
- * Streams the frames of a segmented model (encodec_48khz) into `sink` on the uniform grid (lib/codec/segment-grid.ts):
- * codes, their embeddings or the latents of the run's audio, as the model codes it segment by segment (only about one
- * batch of segments of audio and one block of frames held). Returns the samples per channel read.
- */
-async function segmentedFrames(codec: Encodec, kind: FeatureKind, bandwidth: number, audio: CountedAudio, rows: number, sink: SeriesSink): Promise<number> {
-  const geometry = segmentGeometryOf(codec.info) as SegmentGeometry;
-  const grid = new SegmentGrid(geometry, rows, kind === 'codes', (data, firstFrame, nFrames) => sink.add(data, firstFrame, nFrames));
-  try {
-    if (kind === 'latents') {
-      for await (const block of codec.latentsStream(audio.blocks)) grid.add(block.data, block.firstFrame, block.nFrames);
-    } else {
-      for await (const block of codec.encodeStreamBlocks(audio.blocks, { bandwidth })) {
-        if (kind === 'embeddings') {
-          const e = await codec.embeddings(block);
-          grid.add(e.data, block.firstFrame, e.nFrames);
-        } else {
-          grid.add(block.data, block.firstFrame, block.nFrames);
-        }
-      }
-    }
-  } catch (err) {
-    if (!(audio.samples === 0 && audio.ended && err instanceof RangeError)) throw err; // empty audio: zero TRs
-  }
-  grid.finish(audio.samples);
-  return audio.samples;
 }
 
 /**
