@@ -246,7 +246,7 @@ async function scannerRun(modelPath: string, file: string, seconds: number): Pro
  * cache (codes, then latents) against the single-stage cost (encodeStream at 3 kbps), then re-aligns from the warm
  * cache with new settings, and the cache's bytes per hour of audio.
  */
-async function realign(modelPath: string, file: string, seconds: number, dir: string): Promise<Record<string, unknown>[]> {
+async function realign(modelPath: string, file: string, seconds: number, dir: string): Promise<{ steps: Record<string, unknown>[]; cache: Record<string, number> }> {
   const cache = path.join(dir, 'realign-cache');
   fs.rmSync(cache, { recursive: true, force: true });
   type Step = { step: string; seconds: number; shape: number[]; maxRssBytes: number; modelLoads: number };
@@ -260,11 +260,11 @@ async function realign(modelPath: string, file: string, seconds: number, dir: st
   row(baseline, 'single-stage cost: encodeStream at 3 kbps');
   const first = await run('first-codes');
   row(first, `first extract, empty cache: ${(first.seconds / baseline.seconds).toFixed(2)}x the single-stage cost`);
-  const codesBytes = dirBytes(cache);
+  // the entry alone (not the model's codebooks or the remembered hashes)
+  const codesBytes = fs.readdirSync(cache).filter((d) => /^[0-9a-f]{2}$/.test(d)).reduce((n, d) => n + dirBytes(path.join(cache, d)), 0);
   row(await run('first-latents'), 'first latents extract (encodes latents, keeps them)');
   for (const step of ['tr2-onset', 'lanczos-delays', 'bandwidth', 'embeddings']) row(await run(step), 'from the warm cache');
-  rows.push({ step: 'cache size', seconds, codesMiBPerHour: mib((codesBytes * 3600) / seconds), allMiB: mib(dirBytes(cache)) });
-  return rows;
+  return { steps: rows, cache: { audioSeconds: seconds, codesMiBPerHour: mib((codesBytes * 3600) / seconds), allMiB: mib(dirBytes(cache)) } };
 }
 
 function dirBytes(dir: string): number {
@@ -504,9 +504,10 @@ async function main(): Promise<void> {
         const realignSeconds = options.stream ?? (options.quick ? 600 : 7200);
         const long = path.join(dir, 'realign.wav');
         await ffmpeg(['-y', '-loglevel', 'error', '-stream_loop', '-1', '-i', speechFile, '-t', String(realignSeconds), '-ar', '24000', '-ac', '1', long]);
-        const rows = await realign(options.model ?? (await randomModel(0)), long, realignSeconds, dir);
-        results.realign = rows;
-        tables.push(table(`Encode once, align many: ${realignSeconds} s of audio, each step in a process of its own (2 cores)`, rows));
+        const r = await realign(options.model ?? (await randomModel(0)), long, realignSeconds, dir);
+        results.realign = r;
+        tables.push(table(`Encode once, align many: ${realignSeconds} s of audio, each step in a process of its own (2 cores)`, r.steps));
+        tables.push(table('The encoding cache after those steps (codes at full depth, then latents)', [r.cache]));
       }
       if (want('multi')) {
         const clips = Array.from({ length: sizes.files }, (_, i) => loop(speech.subarray(i * 1000), sizes.fileSeconds));

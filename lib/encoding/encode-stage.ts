@@ -164,6 +164,8 @@ export async function encodeStimulus(cache: EncodingCache, model: EncodeModel, f
     }
     const sidecar: EntryMeta = { ...meta, entry_sha256: entrySha256(meta) };
     await fs.promises.writeFile(path.join(temp, META_FILE), JSON.stringify(sidecar, null, 2));
+    // the codebooks too, once per model, so that embeddings of these codes never need the model
+    if (request.stored === 'codes' && !cache.temporary) await modelCodebooks(cache, model);
     if (built.partial) {
       const entry = await Entry.open(temp, key);
       return { entry, cached: false, release: () => fs.promises.rm(temp, { recursive: true, force: true }) };
