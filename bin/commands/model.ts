@@ -9,6 +9,7 @@ import { fetchModel } from '../../lib/model/fetch';
 import { fetchLm } from '../../lib/model/fetch-lm';
 import { isLmMetadata, parseLmInfo, readModelMetadataJson } from '../../lib/model/lm-file';
 import { defaultModelPath, readModelInfo, sha256File } from '../../lib/model/model-file';
+import { describeSource } from '../../lib/model/published';
 import { UsageError, parseIntegerOption } from '../cli-util';
 
 function log(line: string): void {
@@ -34,7 +35,7 @@ async function printLmInfo(file: string, json: string, asJson: boolean): Promise
     ['file sha256', sha256],
     ['model', `${info.model} (entropy-coding LM for ${info.codec} .ecdc files with --lm)`],
     ['codebooks', `${info.n_q} x ${info.card} codes, transformer ${info.num_layers} layers x ${info.dim}, past ${info.past_context} frames`],
-    ['source', `${info.source.kind}${info.source.file ? ` (${info.source.file})` : ''}${info.source.seed !== null ? ` seed ${info.source.seed}` : ''}`],
+    ['source', describeSource(info.source)],
     ['source sha256', info.source.sha256 ?? 'unknown'],
     ['exporter', `${info.exporter_version} (torch ${info.torch_version}), ${info.created}`],
   ];
@@ -111,7 +112,7 @@ export function modelCommand(): Command {
         ...(info.segment_methods === true
           ? ([['segments', `${info.segment} s (${info.segment_samples} samples) every ${info.segment_stride} samples (overlap ${info.overlap}), normalised, one scale each`]] as [string, string][])
           : []),
-        ['source', `${info.source.kind}${info.source.file ? ` (${info.source.file})` : ''}${info.source.seed !== null ? ` seed ${info.source.seed}` : ''}`],
+        ['source', describeSource(info.source)],
         ['source sha256', info.source.sha256 ?? 'unknown'],
         ['exporter', `${info.exporter_version} (torch ${info.torch_version}), ${info.created}`],
       ];

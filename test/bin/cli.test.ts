@@ -42,7 +42,7 @@ describe('CLI', function () {
       expect(text.stdout).to.match(/model\s+encodec_24khz/);
       expect(text.stdout).to.match(/sample rate\s+24000 Hz/);
       expect(text.stdout).to.match(/6 kbps = 8 codebooks/);
-      expect(text.stdout).to.match(/source\s+random seed 0/);
+      expect(text.stdout).to.match(/source\s+random weights \(seed 0\)/);
       const json = cli(['model', 'info', model, '--json']);
       expect(json.status).to.equal(0);
       const info = JSON.parse(json.stdout);
