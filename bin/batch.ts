@@ -16,6 +16,7 @@ import * as path from 'node:path';
 import { SingleBar } from 'cli-progress';
 
 import { UsageError } from './cli-util';
+import { plural } from '../lib/common/format';
 
 /** One of N disjoint parts of the input list. */
 export interface Shard {
@@ -145,7 +146,7 @@ export class BatchReporter {
     } else if (outcome.status === 'failed') {
       this.stream.write(`encodec-native: error: ${outcome.input}: ${outcome.message}\n`);
     } else {
-      process.stdout.write(`${outcome.status} ${outcome.input}: ${outcome.message}\n`);
+      process.stdout.write(`${outcome.input}: ${outcome.status}, ${outcome.message}\n`);
     }
   }
 
@@ -155,7 +156,7 @@ export class BatchReporter {
     const count = (status: Outcome['status']): number => this.outcomes.filter((o) => o.status === status).length;
     const failed = this.outcomes.filter((o) => o.status === 'failed');
     const part = shard ? ` (shard ${shard.index}/${shard.count})` : '';
-    this.stream.write(`${command}: ${this.total} inputs${part}: ${count('written')} written, ${count('skipped')} skipped, ${failed.length} failed\n`);
+    this.stream.write(`${command}: ${plural(this.total, 'input')}${part}: ${count('written')} written, ${count('skipped')} skipped, ${failed.length} failed\n`);
     if (failed.length) {
       for (const f of failed) this.stream.write(`  failed: ${f.input}: ${f.message}\n`);
       process.exitCode = 1;

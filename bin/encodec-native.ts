@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-/** The encodec-native command line. Exit codes: 0 ok, 1 failure, 2 bad arguments or input values. */
+/** The encodec-native command line. Exit codes (docs/errors.md): 0 ok, 1 failure (missing or unreadable input too), 2 bad usage. */
 import { Command } from 'commander';
 
 import { setVerbose } from '../lib/common/log';
@@ -18,7 +18,7 @@ const { version } = require('../../package.json') as { version: string };
 
 function program(): Command {
   const root = new Command('encodec-native')
-    .description("Meta's EnCodec 24 kHz codec: encode audio to codes, decode codes to audio, prepare models")
+    .description("Meta's EnCodec neural audio codecs (24 kHz mono, 48 kHz stereo): encode audio to codes and back, .ecdc files, fMRI features per TR, models")
     .version(version)
     .showHelpAfterError('(run with --help for usage)')
     .option('--verbose', 'print each stage with sizes and timings to stderr (same as DEBUG=encodec-native)')

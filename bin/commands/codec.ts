@@ -19,9 +19,10 @@ import { writeEcdc } from '../../lib/io/ecdc';
 import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
 import { threadsPerJob } from '../../lib/codec/threads';
-import { UsageError, channelsOf, extensionOf, parseIntegerOption } from '../cli-util';
+import { UsageError, channelsOf, extensionOf, parseIntegerOption, requireInputFile } from '../cli-util';
 import { BatchCliOptions, BatchReporter, batchInputs, outputBase, parseShard, runWorkers } from '../batch';
 import { loadLmForCodec, readEcdcForCodec } from '../ecdc-input';
+import { formatNumber } from '../../lib/common/format';
 
 interface ModelOptions {
   model?: string;
@@ -162,9 +163,10 @@ async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { ba
         const job = pending.shift() as InFlight;
         try {
           await writeCodesNpy(job.out, codes);
-          const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
+          const seconds = formatNumber((performance.now() - job.start) / 1000, 2);
           const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(job.out)})` : '';
-          reporter.report({ input: job.input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${job.out}${scales} (${seconds} s)` });
+          // clips are coded together in pooled calls, so these spans overlap: each runs from reading to writing
+          reporter.report({ input: job.input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${job.out}${scales}, ${seconds} s from reading to writing` });
         } catch (err) {
           failAll([job], reporter, err);
         }
@@ -262,7 +264,7 @@ async function writeDecoded(out: string, decoded: Float32Array, codec: Encodec, 
 /** Decodes codes and writes the audio (.wav 16-bit or float, or .npy float32), trimmed to `audioLength`. */
 async function decodeToFile(input: string, opts: ModelOptions & { out: string; float?: boolean; exact?: boolean }): Promise<void> {
   checkOutput(opts.out, ['.wav', '.npy']);
-  if (!fs.existsSync(input)) throw new UsageError(`codes file '${input}' does not exist`);
+  requireInputFile(extensionOf(input) === '.ecdc' ? '.ecdc file' : 'codes file', input);
   if (!['.npy', '.ecdc'].includes(extensionOf(input))) throw new UsageError(`codes file must be .npy or .ecdc, got '${input}'`);
   await withModel(opts, async (codec) => {
     const { codes, audioLength, model } = await readCodesFile(input, codec, opts.lmModel, opts.lmThreads);
@@ -297,8 +299,8 @@ async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { fl
         const job = pending.shift() as InFlight;
         try {
           const duration = await writeDecoded(job.out, decoded, codec, job.audioLength, opts.float);
-          const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
-          reporter.report({ input: job.input, status: 'written', message: `${duration.toFixed(2)} s -> ${job.out} (${seconds} s)` });
+          const seconds = formatNumber((performance.now() - job.start) / 1000, 2);
+          reporter.report({ input: job.input, status: 'written', message: `${duration.toFixed(2)} s of audio -> ${job.out}, ${seconds} s from reading to writing` });
         } catch (err) {
           failAll([job], reporter, err);
         }

@@ -32,8 +32,8 @@ import { ModelInfo, isSegmentedModel, modelCodebooks, readModelInfo, resolveMode
 import { threadsPerJob } from '../../lib/codec/threads';
 import { RoundTripTap, formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { writeFileAtomic } from '../../lib/common/atomic';
-import { toJson } from '../../lib/common/format';
-import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
+import { formatNumber, plural, toJson } from '../../lib/common/format';
+import { UsageError, parseIntegerOption, parseTrOption, makeOutDir } from '../cli-util';
 import { BatchReporter, Outcome, Shard, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
 
 interface ExtractCliOptions {
@@ -143,7 +143,7 @@ function checkModelBandwidth(modelPath: string, bandwidth: number): void {
 function describe(result: FeatureSet, seconds: number): string {
   const nTrs = result.shape[0];
   const short = nTrs === 0 ? ` (shorter than one TR of ${result.tr} s)` : '';
-  return `${nTrs} TRs, ${result.kind} (${result.shape.join(' x ')})${short} in ${seconds.toFixed(1)} s`;
+  return `${plural(nTrs, 'TR')}, ${result.kind} (${result.shape.join(' x ')})${short}, took ${formatNumber(seconds, 2)} s`;
 }
 
 export function extractCommand(): Command {
@@ -209,7 +209,7 @@ export function extractCommand(): Command {
       if (opts.format !== 'npy' && opts.format !== 'h5') throw new UsageError(`--format must be npy or h5, got '${opts.format}'`);
       if (opts.concat && opts.format !== 'h5') throw new UsageError('--concat writes one HDF5 file: add --format h5');
       if (opts.bold.length && opts.bold.length !== Math.max(1, opts.events.length)) {
-        throw new UsageError(`--bold is given ${opts.bold.length} times for ${opts.events.length} --events: give one --bold per --events, in the same order`);
+        throw new UsageError(`${plural(opts.bold.length, '--bold', '--bold options')} for ${plural(opts.events.length, '--events', '--events options')}: give one --bold per --events, in the same order`);
       }
       if (opts.bold.length && args.length + (opts.manifest ? 1 : 0) > 0 && opts.events.length === 0 && args.length !== 1) {
         throw new UsageError('--bold describes one run: pass one input with it (or one --bold per --events)');
@@ -248,7 +248,7 @@ export function extractCommand(): Command {
         throw new UsageError(`--out '${opts.out}' is a file; pass a directory (it is created if missing)`);
       }
       try {
-        fs.mkdirSync(opts.out, { recursive: true });
+        makeOutDir(opts.out); // removed at exit if nothing was written into it
         fs.accessSync(opts.out, fs.constants.W_OK);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;

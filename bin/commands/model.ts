@@ -10,7 +10,7 @@ import { fetchLm } from '../../lib/model/fetch-lm';
 import { isLmMetadata, parseLmInfo, readModelMetadataJson } from '../../lib/model/lm-file';
 import { defaultModelPath, readModelInfo, sha256File } from '../../lib/model/model-file';
 import { describeSource } from '../../lib/model/published';
-import { UsageError, parseIntegerOption } from '../cli-util';
+import { UsageError, parseIntegerOption, requireInputFile } from '../cli-util';
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -59,7 +59,7 @@ export function modelCommand(): Command {
     .requiredOption('--checkpoint <file>', 'checkpoint file; its layout is detected automatically')
     .requiredOption('--out <model.pt>', 'model file to write')
     .action(async (opts: { checkpoint: string; out: string }) => {
-      if (!fs.existsSync(opts.checkpoint)) throw new UsageError(`checkpoint file '${opts.checkpoint}' does not exist`);
+      requireInputFile('checkpoint file', opts.checkpoint);
       checkOut(opts.out);
       await exportModel({ checkpoint: opts.checkpoint, out: opts.out, onLog: log });
       log(`wrote ${opts.out}`);

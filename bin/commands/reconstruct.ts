@@ -15,7 +15,7 @@ import { readEcdc } from '../../lib/io/ecdc';
 import { FeatureAudio, featuresToAudio } from '../../lib/fmri/features';
 import { readFeatures } from '../../lib/fmri/features-file';
 import { writeWav } from '../../lib/io/wav';
-import { UsageError, channelsOf, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
+import { UsageError, channelsOf, extensionOf, parseIntegerOption, parseTrOption, requireInputFile } from '../cli-util';
 import { readEcdcForCodec } from '../ecdc-input';
 
 interface ReconstructCliOptions {
@@ -50,7 +50,7 @@ export function reconstructCommand(): Command {
       const dir = path.dirname(path.resolve(opts.out));
       if (!fs.existsSync(dir)) throw new UsageError(`output directory '${dir}' does not exist; create it first`);
       const tr = opts.tr === undefined ? undefined : parseTrOption(opts.tr);
-      if (!fs.existsSync(input)) throw new UsageError(`features file '${input}' does not exist`);
+      requireInputFile('features file', input);
       const ext = extensionOf(input);
       let audio: FeatureAudio;
       let what: string;

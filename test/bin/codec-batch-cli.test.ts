@@ -68,7 +68,7 @@ describe('encode / decode CLI with many inputs', function () {
     expect(again.stderr).to.match(/encode: 3 inputs: 0 written, 3 skipped, 0 failed/);
     expect(again.status).to.equal(0);
     const forced = cli(['encode', inputs[0], '--out-dir', out, '--model', model, '--bandwidth', '3', '--force']);
-    expect(forced.stderr).to.match(/encode: 1 inputs: 1 written, 0 skipped, 0 failed/);
+    expect(forced.stderr).to.match(/encode: 1 input: 1 written, 0 skipped, 0 failed/);
   });
 
   it('splits a manifest between shards and jobs, every input once', function () {
@@ -78,7 +78,7 @@ describe('encode / decode CLI with many inputs', function () {
     const first = cli(['encode', '--manifest', manifest, '--shard', '0/2', '--out-dir', out, '--model', model, '--jobs', '2']);
     expect(first.stderr).to.match(/encode: 2 inputs \(shard 0\/2\): 2 written/);
     const second = cli(['encode', '--manifest', manifest, '--shard', '1/2', '--out-dir', out, '--model', model]);
-    expect(second.stderr).to.match(/encode: 1 inputs \(shard 1\/2\): 1 written/);
+    expect(second.stderr).to.match(/encode: 1 input \(shard 1\/2\): 1 written/);
     expect(fs.readdirSync(out).sort()).to.deep.equal(['clip0.npy', 'clip1.npy', 'clip2.npy']);
   });
 

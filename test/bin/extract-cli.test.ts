@@ -57,7 +57,7 @@ describe('extract / reconstruct CLI', function () {
     expect(r.status).to.equal(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).to.have.length(2);
-    for (const line of lines) expect(line).to.match(/^written .+: \d+ TRs, codes \(\d+ x 2 x 112\) in [\d.]+ s -> .+\.npy$/);
+    for (const line of lines) expect(line).to.match(/^.+\.wav: written, \d+ TRs, codes \(\d+ x 2 x 112\), took [\d.]+ s -> .+\.npy$/);
     const movieName = path.basename(movie.path, '.mp4');
     const speechName = path.basename(speech, '.wav');
     expect(list(out)).to.deep.equal([`${movieName}.csv`, `${movieName}.npy`, `${speechName}.csv`, `${speechName}.npy`].sort());
@@ -78,7 +78,7 @@ describe('extract / reconstruct CLI', function () {
     // Features exist but no report: --report redoes the input and adds its report.
     const r = cli(['extract', speech, '--out', out, '--model', model, '--bandwidth', '24', '--report']);
     expect(r.status, r.stderr).to.equal(0);
-    expect(r.stdout).to.match(/^written .+ round trip: SNR -?[\d.]+ dB, SI-SNR -?[\d.]+ dB, STOI (-?[\d.]+|n\/a.*), ESTOI/m);
+    expect(r.stdout).to.match(/^.+: written, .+ round trip: SNR -?[\d.]+ dB, SI-SNR -?[\d.]+ dB, STOI (-?[\d.]+|n\/a.*), ESTOI/m);
     expect(list(out)).to.deep.equal([`${name}.csv`, `${name}.npy`, `${name}.quality.json`]);
     const q = JSON.parse(fs.readFileSync(path.join(out, `${name}.quality.json`), 'utf8'));
     expect(q).to.include({ input: speech, mode: 'encodec', bandwidth: 24, sampleRate: 24000 });
@@ -117,7 +117,7 @@ describe('extract / reconstruct CLI', function () {
     const missing = path.join(dir, 'missing.mp4');
     const r = cli(['extract', missing, videoOnly, junk, speech, '--out', out, '--model', model, '--bandwidth', '1.5', '--max-trs', '1']);
     expect(r.status).to.equal(1);
-    expect(r.stdout).to.match(/^written .*speech/m);
+    expect(r.stdout).to.match(/speech.*: written, /m);
     expect(r.stderr).to.match(/extract: 4 inputs: 1 written, 0 skipped, 3 failed/);
     expect(r.stderr).to.include(`failed: ${missing}: cannot read audio file`);
     expect(r.stderr).to.match(new RegExp(`failed: ${videoOnly}: .*audio`));
@@ -140,8 +140,8 @@ describe('extract / reconstruct CLI', function () {
     expect(second.stderr).to.match(/extract: 2 inputs \(shard 1\/2\): 1 written, 0 skipped, 1 failed/);
     expect(second.stderr).to.include(`failed: ${path.join(dir, 'inputs', 'gone.wav')}: cannot read audio file`);
     expect(list(out)).to.deep.equal(['a.csv', 'a.npy', 'b.csv', 'b.npy', 'c.csv', 'c.npy']);
-    expect(first.stdout).to.match(/written .*a\.wav/).and.to.match(/written .*c\.wav/);
-    expect(second.stdout).to.match(/written .*b\.wav/);
+    expect(first.stdout).to.match(/a\.wav: written/).and.to.match(/c\.wav: written/);
+    expect(second.stdout).to.match(/b\.wav: written/);
     expect(python(`import numpy as np; a = np.load('${out}/a.npy'); print(a.dtype, a.shape, a.max(), a.min() >= -80)`)).to.equal('float32 (1, 2048, 65) 0.0 True');
   });
 
@@ -279,7 +279,6 @@ describe('extract / reconstruct CLI', function () {
     const cases: [string[], RegExp][] = [
       [[positive], /positive values; expected EnCodec codes/],
       [[emb], /embeddings cannot be turned back into audio/],
-      [[path.join(dir, 'missing.npy')], /features file .* does not exist/],
       [[junk], /must be a \.npy written by `encodec-native extract` or an \.ecdc file/],
       [[emb, '--tr', '-1'], /--tr must be a positive number/],
     ];
@@ -288,6 +287,9 @@ describe('extract / reconstruct CLI', function () {
       expect(r.status, args.join(' ')).to.equal(2);
       expect(r.stderr, args.join(' ')).to.match(pattern);
     }
+    const missing = cli(['reconstruct', path.join(dir, 'missing.npy'), '--model', model, '--out', target]);
+    expect(missing.status).to.equal(1); // a missing input: exit 1 (docs/errors.md)
+    expect(missing.stderr).to.match(/features file .* does not exist/);
     const wrongOut = cli(['reconstruct', emb, '--out', path.join(dir, 'x.mp3')]);
     expect(wrongOut.status).to.equal(2);
     expect(wrongOut.stderr).to.match(/--out must end in \.wav/);

@@ -110,7 +110,7 @@ describe('roundtrip', function () {
 
   it('bad input: clear errors, exit codes, and no report files', async function () {
     const missing = cli(['roundtrip', path.join(dir, 'nope.wav'), '--out', path.join(dir, 'x'), '--model', model]);
-    expect(missing.status).to.equal(2);
+    expect(missing.status).to.equal(1); // a missing input: exit 1 (docs/errors.md)
     expect(missing.stderr).to.match(/input file .*nope\.wav' does not exist/);
     const badBw = cli(['roundtrip', speech, '--out', path.join(dir, 'x'), '--model', model, '--bandwidth', '5']);
     expect(badBw.status).to.equal(2);
