@@ -123,7 +123,8 @@ describe('encodec-native doctor', function () {
     expect(report.ok).to.equal(false);
     const c = byName(report);
     expect(c.model.status).to.equal('fail');
-    expect(c.model.fix).to.match(/Pass --model MODEL\.pt, set ENCODEC_MODEL, or run `encodec-native model fetch`/);
+    expect(c.model.fix).to.match(/no model file at '.*missing\.pt' \(from --model\): check the path; to make one, run `encodec-native model fetch`/);
+    expect(c.model.fix).to.match(/model random --out random\.pt/);
     expect(c['self-test']).to.include({ status: 'fail' });
     expect(c['self-test'].detail).to.match(/skipped/);
     expect(c.ffmpeg.status).to.equal('warn');
@@ -133,6 +134,17 @@ describe('encodec-native doctor', function () {
     expect(text.status).to.equal(1);
     expect(text.stdout).to.match(/^FAIL model/m);
     expect(text.stdout.trimEnd().split('\n').pop()).to.match(/^FAILED \(\d+ warn, 2 fail\)$/);
+  });
+
+  it('on a fresh install (no --model, no ENCODEC_MODEL, nothing at the default path) warns "no model yet" with the fix, exit 0', function () {
+    const home = path.join(dir, 'fresh-home');
+    const r = cli(['doctor'], { XDG_CACHE_HOME: home, ENCODEC_MODEL: '' });
+    expect(r.status, r.stdout).to.equal(0);
+    expect(r.stdout).to.match(/^WARN model {6}no model yet/m);
+    expect(r.stdout).to.match(/fix: no model yet: none at the default location .*Pass --model MODEL\.pt, set ENCODEC_MODEL, or run `encodec-native model fetch`/);
+    expect(r.stdout).to.match(/^WARN self-test +skipped: no model to run yet/m);
+    expect(r.stdout).to.not.match(/FAIL/);
+    expect(fs.existsSync(home)).to.equal(false); // doctor wrote nothing
   });
 
   it('fails on a file that is not a model, and on bad options (exit 2)', function () {
