@@ -115,6 +115,7 @@ export class BatchReporter {
   private failed = 0;
 
   constructor(private readonly total: number, private readonly stream: NodeJS.WriteStream = process.stderr) {
+    activeReporter = this;
     if (stream.isTTY) {
       this.bar = new SingleBar({
         stream,
@@ -132,6 +133,14 @@ export class BatchReporter {
   /** Shows which input is being worked on. */
   working(input: string): void {
     this.bar?.update({ name: path.basename(input) });
+  }
+
+  /** For Ctrl-C: what this batch has done so far, and how to go on. */
+  interruptedSummary(): string {
+    const written = this.outcomes.filter((o) => o.status === 'written').length;
+    const skipped = this.outcomes.filter((o) => o.status === 'skipped').length;
+    const left = this.total - this.outcomes.length;
+    return `${written} written${skipped ? `, ${skipped} skipped` : ''}, ${left} not done; rerun the same command to resume (finished outputs are skipped)`;
   }
 
   report(outcome: Outcome): void {
@@ -162,6 +171,14 @@ export class BatchReporter {
       process.exitCode = 1;
     }
   }
+}
+
+/** The batch of this process, if one has started (for the Ctrl-C message). */
+let activeReporter: BatchReporter | undefined;
+
+/** What an interrupted run has written: the batch's counts, or that single outputs appear whole or not at all. */
+export function interruptedSummary(): string {
+  return activeReporter?.interruptedSummary() ?? 'nothing was written (outputs appear whole or not at all)';
 }
 
 /**

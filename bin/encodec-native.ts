@@ -3,6 +3,8 @@
 import { Command } from 'commander';
 
 import { setVerbose } from '../lib/common/log';
+import { removeTempFiles } from '../lib/common/atomic';
+import { interruptedSummary } from './batch';
 import { reportError } from './cli-util';
 import { compressCommand, decodeCommand, decompressCommand, encodeCommand } from './commands/codec';
 import { extractCommand } from './commands/extract';
@@ -44,6 +46,13 @@ function program(): Command {
   strict(root);
   return root;
 }
+
+// Ctrl-C: say what was done and how to go on, remove temporary files of writes in flight, exit 130 as shells do.
+process.once('SIGINT', () => {
+  removeTempFiles();
+  process.stderr.write(`\nencodec-native: interrupted: ${interruptedSummary()}\n`);
+  process.exit(130);
+});
 
 // A reader that stops early (`encodec-native doctor | head -3`) closes the pipe: stop quietly, like other tools.
 for (const stream of [process.stdout, process.stderr]) {

@@ -263,7 +263,7 @@ print(w.getnframes() / w.getframerate())`));
       fs.mkdirSync(path.join(cache, 'encodec-native'), { recursive: true });
       const none = cli(['encode', speechWav, '--out', out], { ENCODEC_MODEL: '', XDG_CACHE_HOME: cache });
       expect(none.status).to.equal(1);
-      expect(none.stderr).to.match(/no model file .*encodec_24khz\.pt.*--model.*ENCODEC_MODEL.*model fetch/);
+      expect(none.stderr).to.match(/no model yet: none at the default location .*encodec_24khz\.pt.*--model.*ENCODEC_MODEL.*model fetch/);
       fs.copyFileSync(model, path.join(cache, 'encodec-native', 'encodec_24khz.pt'));
       const viaDefault = cli(['encode', speechWav, '--out', out], { ENCODEC_MODEL: '', XDG_CACHE_HOME: cache });
       expect(viaDefault.status, viaDefault.stderr).to.equal(0);

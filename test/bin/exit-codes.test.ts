@@ -4,13 +4,15 @@
  * and none of them writes anything. The commands come from the CLI's own --help, so a new command is covered
  * as soon as it is registered.
  */
+import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
 
-import { cli } from '../helpers/cli';
+import { CLI, cli } from '../helpers/cli';
 import { HelpedCommand, helpedCommands } from '../helpers/cli-help';
+import { makeSpeech24k } from '../helpers/media';
 import { randomModel } from '../helpers/model';
 import { tempDir } from '../helpers/temp-dir';
 
@@ -114,5 +116,35 @@ describe('CLI exit codes: 1 for a missing or unreadable input, 2 for bad usage, 
       }
     }
     expect(wrong).to.deep.equal([]);
+  });
+
+  it('Ctrl-C exits 130 saying what was written and how to resume, leaving no temporary file', async function () {
+    const work = fs.mkdtempSync(path.join(dir, 'interrupt-'));
+    const speech = await makeSpeech24k(work, 'An interrupted batch resumes where it stopped.', 3);
+    const inputs = Array.from({ length: 40 }, (_, i) => {
+      const file = path.join(work, `clip${String(i).padStart(2, '0')}.wav`);
+      fs.copyFileSync(speech, file);
+      return file;
+    });
+    fs.rmSync(speech);
+    const out = path.join(work, 'out');
+    const child = spawn(process.execPath, [CLI, 'extract', ...inputs, '--out', out, '--mode', 'mel']);
+    let stdout = '';
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      stdout += d;
+      if (/: written/.test(stdout)) child.kill('SIGINT'); // after the first output, well before the 40th
+    });
+    const status = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(status, stderr).to.equal(130);
+    const said = /encodec-native: interrupted: (\d+) written, (\d+) not done; rerun the same command to resume/.exec(stderr);
+    expect(said, stderr).to.not.equal(null);
+    const [written, left] = [Number(said?.[1]), Number(said?.[2])];
+    expect(written).to.be.within(1, 39);
+    expect(written + left).to.equal(40);
+    // a clip renamed into place a moment before it was counted may be one more on disk
+    expect(fs.readdirSync(out).filter((f) => f.endsWith('.npy')).length).to.be.within(written, written + 1);
+    expect(fs.readdirSync(out).filter((f) => f.endsWith('.partial'))).to.deep.equal([]);
   });
 });
