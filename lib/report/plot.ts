@@ -266,6 +266,8 @@ export interface HeatmapAxes {
   height?: number;
   /** Discrete x axis (TR indices): integer tick labels. */
   xIntegers?: boolean;
+  /** Tick values on the x axis (e.g. the TR boundaries), each labelled; default: Vega's choice. */
+  xTicks?: number[];
   /** Discrete rows (codebooks, channels): a tick at each row centre labelled with the row index. */
   rowLabels?: boolean;
   /**
@@ -349,6 +351,7 @@ export function heatmapPanelSpecs(panels: HeatmapPanel[], axes: HeatmapAxes): ob
               title: i === panels.length - 1 ? axes.xTitle : null,
               labels: i === panels.length - 1,
               ...(axes.xIntegers ? { tickMinStep: 1, format: 'd' } : {}),
+              ...(axes.xTicks ? { values: axes.xTicks, labelExpr: "format(datum.value, '~g')" } : {}),
             },
           },
           y: {
