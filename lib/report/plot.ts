@@ -258,8 +258,11 @@ export interface HeatmapAxes {
   colorTitle: string;
   /** Value range of the colours (default: the range of all panels' values), shared by all panels. */
   colorDomain?: [number, number];
-  /** Figure title. */
-  title?: string;
+  /**
+   * Figure title; several lines as an array. Without a canvas Vega estimates text at about 0.8 em per character,
+   * so a long one-line title widens the picture beyond what it draws: split it.
+   */
+  title?: string | string[];
   /** Width of each panel in Vega-Lite units (default 800). */
   width?: number;
   /** Height of each panel (default 160). */
