@@ -191,10 +191,12 @@ export async function writeConcatH5(target: string, results: FeatureSet[]): Prom
     file.create_dataset({ name: 'run_sources', data: results.map((r) => r.source) });
     const { shared, perRun } = splitSettings(results);
     for (const [name, values] of Object.entries(perRun)) {
-      const data = values.every((v) => typeof v === 'number')
+      if (values.every((v) => v === undefined)) continue; // no run has it (run_trs of runs without --run-trs)
+      const numeric = values.every((v) => typeof v === 'number' || v === undefined);
+      const data = numeric
         ? values.every((v) => Number.isInteger(v))
           ? BigInt64Array.from(values.map((v) => BigInt(v as number)))
-          : Float64Array.from(values as number[])
+          : Float64Array.from(values.map((v) => (v === undefined ? NaN : (v as number)))) // NaN: the run has none
         : values.map((v) => (v === undefined ? '' : String(v)));
       file.create_dataset({ name: `run_${name}`, data });
     }
