@@ -176,9 +176,9 @@ export class BatchReporter {
 /** The batch of this process, if one has started (for the Ctrl-C message). */
 let activeReporter: BatchReporter | undefined;
 
-/** What an interrupted run has written: the batch's counts, or that single outputs appear whole or not at all. */
+/** What an interrupted run has written: the batch's counts, or that no output is left half-written. */
 export function interruptedSummary(): string {
-  return activeReporter?.interruptedSummary() ?? 'nothing was written (outputs appear whole or not at all)';
+  return activeReporter?.interruptedSummary() ?? 'no output was left half-written (each appears whole or not at all); rerun the same command';
 }
 
 /**
