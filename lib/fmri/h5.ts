@@ -198,7 +198,7 @@ export async function writeConcatH5(target: string, results: FeatureSet[]): Prom
           ? BigInt64Array.from(values.map((v) => BigInt(v as number)))
           : Float64Array.from(values.map((v) => (v === undefined ? NaN : (v as number)))) // NaN: the run has none
         : values.map((v) => (v === undefined ? '' : String(v)));
-      file.create_dataset({ name: `run_${name}`, data });
+      file.create_dataset({ name: name.startsWith('run_') ? name : `run_${name}`, data }); // run_trs stays run_trs
     }
     writeAttributes(file, shared);
   });
