@@ -22,7 +22,7 @@ import { threadsPerJob } from '../../lib/codec/threads';
 import { UsageError, channelsOf, extensionOf, parseIntegerOption, requireInputFile } from '../cli-util';
 import { BatchCliOptions, BatchReporter, batchInputs, outputBase, parseShard, runWorkers } from '../batch';
 import { loadLmForCodec, readEcdcForCodec } from '../ecdc-input';
-import { formatNumber } from '../../lib/common/format';
+import { formatNumber, plural } from '../../lib/common/format';
 
 interface ModelOptions {
   model?: string;
@@ -166,7 +166,7 @@ async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { ba
           const seconds = formatNumber((performance.now() - job.start) / 1000, 2);
           const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(job.out)})` : '';
           // clips are coded together in pooled calls, so these spans overlap: each runs from reading to writing
-          reporter.report({ input: job.input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${job.out}${scales}, ${seconds} s from reading to writing` });
+          reporter.report({ input: job.input, status: 'written', message: `${plural(codes.nQ, 'codebook')} x ${plural(codes.nFrames, 'frame')} -> ${job.out}${scales}, ${seconds} s from reading to writing` });
         } catch (err) {
           failAll([job], reporter, err);
         }
@@ -204,7 +204,7 @@ export function encodeCommand(): Command {
         : await codec.encodeStream(streamAudio(audio, { sampleRate, channels }), { bandwidth });
       await writeCodesNpy(out, codes);
       const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(out)})` : '';
-      process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${out}${scales}\n`);
+      process.stderr.write(`${audio}: ${plural(codes.nQ, 'codebook')} x ${plural(codes.nFrames, 'frame')} -> ${out}${scales}\n`);
     });
   });
 }
@@ -271,7 +271,7 @@ async function decodeToFile(input: string, opts: ModelOptions & { out: string; f
     checkCodesForModel(input, codes, model, codec);
     const decoded = await codec.decode(codes, codec.info.segment_methods === true ? {} : { exact: opts.exact === true });
     const seconds = await writeDecoded(opts.out, decoded, codec, audioLength, opts.float);
-    process.stderr.write(`${input}: ${codes.nQ} x ${codes.nFrames} codes -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
+    process.stderr.write(`${input}: codes ${codes.nQ} x ${codes.nFrames} -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
   });
 }
 

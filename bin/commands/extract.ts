@@ -327,7 +327,7 @@ export function extractCommand(): Command {
         if (runs.length === inputs.length && runs.length > 0) {
           const file = path.join(opts.out, `${concatName(inputs)}.h5`);
           await writeConcatH5(file, runs);
-          process.stderr.write(`extract: ${runs.length} runs (${runs.reduce((n, r) => n + r.shape[0], 0)} volumes) -> ${file}\n`);
+          process.stderr.write(`extract: ${plural(runs.length, 'run')} (${plural(runs.reduce((n, r) => n + r.shape[0], 0), 'volume')}) -> ${file}\n`);
         } else {
           process.stderr.write('extract: --concat file not written: some runs failed\n');
         }

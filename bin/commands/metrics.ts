@@ -11,7 +11,7 @@ import { Command } from 'commander';
 
 import { loadAudio, probeAudio } from '../../lib/io/audio';
 import { computeMetrics } from '../../lib/quality/metrics';
-import { formatDb, formatScore, toJson } from '../../lib/common/format';
+import { formatDb, formatScore, toJson, plural } from '../../lib/common/format';
 import { probeWav } from '../../lib/io/wav';
 import { UsageError, extensionOf, requireInputFile } from '../cli-util';
 
@@ -50,7 +50,7 @@ export function metricsCommand(): Command {
       }
       if (a.samples.length !== b.samples.length) {
         process.stderr.write(
-          `note: '${ref}' has ${a.samples.length} samples and '${test}' ${b.samples.length} at ${sampleRate} Hz; ` +
+          `note: '${ref}' has ${plural(a.samples.length, 'sample')} and '${test}' ${b.samples.length} at ${sampleRate} Hz; ` +
             `comparing the first ${compared}\n`,
         );
       }

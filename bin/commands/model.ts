@@ -11,6 +11,7 @@ import { isLmMetadata, parseLmInfo, readModelMetadataJson } from '../../lib/mode
 import { defaultModelPath, readModelInfo, sha256File } from '../../lib/model/model-file';
 import { describeSource } from '../../lib/model/published';
 import { UsageError, parseIntegerOption, requireInputFile } from '../cli-util';
+import { plural } from '../../lib/common/format';
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -103,12 +104,12 @@ export function modelCommand(): Command {
         ['file sha256', sha256],
         ['model', info.model],
         ['sample rate', `${info.sample_rate} Hz, ${info.channels} channel${info.channels === 1 ? ' (mono)' : 's (stereo, planar)'}`],
-        ['frame rate', `${info.frame_rate} frames/s (hop ${info.hop_length} samples)`],
+        ['frame rate', `${info.frame_rate} frames/s (hop ${plural(info.hop_length, 'sample')})`],
         [
           'bandwidths',
           info.bandwidths.map((b) => `${b} kbps = ${info.codebooks_per_bandwidth[String(b)]} codebooks`).join(', '),
         ],
-        ['codebooks', `${info.max_codebooks} x ${info.codebook_size} entries, dimension ${info.dimension}`],
+        ['codebooks', `${info.max_codebooks} x ${plural(info.codebook_size, 'entry', 'entries')}, dimension ${info.dimension}`],
         ...(info.segment_methods === true
           ? ([['segments', `${info.segment} s (${info.segment_samples} samples) every ${info.segment_stride} samples (overlap ${info.overlap}), normalised, one scale each`]] as [string, string][])
           : []),

@@ -17,6 +17,7 @@ import { readFeatures } from '../../lib/fmri/features-file';
 import { writeWav } from '../../lib/io/wav';
 import { UsageError, channelsOf, extensionOf, parseIntegerOption, parseTrOption, requireInputFile } from '../cli-util';
 import { readEcdcForCodec } from '../ecdc-input';
+import { plural } from '../../lib/common/format';
 
 interface ReconstructCliOptions {
   out: string;
@@ -64,7 +65,7 @@ export function reconstructCommand(): Command {
         await writeWav(opts.out, channels.length === 1 ? channels[0] : channels, { sampleRate: decoded.sampleRate, format: opts.float ? 'float32' : 'pcm16' });
         const seconds = (channels[0].length / decoded.sampleRate).toFixed(3);
         process.stderr.write(
-          `${input}: ${codes.nQ} codebooks x ${codes.nFrames} frames${metadata.lm ? ' (LM-coded)' : ''} -> ${opts.out} ` +
+          `${input}: ${plural(codes.nQ, 'codebook')} x ${plural(codes.nFrames, 'frame')}${metadata.lm ? ' (LM-coded)' : ''} -> ${opts.out} ` +
             `(${seconds} s at ${decoded.sampleRate} Hz, ${decoded.channels} channel(s))\n`,
         );
         return;
