@@ -41,7 +41,8 @@ async function main(): Promise<void> {
     await writePng(
       out,
       stackedHeatmapSpec(panels, {
-        title: `X: ${nTrs} volumes x ${width} columns (onset 6 s = volume 4; z-scored latents, lanczos, delays ${delays.join(',')})`,
+        // two lines: Vega estimates one long line wider than it draws (see HeatmapAxes.title)
+        title: [`X: ${nTrs} volumes x ${width} columns`, `onset 6 s = volume 4; z-scored latents, lanczos, delays ${delays.join(',')}`],
         xDomain: [0, nTrs],
         xTitle: 'volume k (TR 1.5 s)',
         xIntegers: true,

@@ -18,6 +18,7 @@ import * as path from 'node:path';
 import { SingleBar } from 'cli-progress';
 
 import { UsageError } from './cli-util';
+import { plural } from '../lib/common/format';
 
 /** One of N disjoint parts of the input list. */
 export interface Shard {
@@ -183,6 +184,7 @@ export class BatchReporter {
     private readonly stream: NodeJS.WriteStream = process.stderr,
     private readonly sink?: OutcomeSink,
   ) {
+    activeReporter = this;
     if (stream.isTTY) {
       this.bar = new SingleBar({
         stream,
@@ -200,6 +202,14 @@ export class BatchReporter {
   /** Shows which input is being worked on. */
   working(input: string): void {
     this.bar?.update({ name: path.basename(input) });
+  }
+
+  /** For Ctrl-C: what this batch has done so far, and how to go on. */
+  interruptedSummary(): string {
+    const written = this.outcomes.filter((o) => o.status === 'written').length;
+    const skipped = this.outcomes.filter((o) => o.status === 'skipped').length;
+    const left = this.total - this.outcomes.length;
+    return `${written} written${skipped ? `, ${skipped} skipped` : ''}, ${left} not done; rerun the same command to resume (finished outputs are skipped)`;
   }
 
   /** Reports an outcome; with a sink, also records it (after the records before it; see flush). */
@@ -221,7 +231,7 @@ export class BatchReporter {
     } else if (outcome.status === 'failed') {
       this.stream.write(`encodec-native: error: ${outcome.input}: ${outcome.message}\n`);
     } else {
-      process.stdout.write(`${outcome.status} ${outcome.input}: ${outcome.message}\n`);
+      process.stdout.write(`${outcome.input}: ${outcome.status}, ${outcome.message}\n`);
     }
   }
 
@@ -236,12 +246,20 @@ export class BatchReporter {
     const count = (status: Outcome['status']): number => this.outcomes.filter((o) => o.status === status).length;
     const failed = this.outcomes.filter((o) => o.status === 'failed');
     const part = shard ? ` (shard ${shard.index}/${shard.count}${shard.source ? ` from ${shard.source}` : ''})` : '';
-    this.stream.write(`${command}: ${this.total} inputs${part}: ${count('written')} written, ${count('skipped')} skipped, ${failed.length} failed\n`);
+    this.stream.write(`${command}: ${plural(this.total, 'input')}${part}: ${count('written')} written, ${count('skipped')} skipped, ${failed.length} failed\n`);
     if (failed.length) {
       for (const f of failed) this.stream.write(`  failed: ${f.input}: ${f.message}\n`);
       process.exitCode = 1;
     }
   }
+}
+
+/** The batch of this process, if one has started (for the Ctrl-C message). */
+let activeReporter: BatchReporter | undefined;
+
+/** What an interrupted run has written: the batch's counts, or that no output is left half-written. */
+export function interruptedSummary(): string {
+  return activeReporter?.interruptedSummary() ?? 'no output was left half-written (each appears whole or not at all); rerun the same command';
 }
 
 /**

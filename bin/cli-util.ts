@@ -1,4 +1,7 @@
 /** Shared pieces of the command line: error reporting, exit codes, option parsing. */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+
 import { CommanderError } from 'commander';
 
 import { isInputError } from '../lib/common/errors';
@@ -12,6 +15,34 @@ export class UsageError extends Error {
     super(message);
     this.name = 'UsageError';
   }
+}
+
+/**
+ * Throws, unless `file` exists, an error with Node's code ENOENT (exit code 1: the input is at fault, not the
+ * command line; docs/errors.md) naming what the file is for.
+ */
+export function requireInputFile(what: string, file: string): void {
+  if (fs.existsSync(file)) return;
+  throw Object.assign(new Error(`${what} '${file}' does not exist`), { code: 'ENOENT' });
+}
+
+/**
+ * Creates the output folder `dir` (and missing parents). The folders this call created are removed when the
+ * process exits if they are still empty, so a run that wrote nothing leaves no trace.
+ */
+export function makeOutDir(dir: string): void {
+  const first = fs.mkdirSync(dir, { recursive: true });
+  if (first === undefined) return;
+  process.once('exit', () => {
+    // from the innermost folder up to the first one created; rmdir refuses a folder that is not empty
+    for (let d = path.resolve(dir); d.startsWith(path.resolve(first)); d = path.dirname(d)) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        return;
+      }
+    }
+  });
 }
 
 /**

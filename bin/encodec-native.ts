@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-/** The encodec-native command line. Exit codes: 0 ok, 1 failure, 2 bad arguments or input values. */
+/** The encodec-native command line. Exit codes (docs/errors.md): 0 ok, 1 failure (missing or unreadable input too), 2 bad usage. */
 import { Command } from 'commander';
 
 import { setVerbose } from '../lib/common/log';
+import { removeTempFiles } from '../lib/common/atomic';
+import { interruptedSummary } from './batch';
 import { reportError } from './cli-util';
 import { compressCommand, decodeCommand, decompressCommand, encodeCommand } from './commands/codec';
 import { extractCommand } from './commands/extract';
@@ -22,7 +24,7 @@ const { version } = require('../../package.json') as { version: string };
 
 function program(): Command {
   const root = new Command('encodec-native')
-    .description("Meta's EnCodec 24 kHz codec: encode audio to codes, decode codes to audio, prepare models")
+    .description("Meta's EnCodec neural audio codecs (24 kHz mono, 48 kHz stereo): encode audio to codes and back, .ecdc files, fMRI features per TR, models")
     .version(version)
     .showHelpAfterError('(run with --help for usage)')
     .option('--verbose', 'print each stage with sizes and timings to stderr (same as DEBUG=encodec-native)')
@@ -52,6 +54,13 @@ function program(): Command {
   strict(root);
   return root;
 }
+
+// Ctrl-C: say what was done and how to go on, remove temporary files of writes in flight, exit 130 as shells do.
+process.once('SIGINT', () => {
+  removeTempFiles();
+  process.stderr.write(`\nencodec-native: interrupted: ${interruptedSummary()}\n`);
+  process.exit(130);
+});
 
 // A reader that stops early (`encodec-native doctor | head -3`) closes the pipe: stop quietly, like other tools.
 for (const stream of [process.stdout, process.stderr]) {

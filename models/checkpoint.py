@@ -159,8 +159,9 @@ def _torch_load(path: str, allow_unsafe_pickle: bool):
         msg = str(e)
         if "weights_only" in msg or "Unsupported" in msg or "Weights only" in msg or "global" in msg.lower():
             raise CheckpointError(
-                "%s: the pickle contains objects other than tensors/containers, refused for safety "
-                "(pass --allow-unsafe-pickle only if you trust this file): %s" % (path, msg.splitlines()[0]))
+                "%s: the pickle contains objects other than tensors/containers, refused for safety (only if you "
+                "trust this file: python3 models/export.py --allow-unsafe-pickle --checkpoint FILE --out MODEL.pt): %s"
+                % (path, msg.splitlines()[0]))
         raise
 
 
@@ -274,6 +275,13 @@ def _fmt_shape(s) -> str:
     return "x".join(str(int(d)) for d in s) if len(s) else "scalar"
 
 
+def _some(names, limit: int = 12) -> str:
+    """The first `limit` names, and how many more: a wrong file can hold thousands of tensors."""
+    names = list(names)
+    more = len(names) - limit
+    return ", ".join(names[:limit]) + (", ... and %d more" % more if more > 0 else "")
+
+
 def validate_state_dict(sd: Dict[str, object], layout: str = "official") -> "OrderedDict[str, torch.Tensor]":
     """Check names/shapes/dtypes against the expected layout; returns float32 tensors.
 
@@ -308,14 +316,14 @@ def validate_state_dict(sd: Dict[str, object], layout: str = "official") -> "Ord
         n_q_present = len({m.group(1) for k in sd for m in [re.match(r"^quantizer\.vq\.layers\.(\d+)\.", k)] if m})
         parts = ["checkpoint does not match the EnCodec 24 kHz layout (%s names):" % layout]
         if missing:
-            parts.append("  missing (%d): %s" % (len(missing), ", ".join(show(k) for k in missing)))
+            parts.append("  missing (%d): %s" % (len(missing), _some(show(k) for k in missing)))
         if unexpected:
-            parts.append("  unexpected (%d): %s" % (len(unexpected), ", ".join(unexpected if layout == "official"
-                                                                                  else [official_to_hf_name(k) for k in unexpected])))
+            parts.append("  unexpected (%d): %s" % (len(unexpected), _some(unexpected if layout == "official"
+                                                                            else [official_to_hf_name(k) for k in unexpected])))
         if bad_shape:
-            parts.append("  wrong shape (%d): %s" % (len(bad_shape), ", ".join(bad_shape)))
+            parts.append("  wrong shape (%d): %s" % (len(bad_shape), _some(bad_shape)))
         if bad_type:
-            parts.append("  wrong type (%d): %s" % (len(bad_type), ", ".join(bad_type)))
+            parts.append("  wrong type (%d): %s" % (len(bad_type), _some(bad_type)))
         if n_q_present and n_q_present != ets.MAX_CODEBOOKS and not unexpected:
             parts.append("  (found %d codebooks, the 24 kHz model has %d)" % (n_q_present, ets.MAX_CODEBOOKS))
         raise CheckpointError("\n".join(parts))

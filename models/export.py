@@ -235,6 +235,15 @@ def export(args) -> dict:
     return metadata
 
 
+def _is_torchscript(path: str) -> bool:
+    """Whether `path` is a TorchScript archive (code/ entries): torch.load would run it via torch.jit.load."""
+    import zipfile
+    if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any("/code/" in "/" + n or n.endswith("constants.pkl") for n in z.namelist())
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if "--lm" in argv:
@@ -264,6 +273,10 @@ def main(argv=None) -> int:
     ap.add_argument("--lm", action="store_true", help="export an entropy-coding LM (options of export_lm.py; "
                     "LM checkpoints are also recognised without it)")
     args = ap.parse_args(argv)
+    if args.checkpoint and _is_torchscript(args.checkpoint):
+        print("export.py: error: %s is already a model file (a TorchScript archive), not a checkpoint: use it "
+              "directly, or export from the checkpoint it came from" % args.checkpoint, file=sys.stderr)
+        return 1
     if args.checkpoint:
         import lm_checkpoint
         if lm_checkpoint.is_lm_checkpoint_file(args.checkpoint, args.allow_unsafe_pickle):

@@ -6,7 +6,8 @@
 #   ffmpeg              decoding of compressed audio and video
 #   cmake, g++, make    building the addon when no prebuild fits
 #   fonts-dejavu-core   the font text in report and inspect pictures (PNG) is drawn with
-#   espeak-ng, sox      only for the test suite (real speech and media are synthesized)
+#   espeak-ng, sox      the README's first encode (speech from espeak-ng) and the test suite (real speech and media
+#                       are synthesized)
 #   python3-nibabel, python3-h5py, python3-scipy
 #                       only for the test suite (independent oracles: NIfTI files, reading HDF5, resampling)
 #   munge, slurmctld, slurmd, slurm-client

@@ -24,10 +24,11 @@ import { writeEcdc } from '../../lib/io/ecdc';
 import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
 import { threadsPerJob } from '../../lib/codec/threads';
-import { UsageError, channelsOf, extensionOf, parseIntegerOption } from '../cli-util';
+import { UsageError, channelsOf, extensionOf, parseIntegerOption, requireInputFile } from '../cli-util';
 import { BatchCliOptions, BatchReporter, SHARD_HELP, batchInputs, failure, outputBase, parseShard, runWorkers, selectInputs } from '../batch';
 import { WorkList } from '../work-list';
 import { loadLmForCodec, readEcdcForCodec } from '../ecdc-input';
+import { formatNumber, plural } from '../../lib/common/format';
 
 interface ModelOptions {
   model?: string;
@@ -186,10 +187,11 @@ async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { ba
         const job = pending.shift() as InFlight;
         try {
           await writeCodesNpy(job.out, codes);
-          const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
+          const seconds = formatNumber((performance.now() - job.start) / 1000, 2);
           const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(job.out)})` : '';
           const outputs = [job.out, ...(codes.scales ? [scalesPathFor(job.out)] : [])];
-          reporter.report({ input: job.input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${job.out}${scales} (${seconds} s)`, outputs });
+          // clips are coded together in pooled calls, so these spans overlap: each runs from reading to writing
+          reporter.report({ input: job.input, status: 'written', message: `${plural(codes.nQ, 'codebook')} x ${plural(codes.nFrames, 'frame')} -> ${job.out}${scales}, ${seconds} s from reading to writing`, outputs });
         } catch (err) {
           failAll([job], reporter, err);
         }
@@ -226,7 +228,7 @@ export function encodeCommand(): Command {
       const codes = await encodeFile(audio, { model, bandwidth, exact: opts.exact === true, cache: (opts as { cache?: string | false }).cache });
       await writeCodesNpy(out, codes);
       const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(out)})` : '';
-      process.stderr.write(`${audio}: ${codes.nQ} codebooks x ${codes.nFrames} frames -> ${out}${scales}\n`);
+      process.stderr.write(`${audio}: ${plural(codes.nQ, 'codebook')} x ${plural(codes.nFrames, 'frame')} -> ${out}${scales}\n`);
     } finally {
       await model.close();
     }
@@ -288,14 +290,14 @@ async function writeDecoded(out: string, decoded: Float32Array, codec: Encodec, 
 /** Decodes codes and writes the audio (.wav 16-bit or float, or .npy float32), trimmed to `audioLength`. */
 async function decodeToFile(input: string, opts: ModelOptions & { out: string; float?: boolean; exact?: boolean }): Promise<void> {
   checkOutput(opts.out, ['.wav', '.npy']);
-  if (!fs.existsSync(input)) throw new UsageError(`codes file '${input}' does not exist`);
+  requireInputFile(extensionOf(input) === '.ecdc' ? '.ecdc file' : 'codes file', input);
   if (!['.npy', '.ecdc'].includes(extensionOf(input))) throw new UsageError(`codes file must be .npy or .ecdc, got '${input}'`);
   await withModel(opts, async (codec) => {
     const { codes, audioLength, model } = await readCodesFile(input, codec, opts.lmModel, opts.lmThreads);
     checkCodesForModel(input, codes, model, codec);
     const decoded = await codec.decode(codes, codec.info.segment_methods === true ? {} : { exact: opts.exact === true });
     const seconds = await writeDecoded(opts.out, decoded, codec, audioLength, opts.float);
-    process.stderr.write(`${input}: ${codes.nQ} x ${codes.nFrames} codes -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
+    process.stderr.write(`${input}: codes ${codes.nQ} x ${codes.nFrames} -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
   });
 }
 
@@ -323,8 +325,8 @@ async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { fl
         const job = pending.shift() as InFlight;
         try {
           const duration = await writeDecoded(job.out, decoded, codec, job.audioLength, opts.float);
-          const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
-          reporter.report({ input: job.input, status: 'written', message: `${duration.toFixed(2)} s -> ${job.out} (${seconds} s)`, outputs: [job.out] });
+          const seconds = formatNumber((performance.now() - job.start) / 1000, 2);
+          reporter.report({ input: job.input, status: 'written', message: `${duration.toFixed(2)} s of audio -> ${job.out}, ${seconds} s from reading to writing`, outputs: [job.out] });
         } catch (err) {
           failAll([job], reporter, err);
         }

@@ -39,8 +39,8 @@ import { ModelInfo, isSegmentedModel, modelCodebooks, readModelInfo, resolveMode
 import { threadsPerJob } from '../../lib/codec/threads';
 import { RoundTripTap, formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { writeFileAtomic } from '../../lib/common/atomic';
-import { toJson } from '../../lib/common/format';
-import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
+import { formatNumber, plural, toJson } from '../../lib/common/format';
+import { UsageError, parseIntegerOption, parseTrOption, makeOutDir } from '../cli-util';
 import { BatchReporter, Outcome, SHARD_HELP, Shard, failure, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
 import { WorkList } from '../work-list';
 import { writeFeaturesPart } from '../../lib/fmri/features-part';
@@ -162,7 +162,7 @@ function describe(result: FeatureSet, seconds: number): string {
   const short = nTrs === 0 ? ` (shorter than one TR of ${result.tr} s)` : '';
   const e = result.encodings;
   const how = !e?.length ? '' : e.every((x) => x.cached) ? ', from the cache' : e.some((x) => x.cached) ? ', partly from the cache' : ', encoded';
-  return `${nTrs} TRs, ${result.kind} (${result.shape.join(' x ')})${short} in ${seconds.toFixed(1)} s${how}`;
+  return `${plural(nTrs, 'TR')}, ${result.kind} (${result.shape.join(' x ')})${short}, took ${formatNumber(seconds, 2)} s${how}`;
 }
 
 export function extractCommand(): Command {
@@ -231,7 +231,7 @@ export function extractCommand(): Command {
       if (opts.format !== 'npy' && opts.format !== 'h5') throw new UsageError(`--format must be npy or h5, got '${opts.format}'`);
       if (opts.concat && opts.format !== 'h5') throw new UsageError('--concat writes one HDF5 file: add --format h5');
       if (opts.bold.length && opts.bold.length !== Math.max(1, opts.events.length)) {
-        throw new UsageError(`--bold is given ${opts.bold.length} times for ${opts.events.length} --events: give one --bold per --events, in the same order`);
+        throw new UsageError(`${plural(opts.bold.length, '--bold', '--bold options')} for ${plural(opts.events.length, '--events', '--events options')}: give one --bold per --events, in the same order`);
       }
       if (opts.bold.length && args.length + (opts.manifest ? 1 : 0) > 0 && opts.events.length === 0 && args.length !== 1) {
         throw new UsageError('--bold describes one run: pass one input with it (or one --bold per --events)');
@@ -269,7 +269,7 @@ export function extractCommand(): Command {
         throw new UsageError(`--out '${opts.out}' is a file; pass a directory (it is created if missing)`);
       }
       try {
-        fs.mkdirSync(opts.out, { recursive: true });
+        makeOutDir(opts.out); // removed at exit if nothing was written into it
         fs.accessSync(opts.out, fs.constants.W_OK);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
@@ -383,7 +383,7 @@ export function extractCommand(): Command {
           await fs.promises.mkdir(path.dirname(file), { recursive: true });
           await writeConcatH5(file, runs);
           if (bids) await writeSidecar(file, concatSidecar(inputs, runs));
-          process.stderr.write(`extract: ${runs.length} runs (${runs.reduce((n, r) => n + r.shape[0], 0)} volumes) -> ${file}\n`);
+          process.stderr.write(`extract: ${plural(runs.length, 'run')} (${plural(runs.reduce((n, r) => n + r.shape[0], 0), 'volume')}) -> ${file}\n`);
         } else {
           process.stderr.write('extract: --concat file not written: some runs failed\n');
         }

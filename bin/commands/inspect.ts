@@ -10,7 +10,7 @@ import { Command } from 'commander';
 
 import { toJson } from '../../lib/common/format';
 import { formatInspection, inspectFeatures, plotFeatures } from '../../lib/report/inspect';
-import { UsageError, extensionOf, parseTrOption } from '../cli-util';
+import { UsageError, extensionOf, parseTrOption, requireInputFile } from '../cli-util';
 
 export function inspectCommand(): Command {
   return new Command('inspect')
@@ -20,7 +20,7 @@ export function inspectCommand(): Command {
     .option('--json', 'print the summary as JSON')
     .option('--tr <seconds>', 'TR in seconds (default: from the metadata .csv beside the file, else 1.5)', parseTrOption)
     .action(async (file: string, opts: { plot?: string; json?: boolean; tr?: number }) => {
-      if (!fs.existsSync(file)) throw new UsageError(`features file '${file}' does not exist`);
+      requireInputFile('features file', file);
       if (extensionOf(file) !== '.npy') throw new UsageError(`inspect reads .npy feature files, got '${file}'`);
       if (opts.plot !== undefined) {
         if (extensionOf(opts.plot) !== '.png') throw new UsageError(`--plot must end in .png, got '${opts.plot}'`);

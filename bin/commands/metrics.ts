@@ -11,9 +11,9 @@ import { Command } from 'commander';
 
 import { loadAudio, probeAudio } from '../../lib/io/audio';
 import { computeMetrics } from '../../lib/quality/metrics';
-import { formatDb, formatScore, toJson } from '../../lib/common/format';
+import { formatDb, formatScore, toJson, plural } from '../../lib/common/format';
 import { probeWav } from '../../lib/io/wav';
-import { UsageError, extensionOf } from '../cli-util';
+import { UsageError, extensionOf, requireInputFile } from '../cli-util';
 
 /** The sample rate of a file: from its WAV header, else from ffprobe. */
 async function sampleRateOf(file: string): Promise<number> {
@@ -35,7 +35,7 @@ export function metricsCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (ref: string, test: string, opts: { json?: boolean }) => {
       for (const [what, file] of [['reference', ref], ['test', test]]) {
-        if (!fs.existsSync(file)) throw new UsageError(`${what} file '${file}' does not exist`);
+        requireInputFile(`${what} file`, file);
       }
       const sampleRate = await sampleRateOf(ref);
       const [a, b] = await Promise.all([loadAudio(ref, { sampleRate }), loadAudio(test, { sampleRate })]);
@@ -50,7 +50,7 @@ export function metricsCommand(): Command {
       }
       if (a.samples.length !== b.samples.length) {
         process.stderr.write(
-          `note: '${ref}' has ${a.samples.length} samples and '${test}' ${b.samples.length} at ${sampleRate} Hz; ` +
+          `note: '${ref}' has ${plural(a.samples.length, 'sample')} and '${test}' ${b.samples.length} at ${sampleRate} Hz; ` +
             `comparing the first ${compared}\n`,
         );
       }

@@ -9,7 +9,9 @@ import { fetchModel } from '../../lib/model/fetch';
 import { fetchLm } from '../../lib/model/fetch-lm';
 import { isLmMetadata, parseLmInfo, readModelMetadataJson } from '../../lib/model/lm-file';
 import { defaultModelPath, readModelInfo, sha256File } from '../../lib/model/model-file';
-import { UsageError, parseIntegerOption } from '../cli-util';
+import { describeSource } from '../../lib/model/published';
+import { UsageError, parseIntegerOption, requireInputFile } from '../cli-util';
+import { plural } from '../../lib/common/format';
 
 function log(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -34,7 +36,7 @@ async function printLmInfo(file: string, json: string, asJson: boolean): Promise
     ['file sha256', sha256],
     ['model', `${info.model} (entropy-coding LM for ${info.codec} .ecdc files with --lm)`],
     ['codebooks', `${info.n_q} x ${info.card} codes, transformer ${info.num_layers} layers x ${info.dim}, past ${info.past_context} frames`],
-    ['source', `${info.source.kind}${info.source.file ? ` (${info.source.file})` : ''}${info.source.seed !== null ? ` seed ${info.source.seed}` : ''}`],
+    ['source', describeSource(info.source)],
     ['source sha256', info.source.sha256 ?? 'unknown'],
     ['exporter', `${info.exporter_version} (torch ${info.torch_version}), ${info.created}`],
   ];
@@ -58,7 +60,7 @@ export function modelCommand(): Command {
     .requiredOption('--checkpoint <file>', 'checkpoint file; its layout is detected automatically')
     .requiredOption('--out <model.pt>', 'model file to write')
     .action(async (opts: { checkpoint: string; out: string }) => {
-      if (!fs.existsSync(opts.checkpoint)) throw new UsageError(`checkpoint file '${opts.checkpoint}' does not exist`);
+      requireInputFile('checkpoint file', opts.checkpoint);
       checkOut(opts.out);
       await exportModel({ checkpoint: opts.checkpoint, out: opts.out, onLog: log });
       log(`wrote ${opts.out}`);
@@ -102,16 +104,16 @@ export function modelCommand(): Command {
         ['file sha256', sha256],
         ['model', info.model],
         ['sample rate', `${info.sample_rate} Hz, ${info.channels} channel${info.channels === 1 ? ' (mono)' : 's (stereo, planar)'}`],
-        ['frame rate', `${info.frame_rate} frames/s (hop ${info.hop_length} samples)`],
+        ['frame rate', `${info.frame_rate} frames/s (hop ${plural(info.hop_length, 'sample')})`],
         [
           'bandwidths',
           info.bandwidths.map((b) => `${b} kbps = ${info.codebooks_per_bandwidth[String(b)]} codebooks`).join(', '),
         ],
-        ['codebooks', `${info.max_codebooks} x ${info.codebook_size} entries, dimension ${info.dimension}`],
+        ['codebooks', `${info.max_codebooks} x ${plural(info.codebook_size, 'entry', 'entries')}, dimension ${info.dimension}`],
         ...(info.segment_methods === true
           ? ([['segments', `${info.segment} s (${info.segment_samples} samples) every ${info.segment_stride} samples (overlap ${info.overlap}), normalised, one scale each`]] as [string, string][])
           : []),
-        ['source', `${info.source.kind}${info.source.file ? ` (${info.source.file})` : ''}${info.source.seed !== null ? ` seed ${info.source.seed}` : ''}`],
+        ['source', describeSource(info.source)],
         ['source sha256', info.source.sha256 ?? 'unknown'],
         ['exporter', `${info.exporter_version} (torch ${info.torch_version}), ${info.created}`],
       ];

@@ -15,8 +15,9 @@ import { readEcdc } from '../../lib/io/ecdc';
 import { FeatureAudio, featuresToAudio } from '../../lib/fmri/features';
 import { readFeatures } from '../../lib/fmri/features-file';
 import { writeWav } from '../../lib/io/wav';
-import { UsageError, channelsOf, extensionOf, parseIntegerOption, parseTrOption } from '../cli-util';
+import { UsageError, channelsOf, extensionOf, parseIntegerOption, parseTrOption, requireInputFile } from '../cli-util';
 import { readEcdcForCodec } from '../ecdc-input';
+import { plural } from '../../lib/common/format';
 
 interface ReconstructCliOptions {
   out: string;
@@ -50,7 +51,7 @@ export function reconstructCommand(): Command {
       const dir = path.dirname(path.resolve(opts.out));
       if (!fs.existsSync(dir)) throw new UsageError(`output directory '${dir}' does not exist; create it first`);
       const tr = opts.tr === undefined ? undefined : parseTrOption(opts.tr);
-      if (!fs.existsSync(input)) throw new UsageError(`features file '${input}' does not exist`);
+      requireInputFile('features file', input);
       const ext = extensionOf(input);
       let audio: FeatureAudio;
       let what: string;
@@ -64,7 +65,7 @@ export function reconstructCommand(): Command {
         await writeWav(opts.out, channels.length === 1 ? channels[0] : channels, { sampleRate: decoded.sampleRate, format: opts.float ? 'float32' : 'pcm16' });
         const seconds = (channels[0].length / decoded.sampleRate).toFixed(3);
         process.stderr.write(
-          `${input}: ${codes.nQ} codebooks x ${codes.nFrames} frames${metadata.lm ? ' (LM-coded)' : ''} -> ${opts.out} ` +
+          `${input}: ${plural(codes.nQ, 'codebook')} x ${plural(codes.nFrames, 'frame')}${metadata.lm ? ' (LM-coded)' : ''} -> ${opts.out} ` +
             `(${seconds} s at ${decoded.sampleRate} Hz, ${decoded.channels} channel(s))\n`,
         );
         return;

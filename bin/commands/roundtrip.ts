@@ -9,7 +9,7 @@ import { Command } from 'commander';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
 import { parseDevice } from '../../lib/codec/device';
 import { DEFAULT_REPORT_BANDWIDTHS, formatRoundtripReport, roundtripReport } from '../../lib/report/report';
-import { UsageError, parseIntegerOption, parseTrOption } from '../cli-util';
+import { UsageError, parseIntegerOption, parseTrOption, requireInputFile, makeOutDir } from '../cli-util';
 
 /** Collects repeated or space-separated `--bandwidth` values. */
 function collectBandwidth(text: string, previous: number[] | undefined): number[] {
@@ -53,13 +53,14 @@ export function roundtripCommand(): Command {
     .option('--threads <n>', 'intra-op threads (default: all cores)', parseIntegerOption('--threads', 1, 1024))
     .option('--device <device>', "'cpu', 'cuda' or 'cuda:N'", 'cpu')
     .action(async (input: string, opts: RoundtripCliOptions) => {
-      if (!fs.existsSync(input)) throw new UsageError(`input file '${input}' does not exist`);
+      requireInputFile('input file', input);
       if (opts.mode !== 'encodec' && opts.mode !== 'mel') throw new UsageError(`--mode must be 'encodec' or 'mel', got '${opts.mode}'`);
       if (opts.mode === 'mel' && (opts.bandwidth || opts.model)) {
         throw new UsageError('--bandwidth and --model apply to --mode encodec; the mel path uses no model');
       }
       const device = parseDevice(opts.device, '--device');
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) throw new UsageError(`--out '${opts.out}' is a file; give a directory`);
+      makeOutDir(opts.out); // removed at exit if the report was refused before writing into it
       const report = await roundtripReport(input, {
         outDir: opts.out,
         model: opts.model,

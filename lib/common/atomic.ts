@@ -5,12 +5,26 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+/** Temporary names handed out, so an interrupted process can remove the ones still there (removeTempFiles). */
+const issued = new Set<string>();
+
 /** The temporary name used while `target` is being written (hidden, unique per process and call). */
 export function tempPathFor(target: string): string {
   const dir = path.dirname(target);
   const base = path.basename(target);
   const tag = `${process.pid}.${Date.now().toString(36)}.${Math.random().toString(36).slice(2, 8)}`;
-  return path.join(dir, `.${base}.${tag}.partial`);
+  const temp = path.join(dir, `.${base}.${tag}.partial`);
+  issued.add(temp);
+  return temp;
+}
+
+/**
+ * Removes the temporary files of writes still in flight (synchronously: for a process about to exit on Ctrl-C).
+ * Finished writes were renamed away, so their names are gone already.
+ */
+export function removeTempFiles(): void {
+  for (const temp of issued) fs.rmSync(temp, { force: true });
+  issued.clear();
 }
 
 /** Bytes of one file: one buffer or several written in order. */

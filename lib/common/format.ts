@@ -32,3 +32,27 @@ function replacer(this: unknown, _key: string, value: unknown): unknown {
   }
   return value;
 }
+
+/**
+ * A number for a message: integers as they are, others rounded to `digits` significant digits (at most 3
+ * decimals from 1 up) with trailing zeros dropped: `0.01333`, `1.5`, `12.346`, never `0.013333333333333334`.
+ */
+export function formatNumber(value: number, digits = 4): string {
+  if (!Number.isFinite(value)) return String(value);
+  if (Number.isInteger(value)) return String(value);
+  const text = Math.abs(value) >= 1 ? value.toFixed(3) : value.toPrecision(digits);
+  return String(Number(text));
+}
+
+/** `1 input`, `2 inputs`, `0 inputs`: the count and the word in the number it needs (`plural(2, 'index', 'indices')`). */
+export function plural(count: number, word: string, many = `${word}s`): string {
+  return `${formatNumber(count)} ${count === 1 ? word : many}`;
+}
+
+/** `1st`, `2nd`, `3rd`, `4th`, `11th`, `12th`, `13th`, `21st`, `102nd`. */
+export function ordinal(n: number): string {
+  const teen = Math.abs(n) % 100;
+  const last = Math.abs(n) % 10;
+  const suffix = teen >= 11 && teen <= 13 ? 'th' : last === 1 ? 'st' : last === 2 ? 'nd' : last === 3 ? 'rd' : 'th';
+  return `${n}${suffix}`;
+}

@@ -10,6 +10,7 @@
  */
 import { FRAME_RATE, SAMPLE_RATE } from '../codec/bandwidth';
 import { rangeError } from '../common/errors';
+import { formatNumber } from '../common/format';
 
 /** An exact non-negative fraction. */
 interface Fraction {
@@ -36,7 +37,7 @@ export function checkTr(tr: unknown, what = 'tr'): asserts tr is number {
     throw rangeError(`${what} must be a positive number of seconds (the fMRI repetition time, e.g. 1.5), got ${String(tr)}`);
   }
   if (tr * FRAME_RATE < 1) {
-    throw rangeError(`${what} ${tr} s is shorter than one code frame (1/${FRAME_RATE} s); use a TR of at least ${1 / FRAME_RATE} s`);
+    throw rangeError(`${what} ${tr} s is shorter than one code frame (1/${FRAME_RATE} s = ${formatNumber(1 / FRAME_RATE)} s); use a TR of at least ${formatNumber(1 / FRAME_RATE)} s`);
   }
 }
 

@@ -52,7 +52,14 @@ export function readEvents(eventsFile: string, stimuliDir?: string): StimulusPla
       duration = Number(row.duration);
       if (!(duration > 0) || !Number.isFinite(duration)) throw rangeError(`${label}: duration '${row.duration}' is not a positive number of seconds (or n/a)`);
     }
-    stimuli.push({ file: path.resolve(base, file), onset, duration, label });
+    const resolved = path.resolve(base, file);
+    if (!fs.existsSync(resolved)) {
+      const where = stimuliDir === undefined
+        ? "beside the events file; BIDS keeps stimuli in the dataset's stimuli/ folder: pass it with --stimuli DIR (stimuliDir)"
+        : `in the stimuli folder '${stimuliDir}'`;
+      throw Object.assign(new Error(`${label}: '${resolved}' does not exist ${where}`), { code: 'ENOENT' });
+    }
+    stimuli.push({ file: resolved, onset, duration, label });
   });
   if (stimuli.length === 0) throw rangeError(`'${eventsFile}' has no row with a stim_file: nothing to place on the run`);
   return stimuli;

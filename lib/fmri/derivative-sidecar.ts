@@ -35,11 +35,20 @@ export function featureSidecar(result: FeatureSet, extra: { stimuli?: { file: st
   };
 }
 
-/** The sidecar of runs concatenated into one file (`extract --concat`): the first run's settings, each run's volumes. */
+/**
+ * The sidecar of runs concatenated into one file (`extract --concat`): the settings all runs share, and per run
+ * what may differ between them (volumes, slice-time reference, onset, the stimuli's SHA-256), never one run's value
+ * for all.
+ */
 export function concatSidecar(inputs: string[], runs: FeatureSet[]): Record<string, unknown> {
+  const shared = featureSidecar(runs[0]);
+  for (const key of ['SliceTimingReference', 'RunOnset', 'Stimuli', 'StimulusSHA256', 'Shape']) delete shared[key];
   return {
-    ...featureSidecar(runs[0]),
-    Runs: inputs.map((events, k) => ({ Events: events, Volumes: runs[k].shape[0], SliceTimingReference: runs[k].sliceTimeRef ?? 0 })),
+    ...shared,
     NumberOfVolumes: runs.reduce((n, r) => n + r.shape[0], 0),
+    Runs: inputs.map((events, k) => {
+      const own = featureSidecar(runs[k]);
+      return { Events: events, Volumes: runs[k].shape[0], SliceTimingReference: own.SliceTimingReference, RunOnset: own.RunOnset, ...(own.StimulusSHA256 ? { StimulusSHA256: own.StimulusSHA256 } : {}) };
+    }),
   };
 }

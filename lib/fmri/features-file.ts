@@ -116,12 +116,15 @@ function sha256FileSync(file: string): string {
 }
 
 /**
- * Writes `<outBase>.npy` and `<outBase>.csv` atomically (see the module notes) and returns their paths.
+ * Writes `<outBase>.npy` and `<outBase>.csv` atomically (see the module notes), creating their folder if missing, and
+ * returns their paths.
  * Existing files are replaced.
  */
 export async function writeFeatures(outBase: string, result: FeatureSet): Promise<FeatureFiles> {
   const files = featureFilesFor(outBase);
   const npy = encodeNpy(result.features, result.shape);
+  // the folder is made as `extract --out` makes it (else the write fails naming a temp file the caller never chose)
+  await fs.promises.mkdir(path.dirname(path.resolve(files.npy)), { recursive: true });
   // the .npy first, then the .csv holding its hash: see the module notes
   await writeFilesAtomic([
     [files.npy, npy],

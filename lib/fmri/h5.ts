@@ -10,8 +10,9 @@
  *
  * Several runs concatenated (`writeConcatH5`): `X` (the rows of all runs in order, float32: every run must have
  * the same columns), `run_onsets` (int64: the first row of each run), `frame_times` and `run_time_start` of all rows,
- * `run_sources` (one string per run) and the shared settings as attributes: the layout the voxelwise tutorials
- * and himalaya read.
+ * `run_sources` (one string per run), `run_trs`, `run_onset` and `run_slice_time_ref` (one value per run) and the
+ * settings all runs share as root attributes; a setting whose value differs between runs is a dataset `run_<name>`
+ * instead, never a root attribute: the layout the voxelwise tutorials and himalaya read.
  *
  * Files are written to a temporary name and renamed into place (no partial output), with HDF5's object times at
  * the Unix epoch, so the same data always gives the same bytes.
@@ -155,6 +156,30 @@ export async function writeFeaturesH5(target: string, result: FeatureSet): Promi
   });
 }
 
+/** Settings every run has by definition of its own (stored per run, always). */
+const PER_RUN_SETTINGS = new Set(['run_trs', 'onset', 'slice_time_ref']);
+
+/**
+ * The runs' settings split in two: those all runs share (root attributes) and, one value per run, those that
+ * differ or are the run's own (`run_trs`, `onset`, `slice_time_ref`: datasets `run_<name>`), so no root attribute
+ * claims a value for a run whose rows used another. `source` is written as `run_sources`.
+ */
+function splitSettings(results: FeatureSet[]): { shared: Record<string, number | string>; perRun: Record<string, (number | string | undefined)[]> } {
+  const all = results.map(settings);
+  const names = new Set(all.flatMap((s) => Object.keys(s)));
+  names.delete('source');
+  const shared: Record<string, number | string> = {};
+  const perRun: Record<string, (number | string | undefined)[]> = {};
+  for (const name of names) {
+    const values = all.map((s) => s[name]);
+    const same = values.every((v) => v === values[0]);
+    if (PER_RUN_SETTINGS.has(name) || !same) perRun[name] = values;
+    // a setting all runs share stays a root attribute (slice_time_ref too, as files before it had)
+    if (same && values[0] !== undefined && name !== 'run_trs' && name !== 'onset') shared[name] = values[0];
+  }
+  return { shared, perRun };
+}
+
 /**
  * Writes several runs as one HDF5 file with `X` and `run_onsets` (see the module notes). Every run must have the
  * same number of columns; 3-D features are flattened per row.
@@ -183,10 +208,17 @@ export async function writeConcatH5(target: string, results: FeatureSet[]): Prom
     file.create_dataset({ name: 'frame_times', data: Float64Array.from(results.flatMap((r) => Array.from(frameTimes(r)))) });
     writeColumns(file, results.flatMap((r) => r.metadata));
     file.create_dataset({ name: 'run_sources', data: results.map((r) => r.source) });
-    const shared = settings(results[0]);
-    delete shared.source;
-    delete shared.run_trs;
-    delete shared.onset;
+    const { shared, perRun } = splitSettings(results);
+    for (const [name, values] of Object.entries(perRun)) {
+      if (values.every((v) => v === undefined)) continue; // no run has it (run_trs of runs without --run-trs)
+      const numeric = values.every((v) => typeof v === 'number' || v === undefined);
+      const data = numeric
+        ? values.every((v) => Number.isInteger(v))
+          ? BigInt64Array.from(values.map((v) => BigInt(v as number)))
+          : Float64Array.from(values.map((v) => (v === undefined ? NaN : (v as number)))) // NaN: the run has none
+        : values.map((v) => (v === undefined ? '' : String(v)));
+      file.create_dataset({ name: name.startsWith('run_') ? name : `run_${name}`, data }); // run_trs stays run_trs
+    }
     writeAttributes(file, shared);
   });
 }

@@ -22,7 +22,8 @@
  *
  * Errors are {@link AudioError}s with `code` ENCODEC_MEDIA and a `reason`: the file-system code (`'ENOENT'`, `'EISDIR'`, ...) when the
  * file cannot be opened, `'ENOFFMPEG'` when ffmpeg is needed but not found, `'ENOAUDIO'` for a file with no
- * audio stream, `'EDECODE'` when ffmpeg fails (the message holds the first line of what it printed).
+ * audio stream, `'EDECODE'` when ffmpeg fails (the message holds the first line of what it printed), `'ETRUNCATED'`
+ * for a WAV file whose header promises more samples than the file holds (read directly or through ffmpeg).
  *
  * @packageDocumentation
  */
@@ -33,6 +34,7 @@ import * as path from 'node:path';
 import { debug, elapsedSince, isDebugEnabled } from '../common/log';
 import { decodeWavFrames, downmix, probeWav, WavInfo } from './wav';
 import { rangeError } from '../common/errors';
+import { formatNumber } from '../common/format';
 
 /** Options for {@link loadAudio}. */
 export interface LoadAudioOptions {
@@ -85,12 +87,12 @@ export interface AudioProbe {
 }
 
 /** Error codes of {@link AudioError} besides file-system codes such as `'ENOENT'`. */
-export type AudioErrorCode = 'ENOFFMPEG' | 'ENOAUDIO' | 'EDECODE' | string;
+export type AudioErrorCode = 'ENOFFMPEG' | 'ENOAUDIO' | 'EDECODE' | 'ETRUNCATED' | string;
 
 /** An audio file could not be read: `code` is ENCODEC_MEDIA, `reason` says why (see the module notes). */
 export class AudioError extends Error {
   readonly code = 'ENCODEC_MEDIA';
-  /** `'ENOFFMPEG'`, `'ENOAUDIO'`, `'EDECODE'`, or a file-system code (`'ENOENT'`, ...). */
+  /** `'ENOFFMPEG'`, `'ENOAUDIO'`, `'EDECODE'`, `'ETRUNCATED'`, or a file-system code (`'ENOENT'`, ...). */
   readonly reason: AudioErrorCode;
   /** The file being read. */
   readonly path: string;
@@ -283,7 +285,7 @@ async function* ffmpegChunks(file: string, s: Settings, wav: WavInfo | undefined
       if (/matches no streams|does not contain any stream|Output file .* does not contain/i.test(stderr)) {
         throw new AudioError(`no audio stream in ${file}`, 'ENOAUDIO', file);
       }
-      throw new AudioError(`cannot decode ${file}: ${cleanLine(first)}`, 'EDECODE', file);
+      throw new AudioError(`cannot decode ${file}: ${cleanLine(first, file)}`, 'EDECODE', file);
     }
   } finally {
     s.signal?.removeEventListener('abort', onAbort);
@@ -293,9 +295,13 @@ async function* ffmpegChunks(file: string, s: Settings, wav: WavInfo | undefined
   }
 }
 
-/** An ffmpeg message line without the `file:` prefix we add and without `@ 0x55...` object addresses. */
-function cleanLine(line: string): string {
-  return line.replace(/file:(?=\/)/g, '').replace(/ @ 0x[0-9a-f]+\]/g, ']');
+/**
+ * An ffmpeg message line without the `file:` prefix we add, without `@ 0x55...` object addresses, and without
+ * the `FILE: ` ffmpeg puts first (the message names the file already).
+ */
+function cleanLine(line: string, file?: string): string {
+  const text = line.replace(/file:(?=\/)/g, '').replace(/ @ 0x[0-9a-f]+\]/g, ']');
+  return file !== undefined && text.startsWith(`${file}: `) ? text.slice(file.length + 2) : text;
 }
 
 function ffmpegMissing(file: string, exe: string, err: NodeJS.ErrnoException, rate: number, wav: WavInfo | undefined): Error {
@@ -327,6 +333,17 @@ async function openSource(file: string, s: Settings): Promise<Source> {
   s.signal?.throwIfAborted();
   await checkReadable(file);
   const wav = await wavLayout(file);
+  // Neither reader notices on its own: both read to the end of the file and the clip comes out short.
+  if (wav?.declaredFrames !== undefined) {
+    const seconds = (frames: number): string => `${formatNumber(frames / wav.sampleRate, 2)} s`;
+    throw new AudioError(
+      `${file} is cut short: its WAV header promises ${seconds(wav.declaredFrames)} but the file holds ` +
+        `${seconds(wav.frames)} (a copy or download that stopped?). Copy it again, or keep what is there with ` +
+        '`ffmpeg -i FILE -c copy FIXED.wav`',
+      'ETRUNCATED',
+      file,
+    );
+  }
   // read directly at the target rate; for stereo output only mono and stereo files (others take ffmpeg's downmix)
   if (wav && wav.sampleRate === s.sampleRate && (s.channels === 1 || wav.channels <= 2)) return { chunks: wavChunks(file, wav, s), wav };
   return { chunks: ffmpegChunks(file, s, wav), wav };
@@ -466,7 +483,7 @@ export async function probeAudio(file: string): Promise<AudioProbe> {
   }
   if (code !== 0) {
     const first = stderr.split('\n').map((l) => l.trim()).find((l) => l) ?? `ffprobe exited with code ${code}`;
-    throw new AudioError(`cannot decode ${file}: ${cleanLine(first)}`, 'EDECODE', file);
+    throw new AudioError(`cannot decode ${file}: ${cleanLine(first, file)}`, 'EDECODE', file);
   }
   const json = JSON.parse(stdout) as { streams?: Array<Record<string, string | number>>; format?: { duration?: string } };
   const stream = json.streams?.[0];

@@ -58,6 +58,11 @@ export interface WavInfo {
   dataLength: number;
   /** Number of frames (samples per channel). */
   frames: number;
+  /**
+   * Frames the header's data size promises, when that is more than the file holds (a file cut short: a copy or
+   * download that stopped); absent otherwise, and for the unknown-length sizes streaming writers put there.
+   */
+  declaredFrames?: number;
   /** Length in seconds (`frames / sampleRate`). */
   duration: number;
 }
@@ -95,6 +100,9 @@ const GUID_TAIL = Buffer.from([0x00, 0x00, 0x00, 0x00, 0x10, 0x00, 0x80, 0x00, 0
 
 type ReadRequest = { offset: number; length: number };
 
+/** Data sizes from this up are placeholders of writers that could not seek back (sox to a pipe writes 0x7ffff000). */
+const UNKNOWN_DATA_SIZE = 0x7ffff000;
+
 function* walkWav(fileSize: number): Generator<ReadRequest, WavInfo, Buffer> {
   if (fileSize < 12) throw codedError('ENCODEC_FILE_FORMAT', 'not a WAV file (too short)');
   const riff = yield { offset: 0, length: 12 };
@@ -115,9 +123,12 @@ function* walkWav(fileSize: number): Generator<ReadRequest, WavInfo, Buffer> {
       ({ format, sampleRate, channels } = parseFmt(yield { offset: body, length: Math.min(size, 40) }));
     } else if (chunkId === 'data') {
       if (!format) throw codedError('ENCODEC_FILE_FORMAT', "WAV 'data' chunk comes before the 'fmt ' chunk");
-      const toEnd = size === 0 || size === 0xffffffff || body + size > fileSize;
+      // 0, 0xffffffff and sox's / espeak-ng's 0x7ffff000 (written to a pipe) mean "to the end of the file"
+      const unknownLength = size === 0 || size >= UNKNOWN_DATA_SIZE;
+      const toEnd = unknownLength || body + size > fileSize;
       const bytes = toEnd ? fileSize - body : size;
       const frames = Math.floor(bytes / format.blockAlign);
+      const declared = Math.floor(size / format.blockAlign);
       return {
         sampleRate,
         channels,
@@ -126,6 +137,7 @@ function* walkWav(fileSize: number): Generator<ReadRequest, WavInfo, Buffer> {
         dataLength: frames * format.blockAlign,
         frames,
         duration: frames / sampleRate,
+        ...(!unknownLength && declared > frames ? { declaredFrames: declared } : {}),
       };
     }
     pos = body + size + (size & 1);

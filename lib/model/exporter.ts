@@ -8,6 +8,7 @@ import * as path from 'node:path';
 
 import { PACKAGE_ROOT } from '../common/package-root';
 import { codedError, typeError } from '../common/errors';
+import { zipEntryNames } from './zip';
 
 /** The exporter script shipped with the package. */
 export const EXPORTER_SCRIPT = path.join(PACKAGE_ROOT, 'models', 'export.py');
@@ -79,6 +80,42 @@ export class ExportError extends Error {
   }
 }
 
+/**
+ * Refuses, before Python runs, a file that cannot be a checkpoint: a TorchScript archive (a model file, which is
+ * code: torch.load would hand it to torch.jit.load and run it) or a file that is neither a PyTorch file (ZIP or
+ * pickle) nor safetensors. Directories (a Hugging Face model folder) are left to the exporter.
+ */
+export function checkCheckpointFile(file: string): void {
+  if (fs.statSync(file).isDirectory()) return;
+  const head = Buffer.alloc(16);
+  const fd = fs.openSync(file, 'r');
+  let n: number;
+  try {
+    n = fs.readSync(fd, head, 0, 16, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  if (n >= 2 && head[0] === 0x50 && head[1] === 0x4b) {
+    let names: string[];
+    try {
+      names = zipEntryNames(file);
+    } catch {
+      return; // a damaged archive: the exporter says what torch makes of it
+    }
+    if (names.some((name) => /(^|\/)code\/|(^|\/)constants\.pkl$/.test(name))) {
+      throw codedError('ENCODEC_MODEL_FILE',
+        `'${file}' is already a model file (a TorchScript archive), not a checkpoint: use it directly ` +
+          '(--model FILE; `model info FILE` shows what it holds), or export from the checkpoint it came from');
+    }
+    return;
+  }
+  if (n >= 1 && head[0] === 0x80) return; // a pickle (torch.save's legacy format)
+  if (n >= 9 && head[8] === 0x7b) return; // safetensors: 8-byte header length, then JSON
+  throw codedError('ENCODEC_MODEL_FILE',
+    `'${file}' is not a checkpoint: neither a PyTorch file (ZIP archive or pickle) nor safetensors; pass Meta's ` +
+      "encodec_24khz-d7cc33bc.th or Hugging Face's model.safetensors / pytorch_model.bin");
+}
+
 /** Runs the exporter; resolves when the model file is written. */
 export async function exportModel(options: ExportOptions): Promise<void> {
   if (!options.out) throw typeError('out (the model file to write) is required');
@@ -86,6 +123,7 @@ export async function exportModel(options: ExportOptions): Promise<void> {
   if (options.checkpoint && !fs.existsSync(options.checkpoint)) {
     throw codedError('ENCODEC_MODEL_FILE', `checkpoint file '${options.checkpoint}' does not exist`);
   }
+  if (options.checkpoint) checkCheckpointFile(options.checkpoint);
   const outDir = path.dirname(path.resolve(options.out));
   if (!fs.existsSync(outDir)) throw Object.assign(new Error(`output directory '${outDir}' does not exist; create it first`), { code: 'ENOENT' });
   const args = [EXPORTER_SCRIPT, '--out', options.out];
@@ -102,6 +140,9 @@ export async function exportModel(options: ExportOptions): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const child = spawn(python, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     const lines: string[] = [];
+    // The exporter's own error ('export.py: error: ...', possibly several lines) becomes the rejection's
+    // message; it is not also logged, so the CLI prints it once.
+    let errorAt = -1;
     let pending = '';
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => {
@@ -109,15 +150,17 @@ export async function exportModel(options: ExportOptions): Promise<void> {
       const parts = pending.split('\n');
       pending = parts.pop() ?? '';
       for (const line of parts) {
+        if (errorAt < 0 && /^[\w.]+\.py: error: /.test(line)) errorAt = lines.length;
         lines.push(line);
-        options.onLog?.(line);
+        if (errorAt < 0) options.onLog?.(line);
       }
     });
     child.on('error', (err) => reject(new ExportError(`could not run ${python}: ${err.message}`, 1)));
     child.on('close', (code) => {
       if (pending) lines.push(pending);
       if (code === 0) return resolve();
-      const message = lines.filter((l) => l.trim() !== '').slice(-8).join('\n') || `exporter exited with code ${code}`;
+      const tail = errorAt >= 0 ? lines.slice(errorAt) : lines.slice(-8);
+      const message = tail.filter((l) => l.trim() !== '').join('\n') || `exporter exited with code ${code}`;
       reject(new ExportError(message, code === 2 ? 2 : 1));
     });
   });

@@ -121,12 +121,12 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
   }
   const modelPath = path.resolve(options.out ?? defaultModelPath(name));
   const cacheDir = path.resolve(options.cacheDir ?? path.dirname(modelPath));
-  fs.mkdirSync(cacheDir, { recursive: true });
-  fs.mkdirSync(path.dirname(modelPath), { recursive: true });
-
   const url = source === 'meta' ? release.metaUrl : hfUrl(release.hfRepo);
   const checkpointPath = path.join(cacheDir, source === 'meta' ? path.basename(release.metaUrl) : `${name}.safetensors`);
   const { response, statedSha256 } = await request(url, options.timeoutSeconds ?? 30);
+  // only once the server answers: an offline run leaves no empty cache folder behind
+  fs.mkdirSync(cacheDir, { recursive: true });
+  fs.mkdirSync(path.dirname(modelPath), { recursive: true });
   const expected = options.sha256?.toLowerCase() ?? statedSha256;
   if (!expected && source === 'huggingface') {
     await response.body?.cancel();

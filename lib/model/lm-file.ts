@@ -119,8 +119,9 @@ export function resolveLmPath(explicit: string | undefined, modelPath: string, c
     const from = explicit ? '--lm-model' : process.env.ENCODEC_LM_MODEL ? 'ENCODEC_LM_MODEL' : 'the default location, beside the model';
     throw codedError('ENCODEC_MODEL_FILE', 
       `no LM file at '${candidate}' (from ${from}); LM-compressed .ecdc files need Meta's entropy-coding LM for ` +
-        `${codec}: run \`encodec-native model fetch\` (gets it with the model), or export ` +
-        `${LM_CHECKPOINTS[codec]?.file ?? 'the LM checkpoint'} with \`encodec-native model export\`, and pass --lm-model FILE`,
+        `${codec}: run \`encodec-native model fetch${codec === 'encodec_24khz' ? '' : ` --name ${codec}`}\` (gets it with the model), or export ` +
+        `${LM_CHECKPOINTS[codec]?.file ?? 'the LM checkpoint'} with \`encodec-native model export\`, and pass --lm-model FILE; ` +
+        `with a random-weight test model, a random LM: \`encodec-native model random --lm${codec === 'encodec_24khz' ? '' : ` --name ${codec}`} --out ${candidate}\``,
     );
   }
   return candidate;

@@ -175,12 +175,16 @@ export function defaultModelPath(name = 'encodec_24khz'): string {
 export function resolveModelPath(explicit?: string): string {
   const candidate = explicit || process.env.ENCODEC_MODEL || defaultModelPath();
   if (!fs.existsSync(candidate)) {
-    const from = explicit ? '--model' : process.env.ENCODEC_MODEL ? 'ENCODEC_MODEL' : 'the default location';
-    throw codedError('ENCODEC_MODEL_FILE', 
-      `no model file at '${candidate}' (from ${from}). Pass --model MODEL.pt, set ENCODEC_MODEL, ` +
-        `or run \`encodec-native model fetch\` (writes ${defaultModelPath()}); ` +
-        'for a test model run `encodec-native model random --out MODEL.pt`',
-    );
+    const ways =
+      'run `encodec-native model fetch` (needs a network; writes ' + defaultModelPath() + '), or try everything ' +
+      'offline with a random-weight model: `encodec-native model random --out random.pt`, then --model random.pt';
+    // the hint fits where the path came from: a wrong --model or ENCODEC_MODEL is a typo to fix first
+    const message = explicit
+      ? `no model file at '${candidate}' (from --model): check the path; to make one, ${ways}`
+      : process.env.ENCODEC_MODEL
+        ? `no model file at '${candidate}' (from ENCODEC_MODEL): fix or unset ENCODEC_MODEL; to make one, ${ways}`
+        : `no model yet: none at the default location '${candidate}'. Pass --model MODEL.pt, set ENCODEC_MODEL, or ${ways}`;
+    throw codedError('ENCODEC_MODEL_FILE', message);
   }
   return candidate;
 }

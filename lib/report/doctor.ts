@@ -14,6 +14,7 @@ import { Encodec } from '../codec/codec';
 import { decodedSegmentedSamples, framesForSegmentedSamples, segmentFramesOf } from '../codec/segments';
 import { ModelInfo, readModelInfo, resolveModelPath } from '../model/model-file';
 import { LM_CHECKPOINTS, defaultLmPath, readLmInfo } from '../model/lm-file';
+import { PUBLISHED_CHECKPOINTS, describeSource, publishedCheckpoint } from '../model/published';
 import { runtimeInfo } from '../codec/runtime';
 
 export { classifyBlas } from '../codec/blas';
@@ -39,11 +40,6 @@ export interface DoctorOptions {
   threads?: number;
 }
 
-/** SHA-256 prefixes of Meta's released encodec_24khz checkpoint, by file name (torch.hub checks the prefix). */
-const META_CHECKPOINT_PREFIX: Record<string, string> = {
-  'encodec_24khz-d7cc33bc.th': 'd7cc33bc',
-  'encodec_48khz-7e698e3e.th': '7e698e3e',
-};
 
 /** ' (path of the mapped libtorch_cpu/libtorch library)', or '' where it cannot be seen. */
 function libtorchLocation(): string {
@@ -73,31 +69,30 @@ async function checkFfmpeg(): Promise<DoctorCheck> {
   return { name: 'ffmpeg', status: 'ok', detail: `ffmpeg ${ffmpeg.version} (${ffmpegPath()}), ffprobe ${ffprobe.version}` };
 }
 
-/** Whether the model's source checkpoint is Meta's, by the SHA-256 recorded at export. */
+/** Whether the model's source checkpoint is Meta's, by the SHA-256 recorded at export (lib/model/published.ts). */
 export function checkCheckpoint(info: ModelInfo): DoctorCheck {
   const { kind, file, sha256, seed } = info.source;
-  const fetchFix = 'for real features, run `encodec-native model fetch` (or `model export` on Meta\'s checkpoint)';
+  const fetchArgs = info.model === 'encodec_24khz' ? '' : ` --name ${info.model}`;
+  const fetchFix = `for real features, run \`encodec-native model fetch${fetchArgs}\` (or \`model export\` on Meta's checkpoint)`;
   if (kind === 'random') {
     return { name: 'checkpoint', status: 'warn', detail: `random weights (seed ${seed}): for tests only, the codes mean nothing`, fix: fetchFix };
   }
-  if (!sha256) return { name: 'checkpoint', status: 'warn', detail: `${kind} checkpoint ${file ?? ''} with no recorded SHA-256`, fix: fetchFix };
+  if (!sha256) return { name: 'checkpoint', status: 'warn', detail: `checkpoint ${file ?? ''} with no recorded SHA-256`, fix: fetchFix };
   const name = file ? file.split(/[\\/]/).pop() ?? file : '';
-  const prefix = META_CHECKPOINT_PREFIX[name];
-  if (prefix) {
-    return sha256.startsWith(prefix)
-      ? { name: 'checkpoint', status: 'ok', detail: `Meta's ${name}, SHA-256 ${sha256} matches the released ${prefix}...` }
-      : {
-          name: 'checkpoint',
-          status: 'fail',
-          detail: `${name} has SHA-256 ${sha256}, but Meta's release starts ${prefix}: the file was altered or is not Meta's`,
-          fix: fetchFix,
-        };
+  const published = publishedCheckpoint(sha256);
+  if (published) return { name: 'checkpoint', status: 'ok', detail: `${describeSource(info.source)}, SHA-256 ${sha256}` };
+  const named = PUBLISHED_CHECKPOINTS.find((p) => p.file === name);
+  if (named) {
+    const expected = named.sha256.length === 64 ? `is ${named.sha256}` : `starts ${named.sha256}`;
+    return {
+      name: 'checkpoint',
+      status: 'fail',
+      detail: `${name} has SHA-256 ${sha256}, but Meta's release ${expected}: the file was altered or is not Meta's`,
+      fix: fetchFix,
+    };
   }
-  return {
-    name: 'checkpoint',
-    status: 'ok',
-    detail: `${kind} checkpoint ${name || '(unnamed)'}, SHA-256 ${sha256} (verified against the source when \`model fetch\` downloaded it)`,
-  };
+  if (kind === 'huggingface') return { name: 'checkpoint', status: 'ok', detail: `${describeSource(info.source)}, SHA-256 ${sha256}` };
+  return { name: 'checkpoint', status: 'warn', detail: `${describeSource(info.source)} (SHA-256 ${sha256})`, fix: fetchFix };
 }
 
 /**
@@ -109,7 +104,8 @@ export function checkLm(modelPath: string, info: ModelInfo): DoctorCheck {
   const spec = LM_CHECKPOINTS[info.model];
   if (!spec) return { name: 'lm', status: 'ok', detail: `no entropy-coding LM exists for ${info.model}` };
   const file = process.env.ENCODEC_LM_MODEL || defaultLmPath(modelPath, info.model);
-  const fix = `run \`encodec-native model fetch\` (gets it with the model), or \`model export --checkpoint ${spec.file} --out ${file}\``;
+  const fetchArgs = info.model === 'encodec_24khz' ? '' : ` --name ${info.model}`;
+  const fix = `run \`encodec-native model fetch${fetchArgs}\` (gets it with the model), or \`model export --checkpoint ${spec.file} --out ${file}\``;
   if (!fs.existsSync(file)) {
     return { name: 'lm', status: 'warn', detail: `no LM at ${file}: \`compress --lm\` and LM-coded .ecdc files need it`, fix };
   }
@@ -118,7 +114,7 @@ export function checkLm(modelPath: string, info: ModelInfo): DoctorCheck {
     if (lm.codec !== info.model) {
       return { name: 'lm', status: 'fail', detail: `${file} is ${lm.model}, which codes ${lm.codec} files, not ${info.model}'s`, fix };
     }
-    const weights = lm.source.kind === 'random' ? `random weights (seed ${lm.source.seed}): for tests only` : `${lm.source.kind} checkpoint ${lm.source.file ?? ''}`.trim();
+    const weights = lm.source.kind === 'random' ? `random weights (seed ${lm.source.seed}): for tests only` : describeSource(lm.source);
     return { name: 'lm', status: 'ok', detail: `${file}: ${lm.model}, ${weights}` };
   } catch (err) {
     return { name: 'lm', status: 'fail', detail: (err as Error).message, fix };
@@ -216,7 +212,10 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorChec
     modelPath = resolveModelPath(options.model);
     checks.push({ name: 'model', status: 'ok', detail: `${modelPath} (${(fs.statSync(modelPath).size / 1e6).toFixed(1)} MB)` });
   } catch (err) {
-    checks.push({ name: 'model', status: 'fail', detail: 'no model file found', fix: (err as Error).message });
+    // Nothing asked for and nothing at the default path: a fresh install, not a fault (the README runs doctor
+    // before any model exists). A --model or $ENCODEC_MODEL that names no file is one.
+    const asked = options.model !== undefined || !!process.env.ENCODEC_MODEL;
+    checks.push({ name: 'model', status: asked ? 'fail' : 'warn', detail: asked ? 'no model file found' : 'no model yet', fix: (err as Error).message });
   }
   let info: ModelInfo | undefined;
   if (modelPath) {
@@ -235,8 +234,10 @@ export async function runDoctor(options: DoctorOptions = {}): Promise<DoctorChec
   }
   if (modelPath && info && nativeOk) {
     checks.push(await selfTest(modelPath, options.threads));
-  } else {
+  } else if (checks.some((c) => c.status === 'fail')) {
     checks.push({ name: 'self-test', status: 'fail', detail: 'skipped: fix the failures above first' });
+  } else {
+    checks.push({ name: 'self-test', status: 'warn', detail: 'skipped: no model to run yet (see the model line above)' });
   }
   return checks;
 }

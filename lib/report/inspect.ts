@@ -31,6 +31,7 @@ import { debug } from '../common/log';
 import { NpyData, readNpy } from '../io/npy';
 import { COMPACT_LABEL, FIGURE_CONFIG, VegaLiteSpec, heatmapPanelSpecs, writePng } from './plot';
 import { typeError, rangeError } from '../common/errors';
+import { ordinal } from '../common/format';
 
 
 /** An in-memory feature array to inspect. */
@@ -534,7 +535,7 @@ export function inspectionSpec(input: FeatureArray, options: InspectOptions & { 
       if (Number.isFinite(v)) finite.push(v);
     }
     histogram = {
-      title: { text: `value histogram${step > 1 ? ` (every ${step}th value)` : ''}`, anchor: 'start', fontSize: 13 },
+      title: { text: `value histogram${step > 1 ? ` (every ${ordinal(step)} value)` : ''}`, anchor: 'start', fontSize: 13 },
       width: 800,
       height: 160,
       data: { values: finite.map((v) => ({ v })) },

@@ -258,14 +258,19 @@ export interface HeatmapAxes {
   colorTitle: string;
   /** Value range of the colours (default: the range of all panels' values), shared by all panels. */
   colorDomain?: [number, number];
-  /** Figure title. */
-  title?: string;
+  /**
+   * Figure title; several lines as an array. Without a canvas Vega estimates text at about 0.8 em per character,
+   * so a long one-line title widens the picture beyond what it draws: split it.
+   */
+  title?: string | string[];
   /** Width of each panel in Vega-Lite units (default 800). */
   width?: number;
   /** Height of each panel (default 160). */
   height?: number;
   /** Discrete x axis (TR indices): integer tick labels. */
   xIntegers?: boolean;
+  /** Tick values on the x axis (e.g. the TR boundaries), each labelled; default: Vega's choice. */
+  xTicks?: number[];
   /** Discrete rows (codebooks, channels): a tick at each row centre labelled with the row index. */
   rowLabels?: boolean;
   /**
@@ -349,6 +354,7 @@ export function heatmapPanelSpecs(panels: HeatmapPanel[], axes: HeatmapAxes): ob
               title: i === panels.length - 1 ? axes.xTitle : null,
               labels: i === panels.length - 1,
               ...(axes.xIntegers ? { tickMinStep: 1, format: 'd' } : {}),
+              ...(axes.xTicks ? { values: axes.xTicks, labelExpr: "format(datum.value, '~g')" } : {}),
             },
           },
           y: {

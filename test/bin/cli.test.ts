@@ -42,7 +42,7 @@ describe('CLI', function () {
       expect(text.stdout).to.match(/model\s+encodec_24khz/);
       expect(text.stdout).to.match(/sample rate\s+24000 Hz/);
       expect(text.stdout).to.match(/6 kbps = 8 codebooks/);
-      expect(text.stdout).to.match(/source\s+random seed 0/);
+      expect(text.stdout).to.match(/source\s+random weights \(seed 0\)/);
       const json = cli(['model', 'info', model, '--json']);
       expect(json.status).to.equal(0);
       const info = JSON.parse(json.stdout);
@@ -107,11 +107,44 @@ torch.save(sd, ${JSON.stringify(broken)})`);
       expect(fs.readdirSync(dir).filter((f) => f.includes('partial') || f.startsWith('.broken'))).to.deep.equal([]);
     });
 
+    it('model export refuses a model file (TorchScript) and a file that is no checkpoint, once, and claims "official" only for published files', async function () {
+      const lm = (await randomLm('encodec_24khz', 0)).lm;
+      for (const file of [model, lm]) {
+        const out = path.join(dir, 'from-model.pt');
+        const r = cli(['model', 'export', '--checkpoint', file, '--out', out]);
+        expect(r.status, r.stderr).to.equal(1);
+        expect(r.stderr).to.match(/is already a model file \(a TorchScript archive\), not a checkpoint: use it directly/);
+        expect(r.stderr).to.not.match(/torch\.jit\.load|official/);
+        expect(fs.existsSync(out)).to.equal(false);
+      }
+      const blob = path.join(dir, 'blob.th');
+      fs.writeFileSync(blob, crypto.randomBytes(4096).fill(7, 0, 1)); // not 'PK', not a pickle's 0x80
+      const r = cli(['model', 'export', '--checkpoint', blob, '--out', path.join(dir, 'blob.pt')]);
+      expect(r.status).to.equal(1);
+      expect(r.stderr).to.match(/is not a checkpoint: neither a PyTorch file/);
+      expect(r.stderr).to.not.match(/pickle contains|allow-unsafe-pickle/);
+      expect(r.stderr.split('\n').filter((l) => l.includes('blob.th'))).to.have.length(1); // printed once
+      // the exporter refuses a model file on its own too (models/export.py used directly)
+      const py = spawnSync('/usr/bin/python3', [path.join(PACKAGE_ROOT, 'models', 'export.py'), '--checkpoint', model, '--out', path.join(dir, 'py.pt')], { encoding: 'utf8' });
+      expect(py.status).to.equal(1);
+      expect(py.stderr).to.match(/already a model file/);
+      // a random checkpoint in Meta's layout is exported, but its model file does not call itself official
+      const ckpt = (await randomCheckpoint(3)).official;
+      const out = path.join(dir, 'layout-only.pt');
+      expect(cli(['model', 'export', '--checkpoint', ckpt, '--out', out]).status).to.equal(0);
+      const info = cli(['model', 'info', out]);
+      expect(info.stdout).to.match(/source\s+checkpoint \S+ in Meta's layout, not one of Meta's published files/);
+      expect(info.stdout).to.not.match(/source\s+official/);
+    });
+
     it('model fetch fails fast and clearly without a network, leaving nothing behind', async function () {
       const out = path.join(dir, 'fetched.pt');
       const started = Date.now();
       const r = await cliAsync(['model', 'fetch', '--out', out], { HF_ENDPOINT: 'http://127.0.0.1:9' });
       expect(r.status).to.equal(1);
+      const inNewFolder = path.join(dir, 'offline-cache', 'encodec_24khz.pt');
+      expect((await cliAsync(['model', 'fetch', '--out', inNewFolder], { HF_ENDPOINT: 'http://127.0.0.1:9' })).status).to.equal(1);
+      expect(fs.existsSync(path.dirname(inNewFolder))).to.equal(false); // no empty cache folder left
       expect(r.stderr).to.match(/unreachable.*needs a network connection/);
       expect(r.stderr).to.match(/model export --checkpoint/);
       expect(Date.now() - started).to.be.lessThan(30000);
@@ -230,7 +263,7 @@ print(w.getnframes() / w.getframerate())`));
       fs.mkdirSync(path.join(cache, 'encodec-native'), { recursive: true });
       const none = cli(['encode', speechWav, '--out', out], { ENCODEC_MODEL: '', XDG_CACHE_HOME: cache });
       expect(none.status).to.equal(1);
-      expect(none.stderr).to.match(/no model file .*encodec_24khz\.pt.*--model.*ENCODEC_MODEL.*model fetch/);
+      expect(none.stderr).to.match(/no model yet: none at the default location .*encodec_24khz\.pt.*--model.*ENCODEC_MODEL.*model fetch/);
       fs.copyFileSync(model, path.join(cache, 'encodec-native', 'encodec_24khz.pt'));
       const viaDefault = cli(['encode', speechWav, '--out', out], { ENCODEC_MODEL: '', XDG_CACHE_HOME: cache });
       expect(viaDefault.status, viaDefault.stderr).to.equal(0);

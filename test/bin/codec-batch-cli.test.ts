@@ -69,7 +69,7 @@ describe('encode / decode CLI with many inputs', function () {
     expect(again.stderr).to.match(/encode: 3 inputs: 0 written, 3 skipped, 0 failed/);
     expect(again.status).to.equal(0);
     const forced = cli(['encode', inputs[0], '--out-dir', out, '--model', model, '--bandwidth', '3', '--force']);
-    expect(forced.stderr).to.match(/encode: 1 inputs: 1 written, 0 skipped, 0 failed/);
+    expect(forced.stderr).to.match(/encode: 1 input: 1 written, 0 skipped, 0 failed/);
   });
 
   it('splits a manifest between shards and jobs, every input once', function () {
@@ -86,7 +86,7 @@ describe('encode / decode CLI with many inputs', function () {
     expect(before.stdout.split('\n')).to.include('sbatch --array=1 encode.sbatch');
     // the second as task 1 of a Slurm array
     const second = cli(['encode', '--manifest', manifest, '--shard', 'auto/2', '--out-dir', out, '--model', model], { SLURM_ARRAY_TASK_ID: '1' });
-    expect(second.stderr).to.match(/encode: 1 inputs \(shard 1\/2 from SLURM_ARRAY_TASK_ID\): 1 written/);
+    expect(second.stderr).to.match(/encode: 1 input \(shard 1\/2 from SLURM_ARRAY_TASK_ID\): 1 written/);
     expect(fs.readdirSync(out).sort()).to.deep.equal(['.encodec-batch', 'clip0.npy', 'clip1.npy', 'clip2.npy']);
     const after = cli(['status', '--out', out, '--json']);
     expect(after.status).to.equal(0);

@@ -57,7 +57,7 @@ describe('extract / reconstruct CLI', function () {
     expect(r.status).to.equal(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines).to.have.length(2);
-    for (const line of lines) expect(line).to.match(/^written .+: \d+ TRs, codes \(\d+ x 2 x 112\) in [\d.]+ s(, encoded|, from the cache)? -> .+\.npy$/);
+    for (const line of lines) expect(line).to.match(/^.+: written, \d+ TRs?, codes \(\d+ x 2 x 112\), took [\d.]+ s(, encoded|, from the cache)? -> .+\.npy$/);
     const movieName = path.basename(movie.path, '.mp4');
     const speechName = path.basename(speech, '.wav');
     expect(list(out)).to.deep.equal([`${movieName}.csv`, `${movieName}.npy`, `${speechName}.csv`, `${speechName}.npy`].sort());
@@ -78,7 +78,7 @@ describe('extract / reconstruct CLI', function () {
     // Features exist but no report: --report redoes the input and adds its report.
     const r = cli(['extract', speech, '--out', out, '--model', model, '--bandwidth', '24', '--report']);
     expect(r.status, r.stderr).to.equal(0);
-    expect(r.stdout).to.match(/^written .+ round trip: SNR -?[\d.]+ dB, SI-SNR -?[\d.]+ dB, STOI (-?[\d.]+|n\/a.*), ESTOI/m);
+    expect(r.stdout).to.match(/^.+: written, .+ round trip: SNR -?[\d.]+ dB, SI-SNR -?[\d.]+ dB, STOI (-?[\d.]+|n\/a.*), ESTOI/m);
     expect(list(out)).to.deep.equal([`${name}.csv`, `${name}.npy`, `${name}.quality.json`]);
     const q = JSON.parse(fs.readFileSync(path.join(out, `${name}.quality.json`), 'utf8'));
     expect(q).to.include({ input: speech, mode: 'encodec', bandwidth: 24, sampleRate: 24000 });
@@ -87,7 +87,7 @@ describe('extract / reconstruct CLI', function () {
     // The random model's audio is noise: its round trip must score far below a faithful codec's.
     expect(q.stoi === null || q.stoi < 0.9, String(q.stoi)).to.equal(true);
     const again = cli(['extract', speech, '--out', out, '--model', model, '--report']);
-    expect(again.stdout).to.match(/^skipped /);
+    expect(again.stdout).to.match(/^.+: skipped, /);
 
     // Mel mode needs no model; Griffin-Lim keeps speech intelligible.
     const melOut = path.join(dir, 'out-report-mel');
@@ -104,7 +104,7 @@ describe('extract / reconstruct CLI', function () {
     const before = fs.statSync(npy).mtimeMs;
     const again = cli(['extract', speech, '--out', out, '--model', model, '--bandwidth', '1.5']);
     expect(again.status).to.equal(0);
-    expect(again.stdout).to.match(/^skipped .+: .+\.npy exists \(--force to redo\)$/m);
+    expect(again.stdout).to.match(/^.+: skipped, .+\.npy exists \(--force to redo\)$/m);
     expect(again.stderr).to.match(/0 written, 1 skipped, 0 failed/);
     expect(fs.statSync(npy).mtimeMs).to.equal(before);
     const forced = cli(['extract', speech, '--out', out, '--model', model, '--bandwidth', '1.5', '--force']);
@@ -117,7 +117,7 @@ describe('extract / reconstruct CLI', function () {
     const missing = path.join(dir, 'missing.mp4');
     const r = cli(['extract', missing, videoOnly, junk, speech, '--out', out, '--model', model, '--bandwidth', '1.5', '--max-trs', '1']);
     expect(r.status).to.equal(1);
-    expect(r.stdout).to.match(/^written .*speech/m);
+    expect(r.stdout).to.match(/speech.*: written, /m);
     expect(r.stderr).to.match(/extract: 4 inputs: 1 written, 0 skipped, 3 failed/);
     expect(r.stderr).to.include(`failed: ${missing}: cannot read audio file`);
     expect(r.stderr).to.match(new RegExp(`failed: ${videoOnly}: .*audio`));
@@ -151,8 +151,8 @@ describe('extract / reconstruct CLI', function () {
     const rerun = cli(['extract', ...common, '--shard', '1/3']);
     expect(rerun.status).to.equal(2);
     expect(rerun.stderr).to.match(/holds the work list of an earlier sharded run, and it splits the inputs into 2 shards, this run into 3/);
-    expect(first.stdout).to.match(/written .*a\.wav/).and.to.match(/written .*c\.wav/);
-    expect(second.stdout).to.match(/written .*b\.wav/);
+    expect(first.stdout).to.match(/a\.wav: written/).and.to.match(/c\.wav: written/);
+    expect(second.stdout).to.match(/b\.wav: written/);
     expect(python(`import numpy as np; a = np.load('${out}/a.npy'); print(a.dtype, a.shape, a.max(), a.min() >= -80)`)).to.equal('float32 (1, 2048, 65) 0.0 True');
   });
 
@@ -291,7 +291,6 @@ describe('extract / reconstruct CLI', function () {
     const cases: [string[], RegExp][] = [
       [[positive], /positive values; expected EnCodec codes/],
       [[emb], /embeddings cannot be turned back into audio/],
-      [[path.join(dir, 'missing.npy')], /features file .* does not exist/],
       [[junk], /must be a \.npy written by `encodec-native extract` or an \.ecdc file/],
       [[emb, '--tr', '-1'], /--tr must be a positive number/],
     ];
@@ -300,6 +299,9 @@ describe('extract / reconstruct CLI', function () {
       expect(r.status, args.join(' ')).to.equal(2);
       expect(r.stderr, args.join(' ')).to.match(pattern);
     }
+    const missing = cli(['reconstruct', path.join(dir, 'missing.npy'), '--model', model, '--out', target]);
+    expect(missing.status).to.equal(1); // a missing input: exit 1 (docs/errors.md)
+    expect(missing.stderr).to.match(/features file .* does not exist/);
     const wrongOut = cli(['reconstruct', emb, '--out', path.join(dir, 'x.mp3')]);
     expect(wrongOut.status).to.equal(2);
     expect(wrongOut.stderr).to.match(/--out must end in \.wav/);

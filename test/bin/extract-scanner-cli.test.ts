@@ -72,17 +72,23 @@ describe('extract CLI on the scanner clock', function () {
     expect(r.status, r.stderr).to.equal(0);
     // a BIDS derivative dataset: the source's sub-01/func/ mirrored, a description and a sidecar per output
     const file = path.join(out, 'sub-01', 'func', 'sub-01_task-movie_desc-encodec_features.h5');
-    const got = pythonJson<{ X: number[]; onsets: number[]; times: number[]; fraction: number[]; ref: number }>(
+    const got = pythonJson<{ X: number[]; onsets: number[]; times: number[]; fraction: number[]; ref: number[]; rootRef: boolean; trs: number[]; tr: number }>(
       `import h5py
 f = h5py.File(data, 'r')
 print(json.dumps({'X': list(f['X'].shape), 'onsets': f['run_onsets'][()].tolist(), 'times': f['frame_times'][()].tolist(),
-  'fraction': f['stimulus_fraction'][()].tolist(), 'ref': float(f.attrs['slice_time_ref'])}))`,
+  'fraction': f['stimulus_fraction'][()].tolist(), 'ref': f['run_slice_time_ref'][()].tolist(),
+  'rootRef': 'slice_time_ref' in f.attrs, 'trs': f['run_trs'][()].tolist(), 'tr': float(f.attrs['tr'])}))`,
       file,
     );
     expect(got.X).to.deep.equal([11, 4 * 128]); // 6 + 5 volumes from dim[4]; 4 delays x 128 latents
     expect(got.onsets).to.deep.equal([0, 6]);
     expect(got.fraction).to.deep.equal([0, 0, 1, 1, 0.666667, 0, 0, 1, 1, 0, 0]); // 4 s from 3 s; 3 s from 1.5 s
-    expect(got.ref).to.equal(0.375); // the first run's sidecar: median SliceTiming 0.5625 s / TR 1.5 s
+    // run 1's sidecar: median SliceTiming 0.5625 s / TR 1.5 s; run 2 has none: 0. The runs differ, so no root
+    // attribute may claim one value for both.
+    expect(got.ref).to.deep.equal([0.375, 0]);
+    expect(got.rootRef).to.equal(false);
+    expect(got.trs).to.deep.equal([6, 5]);
+    expect(got.tr).to.equal(1.5);
     expect(got.times.slice(0, 2)).to.deep.equal([0.5625, 2.0625]);
     const description = JSON.parse(fs.readFileSync(path.join(out, 'dataset_description.json'), 'utf8'));
     expect(description).to.include({ DatasetType: 'derivative' });
@@ -92,9 +98,11 @@ print(json.dumps({'X': list(f['X'].shape), 'onsets': f['run_onsets'][()].tolist(
     expect(sidecar).to.include({ RepetitionTime: 1.5, FeatureKind: 'latents', Resampling: 'lanczos', NumberOfVolumes: 11 });
     expect(sidecar.DelaysInVolumes).to.deep.equal([1, 2, 3, 4]);
     expect(sidecar.ModelSHA256).to.match(/^[0-9a-f]{64}$/);
-    expect(sidecar.Runs.map((x: { Volumes: number }) => x.Volumes)).to.deep.equal([6, 5]);
+    expect(sidecar.Runs.map((x: { Volumes: number; SliceTimingReference: number }) => [x.Volumes, x.SliceTimingReference])).to.deep.equal([[6, 0.375], [5, 0]]);
+    expect(sidecar).to.not.have.property('SliceTimingReference'); // the runs differ: per run only
     const { issues } = await validateBids(out);
     expect(issues.filter((i) => i.severity === 'error').map((i) => `${i.code} ${i.location ?? ''}`)).to.deep.equal([]);
+    expect(got.times[6]).to.equal(0); // run 2's first volume at (0 + 0) * 1.5
   });
 
   it('names npy outputs after the events file and records the run timing in the .csv', async function () {

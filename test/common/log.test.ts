@@ -132,10 +132,10 @@ describe('log', function () {
       const missing = path.join(dir, 'missing.npy');
       const plain = cli(['inspect', missing], { DEBUG: undefined });
       const verbose = cli(['inspect', missing, '--verbose'], { DEBUG: undefined });
-      expect(plain.status).to.equal(2);
+      expect(plain.status).to.equal(1); // a missing input (docs/errors.md)
       expect(plain.stderr).to.equal(`encodec-native: error: features file '${missing}' does not exist\n`);
-      expect(verbose.status).to.equal(2);
-      expect(verbose.stderr).to.match(/^encodec-native: error: features file .* does not exist\nUsageError: .*\n\s+at /);
+      expect(verbose.status).to.equal(1);
+      expect(verbose.stderr).to.match(/^encodec-native: error: features file .* does not exist\nError: .*\n\s+at /);
     });
   });
 });

@@ -70,13 +70,25 @@ describe('BIDS inputs', function () {
         '4.5\tn/a\tmovie\tmovie/part1.wav\n' +
         '300\t120.25\tmovie\tpart2.mp4\n',
     );
+    fs.mkdirSync(path.join(dir, 'movie'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'movie', 'part1.wav'), '');
+    fs.writeFileSync(path.join(dir, 'part2.mp4'), '');
+    const stimuliDir = path.join(dir, 'stimuli');
+    fs.mkdirSync(path.join(stimuliDir, 'movie'), { recursive: true });
+    fs.writeFileSync(path.join(stimuliDir, 'movie', 'part1.wav'), '');
+    fs.writeFileSync(path.join(stimuliDir, 'part2.mp4'), '');
     const placed = readEvents(events);
     expect(placed.map((p) => [p.file, p.onset, p.duration])).to.deep.equal([
       [path.join(dir, 'movie/part1.wav'), 4.5, undefined],
       [path.join(dir, 'part2.mp4'), 300, 120.25],
     ]);
     expect(placed[0].label).to.match(/row 2 \(movie\/part1\.wav\)/);
-    expect(readEvents(events, '/data/stimuli')[1].file).to.equal('/data/stimuli/part2.mp4');
+    expect(readEvents(events, stimuliDir)[1].file).to.equal(path.join(stimuliDir, 'part2.mp4'));
+    // a stim_file that is not there: the error names it and, without a stimuli folder, suggests one
+    fs.rmSync(path.join(dir, 'part2.mp4'));
+    expect(() => readEvents(events)).to.throw(/row 3 \(part2\.mp4\): '.*part2\.mp4' does not exist beside the events file; .*pass it with --stimuli DIR/);
+    fs.rmSync(path.join(stimuliDir, 'part2.mp4'));
+    expect(() => readEvents(events, stimuliDir)).to.throw(/does not exist in the stimuli folder/);
     expect(featuresNameForEvents(events)).to.equal('sub-01_task-movie_run-1_desc-encodec_features');
   });
 
@@ -86,6 +98,7 @@ describe('BIDS inputs', function () {
     expect(() => readEvents(bad)).to.throw(RangeError, /no 'stim_file' column/);
     fs.writeFileSync(bad, 'onset\tduration\tstim_file\n1\t2\tn/a\n');
     expect(() => readEvents(bad)).to.throw(RangeError, /no row with a stim_file/);
+    fs.writeFileSync(path.join(dir, 'a.wav'), '');
     fs.writeFileSync(bad, 'onset\tduration\tstim_file\nsoon\t2\ta.wav\n');
     expect(() => readEvents(bad)).to.throw(RangeError, /row 1 \(a\.wav\): onset 'soon'/);
   });

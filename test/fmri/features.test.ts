@@ -267,10 +267,13 @@ describe('feature pipeline', function () {
     await rejects(readFeatures(path.join(dir, 'positive.npy')), RangeError, /positive values; expected/);
     await rejects(featuresToAudio({ features: new Int16Array(2 * 4 * 100), shape: [2, 4, 100] }, { model: codec }), RangeError, /100 frames per TR but the TR gives 112/);
 
-    // No partial output when writing fails.
-    const noDir = path.join(dir, 'no-such-dir', 'x');
-    await rejects(writeFeatures(noDir, base), Error, /ENOENT/);
-    expect(fs.existsSync(path.dirname(noDir))).to.equal(false);
+    // A missing folder is made, as `extract --out` makes it; no partial output when writing fails.
+    const newDir = path.join(dir, 'no-such-dir', 'x');
+    await writeFeatures(newDir, base);
+    expect(fs.readdirSync(path.dirname(newDir)).sort()).to.deep.equal(['x.csv', 'x.npy']);
+    const underFile = path.join(dir, 'vector.npy', 'x'); // a "folder" that is a file
+    await rejects(writeFeatures(underFile, base), Error, /ENOTDIR|EEXIST/);
+    expect(fs.statSync(path.join(dir, 'vector.npy')).isFile()).to.equal(true);
   });
 });
 

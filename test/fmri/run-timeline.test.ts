@@ -285,6 +285,8 @@ print(json.dumps({
   'stimulus_fraction': f['stimulus_fraction'][()].tolist(), 'onset': float(f.attrs['onset']),
   'resample': str(f.attrs['resample']), 'delays': str(f.attrs['delays']),
   'X': g['X'][()].shape, 'run_onsets': g['run_onsets'][()].tolist(), 'X_rows_4': g['X'][3].tolist(),
+  'run_onset': g['run_onset'][()].tolist(), 'run_trs': g['run_trs'][()].tolist(), 'root_onset': 'onset' in g.attrs,
+  'run_ref': g['run_slice_time_ref'][()].tolist(), 'ref': float(g.attrs['slice_time_ref']), 'tr': float(g.attrs['tr']),
 }))`,
       [file, both],
     );
@@ -297,5 +299,8 @@ print(json.dumps({
     expect(got.X).to.deep.equal([7, 256]);
     expect(got.run_onsets).to.deep.equal([0, 3]);
     expect(got.X_rows_4).to.deep.equal(Array.from(two.features.subarray(0, 256)));
+    // each run's own settings, one value per run; a setting the runs share stays a root attribute
+    expect([got.run_onset, got.run_trs, got.root_onset]).to.deep.equal([[0.5, 0], [3, 4], false]);
+    expect([got.run_ref, got.ref, got.tr]).to.deep.equal([[0, 0], 0, 1.5]);
   });
 });

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 
 import { AudioError, loadAudio, probeAudio, streamAudio } from '../../lib/io/audio';
-import { downmix, readWav } from '../../lib/io/wav';
+import { downmix, probeWav, readWav } from '../../lib/io/wav';
 import { tempDir } from '../helpers/temp-dir';
 import {
   correlation,
@@ -296,6 +296,38 @@ describe('audio', function () {
     err = await rejection(loadAudio(cut));
     expect(err.reason).to.equal('EDECODE');
     expect(err.message).to.match(/moov atom not found/);
+  });
+
+  it('refuses a WAV file cut short (its header promises more samples), read directly or through ffmpeg', async function () {
+    const whole = fs.readFileSync(speech24k);
+    const cut24k = path.join(dir, 'cut24k.wav');
+    fs.writeFileSync(cut24k, whole.subarray(0, whole.length >> 1));
+    const cut8k = path.join(dir, 'cut8k.wav');
+    const long = fs.readFileSync(long8k);
+    fs.writeFileSync(cut8k, long.subarray(0, (await probeWav(long8k)).dataOffset + 8000 * 2 * 3)); // 3 s of the 300 s the header promises
+    // the independent view: what sox makes of the cut file's header and bytes
+    expect((await sox(['--i', '-D', cut8k])).toString().trim()).to.equal('300.000000');
+    for (const [file, decoder] of [[cut24k, 'direct'], [cut8k, 'ffmpeg']] as const) {
+      const err = await rejection(loadAudio(file));
+      expect(err.reason, decoder).to.equal('ETRUNCATED');
+      expect(err.code).to.equal('ENCODEC_MEDIA');
+      expect(err.message, decoder).to.match(/is cut short: its WAV header promises [\d.]+ s but the file holds [\d.]+ s/);
+      expect(err.message).to.include('ffmpeg -i FILE -c copy FIXED.wav');
+      const streamed = await (async () => {
+        try {
+          for await (const block of streamAudio(file)) void block;
+        } catch (e) {
+          return e as AudioError;
+        }
+        throw new Error('streamAudio read a truncated file');
+      })();
+      expect(streamed.reason).to.equal('ETRUNCATED');
+    }
+    expect((await rejection(loadAudio(cut8k))).message).to.match(/promises 300 s but the file holds 3 s/);
+    // the fix the message gives works: ffmpeg rewrites the header for what is there
+    const fixed = path.join(dir, 'fixed8k.wav');
+    await ffmpeg(['-i', cut8k, '-c', 'copy', fixed]);
+    expect((await loadAudio(fixed, { sampleRate: 8000 })).samples.length).to.equal(3 * 8000);
   });
 
   it('probeAudio describes the first audio stream (ffprobe, or the WAV header)', async function () {

@@ -199,7 +199,7 @@ describe('quality metrics', function () {
 
     it('fails clearly on missing files and a silent reference', async function () {
       const missing = cli(['metrics', path.join(dir, 'nope.wav'), path.join(FIXTURES, 'clean.wav')]);
-      expect(missing.status).to.equal(2);
+      expect(missing.status).to.equal(1); // a missing input: exit 1 (docs/errors.md)
       expect(missing.stderr).to.match(/reference file '.*nope\.wav' does not exist/);
       const silent = path.join(dir, 'silent.wav');
       await writeWav(silent, new Float32Array(24000), { sampleRate: 24000, format: 'pcm16' });

@@ -123,7 +123,8 @@ describe('encodec-native doctor', function () {
     expect(report.ok).to.equal(false);
     const c = byName(report);
     expect(c.model.status).to.equal('fail');
-    expect(c.model.fix).to.match(/Pass --model MODEL\.pt, set ENCODEC_MODEL, or run `encodec-native model fetch`/);
+    expect(c.model.fix).to.match(/no model file at '.*missing\.pt' \(from --model\): check the path; to make one, run `encodec-native model fetch`/);
+    expect(c.model.fix).to.match(/model random --out random\.pt/);
     expect(c['self-test']).to.include({ status: 'fail' });
     expect(c['self-test'].detail).to.match(/skipped/);
     expect(c.ffmpeg.status).to.equal('warn');
@@ -133,6 +134,17 @@ describe('encodec-native doctor', function () {
     expect(text.status).to.equal(1);
     expect(text.stdout).to.match(/^FAIL model/m);
     expect(text.stdout.trimEnd().split('\n').pop()).to.match(/^FAILED \(\d+ warn, 2 fail\)$/);
+  });
+
+  it('on a fresh install (no --model, no ENCODEC_MODEL, nothing at the default path) warns "no model yet" with the fix, exit 0', function () {
+    const home = path.join(dir, 'fresh-home');
+    const r = cli(['doctor'], { XDG_CACHE_HOME: home, ENCODEC_MODEL: '' });
+    expect(r.status, r.stdout).to.equal(0);
+    expect(r.stdout).to.match(/^WARN model {6}no model yet/m);
+    expect(r.stdout).to.match(/fix: no model yet: none at the default location .*Pass --model MODEL\.pt, set ENCODEC_MODEL, or run `encodec-native model fetch`/);
+    expect(r.stdout).to.match(/^WARN self-test +skipped: no model to run yet/m);
+    expect(r.stdout).to.not.match(/FAIL/);
+    expect(fs.existsSync(home)).to.equal(false); // doctor wrote nothing
   });
 
   it('fails on a file that is not a model, and on bad options (exit 2)', function () {
@@ -196,13 +208,28 @@ describe('encodec-native doctor', function () {
       source: { kind: 'official', file: 'encodec_24khz-d7cc33bc.th', sha256, seed: null },
     });
 
-    it("accepts Meta's checkpoint by its released SHA-256 prefix and fails an altered one", function () {
-      const good = checkCheckpoint(official(`d7cc33bc${'0'.repeat(56)}`));
+    it("calls a checkpoint official only by Meta's published SHA-256 and fails an altered one", function () {
+      const good = checkCheckpoint(official('d7cc33bcf1aad7f2dad9836f36431530744abeace3ca033005e3290ed4fa47bf'));
       expect(good.status).to.equal('ok');
-      expect(good.detail).to.match(/matches the released d7cc33bc/);
-      const altered = checkCheckpoint(official(`deadbeef${'0'.repeat(56)}`));
+      expect(good.detail).to.match(/^official: Meta's published encodec_24khz-d7cc33bc.th/);
+      // the right prefix is not enough where the full digest is known
+      const altered = checkCheckpoint(official(`d7cc33bc${'0'.repeat(56)}`));
       expect(altered.status).to.equal('fail');
       expect(altered.detail).to.match(/altered or is not Meta's/);
+      // the 48 kHz file is known by the prefix its name carries, whatever the local file is called
+      const other = checkCheckpoint({ ...info, model: 'encodec_48khz', source: { kind: 'official', file: 'weights.th', sha256: `7e698e3e${'1'.repeat(56)}`, seed: null } });
+      expect(other.status).to.equal('ok');
+      expect(other.detail).to.match(/Meta's published encodec_48khz-7e698e3e.th \(as weights.th\)/);
+    });
+
+    it("does not call a checkpoint in Meta's layout official when its SHA-256 is not a published one", function () {
+      const check = checkCheckpoint({ ...info, source: { kind: 'official', file: 'lm24.pt', sha256: 'ab'.repeat(32), seed: null } });
+      expect(check.status).to.equal('warn');
+      expect(check.detail).to.not.match(/^official/);
+      expect(check.detail).to.match(/not one of Meta's published files/);
+      expect(check.fix).to.match(/model fetch`/);
+      const check48 = checkCheckpoint({ ...info, model: 'encodec_48khz', source: { kind: 'random', file: null, sha256: null, seed: 0 } });
+      expect(check48.fix).to.match(/model fetch --name encodec_48khz/);
     });
 
     it('warns when no checksum was recorded', function () {

@@ -187,7 +187,7 @@ describe('inspect', function () {
     expect(PNG.sync.read(fs.readFileSync(png)).width).to.be.greaterThan(0);
 
     const missing = cli(['inspect', path.join(dir, 'nope.npy')]);
-    expect(missing.status).to.equal(2);
+    expect(missing.status).to.equal(1); // a missing input: exit 1 (docs/errors.md)
     expect(missing.stderr).to.match(/features file .*nope\.npy' does not exist/);
     const badPlot = cli(['inspect', codesFile, '--plot', path.join(dir, 'x.jpg')]);
     expect(badPlot.status).to.equal(2);
