@@ -19,6 +19,7 @@ import { SingleBar } from 'cli-progress';
 
 import { UsageError } from './cli-util';
 import { plural } from '../lib/common/format';
+import { formatNumber } from '../lib/common/format';
 
 /** One of N disjoint parts of the input list. */
 export interface Shard {
@@ -66,7 +67,7 @@ function autoShard(count: number, env: NodeJS.ProcessEnv): Shard {
   const source = ARRAY_INDEX_VARIABLES.find((name) => (env[name] ?? '').trim() !== '');
   if (!source) {
     throw new UsageError(
-      `--shard auto/${count} takes its index from a job array (${ARRAY_INDEX_VARIABLES.join(', ')}), and none is set: ` +
+      `--shard auto/${formatNumber(count)} takes its index from a job array (${ARRAY_INDEX_VARIABLES.join(', ')}), and none is set: ` +
         `submit it as an array job (sbatch --array=0-${count - 1} ...), or pass --shard i/${count} by hand`,
     );
   }

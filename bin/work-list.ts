@@ -21,6 +21,7 @@ import * as path from 'node:path';
 import { writeFileAtomic } from '../lib/common/atomic';
 import { UsageError } from './cli-util';
 import type { Outcome, OutcomeSink, Shard } from './batch';
+import { formatNumber, plural } from '../lib/common/format';
 
 /** The folder of the work list inside the output folder (hidden: BIDS tools and globs pass it by). */
 export const WORK_DIR = '.encodec-batch';
@@ -119,7 +120,7 @@ export function planDifference(found: Plan, wanted: Plan): string | undefined {
   const removed = found.inputs.filter((e) => !has.has(e.input));
   if (added.length || removed.length) {
     const first = added.length ? `e.g. ${added[0].input} is new` : `e.g. ${removed[0].input} is no longer listed`;
-    return `its ${found.inputs.length} inputs are not this run's ${wanted.inputs.length} (${added.length} added, ${removed.length} removed; ${first})`;
+    return `its ${plural(found.inputs.length, 'input')} are not this run's ${formatNumber(wanted.inputs.length)} (${added.length} added, ${removed.length} removed; ${first})`;
   }
   if (found.concat !== wanted.concat) return `it was ${found.concat ? `made with --concat (${found.concat})` : 'made without --concat'}, this run is ${wanted.concat ? 'with' : 'without'} it`;
   return undefined;

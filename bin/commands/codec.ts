@@ -170,7 +170,7 @@ async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { ba
             const codes = await codesOf(hit, nQ);
             await writeCodesNpy(out, codes);
             const scales = codes.scales ? ` (segment scales -> ${scalesPathFor(out)})` : '';
-            reporter.report({ input, status: 'written', message: `${codes.nQ} codebooks x ${codes.nFrames} frames -> ${out}${scales} (from the cache)`, outputs: [out, ...(codes.scales ? [scalesPathFor(out)] : [])] });
+            reporter.report({ input, status: 'written', message: `${plural(codes.nQ, 'codebook')} x ${plural(codes.nFrames, 'frame')} -> ${out}${scales} (from the cache)`, outputs: [out, ...(codes.scales ? [scalesPathFor(out)] : [])] });
             continue;
           }
           const { samples } = await loadAudio(input, { sampleRate: codec.info.sample_rate, channels: codec.info.channels as 1 | 2 });

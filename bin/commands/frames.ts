@@ -20,6 +20,7 @@ import { modelCodebooks, readModelInfo, resolveModelPath } from '../../lib/model
 import { UsageError, parseIntegerOption } from '../cli-util';
 import { BatchReporter, SHARD_HELP, Shard, batchInputs, failure, outputBase, parseShard, runWorkers, selectInputs } from '../batch';
 import { WorkList } from '../work-list';
+import { formatNumber, plural } from '../../lib/common/format';
 
 interface FramesCliOptions {
   out: string;
@@ -109,7 +110,7 @@ export function framesCommand(): Command {
               }, format);
               const seconds = ((performance.now() - start) / 1000).toFixed(1);
               const how = f.cached ? 'from the cache' : 'encoded';
-              reporter.report({ input, status: 'written', message: `${f.nFrames} frames x ${f.columns} ${f.kind} at ${f.samplingFrequency} frames/s (${how}, ${seconds} s) -> ${files.data}`, outputs: [files.data, files.sidecar] });
+              reporter.report({ input, status: 'written', message: `${plural(f.nFrames, 'frame')} x ${formatNumber(f.columns)} ${f.kind} at ${formatNumber(f.samplingFrequency)} frames/s (${how}, ${seconds} s) -> ${files.data}`, outputs: [files.data, files.sidecar] });
             } catch (err) {
               reporter.report(failure(input, err));
             }

@@ -19,6 +19,7 @@ import { concatSidecar } from '../../lib/fmri/derivative-sidecar';
 import { UsageError } from '../cli-util';
 import { batchStatus } from '../batch-status';
 import { PART_EXT, planPath, readPlan } from '../work-list';
+import { plural } from '../../lib/common/format';
 
 export function mergeCommand(): Command {
   return new Command('merge')
@@ -29,7 +30,7 @@ export function mergeCommand(): Command {
       const plan = readPlan(out);
       if (!plan) throw new UsageError(`${planPath(out)} does not exist: --out '${opts.out}' holds no sharded run (a run with --shard writes it)`);
       const status = batchStatus(out, plan);
-      const summary = `${plan.command}: ${status.total} inputs in ${status.shards} shards: ${status.done} done, ${status.failed} failed, ${status.missing} missing`;
+      const summary = `${plan.command}: ${plural(status.total, 'input')} in ${plural(status.shards, 'shard')}: ${status.done} done, ${status.failed} failed, ${status.missing} missing`;
       if (!status.complete) {
         process.stderr.write(
           `encodec-native: error: ${summary}; nothing merged. See \`encodec-native status --out ${opts.out}\`, then run: ${status.resubmit?.command}\n`,
@@ -50,7 +51,7 @@ export function mergeCommand(): Command {
         // a BIDS derivative's concatenated runs carry a sidecar, as one machine writes it
         const inputs = status.inputs.map((s) => s.input);
         if (inputs.every(isEventsFile) && derivativeConcatBase(out, inputs) !== undefined) await writeSidecar(file, concatSidecar(inputs, runs));
-        process.stderr.write(`${plan.command}: ${runs.length} runs (${runs.reduce((n, r) => n + r.shape[0], 0)} volumes) -> ${file}\n`);
+        process.stderr.write(`${plan.command}: ${plural(runs.length, 'run')} (${plural(runs.reduce((n, r) => n + r.shape[0], 0), 'volume')}) -> ${file}\n`);
       }
       process.stderr.write(`${summary}\n`);
     });

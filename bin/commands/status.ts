@@ -12,6 +12,7 @@ import { UsageError, parseIntegerOption } from '../cli-util';
 import { readManifest, selectInputs } from '../batch';
 import { BatchStatus, batchStatus } from '../batch-status';
 import { Plan, makePlan, planDifference, planPath, readPlan } from '../work-list';
+import { plural } from '../../lib/common/format';
 
 interface StatusOptions {
   out: string;
@@ -42,7 +43,7 @@ function planFor(opts: StatusOptions): Plan {
 
 function printText(status: BatchStatus): void {
   const lines = [
-    `${status.out}: ${status.command}, ${status.total} inputs in ${status.shards} shards: ${status.done} done, ${status.failed} failed, ${status.missing} missing`,
+    `${status.out}: ${status.command}, ${plural(status.total, 'input')} in ${plural(status.shards, 'shard')}: ${status.done} done, ${status.failed} failed, ${status.missing} missing`,
   ];
   for (const shard of status.perShard) {
     const parts = [`${shard.done}/${shard.inputs} done`];
