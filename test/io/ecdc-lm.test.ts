@@ -131,8 +131,10 @@ describe('LM-compressed .ecdc files', function () {
     }
   });
 
-  it("reads files Meta's decompress reads, and Meta's reader reads ours (both directions, odd sizes)", async function () {
-    for (const [nQ, nFrames, audioLength] of [[2, 1, 100], [4, 37, 37 * 320 - 7], [32, 9, 9 * 320]] as const) {
+  it("reads files Meta's decompress reads, and Meta's reader reads ours (both directions, odd sizes, past the LM's 262-frame context)", async function () {
+    // 300 frames: the LM's window fills (262 past frames) and slides, where the C++ step's key/value cache must
+    // still give the eager model's bits
+    for (const [nQ, nFrames, audioLength] of [[2, 1, 100], [4, 37, 37 * 320 - 7], [32, 9, 9 * 320], [8, 300, 300 * 320]] as const) {
       const codes = randomCodes(nQ, nFrames, nQ * 100 + nFrames);
       const segDir = path.join(dir, `rand-${nQ}-${nFrames}`);
       await writeSegments(segDir, [codes]);
