@@ -369,8 +369,11 @@ LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t ro
     std::fill(c.x.get(), c.x.get() + D, 0.0f);  // row 0: Meta's zero past (states=None)
   }
   pending_.resize(variants_);
-  keys_ = at::empty({model_->past_context + 1, D}, at::kFloat);
-  values_ = at::empty({model_->past_context + 1, D}, at::kFloat);
+  for (Cache& c : caches_) {
+    c.keys = at::empty({2 * (model_->past_context + 1), D}, at::kFloat);
+    c.values = at::empty({2 * (model_->past_context + 1), D}, at::kFloat);
+    c.written.assign(cap_, -1);
+  }
 }
 
 torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
@@ -383,6 +386,7 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
   std::memcpy(X(c, row), xp, D * sizeof(float));
   uint32_t& fresh = c.have[row % cap_];
   fresh = 0;
+  c.written[row % cap_] = -1;
   if (m.single_variant >= 0 && l.kv.exact()) {
     l.kv.Run(xp, Kv(c, row, m.single_variant));
     fresh = 1u << m.single_variant;
@@ -410,14 +414,22 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
     m.plan->Project(pending_, l.wkv_t, l.bkv, [&](int64_t r, int v) { return Kv(c, r, v); });
   }
   // keys and values of the S rows, each in the variant the eager model's S-row product gives it
-  const torch::Tensor k = keys_.narrow(0, 0, S), v = values_.narrow(0, 0, S);
-  float* kp = k.data_ptr<float>();
-  float* vp = v.data_ptr<float>();
-  for (int64_t j = 0; j < S; ++j) {
-    const float* src = Kv(c, first + j, cls[j]);
-    std::memcpy(kp + j * D, src, D * sizeof(float));
-    std::memcpy(vp + j * D, src + D, D * sizeof(float));
+  if (first + S - c.base > c.keys.size(0)) {
+    c.base = first;
+    for (int64_t j = 0; j < S; ++j) c.written[(first + j) % cap_] = -1;
   }
+  float* kp = c.keys.data_ptr<float>();
+  float* vp = c.values.data_ptr<float>();
+  for (int64_t j = 0; j < S; ++j) {
+    const int64_t r = first + j;
+    int& written = c.written[r % cap_];
+    if (written == cls[j]) continue;
+    const float* src = Kv(c, r, cls[j]);
+    std::memcpy(kp + (r - c.base) * D, src, D * sizeof(float));
+    std::memcpy(vp + (r - c.base) * D, src + D, D * sizeof(float));
+    written = cls[j];
+  }
+  const torch::Tensor k = c.keys.narrow(0, first - c.base, S), v = c.values.narrow(0, first - c.base, S);
   // Meta's multi_head_attention_forward, op for op (T = B = 1, no masked position: the window <= past_context)
   const int64_t heads = m.num_heads, hd = D / heads;
   const torch::Tensor q = l.q.Apply(x);

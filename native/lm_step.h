@@ -124,6 +124,11 @@ class LmFastStep {
   struct Cache {
     std::unique_ptr<float[]> x, kv;
     std::vector<uint32_t> have;  // per slot: the variants computed (or queued) for its row
+    // The window's keys and values as the attention reads them: row r at index r - base, in the variant written[slot]
+    // (-1: not written). Consecutive frames' windows overlap, so most rows are already in place.
+    torch::Tensor keys, values;  // [2 (past_context + 1), dim]
+    std::vector<int> written;
+    int64_t base = 0;
   };
   float* X(Cache& c, int64_t row) { return c.x.get() + (row % cap_) * model_->dim; }
   float* Kv(Cache& c, int64_t row, int v) {
@@ -134,7 +139,6 @@ class LmFastStep {
   std::shared_ptr<LmFastModel> model_;
   int64_t K_, limit_, cap_, t_ = 0;
   int variants_;
-  torch::Tensor keys_, values_;  // [past_context + 1, dim]
   std::vector<Cache> caches_;
   std::vector<std::vector<KvPlan::Pending>> pending_;
 };
