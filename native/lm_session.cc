@@ -175,14 +175,28 @@ LmSession::LmSession(const std::string& path, int threads) : threads_(std::max(t
 
 LmSession::~LmSession() { module_ = torch::jit::Module(); }
 
+bool LmSession::fast_step() const {
+  std::lock_guard<std::mutex> lock(fast_mutex_);
+  return fast_used_ && !fast_fallback_;
+}
+
 std::unique_ptr<FrameModel> LmSession::Frames(int64_t K, int64_t frames) {
   // The C++ step reproduces the one-thread products only (with more threads OpenBLAS splits them differently).
   if (threads_ == 1 && !std::getenv("ENCODEC_NATIVE_LM_TORCHSCRIPT")) {
     std::call_once(fast_once_, [this] { fast_ = LmFastModel::Create(module_, n_q_, card_); });
     if (fast_) {
       const int64_t rows = std::min(frames, fast_->past_context) + 1;
-      if (fast_->plan->Ensure(rows)) return std::make_unique<FastFrames>(fast_, K, rows);
+      const bool ok = fast_->plan->Ensure(rows);
+      {
+        std::lock_guard<std::mutex> lock(fast_mutex_);
+        (ok ? fast_used_ : fast_fallback_) = true;
+      }
+      if (ok) return std::make_unique<FastFrames>(fast_, K, rows);
     }
+  }
+  {
+    std::lock_guard<std::mutex> lock(fast_mutex_);
+    fast_fallback_ = true;
   }
   return std::make_unique<ScriptFrames>(module_, K, card_);
 }

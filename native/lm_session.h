@@ -32,6 +32,8 @@ class LmSession {
   int64_t n_q() const { return n_q_; }
   int64_t card() const { return card_; }
   int threads() const { return threads_; }
+  // Whether segments so far ran the C++ step (lm_step.h) rather than the TorchScript one (false before any).
+  bool fast_step() const;
 
   // Codes each block (a CPU int16/int32 [K, T] tensor, K <= n_q, values < card) as one segment: fresh LM state
   // and coder, for each frame t the LM step on 1 + codes[:, t - 1] (zeros at t = 0), then the K codes pushed with
@@ -65,6 +67,8 @@ class LmSession {
   ThreadBudget budget_;
   std::once_flag fast_once_;
   std::shared_ptr<LmFastModel> fast_;  // null: the TorchScript step for every segment
+  mutable std::mutex fast_mutex_;
+  bool fast_used_ = false, fast_fallback_ = false;
 };
 
 }  // namespace encodec

@@ -2,7 +2,10 @@
 
 #include <torch/script.h>  // the operators and the module's attributes
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#define ENCODEC_LM_X86 1
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -34,6 +37,7 @@ torch::Tensor TestRows(int64_t rows, int64_t dim) {
 
 namespace {
 
+#ifdef ENCODEC_LM_X86
 bool HasFma() {
   static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return has;
@@ -73,6 +77,10 @@ __attribute__((target("avx2,fma"))) void RunPanels(const float* panels, const fl
     for (int64_t i = 0; i < n; ++i) _mm256_storeu_ps(y + m0 + 8 * i, c[i]);
   }
 }
+#else
+bool HasFma() { return false; }  // MatVec then calls at::linear
+void RunPanels(const float*, const float*, const float*, float*, int64_t, const int64_t*, size_t, int64_t) {}
+#endif
 
 // OpenBLAS's split of a contraction of K into blocks of at most Q (level3.c: Q while 2 Q remain, then two halves
 // rounded up to U).
@@ -249,10 +257,10 @@ bool KvPlan::Ensure(int64_t rows) {
   if (rows > max_rows_) return false;
   if (measured_.load(std::memory_order_acquire) >= rows) return true;
   std::lock_guard<std::mutex> lock(mutex_);
-  if (failed_) return false;
+  if (failed_.load(std::memory_order_relaxed)) return false;
   if (measured_.load(std::memory_order_relaxed) >= rows) return true;
   if (chunks_.size() > 255) {
-    failed_ = true;
+    failed_.store(true, std::memory_order_release);
     return false;
   }
   // Every variant of the test rows up to `rows`, computed the way the step computes them.
@@ -267,7 +275,7 @@ bool KvPlan::Ensure(int64_t rows) {
   Project(pending, weight_t_, bias_, [&](int64_t row, int v) { return test_[v].data() + row * width; });
   for (int64_t S = measured_.load(std::memory_order_relaxed) + 1; S <= rows; ++S) {
     if (!Measure(S)) {
-      failed_ = true;
+      failed_.store(true, std::memory_order_release);
       return false;
     }
     measured_.store(S, std::memory_order_release);

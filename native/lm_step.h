@@ -60,6 +60,8 @@ class KvPlan {
   int variants() const { return static_cast<int>(chunks_.size()); }
   // The variant a one-row product gives.
   int SingleVariant() const { return single_; }
+  // Whether some S matched no variant (the session then uses the TorchScript step).
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
 
   // Projects rows (x: `dim` floats each) in the variants asked for: pending[c] lists (row id, input) of variant c;
   // `store(row, c)` says where the 2 dim results go. Empties `pending`.
@@ -85,7 +87,7 @@ class KvPlan {
   std::vector<std::vector<uint8_t>> classes_;
   std::mutex mutex_;
   std::atomic<int64_t> measured_{0};
-  bool failed_ = false;
+  std::atomic<bool> failed_{false};
   int single_ = -1;
 };
 

@@ -152,6 +152,8 @@ describe('LM-compressed .ecdc files', function () {
       const decoded = await readNpy(path.join(outDir, 'codes_0.npy'));
       expect(Array.from(decoded.data as Int16Array)).to.deep.equal(Array.from(codes.data));
     }
+    // these bytes came from the C++ step (native/lm_step.cc), not from the TorchScript fallback
+    expect(lm.fastStep).to.equal(true);
   });
 
   it('codes 48 kHz files segment by segment, each with its scale first, byte-identical to the reference', async function () {
@@ -183,6 +185,7 @@ describe('LM-compressed .ecdc files', function () {
         expect(Array.from((back.codes as typeof codes).scales)).to.deep.equal(scales.map((s) => Math.fround(s)));
         expect((back.codes as typeof codes).segmentFrames).to.equal(150);
       }
+      expect(lm48k.fastStep).to.equal(true);
     } finally {
       lm48k.dispose();
     }
@@ -246,6 +249,8 @@ describe('LM-compressed .ecdc files', function () {
         expect(ours.equals(fs.readFileSync(theirs)), `${threads} threads`).to.equal(true);
         expect(Array.from((await decodeEcdcLm(ours, model)).codes.data)).to.deep.equal(Array.from(codes.data));
       }
+      // 1 thread: the C++ step; 2 threads: the TorchScript module (OpenBLAS splits the products between threads)
+      expect([lm.fastStep, lm2.fastStep]).to.deep.equal([true, false]);
     } finally {
       lm2.dispose();
     }
