@@ -27,7 +27,9 @@ export interface LmRow extends Record<string, unknown> {
   decompressRatio: number;
   lmMsPerFrame: number;
   sizeRatio: number;
-  referenceLmLoopS?: number;
+  /** The eager reference's write-lm process ('-': not run for this row). */
+  referenceLmLoopS: number | string;
+  sameBytesAsReference: boolean | string;
 }
 
 async function seconds<T>(work: () => Promise<T>): Promise<{ value: T; seconds: number }> {
@@ -105,6 +107,8 @@ export async function lmRow(
     decompressRatio: +(lmD.seconds / plainD.seconds).toFixed(2),
     lmMsPerFrame: +((1000 * loop.seconds) / codes.nFrames).toFixed(3),
     sizeRatio: +(lmC.value.length / plainC.value.length).toFixed(3),
+    referenceLmLoopS: '-',
+    sameBytesAsReference: '-',
   };
   if (referenceCheckpoint) {
     const segDir = path.join(workDir, `lm-seg-${model}-${bandwidth}`);

@@ -367,7 +367,8 @@ std::shared_ptr<LmFastModel> LmFastModel::Create(torch::jit::Module& module, int
 // ---- LmFastStep ----
 
 LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows)
-    : model_(std::move(model)), K_(K), limit_(rows), cap_(model_->past_context + 2), variants_(model_->plan->variants()) {
+    // a window holds at most `rows` rows, so rows + 1 slots keep every row a window or the lookahead reads
+    : model_(std::move(model)), K_(K), limit_(rows), cap_(rows + 1), variants_(model_->plan->variants()) {
   const int64_t D = model_->dim;
   caches_.resize(model_->layers.size());
   for (Cache& c : caches_) {
@@ -378,8 +379,8 @@ LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t ro
   }
   pending_.resize(variants_);
   for (Cache& c : caches_) {
-    c.keys = at::empty({2 * (model_->past_context + 1), D}, at::kFloat);
-    c.values = at::empty({2 * (model_->past_context + 1), D}, at::kFloat);
+    c.keys = at::empty({2 * rows, D}, at::kFloat);
+    c.values = at::empty({2 * rows, D}, at::kFloat);
     c.written.assign(cap_, -1);
   }
 }

@@ -128,7 +128,7 @@ class LmFastStep {
     std::vector<uint32_t> have;  // per slot: the variants computed (or queued) for its row
     // The window's keys and values as the attention reads them: row r at index r - base, in the variant written[slot]
     // (-1: not written). Consecutive frames' windows overlap, so most rows are already in place.
-    torch::Tensor keys, values;  // [2 (past_context + 1), dim]
+    torch::Tensor keys, values;  // [2 rows, dim]
     std::vector<int> written;
     int64_t base = 0;
   };
