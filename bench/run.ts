@@ -33,7 +33,9 @@ import { readNpy } from '../lib/io/npy';
 import { readWav } from '../lib/io/wav';
 import { toPlanar } from '../lib/common/planar';
 import { ffmpeg, makeSpeech24k, makeStereo48k } from '../test/helpers/media';
-import { randomModel, randomModel48 } from '../test/helpers/model';
+import { randomLm, randomModel, randomModel48 } from '../test/helpers/model';
+import { EncodecLm } from '../lib/codec/lm';
+import { lmRow } from './lm';
 import { firstCode, loop, manyClips, variedClips } from './batch';
 
 const RATE = 24000;
@@ -63,7 +65,7 @@ interface Options {
 }
 
 /** The bench's rows, in the order they run. */
-const ROWS = ['first', 'many', 'rss', 'throughput', 'threads', 'overhead', 'leak', 'multi', 'stream', 'scanner', 'realign', '48k'] as const;
+const ROWS = ['first', 'many', 'rss', 'throughput', 'threads', 'overhead', 'leak', 'multi', 'stream', 'scanner', 'realign', '48k', 'lm'] as const;
 type Row = (typeof ROWS)[number];
 
 function parseRows(text: string | undefined): Set<Row> {
@@ -86,7 +88,7 @@ const USAGE = `usage: npm run bench [-- OPTIONS]
   --naive S        seconds of it for the whole-file (exact) pass, the reference path (default 60)
   --stream S       seconds of the streamed file for peak RSS (default 7200)
   --cycles N       encode/decode cycles of the leak check (default 1000)
-  --stereo S       seconds of 48 kHz stereo for the encodec_48khz row (default 60)
+  --stereo S       seconds of 48 kHz stereo for the encodec_48khz row and the 48 kHz LM rows (default 60)
   --only ROWS      run only these rows (comma-separated): ${ROWS.join(', ')}
   --only-48k       the same as --only 48k (ours vs the eager reference, 2 threads each)
   --clips N        varied clips (0.5-12 s) of the many-clips rows (default 1000)
@@ -391,6 +393,44 @@ async function stereo48k(seconds: number, reps: number, dir: string): Promise<Re
   }
 }
 
+/** The LM rows: 24 kHz speech at 6 kbps (with the eager reference's LM loop), 48 kHz stereo at 6 and 24 kbps. */
+async function lmRowsOf(modelPath: string, speech: Float32Array, stereoSeconds: number, reps: number, dir: string): Promise<Record<string, unknown>[]> {
+  const rows: Record<string, unknown>[] = [];
+  const lm24 = await randomLm('encodec_24khz', 0);
+  const codec = await Encodec.load(modelPath);
+  const lm = await EncodecLm.load(lm24.lm);
+  try {
+    const row = await lmRow(codec, lm, 'encodec_24khz', speech, 1, RATE, 6, reps, dir, lm24.checkpoint);
+    log(`LM 24 kHz 6 kbps: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.lmDecompressS} s vs ${row.plainDecompressS} s (${row.decompressRatio}x), ${row.lmMsPerFrame} ms/frame; eager reference write-lm ${row.referenceLmLoopS} s`);
+    rows.push(row);
+  } finally {
+    codec.dispose();
+    lm.dispose();
+  }
+  const [m48, lm48] = await Promise.all([randomModel48(0), randomLm('encodec_48khz', 1)]);
+  const clip = toPlanar((await readWav(await makeStereo48k(dir, 5))).samples);
+  const half = clip.length / 2;
+  const n = Math.round(stereoSeconds * 48000);
+  const stereo = new Float32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    stereo[i] = clip[i % half];
+    stereo[n + i] = clip[half + (i % half)];
+  }
+  const codec48 = await Encodec.load(m48.model, { threads: 2 });
+  const lm48k = await EncodecLm.load(lm48.lm);
+  try {
+    for (const bandwidth of [6, 24]) {
+      const row = await lmRow(codec48, lm48k, 'encodec_48khz', stereo, 2, 48000, bandwidth, reps, dir);
+      log(`LM 48 kHz ${bandwidth} kbps: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.decompressRatio}x, ${row.lmMsPerFrame} ms/frame`);
+      rows.push(row);
+    }
+  } finally {
+    codec48.dispose();
+    lm48k.dispose();
+  }
+  return rows;
+}
+
 function table(title: string, rows: Record<string, unknown>[]): string {
   if (rows.length === 0) return '';
   // per-run lists (arrays, or objects of them): in the JSON only
@@ -516,6 +556,11 @@ async function main(): Promise<void> {
         log(`multi-file: ${jobs.map((j) => `${j.jobs} jobs ${j.rtf.toFixed(1)}x`).join(', ')}`);
         results.multiFile = jobs;
         tables.push(table(`Multi-file throughput: ${sizes.files} files of ${sizes.fileSeconds} s, jobs x floor(cores / jobs) threads`, jobs));
+      }
+      if (want('lm')) {
+        const lmRows = await lmRowsOf(modelPath, audio.subarray(0, (options.quick ? 20 : 60) * RATE), stereoSeconds, options.quick ? 1 : sizes.reps, dir);
+        results.lm = lmRows;
+        tables.push(table(`compress --lm / decompress of the LM file vs plain compress / decompress in the same run (library calls; LM on 1 thread, codec on its default threads; fastest of ${options.quick ? 1 : sizes.reps}); referenceLmLoopS: the eager reference's write-lm process`, lmRows));
       }
       if (want('stream') || want('scanner')) {
         const long = path.join(dir, 'long.flac');

@@ -16,7 +16,11 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 
 import { Encodec } from '../lib/codec/codec';
+import { Codes } from '../lib/codec/codes';
+import { EncodecLm } from '../lib/codec/lm';
 import { NativeBinding, NativeModel, nativeBinding } from '../lib/codec/native';
+import { ecdcSegmentFrames, encodeEcdc, encodeEcdcLm } from '../lib/io/ecdc';
+import { GoodFile, LmTargets, lmCases } from './lm-cases';
 
 export interface FuzzOptions {
   /** Model file (a small or random model keeps valid race calls cheap). */
@@ -27,6 +31,8 @@ export interface FuzzOptions {
   seed?: number;
   /** Calls in flight at once (default 32). */
   concurrency?: number;
+  /** Entropy-coding LM files (encodec_24khz's and/or encodec_48khz's): adds the LM and .ecdc reader cases. */
+  lmPaths?: string[];
   /** Called after each batch with the calls made so far. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -47,7 +53,7 @@ export interface FuzzReport {
 }
 
 /** A call to make: `expect` 'error' for malformed input, 'any' for races (resolve or Error). */
-interface FuzzCall {
+export interface FuzzCall {
   name: string;
   expect: 'error' | 'any';
   run: () => unknown;
@@ -240,6 +246,7 @@ interface Targets {
   deadCodec: Encodec;
   modelPath: string;
   scratch: string;
+  lm?: LmTargets;
 }
 
 function makeCall(g: Generator, t: Targets): FuzzCall {
@@ -333,6 +340,7 @@ function makeCall(g: Generator, t: Targets): FuzzCall {
       ]);
       return { name: 'call after dispose()', expect: 'error', run: call };
     },
+    ...(t.lm ? lmCases(g, t.lm) : []),
     // ---- races: valid when made, then the input is detached (cheap: tiny inputs) ----
     () => {
       const clip = g.tinyClip();
@@ -427,6 +435,46 @@ async function settle(call: FuzzCall): Promise<{ outcome: 'thrown' | 'rejected' 
   }
 }
 
+/** Codes from a seeded LCG (every value 0..1023 possible). */
+function lcgCodes(nQ: number, nFrames: number, seed: number): Codes & { data: Int16Array } {
+  const data = new Int16Array(nQ * nFrames);
+  let x = seed;
+  for (let i = 0; i < data.length; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    data[i] = (x >>> 8) % 1024;
+  }
+  return { data, nQ, nFrames };
+}
+
+/** A good LM-coded file of the LM's codec: 40 frames of 4 codebooks at 24 kHz, one short segment at 48 kHz. */
+async function goodLmFile(lm: EncodecLm): Promise<GoodFile> {
+  if (lm.codec === 'encodec_48khz') {
+    const audioLength = 4000;
+    const nFrames = ecdcSegmentFrames('encodec_48khz', audioLength).reduce((a, b) => a + b, 0);
+    const codes = { ...lcgCodes(4, nFrames, 48), scales: Float32Array.from([0.25]), segmentFrames: 150 };
+    return { bytes: await encodeEcdcLm(codes, audioLength, lm), codes: codes.data };
+  }
+  const codes = lcgCodes(4, 40, 24);
+  return { bytes: await encodeEcdcLm(codes, 40 * 320, lm), codes: codes.data };
+}
+
+/** The LM targets: each LM loaded twice (native object, EncodecLm), one disposed while a call is in flight. */
+async function lmTargets(binding: NativeBinding, lmPaths: string[]): Promise<LmTargets> {
+  const lms: LmTargets['lms'] = [];
+  for (const p of lmPaths) {
+    const native = await binding.loadLm(p, { threads: 1 });
+    const lm = await EncodecLm.load(p);
+    lms.push({ native, lm, file: await goodLmFile(lm) });
+  }
+  // A valid call in flight when dispose() is called still finishes; the LM is freed afterwards.
+  const dead = await binding.loadLm(lmPaths[0], { threads: 1 });
+  const inFlight = dead.compress([{ data: new Int16Array(8), nQ: 2, nFrames: 4 }]);
+  dead.dispose();
+  if ((await inFlight).length !== 1) throw new Error('fuzz setup: compress in flight during dispose() lost its result');
+  const codes = lcgCodes(8, 30, 7);
+  return { lms, dead, plain: [{ bytes: encodeEcdc(codes, 30 * 320), codes: codes.data }] };
+}
+
 /** Runs the fuzzer; throws only if its own setup fails. */
 export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
   const total = options.calls ?? 10000;
@@ -447,7 +495,8 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
   deadNative.dispose();
   deadCodec.dispose();
   await inFlight;
-  const targets: Targets = { binding, native, codec, deadNative, deadCodec, modelPath: options.modelPath, scratch };
+  const lm = options.lmPaths?.length ? await lmTargets(binding, options.lmPaths) : undefined;
+  const targets: Targets = { binding, native, codec, deadNative, deadCodec, modelPath: options.modelPath, scratch, lm };
   const report: FuzzReport = { seed, calls: 0, thrown: 0, rejected: 0, resolved: 0, cases: {}, failures: [] };
   try {
     while (report.calls < total) {
@@ -465,6 +514,10 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
   } finally {
     native.dispose();
     codec.dispose();
+    lm?.lms.forEach((l) => {
+      l.native.dispose();
+      l.lm.dispose();
+    });
     fs.rmSync(scratch, { recursive: true, force: true });
   }
   return report;

@@ -1,12 +1,13 @@
 /**
- * `npm run fuzz [-- --calls N --seed S --model M --json]`: throws malformed calls at the native API and the
- * Encodec class (see fuzzer.ts). Exit code 0 when every call threw or rejected with an Error and the process
+ * `npm run fuzz [-- --calls N --seed S --model M --lm A.pt,B.pt --json]`: throws malformed calls at the native API,
+ * the Encodec class, the entropy-coding LM and the .ecdc readers (see fuzzer.ts, lm-cases.ts). Exit code 0 when every call threw or rejected with an Error and the process
  * survived; 1 with the broken calls listed otherwise. A crash shows as the process dying (a signal).
  *
- * The model defaults to the test suite's cached random-weight model (exported on first use).
+ * The model and the LMs (`--lm none`: no LM cases) default to the test suite's cached random-weight ones (exported
+ * on first use): the encodec_24khz model, and the LMs of both codecs.
  */
 import { fuzz } from './fuzzer';
-import { randomModel } from '../test/helpers/model';
+import { randomLm, randomModel } from '../test/helpers/model';
 
 function option(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -29,9 +30,13 @@ async function main(): Promise<void> {
   const seed = positiveInteger('--seed', Date.now() % 1000000);
   const json = process.argv.includes('--json');
   const modelPath = option('--model') ?? (await randomModel(0));
+  const lmOption = option('--lm');
+  const lmPaths =
+    lmOption === 'none' ? [] : lmOption !== undefined ? lmOption.split(',') : (await Promise.all([randomLm('encodec_24khz', 0), randomLm('encodec_48khz', 1)])).map((l) => l.lm);
   const started = Date.now();
   const report = await fuzz({
     modelPath,
+    lmPaths,
     calls,
     seed,
     onProgress: json || !process.stderr.isTTY ? undefined : (done, total) => process.stderr.write(`\r${done}/${total} calls`),

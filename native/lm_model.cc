@@ -24,6 +24,7 @@ Napi::Function EncodecLm::DefineClass(Napi::Env env) {
                                                 InstanceAccessor<&EncodecLm::Metadata>("metadata"),
                                                 InstanceAccessor<&EncodecLm::NQ>("nQ"),
                                                 InstanceAccessor<&EncodecLm::Threads>("threads"),
+                                                InstanceAccessor<&EncodecLm::FastStep>("fastStep"),
                                                 InstanceAccessor<&EncodecLm::Disposed>("disposed"),
                                             });
 }
@@ -107,6 +108,10 @@ Napi::Value EncodecLm::NQ(const Napi::CallbackInfo& info) {
 
 Napi::Value EncodecLm::Threads(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), Live("threads")->threads()); });
+}
+
+Napi::Value EncodecLm::FastStep(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Boolean::New(info.Env(), Live("fastStep")->fast_step()); });
 }
 
 Napi::Value EncodecLm::Disposed(const Napi::CallbackInfo& info) {

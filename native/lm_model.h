@@ -26,6 +26,7 @@ class EncodecLm : public Napi::ObjectWrap<EncodecLm> {
   Napi::Value Metadata(const Napi::CallbackInfo& info);
   Napi::Value NQ(const Napi::CallbackInfo& info);
   Napi::Value Threads(const Napi::CallbackInfo& info);
+  Napi::Value FastStep(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
 
   // Shared with in-flight workers, so dispose() during a call frees the LM once that call ends.

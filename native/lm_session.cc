@@ -5,13 +5,23 @@
 #include <torch/csrc/jit/passes/tensorexpr_fuser.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <fstream>
 
 #include "arith_coder.h"
 #include "errors.h"
+#include "lm_step.h"
 #include "quantized_cdf.h"
 
 namespace encodec {
+
+// What a segment's coding loop asks of the LM: the probabilities of the next frame, then that frame's codes.
+class FrameModel {
+ public:
+  virtual ~FrameModel() = default;
+  virtual torch::Tensor Probabilities() = 0;      // [1, card, K, 1]
+  virtual void Advance(const int64_t* codes) = 0;  // the K codes of the frame just coded
+};
 
 namespace {
 
@@ -40,13 +50,12 @@ class ThreadsGuard {
 };
 
 // One streaming step of the LM: (indices [1, K, 1], states, offset) -> probabilities [1, card, K, 1].
-class LmStepper {
+class ScriptFrames : public FrameModel {
  public:
-  LmStepper(torch::jit::Module& module, int64_t K, int64_t card)
+  ScriptFrames(torch::jit::Module& module, int64_t K, int64_t card)
       : step_(module.get_method("step")), K_(K), card_(card), input_(torch::zeros({1, K, 1}, torch::kLong)) {}
 
-  // The quantized CDFs [K, card] of the current step (Meta: build_stable_quantized_cdf(probas[0, :, k, 0])).
-  torch::Tensor Cdfs() {
+  torch::Tensor Probabilities() override {
     auto out = step_({input_, states_, offset_}).toTuple();
     torch::Tensor probas = out->elements()[0].toTensor();
     states_ = out->elements()[1];
@@ -56,11 +65,15 @@ class LmStepper {
       throw std::runtime_error("the LM returned probabilities of shape " + ShapeOf(probas) + ", expected [1, " +
                                std::to_string(card_) + ", " + std::to_string(K_) + ", 1]");
     }
-    return BuildStableQuantizedCdfs(probas.select(3, 0).select(0, 0).t(), kTotalRangeBits);
+    return probas;
   }
 
-  // The next step's input: 1 + the codes of this frame (Meta: input_ = 1 + frame[:, :, t: t + 1]).
-  void Advance(const torch::Tensor& frame_codes) { input_ = (frame_codes.to(torch::kLong) + 1).view({1, K_, 1}); }
+  // Meta: input_ = 1 + frame[:, :, t: t + 1]
+  void Advance(const int64_t* codes) override {
+    input_ = torch::empty({1, K_, 1}, torch::kLong);
+    int64_t* p = input_.data_ptr<int64_t>();
+    for (int64_t k = 0; k < K_; ++k) p[k] = codes[k] + 1;
+  }
 
  private:
   static std::string ShapeOf(const torch::Tensor& t) {
@@ -75,6 +88,26 @@ class LmStepper {
   c10::IValue states_;  // None: a fresh segment
   int64_t offset_ = 0;
 };
+
+class FastFrames : public FrameModel {
+ public:
+  FastFrames(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows) : step_(std::move(model), K, rows), previous_(K) {}
+  torch::Tensor Probabilities() override { return step_.Step(started_ ? previous_.data() : nullptr); }
+  void Advance(const int64_t* codes) override {
+    std::copy(codes, codes + previous_.size(), previous_.begin());
+    started_ = true;
+  }
+
+ private:
+  LmFastStep step_;
+  std::vector<int64_t> previous_;
+  bool started_ = false;
+};
+
+// The quantized CDFs [K, card] of a step's probabilities (Meta: build_stable_quantized_cdf(probas[0, :, k, 0])).
+torch::Tensor Cdfs(FrameModel& lm) {
+  return BuildStableQuantizedCdfs(lm.Probabilities().select(3, 0).select(0, 0).t(), kTotalRangeBits);
+}
 
 const int64_t* CheckedCdf(const torch::Tensor& cdfs, int64_t k, int64_t card, int64_t t) {
   const int64_t* cdf = cdfs.data_ptr<int64_t>() + k * card;
@@ -142,6 +175,32 @@ LmSession::LmSession(const std::string& path, int threads) : threads_(std::max(t
 
 LmSession::~LmSession() { module_ = torch::jit::Module(); }
 
+bool LmSession::fast_step() const {
+  std::lock_guard<std::mutex> lock(fast_mutex_);
+  return fast_used_ && !fast_fallback_;
+}
+
+std::unique_ptr<FrameModel> LmSession::Frames(int64_t K, int64_t frames) {
+  // The C++ step reproduces the one-thread products only (with more threads OpenBLAS splits them differently).
+  if (threads_ == 1 && !std::getenv("ENCODEC_NATIVE_LM_TORCHSCRIPT")) {
+    std::call_once(fast_once_, [this] { fast_ = LmFastModel::Create(module_, n_q_, card_); });
+    if (fast_) {
+      const int64_t rows = std::min(frames, fast_->past_context) + 1;
+      const bool ok = fast_->plan->Ensure(rows);
+      {
+        std::lock_guard<std::mutex> lock(fast_mutex_);
+        (ok ? fast_used_ : fast_fallback_) = true;
+      }
+      if (ok) return std::make_unique<FastFrames>(fast_, K, rows);
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(fast_mutex_);
+    fast_fallback_ = true;
+  }
+  return std::make_unique<ScriptFrames>(module_, K, card_);
+}
+
 std::vector<uint8_t> LmSession::CompressSegment(const torch::Tensor& block, size_t index) {
   c10::InferenceMode inference;  // thread-local: set here, on the thread that runs the segment
   const torch::Tensor codes = block.to(torch::kLong).contiguous();
@@ -149,10 +208,12 @@ std::vector<uint8_t> LmSession::CompressSegment(const torch::Tensor& block, size
   const int64_t* values = codes.data_ptr<int64_t>();
   std::vector<uint8_t> out;
   ArithmeticEncoder encoder(&out, kTotalRangeBits);
-  LmStepper lm(module_, K, card_);
+  std::unique_ptr<FrameModel> lm = Frames(K, T);
+  std::vector<int64_t> frame(K);
   for (int64_t t = 0; t < T; ++t) {
-    torch::Tensor cdfs = lm.Cdfs();
-    lm.Advance(codes.select(1, t));
+    torch::Tensor cdfs = Cdfs(*lm);
+    for (int64_t k = 0; k < K; ++k) frame[k] = values[k * T + t];
+    lm->Advance(frame.data());
     for (int64_t k = 0; k < K; ++k) {
       try {
         encoder.Push(values[k * T + t], CheckedCdf(cdfs, k, card_, t), card_);
@@ -193,9 +254,10 @@ torch::Tensor LmSession::DecompressSegment(const uint8_t* data, size_t size, int
   torch::Tensor codes = torch::zeros({K, T}, torch::kInt16);
   int16_t* values = codes.data_ptr<int16_t>();
   ArithmeticDecoder decoder(data, size, kTotalRangeBits);
-  LmStepper lm(module_, K, card_);
+  std::unique_ptr<FrameModel> lm = Frames(K, T);
+  std::vector<int64_t> frame(K);
   for (int64_t t = 0; t < T; ++t) {
-    torch::Tensor cdfs = lm.Cdfs();
+    torch::Tensor cdfs = Cdfs(*lm);
     for (int64_t k = 0; k < K; ++k) {
       int64_t symbol = 0;
       bool complete = false;
@@ -210,8 +272,9 @@ torch::Tensor LmSession::DecompressSegment(const uint8_t* data, size_t size, int
       }
       if (symbol < 0 || symbol >= card_) throw StreamError(Where(index, t, k) + ": decoded code out of range");
       values[k * T + t] = static_cast<int16_t>(symbol);
+      frame[k] = symbol;
     }
-    lm.Advance(codes.select(1, t));
+    lm->Advance(frame.data());
   }
   if (!decoder.EndsCleanly()) {
     throw StreamError("segment " + std::to_string(index) +

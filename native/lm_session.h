@@ -8,12 +8,17 @@
 #include "torch_names.h"
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "session.h"  // ThreadBudget
 
 namespace encodec {
+
+class LmFastModel;
+class FrameModel;
 
 class LmSession {
  public:
@@ -27,6 +32,8 @@ class LmSession {
   int64_t n_q() const { return n_q_; }
   int64_t card() const { return card_; }
   int threads() const { return threads_; }
+  // Whether segments so far ran the C++ step (lm_step.h) rather than the TorchScript one (false before any).
+  bool fast_step() const;
 
   // Codes each block (a CPU int16/int32 [K, T] tensor, K <= n_q, values < card) as one segment: fresh LM state
   // and coder, for each frame t the LM step on 1 + codes[:, t - 1] (zeros at t = 0), then the K codes pushed with
@@ -45,6 +52,9 @@ class LmSession {
                      size_t prefix_bytes);
 
  private:
+  // The step for a segment of `frames` frames of K codes: the C++ step (lm_step.h) where it gives the eager model's
+  // bits on this machine, else the TorchScript module's.
+  std::unique_ptr<FrameModel> Frames(int64_t K, int64_t frames);
   std::vector<uint8_t> CompressSegment(const torch::Tensor& codes, size_t index);
   torch::Tensor DecompressSegment(const uint8_t* data, size_t size, int64_t K, int64_t frames, size_t index,
                                   size_t* consumed);
@@ -55,6 +65,10 @@ class LmSession {
   int64_t card_ = 0;
   int threads_;
   ThreadBudget budget_;
+  std::once_flag fast_once_;
+  std::shared_ptr<LmFastModel> fast_;  // null: the TorchScript step for every segment
+  mutable std::mutex fast_mutex_;
+  bool fast_used_ = false, fast_fallback_ = false;
 };
 
 }  // namespace encodec

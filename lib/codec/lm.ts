@@ -86,6 +86,14 @@ export class EncodecLm {
     return { codes: decoded.codes.map(({ data: d, nQ: q, nFrames }) => ({ data: d, nQ: q, nFrames })), offsets: decoded.offsets, end: decoded.end };
   }
 
+  /**
+   * Whether every segment coded or decoded so far ran the LM's C++ step (1 thread, where it reproduces the eager
+   * model's bits on this machine) rather than the TorchScript module's; false before the first call.
+   */
+  get fastStep(): boolean {
+    return this.live('fastStep').fastStep;
+  }
+
   /** Frees the LM now (it is also freed when garbage-collected). */
   dispose(): void {
     this.lm?.dispose();

@@ -75,6 +75,8 @@ export interface NativeLm {
   readonly metadata: string;
   readonly nQ: number;
   readonly threads: number;
+  /** Whether the calls so far ran the C++ step (native/lm_step.h), none of them the TorchScript one. */
+  readonly fastStep: boolean;
   readonly disposed: boolean;
   /** Arithmetic-codes each block as one segment (fresh LM state and coder); one payload per block. */
   compress(blocks: NativeCodes[]): Promise<Uint8Array[]>;

@@ -28,7 +28,7 @@ describe('native API hardening', function () {
     modelPath = await randomModel(0);
   });
 
-  it('survives 500 malformed calls, each throwing or rejecting with an Error', function () {
+  it('survives 500 malformed calls, each throwing or rejecting with an Error (the LMs of both codecs and hostile .ecdc files among them)', function () {
     const r = node([path.join(DIST, 'fuzz', 'run.js'), '--calls', '500', '--seed', '20251126', '--model', modelPath, '--json']);
     expect(r.signal, `the fuzzer crashed: ${r.stderr}`).to.equal(null);
     expect(r.status, r.stderr).to.equal(0);
@@ -40,7 +40,8 @@ describe('native API hardening', function () {
     expect(report.rejected).to.be.greaterThan(100); // validation off the event loop (NaN samples, code ranges) ran too
     const names = Object.keys(report.cases);
     expect(names.length).to.be.at.least(25);
-    for (const kind of ['native.encode(bad nQ)', 'native.decode([bad codes])', 'codec.encode(bad bandwidth)', 'call after dispose()', 'binding.load(bad path)']) {
+    const lmKinds = ['lm.compress(bad blocks)', 'lm.decompress(bad arguments)', 'lm call after dispose()', 'decodeEcdcLm(hostile LM file)', 'decodeEcdc(hostile plain file)'];
+    for (const kind of ['native.encode(bad nQ)', 'native.decode([bad codes])', 'codec.encode(bad bandwidth)', 'call after dispose()', 'binding.load(bad path)', ...lmKinds]) {
       expect(names, kind).to.include(kind);
     }
   });

@@ -131,8 +131,10 @@ describe('LM-compressed .ecdc files', function () {
     }
   });
 
-  it("reads files Meta's decompress reads, and Meta's reader reads ours (both directions, odd sizes)", async function () {
-    for (const [nQ, nFrames, audioLength] of [[2, 1, 100], [4, 37, 37 * 320 - 7], [32, 9, 9 * 320]] as const) {
+  it("reads files Meta's decompress reads, and Meta's reader reads ours (both directions, odd sizes, past the LM's 262-frame context)", async function () {
+    // 300 frames: the LM's window fills (262 past frames) and slides, where the C++ step's key/value cache must
+    // still give the eager model's bits
+    for (const [nQ, nFrames, audioLength] of [[2, 1, 100], [4, 37, 37 * 320 - 7], [32, 9, 9 * 320], [8, 300, 300 * 320]] as const) {
       const codes = randomCodes(nQ, nFrames, nQ * 100 + nFrames);
       const segDir = path.join(dir, `rand-${nQ}-${nFrames}`);
       await writeSegments(segDir, [codes]);
@@ -150,6 +152,8 @@ describe('LM-compressed .ecdc files', function () {
       const decoded = await readNpy(path.join(outDir, 'codes_0.npy'));
       expect(Array.from(decoded.data as Int16Array)).to.deep.equal(Array.from(codes.data));
     }
+    // these bytes came from the C++ step (native/lm_step.cc), not from the TorchScript fallback
+    expect(lm.fastStep).to.equal(true);
   });
 
   it('codes 48 kHz files segment by segment, each with its scale first, byte-identical to the reference', async function () {
@@ -181,6 +185,7 @@ describe('LM-compressed .ecdc files', function () {
         expect(Array.from((back.codes as typeof codes).scales)).to.deep.equal(scales.map((s) => Math.fround(s)));
         expect((back.codes as typeof codes).segmentFrames).to.equal(150);
       }
+      expect(lm48k.fastStep).to.equal(true);
     } finally {
       lm48k.dispose();
     }
@@ -244,6 +249,8 @@ describe('LM-compressed .ecdc files', function () {
         expect(ours.equals(fs.readFileSync(theirs)), `${threads} threads`).to.equal(true);
         expect(Array.from((await decodeEcdcLm(ours, model)).codes.data)).to.deep.equal(Array.from(codes.data));
       }
+      // 1 thread: the C++ step; 2 threads: the TorchScript module (OpenBLAS splits the products between threads)
+      expect([lm.fastStep, lm2.fastStep]).to.deep.equal([true, false]);
     } finally {
       lm2.dispose();
     }

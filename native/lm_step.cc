@@ -1,0 +1,487 @@
+#include "lm_step.h"
+
+#include <torch/script.h>  // the operators and the module's attributes
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define ENCODEC_LM_X86 1
+#endif
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <string>
+
+namespace encodec {
+
+namespace {
+// Widest product probed for variants: OpenBLAS's widest column group is 12 (3 x its 4-column unroll).
+constexpr int64_t kMaxChunk = 24;
+// Frames ahead whose missing key/value variants are projected together, so the products are wider than one row.
+constexpr int64_t kLookahead = 12;
+
+torch::Tensor TestRows(int64_t rows, int64_t dim) {
+  torch::Tensor t = at::empty({rows, dim}, at::kFloat);
+  float* p = t.data_ptr<float>();
+  uint32_t x = 12345;
+  for (int64_t i = 0; i < rows * dim; ++i) {
+    x = x * 1664525u + 1013904223u;
+    p[i] = static_cast<float>(static_cast<int32_t>(x >> 8) - (1 << 23)) / static_cast<float>(1 << 22);  // [-2, 2)
+  }
+  return t;
+}
+}  // namespace
+
+// ---- MatVec ----
+
+namespace {
+
+#ifdef ENCODEC_LM_X86
+bool HasFma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
+// Eight panels of eight outputs at a time: y = bias, then per contraction block y += (FMA chain over the block).
+__attribute__((target("avx2,fma"))) void RunPanels(const float* panels, const float* bias, const float* x, float* y,
+                                                  int64_t K, const int64_t* blocks, size_t n_blocks, int64_t outputs) {
+  for (int64_t m0 = 0; m0 < outputs; m0 += 64) {
+    const int64_t n = std::min<int64_t>(8, (outputs - m0) / 8);
+    __m256 c[8];
+    for (int64_t i = 0; i < n; ++i) c[i] = _mm256_loadu_ps(bias + m0 + 8 * i);
+    int64_t k0 = 0;
+    for (size_t b = 0; b < n_blocks; ++b) {
+      __m256 acc[8];
+      for (int64_t i = 0; i < 8; ++i) acc[i] = _mm256_setzero_ps();
+      const int64_t k1 = k0 + blocks[b];
+      if (n == 8) {
+        const float* w[8];
+        for (int64_t i = 0; i < 8; ++i) w[i] = panels + ((m0 / 8 + i) * K + k0) * 8;
+        for (int64_t k = k0; k < k1; ++k) {
+          const __m256 xk = _mm256_set1_ps(x[k]);
+          for (int64_t i = 0; i < 8; ++i) {
+            acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(w[i]), xk, acc[i]);
+            w[i] += 8;
+          }
+        }
+      } else {
+        for (int64_t i = 0; i < n; ++i) {
+          const float* w = panels + ((m0 / 8 + i) * K + k0) * 8;
+          for (int64_t k = k0; k < k1; ++k, w += 8) acc[i] = _mm256_fmadd_ps(_mm256_loadu_ps(w), _mm256_set1_ps(x[k]), acc[i]);
+        }
+      }
+      for (int64_t i = 0; i < n; ++i) c[i] = _mm256_add_ps(c[i], acc[i]);
+      k0 = k1;
+    }
+    for (int64_t i = 0; i < n; ++i) _mm256_storeu_ps(y + m0 + 8 * i, c[i]);
+  }
+}
+#else
+bool HasFma() { return false; }  // MatVec then calls at::linear
+void RunPanels(const float*, const float*, const float*, float*, int64_t, const int64_t*, size_t, int64_t) {}
+#endif
+
+// OpenBLAS's split of a contraction of K into blocks of at most Q (level3.c: Q while 2 Q remain, then two halves
+// rounded up to U).
+std::vector<int64_t> Blocks(int64_t K, int64_t Q, int64_t U) {
+  std::vector<int64_t> blocks;
+  for (int64_t rest = K; rest > 0;) {
+    int64_t l = rest;
+    if (l >= 2 * Q) {
+      l = Q;
+    } else if (l > Q) {
+      l = ((l / 2 + U - 1) / U) * U;
+    }
+    blocks.push_back(l);
+    rest -= l;
+  }
+  return blocks;
+}
+
+}  // namespace
+
+MatVec::MatVec(const torch::Tensor& weight, const torch::Tensor& bias)
+    : weight_(weight), bias_(bias), M_(weight.size(0)), K_(weight.size(1)) {
+  if (!HasFma() || M_ % 8 != 0 || weight.scalar_type() != at::kFloat || bias.scalar_type() != at::kFloat) return;
+  const torch::Tensor w = weight.contiguous();
+  const float* wp = w.data_ptr<float>();
+  panels_.resize(M_ * K_);
+  for (int64_t m = 0; m < M_; ++m) {
+    for (int64_t k = 0; k < K_; ++k) panels_[((m / 8) * K_ + k) * 8 + m % 8] = wp[m * K_ + k];
+  }
+  const torch::Tensor x = TestRows(2, K_).view({2, 1, 1, K_});
+  std::vector<torch::Tensor> y;
+  for (int64_t r = 0; r < 2; ++r) y.push_back(at::linear(x[r], weight_, bias_).contiguous());
+  std::vector<std::vector<int64_t>> candidates{{K_}};
+  for (int64_t Q = 32; Q < K_; Q += 16) {
+    for (int64_t U : {1, 2, 4, 8, 16, 32}) {
+      std::vector<int64_t> b = Blocks(K_, Q, U);
+      if (std::find(candidates.begin(), candidates.end(), b) == candidates.end()) candidates.push_back(std::move(b));
+    }
+  }
+  for (const auto& b : candidates) {
+    if (Emulates(b, x[0], y[0]) && Emulates(b, x[1], y[1])) {
+      blocks_ = b;
+      exact_ = true;
+      return;
+    }
+  }
+  panels_.clear();
+  panels_.shrink_to_fit();
+}
+
+bool MatVec::Emulates(const std::vector<int64_t>& blocks, const torch::Tensor& x, const torch::Tensor& y) const {
+  const torch::Tensor xc = x.contiguous();
+  const float* xp = xc.data_ptr<float>();
+  const float* yp = y.data_ptr<float>();
+  const torch::Tensor bc = bias_.contiguous();
+  const float* bp = bc.data_ptr<float>();
+  for (int64_t m = 0; m < M_; ++m) {
+    float c = bp[m];
+    int64_t k0 = 0;
+    for (int64_t l : blocks) {
+      float acc = 0.0f;
+      for (int64_t k = k0; k < k0 + l; ++k) acc = std::fma(panels_[((m / 8) * K_ + k) * 8 + m % 8], xp[k], acc);
+      c = c + acc;
+      k0 += l;
+    }
+    if (std::memcmp(&c, yp + m, sizeof(float)) != 0) return false;
+  }
+  return true;
+}
+
+void MatVec::Run(const float* x, float* y, int64_t outputs) const {
+  const torch::Tensor bc = bias_.contiguous();
+  RunPanels(panels_.data(), bc.data_ptr<float>(), x, y, K_, blocks_.data(), blocks_.size(), outputs < 0 ? M_ : outputs);
+}
+
+torch::Tensor MatVec::Apply(const torch::Tensor& x) const {
+  if (!exact_) return at::linear(x, weight_, bias_);
+  torch::Tensor y = at::empty({1, 1, M_}, at::kFloat);
+  const torch::Tensor xc = x.contiguous();
+  Run(xc.data_ptr<float>(), y.data_ptr<float>());
+  return y;
+}
+
+// ---- KvPlan ----
+
+KvPlan::KvPlan(const torch::Tensor& weight_t, const torch::Tensor& bias, int64_t max_rows)
+    : weight_t_(weight_t), bias_(bias), dim_(weight_t.size(0)), max_rows_(max_rows) {
+  rows_ = TestRows(max_rows_, dim_);
+  const int64_t width = weight_t.size(1);
+  // Which positions of an n-column product give the same bits (on three test rows): one variant each.
+  std::vector<std::vector<float>> signatures;
+  std::map<int64_t, std::vector<int>> variant_at;
+  for (int64_t n = 1; n <= kMaxChunk; ++n) {
+    std::vector<torch::Tensor> outs;
+    for (int64_t r = 0; r < 3; ++r) {
+      outs.push_back(at::addmm(bias_, rows_.narrow(0, r, 1).expand({n, dim_}).contiguous(), weight_t_).contiguous());
+    }
+    std::vector<int>& at_n = variant_at[n];
+    for (int64_t p = 0; p < n; ++p) {
+      std::vector<float> sig;
+      for (const auto& o : outs) sig.insert(sig.end(), o.data_ptr<float>() + p * width, o.data_ptr<float>() + (p + 1) * width);
+      int found = -1;
+      for (size_t v = 0; v < signatures.size(); ++v) {
+        if (std::memcmp(signatures[v].data(), sig.data(), sig.size() * sizeof(float)) == 0) found = static_cast<int>(v);
+      }
+      if (found < 0) {
+        found = static_cast<int>(signatures.size());
+        signatures.push_back(std::move(sig));
+      }
+      at_n.push_back(found);
+    }
+  }
+  single_ = variant_at[1][0];
+  // Each variant is computed with the product shape that holds it at the most positions.
+  chunks_.resize(signatures.size());
+  std::vector<int64_t> best(signatures.size(), 0);
+  for (const auto& [n, at_n] : variant_at) {
+    for (size_t v = 0; v < signatures.size(); ++v) {
+      const int64_t count = std::count(at_n.begin(), at_n.end(), static_cast<int>(v));
+      if (count > best[v]) {
+        best[v] = count;
+        chunks_[v] = {n, at_n};
+      }
+    }
+  }
+  classes_.resize(max_rows_ + 1);
+}
+
+void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const torch::Tensor& weight_t,
+                     const torch::Tensor& bias, const std::function<float*(int64_t, int)>& store) const {
+  const int64_t width = weight_t.size(1);
+  for (size_t v = 0; v < pending.size(); ++v) {
+    while (!pending[v].empty()) {
+      const Chunk& chunk = chunks_[v];
+      torch::Tensor in = at::zeros({chunk.n, dim_}, at::kFloat);
+      float* ip = in.data_ptr<float>();
+      std::vector<std::pair<int64_t, int>> placed(chunk.n, {-1, -1});
+      for (int64_t p = 0; p < chunk.n; ++p) {
+        const int w = chunk.variant[p];
+        if (pending[w].empty()) continue;
+        const Pending item = pending[w].back();
+        pending[w].pop_back();
+        std::memcpy(ip + p * dim_, item.x, dim_ * sizeof(float));
+        placed[p] = {item.row, w};
+      }
+      const torch::Tensor out = at::addmm(bias, in, weight_t).contiguous();
+      const float* op = out.data_ptr<float>();
+      for (int64_t p = 0; p < chunk.n; ++p) {
+        if (placed[p].first < 0) continue;
+        std::memcpy(store(placed[p].first, placed[p].second), op + p * width, width * sizeof(float));
+      }
+    }
+  }
+}
+
+bool KvPlan::Measure(int64_t S) {
+  const int64_t width = weight_t_.size(1);
+  const torch::Tensor full = at::addmm(bias_, rows_.narrow(0, 0, S), weight_t_).contiguous();
+  const float* fp = full.data_ptr<float>();
+  std::vector<uint8_t>& cls = classes_[S];
+  cls.assign(S, 0);
+  for (int64_t j = 0; j < S; ++j) {
+    int found = -1;
+    for (size_t v = 0; v < test_.size() && found < 0; ++v) {
+      if (std::memcmp(fp + j * width, test_[v].data() + j * width, width * sizeof(float)) == 0) found = static_cast<int>(v);
+    }
+    if (found < 0) return false;
+    cls[j] = static_cast<uint8_t>(found);
+  }
+  return true;
+}
+
+bool KvPlan::Ensure(int64_t rows) {
+  if (rows > max_rows_) return false;
+  if (measured_.load(std::memory_order_acquire) >= rows) return true;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (failed_.load(std::memory_order_relaxed)) return false;
+  if (measured_.load(std::memory_order_relaxed) >= rows) return true;
+  if (chunks_.size() > 255) {
+    failed_.store(true, std::memory_order_release);
+    return false;
+  }
+  // Every variant of the test rows up to `rows`, computed the way the step computes them.
+  const int64_t width = weight_t_.size(1);
+  const int64_t have = test_.empty() ? 0 : static_cast<int64_t>(test_[0].size()) / width;
+  if (test_.empty()) test_.resize(chunks_.size());
+  for (auto& t : test_) t.resize(rows * width);
+  std::vector<std::vector<Pending>> pending(chunks_.size());
+  for (size_t v = 0; v < chunks_.size(); ++v) {
+    for (int64_t r = have; r < rows; ++r) pending[v].push_back({r, rows_.data_ptr<float>() + r * dim_});
+  }
+  Project(pending, weight_t_, bias_, [&](int64_t row, int v) { return test_[v].data() + row * width; });
+  for (int64_t S = measured_.load(std::memory_order_relaxed) + 1; S <= rows; ++S) {
+    if (!Measure(S)) {
+      failed_.store(true, std::memory_order_release);
+      return false;
+    }
+    measured_.store(S, std::memory_order_release);
+  }
+  return true;
+}
+
+// ---- LmFastModel ----
+
+std::shared_ptr<LmFastModel> LmFastModel::Create(torch::jit::Module& module, int64_t n_q, int64_t card) {
+  try {
+    auto m = std::make_shared<LmFastModel>();
+    std::map<std::string, torch::Tensor> p;
+    for (const auto& item : module.named_parameters(/*recurse=*/true)) p[item.name] = item.value.detach();
+    const torch::jit::Module transformer = module.attr("transformer").toModule();
+    const torch::jit::Module layers = transformer.attr("layers").toModule();
+    const int64_t num_layers = transformer.attr("num_layers").toInt();
+    m->past_context = transformer.attr("past_context").toInt();
+    const int64_t max_period = transformer.attr("max_period").toInt();
+    m->norm_w = p.at("transformer.norm_in.weight");
+    m->norm_b = p.at("transformer.norm_in.bias");
+    m->eps_in = transformer.attr("norm_in").toModule().attr("eps").toDouble();
+    m->dim = m->norm_w.size(0);
+    m->n_q = n_q;
+    m->card = card;
+    const int64_t D = m->dim;
+    if (D % 2 != 0 || D < 4 || m->past_context < 1 || num_layers < 1) return nullptr;
+    for (int64_t i = 0; i < num_layers; ++i) {
+      const std::string pre = "transformer.layers." + std::to_string(i) + ".";
+      const torch::jit::Module layer = layers.attr(std::to_string(i)).toModule();
+      Layer l;
+      const torch::Tensor w = p.at(pre + "self_attn.in_proj_weight"), b = p.at(pre + "self_attn.in_proj_bias");
+      if (w.dim() != 2 || w.size(0) != 3 * D || w.size(1) != D || b.size(0) != 3 * D) return nullptr;
+      // Meta: w_q, w_kv = w.split([E, E * 2]) (MultiheadAttention's packed key/value path)
+      auto ws = w.split_with_sizes({D, 2 * D});
+      auto bs = b.split_with_sizes({D, 2 * D});
+      l.q = MatVec(ws[0], bs[0]);
+      l.kv = MatVec(ws[1], bs[1]);
+      l.wkv_t = ws[1].t();
+      l.bkv = bs[1];
+      l.out = MatVec(p.at(pre + "self_attn.out_proj.weight"), p.at(pre + "self_attn.out_proj.bias"));
+      l.linear1 = MatVec(p.at(pre + "linear1.weight"), p.at(pre + "linear1.bias"));
+      l.linear2 = MatVec(p.at(pre + "linear2.weight"), p.at(pre + "linear2.bias"));
+      l.n1w = p.at(pre + "norm1.weight");
+      l.n1b = p.at(pre + "norm1.bias");
+      l.n2w = p.at(pre + "norm2.weight");
+      l.n2b = p.at(pre + "norm2.bias");
+      l.eps1 = layer.attr("norm1").toModule().attr("eps").toDouble();
+      l.eps2 = layer.attr("norm2").toModule().attr("eps").toDouble();
+      const int64_t heads = layer.attr("self_attn").toModule().attr("num_heads").toInt();
+      if (i == 0) m->num_heads = heads;
+      if (heads != m->num_heads || heads < 1 || D % heads != 0) return nullptr;
+      m->layers.push_back(std::move(l));
+    }
+    for (int64_t k = 0; k < n_q; ++k) {
+      const torch::Tensor e = p.at("emb." + std::to_string(k) + ".weight").contiguous();
+      if (e.dim() != 2 || e.size(0) != card + 1 || e.size(1) != D || e.scalar_type() != at::kFloat) return nullptr;
+      m->emb.push_back(e);
+      m->head_w.push_back(p.at("linears." + std::to_string(k) + ".weight"));
+      m->head_b.push_back(p.at("linears." + std::to_string(k) + ".bias"));
+    }
+    // create_sin_embedding: max_period ** (adim / (half_dim - 1)), the base a float32 tensor (Tensor.__rpow__)
+    const int64_t half = D / 2;
+    m->divisor = at::pow(at::scalar_tensor(static_cast<double>(max_period), at::kFloat),
+                         at::arange(half, at::kLong).view({1, 1, -1}) / (half - 1));
+    // All heads as one product where that gives each head's bits.
+    m->heads = MatVec(at::cat(m->head_w, 0), at::cat(m->head_b, 0));
+    m->heads_exact = m->heads.exact();
+    if (m->heads_exact) {
+      const torch::Tensor x = TestRows(1, D).view({1, 1, D});
+      std::vector<float> y(n_q * card);
+      m->heads.Run(x.data_ptr<float>(), y.data(), n_q * card);
+      for (int64_t k = 0; k < n_q && m->heads_exact; ++k) {
+        const torch::Tensor h = at::linear(x, m->head_w[k], m->head_b[k]).contiguous();
+        m->heads_exact = std::memcmp(h.data_ptr<float>(), y.data() + k * card, card * sizeof(float)) == 0;
+      }
+    }
+    m->plan = std::make_unique<KvPlan>(m->layers[0].wkv_t, m->layers[0].bkv, m->past_context + 1);
+    if (m->layers[0].kv.exact() && m->plan->variants() > 0) {
+      // which variant a one-row product is, so that the step computes it without BLAS
+      m->single_variant = m->plan->SingleVariant();
+    }
+    return m;
+  } catch (const std::exception&) {
+    return nullptr;  // not laid out as models/lm_ts.py lays it out: the TorchScript step is used
+  }
+}
+
+// ---- LmFastStep ----
+
+LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows)
+    // a window holds at most `rows` rows, so rows + 1 slots keep every row a window or the lookahead reads
+    : model_(std::move(model)), K_(K), limit_(rows), cap_(rows + 1), variants_(model_->plan->variants()) {
+  const int64_t D = model_->dim;
+  caches_.resize(model_->layers.size());
+  for (Cache& c : caches_) {
+    c.x.reset(new float[cap_ * D]);
+    c.kv.reset(new float[cap_ * variants_ * 2 * D]);
+    c.have.assign(cap_, 0);
+    std::fill(c.x.get(), c.x.get() + D, 0.0f);  // row 0: Meta's zero past (states=None)
+  }
+  pending_.resize(variants_);
+  for (Cache& c : caches_) {
+    c.keys = at::empty({2 * rows, D}, at::kFloat);
+    c.values = at::empty({2 * rows, D}, at::kFloat);
+    c.written.assign(cap_, -1);
+  }
+}
+
+torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
+  const LmFastModel& m = *model_;
+  const LmFastModel::Layer& l = m.layers[i];
+  const int64_t D = m.dim, P = m.past_context;
+  Cache& c = caches_[i];
+  const int64_t row = t_ + 1;
+  const float* xp = x.data_ptr<float>();
+  std::memcpy(X(c, row), xp, D * sizeof(float));
+  uint32_t& fresh = c.have[row % cap_];
+  fresh = 0;
+  c.written[row % cap_] = -1;
+  if (m.single_variant >= 0 && l.kv.exact()) {
+    l.kv.Run(xp, Kv(c, row, m.single_variant));
+    fresh = 1u << m.single_variant;
+  }
+
+  const int64_t H = std::min(t_ + 1, P), S = H + 1, first = t_ + 1 - H;
+  const uint8_t* cls = m.plan->Classes(S);
+  bool missing = false;
+  for (int64_t j = 0; j < S && !missing; ++j) missing = !(c.have[(first + j) % cap_] >> cls[j] & 1u);
+  if (missing) {
+    // what this frame and the next kLookahead frames need of the rows there are, in as few products as possible
+    for (int64_t d = 0; d <= kLookahead; ++d) {
+      const int64_t td = t_ + d;
+      const int64_t Hd = std::min(td + 1, P), Sd = Hd + 1, firstd = td + 1 - Hd;
+      if (Sd > limit_) break;
+      const uint8_t* clsd = m.plan->Classes(Sd);
+      for (int64_t r = firstd; r <= row; ++r) {
+        const int v = clsd[r - firstd];
+        uint32_t& have = c.have[r % cap_];
+        if (have >> v & 1u) continue;
+        have |= 1u << v;
+        pending_[v].push_back({r, X(c, r)});
+      }
+    }
+    m.plan->Project(pending_, l.wkv_t, l.bkv, [&](int64_t r, int v) { return Kv(c, r, v); });
+  }
+  // keys and values of the S rows, each in the variant the eager model's S-row product gives it
+  if (first + S - c.base > c.keys.size(0)) {
+    c.base = first;
+    for (int64_t j = 0; j < S; ++j) c.written[(first + j) % cap_] = -1;
+  }
+  float* kp = c.keys.data_ptr<float>();
+  float* vp = c.values.data_ptr<float>();
+  for (int64_t j = 0; j < S; ++j) {
+    const int64_t r = first + j;
+    int& written = c.written[r % cap_];
+    if (written == cls[j]) continue;
+    const float* src = Kv(c, r, cls[j]);
+    std::memcpy(kp + (r - c.base) * D, src, D * sizeof(float));
+    std::memcpy(vp + (r - c.base) * D, src + D, D * sizeof(float));
+    written = cls[j];
+  }
+  const torch::Tensor k = c.keys.narrow(0, first - c.base, S), v = c.values.narrow(0, first - c.base, S);
+  // Meta's multi_head_attention_forward, op for op (T = B = 1, no masked position: the window <= past_context)
+  const int64_t heads = m.num_heads, hd = D / heads;
+  const torch::Tensor q = l.q.Apply(x);
+  const torch::Tensor qh = q.contiguous().view({1, heads, hd}).transpose(0, 1);
+  const torch::Tensor kh = k.view({S, heads, hd}).transpose(0, 1);
+  const torch::Tensor vh = v.view({S, heads, hd}).transpose(0, 1);
+  const torch::Tensor mask = at::zeros({1, 1, S}, at::kFloat);
+  torch::Tensor w = at::baddbmm(mask, qh / std::sqrt(static_cast<double>(hd)), kh.transpose(-2, -1));
+  w = at::softmax(w, -1);
+  torch::Tensor o = at::bmm(w, vh).transpose(0, 1).contiguous().view({1, 1, D});
+  o = l.out.Apply(o);
+  const torch::Tensor y = at::layer_norm(x + o, {D}, l.n1w, l.n1b, l.eps1);
+  const torch::Tensor ff = l.linear2.Apply(at::gelu(l.linear1.Apply(y)));
+  return at::layer_norm(y + ff, {D}, l.n2w, l.n2b, l.eps2);
+}
+
+torch::Tensor LmFastStep::Step(const int64_t* previous) {
+  const LmFastModel& m = *model_;
+  const int64_t D = m.dim;
+  // Meta: sum(self.emb[k](indices[:, k]) for k in range(K)), indices 1 + the previous codes (0 at the start)
+  torch::Tensor x = at::empty({1, 1, D}, at::kFloat);
+  float* xp = x.data_ptr<float>();
+  std::fill(xp, xp + D, 0.0f);
+  for (int64_t k = 0; k < K_; ++k) {
+    const int64_t index = previous ? previous[k] + 1 : 0;
+    const float* e = m.emb[k].data_ptr<float>() + index * D;
+    for (int64_t d = 0; d < D; ++d) xp[d] = xp[d] + e[d];
+  }
+  const torch::Tensor phase = at::full({1, 1, 1}, t_, at::kLong) / m.divisor;
+  const torch::Tensor pos = at::cat({at::cos(phase), at::sin(phase)}, -1);
+  x = at::layer_norm(x, {D}, m.norm_w, m.norm_b, m.eps_in) + pos;
+  for (size_t i = 0; i < m.layers.size(); ++i) x = Layer(i, x);
+  torch::Tensor logits;
+  if (m.heads_exact) {
+    logits = at::empty({1, K_, 1, m.card}, at::kFloat);
+    m.heads.Run(x.data_ptr<float>(), logits.data_ptr<float>(), K_ * m.card);
+  } else {
+    std::vector<torch::Tensor> heads;
+    for (int64_t k = 0; k < K_; ++k) heads.push_back(at::linear(x, m.head_w[k], m.head_b[k]));
+    logits = at::stack(heads, 1);
+  }
+  ++t_;
+  return at::softmax(logits.permute({0, 3, 1, 2}), 1);
+}
+
+}  // namespace encodec

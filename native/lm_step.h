@@ -1,0 +1,148 @@
+// The LM's streaming step in C++ (ATen calls, no TorchScript interpreter), with the keys and values of past frames
+// kept instead of projected again at every frame, and probabilities bit-equal to the eager model's (Meta's
+// LMModel, test/reference/lm_reference.py). Pure libtorch and C++: no Node-API here.
+//
+// Why a cache needs care: the eager model projects all S = past + 1 key rows in one matrix product at every frame,
+// and BLAS computes a row's result with a kernel that depends on where the row falls in that product (OpenBLAS
+// packs columns in groups of 12, 8, 4 and 1, and the groups round differently). So a row's keys differ in their
+// last bits from one frame to the next. KvPlan measures, once per process, which variant of the product each
+// position of each S uses on this machine, and the cache keeps every variant a row needs; where the measurement
+// finds a row no variant reproduces, the session falls back to the TorchScript step.
+#pragma once
+
+#include <torch/csrc/jit/api/module.h>
+
+#include "torch_names.h"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace encodec {
+
+// One row through a linear layer (at::linear of a [1, 1, K] input: a BLAS product with one column), computed here
+// without BLAS's per-call packing of the weights: BLAS's kernel sums each output as FMA chains over blocks of the
+// contraction, added to the bias block by block. The blocks are found at construction by comparison with
+// at::linear; where no candidate reproduces it bit for bit (another BLAS or CPU), Apply calls at::linear.
+class MatVec {
+ public:
+  MatVec() = default;
+  MatVec(const torch::Tensor& weight, const torch::Tensor& bias);
+  bool exact() const { return exact_; }
+  // y[0, outputs) from x[K] (outputs: a multiple of 8, default M); only when exact().
+  void Run(const float* x, float* y, int64_t outputs = -1) const;
+  // at::linear(x, weight, bias) for x [1, 1, K].
+  torch::Tensor Apply(const torch::Tensor& x) const;
+
+ private:
+  bool Emulates(const std::vector<int64_t>& blocks, const torch::Tensor& x, const torch::Tensor& y) const;
+
+  torch::Tensor weight_, bias_;
+  int64_t M_ = 0, K_ = 0;
+  std::vector<int64_t> blocks_;
+  std::vector<float> panels_;  // [M / 8][K][8]
+  bool exact_ = false;
+};
+
+// Which variant of the key/value projection each row of an S-row projection matches, S = 1..max_rows.
+class KvPlan {
+ public:
+  // `weight_t` [dim, 2 dim] and `bias` [2 dim]: one layer's key/value projection, as the step passes them.
+  KvPlan(const torch::Tensor& weight_t, const torch::Tensor& bias, int64_t max_rows);
+
+  // Measures the rows of every S up to `rows` (once). False when some row matches no variant.
+  bool Ensure(int64_t rows);
+  // The variant of each position of an S-row projection (S measured by Ensure).
+  const uint8_t* Classes(int64_t S) const { return classes_[S].data(); }
+  int variants() const { return static_cast<int>(chunks_.size()); }
+  // The variant a one-row product gives.
+  int SingleVariant() const { return single_; }
+  // Whether some S matched no variant (the session then uses the TorchScript step).
+  bool failed() const { return failed_.load(std::memory_order_acquire); }
+
+  // Projects rows (x: `dim` floats each) in the variants asked for: pending[c] lists (row id, input) of variant c;
+  // `store(row, c)` says where the 2 dim results go. Empties `pending`.
+  struct Pending {
+    int64_t row;
+    const float* x;
+  };
+  void Project(std::vector<std::vector<Pending>>& pending, const torch::Tensor& weight_t, const torch::Tensor& bias,
+               const std::function<float*(int64_t row, int variant)>& store) const;
+
+ private:
+  struct Chunk {
+    int64_t n;                 // columns of the product that computes this variant
+    std::vector<int> variant;  // the variant each of its positions gives
+  };
+  bool Measure(int64_t S);
+
+  torch::Tensor weight_t_, bias_;
+  int64_t dim_, max_rows_;
+  std::vector<Chunk> chunks_;           // per variant: the product shape with the most positions of it
+  std::vector<std::vector<float>> test_;  // per variant: the projections of the test rows
+  torch::Tensor rows_;                  // [max_rows, dim] test rows
+  std::vector<std::vector<uint8_t>> classes_;
+  std::mutex mutex_;
+  std::atomic<int64_t> measured_{0};
+  std::atomic<bool> failed_{false};
+  int single_ = -1;
+};
+
+// The weights of an LM in the layout the step reads; nullptr from Create when the module is not laid out as
+// models/lm_ts.py lays it out.
+class LmFastModel {
+ public:
+  static std::shared_ptr<LmFastModel> Create(torch::jit::Module& module, int64_t n_q, int64_t card);
+
+  struct Layer {
+    torch::Tensor wkv_t, bkv, n1w, n1b, n2w, n2b;
+    MatVec q, kv, out, linear1, linear2;
+    double eps1, eps2;
+  };
+  int64_t dim, num_heads, past_context, n_q, card;
+  int single_variant = -1;  // the key/value variant of a one-row product, when kv.exact()
+  double eps_in;
+  torch::Tensor norm_w, norm_b, divisor;  // divisor: max_period ** (arange(dim / 2) / (dim / 2 - 1))
+  std::vector<torch::Tensor> emb;         // [card + 1, dim] each
+  std::vector<torch::Tensor> head_w, head_b;
+  MatVec heads;             // all output heads as one product (its first K * card outputs: the first K heads)
+  bool heads_exact = false;  // heads reproduces every head's at::linear
+  std::vector<Layer> layers;
+  std::unique_ptr<KvPlan> plan;
+};
+
+// One segment's state of the fast step.
+class LmFastStep {
+ public:
+  // `rows`: the widest S the plan measured (KvPlan::Ensure) for this segment.
+  LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows);
+  // Probabilities [1, card, K, 1] of the next frame, given the previous frame's codes (nullptr at the first frame).
+  torch::Tensor Step(const int64_t* previous);
+
+ private:
+  struct Cache {
+    std::unique_ptr<float[]> x, kv;
+    std::vector<uint32_t> have;  // per slot: the variants computed (or queued) for its row
+    // The window's keys and values as the attention reads them: row r at index r - base, in the variant written[slot]
+    // (-1: not written). Consecutive frames' windows overlap, so most rows are already in place.
+    torch::Tensor keys, values;  // [2 rows, dim]
+    std::vector<int> written;
+    int64_t base = 0;
+  };
+  float* X(Cache& c, int64_t row) { return c.x.get() + (row % cap_) * model_->dim; }
+  float* Kv(Cache& c, int64_t row, int v) {
+    return c.kv.get() + ((row % cap_) * variants_ + v) * 2 * model_->dim;
+  }
+  torch::Tensor Layer(size_t i, const torch::Tensor& x);
+
+  std::shared_ptr<LmFastModel> model_;
+  int64_t K_, limit_, cap_, t_ = 0;
+  int variants_;
+  std::vector<Cache> caches_;
+  std::vector<std::vector<KvPlan::Pending>> pending_;
+};
+
+}  // namespace encodec
