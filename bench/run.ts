@@ -365,7 +365,7 @@ async function stereo48k(seconds: number, reps: number, dir: string): Promise<Re
     const raw = path.join(dir, 'stereo48k.f32');
     fs.writeFileSync(raw, Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength));
     const dump = path.join(dir, 'ref-codes48.npy');
-    const script = path.join(PACKAGE_ROOT, 'test', 'reference', 'bench48.py');
+    const script = path.join(PACKAGE_ROOT, 'bench', 'bench48.py');
     const out = execFileSync('/usr/bin/python3', [script, '--checkpoint', checkpoint, '--audio', raw, '--threads', '2', '--bandwidth', '6', '--dump-codes', dump], {
       encoding: 'utf8',
       maxBuffer: 1 << 24,

@@ -59,7 +59,7 @@ export function exitCodeFor(err: unknown): number {
 
 /**
  * Prints an error the way every command does (one line on stderr) and sets the exit code; the stack follows
- * only when debug logging is on (`--verbose`, or `DEBUG` selecting encodec-native: see lib/log.ts).
+ * only when debug logging is on (`--verbose`, or `DEBUG` selecting encodec-native: see lib/common/log.ts).
  */
 export function reportError(err: unknown): void {
   if (err instanceof CommanderError) {

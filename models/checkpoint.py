@@ -16,7 +16,7 @@ import io
 import os
 import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 
@@ -96,16 +96,46 @@ def read_layout_tsv(path: str) -> "OrderedDict[str, Tuple[int, ...]]":
     return out
 
 
-_OFFICIAL_LAYOUT: Optional["OrderedDict[str, Tuple[int, ...]]"] = None
+class LayoutNames:
+    """A family's tensor names: its official layout (Meta's names and shapes, layout/<tsv>), the renaming to Hugging
+    Face's names, and its inverse: exact for the layout's names (HF's names can merge two official ones, told apart
+    by the layout), best-effort by `hf_fallback` for others (for error messages)."""
 
+    def __init__(self, tsv: str, official_to_hf: Callable[[str], str], hf_fallback: Callable[[str], str],
+                 generate: Optional[Callable[[], "OrderedDict[str, Tuple[int, ...]]"]] = None):
+        self.tsv = os.path.join(LAYOUT_DIR, tsv)
+        self.official_to_hf = official_to_hf
+        self.hf_fallback = hf_fallback
+        self.generate = generate
+        self._official: Optional["OrderedDict[str, Tuple[int, ...]]"] = None
+        self._hf_to_official: Optional[Dict[str, str]] = None
 
-def official_layout() -> "OrderedDict[str, Tuple[int, ...]]":
-    """Expected official layout: models/layout/official.tsv if present, else generated."""
-    global _OFFICIAL_LAYOUT
-    if _OFFICIAL_LAYOUT is None:
-        tsv = os.path.join(LAYOUT_DIR, "official.tsv")
-        _OFFICIAL_LAYOUT = read_layout_tsv(tsv) if os.path.exists(tsv) else _generated_official_layout()
-    return _OFFICIAL_LAYOUT
+    def official(self) -> "OrderedDict[str, Tuple[int, ...]]":
+        """The official layout: the TSV, or where it is missing and the family can, generated from the modules."""
+        if self._official is None:
+            use_tsv = os.path.exists(self.tsv) or self.generate is None
+            self._official = read_layout_tsv(self.tsv) if use_tsv else self.generate()
+        return self._official
+
+    def hf(self) -> "OrderedDict[str, Tuple[int, ...]]":
+        return OrderedDict((self.official_to_hf(k), v) for k, v in self.official().items())
+
+    def hf_to_official(self, name: str) -> str:
+        if self._hf_to_official is None:
+            self._hf_to_official = {self.official_to_hf(k): k for k in self.official()}
+        if name in self._hf_to_official:
+            return self._hf_to_official[name]
+        return self.hf_fallback(name)
+
+    def shown(self, layout: str) -> Callable[[str], str]:
+        """How an official name is shown to the user of a checkpoint in `layout`."""
+        return self.official_to_hf if layout == "huggingface" else (lambda n: n)
+
+    def to_layout(self, sd_official: Dict[str, torch.Tensor], layout: str) -> "OrderedDict[str, torch.Tensor]":
+        if layout not in ("official", "huggingface"):
+            raise ValueError("unknown layout %r" % layout)
+        show = self.shown(layout)
+        return OrderedDict((show(k), v) for k, v in sd_official.items())
 
 
 def official_to_hf_name(name: str) -> str:
@@ -116,24 +146,18 @@ def official_to_hf_name(name: str) -> str:
     return name
 
 
-def hf_layout() -> "OrderedDict[str, Tuple[int, ...]]":
-    return OrderedDict((official_to_hf_name(k), v) for k, v in official_layout().items())
-
-
-_HF_TO_OFFICIAL: Optional[Dict[str, str]] = None
-
-
-def hf_to_official_name(name: str) -> str:
-    """Exact inverse for known names; unknown names get a best-effort rename (for error messages)."""
-    global _HF_TO_OFFICIAL
-    if _HF_TO_OFFICIAL is None:
-        _HF_TO_OFFICIAL = {official_to_hf_name(k): k for k in official_layout()}
-    if name in _HF_TO_OFFICIAL:
-        return _HF_TO_OFFICIAL[name]
+def _hf_fallback(name: str) -> str:
     n = re.sub(r"^encoder\.layers\.", "encoder.model.", name)
     n = re.sub(r"^decoder\.layers\.", "decoder.model.", n)
     n = re.sub(r"^quantizer\.layers\.(\d+)\.codebook\.", r"quantizer.vq.layers.\1._codebook.", n)
     return n
+
+
+NAMES = LayoutNames("official.tsv", official_to_hf_name, _hf_fallback, _generated_official_layout)
+official_layout = NAMES.official
+hf_layout = NAMES.hf
+hf_to_official_name = NAMES.hf_to_official
+to_layout = NAMES.to_layout
 
 
 # --------------------------------------------------------------------------------------------
@@ -146,6 +170,11 @@ def sha256_file(path: str) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def file_source(kind: str, path: str) -> dict:
+    """The metadata's source of a checkpoint file (`kind`: its layout)."""
+    return {"kind": kind, "file": os.path.basename(path), "sha256": sha256_file(path), "seed": None}
 
 
 def _torch_load(path: str, allow_unsafe_pickle: bool):
@@ -282,23 +311,22 @@ def _some(names, limit: int = 12) -> str:
     return ", ".join(names[:limit]) + (", ... and %d more" % more if more > 0 else "")
 
 
-def validate_state_dict(sd: Dict[str, object], layout: str = "official") -> "OrderedDict[str, torch.Tensor]":
-    """Check names/shapes/dtypes against the expected layout; returns float32 tensors.
+def validate_against_layout(sd: Dict[str, object], layout: "OrderedDict[str, Tuple[int, ...]]", label: str,
+                            show: Callable[[str], str] = lambda name: name,
+                            hint: Callable[[List[str]], List[str]] = lambda unexpected: []
+                            ) -> "OrderedDict[str, torch.Tensor]":
+    """Check names/shapes/dtypes of `sd` against `layout` (name -> shape); returns float32 tensors in layout order.
 
-    Raises one CheckpointError listing every missing, unexpected and mis-shaped tensor.
-    Names in the message use the checkpoint's own layout.
+    Raises one CheckpointError, "checkpoint does not match the <label>:", listing every missing, unexpected,
+    mis-shaped and mis-typed tensor, each named by show(name) (the checkpoint's own naming), then the lines that
+    hint(unexpected names) adds. Tensors must be floating point except the codebooks' inited/cluster_size counts.
     """
-    reason = _looks_48k(sd)
-    if reason:
-        raise CheckpointError("%s (%s)" % (STEREO_48K_MESSAGE, reason))
-    expected = official_layout()
-    show = official_to_hf_name if layout == "huggingface" else (lambda n: n)
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
+    missing = [k for k in layout if k not in sd]
+    unexpected = [k for k in sd if k not in layout]
     bad_shape = []
     bad_type = []
     out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
-    for k, shape in expected.items():
+    for k, shape in layout.items():
         if k not in sd:
             continue
         t = sd[k]
@@ -313,47 +341,50 @@ def validate_state_dict(sd: Dict[str, object], layout: str = "official") -> "Ord
             continue
         out[k] = t.detach().to("cpu", torch.float32).contiguous()
     if missing or unexpected or bad_shape or bad_type:
-        n_q_present = len({m.group(1) for k in sd for m in [re.match(r"^quantizer\.vq\.layers\.(\d+)\.", k)] if m})
-        parts = ["checkpoint does not match the EnCodec 24 kHz layout (%s names):" % layout]
+        parts = ["checkpoint does not match the %s:" % label]
         if missing:
             parts.append("  missing (%d): %s" % (len(missing), _some(show(k) for k in missing)))
         if unexpected:
-            parts.append("  unexpected (%d): %s" % (len(unexpected), _some(unexpected if layout == "official"
-                                                                            else [official_to_hf_name(k) for k in unexpected])))
+            parts.append("  unexpected (%d): %s" % (len(unexpected), _some(show(k) for k in unexpected)))
         if bad_shape:
             parts.append("  wrong shape (%d): %s" % (len(bad_shape), _some(bad_shape)))
         if bad_type:
             parts.append("  wrong type (%d): %s" % (len(bad_type), _some(bad_type)))
-        if n_q_present and n_q_present != ets.MAX_CODEBOOKS and not unexpected:
-            parts.append("  (found %d codebooks, the 24 kHz model has %d)" % (n_q_present, ets.MAX_CODEBOOKS))
+        parts.extend(hint(unexpected))
         raise CheckpointError("\n".join(parts))
     return out
+
+
+def validate_state_dict(sd: Dict[str, object], layout: str = "official") -> "OrderedDict[str, torch.Tensor]":
+    """Check names/shapes/dtypes against the expected layout (validate_against_layout); returns float32 tensors.
+    Names in the message use the checkpoint's own layout."""
+    reason = _looks_48k(sd)
+    if reason:
+        raise CheckpointError("%s (%s)" % (STEREO_48K_MESSAGE, reason))
+
+    def hint(unexpected: List[str]) -> List[str]:
+        n_q_present = len({m.group(1) for k in sd for m in [re.match(r"^quantizer\.vq\.layers\.(\d+)\.", k)] if m})
+        if n_q_present and n_q_present != ets.MAX_CODEBOOKS and not unexpected:
+            return ["  (found %d codebooks, the 24 kHz model has %d)" % (n_q_present, ets.MAX_CODEBOOKS)]
+        return []
+
+    return validate_against_layout(sd, official_layout(), "EnCodec 24 kHz layout (%s names)" % layout,
+                                   NAMES.shown(layout), hint)
 
 
 # --------------------------------------------------------------------------------------------
 # Weight-norm folding
 # --------------------------------------------------------------------------------------------
 
-def fold_weight_norm(sd: Dict[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
-    """Validated official state_dict -> EncodecTS state_dict (plain weights, stacked codebooks).
-
-    weight = g * v / ||v|| with the norm over all dims but 0 (PyTorch weight_norm(dim=0)); this
-    is exactly torch._weight_norm(v, g, 0), the function the weight_norm hook calls, so folded
-    weights are bit-identical to what the eager reference computes at every forward.
-    """
+def to_buffers(sd: Dict[str, torch.Tensor], n_codebooks: int,
+               convs: Callable[[str, torch.Tensor, Dict[str, torch.Tensor], Dict[str, torch.Tensor]], bool]
+               ) -> "OrderedDict[str, torch.Tensor]":
+    """Validated official state_dict -> the buffers of a family's TorchScript model: convs(name, tensor, sd, out)
+    maps a family's convolution tensors (returns whether it took `name`), the LSTMs keep their names less `.lstm`,
+    the codebooks are stacked into quantizer.embed."""
     out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
     for k, t in sd.items():
-        if k.startswith("quantizer."):
-            continue
-        m = re.match(r"^(.*)\.(conv\.conv|convtr\.convtr)\.(bias|weight_g|weight_v)$", k)
-        if m:
-            base, _, kind = m.groups()
-            if kind == "bias":
-                out[base + ".bias"] = t
-            elif kind == "weight_g":
-                v = sd[base + "." + m.group(2) + ".weight_v"]
-                with torch.no_grad():
-                    out[base + ".weight"] = torch._weight_norm(v, t, 0).contiguous()
+        if k.startswith("quantizer.") or convs(k, t, sd, out):
             continue
         m = re.match(r"^(.*)\.lstm\.((weight|bias)_(ih|hh)_l\d+)$", k)
         if m:
@@ -361,8 +392,30 @@ def fold_weight_norm(sd: Dict[str, torch.Tensor]) -> "OrderedDict[str, torch.Ten
             continue
         raise CheckpointError("internal error: unmapped tensor %s" % k)
     out["quantizer.embed"] = torch.stack(
-        [sd["quantizer.vq.layers.%d._codebook.embed" % q] for q in range(ets.MAX_CODEBOOKS)]).contiguous()
+        [sd["quantizer.vq.layers.%d._codebook.embed" % q] for q in range(n_codebooks)]).contiguous()
     return out
+
+
+def _fold_conv(k: str, t: torch.Tensor, sd: Dict[str, torch.Tensor], out: Dict[str, torch.Tensor]) -> bool:
+    """weight = g * v / ||v|| with the norm over all dims but 0 (PyTorch weight_norm(dim=0)); this is exactly
+    torch._weight_norm(v, g, 0), the function the weight_norm hook calls, so folded weights are bit-identical to
+    what the eager reference computes at every forward."""
+    m = re.match(r"^(.*)\.(conv\.conv|convtr\.convtr)\.(bias|weight_g|weight_v)$", k)
+    if not m:
+        return False
+    base, _, kind = m.groups()
+    if kind == "bias":
+        out[base + ".bias"] = t
+    elif kind == "weight_g":
+        v = sd[base + "." + m.group(2) + ".weight_v"]
+        with torch.no_grad():
+            out[base + ".weight"] = torch._weight_norm(v, t, 0).contiguous()
+    return True
+
+
+def fold_weight_norm(sd: Dict[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
+    """Validated official state_dict -> EncodecTS state_dict (plain weights, stacked codebooks)."""
+    return to_buffers(sd, ets.MAX_CODEBOOKS, _fold_conv)
 
 
 def build_ts_model(sd_official: Dict[str, torch.Tensor]) -> "ets.EncodecTS":
@@ -380,23 +433,13 @@ def load_checkpoint(path: str, allow_unsafe_pickle: bool = False):
 def load_raw(raw: Dict[str, object], path: str):
     """A file's raw state dict (read_checkpoint_file) -> (validated state_dict, source info dict)."""
     sd, layout = normalize_state_dict(raw)
-    sd = validate_state_dict(sd, layout)
-    info = {"kind": layout, "file": os.path.basename(path), "sha256": sha256_file(path), "seed": None}
-    return sd, info
+    return validate_state_dict(sd, layout), file_source(layout, path)
 
 
 def load_state_dict_object(obj, origin: str = "state_dict"):
     """In-memory variant of load_checkpoint (same normalisation + validation)."""
     sd, layout = normalize_state_dict(unwrap_state_dict(obj, origin))
     return validate_state_dict(sd, layout), layout
-
-
-def to_layout(sd_official: Dict[str, torch.Tensor], layout: str) -> "OrderedDict[str, torch.Tensor]":
-    if layout == "official":
-        return OrderedDict(sd_official)
-    if layout == "huggingface":
-        return OrderedDict((official_to_hf_name(k), v) for k, v in sd_official.items())
-    raise ValueError("unknown layout %r" % layout)
 
 
 def serialize_state_dict(sd: Dict[str, torch.Tensor]) -> bytes:

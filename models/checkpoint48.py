@@ -13,10 +13,9 @@ Internal naming is Meta's official layout (``layout/official48.tsv``, 224 tensor
 it into the buffers of :class:`encodec48_ts.EncodecTS48`.
 """
 
-import os
 import re
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -29,16 +28,6 @@ except ImportError:  # pragma: no cover - when models/ is on sys.path
 
 NAME = e48.NAME
 
-_OFFICIAL: Optional["OrderedDict[str, Tuple[int, ...]]"] = None
-
-
-def official_layout() -> "OrderedDict[str, Tuple[int, ...]]":
-    global _OFFICIAL
-    if _OFFICIAL is None:
-        _OFFICIAL = ckpt.read_layout_tsv(os.path.join(ckpt.LAYOUT_DIR, "official48.tsv"))
-    return _OFFICIAL
-
-
 def official_to_hf_name(name: str) -> str:
     name = re.sub(r"^encoder\.model\.", "encoder.layers.", name)
     name = re.sub(r"^decoder\.model\.", "decoder.layers.", name)
@@ -48,27 +37,21 @@ def official_to_hf_name(name: str) -> str:
     return name
 
 
-def hf_layout() -> "OrderedDict[str, Tuple[int, ...]]":
-    return OrderedDict((official_to_hf_name(k), v) for k, v in official_layout().items())
-
-
-_HF_TO_OFFICIAL: Optional[Dict[str, str]] = None
-
-
-def hf_to_official_name(name: str) -> str:
-    """Exact inverse for known names (the decoder's transposed convs are told apart by the layout);
-    unknown names get a best-effort rename (for error messages)."""
-    global _HF_TO_OFFICIAL
-    if _HF_TO_OFFICIAL is None:
-        _HF_TO_OFFICIAL = {official_to_hf_name(k): k for k in official_layout()}
-    if name in _HF_TO_OFFICIAL:
-        return _HF_TO_OFFICIAL[name]
+def _hf_fallback(name: str) -> str:
     n = re.sub(r"^encoder\.layers\.", "encoder.model.", name)
     n = re.sub(r"^decoder\.layers\.", "decoder.model.", n)
     n = re.sub(r"\.conv\.(weight|bias)$", r".conv.conv.\1", n)
     n = re.sub(r"\.norm\.(weight|bias)$", r".conv.norm.\1", n)
     n = re.sub(r"^quantizer\.layers\.(\d+)\.codebook\.", r"quantizer.vq.layers.\1._codebook.", n)
     return n
+
+
+# the decoder's transposed convs and the plain convs share HF's names: the layout tells them apart
+NAMES = ckpt.LayoutNames("official48.tsv", official_to_hf_name, _hf_fallback)
+official_layout = NAMES.official
+hf_layout = NAMES.hf
+hf_to_official_name = NAMES.hf_to_official
+to_layout = NAMES.to_layout
 
 
 def is_48k(sd: Dict[str, object]) -> bool:
@@ -97,68 +80,35 @@ def normalize_state_dict(sd: Dict[str, object]) -> Tuple["OrderedDict[str, objec
 
 
 def validate_state_dict(sd: Dict[str, object], layout: str = "official") -> "OrderedDict[str, torch.Tensor]":
-    """Names/shapes/dtypes against layout/official48.tsv; float32 tensors out. One CheckpointError lists every
-    missing, unexpected, mis-shaped and mis-typed tensor, named in the checkpoint's own layout."""
-    expected = official_layout()
-    show = official_to_hf_name if layout == "huggingface" else (lambda n: n)
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    bad_shape = []
-    bad_type = []
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
-    for k, shape in expected.items():
-        if k not in sd:
-            continue
-        t = sd[k]
-        if not isinstance(t, torch.Tensor):
-            bad_type.append("%s (not a tensor: %s)" % (show(k), type(t).__name__))
-            continue
-        if tuple(t.shape) != tuple(shape):
-            bad_shape.append("%s (expected %s, got %s)" % (show(k), ckpt._fmt_shape(shape), ckpt._fmt_shape(t.shape)))
-            continue
-        if t.is_complex() or (not t.is_floating_point() and not k.endswith(("inited", "cluster_size"))):
-            bad_type.append("%s (dtype %s, expected float32)" % (show(k), t.dtype))
-            continue
-        out[k] = t.detach().to("cpu", torch.float32).contiguous()
-    if missing or unexpected or bad_shape or bad_type:
-        parts = ["checkpoint does not match the EnCodec 48 kHz layout (%s names):" % layout]
-        if missing:
-            parts.append("  missing (%d): %s" % (len(missing), ", ".join(show(k) for k in missing)))
-        if unexpected:
-            parts.append("  unexpected (%d): %s" % (len(unexpected), ", ".join(show(k) for k in unexpected)))
-        if bad_shape:
-            parts.append("  wrong shape (%d): %s" % (len(bad_shape), ", ".join(bad_shape)))
-        if bad_type:
-            parts.append("  wrong type (%d): %s" % (len(bad_type), ", ".join(bad_type)))
+    """Names/shapes/dtypes against layout/official48.tsv (checkpoint.validate_against_layout); float32 tensors out,
+    problems named in the checkpoint's own layout."""
+
+    def hint(unexpected: List[str]) -> List[str]:
         if any(k.endswith((".weight_g", ".weight_v")) for k in sd):
-            parts.append("  (weight-norm tensors: the 48 kHz model has plain convolutions, each followed by a "
-                         "time-group norm)")
-        raise ckpt.CheckpointError("\n".join(parts))
-    return out
+            return ["  (weight-norm tensors: the 48 kHz model has plain convolutions, each followed by a "
+                    "time-group norm)"]
+        return []
+
+    return ckpt.validate_against_layout(sd, official_layout(), "EnCodec 48 kHz layout (%s names)" % layout,
+                                        NAMES.shown(layout), hint)
+
+
+def _conv(k: str, t: torch.Tensor, sd: Dict[str, torch.Tensor], out: Dict[str, torch.Tensor]) -> bool:
+    """A convolution's weight/bias and its time-group norm's, used as stored."""
+    m = re.match(r"^(.*)\.(conv|convtr)\.(conv|convtr)\.(weight|bias)$", k)
+    if m:
+        out[m.group(1) + "." + m.group(4)] = t
+        return True
+    m = re.match(r"^(.*)\.(conv|convtr)\.norm\.(weight|bias)$", k)
+    if m:
+        out[m.group(1) + ".norm_" + m.group(3)] = t
+        return True
+    return False
 
 
 def to_ts_state_dict(sd: Dict[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
     """Validated official state_dict -> EncodecTS48 buffers (stacked codebooks)."""
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
-    for k, t in sd.items():
-        if k.startswith("quantizer."):
-            continue
-        m = re.match(r"^(.*)\.(conv|convtr)\.(conv|convtr)\.(weight|bias)$", k)
-        if m:
-            out[m.group(1) + "." + m.group(4)] = t
-            continue
-        m = re.match(r"^(.*)\.(conv|convtr)\.norm\.(weight|bias)$", k)
-        if m:
-            out[m.group(1) + ".norm_" + m.group(3)] = t
-            continue
-        m = re.match(r"^(.*)\.lstm\.((weight|bias)_(ih|hh)_l\d+)$", k)
-        if m:
-            out[m.group(1) + "." + m.group(2)] = t
-            continue
-        raise ckpt.CheckpointError("internal error: unmapped tensor %s" % k)
-    out["quantizer.embed"] = torch.stack(
-        [sd["quantizer.vq.layers.%d._codebook.embed" % q] for q in range(e48.MAX_CODEBOOKS)]).contiguous()
-    return out
+    return ckpt.to_buffers(sd, e48.MAX_CODEBOOKS, _conv)
 
 
 def build_ts_model(sd_official: Dict[str, torch.Tensor]) -> "e48.EncodecTS48":
@@ -170,19 +120,10 @@ def build_ts_model(sd_official: Dict[str, torch.Tensor]) -> "e48.EncodecTS48":
 def load_raw(raw: Dict[str, object], path: str):
     """A file's raw state dict -> (validated official-layout float32 state_dict, source info dict)."""
     sd, layout = normalize_state_dict(raw)
-    sd = validate_state_dict(sd, layout)
-    return sd, {"kind": layout, "file": os.path.basename(path), "sha256": ckpt.sha256_file(path), "seed": None}
+    return validate_state_dict(sd, layout), ckpt.file_source(layout, path)
 
 
 def load_state_dict_object(obj, origin: str = "state_dict"):
     """In-memory variant (same normalisation + validation)."""
     sd, layout = normalize_state_dict(ckpt.unwrap_state_dict(obj, origin))
     return validate_state_dict(sd, layout), layout
-
-
-def to_layout(sd_official: Dict[str, torch.Tensor], layout: str) -> "OrderedDict[str, torch.Tensor]":
-    if layout == "official":
-        return OrderedDict(sd_official)
-    if layout == "huggingface":
-        return OrderedDict((official_to_hf_name(k), v) for k, v in sd_official.items())
-    raise ValueError("unknown layout %r" % layout)

@@ -1,4 +1,10 @@
-"""TorchScript-friendly EnCodec 24 kHz (mono, causal SEANet + 32-layer residual VQ).
+"""TorchScript-friendly EnCodec: the SEANet encoder/decoder, LSTM and residual VQ shared by every model family,
+and the 24 kHz family (mono, causal SEANet + 32-layer residual VQ).
+
+A family (:class:`Family`) is described once: rates, channels, bandwidths, codebooks, causal convolutions with
+weight norm or non-causal ones with time-group norm, the LSTM's segment length and Meta's segmenting. The modules
+below are built from that description, as Meta's ``EncodecModel`` builds ``encodec_24khz`` and ``encodec_48khz``
+from one parameterised SEANet; ``encodec48_ts.py`` is the 48 kHz family.
 
 Weight norm is folded at export time: every convolution holds a plain ``weight`` and ``bias``
 buffer. All tensors are *buffers* (not parameters), so the scripted module never records autograd
@@ -29,36 +35,79 @@ Method contract of :class:`EncodecTS` (what the native addon calls):
 """
 
 import math
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-SAMPLE_RATE = 24000
-CHANNELS = 1
-RATIOS = [8, 5, 4, 2]
-HOP_LENGTH = 320
-FRAME_RATE = 75
-N_FILTERS = 32
-DIMENSION = 128
-KERNEL_SIZE = 7
-LAST_KERNEL_SIZE = 7
-RESIDUAL_KERNEL_SIZE = 3
-COMPRESS = 2
-LSTM_LAYERS = 2
-MAX_CODEBOOKS = 32
-CODEBOOK_SIZE = 1024
-BANDWIDTHS = [1.5, 3.0, 6.0, 12.0, 24.0]
+
+class Family:
+    """One EnCodec model family: what Meta's ``EncodecModel`` is given to build it. The SEANet geometry (ratios,
+    filters, kernels, 2 LSTM layers, 128-dim latent, 1024-entry codebooks) is the same for Meta's families and
+    has its defaults here. ``causal`` goes with weight norm (folded at export), non-causal with a time-group
+    norm after every convolution, as in Meta's two models. ``segment_seconds`` set: the audio is coded in
+    normalised segments of that length (one per batch row; the caller cuts and overlap-adds)."""
+
+    def __init__(self, name: str, sample_rate: int, channels: int, bandwidths: List[float], max_codebooks: int,
+                 causal: bool, lstm_segment_steps: int, segment_seconds: Optional[float] = None,
+                 overlap: float = 0.0):
+        self.name = name
+        self.sample_rate = sample_rate
+        self.channels = channels
+        self.ratios = [8, 5, 4, 2]
+        self.hop_length = int(math.prod(self.ratios))
+        self.frame_rate = -(-sample_rate // self.hop_length)
+        self.n_filters = 32
+        self.dimension = 128
+        self.kernel_size = 7
+        self.last_kernel_size = 7
+        self.residual_kernel_size = 3
+        self.compress = 2
+        self.lstm_layers = 2
+        self.codebook_size = 1024
+        self.bandwidths = bandwidths
+        self.max_codebooks = max_codebooks
+        self.causal = causal
+        self.norm = "weight_norm" if causal else "time_group_norm"
+        # the CPU LSTM runs in segments of this many steps, carrying its state: see SLSTM.forward
+        self.lstm_segment_steps = lstm_segment_steps
+        self.segment_seconds = segment_seconds
+        self.overlap = overlap
+        # Meta's segment_length = int(segment * sample_rate), stride = int((1 - overlap) * segment_length)
+        self.segment_samples = int(segment_seconds * sample_rate) if segment_seconds is not None else 0
+        self.segment_stride = max(1, int((1 - overlap) * self.segment_samples)) if segment_seconds is not None else 0
+        self.segment_frames = -(-self.segment_samples // self.hop_length)
+
+    def n_q_for_bandwidth(self, bandwidth_kbps: float) -> int:
+        """Meta's rule: floor(bandwidth * 1000 / (log2(1024) * frame_rate)), at least 1."""
+        return max(1, int(math.floor(bandwidth_kbps * 1000 / (10 * self.frame_rate))))
+
+
+ENCODEC_24KHZ = Family("encodec_24khz", 24000, 1, [1.5, 3.0, 6.0, 12.0, 24.0], 32, causal=True,
+                       lstm_segment_steps=75)
+
+# the 24 kHz family's values under the names the other exporter modules use
+NAME = ENCODEC_24KHZ.name
+SAMPLE_RATE = ENCODEC_24KHZ.sample_rate
+CHANNELS = ENCODEC_24KHZ.channels
+HOP_LENGTH = ENCODEC_24KHZ.hop_length
+FRAME_RATE = ENCODEC_24KHZ.frame_rate
+DIMENSION = ENCODEC_24KHZ.dimension
+LSTM_LAYERS = ENCODEC_24KHZ.lstm_layers
+MAX_CODEBOOKS = ENCODEC_24KHZ.max_codebooks
+CODEBOOK_SIZE = ENCODEC_24KHZ.codebook_size
+BANDWIDTHS = ENCODEC_24KHZ.bandwidths
+LSTM_SEGMENT_STEPS = ENCODEC_24KHZ.lstm_segment_steps
 # Span methods (encode_span / decode_span): the convolution stacks run on pieces of PIECE_FRAMES frames (1 s:
 # activations of at most 3 MB, which stay in cache and in the addon's block cache) that overlap by CONV_OVERLAP
 # frames, more than the receptive fields of the layers run piecewise (encoder up to the LSTM: 797 samples, under
 # 2.5 frames; decoder after the LSTM: under 1.5 frames), so a span's convolutions give the values of one pass
-# over the whole file. (Exporter 1.3: 2 s pieces, 8 frames of overlap; 1.4 recomputes 4 % instead of 5 %.)
+# over the whole file.
 PIECE_FRAMES = 75
 CONV_OVERLAP = 3
-# A span's last piece, whose length is the clip's, runs zero-padded to a multiple of this many frames (1.7), so
-# that clips of any length run the convolutions on a few shapes: each new shape costs oneDNN a primitive (kernel
+# A span's last piece, whose length is the clip's, runs zero-padded to a multiple of this many frames, so that
+# clips of any length run the convolutions on a few shapes: each new shape costs oneDNN a primitive (kernel
 # generation, and memory in its cache) for every layer.
 PIECE_QUANTUM = 5
 # Pooled span calls (encode_spans / decode_spans) pad each LSTM window at its end to a multiple of this many
@@ -67,13 +116,12 @@ PIECE_QUANTUM = 5
 WINDOW_QUANTUM = 25
 # The CPU quantizer computes distances for this many frames at a time ([256, 1024] floats, 1 MiB: in cache).
 QUANTIZE_BLOCK_ROWS = 256
-# The CPU LSTM runs in segments of this many steps (1 s), carrying its state: see SLSTM.forward.
-LSTM_SEGMENT_STEPS = 75
+# nn.GroupNorm's default, as Meta's get_norm_module builds the time-group norm
+GROUP_NORM_EPS = 1e-5
 
 
 def n_q_for_bandwidth(bandwidth_kbps: float) -> int:
-    """Meta's rule: floor(bandwidth * 1000 / (log2(1024) * 75)), at least 1."""
-    return max(1, int(math.floor(bandwidth_kbps * 1000 / (10 * FRAME_RATE))))
+    return ENCODEC_24KHZ.n_q_for_bandwidth(bandwidth_kbps)
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
@@ -153,8 +201,25 @@ def _span_windows(frames: int, lead: int, chunk: int, context: int) -> List[List
 
 
 
-class SConv1d(nn.Module):
-    """Causal Conv1d with reflect padding and 'last window full' extra padding (weight norm folded)."""
+def _equal_groups(lengths: List[int]) -> List[List[int]]:
+    """The indices of `lengths` grouped by equal value, each group in order, groups in order of first index (the
+    inputs of one length that run as one batch)."""
+    groups: List[List[int]] = []
+    done: List[bool] = [False for _ in lengths]
+    for i in range(len(lengths)):
+        if done[i]:
+            continue
+        members: List[int] = []
+        for j in range(i, len(lengths)):
+            if not done[j] and lengths[j] == lengths[i]:
+                members.append(j)
+                done[j] = True
+        groups.append(members)
+    return groups
+
+
+class _Conv1d(nn.Module):
+    """The buffers and geometry of Meta's SConv1d (weight norm folded, or no weight norm)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
                  dilation: int = 1):
@@ -166,13 +231,18 @@ class SConv1d(nn.Module):
         self.dilation = dilation
         self.padding_total = (kernel_size - 1) * dilation - (stride - 1)
 
-    def forward(self, x: Tensor) -> Tensor:
-        length = x.size(-1)
-        # get_extra_padding_for_conv1d (same float arithmetic as the reference)
+    def _extra_padding(self, length: int) -> int:
+        """get_extra_padding_for_conv1d (same float arithmetic as the reference): what makes the last window full."""
         n_frames = (length - self.kernel_size + self.padding_total) / self.stride + 1
         ideal_length = (math.ceil(n_frames) - 1) * self.stride + (self.kernel_size - self.padding_total)
-        extra_padding = ideal_length - length
-        x = _pad1d_reflect(x, self.padding_total, extra_padding)
+        return ideal_length - length
+
+
+class SConv1d(_Conv1d):
+    """Causal Conv1d with reflect padding and 'last window full' extra padding (weight norm folded)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = _pad1d_reflect(x, self.padding_total, self._extra_padding(x.size(-1)))
         return F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation)
 
     def forward_within(self, x: Tensor, length: int) -> Tuple[Tensor, int]:
@@ -180,9 +250,7 @@ class SConv1d(nn.Module):
         stride, W > length > padding_total): forward's outputs at positions [0, ceil(length / stride)), computed
         on W positions, and their count. The reflect padding that forward adds after the input's end is written
         in place over the first padding positions (x is a fresh activation, read by nothing else)."""
-        n_frames = (length - self.kernel_size + self.padding_total) / self.stride + 1
-        ideal_length = (math.ceil(n_frames) - 1) * self.stride + (self.kernel_size - self.padding_total)
-        extra_padding = ideal_length - length
+        extra_padding = self._extra_padding(length)
         if extra_padding > 0:
             mirror = torch.arange(length - 2, length - 2 - extra_padding, -1, device=x.device)
             x[:, :, length:length + extra_padding] = x.index_select(2, mirror)
@@ -191,19 +259,54 @@ class SConv1d(nn.Module):
         return y, (length + self.stride - 1) // self.stride
 
 
-class SConvTranspose1d(nn.Module):
-    """Causal ConvTranspose1d, all of padding_total = k - stride trimmed on the right."""
+class NConv1d(_Conv1d):
+    """Non-causal Conv1d + GroupNorm(1, C_out): Meta's SConv1d(causal=False, norm='time_group_norm')."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 dilation: int = 1):
+        super().__init__(in_channels, out_channels, kernel_size, stride, dilation)
+        self.register_buffer("norm_weight", torch.ones(out_channels))
+        self.register_buffer("norm_bias", torch.zeros(out_channels))
+        self.eps = GROUP_NORM_EPS
+
+    def forward(self, x: Tensor) -> Tensor:
+        length = x.size(-1)
+        k1 = self.kernel_size - 1
+        if self.stride == 1 and self.dilation == 1 and k1 > 0 and k1 % 2 == 0 and length > self.kernel_size:
+            # Odd kernel, stride 1: Meta's padding is k1 / 2 reflected samples on each side and no extra padding. The
+            # convolution zero-pads inside oneDNN instead of on a padded copy of the whole input, and the k1 / 2
+            # outputs at each edge are computed again from the reflect-padded edge samples (they lie in x[:k1] and
+            # x[-k1:]) and written over: the same values without copying the input (rounding may differ in the
+            # last bit, as for any other kernel choice).
+            p = k1 // 2
+            y = F.conv1d(x, self.weight, self.bias, 1, p)
+            y[:, :, :p] = F.conv1d(_pad1d_reflect(x[:, :, :k1], p, 0), self.weight, self.bias)
+            y[:, :, length - p:] = F.conv1d(_pad1d_reflect(x[:, :, length - k1:], 0, p), self.weight, self.bias)
+            return F.group_norm(y, 1, self.norm_weight, self.norm_bias, self.eps)
+        padding_right = self.padding_total // 2
+        padding_left = self.padding_total - padding_right
+        x = _pad1d_reflect(x, padding_left, padding_right + self._extra_padding(length))
+        y = F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation)
+        return F.group_norm(y, 1, self.norm_weight, self.norm_bias, self.eps)
+
+
+class _ConvTranspose1d(nn.Module):
+    """The buffers of Meta's SConvTranspose1d and their polyphase form: on the CPU, ATen's slow_conv_transpose
+    zero-fills and scatters a column buffer (about half of the decoder's time); the polyphase conv (oneDNN) and
+    one interleaving copy take half as long. Same sums, other rounding order (decoded audio ~120 dB SNR from the
+    transposed conv)."""
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int):
         super().__init__()
         self.register_buffer("weight", torch.zeros(in_channels, out_channels, kernel_size))
         self.register_buffer("bias", torch.zeros(out_channels))
-        # polyphase form of weight/bias (see forward), filled by prepare(); not part of the state_dict
-        self.register_buffer("poly_weight", torch.zeros(0), persistent=False)
-        self.register_buffer("poly_bias", torch.zeros(0), persistent=False)
         self.kernel_size = kernel_size
         self.stride = stride
-        self.padding_total = kernel_size - stride
+
+    def _register_polyphase(self):
+        # polyphase form of weight/bias (see polyphase), filled by prepare(); not part of the state_dict
+        self.register_buffer("poly_weight", torch.zeros(0), persistent=False)
+        self.register_buffer("poly_bias", torch.zeros(0), persistent=False)
 
     def polyphase(self):
         """(weight [C_out * stride, C_in, 2], bias [C_out * stride]) of the equivalent strided conv (kernel = 2 * stride).
@@ -222,38 +325,82 @@ class SConvTranspose1d(nn.Module):
     def prepare(self):
         self.poly_weight, self.poly_bias = self.polyphase()
 
-    def forward(self, x: Tensor) -> Tensor:
-        # eager mode (whose layer calls the random checkpoint's data-dependent init hooks) and CUDA keep
-        # ATen's kernel
-        if not torch.jit.is_scripting() or x.is_cuda or self.kernel_size != 2 * self.stride:
-            y = F.conv_transpose1d(x, self.weight, self.bias, self.stride)
-            end = y.size(-1) - self.padding_total
-            return y[..., :end]
-        # On the CPU, ATen's slow_conv_transpose2d zero-fills and scatters a column buffer and took about half
-        # of the decoder's time; the polyphase conv (oneDNN) and one interleaving copy took half as long.
-        # Same sums, other rounding order (decoded audio ~120 dB SNR from the transposed conv).
+    def transposed(self, x: Tensor, pad_right: int) -> Tensor:
+        """The transposed conv's output over x [B, C_in, L] zero-padded by one frame on the left and `pad_right`
+        on the right, untrimmed: [B, C_out, (L + 1 + pad_right) * stride] from the polyphase conv (the frames
+        before and after x hold the kernel's tails)."""
         poly_w = self.poly_weight
         poly_b = self.poly_bias
         if poly_w.numel() == 0:  # a module scripted without prepare()
             poly_w, poly_b = self.polyphase()
         batch = x.size(0)
-        length = x.size(2)
+        frames = x.size(2) + pad_right
         c_out = self.weight.size(1)
-        y = F.conv1d(F.pad(x, [1, 0]), poly_w, poly_b)  # [B, C_out * stride, L]
-        return y.view(batch, c_out, self.stride, length).transpose(2, 3).reshape(batch, c_out, length * self.stride)
+        y = F.conv1d(F.pad(x, [1, pad_right]), poly_w, poly_b)  # [B, C_out * stride, frames]
+        return y.view(batch, c_out, self.stride, frames).transpose(2, 3).reshape(batch, c_out, frames * self.stride)
+
+    def uses_polyphase(self, x: Tensor) -> bool:
+        # eager mode (whose layer calls the random checkpoint's data-dependent init hooks) and CUDA keep ATen's kernel
+        return torch.jit.is_scripting() and not x.is_cuda and self.kernel_size == 2 * self.stride
+
+
+class SConvTranspose1d(_ConvTranspose1d):
+    """Causal ConvTranspose1d, all of padding_total = k - stride trimmed on the right."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int):
+        super().__init__(in_channels, out_channels, kernel_size, stride)
+        self._register_polyphase()
+        self.padding_total = kernel_size - stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.uses_polyphase(x):
+            y = F.conv_transpose1d(x, self.weight, self.bias, self.stride)
+            end = y.size(-1) - self.padding_total
+            return y[..., :end]
+        return self.transposed(x, 0)
 
     def forward_within(self, x: Tensor, length: int) -> Tuple[Tensor, int]:
         """forward on the first `length` positions of x, whose rest is padding (causal: it never reaches them)."""
         return self.forward(x), length * self.stride
 
 
+class NConvTranspose1d(_ConvTranspose1d):
+    """ConvTranspose1d + GroupNorm(1, C_out) over the untrimmed output, then padding_total = k - stride trimmed,
+    padding_total // 2 on the right and the rest on the left (Meta's SConvTranspose1d with causal=False)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int):
+        super().__init__(in_channels, out_channels, kernel_size, stride)
+        self.register_buffer("norm_weight", torch.ones(out_channels))
+        self.register_buffer("norm_bias", torch.zeros(out_channels))
+        self._register_polyphase()
+        padding_total = kernel_size - stride
+        self.padding_right = padding_total // 2
+        self.padding_left = padding_total - self.padding_right
+        self.eps = GROUP_NORM_EPS
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.uses_polyphase(x):
+            y = F.conv_transpose1d(x, self.weight, self.bias, self.stride)
+        else:
+            # x padded by one zero frame at each end: the full output, (L + 1) * stride samples
+            y = self.transposed(x, 1)
+        y = F.group_norm(y, 1, self.norm_weight, self.norm_bias, self.eps)
+        end = y.size(-1) - self.padding_right
+        return y[..., self.padding_left:end]
+
+
+def _conv_classes(family: Family):
+    """The convolution modules of a family: causal with weight norm folded, or non-causal with time-group norm."""
+    return (SConv1d, SConvTranspose1d) if family.causal else (NConv1d, NConvTranspose1d)
+
+
 class SLSTM(nn.Module):
     """2-layer unidirectional LSTM over time with skip connection: y = lstm(x) + x."""
 
-    def __init__(self, dimension: int):
+    def __init__(self, dimension: int, segment_steps: int = LSTM_SEGMENT_STEPS):
         super().__init__()
         self.hidden_size = dimension
-        self.segment_steps = LSTM_SEGMENT_STEPS
+        self.segment_steps = segment_steps
         # set to False (module attribute) on CUDA builds without cuDNN (e.g. ROCm)
         self.cudnn_flatten = True
         for layer in range(LSTM_LAYERS):
@@ -280,44 +427,39 @@ class SLSTM(nn.Module):
         return params
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x.permute(2, 0, 1)  # [T, B, C]
-        params = self._params(x)
-        h = torch.zeros(2, x.size(1), self.hidden_size, dtype=x.dtype, device=x.device)
-        c = h
-        steps = x.size(0)
-        if x.is_cuda or steps <= self.segment_steps:
-            y, h, c = torch.lstm(x, [h, c], params, True, 2, 0.0, False, False, False)
-            y = y + x
-        else:
-            # On the CPU, in segments of time carrying the state (the same steps): ATen's LSTM computes the input
-            # projections of all steps at once, [T, B, 2048] floats per layer, which for a span's batch of windows
-            # (16 x 375 steps: 49 MB) was most of the memory a span call held. Each segment's output and skip
-            # connection go straight into the result (no list of parts to join).
-            y = torch.empty([steps, x.size(1), x.size(2)], dtype=x.dtype, device=x.device)
-            for start in range(0, steps, self.segment_steps):
-                stop = min(start + self.segment_steps, steps)
-                part, h, c = torch.lstm(x[start:stop], [h, c], params, True, 2, 0.0, False, False, False)
-                torch.add(part, x[start:stop], out=y[start:stop])
-        return y.permute(1, 2, 0)
+        """y = lstm(x) + x on x [B, C, T]. On the CPU in segments of segment_steps steps carrying the state (the
+        same steps): ATen's LSTM computes the input projections of all steps at once, [T, B, 2048] floats per
+        layer, which for a span's batch of windows (16 x 375 steps: 49 MB) was most of the memory a span call
+        held."""
+        steps = x.size(-1)
+        return self._run(x, torch.jit.annotate(Dict[int, List[int]], {}),
+                         max(1, steps) if x.is_cuda else self.segment_steps)
 
     def forward_packed(self, x: Tensor, starts: List[List[int]]) -> Tensor:
         """forward on rows x [B, C, T] that each hold several windows end to end, row b's windows starting at
         steps starts[b]: the state is zero where a window starts, so each window gets what it gets alone."""
-        x = x.permute(2, 0, 1)  # [T, B, C]
-        params = self._params(x)
-        steps = x.size(0)
-        batch = x.size(1)
-        # the rows whose state is reset at each step (a segment boundary), segments also cut every segment_steps
+        steps = x.size(-1)
+        # the rows whose state is reset at each step (a window's start)
         resets: Dict[int, List[int]] = {}
-        for b in range(batch):
+        for b in range(x.size(0)):
             for step in starts[b]:
                 if step > 0 and step < steps:
                     if step not in resets:
                         resets[step] = [b]
                     else:
                         resets[step].append(b)
+        return self._run(x, resets, self.segment_steps)
+
+    def _run(self, x: Tensor, resets: Dict[int, List[int]], segment_steps: int) -> Tensor:
+        """The LSTM over x [B, C, T] in segments cut at every reset step and every `segment_steps` steps, the state
+        carried from one segment to the next but zeroed for the rows resets[step] where a segment starts at `step`;
+        each segment's output and skip connection go straight into the result (no list of parts to join)."""
+        x = x.permute(2, 0, 1)  # [T, B, C]
+        params = self._params(x)
+        steps = x.size(0)
+        batch = x.size(1)
         cuts: List[int] = [step for step in resets.keys()]
-        for step in range(self.segment_steps, steps, self.segment_steps):
+        for step in range(segment_steps, steps, segment_steps):
             if step not in resets:
                 cuts.append(step)
         cuts.append(steps)
@@ -340,23 +482,24 @@ class SLSTM(nn.Module):
 
 
 class ResnetBlock(nn.Module):
-    """SEANet residual block: shortcut(x) + conv1x1(elu(conv3(elu(x)))).
+    """SEANet residual block: shortcut(x) + conv1x1(elu(conv3(elu(x)))), every conv with the family's norm.
 
     Its ELUs work in place (as do those that follow a block, and the encoder's after its LSTM): every input they
     overwrite is a fresh output of the layer before, read by nothing else once the shortcut has run, and each
     one saves allocating and filling a buffer of up to 3 MB per 1 s piece on the CPU. Same values.
     """
 
-    def __init__(self, dim: int):
+    def __init__(self, family: Family, dim: int):
         super().__init__()
-        hidden = dim // COMPRESS
+        conv = _conv_classes(family)[0]
+        hidden = dim // family.compress
         self.block = nn.Sequential(
             nn.ELU(alpha=1.0, inplace=True),
-            SConv1d(dim, hidden, RESIDUAL_KERNEL_SIZE),
+            conv(dim, hidden, family.residual_kernel_size),
             nn.ELU(alpha=1.0, inplace=True),
-            SConv1d(hidden, dim, 1),
+            conv(hidden, dim, 1),
         )
-        self.shortcut = SConv1d(dim, dim, 1)
+        self.shortcut = conv(dim, dim, 1)
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut = self.shortcut(x)
@@ -367,18 +510,24 @@ class _LayerStack(nn.Module):
     """A SEANet encoder or decoder (``self.model``, a Sequential) run in parts: layers [lo, hi) only, on
     pieces of a span, or on a span's LSTM windows batched."""
 
-    def __init__(self):
+    def __init__(self, family: Family):
         super().__init__()
         # module attributes: TorchScript does not read module-level globals
         self.piece_frames = PIECE_FRAMES
         self.conv_overlap = CONV_OVERLAP
         self.piece_quantum = PIECE_QUANTUM
-        self.hop_length = HOP_LENGTH
+        self.hop_length = family.hop_length
 
-    def run_layers(self, h: Tensor, lo: int, hi: int) -> Tensor:
+    def run_layers(self, h: Tensor, lo: int, hi: int, within: int = -1) -> Tensor:
+        """Layers [lo, hi) on h. With `within` >= 0, only h's first `within` positions are input and the rest is
+        padding, which the layers with a forward_within keep out of the outputs that matter (run_padded)."""
+        length = within
         for i, layer in enumerate(self.model):
             if i >= lo and i < hi:
-                h = layer(h)
+                if length >= 0 and hasattr(layer, "forward_within"):
+                    h, length = layer.forward_within(h, length)
+                else:
+                    h = layer(h)
         return h
 
     def piecewise(self, x: Tensor, frames: int, in_hop: int, out_hop: int, lo: int, hi: int) -> Tensor:
@@ -407,33 +556,15 @@ class _LayerStack(nn.Module):
         exceed each conv's left padding (2 frames do)."""
         length = x.size(-1)
         unit = self.piece_quantum * in_hop
-        h = F.pad(x, [0, (length + unit - 1) // unit * unit - length])
-        for i, layer in enumerate(self.model):
-            if i >= lo and i < hi:
-                if hasattr(layer, "forward_within"):
-                    h, length = layer.forward_within(h, length)
-                else:
-                    h = layer(h)
-        return h
+        return self.run_layers(F.pad(x, [0, (length + unit - 1) // unit * unit - length]), lo, hi, length)
 
     def through_windows(self, h: Tensor, windows: List[List[int]], lo: int, hi: int, keep_context: bool) -> Tensor:
         """Layers [lo, hi) on each window [input start, kept start, end] of h [1, C, F], windows of one length
         batched; returns the kept frames of all windows in order (the first window's from its input start
         when `keep_context`), joined along time."""
         outputs: List[Tensor] = [h.new_empty(0) for _ in windows]
-        done: List[bool] = [False for _ in windows]
-        for i in range(len(windows)):
-            if done[i]:
-                continue
-            width = windows[i][2] - windows[i][0]
-            members: List[int] = []
-            rows: List[Tensor] = []
-            for j in range(i, len(windows)):
-                if not done[j] and windows[j][2] - windows[j][0] == width:
-                    members.append(j)
-                    rows.append(h[0, :, windows[j][0]:windows[j][2]])
-                    done[j] = True
-            y = self.run_layers(torch.stack(rows, 0), lo, hi)
+        for members in _equal_groups([w[2] - w[0] for w in windows]):
+            y = self.run_layers(torch.stack([h[0, :, windows[j][0]:windows[j][2]] for j in members], 0), lo, hi)
             for k, j in enumerate(members):
                 skip = 0 if keep_context and j == 0 else windows[j][1] - windows[j][0]
                 outputs[j] = y[k:k + 1, :, skip:]
@@ -452,18 +583,8 @@ class _LayerStack(nn.Module):
         """Writes into out [R, C', W] at (rows[j], offsets[j]) the first `window_edge` outputs of layers [lo, hi)
         on inputs[j] [C, n] alone: what a window gets from its own start's reflect padding, which a window
         packed after another read from its neighbour instead. Inputs of one length are batched."""
-        done: List[bool] = [False for _ in inputs]
-        for i in range(len(inputs)):
-            if done[i]:
-                continue
-            members: List[int] = []
-            batch: List[Tensor] = []
-            for j in range(i, len(inputs)):
-                if not done[j] and inputs[j].size(-1) == inputs[i].size(-1):
-                    members.append(j)
-                    batch.append(inputs[j])
-                    done[j] = True
-            y = self.run_layers(torch.stack(batch, 0), lo, hi)
+        for members in _equal_groups([x.size(-1) for x in inputs]):
+            y = self.run_layers(torch.stack([inputs[j] for j in members], 0), lo, hi)
             edge = min(self.window_edge, y.size(-1))
             for k, j in enumerate(members):
                 out[rows[j], :, offsets[j]:offsets[j] + edge] = y[k, :, :edge]
@@ -541,21 +662,23 @@ class _LayerStack(nn.Module):
 
 
 class SEANetEncoder(_LayerStack):
-    def __init__(self):
-        super().__init__()
+    def __init__(self, family: Family = ENCODEC_24KHZ):
+        super().__init__(family)
+        conv = _conv_classes(family)[0]
+        n = family.n_filters
         mult = 1
-        layers: List[nn.Module] = [SConv1d(CHANNELS, mult * N_FILTERS, KERNEL_SIZE)]
-        for ratio in reversed(RATIOS):
-            layers.append(ResnetBlock(mult * N_FILTERS))
+        layers: List[nn.Module] = [conv(family.channels, mult * n, family.kernel_size)]
+        for ratio in reversed(family.ratios):
+            layers.append(ResnetBlock(family, mult * n))
             layers.append(nn.ELU(alpha=1.0, inplace=True))
-            layers.append(SConv1d(mult * N_FILTERS, mult * N_FILTERS * 2, ratio * 2, stride=ratio))
+            layers.append(conv(mult * n, mult * n * 2, ratio * 2, stride=ratio))
             mult *= 2
         self.lstm_index = len(layers)
         # the last conv reads this many frames back (see through_pooled_windows)
-        self.window_edge = LAST_KERNEL_SIZE - 1
-        layers.append(SLSTM(mult * N_FILTERS))
+        self.window_edge = family.last_kernel_size - 1
+        layers.append(SLSTM(mult * n, family.lstm_segment_steps))
         layers.append(nn.ELU(alpha=1.0, inplace=True))
-        layers.append(SConv1d(mult * N_FILTERS, DIMENSION, LAST_KERNEL_SIZE))
+        layers.append(conv(mult * n, family.dimension, family.last_kernel_size))
         self.model = nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -580,23 +703,25 @@ class SEANetEncoder(_LayerStack):
 
 
 class SEANetDecoder(_LayerStack):
-    def __init__(self):
-        super().__init__()
-        mult = 2 ** len(RATIOS)
-        layers: List[nn.Module] = [SConv1d(DIMENSION, mult * N_FILTERS, KERNEL_SIZE),
-                                   SLSTM(mult * N_FILTERS)]
-        for ratio in RATIOS:
+    def __init__(self, family: Family = ENCODEC_24KHZ):
+        super().__init__(family)
+        conv, conv_transpose = _conv_classes(family)
+        n = family.n_filters
+        mult = 2 ** len(family.ratios)
+        layers: List[nn.Module] = [conv(family.dimension, mult * n, family.kernel_size),
+                                   SLSTM(mult * n, family.lstm_segment_steps)]
+        for ratio in family.ratios:
             # not in place after the LSTM: forward_span runs the upsampling layers on views of the LSTM's output
-            layers.append(nn.ELU(alpha=1.0, inplace=ratio != RATIOS[0]))
-            layers.append(SConvTranspose1d(mult * N_FILTERS, mult * N_FILTERS // 2, ratio * 2, ratio))
-            layers.append(ResnetBlock(mult * N_FILTERS // 2))
+            layers.append(nn.ELU(alpha=1.0, inplace=ratio != family.ratios[0]))
+            layers.append(conv_transpose(mult * n, mult * n // 2, ratio * 2, ratio))
+            layers.append(ResnetBlock(family, mult * n // 2))
             mult //= 2
         layers.append(nn.ELU(alpha=1.0, inplace=True))
-        layers.append(SConv1d(N_FILTERS, CHANNELS, LAST_KERNEL_SIZE))
+        layers.append(conv(n, family.channels, family.last_kernel_size))
         self.model = nn.Sequential(*layers)
         self.lstm_index = 1
         # the input conv reads this many frames back (see through_pooled_windows)
-        self.window_edge = KERNEL_SIZE - 1
+        self.window_edge = family.kernel_size - 1
         self.upsample_index = 2  # after the input conv and the LSTM
 
     def forward(self, z: Tensor) -> Tensor:
@@ -625,11 +750,11 @@ class SEANetDecoder(_LayerStack):
 class ResidualVQ(nn.Module):
     """Euclidean codebooks stacked in one buffer ``embed`` [32, 1024, 128] (16 for the 48 kHz model)."""
 
-    def __init__(self, num_codebooks: int = MAX_CODEBOOKS):
+    def __init__(self, family: Family = ENCODEC_24KHZ):
         super().__init__()
-        self.register_buffer("embed", torch.zeros(num_codebooks, CODEBOOK_SIZE, DIMENSION))
-        self.num_codebooks = num_codebooks
-        self.codebook_size = CODEBOOK_SIZE
+        self.register_buffer("embed", torch.zeros(family.max_codebooks, family.codebook_size, family.dimension))
+        self.num_codebooks = family.max_codebooks
+        self.codebook_size = family.codebook_size
         self.block_rows = QUANTIZE_BLOCK_ROWS
 
     def encode(self, x: Tensor, n_q: int) -> Tensor:
@@ -672,45 +797,48 @@ class ResidualVQ(nn.Module):
         return out.transpose(1, 2)
 
 
-class EncodecTS(nn.Module):
-    """EnCodec 24 kHz for TorchScript. See the module docstring for the method contract."""
+class EncodecBase(nn.Module):
+    """The modules, input checks and whole-clip methods of every family's TorchScript model (the 24 kHz family's
+    EncodecTS, encodec48_ts.EncodecTS48)."""
 
-    def __init__(self):
+    def __init__(self, family: Family):
         super().__init__()
-        self.encoder = SEANetEncoder()
-        self.decoder = SEANetDecoder()
-        self.quantizer = ResidualVQ()
-        self.sample_rate = SAMPLE_RATE
-        self.channels = CHANNELS
-        self.hop_length = HOP_LENGTH
-        self.frame_rate = FRAME_RATE
-        self.dimension = DIMENSION
-        self.max_codebooks = MAX_CODEBOOKS
-        self.codebook_size = CODEBOOK_SIZE
-        self.window_quantum = WINDOW_QUANTUM
+        self.encoder = SEANetEncoder(family)
+        self.decoder = SEANetDecoder(family)
+        self.quantizer = ResidualVQ(family)
+        self.sample_rate = family.sample_rate
+        self.channels = family.channels
+        self.hop_length = family.hop_length
+        self.frame_rate = family.frame_rate
+        self.dimension = family.dimension
+        self.max_codebooks = family.max_codebooks
+        self.codebook_size = family.codebook_size
 
     @torch.jit.ignore
     def prepare(self):
         """Fills the derived buffers (polyphase transposed-conv weights) from the loaded weights; call before
         torch.jit.script."""
         for m in self.modules():
-            if isinstance(m, SConvTranspose1d):
+            if isinstance(m, _ConvTranspose1d):
                 m.prepare()
         return self
 
     # ---- validation helpers -------------------------------------------------------------
     def _check_wav(self, wav: Tensor, fn: str) -> Tensor:
         if wav.dim() != 3 or wav.size(1) != self.channels:
-            raise RuntimeError("encodec: {}: expected wav of shape [B, 1, T] (mono), got {}".format(
-                fn, wav.size()))
-        if wav.size(0) < 1 or wav.size(2) < 1:
-            raise RuntimeError("encodec: {}: wav must have B >= 1 and T >= 1 samples, got {}".format(
-                fn, wav.size()))
+            raise RuntimeError("encodec: {}: expected wav of shape [B, {}, T] ({}), got {}".format(
+                fn, self.channels, "mono" if self.channels == 1 else "stereo", wav.size()))
+        self._check_wav_size(wav, fn)
         if not wav.is_floating_point():
             raise RuntimeError("encodec: {}: wav must be float32, got {}".format(fn, _dtype_name(wav.dtype)))
         if wav.dtype != torch.float32:
             wav = wav.to(torch.float32)
         return wav
+
+    def _check_wav_size(self, wav: Tensor, fn: str):
+        if wav.size(0) < 1 or wav.size(2) < 1:
+            raise RuntimeError("encodec: {}: wav must have B >= 1 and T >= 1 samples, got {}".format(
+                fn, wav.size()))
 
     def _check_n_q(self, n_q: int, fn: str):
         if n_q < 1 or n_q > self.max_codebooks:
@@ -780,6 +908,14 @@ class EncodecTS(nn.Module):
     def decode(self, codes: Tensor) -> Tensor:
         codes = self._check_codes(codes, "decode")
         return self.decoder(self.quantizer.decode(codes))
+
+
+class EncodecTS(EncodecBase):
+    """EnCodec 24 kHz for TorchScript. See the module docstring for the method contract."""
+
+    def __init__(self, family: Family = ENCODEC_24KHZ):
+        super().__init__(family)
+        self.window_quantum = WINDOW_QUANTUM
 
     def _check_span(self, frames: int, batch: int, lead: int, chunk: int, context: int, fn: str):
         if batch != 1:
@@ -884,5 +1020,19 @@ class EncodecTS(nn.Module):
         return self.decode(self.encode(wav, self.max_codebooks))
 
 
-def build_model() -> EncodecTS:
-    return EncodecTS().eval()
+
+# What the exported module offers beyond the whole-clip methods (encodec.json, read by lib/model/model-file.ts).
+CAPABILITIES = {
+    # a CPU batch runs the convolutions clip by clip and the LSTM over the whole batch (SEANetEncoder.forward), so
+    # batching chunked windows pays off; older exports batch every layer and prefer one window per call
+    "cpu_batching": "lstm",
+    # encode_span / decode_span: chunked coding of a whole span per call, convolutions run once over it
+    "span_methods": True,
+    # the CPU LSTM runs in segments of this many steps (exporter 1.3): a span call holds less, so spans can be longer
+    "lstm_segment_steps": LSTM_SEGMENT_STEPS,
+    # encode_spans / decode_spans (exporter 1.6): several spans per call, of one clip or many, their LSTM
+    # windows padded to multiples of this many frames and pooled (1.7: packed end to end into full rows)
+    "pooled_span_quantum": WINDOW_QUANTUM,
+    # latents_span: the encoder's output before quantization of a span (exporter 1.5), for codec.latents()
+    "latents_span": True,
+}

@@ -16,13 +16,9 @@ The output embeds ``encodec.json`` (torch.jit extra file) with the model metadat
 0 ok, 1 error (message on stderr), 2 usage error.
 """
 
-import argparse
-import datetime
-import hashlib
-import json
+import importlib
 import os
 import sys
-import time
 
 import torch
 
@@ -31,107 +27,81 @@ import checkpoint as ckpt  # noqa: E402
 import checkpoint48 as ck48  # noqa: E402
 import encodec48_ts as e48  # noqa: E402
 import encodec_ts as ets  # noqa: E402
+import export_common as common  # noqa: E402
 
 EXPORTER_VERSION = "1.7.0"
-FORMAT = "encodec-native-model"
-FORMAT_VERSION = 1
-EXTRA_FILE = "encodec.json"
-MODEL_NAMES = ("encodec_24khz", e48.NAME)
 
 
-def _bw_key(b: float) -> str:
-    return ("%g" % b)
+class FamilyExport:
+    """How one model family is exported: its description, what its module offers, its checkpoint module
+    (load_raw, load_state_dict_object, build_ts_model, to_layout) and its random checkpoint module
+    (make_random_state_dict), imported when --random needs it."""
+
+    def __init__(self, family: ets.Family, capabilities: dict, checkpoints, random_module: str):
+        self.family = family
+        self.capabilities = capabilities
+        self.checkpoints = checkpoints
+        self.random_module = random_module
 
 
-def build_metadata(source: dict) -> dict:
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": "encodec_24khz",
-        "sample_rate": ets.SAMPLE_RATE,
-        "channels": ets.CHANNELS,
-        "frame_rate": ets.FRAME_RATE,
-        "hop_length": ets.HOP_LENGTH,
-        "bandwidths": [1.5, 3, 6, 12, 24],
-        "codebooks_per_bandwidth": {_bw_key(b): ets.n_q_for_bandwidth(b) for b in ets.BANDWIDTHS},
-        "max_codebooks": ets.MAX_CODEBOOKS,
-        "codebook_size": ets.CODEBOOK_SIZE,
-        "dimension": ets.DIMENSION,
-        "source": {
-            "kind": source.get("kind"),
-            "file": source.get("file"),
-            "sha256": source.get("sha256"),
-            "seed": source.get("seed"),
-        },
-        "exporter_version": EXPORTER_VERSION,
-        # a CPU batch runs the convolutions clip by clip and the LSTM over the whole batch (encodec_ts.py), so
-        # batching chunked windows pays off; older exports batch every layer and prefer one window per call
-        "cpu_batching": "lstm",
-        # encode_span / decode_span: chunked coding of a whole span per call, convolutions run once over it
-        "span_methods": True,
-        # the CPU LSTM runs in segments of this many steps (exporter 1.3): a span call holds less, so spans can be longer
-        "lstm_segment_steps": ets.LSTM_SEGMENT_STEPS,
-        # encode_spans / decode_spans (exporter 1.6): several spans per call, of one clip or many, their LSTM
-        # windows padded to multiples of this many frames and pooled (1.7: packed end to end into full rows)
-        "pooled_span_quantum": ets.WINDOW_QUANTUM,
-        # latents_span: the encoder's output before quantization of a span (exporter 1.5), for codec.latents()
-        "latents_span": True,
-        "torch_version": torch.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-        .isoformat().replace("+00:00", "Z"),
+FAMILIES = {
+    ets.NAME: FamilyExport(ets.ENCODEC_24KHZ, ets.CAPABILITIES, ckpt, "random_checkpoint"),
+    e48.NAME: FamilyExport(e48.ENCODEC_48KHZ, e48.CAPABILITIES, ck48, "random_checkpoint48"),
+}
+MODEL_NAMES = tuple(FAMILIES)
+
+
+def build_metadata(family: ets.Family, capabilities: dict, source: dict) -> dict:
+    """The family's description, plus for a segmented family the segment geometry (Meta's segment and overlap)
+    and the normalisation that makes the codes carry one scale per segment."""
+    body = {
+        "model": family.name,
+        "sample_rate": family.sample_rate,
+        "channels": family.channels,
+        "frame_rate": family.frame_rate,
+        "hop_length": family.hop_length,
+        "bandwidths": [int(b) if b == int(b) else b for b in family.bandwidths],
+        "codebooks_per_bandwidth": {"%g" % b: family.n_q_for_bandwidth(b) for b in family.bandwidths},
+        "max_codebooks": family.max_codebooks,
+        "codebook_size": family.codebook_size,
+        "dimension": family.dimension,
     }
-
-
-def build_metadata48(source: dict) -> dict:
-    """Metadata of an encodec_48khz export: the 24 kHz keys plus the segment geometry (Meta's segment = 1 s,
-    overlap = 1 %) and the normalisation that makes the codes carry one scale per segment."""
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "model": e48.NAME,
-        "sample_rate": e48.SAMPLE_RATE,
-        "channels": e48.CHANNELS,
-        "frame_rate": e48.FRAME_RATE,
-        "hop_length": e48.HOP_LENGTH,
-        "bandwidths": [3, 6, 12, 24],
-        "codebooks_per_bandwidth": {_bw_key(b): e48.n_q_for_bandwidth(b) for b in e48.BANDWIDTHS},
-        "max_codebooks": e48.MAX_CODEBOOKS,
-        "codebook_size": e48.CODEBOOK_SIZE,
-        "dimension": e48.DIMENSION,
-        "segment": e48.SEGMENT_SECONDS,
-        "overlap": e48.OVERLAP,
-        "segment_samples": e48.SEGMENT_SAMPLES,
-        "segment_stride": e48.SEGMENT_STRIDE,
-        "normalize": True,
-        "source": {
-            "kind": source.get("kind"),
-            "file": source.get("file"),
-            "sha256": source.get("sha256"),
-            "seed": source.get("seed"),
-        },
-        "exporter_version": EXPORTER_VERSION,
-        # encode_segments / decode_segments: one segment per batch row, codes with their scales
-        "segment_methods": True,
-        "cpu_batching": "lstm",
-        "torch_version": torch.__version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-        .isoformat().replace("+00:00", "Z"),
-    }
+    if family.segment_seconds is not None:
+        body.update({
+            "segment": family.segment_seconds,
+            "overlap": family.overlap,
+            "segment_samples": family.segment_samples,
+            "segment_stride": family.segment_stride,
+            "normalize": True,
+        })
+    return common.metadata(body, source, EXPORTER_VERSION, capabilities)
 
 
 @torch.no_grad()
-def sanity_check48(scripted) -> None:
+def sanity_check(scripted, family: ets.Family) -> None:
+    """1 s of noise through the scripted module with every codebook: codes and audio of the right shapes and types,
+    and finite audio. A segmented family codes two segments (encode_segments / decode_segments)."""
     gen = torch.Generator().manual_seed(1234)
-    wav = (torch.rand(2, e48.CHANNELS, e48.SEGMENT_SAMPLES, generator=gen) * 2 - 1) * 0.1
-    codes, scales = scripted.encode_segments(wav, e48.MAX_CODEBOOKS)
-    frames = e48.SEGMENT_FRAMES
-    if tuple(codes.shape) != (2, e48.MAX_CODEBOOKS, frames) or codes.dtype != torch.int64:
-        raise RuntimeError("sanity check: encode_segments returned %s %s" % (tuple(codes.shape), codes.dtype))
-    if tuple(scales.shape) != (2,) or scales.dtype != torch.float32:
-        raise RuntimeError("sanity check: encode_segments returned scales %s %s" % (tuple(scales.shape), scales.dtype))
-    out = scripted.decode_segments(codes.to(torch.int16), scales)
-    if tuple(out.shape) != (2, e48.CHANNELS, frames * e48.HOP_LENGTH) or out.dtype != torch.float32:
-        raise RuntimeError("sanity check: decode_segments returned %s %s" % (tuple(out.shape), out.dtype))
+    segmented = family.segment_seconds is not None
+    batch = 2 if segmented else 1
+    wav = (torch.rand(batch, family.channels, family.sample_rate, generator=gen) * 2 - 1) * 0.1
+    frames = -(-family.sample_rate // family.hop_length)
+    encode, decode = ("encode_segments", "decode_segments") if segmented else ("encode", "decode")
+    if segmented:
+        codes, scales = scripted.encode_segments(wav, family.max_codebooks)
+        if tuple(scales.shape) != (batch,) or scales.dtype != torch.float32:
+            raise RuntimeError("sanity check: encode_segments returned scales %s %s" % (tuple(scales.shape),
+                                                                                      scales.dtype))
+    else:
+        codes = scripted.encode(wav, family.max_codebooks)
+    if tuple(codes.shape) != (batch, family.max_codebooks, frames) or codes.dtype != torch.int64:
+        raise RuntimeError("sanity check: %s returned %s %s" % (encode, tuple(codes.shape), codes.dtype))
+    if segmented:
+        out = scripted.decode_segments(codes.to(torch.int16), scales)
+    else:
+        out = scripted.decode(codes.to(torch.int16))
+    if tuple(out.shape) != (batch, family.channels, frames * family.hop_length) or out.dtype != torch.float32:
+        raise RuntimeError("sanity check: %s returned %s %s" % (decode, tuple(out.shape), out.dtype))
     if not bool(torch.isfinite(out).all()):
         raise RuntimeError("sanity check: decoded audio is not finite")
 
@@ -140,98 +110,32 @@ def load_any_checkpoint(path: str, allow_unsafe_pickle: bool):
     """File -> (model name, validated official-layout state_dict, source info), the model told by its tensors."""
     path = ckpt.resolve_checkpoint_path(path)
     raw = ckpt.read_checkpoint_file(path, allow_unsafe_pickle)
-    if ck48.is_48k(raw):
-        sd, source = ck48.load_raw(raw, path)
-        return e48.NAME, sd, source
-    sd, source = ckpt.load_raw(raw, path)
-    return "encodec_24khz", sd, source
-
-
-def export48(args) -> dict:
-    if args.random:
-        import random_checkpoint48 as rc48
-        sd_random = rc48.make_random_state_dict(args.seed)
-        raw = ckpt.serialize_state_dict(sd_random)
-        sd, _layout = ck48.load_state_dict_object(sd_random, "random state_dict")
-        source = {"kind": "random", "file": None, "sha256": hashlib.sha256(raw).hexdigest(), "seed": args.seed}
-        if args.checkpoint_out:
-            rc48.save_checkpoint(sd_random, args.checkpoint_out, args.layout)
-    else:
-        sd, source = args.loaded
-    scripted = torch.jit.script(ck48.build_ts_model(sd).prepare())
-    if not args.skip_sanity_check:
-        sanity_check48(scripted)
-    metadata = build_metadata48(source)
-    save_atomic(scripted, args.out, metadata)
-    return metadata
-
-
-def script_model(sd_official) -> torch.jit.ScriptModule:
-    model = ckpt.build_ts_model(sd_official)
-    return torch.jit.script(model.prepare())
-
-
-@torch.no_grad()
-def sanity_check(scripted) -> None:
-    gen = torch.Generator().manual_seed(1234)
-    wav = (torch.rand(1, 1, ets.SAMPLE_RATE, generator=gen) * 2 - 1) * 0.1
-    codes = scripted.encode(wav, ets.MAX_CODEBOOKS)
-    frames = -(-ets.SAMPLE_RATE // ets.HOP_LENGTH)
-    if tuple(codes.shape) != (1, ets.MAX_CODEBOOKS, frames) or codes.dtype != torch.int64:
-        raise RuntimeError("sanity check: encode returned %s %s" % (tuple(codes.shape), codes.dtype))
-    out = scripted.decode(codes.to(torch.int16))
-    if tuple(out.shape) != (1, 1, frames * ets.HOP_LENGTH) or out.dtype != torch.float32:
-        raise RuntimeError("sanity check: decode returned %s %s" % (tuple(out.shape), out.dtype))
-    if not bool(torch.isfinite(out).all()):
-        raise RuntimeError("sanity check: decoded audio is not finite")
-
-
-def save_atomic(scripted, out_path: str, metadata: dict) -> None:
-    out_dir = os.path.dirname(os.path.abspath(out_path))
-    if not os.path.isdir(out_dir):
-        raise ckpt.CheckpointError("output directory does not exist: %s" % out_dir)
-    tmp = os.path.join(out_dir, ".%s.tmp-%d" % (os.path.basename(out_path), os.getpid()))
-    try:
-        torch.jit.save(scripted, tmp, _extra_files={EXTRA_FILE: json.dumps(metadata, indent=2)})
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def read_metadata(model_path: str) -> dict:
-    extra = {EXTRA_FILE: ""}
-    torch.jit.load(model_path, map_location="cpu", _extra_files=extra)
-    return json.loads(extra[EXTRA_FILE])
+    name = e48.NAME if ck48.is_48k(raw) else ets.NAME
+    sd, source = FAMILIES[name].checkpoints.load_raw(raw, path)
+    return name, sd, source
 
 
 def export(args) -> dict:
-    args.loaded = None
-    if not args.random:
+    if args.random:
+        spec = FAMILIES[args.name]
+        random_checkpoint = importlib.import_module(spec.random_module)
+        sd_random = random_checkpoint.make_random_state_dict(args.seed)
+        # same loading path as a file: normalise + validate (+ fold)
+        sd, _layout = spec.checkpoints.load_state_dict_object(sd_random, "random state_dict")
+        source = common.random_source(sd_random, args.seed)
+        if args.checkpoint_out:
+            common.save_state_dict(spec.checkpoints.to_layout(sd_random, args.layout), args.checkpoint_out)
+    else:
         name, sd, source = load_any_checkpoint(args.checkpoint, args.allow_unsafe_pickle)
         if args.name is not None and args.name != name:
             raise ckpt.CheckpointError("%s holds an %s checkpoint, not %s (drop --name: the model is detected "
                                        "from the checkpoint)" % (args.checkpoint, name, args.name))
-        args.name = name
-        args.loaded = (sd, source)
-    if args.name == e48.NAME:
-        return export48(args)
-    if args.random:
-        import random_checkpoint as rc
-        sd_random = rc.make_random_state_dict(args.seed)
-        raw = ckpt.serialize_state_dict(sd_random)
-        # same loading path as a file: normalise + validate + fold
-        sd, _layout = ckpt.load_state_dict_object(sd_random, "random state_dict")
-        source = {"kind": "random", "file": None, "sha256": hashlib.sha256(raw).hexdigest(), "seed": args.seed}
-        if args.checkpoint_out:
-            rc.save_checkpoint(sd_random, args.checkpoint_out, args.layout)
-    else:
-        sd, source = args.loaded
-    scripted = script_model(sd)
+        spec = FAMILIES[name]
+    scripted = torch.jit.script(spec.checkpoints.build_ts_model(sd).prepare())
     if not args.skip_sanity_check:
-        sanity_check(scripted)
-    metadata = build_metadata(source)
-    save_atomic(scripted, args.out, metadata)
+        sanity_check(scripted, spec.family)
+    metadata = build_metadata(spec.family, spec.capabilities, source)
+    common.save_model(scripted, args.out, metadata)
     return metadata
 
 
@@ -249,27 +153,17 @@ def main(argv=None) -> int:
     if "--lm" in argv:
         import export_lm
         return export_lm.main([a for a in argv if a != "--lm"])
-    ap = argparse.ArgumentParser(
-        prog="export.py",
-        description="Export EnCodec 24 kHz or 48 kHz (official .th, Hugging Face safetensors/bin, or seeded "
-                    "random weights) to a TorchScript file for encodec-native.")
-    src = ap.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", metavar="FILE", help="encodec_24khz / encodec_48khz .th/.pt, HF model.safetensors "
-                     "or pytorch_model.bin (the model is detected)")
-    src.add_argument("--random", action="store_true", help="seeded random weights (for tests)")
-    ap.add_argument("--out", metavar="MODEL.pt", required=True, help="output TorchScript file (written atomically)")
-    ap.add_argument("--seed", type=int, default=0, help="seed for --random (default 0)")
+    ap = common.parser(
+        "export.py",
+        "Export EnCodec 24 kHz or 48 kHz (official .th, Hugging Face safetensors/bin, or seeded random weights) to "
+        "a TorchScript file for encodec-native.",
+        "encodec_24khz / encodec_48khz .th/.pt, HF model.safetensors or pytorch_model.bin (the model is detected)",
+        "MODEL.pt",
+        "with --random: also save the random checkpoint (.th/.pt/.bin via torch.save, or .safetensors)")
     ap.add_argument("--name", choices=MODEL_NAMES, default=None,
                     help="with --random: which model (default encodec_24khz); with --checkpoint: the model it must hold")
-    ap.add_argument("--checkpoint-out", metavar="FILE", help="with --random: also save the random checkpoint "
-                    "(.th/.pt/.bin via torch.save, or .safetensors)")
     ap.add_argument("--layout", choices=["official", "huggingface"], default="official",
                     help="tensor names for --checkpoint-out (default official)")
-    ap.add_argument("--print-metadata", action="store_true", help="print the embedded JSON to stdout")
-    ap.add_argument("--allow-unsafe-pickle", action="store_true",
-                    help="load .th/.bin with full pickle (only for trusted files; default is weights_only)")
-    ap.add_argument("--skip-sanity-check", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--quiet", action="store_true", help="no progress line on stderr")
     ap.add_argument("--lm", action="store_true", help="export an entropy-coding LM (options of export_lm.py; "
                     "LM checkpoints are also recognised without it)")
     args = ap.parse_args(argv)
@@ -286,27 +180,10 @@ def main(argv=None) -> int:
                 if getattr(args, flag):
                     rest.append("--" + flag.replace("_", "-"))
             return export_lm.main(rest)
-    if args.checkpoint_out and not args.random:
-        ap.error("--checkpoint-out requires --random")
-    if args.random and args.seed < 0:
-        ap.error("--seed must be >= 0")
+    common.check_common(ap, args)
     if args.random and args.name is None:
-        args.name = "encodec_24khz"
-    t0 = time.time()
-    try:
-        metadata = export(args)
-    except ckpt.CheckpointError as e:
-        print("export.py: error: %s" % e, file=sys.stderr)
-        return 1
-    except (OSError, RuntimeError, ValueError) as e:
-        print("export.py: error: %s: %s" % (type(e).__name__, e), file=sys.stderr)
-        return 1
-    if args.print_metadata:
-        print(json.dumps(metadata, indent=2))
-    if not args.quiet:
-        print("export.py: wrote %s (%.1f MB, %s, %.1f s)" % (
-            args.out, os.path.getsize(args.out) / 1e6, metadata["source"]["kind"], time.time() - t0), file=sys.stderr)
-    return 0
+        args.name = ets.NAME
+    return common.run("export.py", args, export, lambda metadata: metadata["source"]["kind"])
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ Which codec an LM belongs to is read from its number of embedding tables (``emb.
 import os
 import re
 from collections import OrderedDict
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 
@@ -46,46 +46,19 @@ def detect_codec(sd: Dict[str, object]) -> str:
 
 
 def validate_lm_state_dict(sd: Dict[str, object], codec: str) -> "OrderedDict[str, torch.Tensor]":
-    """Check names/shapes/dtypes against the LM layout of `codec`; returns float32 tensors in layout order.
+    """Check names/shapes/dtypes against the LM layout of `codec` (checkpoint.validate_against_layout); returns
+    float32 tensors in layout order."""
+    spec = lm_ts.CODECS[codec]
 
-    Raises one CheckpointError listing every missing, unexpected and mis-shaped tensor.
-    """
-    expected = lm_layout(codec)
-    missing = [k for k in expected if k not in sd]
-    unexpected = [k for k in sd if k not in expected]
-    bad_shape, bad_type = [], []
-    out: "OrderedDict[str, torch.Tensor]" = OrderedDict()
-    for k, shape in expected.items():
-        if k not in sd:
-            continue
-        t = sd[k]
-        if not isinstance(t, torch.Tensor):
-            bad_type.append("%s (not a tensor: %s)" % (k, type(t).__name__))
-            continue
-        if tuple(t.shape) != tuple(shape):
-            bad_shape.append("%s (expected %s, got %s)" % (k, ckpt._fmt_shape(shape), ckpt._fmt_shape(t.shape)))
-            continue
-        if t.is_complex() or not t.is_floating_point():
-            bad_type.append("%s (dtype %s, expected float32)" % (k, t.dtype))
-            continue
-        out[k] = t.detach().to("cpu", torch.float32).contiguous()
-    if missing or unexpected or bad_shape or bad_type:
-        spec = lm_ts.CODECS[codec]
-        parts = ["checkpoint does not match the EnCodec LM layout for %s (n_q = %d, %s):"
-                 % (codec, spec["n_q"], spec["checkpoint"])]
-        if missing:
-            parts.append("  missing (%d): %s" % (len(missing), ", ".join(missing)))
-        if unexpected:
-            parts.append("  unexpected (%d): %s" % (len(unexpected), ", ".join(unexpected)))
-        if bad_shape:
-            parts.append("  wrong shape (%d): %s" % (len(bad_shape), ", ".join(bad_shape)))
-        if bad_type:
-            parts.append("  wrong type (%d): %s" % (len(bad_type), ", ".join(bad_type)))
+    def hint(unexpected: List[str]) -> List[str]:
         n_emb = _n_embeddings(sd)
         if n_emb and lm_ts.codec_for_n_q(n_emb) is None:
-            parts.append("  (found %d embedding tables; Meta's LMs have 32 (24 kHz) or 16 (48 kHz))" % n_emb)
-        raise ckpt.CheckpointError("\n".join(parts))
-    return out
+            return ["  (found %d embedding tables; Meta's LMs have 32 (24 kHz) or 16 (48 kHz))" % n_emb]
+        return []
+
+    return ckpt.validate_against_layout(
+        sd, lm_layout(codec), "EnCodec LM layout for %s (n_q = %d, %s)" % (codec, spec["n_q"], spec["checkpoint"]),
+        hint=hint)
 
 
 def load_lm_state_dict_object(obj, origin: str = "state_dict") -> Tuple["OrderedDict[str, torch.Tensor]", str]:
@@ -107,8 +80,7 @@ def load_lm_checkpoint(path: str, allow_unsafe_pickle: bool = False):
     path = ckpt.resolve_checkpoint_path(path)
     raw = ckpt.read_checkpoint_file(path, allow_unsafe_pickle)
     sd, codec = load_lm_state_dict_object(raw, path)
-    info = {"kind": "official", "file": os.path.basename(path), "sha256": ckpt.sha256_file(path), "seed": None}
-    return sd, codec, info
+    return sd, codec, ckpt.file_source("official", path)
 
 
 def is_lm_checkpoint_file(path: str, allow_unsafe_pickle: bool = False) -> bool:

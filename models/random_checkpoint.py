@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint as ckpt  # noqa: E402
 import encodec_ts as ets  # noqa: E402
-import safetensors_io  # noqa: E402
+import export_common as common  # noqa: E402
 
 SR = ets.SAMPLE_RATE
 
@@ -280,6 +280,16 @@ def build_codebooks(latents: torch.Tensor, seed: int,
 
 
 @torch.no_grad()
+def set_codebooks(sd: Dict[str, torch.Tensor], books: List[Dict[str, torch.Tensor]]) -> None:
+    """The checkpoint's tensors of each codebook of build_codebooks (inited, cluster_size, embed, embed_avg)."""
+    for q, b in enumerate(books):
+        p = "quantizer.vq.layers.%d._codebook." % q
+        sd[p + "inited"] = torch.ones(1)
+        sd[p + "cluster_size"] = b["cluster_size"]
+        sd[p + "embed"] = b["embed"]
+        sd[p + "embed_avg"] = b["embed"] * b["cluster_size"].unsqueeze(1)
+
+
 def make_random_state_dict(seed: int, calib_clips: int = 22, calib_seconds: float = 2.0,
                            verbose: bool = False) -> "OrderedDict[str, torch.Tensor]":
     """Official-layout float32 state_dict with seeded random weights (see module docstring).
@@ -312,13 +322,7 @@ def _make_random_state_dict(seed: int, calib_clips: int, calib_seconds: float,
     latents = torch.cat(lat)
     if verbose:
         print("codebooks from %d latent frames" % latents.shape[0], file=sys.stderr)
-    books = build_codebooks(latents, seed)
-    for q, b in enumerate(books):
-        p = "quantizer.vq.layers.%d._codebook." % q
-        sd[p + "inited"] = torch.ones(1)
-        sd[p + "cluster_size"] = b["cluster_size"]
-        sd[p + "embed"] = b["embed"]
-        sd[p + "embed_avg"] = b["embed"] * b["cluster_size"].unsqueeze(1)
+    set_codebooks(sd, build_codebooks(latents, seed))
     # 3. decoder data-dependent init on quantized latents of the calibration batch
     model = ckpt.build_ts_model(sd)
     zq = model.dequantize(model.encode(calib, ets.MAX_CODEBOOKS))
@@ -328,32 +332,20 @@ def _make_random_state_dict(seed: int, calib_clips: int, calib_seconds: float,
 
 
 def save_checkpoint(sd_official: Dict[str, torch.Tensor], path: str, layout: str = "official") -> None:
-    """Write .th/.pt (torch.save of an OrderedDict), .bin (same, HF names) or .safetensors."""
-    sd = ckpt.to_layout(sd_official, layout)
-    d = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(d, ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
-    try:
-        if path.endswith(".safetensors"):
-            with open(tmp, "wb") as f:
-                f.write(safetensors_io.save_bytes(sd, {"format": "pt"}))
-        else:
-            torch.save(OrderedDict(sd), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write .th/.pt/.bin (torch.save of an OrderedDict) or .safetensors in `layout`'s names, atomically."""
+    common.save_state_dict(ckpt.to_layout(sd_official, layout), path)
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv=None, doc: str = __doc__, make=make_random_state_dict, save=save_checkpoint) -> int:
+    """The command line of a family's random checkpoint module: make(seed) written by save(sd, path, layout)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--layout", choices=["official", "huggingface"], default="official")
     ap.add_argument("--out", required=True, help=".th/.pt/.bin (torch.save) or .safetensors")
     args = ap.parse_args(argv)
     if args.layout == "official" and args.out.endswith(".safetensors"):
         print("note: writing official names into a .safetensors file", file=sys.stderr)
-    sd = make_random_state_dict(args.seed)
-    save_checkpoint(sd, args.out, args.layout)
+    save(make(args.seed), args.out, args.layout)
     return 0
 
 

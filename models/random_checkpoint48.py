@@ -13,7 +13,6 @@ How the weights are made (deterministic for a given seed on a given machine; sin
      synthetic stereo audio cut into 1 s segments and normalised per segment, as the model encodes it.
 """
 
-import argparse
 import math
 import os
 import sys
@@ -26,8 +25,8 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import checkpoint48 as ck48  # noqa: E402
 import encodec48_ts as e48  # noqa: E402
+import export_common as common  # noqa: E402
 import random_checkpoint as rc  # noqa: E402
-import safetensors_io  # noqa: E402
 
 
 def _uniform(gen, shape, bound):
@@ -92,43 +91,19 @@ def make_random_state_dict(seed: int, calib_clips: int = 22, verbose: bool = Fal
         latents = torch.cat(lat)
         if verbose:
             print("codebooks from %d latent frames" % latents.shape[0], file=sys.stderr)
-        books = rc.build_codebooks(latents, seed, n_books=e48.MAX_CODEBOOKS)
-        for q, b in enumerate(books):
-            p = "quantizer.vq.layers.%d._codebook." % q
-            sd[p + "inited"] = torch.ones(1)
-            sd[p + "cluster_size"] = b["cluster_size"]
-            sd[p + "embed"] = b["embed"]
-            sd[p + "embed_avg"] = b["embed"] * b["cluster_size"].unsqueeze(1)
+        rc.set_codebooks(sd, rc.build_codebooks(latents, seed, n_books=e48.MAX_CODEBOOKS))
         return OrderedDict((k, sd[k].detach().to(torch.float32).contiguous()) for k in ck48.official_layout())
     finally:
         torch.set_num_threads(threads)
 
 
 def save_checkpoint(sd_official: Dict[str, torch.Tensor], path: str, layout: str = "official") -> None:
-    """Write .th/.pt/.bin (torch.save of an OrderedDict) or .safetensors, atomically."""
-    sd = ck48.to_layout(sd_official, layout)
-    d = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(d, ".%s.tmp-%d" % (os.path.basename(path), os.getpid()))
-    try:
-        if path.endswith(".safetensors"):
-            with open(tmp, "wb") as f:
-                f.write(safetensors_io.save_bytes(sd, {"format": "pt"}))
-        else:
-            torch.save(OrderedDict(sd), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write .th/.pt/.bin (torch.save of an OrderedDict) or .safetensors in `layout`'s names, atomically."""
+    common.save_state_dict(ck48.to_layout(sd_official, layout), path)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--layout", choices=["official", "huggingface"], default="official")
-    ap.add_argument("--out", required=True, help=".th/.pt/.bin (torch.save) or .safetensors")
-    args = ap.parse_args(argv)
-    save_checkpoint(make_random_state_dict(args.seed), args.out, args.layout)
-    return 0
+    return rc.main(argv, __doc__, make_random_state_dict, save_checkpoint)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 // Spectral operations on audio with libtorch's stft/istft: mel spectrograms and their inversion
 // (mel -> linear magnitude -> Griffin-Lim). The mel filterbank is built by the TypeScript side
-// (lib/mel.ts) and passed in, so its definition lives in one place.
+// (lib/dsp/mel.ts) and passed in, so its definition lives in one place.
 #pragma once
 
 #include <napi.h>

@@ -5,7 +5,7 @@
 #
 # 1. builds the addon against a CUDA libtorch: $LIBTORCH, else the one inside $PYTHON's torch package;
 # 2. exports a seeded random model with that torch (models/export.py);
-# 3. test/reference/gpu_check.py: TorchScript on CUDA vs CPU, and (with OLDER_EXPORT.pt, e.g. a file written by
+# 3. scripts/gpu_check.py: TorchScript on CUDA vs CPU, and (with OLDER_EXPORT.pt, e.g. a file written by
 #    Debian's torch 1.13) that the older file's code gives the same results in this torch;
 # 4. bench/cuda-check (dist/): the addon on CUDA through the public API vs the CPU, errors, timings;
 # 5. the CLI: encode/decode --device cuda vs --device cpu.
@@ -65,10 +65,10 @@ fi
 step "export a random model with the torch of $python"
 "$python" models/export.py --random --seed 0 --out "$work/model.pt" --quiet || { echo "export failed"; exit 1; }
 
-step "TorchScript checks (test/reference/gpu_check.py)"
+step "TorchScript checks (scripts/gpu_check.py)"
 args=(--model "$work/model.pt")
 [ -n "$older" ] && args+=(--code-only "$older")
-PYTHONUNBUFFERED=1 "$python" test/reference/gpu_check.py "${args[@]}" >"$out/gpu_check.json" 2>"$out/gpu_check.log" || status=1
+PYTHONUNBUFFERED=1 "$python" scripts/gpu_check.py "${args[@]}" >"$out/gpu_check.json" 2>"$out/gpu_check.log" || status=1
 cat "$out/gpu_check.json"; tail -5 "$out/gpu_check.log"
 
 step "the addon on $device (bench/cuda-check)"

@@ -1,5 +1,5 @@
 /**
- * `encodec-native extract`: TR-aligned features for many inputs (see lib/features.ts).
+ * `encodec-native extract`: TR-aligned features for many inputs (see lib/fmri/features.ts).
  *
  * Batch behaviour: inputs come from the arguments and/or `--manifest`; they are resolved, de-duplicated and
  * sorted, then `--shard i/N` keeps those at positions j with j % N == i (0-based), so N machines given the

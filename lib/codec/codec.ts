@@ -274,7 +274,7 @@ export class Encodec {
   /**
    * Encodes 24 kHz mono samples to codes of shape [nQ, ceil(samples / 320)]. By default in chunks of
    * `chunkSeconds` with `contextSeconds` of left context, batched (fast, memory bounded by the chunk size,
-   * codes >= 99.5 % identical to whole-file encoding; see lib/chunking.ts); `exact: true` encodes the whole
+   * codes >= 99.5 % identical to whole-file encoding; see lib/codec/chunking.ts); `exact: true` encodes the whole
    * clip in one pass.
    *
    * With encodec_48khz: planar 48 kHz stereo in (channel 0's samples, then channel 1's), codes of Meta's 1 s

@@ -51,7 +51,7 @@ export interface NativeModel {
   readonly device: string;
   readonly threads: number;
   readonly disposed: boolean;
-  /** With `options.span`, `clips` is one span of a chunked encoding (models with span methods; lib/chunking.ts). */
+  /** With `options.span`, `clips` is one span of a chunked encoding (models with span methods; lib/codec/chunking.ts). */
   encode(clips: Float32Array[], nQ: number, options?: NativeCallOptions): Promise<NativeCodes[]>;
   /** With `options.span`, `codes` is one span of a chunked decoding. */
   decode(codes: NativeCodes[], options?: NativeCallOptions): Promise<Float32Array[]>;

@@ -71,18 +71,3 @@ export async function writeFilesAtomic(parts: [target: string, chunks: FileBytes
     throw err;
   }
 }
-
-/**
- * Runs `produce(tempPath)`, which must create the file at tempPath, then renames it to `target`.
- * On any failure the temporary file is removed and `target` is left untouched.
- */
-export async function produceFileAtomic(target: string, produce: (tempPath: string) => Promise<void>): Promise<void> {
-  const temp = tempPathFor(target);
-  try {
-    await produce(temp);
-    await fs.promises.rename(temp, target);
-  } catch (err) {
-    await fs.promises.rm(temp, { force: true }).catch(() => undefined);
-    throw err;
-  }
-}

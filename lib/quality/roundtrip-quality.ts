@@ -1,7 +1,7 @@
 /**
  * Round-trip quality of one input, for `extract --report`: how much of the sound survives the chosen
  * encoding. EnCodec mode encodes the audio at the bandwidth and decodes it again; mel mode turns the mel
- * spectrogram back into audio (Griffin-Lim). The result is scored against the input with lib/metrics.
+ * spectrogram back into audio (Griffin-Lim). The result is scored against the input with lib/quality/metrics.ts.
  *
  * The audio scored is what extract reads (the first maxTrs * tr seconds with `maxTrs`; for a run, its timeline of
  * silence and stimuli given as `audio`), not the TR features themselves: an HRF-convolved feature set has no audio

@@ -2,7 +2,7 @@
 """Times the eager 48 kHz reference encoding stereo audio the way Meta's code runs it (EncodecModel.encode on the
 whole [1, 2, T] tensor: its 1 s segments one after another, batch 1), for `npm run bench`.
 
-  /usr/bin/python3 test/reference/bench48.py --checkpoint random48.th --audio planar.f32 --threads 2 --bandwidth 6 \
+  /usr/bin/python3 bench/bench48.py --checkpoint random48.th --audio planar.f32 --threads 2 --bandwidth 6 \
       [--dump-codes codes.npy]
 
 Audio: raw little-endian float32, planar (the left channel's samples, then the right's). Prints one JSON line:
@@ -17,7 +17,7 @@ import time
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "test", "reference"))
 import encodec48_reference as ref  # noqa: E402
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """CUDA / newer-torch checks for an exported model (run on a machine with a GPU).
 
-  python3 test/reference/gpu_check.py [--model MODEL.pt | --seed 0] [--audio audio.npy]
+  python3 scripts/gpu_check.py [--model MODEL.pt | --seed 0] [--audio audio.npy]
         [--code-only OLD_EXPORT.pt]
 
 --model: an exported file; otherwise one is exported here with --random --seed (the local torch).
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+ROOT = os.path.dirname(HERE)
 
 
 def snr(a, b):
