@@ -89,6 +89,16 @@ function listEntries(fd: number, fileSize: number): Entry[] {
   return entries;
 }
 
+/** Names of the entries in the ZIP archive at `path` (e.g. to tell a TorchScript archive from a checkpoint). */
+export function zipEntryNames(path: string): string[] {
+  const fd = fs.openSync(path, 'r');
+  try {
+    return listEntries(fd, fs.fstatSync(fd).size).map((e) => e.name);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
 /**
  * Reads the first entry whose name satisfies `match` (stored or deflated), or returns undefined when none does.
  * Throws when the file is not a readable ZIP archive.
