@@ -17,7 +17,7 @@ import * as path from 'node:path';
 
 import { SingleBar } from 'cli-progress';
 
-import { UsageError } from './cli-util';
+import { UsageError, makeOutDir } from './cli-util';
 import { plural } from '../lib/common/format';
 import { formatNumber } from '../lib/common/format';
 
@@ -136,7 +136,7 @@ export function batchInputs(args: string[], opts: BatchCliOptions, outDir: strin
     throw new UsageError(`${outFlag} '${outDir}' is a file; pass a directory (it is created if missing)`);
   }
   try {
-    fs.mkdirSync(outDir, { recursive: true });
+    makeOutDir(outDir); // removed again at exit if the run leaves it empty
     fs.accessSync(outDir, fs.constants.W_OK);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;

@@ -223,7 +223,7 @@ export function encodeCommand(): Command {
     checkOutput(out, ['.npy']);
     // streamed in chunks with left context (bounded memory); --exact loads the file and encodes it whole (encodec_48khz
     // streams its 1 s segments either way); from the encoding cache when the file was encoded before (any bandwidth)
-    const model = encodeModel(opts.model, { device: checkDevice(opts.device), threads: opts.threads });
+    const model = await encodeModel(opts.model, { device: checkDevice(opts.device), threads: opts.threads });
     try {
       const codes = await encodeFile(audio, { model, bandwidth, exact: opts.exact === true, cache: (opts as { cache?: string | false }).cache });
       await writeCodesNpy(out, codes);

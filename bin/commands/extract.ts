@@ -304,7 +304,7 @@ export function extractCommand(): Command {
 
       await runWorkers(inputs, jobs, async (take) => {
         // loaded on the first input that misses the cache (or at once for --report, which decodes)
-        const model = modelPath ? encodeModel(modelPath, { device, threads }) : undefined;
+        const model = modelPath ? await encodeModel(modelPath, { device, threads }) : undefined;
         try {
           for (let input = take(); input !== undefined; input = take()) {
             const base = outputBase(opts.out, input);

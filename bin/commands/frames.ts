@@ -79,7 +79,7 @@ export function framesCommand(): Command {
       const threads = opts.threads ?? threadsPerJob(jobs);
       const reporter = new BatchReporter(inputs.length, process.stderr, work);
       await runWorkers(inputs, jobs, async (take) => {
-        const model = encodeModel(modelPath, { device, threads });
+        const model = await encodeModel(modelPath, { device, threads });
         try {
           for (let input = take(); input !== undefined; input = take()) {
             const base = outputBase(opts.out, input);

@@ -28,7 +28,10 @@ export function mergeCommand(): Command {
     .action(async (opts: { out: string }) => {
       const out = path.resolve(opts.out);
       const plan = readPlan(out);
-      if (!plan) throw new UsageError(`${planPath(out)} does not exist: --out '${opts.out}' holds no sharded run (a run with --shard writes it)`);
+      if (!plan) {
+        // a missing input (the run's work list), not bad usage: exit 1 (docs/errors.md)
+        throw Object.assign(new Error(`${planPath(out)} does not exist: --out '${opts.out}' holds no sharded run (a run with --shard writes it)`), { code: 'ENOENT' });
+      }
       const status = batchStatus(out, plan);
       const summary = `${plan.command}: ${plural(status.total, 'input')} in ${plural(status.shards, 'shard')}: ${status.done} done, ${status.failed} failed, ${status.missing} missing`;
       if (!status.complete) {

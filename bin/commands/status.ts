@@ -28,9 +28,13 @@ function planFor(opts: StatusOptions): Plan {
   const inputs = opts.manifest === undefined ? undefined : selectInputs(readManifest(opts.manifest));
   if (!found) {
     if (!inputs || opts.shards === undefined) {
-      throw new UsageError(
-        `${planPath(opts.out)} does not exist: no sharded task has started in --out '${opts.out}'. ` +
-          'Pass --manifest FILE and --shards N to see the whole list as missing, or check --out',
+      // a missing input (the run's work list), not bad usage: exit 1 (docs/errors.md)
+      throw Object.assign(
+        new Error(
+          `${planPath(opts.out)} does not exist: no sharded task has started in --out '${opts.out}'. ` +
+            'Pass --manifest FILE and --shards N to see the whole list as missing, or check --out',
+        ),
+        { code: 'ENOENT' },
       );
     }
     return makePlan('extract', inputs, opts.shards);

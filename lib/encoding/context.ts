@@ -39,14 +39,22 @@ export interface ClosableModel extends EncodeModel {
  * The model of the encode stage: a loaded codec (used as is), or a model file (default: $ENCODEC_MODEL, then the
  * default path) whose metadata is read now and which is loaded only when an input must be encoded.
  */
-export function encodeModel(model: Encodec | EncodeModel | string | undefined, load: { device?: Device; threads?: number }): ClosableModel {
+export async function encodeModel(model: Encodec | EncodeModel | string | undefined, load: { device?: Device; threads?: number }): Promise<ClosableModel> {
   if (isEncodeModel(model)) return { ...model, close: async () => undefined }; // the caller's: it closes it
   if (model instanceof Encodec) {
     return { path: model.modelPath, info: model.info, device: model.device, codec: async () => model, close: async () => undefined };
   }
   const path = resolveModelPath(model);
-  const info: ModelInfo = readModelInfo(path);
+  let info: ModelInfo;
   let loading: Promise<Encodec> | undefined;
+  try {
+    info = readModelInfo(path);
+  } catch (err) {
+    // libtorch's reader says more about a damaged file (truncated, corrupt, saved by a newer PyTorch)
+    loading = Encodec.load(path, { device: load.device, threads: load.threads, warmup: false });
+    (await loading).dispose();
+    throw err;
+  }
   return {
     path,
     info,

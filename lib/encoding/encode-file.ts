@@ -33,7 +33,7 @@ export interface EncodeFileOptions {
  */
 export async function encodeFile(file: string, options: EncodeFileOptions = {}): Promise<Codes> {
   if (typeof file !== 'string' || file === '') throw typeError('file must be the path of an audio or video file');
-  const model = encodeModel(options.model, options);
+  const model = await encodeModel(options.model, options);
   const cache = await openCache(options.cache);
   try {
     const nQ = codebooksOf(model.info, options.bandwidth ?? 6);
@@ -95,7 +95,7 @@ export async function modelRateFrames(file: string, options: ModelRateOptions = 
   if (typeof file !== 'string' || file === '') throw typeError('file must be the path of an audio or video file');
   const kind = options.output ?? 'codes';
   if (!['codes', 'embeddings', 'latents'].includes(kind)) throw rangeError(`unknown output '${String(kind)}'; use one of codes, embeddings, latents`);
-  const model = encodeModel(options.model, options);
+  const model = await encodeModel(options.model, options);
   const cache = await openCache(options.cache);
   try {
     const { info } = model;

@@ -625,7 +625,7 @@ export async function extractRunFeatures(stimuli: StimulusPlacement[], options: 
     }
   } else {
     // encode stage: each stimulus's frames at the model's rate (cached); align stage: placed on the run, never the model
-    const model = encodeModel(options.model, options);
+    const model = await encodeModel(options.model, options);
     const cache = await openCache(options.cache);
     const encodings: (StimulusEncoding | undefined)[] = [];
     try {

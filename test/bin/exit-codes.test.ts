@@ -42,8 +42,8 @@ const INPUT_EXT: Record<string, string> = {
 /** Commands whose input is an option rather than an argument. */
 const INPUT_OPTION: Record<string, string> = { 'model export': '--checkpoint', doctor: '--model' };
 
-/** Commands that read no input file (model random makes one; model fetch downloads). */
-const NO_INPUT = new Set(['model random', 'model fetch']);
+/** Commands that read no input file (model random makes one; model fetch downloads; cache works on the cache). */
+const NO_INPUT = new Set(['model random', 'model fetch', 'cache list', 'cache verify', 'cache prune', 'cache clear']);
 
 /** Every file and folder under `dir`, relative to it. */
 function listing(dir: string): string[] {
