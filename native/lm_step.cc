@@ -77,9 +77,49 @@ __attribute__((target("avx2,fma"))) void RunPanels(const float* panels, const fl
     for (int64_t i = 0; i < n; ++i) _mm256_storeu_ps(y + m0 + 8 * i, c[i]);
   }
 }
+__attribute__((target("avx2,fma"))) void ScoresFma(const float* q, const float* keys_t, int64_t stride, int64_t S,
+                                                  int64_t heads, int64_t hd, float* scores) {
+  for (int64_t h = 0; h < heads; ++h) {
+    const float* qh = q + h * hd;
+    int64_t j = 0;
+    for (; j + 8 <= S; j += 8) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t i = 0; i < hd; ++i) {
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(keys_t + (h * hd + i) * stride + j), _mm256_set1_ps(qh[i]), acc);
+      }
+      _mm256_storeu_ps(scores + h * S + j, _mm256_add_ps(_mm256_setzero_ps(), acc));
+    }
+    for (; j < S; ++j) {
+      float acc = 0.0f;
+      for (int64_t i = 0; i < hd; ++i) acc = __builtin_fmaf(keys_t[(h * hd + i) * stride + j], qh[i], acc);
+      scores[h * S + j] = 0.0f + acc;
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) void OutputFma(const float* weights, const float* values, int64_t S,
+                                                  int64_t heads, int64_t hd, float* out) {
+  const int64_t D = heads * hd;
+  for (int64_t h = 0; h < heads; ++h) {
+    const float* w = weights + h * S;
+    int64_t i = 0;
+    for (; i + 8 <= hd; i += 8) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int64_t j = 0; j < S; ++j) acc = _mm256_fmadd_ps(_mm256_loadu_ps(values + j * D + h * hd + i), _mm256_set1_ps(w[j]), acc);
+      _mm256_storeu_ps(out + h * hd + i, _mm256_add_ps(_mm256_setzero_ps(), acc));
+    }
+    for (; i < hd; ++i) {
+      float acc = 0.0f;
+      for (int64_t j = 0; j < S; ++j) acc = __builtin_fmaf(values[j * D + h * hd + i], w[j], acc);
+      out[h * hd + i] = 0.0f + acc;
+    }
+  }
+}
 #else
 bool HasFma() { return false; }  // MatVec then calls at::linear
 void RunPanels(const float*, const float*, const float*, float*, int64_t, const int64_t*, size_t, int64_t) {}
+void ScoresFma(const float*, const float*, int64_t, int64_t, int64_t, int64_t, float*) {}
+void OutputFma(const float*, const float*, int64_t, int64_t, int64_t, float*) {}
 #endif
 
 // OpenBLAS's split of a contraction of K into blocks of at most Q (level3.c: Q while 2 Q remain, then two halves
@@ -100,6 +140,15 @@ std::vector<int64_t> Blocks(int64_t K, int64_t Q, int64_t U) {
 }
 
 }  // namespace
+
+void AttentionScores(const float* q, const float* keys_t, int64_t stride, int64_t S, int64_t heads, int64_t hd,
+                     float* scores) {
+  ScoresFma(q, keys_t, stride, S, heads, hd, scores);
+}
+
+void AttentionOutput(const float* weights, const float* values, int64_t S, int64_t heads, int64_t hd, float* out) {
+  OutputFma(weights, values, S, heads, hd, out);
+}
 
 MatVec::MatVec(const torch::Tensor& weight, const torch::Tensor& bias)
     : weight_(weight), bias_(bias), M_(weight.size(0)), K_(weight.size(1)) {
@@ -166,8 +215,8 @@ torch::Tensor MatVec::Apply(const torch::Tensor& x) const {
 
 // ---- KvPlan ----
 
-KvPlan::KvPlan(const torch::Tensor& weight_t, const torch::Tensor& bias, int64_t max_rows)
-    : weight_t_(weight_t), bias_(bias), dim_(weight_t.size(0)), max_rows_(max_rows) {
+KvPlan::KvPlan(const torch::Tensor& weight_t, const torch::Tensor& bias, int64_t max_rows, int64_t heads)
+    : weight_t_(weight_t), bias_(bias), dim_(weight_t.size(0)), max_rows_(max_rows), heads_(heads) {
   rows_ = TestRows(max_rows_, dim_);
   const int64_t width = weight_t.size(1);
   // Which positions of an n-column product give the same bits (on three test rows): one variant each.
@@ -207,6 +256,26 @@ KvPlan::KvPlan(const torch::Tensor& weight_t, const torch::Tensor& bias, int64_t
     }
   }
   classes_.resize(max_rows_ + 1);
+  attention_.assign(max_rows_ + 1, 0);
+}
+
+bool KvPlan::MeasureAttention(int64_t S) {
+  if (!HasFma()) return false;
+  const int64_t D = dim_, hd = D / heads_;
+  // Meta's ops on test data (multi_head_attention_forward with T = B = 1), against the FMA chains
+  const torch::Tensor q = TestRows(1, D).view({1, heads_, hd}).transpose(0, 1) / std::sqrt(static_cast<double>(hd));
+  const torch::Tensor k = TestRows(S + 1, D).narrow(0, 1, S).contiguous();
+  const torch::Tensor v = (TestRows(S + 2, D).narrow(0, 2, S) * 0.5).contiguous();
+  const torch::Tensor kh = k.view({S, heads_, hd}).transpose(0, 1), vh = v.view({S, heads_, hd}).transpose(0, 1);
+  const torch::Tensor scores = at::baddbmm(at::zeros({1, 1, S}, at::kFloat), q, kh.transpose(-2, -1)).contiguous();
+  const torch::Tensor w = at::softmax(scores, -1).contiguous();
+  const torch::Tensor out = at::bmm(w, vh).transpose(0, 1).contiguous();
+  const torch::Tensor qc = q.contiguous(), kt = k.t().contiguous();
+  std::vector<float> s(heads_ * S), o(D);
+  AttentionScores(qc.data_ptr<float>(), kt.data_ptr<float>(), S, S, heads_, hd, s.data());
+  AttentionOutput(w.data_ptr<float>(), v.data_ptr<float>(), S, heads_, hd, o.data());
+  return std::memcmp(s.data(), scores.data_ptr<float>(), s.size() * sizeof(float)) == 0 &&
+         std::memcmp(o.data(), out.data_ptr<float>(), o.size() * sizeof(float)) == 0;
 }
 
 void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const torch::Tensor& weight_t,
@@ -278,6 +347,7 @@ bool KvPlan::Ensure(int64_t rows) {
       failed_.store(true, std::memory_order_release);
       return false;
     }
+    attention_[S] = MeasureAttention(S) ? 1 : 0;  // else the step calls ATen's products for this S
     measured_.store(S, std::memory_order_release);
   }
   return true;
@@ -353,7 +423,7 @@ std::shared_ptr<LmFastModel> LmFastModel::Create(torch::jit::Module& module, int
         m->heads_exact = std::memcmp(h.data_ptr<float>(), y.data() + k * card, card * sizeof(float)) == 0;
       }
     }
-    m->plan = std::make_unique<KvPlan>(m->layers[0].wkv_t, m->layers[0].bkv, m->past_context + 1);
+    m->plan = std::make_unique<KvPlan>(m->layers[0].wkv_t, m->layers[0].bkv, m->past_context + 1, m->num_heads);
     if (m->layers[0].kv.exact() && m->plan->variants() > 0) {
       // which variant a one-row product is, so that the step computes it without BLAS
       m->single_variant = m->plan->SingleVariant();
@@ -381,6 +451,7 @@ LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t ro
   for (Cache& c : caches_) {
     c.keys = at::empty({2 * rows, D}, at::kFloat);
     c.values = at::empty({2 * rows, D}, at::kFloat);
+    c.keys_t.resize(2 * rows * D);
     c.written.assign(cap_, -1);
   }
 }
@@ -436,6 +507,8 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
     const float* src = Kv(c, r, cls[j]);
     std::memcpy(kp + (r - c.base) * D, src, D * sizeof(float));
     std::memcpy(vp + (r - c.base) * D, src + D, D * sizeof(float));
+    const int64_t stride = c.keys.size(0);
+    for (int64_t d = 0; d < D; ++d) c.keys_t[d * stride + (r - c.base)] = src[d];
     written = cls[j];
   }
   const torch::Tensor k = c.keys.narrow(0, first - c.base, S), v = c.values.narrow(0, first - c.base, S);
@@ -445,10 +518,22 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
   const torch::Tensor qh = q.contiguous().view({1, heads, hd}).transpose(0, 1);
   const torch::Tensor kh = k.view({S, heads, hd}).transpose(0, 1);
   const torch::Tensor vh = v.view({S, heads, hd}).transpose(0, 1);
-  const torch::Tensor mask = at::zeros({1, 1, S}, at::kFloat);
-  torch::Tensor w = at::baddbmm(mask, qh / std::sqrt(static_cast<double>(hd)), kh.transpose(-2, -1));
-  w = at::softmax(w, -1);
-  torch::Tensor o = at::bmm(w, vh).transpose(0, 1).contiguous().view({1, 1, D});
+  const torch::Tensor qs = qh / std::sqrt(static_cast<double>(hd));
+  torch::Tensor o;
+  if (m.plan->AttentionExact(S)) {
+    const torch::Tensor qc = qs.contiguous();
+    torch::Tensor scores = at::empty({heads, 1, S}, at::kFloat);
+    AttentionScores(qc.data_ptr<float>(), c.keys_t.data() + (first - c.base), c.keys.size(0), S, heads, hd,
+                    scores.data_ptr<float>());
+    const torch::Tensor w = at::softmax(scores, -1).contiguous();
+    o = at::empty({1, 1, D}, at::kFloat);
+    AttentionOutput(w.data_ptr<float>(), vp + (first - c.base) * D, S, heads, hd, o.data_ptr<float>());
+  } else {
+    const torch::Tensor mask = at::zeros({1, 1, S}, at::kFloat);
+    torch::Tensor w = at::baddbmm(mask, qs, kh.transpose(-2, -1));
+    w = at::softmax(w, -1);
+    o = at::bmm(w, vh).transpose(0, 1).contiguous().view({1, 1, D});
+  }
   o = l.out.Apply(o);
   const torch::Tensor y = at::layer_norm(x + o, {D}, l.n1w, l.n1b, l.eps1);
   const torch::Tensor ff = l.linear2.Apply(at::gelu(l.linear1.Apply(y)));

@@ -50,8 +50,9 @@ class MatVec {
 // Which variant of the key/value projection each row of an S-row projection matches, S = 1..max_rows.
 class KvPlan {
  public:
-  // `weight_t` [dim, 2 dim] and `bias` [2 dim]: one layer's key/value projection, as the step passes them.
-  KvPlan(const torch::Tensor& weight_t, const torch::Tensor& bias, int64_t max_rows);
+  // `weight_t` [dim, 2 dim] and `bias` [2 dim]: one layer's key/value projection, as the step passes them;
+  // `heads`: the attention's heads.
+  KvPlan(const torch::Tensor& weight_t, const torch::Tensor& bias, int64_t max_rows, int64_t heads);
 
   // Measures the rows of every S up to `rows` (once). False when some row matches no variant.
   bool Ensure(int64_t rows);
@@ -60,6 +61,9 @@ class KvPlan {
   int variants() const { return static_cast<int>(chunks_.size()); }
   // The variant a one-row product gives.
   int SingleVariant() const { return single_; }
+  // Whether the attention's products over S rows (Meta: baddbmm of the scores, bmm of the weights and values)
+  // are what AttentionScores / AttentionOutput compute (S measured by Ensure).
+  bool AttentionExact(int64_t S) const { return attention_[S] != 0; }
   // Whether some S matched no variant (the session then uses the TorchScript step).
   bool failed() const { return failed_.load(std::memory_order_acquire); }
 
@@ -78,6 +82,7 @@ class KvPlan {
     std::vector<int> variant;  // the variant each of its positions gives
   };
   bool Measure(int64_t S);
+  bool MeasureAttention(int64_t S);
 
   torch::Tensor weight_t_, bias_;
   int64_t dim_, max_rows_;
@@ -85,11 +90,20 @@ class KvPlan {
   std::vector<std::vector<float>> test_;  // per variant: the projections of the test rows
   torch::Tensor rows_;                  // [max_rows, dim] test rows
   std::vector<std::vector<uint8_t>> classes_;
+  std::vector<uint8_t> attention_;
+  int64_t heads_;
   std::mutex mutex_;
   std::atomic<int64_t> measured_{0};
   std::atomic<bool> failed_{false};
   int single_ = -1;
 };
+
+// One-column products of the attention, as OpenBLAS's kernel computes them (FMA chains), for S rows:
+// scores[h][j] = 0 + sum_i keys_t[h * hd + i][j] q[h][i] (keys_t: [D][stride], the keys transposed), and
+// out[h * hd + i] = 0 + sum_j values[j][h * hd + i] weights[h][j] (values: [S][D]).
+void AttentionScores(const float* q, const float* keys_t, int64_t stride, int64_t S, int64_t heads, int64_t hd,
+                     float* scores);
+void AttentionOutput(const float* weights, const float* values, int64_t S, int64_t heads, int64_t hd, float* out);
 
 // The weights of an LM in the layout the step reads; nullptr from Create when the module is not laid out as
 // models/lm_ts.py lays it out.
@@ -129,6 +143,7 @@ class LmFastStep {
     // The window's keys and values as the attention reads them: row r at index r - base, in the variant written[slot]
     // (-1: not written). Consecutive frames' windows overlap, so most rows are already in place.
     torch::Tensor keys, values;  // [2 rows, dim]
+    std::vector<float> keys_t;   // [dim][2 rows]: the keys transposed, for AttentionScores
     std::vector<int> written;
     int64_t base = 0;
   };
