@@ -216,17 +216,18 @@ export class EncodingCache {
     return removed;
   }
 
-  /** Removes every entry, the remembered hashes, the codebooks and unfinished builds. */
+  /** Removes every entry, the remembered hashes, the codebooks and abandoned builds. */
   async clear(): Promise<number> {
     const all = await this.entries();
     for (const e of all) await removeDir(e.dir);
     await removeDir(path.join(this.dir, 'hashes'));
     await removeDir(path.join(this.dir, 'codebooks'));
-    await this.removeStaleBuilds(Infinity);
+    // builds in progress (another process's) are left alone; only abandoned ones, as prune does
+    await this.removeStaleBuilds(Date.now());
     return all.length;
   }
 
-  /** Unfinished builds (a killed process's) older than an hour, or all of them with `now` Infinity. */
+  /** Unfinished builds (a killed process's) older than an hour. */
   private async removeStaleBuilds(now: number): Promise<void> {
     let shards: string[] = [];
     try {

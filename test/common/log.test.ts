@@ -102,7 +102,7 @@ describe('log', function () {
       const quiet = path.join(dir, 'quiet.npy');
       const loud = path.join(dir, 'loud.npy');
       const a = cli(['encode', speech, '--model', model, '--out', quiet, '--bandwidth', '3'], { DEBUG: undefined });
-      const b = cli(['--verbose', 'encode', speech, '--model', model, '--out', loud, '--bandwidth', '3'], { DEBUG: undefined });
+      const b = cli(['--verbose', 'encode', speech, '--model', model, '--out', loud, '--bandwidth', '3', '--no-cache'], { DEBUG: undefined }); // encoded afresh: every stage logs
       expect(a.status, a.stderr).to.equal(0);
       expect(b.status, b.stderr).to.equal(0);
       expect(a.stderr).not.to.match(/^encodec-native \+/m);
