@@ -109,7 +109,8 @@ describe('log', function () {
       const logLines = b.stderr.split('\n').filter((l) => LOG_LINE.test(l));
       expect(logLines.some((l) => / model: loaded '.*' \(\d+\.\d MiB\) on cpu, \d+ threads in \d+ ms$/.test(l)), b.stderr).to.equal(true);
       expect(logLines.some((l) => / audio: decoded with ffmpeg .*resampled 22\.05 kHz, 1 ch -> 24 kHz mono, 48000 samples \(2\.00 s\)/.test(l)), b.stderr).to.equal(true);
-      expect(logLines.some((l) => / encode: 48000 samples \(2\.00 s\) at 3 kbps -> codes 4 x 150 in \d+ ms$/.test(l)), b.stderr).to.equal(true);
+      // the encode stage codes at full depth (24 kbps); --bandwidth 3 keeps the first 4 codebooks
+      expect(logLines.some((l) => / encode: 48000 samples \(2\.00 s\) at 24 kbps -> codes 32 x 150 in \d+ ms$/.test(l)), b.stderr).to.equal(true);
       expect(a.stdout).to.equal('');
       expect(b.stdout).to.equal('');
       expect(fs.readFileSync(loud).equals(fs.readFileSync(quiet))).to.equal(true);
