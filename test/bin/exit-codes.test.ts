@@ -39,8 +39,8 @@ const INPUT_EXT: Record<string, string> = {
   doctor: '.pt',
 };
 
-/** Commands whose input is an option rather than an argument. */
-const INPUT_OPTION: Record<string, string> = { 'model export': '--checkpoint', doctor: '--model' };
+/** Commands whose input is an option rather than an argument (status / merge read the run folder --out names). */
+const INPUT_OPTION: Record<string, string> = { 'model export': '--checkpoint', doctor: '--model', status: '--out', merge: '--out' };
 
 /** Commands that read no input file (model random makes one; model fetch downloads; cache works on the cache). */
 const NO_INPUT = new Set(['model random', 'model fetch', 'cache list', 'cache verify', 'cache prune', 'cache clear']);
@@ -65,7 +65,7 @@ describe('CLI exit codes: 1 for a missing or unreadable input, 2 for bad usage, 
     const args = c.path.split(' ');
     if (INPUT_OPTION[c.path]) args.push(INPUT_OPTION[c.path], input);
     for (const a of c.args) args.push(a.startsWith('<') || /\.\.\.]$/.test(a) ? input : '');
-    if (c.options.includes('--out')) args.push('--out', path.join(work, OUT[c.path] ?? 'out'));
+    if (c.options.includes('--out') && INPUT_OPTION[c.path] !== '--out') args.push('--out', path.join(work, OUT[c.path] ?? 'out'));
     if (c.options.includes('--model') && c.path !== 'doctor') args.push('--model', model);
     return args.filter((a) => a !== '');
   }
