@@ -5,9 +5,11 @@
  * `validate`. The browser build takes web `File` objects with a `webkitRelativePath`; Node 20 has `File`, so the
  * dataset's files are handed over that way. Nothing is fetched from the network.
  */
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { File } from 'node:buffer';
 
 // The validator is an ES module; TypeScript's CommonJS output would turn `import()` into `require()`.
@@ -37,8 +39,17 @@ function filesUnder(dir: string): string[] {
   });
 }
 
-/** Validates the dataset at `root`; returns the schema version used and every issue. */
+/**
+ * Validates the dataset at `root`; returns the schema version used and every issue. The validator runs in a child
+ * process: its browser build replaces globals (Response, ReadableStream) that later test files in the same mocha
+ * worker rely on (test/model/download.test.ts failed after it).
+ */
 export async function validateBids(root: string): Promise<{ schemaVersion: string; issues: BidsIssue[] }> {
+  const { stdout } = await promisify(execFile)(process.execPath, [__filename, root], { maxBuffer: 1 << 26 });
+  return JSON.parse(stdout) as { schemaVersion: string; issues: BidsIssue[] };
+}
+
+async function validateHere(root: string): Promise<{ schemaVersion: string; issues: BidsIssue[] }> {
   const main = path.join(path.dirname(require.resolve('bids-validator/package.json')), 'dist', 'validator', 'main.js');
   const validator = (await importModule(pathToFileURL(main).href)) as ValidatorModule;
   const files = filesUnder(root).map((file) => {
@@ -51,4 +62,14 @@ export async function validateBids(root: string): Promise<{ schemaVersion: strin
   const result = await validator.validate(tree, { datasetPath: root, debug: 'ERROR' }, {});
   const issues = Array.isArray(result.issues) ? result.issues : result.issues.issues;
   return { schemaVersion: result.summary.schemaVersion, issues };
+}
+
+if (require.main === module) {
+  validateHere(process.argv[2]).then(
+    (r) => process.stdout.write(JSON.stringify(r)),
+    (err: unknown) => {
+      process.stderr.write(`${err instanceof Error ? err.stack : String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
 }
