@@ -22,34 +22,7 @@ import * as fs from 'node:fs';
 import { tempPathFor } from '../common/atomic';
 import type { FeatureSet } from './features';
 import { rangeError } from '../common/errors';
-
-// h5wasm is an ES module; TypeScript's CommonJS output would turn `import()` into `require()`.
-const importModule = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
-
-interface H5Group {
-  create_dataset(options: { name: string; data: unknown; shape?: number[]; dtype?: string }): unknown;
-  create_attribute(name: string, value: unknown, shape?: number[] | null, dtype?: string | null): void;
-}
-interface H5File extends H5Group {
-  close(): void;
-}
-interface H5Module {
-  ready: Promise<unknown>;
-  File: new (path: string, mode: string) => H5File;
-}
-
-let loaded: Promise<H5Module> | undefined;
-
-/** The h5wasm module (Node build), loaded once. */
-async function h5(): Promise<H5Module> {
-  loaded ??= (async () => {
-    const mod = (await importModule('h5wasm/node')) as { default?: H5Module } & H5Module;
-    const lib = mod.default ?? mod;
-    await lib.ready;
-    return lib;
-  })();
-  return loaded;
-}
+import { H5File, H5Group, h5wasm } from '../io/h5wasm';
 
 /** The settings of a feature set, as root attributes (numbers and strings only; absent values left out). */
 function settings(result: FeatureSet): Record<string, number | string> {
@@ -123,7 +96,7 @@ function withFixedClock(work: () => void): void {
 
 /** Runs `write` on a new HDF5 file at a temporary path, then renames it to `target`. */
 async function writeAtomically(target: string, write: (file: H5File) => void): Promise<void> {
-  const lib = await h5();
+  const lib = await h5wasm();
   const temp = tempPathFor(target);
   try {
     withFixedClock(() => {

@@ -1,7 +1,6 @@
 /**
  * The h5wasm module (the HDF5 C library compiled to WebAssembly; its Node build reads and writes host paths
- * directly), loaded once, with the few types this package uses. lib/fmri/h5.ts has its own loader of the same
- * module; both share the one instance Node caches.
+ * directly), loaded once, with the few types this package uses (frames files here, feature files in lib/fmri/h5.ts).
  */
 
 // h5wasm is an ES module; TypeScript's CommonJS output would turn `import()` into `require()`.
