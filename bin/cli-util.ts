@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
-import { CommanderError } from 'commander';
+import { CommanderError, Command } from 'commander';
 
 import { isInputError } from '../lib/common/errors';
 import { isDebugEnabled } from '../lib/common/log';
@@ -100,4 +100,11 @@ export function extensionOf(file: string): string {
 /** Decoded planar audio as per-channel arrays, each trimmed to `length` samples when given. */
 export function channelsOf(samples: Float32Array, channels: number, length?: number): Float32Array[] {
   return fromPlanar(samples, channels).map((c) => (length !== undefined ? c.subarray(0, length) : c));
+}
+
+/** `--cache DIR` and `--no-cache`, the same for every command that encodes (docs/cache.md). */
+export function addCacheOptions(command: Command): Command {
+  return command
+    .option('--cache <dir>', 'encoding cache folder (default: $ENCODEC_CACHE, else $XDG_CACHE_HOME/encodec-native/encodings); see docs/cache.md')
+    .option('--no-cache', 'encode afresh and keep nothing (the output is the same)');
 }

@@ -24,7 +24,7 @@ import { writeEcdc } from '../../lib/io/ecdc';
 import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
 import { threadsPerJob } from '../../lib/codec/threads';
-import { UsageError, channelsOf, extensionOf, parseIntegerOption, requireInputFile } from '../cli-util';
+import { UsageError, addCacheOptions, channelsOf, extensionOf, parseIntegerOption, requireInputFile } from '../cli-util';
 import { BatchCliOptions, BatchReporter, SHARD_HELP, batchInputs, failure, outputBase, parseShard, runWorkers, selectInputs } from '../batch';
 import { WorkList } from '../work-list';
 import { loadLmForCodec, readEcdcForCodec } from '../ecdc-input';
@@ -203,7 +203,7 @@ async function encodeBatchCommand(args: string[], opts: BatchModelOptions & { ba
 }
 
 export function encodeCommand(): Command {
-  return addBatchOptions(addModelOptions(
+  return addBatchOptions(addCacheOptions(addModelOptions(
     new Command('encode')
       .description(
         'encode audio (any format ffmpeg reads; WAV without it) to codes: .npy of shape [n_q, n_frames], int16 ' +
@@ -212,10 +212,8 @@ export function encodeCommand(): Command {
       .argument('[audio...]', 'input audio or video files (one with --out; any number with --out-dir)')
       .option('--out <codes.npy>', 'codes file to write (one input)')
       .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (encodec_48khz: 3, 6, 12 or 24)', '6')
-      .option('--exact', 'encode each file whole in one pass (memory grows with length) instead of streaming it in chunks')
-      .option('--cache <dir>', 'encoding cache folder (default: $ENCODEC_CACHE, else $XDG_CACHE_HOME/encodec-native/encodings)')
-      .option('--no-cache', 'encode afresh and keep nothing (the codes are the same)'),
-  )).action(async (inputs: string[], opts: BatchModelOptions & { bandwidth: string; exact?: boolean }) => {
+      .option('--exact', 'encode each file whole in one pass (memory grows with length) instead of streaming it in chunks'),
+  ))).action(async (inputs: string[], opts: BatchModelOptions & { bandwidth: string; exact?: boolean }) => {
     if (isBatch(inputs, opts, 'audio')) return encodeBatchCommand(inputs, opts);
     const audio = inputs[0];
     const out = opts.out as string;

@@ -40,7 +40,7 @@ import { threadsPerJob } from '../../lib/codec/threads';
 import { RoundTripTap, formatQuality, roundTripQuality } from '../../lib/quality/roundtrip-quality';
 import { writeFileAtomic } from '../../lib/common/atomic';
 import { formatNumber, plural, toJson } from '../../lib/common/format';
-import { UsageError, parseIntegerOption, parseTrOption, makeOutDir } from '../cli-util';
+import { UsageError, addCacheOptions, parseIntegerOption, parseTrOption, makeOutDir } from '../cli-util';
 import { BatchReporter, Outcome, SHARD_HELP, Shard, failure, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
 import { WorkList } from '../work-list';
 import { writeFeaturesPart } from '../../lib/fmri/features-part';
@@ -166,7 +166,7 @@ function describe(result: FeatureSet, seconds: number): string {
 }
 
 export function extractCommand(): Command {
-  return new Command('extract')
+  return addCacheOptions(new Command('extract')
     .description('turn soundtracks (audio or video files) into TR-aligned features: OUT/<name>.npy + .csv per input')
     .argument('[inputs...]', 'audio or video files (any format ffmpeg reads)')
     .requiredOption('--out <dir>', 'output directory (created if missing)')
@@ -196,9 +196,8 @@ export function extractCommand(): Command {
     .option('--threads <n>', "each model's intra-op threads (default: max(1, floor(cores / jobs)); in a job, the cores it was given)", parseIntegerOption('--threads', 1, 1024))
     .option('--exact', 'encode each input in one pass (exact whole-file codes; memory grows with length) instead of in chunks')
     .option('--force', 'redo inputs whose outputs already exist')
-    .option('--cache <dir>', 'encoding cache folder (default: $ENCODEC_CACHE, else $XDG_CACHE_HOME/encodec-native/encodings); see docs/cache.md')
-    .option('--no-cache', 'encode every input afresh and keep nothing (the output is the same)')
     .option('--report', 'also score the round trip (encode -> decode, or mel -> Griffin-Lim) of the audio extract read (a run: its timeline): SNR, SI-SNR, STOI, ESTOI in OUT/<name>.quality.json')
+  )
     .action(async (args: string[], opts: ExtractCliOptions) => {
       const options: ExtractOptions = {
         tr: opts.tr === undefined ? 1.5 : parseTrOption(opts.tr),

@@ -17,7 +17,7 @@ import { modelRateFrames } from '../../lib/encoding/encode-file';
 import { FrameKind } from '../../lib/encoding/frame-source';
 import { FramesFormat, framesFilePaths, writeFramesFile } from '../../lib/io/frames-file';
 import { modelCodebooks, readModelInfo, resolveModelPath } from '../../lib/model/model-file';
-import { UsageError, parseIntegerOption } from '../cli-util';
+import { UsageError, addCacheOptions, parseIntegerOption } from '../cli-util';
 import { BatchReporter, SHARD_HELP, Shard, batchInputs, failure, outputBase, parseShard, runWorkers, selectInputs } from '../batch';
 import { WorkList } from '../work-list';
 import { formatNumber, plural } from '../../lib/common/format';
@@ -42,7 +42,7 @@ const OUTPUTS = ['codes', 'embeddings', 'latents'];
 const FORMATS = ['npy', 'h5', 'tsv'];
 
 export function framesCommand(): Command {
-  return new Command('frames')
+  return addCacheOptions(new Command('frames')
     .description('write each input\'s features at the model\'s frame rate (75 or 150 frames/s) with a BIDS sidecar: OUT/<name>.npy|.h5|_stim.tsv.gz + .json')
     .argument('[inputs...]', 'audio or video files (any format ffmpeg reads)')
     .requiredOption('--out <dir>', 'output directory (created if missing)')
@@ -57,8 +57,7 @@ export function framesCommand(): Command {
     .option('--threads <n>', 'model threads (default: cores / jobs)', parseIntegerOption('--threads', 1, 1024))
     .option('--exact', 'encode each input in one pass (exact whole-file codes; memory grows with length) instead of in chunks')
     .option('--force', 'redo inputs whose outputs already exist')
-    .option('--cache <dir>', 'encoding cache folder (default: $ENCODEC_CACHE, else $XDG_CACHE_HOME/encodec-native/encodings)')
-    .option('--no-cache', 'encode every input afresh and keep nothing (the output is the same)')
+  )
     .action(async (args: string[], opts: FramesCliOptions) => {
       if (!OUTPUTS.includes(opts.output)) throw new UsageError(`unknown --output '${opts.output}'; use one of ${OUTPUTS.join(', ')}`);
       if (!FORMATS.includes(opts.format)) throw new UsageError(`unknown --format '${opts.format}'; use one of ${FORMATS.join(', ')}`);

@@ -100,7 +100,7 @@ export class EncodingCache {
   /** The valid entry for `key`, or undefined; an invalid one is reported, removed, and undefined returned. */
   async lookup(key: string): Promise<Entry | undefined> {
     const dir = this.entryDir(key);
-    if (!fs.existsSync(path.join(dir, META_FILE)) && !fs.existsSync(dir)) return undefined;
+    if (!fs.existsSync(dir)) return undefined;
     try {
       const entry = await Entry.open(dir, key);
       const now = new Date();
@@ -137,7 +137,7 @@ export class EncodingCache {
     for (let attempt = 0; ; attempt++) {
       try {
         await fs.promises.rename(temp, dir);
-        return await Entry.open(dir, key);
+        return await Entry.open(dir, key, true);
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && code !== 'EISDIR') throw err;

@@ -167,7 +167,7 @@ export async function encodeStimulus(cache: EncodingCache, model: EncodeModel, f
     // the codebooks too, once per model, so that embeddings of these codes never need the model
     if (request.stored === 'codes' && !cache.temporary) await modelCodebooks(cache, model);
     if (built.partial) {
-      const entry = await Entry.open(temp, key);
+      const entry = await Entry.open(temp, key, true);
       return { entry, cached: false, release: () => fs.promises.rm(temp, { recursive: true, force: true }) };
     }
     return { entry: await cache.commit(key, temp), cached: false, release: async () => undefined };

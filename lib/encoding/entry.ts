@@ -94,8 +94,10 @@ export class Entry {
   /**
    * Opens the entry in `dir` for `key`, checking everything: the sidecar's own hash, the key, each file's size and
    * SHA-256, and the frames' header against the recorded shape. Throws InvalidEntry saying what is wrong.
+   * `justWritten`: this process wrote the files and their hashes a moment ago, so their sizes are checked but they
+   * are not read and hashed a second time.
    */
-  static async open(dir: string, key: string | undefined): Promise<Entry> {
+  static async open(dir: string, key: string | undefined, justWritten = false): Promise<Entry> {
     let meta: EntryMeta;
     try {
       meta = JSON.parse(await fs.promises.readFile(path.join(dir, META_FILE), 'utf8')) as EntryMeta;
@@ -115,7 +117,7 @@ export class Entry {
         throw new InvalidEntry(`${name} is missing`);
       }
       if (size !== bytes) throw new InvalidEntry(`${name} holds ${size} bytes, not the ${bytes} recorded (truncated or overwritten)`);
-      if ((await sha256OfFile(file)) !== sha256) throw new InvalidEntry(`${name} does not match its recorded SHA-256 (corrupt)`);
+      if (!justWritten && (await sha256OfFile(file)) !== sha256) throw new InvalidEntry(`${name} does not match its recorded SHA-256 (corrupt)`);
     }
     let header: NpyFrameHeader;
     try {

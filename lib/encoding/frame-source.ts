@@ -60,7 +60,7 @@ export class StimulusFrames {
   }
 
   /**
-   * Makes grid frames [from, to) readable by `at` (to <= nFrames). Calls must not move backwards: `from` never
+   * Makes grid frames [from, to) readable by `copyFrame` (to <= nFrames). Calls must not move backwards: `from` never
    * less than an earlier call's (frames before it are forgotten).
    */
   async load(from: number, to: number): Promise<void> {
@@ -73,14 +73,6 @@ export class StimulusFrames {
       this.loadedTo = next.value.first + next.value.n;
       if (next.value.first + next.value.n > from) this.blocks.push(next.value);
     }
-  }
-
-  /** Value of row r at grid frame j (loaded by `load`). */
-  at(r: number, j: number): number {
-    for (const b of this.blocks) {
-      if (j >= b.first && j < b.first + b.n) return b.data[r * b.n + j - b.first];
-    }
-    throw codedError('ENCODEC_INTERNAL', `internal error: frame ${j} is not loaded`);
   }
 
   /** Copies grid frame j's rows into out[r * stride + offset]. */
