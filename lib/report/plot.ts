@@ -18,15 +18,23 @@ import * as fs from 'node:fs';
 
 import { Resvg } from '@resvg/resvg-js';
 import { PNG } from 'pngjs';
-import * as vega from 'vega';
-import * as vegaLite from 'vega-lite';
+import type * as Vega from 'vega';
+import type * as VegaLite from 'vega-lite';
 
 import { writeFileAtomic } from '../common/atomic';
 import { debug, elapsedSince, formatBytes } from '../common/log';
 import { codedError, rangeError } from '../common/errors';
 
 /** A Vega-Lite specification (top level), as accepted by `vega-lite`'s `compile`. */
-export type VegaLiteSpec = vegaLite.TopLevelSpec;
+export type VegaLiteSpec = VegaLite.TopLevelSpec;
+
+/**
+ * Vega and Vega-Lite, loaded on first use: loading them takes longer than the rest of the CLI together, and
+ * most commands draw nothing.
+ */
+function vegaLibs(): { vega: typeof Vega; vegaLite: typeof VegaLite } {
+  return { vega: require('vega') as typeof Vega, vegaLite: require('vega-lite') as typeof VegaLite };
+}
 
 /** At most this many columns (time steps) reach a heat-map raster; more are averaged in groups. */
 export const MAX_RASTER_COLUMNS = 2000;
@@ -66,6 +74,7 @@ export interface Matrix {
 /** Compiles a Vega-Lite spec and draws it as an SVG document. */
 export async function vegaLiteToSvg(spec: VegaLiteSpec): Promise<string> {
   const start = performance.now();
+  const { vega, vegaLite } = vegaLibs();
   const compiled = vegaLite.compile(spec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none', logLevel: vega.Warn });
   try {
@@ -138,7 +147,7 @@ function parseColor(text: string): [number, number, number] {
 
 /** A 256-entry lookup table of the Vega colour scheme, so raster colours match the colour bar exactly. */
 function colorTable(scheme: string): Uint8Array {
-  const interpolate = vega.scheme(scheme) as unknown;
+  const interpolate = vegaLibs().vega.scheme(scheme) as unknown;
   if (typeof interpolate !== 'function') throw rangeError(`unknown continuous Vega colour scheme '${scheme}'`);
   const table = new Uint8Array(256 * 3);
   for (let i = 0; i < 256; i++) table.set(parseColor((interpolate as (t: number) => string)(i / 255)), i * 3);
