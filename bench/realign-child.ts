@@ -11,7 +11,8 @@
 import { Encodec } from '../lib/codec/codec';
 import { peakRss } from '../lib/codec/runtime';
 import { streamAudio } from '../lib/io/audio';
-import { ExtractOptions, extractFeatures } from '../lib/fmri/features';
+import { extractFeatures } from '../lib/fmri/features';
+import type { ExtractOptions } from '../lib/fmri/extract-options';
 
 const STEPS: Record<string, ExtractOptions> = {
   'first-codes': { bandwidth: 3 },

@@ -51,16 +51,12 @@ export { ERROR_CODES, ErrorCode, errorCode, hasCode, isInputError } from './comm
 export { framesPerTr, trStartFrame, trStartTime, trCount, trCountForSamples, samplesForTrs } from './fmri/alignment';
 export { hrfKernel, convolveHrf, HrfModel, HRF_MODELS, HrfKernelOptions } from './fmri/hrf';
 export { melSettings, melSpectrogram, melToAudio, melFilterbank, hzToMel, melToHz, powerToDb, dbToPower, MelOptions, MelSettings, MelSpectrogram, MEL_DEFAULTS } from './dsp/mel';
+export { extractFeatures, extractRunFeatures, extractedAudio } from './fmri/features';
+export { ExtractOptions, checkExtractOptions } from './fmri/extract-options';
+export { featuresToAudio, FeaturesToAudioOptions, FeatureAudio } from './fmri/features-audio';
 export {
-  extractFeatures,
-  extractRunFeatures,
-  extractedAudio,
-  featuresToAudio,
-  ExtractOptions,
   FeatureSet,
   FeatureInput,
-  FeaturesToAudioOptions,
-  FeatureAudio,
   TrMetadata,
   FeatureMode,
   FeatureOutput,
@@ -73,7 +69,7 @@ export {
   HRF_OPTIONS,
   DEFAULT_TR,
   DEFAULT_FEATURE_BANDWIDTH,
-} from './fmri/features';
+} from './fmri/feature-set';
 export { readFeatures, writeFeatures, featureFilesFor, FeatureFiles, ReadFeaturesOptions } from './fmri/features-file';
 export { encodeFile, modelRateFrames, EncodeFileOptions, ModelRateOptions, ModelRateFrames } from './encoding/encode-file';
 export { EncodingCache, EntrySummary, cacheKey, ENCODING_VERSION } from './encoding/cache';

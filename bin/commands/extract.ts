@@ -27,8 +27,11 @@ import { Command } from 'commander';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
 import { Encodec } from '../../lib/codec/codec';
 import { encodeModel } from '../../lib/encoding/context';
+import type { EncodeModel } from '../../lib/encoding/encode-stage';
 import { parseDevice } from '../../lib/codec/device';
-import { ExtractOptions, FeatureSet, checkExtractOptions, extractFeatures, extractRunFeatures, extractedAudio } from '../../lib/fmri/features';
+import { extractFeatures, extractRunFeatures, extractedAudio } from '../../lib/fmri/features';
+import { ExtractOptions, OptionNames, checkExtractOptions } from '../../lib/fmri/extract-options';
+import type { FeatureSet } from '../../lib/fmri/feature-set';
 import { BoldTiming, featuresNameForEvents, isEventsFile, readBoldTiming, readEvents } from '../../lib/fmri/bids';
 import { writeConcatH5, writeFeaturesH5 } from '../../lib/fmri/h5';
 import { derivativeBase, derivativeConcatBase, findBidsRoot, sidecarPathFor, writeBidsIgnore, writeDatasetDescription, writeSidecar } from '../../lib/fmri/bids-derivative';
@@ -82,7 +85,7 @@ interface ExtractCliOptions {
  * The output base for an input: OUT/<file name without its extension>, or for a BIDS events file
  * OUT/<run>_desc-encodec_features.
  */
-function outputBase(outDir: string, input: string): string {
+function featuresBase(outDir: string, input: string): string {
   if (isEventsFile(input)) return derivativeBase(outDir, input) ?? path.join(outDir, featuresNameForEvents(input));
   return path.join(outDir, path.basename(input, path.extname(input)));
 }
@@ -135,7 +138,7 @@ function concatFile(outDir: string, inputs: string[]): string {
 }
 
 function concatName(inputs: string[]): string {
-  const names = inputs.map((i) => path.basename(outputBase('', i)).replace(/_run-[^_]+/, ''));
+  const names = inputs.map((i) => path.basename(featuresBase('', i)).replace(/_run-[^_]+/, ''));
   return names.every((n) => n === names[0]) && isEventsFile(inputs[0]) ? names[0] : 'concat_desc-encodec_features';
 }
 
@@ -154,6 +157,33 @@ function checkModelBandwidth(modelPath: string, bandwidth: number): void {
     modelCodebooks(info, bandwidth);
   } catch (err) {
     throw new UsageError(`--bandwidth: ${(err as Error).message}`);
+  }
+}
+
+/** What the extract options are called on the command line, for the messages of checkExtractOptions. */
+const FLAG_NAMES: OptionNames = {
+  tr: '--tr',
+  bandwidth: '--bandwidth',
+  maxTrs: '--max-trs',
+  hrf: '--hrf',
+  layout: '--layout',
+  mode: '--mode',
+  output: '--output',
+  onset: '--onset',
+  runTrs: '--run-trs',
+  sliceTimeRef: '--slice-time-ref',
+  resample: '--resample',
+  delays: '--delays',
+  zscore: '--zscore',
+};
+
+/** Checks the options of a run (`bold`: the BOLD file they were merged with), as usage errors naming the flag. */
+function checkOptions(options: ExtractOptions, bold?: string): void {
+  try {
+    checkExtractOptions(options, FLAG_NAMES);
+  } catch (err) {
+    if (!(err instanceof RangeError || err instanceof TypeError)) throw err;
+    throw new UsageError(bold ? `${bold}: ${err.message}` : err.message);
   }
 }
 
@@ -199,81 +229,10 @@ export function extractCommand(): Command {
     .option('--report', 'also score the round trip (encode -> decode, or mel -> Griffin-Lim) of the audio extract read (a run: its timeline): SNR, SI-SNR, STOI, ESTOI in OUT/<name>.quality.json')
   )
     .action(async (args: string[], opts: ExtractCliOptions) => {
-      const options: ExtractOptions = {
-        tr: opts.tr === undefined ? 1.5 : parseTrOption(opts.tr),
-        onset: opts.onset === undefined ? undefined : parseSeconds('--onset', opts.onset),
-        runTrs: opts.runTrs,
-        sliceTimeRef: opts.sliceTimeRef === undefined ? undefined : parseSeconds('--slice-time-ref', opts.sliceTimeRef),
-        resample: opts.resample as ExtractOptions['resample'],
-        delays: opts.delays === undefined ? undefined : parseDelays(opts.delays),
-        zscore: opts.zscore === true ? true : undefined,
-        bandwidth: parseBandwidth(opts.bandwidth),
-        maxTrs: opts.maxTrs,
-        hrf: opts.hrf as ExtractOptions['hrf'],
-        layout: opts.layout as ExtractOptions['layout'],
-        mode: opts.mode as ExtractOptions['mode'],
-        output: opts.mode === 'mel' && opts.output === 'codes' ? undefined : (opts.output as ExtractOptions['output']),
-        exact: opts.exact === true,
-      };
-      try {
-        checkExtractOptions(options);
-      } catch (err) {
-        throw new UsageError(
-          (err as Error).message
-            .replace(/^unknown (hrf|layout|mode|output|resample)/, 'unknown --$1')
-            .replace(/^maxTrs/, '--max-trs')
-            .replace(/^runTrs/, '--run-trs')
-            .replace(/^sliceTimeRef/, '--slice-time-ref')
-            .replace(/^onset/, '--onset'),
-        );
-      }
-      if (opts.format !== 'npy' && opts.format !== 'h5') throw new UsageError(`--format must be npy or h5, got '${opts.format}'`);
-      if (opts.concat && opts.format !== 'h5') throw new UsageError('--concat writes one HDF5 file: add --format h5');
-      if (opts.bold.length && opts.bold.length !== Math.max(1, opts.events.length)) {
-        throw new UsageError(`${plural(opts.bold.length, '--bold', '--bold options')} for ${plural(opts.events.length, '--events', '--events options')}: give one --bold per --events, in the same order`);
-      }
-      if (opts.bold.length && args.length + (opts.manifest ? 1 : 0) > 0 && opts.events.length === 0 && args.length !== 1) {
-        throw new UsageError('--bold describes one run: pass one input with it (or one --bold per --events)');
-      }
-      const explicit = { tr: opts.tr !== undefined, runTrs: opts.runTrs !== undefined, sliceTimeRef: opts.sliceTimeRef !== undefined };
-      const boldFor = new Map<string, string>();
-      opts.events.forEach((e, i) => opts.bold[i] !== undefined && boldFor.set(path.resolve(e), opts.bold[i]));
-      if (opts.events.length === 0 && opts.bold.length === 1 && args.length === 1) boldFor.set(path.resolve(args[0]), opts.bold[0]);
-      const runOptions = new Map<string, ExtractOptions>();
-      for (const [input, bold] of boldFor) {
-        const merged = await boldOptions(bold, options, explicit);
-        try {
-          checkExtractOptions(merged);
-        } catch (err) {
-          throw new UsageError(`${bold}: ${(err as Error).message}`);
-        }
-        runOptions.set(input, merged);
-      }
+      const { options, runOptions, listed } = await extractSettings(args, opts);
       const device = parseDevice(opts.device, '--device');
-      const listed = [...args, ...opts.events, ...(opts.manifest ? readManifest(opts.manifest) : [])];
-      if (listed.length === 0) throw new UsageError('no inputs: pass audio/video files, --events FILE or --manifest FILE');
-      const eventsInputs = listed.filter(isEventsFile);
-      if (opts.onset !== undefined && eventsInputs.length) {
-        throw new UsageError(`--onset places one media file; ${eventsInputs[0]} gives each stimulus its onset`);
-      }
       const everything = selectInputs(listed);
-      const byName = new Map<string, string>();
-      for (const input of everything) {
-        const base = outputBase(opts.out, input);
-        const other = byName.get(base);
-        if (other) throw new UsageError(`'${other}' and '${input}' would both write ${base}.${opts.format}; rename one or run them with different --out`);
-        byName.set(base, input);
-      }
-      if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) {
-        throw new UsageError(`--out '${opts.out}' is a file; pass a directory (it is created if missing)`);
-      }
-      try {
-        makeOutDir(opts.out); // removed at exit if nothing was written into it
-        fs.accessSync(opts.out, fs.constants.W_OK);
-      } catch (err) {
-        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-        throw new UsageError(`cannot write to --out '${opts.out}' (${code}); pass a directory you can write to (it is created if missing)`);
-      }
+      const bids = await prepareOut(opts, everything);
       // sharded: the assignment and outcome records live in OUT; with --concat, `merge` writes the file
       const work = opts.shard
         ? await WorkList.open(opts.out, 'extract', everything, opts.shard, opts.concat ? path.relative(opts.out, concatFile(opts.out, everything)) : undefined)
@@ -284,89 +243,17 @@ export function extractCommand(): Command {
       const threads = opts.threads ?? threadsPerJob(jobs);
       const modelPath = options.mode === 'mel' ? undefined : resolveModelPath(opts.model);
       if (modelPath) checkModelBandwidth(modelPath, options.bandwidth as number);
-      // BIDS events inputs: OUT is a BIDS derivative dataset (docs/fmri.md#bids-derivative-layout)
-      const bids = everything.some((i) => isEventsFile(i) && derivativeBase(opts.out, i) !== undefined);
-      if (bids) {
-        const source = everything.find(isEventsFile);
-        await writeDatasetDescription(opts.out, {
-          name: 'encodec-native stimulus features',
-          version: PACKAGE_VERSION,
-          commandLine: ['encodec-native', ...process.argv.slice(2)].join(' '),
-          sourceRoot: source ? findBidsRoot(source) : undefined,
-        });
-        await writeBidsIgnore(opts.out);
-      }
       const reporter = new BatchReporter(inputs.length, process.stderr, work);
       // --concat's runs by input: written in input order, whichever worker extracted them
       const concatResults = new Map<string, FeatureSet>();
-      const report = (outcome: Outcome): void => reporter.report(outcome);
+      const run: InputRun = { opts, options, runOptions, bids, work, concatResults };
 
       await runWorkers(inputs, jobs, async (take) => {
         // loaded on the first input that misses the cache (or at once for --report, which decodes)
         const model = modelPath ? await encodeModel(modelPath, { device, threads }) : undefined;
         try {
           for (let input = take(); input !== undefined; input = take()) {
-            const base = outputBase(opts.out, input);
-            const files = featureFilesFor(base);
-            const h5File = `${base}.h5`;
-            const target = opts.format === 'h5' ? h5File : files.npy;
-            await removeStalePartials(base);
-            const qualityFile = `${base}.quality.json`;
-            const bidsOutput = bids && isEventsFile(input) && derivativeBase(opts.out, input) !== undefined;
-            // the files that hold the input's result, for the work list of a sharded run; sharded, --concat keeps
-            // each run's features in a part file, which resumes like any output
-            const partFile = work && opts.concat ? work.partPath(input) : undefined;
-            const written = partFile ? [partFile] : opts.concat ? [] : opts.format === 'h5' ? [h5File] : [files.npy, files.csv];
-            const outputs = [...written, ...(bidsOutput && !opts.concat ? [sidecarPathFor(target)] : []), ...(opts.report ? [qualityFile] : [])];
-            const finished = partFile ? fs.existsSync(partFile) : opts.format === 'h5' ? fs.existsSync(h5File) : featuresExist(base);
-            const done = finished && (!bidsOutput || opts.concat || fs.existsSync(sidecarPathFor(target)));
-            if (!opts.force && (!opts.concat || partFile) && done && (!opts.report || fs.existsSync(qualityFile))) {
-              report({ input, status: 'skipped', message: `${partFile ?? target} exists (--force to redo)`, outputs });
-              continue;
-            }
-            reporter.working(input);
-            const start = performance.now();
-            try {
-              await fs.promises.mkdir(path.dirname(base), { recursive: true }); // a BIDS derivative's sub-XX/func/
-              const codec = opts.report && model ? await model.codec() : undefined;
-              // The report scores the audio and codes extract streams when it can (streamed codes or embeddings):
-              // the run is then read and encoded once; otherwise roundTripQuality reads the same run timeline
-              // again, as a stream. Either way it scores what the features were made from: for an events file or
-              // an --onset / --run-trs, the run's silence and stimuli, not a file on its own.
-              const tapped = opts.report && codec !== undefined && options.mode !== 'mel' && !isSegmentedModel(codec.info);
-              const tap = tapped ? new RoundTripTap(codec as Encodec, options.bandwidth as number) : undefined;
-              const inputOptions: ExtractOptions = { ...(runOptions.get(input) ?? options), model, tap, cache: opts.cache };
-              const stimuli = isEventsFile(input) ? readEvents(input, opts.stimuli) : undefined;
-              const result = stimuli
-                ? await extractRunFeatures(stimuli, inputOptions, input)
-                : await extractFeatures(input, inputOptions);
-              let quality = '';
-              if (opts.report) {
-                // Written before the features, which mark the input as done: a rerun then never lacks a report.
-                const q = tap && tap.samples > 0
-                  ? await tap.result(input)
-                  : await roundTripQuality(input, {
-                    mode: options.mode,
-                    model: codec,
-                    bandwidth: options.bandwidth,
-                    audio: extractedAudio(stimuli ?? [{ file: input, onset: inputOptions.onset ?? 0 }], inputOptions),
-                  });
-                await writeFileAtomic(qualityFile, Buffer.from(toJson({ input, ...q })));
-                quality = `; round trip: ${formatQuality(q)}`;
-              }
-              if (partFile) await writeFeaturesPart(partFile, result);
-              else if (opts.concat) concatResults.set(input, result);
-              else {
-                if (opts.format === 'h5') await writeFeaturesH5(h5File, result);
-                else await writeFeatures(base, result);
-                // the sidecar last: an output without it is unfinished (redone by a rerun)
-                if (bidsOutput) await writeSidecar(target, featureSidecar(result, { stimuli: stimuli?.map((x) => ({ file: x.file, onset: x.onset ?? 0, duration: x.duration })) }));
-              }
-              const where = opts.concat ? ' (for --concat)' : ` -> ${target}`;
-              report({ input, status: 'written', message: `${describe(result, (performance.now() - start) / 1000)}${where}${quality}`, outputs });
-            } catch (err) {
-              report(failure(input, err));
-            }
+            reporter.report(await extractInput(run, input, model, () => reporter.working(input)));
           }
         } finally {
           await model?.close();
@@ -376,18 +263,191 @@ export function extractCommand(): Command {
       if (opts.concat && work) {
         process.stderr.write(`extract: --concat file is written by \`encodec-native merge --out ${opts.out}\` once every shard is done\n`);
       } else if (opts.concat) {
-        const runs = inputs.map((input) => concatResults.get(input)).filter((r): r is FeatureSet => r !== undefined);
-        if (runs.length === inputs.length && runs.length > 0) {
-          const file = concatFile(opts.out, inputs);
-          await fs.promises.mkdir(path.dirname(file), { recursive: true });
-          await writeConcatH5(file, runs);
-          if (bids) await writeSidecar(file, concatSidecar(inputs, runs));
-          process.stderr.write(`extract: ${plural(runs.length, 'run')} (${plural(runs.reduce((n, r) => n + r.shape[0], 0), 'volume')}) -> ${file}\n`);
-        } else {
-          process.stderr.write('extract: --concat file not written: some runs failed\n');
-        }
+        await writeConcat(opts.out, inputs, concatResults, bids);
       }
-
       reporter.finish('extract', opts.shard);
     });
+}
+
+/** The options every input is extracted with, each BOLD run's own (merged with its file's timing), and the inputs. */
+interface Settings {
+  options: ExtractOptions;
+  /** By resolved input path: the options of a run given a --bold file. */
+  runOptions: Map<string, ExtractOptions>;
+  listed: string[];
+}
+
+/** The command line -> the checked extract options (usage errors name the flag), before any input is read. */
+async function extractSettings(args: string[], opts: ExtractCliOptions): Promise<Settings> {
+  const options: ExtractOptions = {
+    tr: opts.tr === undefined ? 1.5 : parseTrOption(opts.tr),
+    onset: opts.onset === undefined ? undefined : parseSeconds('--onset', opts.onset),
+    runTrs: opts.runTrs,
+    sliceTimeRef: opts.sliceTimeRef === undefined ? undefined : parseSeconds('--slice-time-ref', opts.sliceTimeRef),
+    resample: opts.resample as ExtractOptions['resample'],
+    delays: opts.delays === undefined ? undefined : parseDelays(opts.delays),
+    zscore: opts.zscore === true ? true : undefined,
+    bandwidth: parseBandwidth(opts.bandwidth),
+    maxTrs: opts.maxTrs,
+    hrf: opts.hrf as ExtractOptions['hrf'],
+    layout: opts.layout as ExtractOptions['layout'],
+    mode: opts.mode as ExtractOptions['mode'],
+    output: opts.mode === 'mel' && opts.output === 'codes' ? undefined : (opts.output as ExtractOptions['output']),
+    exact: opts.exact === true,
+    cache: opts.cache,
+  };
+  checkOptions(options);
+  if (opts.format !== 'npy' && opts.format !== 'h5') throw new UsageError(`--format must be npy or h5, got '${opts.format}'`);
+  if (opts.concat && opts.format !== 'h5') throw new UsageError('--concat writes one HDF5 file: add --format h5');
+  if (opts.bold.length && opts.bold.length !== Math.max(1, opts.events.length)) {
+    throw new UsageError(`${plural(opts.bold.length, '--bold', '--bold options')} for ${plural(opts.events.length, '--events', '--events options')}: give one --bold per --events, in the same order`);
+  }
+  if (opts.bold.length && args.length + (opts.manifest ? 1 : 0) > 0 && opts.events.length === 0 && args.length !== 1) {
+    throw new UsageError('--bold describes one run: pass one input with it (or one --bold per --events)');
+  }
+  const explicit = { tr: opts.tr !== undefined, runTrs: opts.runTrs !== undefined, sliceTimeRef: opts.sliceTimeRef !== undefined };
+  const boldFor = new Map<string, string>();
+  opts.events.forEach((e, i) => opts.bold[i] !== undefined && boldFor.set(path.resolve(e), opts.bold[i]));
+  if (opts.events.length === 0 && opts.bold.length === 1 && args.length === 1) boldFor.set(path.resolve(args[0]), opts.bold[0]);
+  const runOptions = new Map<string, ExtractOptions>();
+  for (const [input, bold] of boldFor) {
+    const merged = await boldOptions(bold, options, explicit);
+    checkOptions(merged, bold);
+    runOptions.set(input, merged);
+  }
+  const listed = [...args, ...opts.events, ...(opts.manifest ? readManifest(opts.manifest) : [])];
+  if (listed.length === 0) throw new UsageError('no inputs: pass audio/video files, --events FILE or --manifest FILE');
+  const eventsInputs = listed.filter(isEventsFile);
+  if (opts.onset !== undefined && eventsInputs.length) {
+    throw new UsageError(`--onset places one media file; ${eventsInputs[0]} gives each stimulus its onset`);
+  }
+  return { options, runOptions, listed };
+}
+
+/**
+ * Checks that no two inputs write the same output and that --out is a folder it can write, and makes it; with BIDS
+ * events inputs, OUT is a BIDS derivative dataset (docs/fmri.md#bids-derivative-layout): writes its description.
+ * Returns whether it is one.
+ */
+async function prepareOut(opts: ExtractCliOptions, everything: string[]): Promise<boolean> {
+  const byName = new Map<string, string>();
+  for (const input of everything) {
+    const base = featuresBase(opts.out, input);
+    const other = byName.get(base);
+    if (other) throw new UsageError(`'${other}' and '${input}' would both write ${base}.${opts.format}; rename one or run them with different --out`);
+    byName.set(base, input);
+  }
+  if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) {
+    throw new UsageError(`--out '${opts.out}' is a file; pass a directory (it is created if missing)`);
+  }
+  try {
+    makeOutDir(opts.out); // removed at exit if nothing was written into it
+    fs.accessSync(opts.out, fs.constants.W_OK);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+    throw new UsageError(`cannot write to --out '${opts.out}' (${code}); pass a directory you can write to (it is created if missing)`);
+  }
+  const bids = everything.some((i) => isEventsFile(i) && derivativeBase(opts.out, i) !== undefined);
+  if (bids) {
+    const source = everything.find(isEventsFile);
+    await writeDatasetDescription(opts.out, {
+      name: 'encodec-native stimulus features',
+      version: PACKAGE_VERSION,
+      commandLine: ['encodec-native', ...process.argv.slice(2)].join(' '),
+      sourceRoot: source ? findBidsRoot(source) : undefined,
+    });
+    await writeBidsIgnore(opts.out);
+  }
+  return bids;
+}
+
+/** What every input of one `extract` shares. */
+interface InputRun {
+  opts: ExtractCliOptions;
+  options: ExtractOptions;
+  runOptions: Map<string, ExtractOptions>;
+  /** OUT is a BIDS derivative dataset. */
+  bids: boolean;
+  work: WorkList | undefined;
+  concatResults: Map<string, FeatureSet>;
+}
+
+/**
+ * Extracts one input and writes its outputs (skipped when they exist, unless --force): the features, the BIDS
+ * sidecar, the --report scores, or for --concat the run kept for the file written at the end.
+ */
+async function extractInput(run: InputRun, input: string, model: EncodeModel | undefined, working: () => void): Promise<Outcome> {
+  const { opts, options, work } = run;
+  const base = featuresBase(opts.out, input);
+  const files = featureFilesFor(base);
+  const h5File = `${base}.h5`;
+  const target = opts.format === 'h5' ? h5File : files.npy;
+  await removeStalePartials(base);
+  const qualityFile = `${base}.quality.json`;
+  const bidsOutput = run.bids && isEventsFile(input) && derivativeBase(opts.out, input) !== undefined;
+  // the files that hold the input's result, for the work list of a sharded run; sharded, --concat keeps each run's
+  // features in a part file, which resumes like any output
+  const partFile = work && opts.concat ? work.partPath(input) : undefined;
+  const written = partFile ? [partFile] : opts.concat ? [] : opts.format === 'h5' ? [h5File] : [files.npy, files.csv];
+  const outputs = [...written, ...(bidsOutput && !opts.concat ? [sidecarPathFor(target)] : []), ...(opts.report ? [qualityFile] : [])];
+  const finished = partFile ? fs.existsSync(partFile) : opts.format === 'h5' ? fs.existsSync(h5File) : featuresExist(base);
+  const done = finished && (!bidsOutput || opts.concat || fs.existsSync(sidecarPathFor(target)));
+  if (!opts.force && (!opts.concat || partFile) && done && (!opts.report || fs.existsSync(qualityFile))) {
+    return { input, status: 'skipped', message: `${partFile ?? target} exists (--force to redo)`, outputs };
+  }
+  working();
+  const start = performance.now();
+  try {
+    await fs.promises.mkdir(path.dirname(base), { recursive: true }); // a BIDS derivative's sub-XX/func/
+    const codec = opts.report && model ? await model.codec() : undefined;
+    // The report scores the audio and codes extract streams when it can (streamed codes or embeddings): the run is
+    // then read and encoded once; otherwise roundTripQuality reads the same run timeline again, as a stream. Either
+    // way it scores what the features were made from: for an events file or an --onset / --run-trs, the run's
+    // silence and stimuli, not a file on its own.
+    const tapped = opts.report && codec !== undefined && options.mode !== 'mel' && !isSegmentedModel(codec.info);
+    const tap = tapped ? new RoundTripTap(codec as Encodec, options.bandwidth as number) : undefined;
+    const inputOptions: ExtractOptions = { ...(run.runOptions.get(input) ?? options), model, tap };
+    const stimuli = isEventsFile(input) ? readEvents(input, opts.stimuli) : undefined;
+    const result = stimuli ? await extractRunFeatures(stimuli, inputOptions, input) : await extractFeatures(input, inputOptions);
+    let quality = '';
+    if (opts.report) {
+      // Written before the features, which mark the input as done: a rerun then never lacks a report.
+      const q = tap && tap.samples > 0
+        ? await tap.result(input)
+        : await roundTripQuality(input, {
+          mode: options.mode,
+          model: codec,
+          bandwidth: options.bandwidth,
+          audio: extractedAudio(stimuli ?? [{ file: input, onset: inputOptions.onset ?? 0 }], inputOptions),
+        });
+      await writeFileAtomic(qualityFile, Buffer.from(toJson({ input, ...q })));
+      quality = `; round trip: ${formatQuality(q)}`;
+    }
+    if (partFile) await writeFeaturesPart(partFile, result);
+    else if (opts.concat) run.concatResults.set(input, result);
+    else {
+      if (opts.format === 'h5') await writeFeaturesH5(h5File, result);
+      else await writeFeatures(base, result);
+      // the sidecar last: an output without it is unfinished (redone by a rerun)
+      if (bidsOutput) await writeSidecar(target, featureSidecar(result, { stimuli: stimuli?.map((x) => ({ file: x.file, onset: x.onset ?? 0, duration: x.duration })) }));
+    }
+    const where = opts.concat ? ' (for --concat)' : ` -> ${target}`;
+    return { input, status: 'written', message: `${describe(result, (performance.now() - start) / 1000)}${where}${quality}`, outputs };
+  } catch (err) {
+    return failure(input, err);
+  }
+}
+
+/** --concat on one machine: every run, in input order, into one HDF5 file (not written when a run failed). */
+async function writeConcat(outDir: string, inputs: string[], results: Map<string, FeatureSet>, bids: boolean): Promise<void> {
+  const runs = inputs.map((input) => results.get(input)).filter((r): r is FeatureSet => r !== undefined);
+  if (runs.length !== inputs.length || runs.length === 0) {
+    process.stderr.write('extract: --concat file not written: some runs failed\n');
+    return;
+  }
+  const file = concatFile(outDir, inputs);
+  await fs.promises.mkdir(path.dirname(file), { recursive: true });
+  await writeConcatH5(file, runs);
+  if (bids) await writeSidecar(file, concatSidecar(inputs, runs));
+  process.stderr.write(`extract: ${plural(runs.length, 'run')} (${plural(runs.reduce((n, r) => n + r.shape[0], 0), 'volume')}) -> ${file}\n`);
 }

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 
 import { Command } from 'commander';
 
-import type { FeatureSet } from '../../lib/fmri/features';
+import type { FeatureSet } from '../../lib/fmri/feature-set';
 import { readFeaturesPart } from '../../lib/fmri/features-part';
 import { writeConcatH5 } from '../../lib/fmri/h5';
 import { isEventsFile } from '../../lib/fmri/bids';

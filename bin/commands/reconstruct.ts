@@ -12,7 +12,7 @@ import { Encodec } from '../../lib/codec/codec';
 import { parseDevice } from '../../lib/codec/device';
 import { withCodec } from '../../lib/codec/with-codec';
 import { readEcdc } from '../../lib/io/ecdc';
-import { FeatureAudio, featuresToAudio } from '../../lib/fmri/features';
+import { FeatureAudio, featuresToAudio } from '../../lib/fmri/features-audio';
 import { readFeatures } from '../../lib/fmri/features-file';
 import { writeWav } from '../../lib/io/wav';
 import { UsageError, channelsOf, extensionOf, parseIntegerOption, parseTrOption, requireInputFile } from '../cli-util';

@@ -82,10 +82,9 @@ export function fullDepth(info: ModelInfo): { bandwidth: number; nQ: number } {
   return { bandwidth, nQ: info.codebooks_per_bandwidth[String(bandwidth)] };
 }
 
-/** Audio blocks counted (samples per channel) and whether the source ended. */
+/** Audio blocks counted (samples per channel). */
 class Counted {
   samples = 0;
-  ended = false;
   constructor(private readonly channels: number) {}
   async *wrap(source: AsyncIterable<Float32Array>, tap?: EncodeTap): AsyncGenerator<Float32Array> {
     for await (const block of source) {
@@ -93,8 +92,19 @@ class Counted {
       tap?.audio(block);
       yield block;
     }
-    this.ended = true;
   }
+}
+
+/** `source`, or undefined when it ends before its first sample (the encoders refuse empty audio). */
+async function unlessEmpty(source: AsyncGenerator<Float32Array>): Promise<AsyncGenerator<Float32Array> | undefined> {
+  let first = await source.next();
+  while (!first.done && first.value.length === 0) first = await source.next();
+  if (first.done) return undefined;
+  const head = first.value;
+  return (async function* () {
+    yield head;
+    yield* source;
+  })();
 }
 
 async function keyFor(cache: EncodingCache, model: EncodeModel, file: string, request: EncodeRequest): Promise<{ key: string; exact: boolean; sourceSha256: string; modelSha: string }> {
@@ -197,28 +207,25 @@ async function buildEntry(dir: string, codec: Encodec, file: string, request: En
   const audio = new Counted(channels);
   const read = { sampleRate: info.sample_rate, channels: channels as 1 | 2, maxSeconds: request.maxSeconds };
   try {
-    try {
-      if (exact) {
-        const { samples } = await loadAudio(file, read);
-        audio.samples = samples.length / channels;
-        audio.ended = true;
-        if (samples.length > 0) {
-          const block = codes ? await codec.encode(samples, { bandwidth, exact: true }) : await codec.latents(samples, { exact: true });
-          await frames.appendRows(block.data, block.nFrames);
-        }
-      } else if (codes) {
-        const tap = request.tap;
-        for await (const block of codec.encodeStreamBlocks(audio.wrap(streamAudio(file, read), tap?.tap), { bandwidth })) {
-          await frames.appendRows(block.data, block.nFrames);
-          if (block.scales) scales.push(...block.scales);
-          if (tap) await tap.tap.codes(prefixRows(block, tap.nQ));
-        }
-      } else {
-        for await (const block of codec.latentsStream(audio.wrap(streamAudio(file, read)))) await frames.appendRows(block.data, block.nFrames);
+    // a file without a sample is an encoding of no frames (zero TRs downstream), not an error
+    if (exact) {
+      const { samples } = await loadAudio(file, read);
+      audio.samples = samples.length / channels;
+      if (samples.length > 0) {
+        const block = codes ? await codec.encode(samples, { bandwidth, exact: true }) : await codec.latents(samples, { exact: true });
+        await frames.appendRows(block.data, block.nFrames);
       }
-    } catch (err) {
-      // a file without a sample is an encoding of no frames (zero TRs downstream), not an error
-      if (!(audio.samples === 0 && audio.ended && err instanceof RangeError)) throw err;
+    } else if (codes) {
+      const tap = request.tap;
+      const stream = await unlessEmpty(audio.wrap(streamAudio(file, read), tap?.tap));
+      for await (const block of stream ? codec.encodeStreamBlocks(stream, { bandwidth }) : []) {
+        await frames.appendRows(block.data, block.nFrames);
+        if (block.scales) scales.push(...block.scales);
+        if (tap) await tap.tap.codes(prefixRows(block, tap.nQ));
+      }
+    } else {
+      const stream = await unlessEmpty(audio.wrap(streamAudio(file, read)));
+      for await (const block of stream ? codec.latentsStream(stream) : []) await frames.appendRows(block.data, block.nFrames);
     }
     await frames.close();
   } catch (err) {

@@ -3,7 +3,7 @@
  * were made, in BIDS terms where BIDS has them (RepetitionTime, SliceTimingReference as a fraction of the TR,
  * SamplingFrequency), else in plain names.
  */
-import type { FeatureSet } from './features';
+import type { FeatureSet } from './feature-set';
 
 export function featureSidecar(result: FeatureSet, extra: { stimuli?: { file: string; onset: number; duration?: number }[] } = {}): Record<string, unknown> {
   const encodec = result.kind !== 'mel';

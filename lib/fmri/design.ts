@@ -9,15 +9,15 @@
  */
 import { rangeError } from '../common/errors';
 
-/** Parses and checks delays: integers (volumes), at least one, no repeats. */
-export function checkDelays(delays: unknown): number[] {
+/** Parses and checks delays: integers (volumes), at least one, no repeats; `what` names them in errors. */
+export function checkDelays(delays: unknown, what = 'delays'): number[] {
   if (!Array.isArray(delays) || delays.length === 0) {
-    throw rangeError('delays must be a non-empty list of whole numbers of volumes, e.g. [1, 2, 3, 4]');
+    throw rangeError(`${what} must be a non-empty list of whole numbers of volumes, e.g. [1, 2, 3, 4]`);
   }
   const seen = new Set<number>();
   for (const d of delays) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d)) {
-      throw rangeError(`delays must be whole numbers of volumes (e.g. 1,2,3,4), got ${String(d)}`);
+      throw rangeError(`${what} must be whole numbers of volumes (e.g. 1,2,3,4), got ${String(d)}`);
     }
     if (seen.has(d)) throw rangeError(`delay ${d} is listed twice; list each delay once`);
     seen.add(d);

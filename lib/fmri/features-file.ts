@@ -29,7 +29,7 @@ import { ceilTrTimesRate, checkTr, framesPerTr } from './alignment';
 import { writeFilesAtomic } from '../common/atomic';
 import { LATENT_DIM, MAX_CODEBOOKS } from '../codec/bandwidth';
 import { checkCodeRange } from '../codec/codes';
-import { DEFAULT_TR, FeatureKind, FeatureLayout, FeatureMode, FeatureSet, HrfOption, TrMetadata } from './features';
+import { DEFAULT_TR, FeatureKind, FeatureLayout, FeatureMode, FeatureSet, HrfOption, TrMetadata } from './feature-set';
 import { MelSettings, melSettings } from '../dsp/mel';
 import type { Resample } from './resample';
 import { encodeNpy, readNpy, toInt32Array, toNumberArray } from '../io/npy';

@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import { writeFileAtomic } from '../common/atomic';
 import { decodeBinaryJson, encodeBinaryJson } from '../common/binary-json';
 import { codedError } from '../common/errors';
-import type { FeatureSet } from './features';
+import type { FeatureSet } from './feature-set';
 
 /** Writes `result` to `target` (temporary file, then rename). */
 export async function writeFeaturesPart(target: string, result: FeatureSet): Promise<void> {

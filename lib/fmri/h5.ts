@@ -20,7 +20,7 @@
 import * as fs from 'node:fs';
 
 import { tempPathFor } from '../common/atomic';
-import type { FeatureSet } from './features';
+import type { FeatureSet } from './feature-set';
 import { rangeError } from '../common/errors';
 import { H5File, H5Group, h5wasm } from '../io/h5wasm';
 

@@ -31,10 +31,10 @@ export interface FrameClock {
   offset: number;
 }
 
-/** Checks sliceTimeRef: a number in [0, 1]. */
-export function checkSliceTimeRef(value: unknown): number {
+/** Checks sliceTimeRef: a number in [0, 1]; `what` names it in errors. */
+export function checkSliceTimeRef(value: unknown, what = 'sliceTimeRef'): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || value > 1) {
-    throw rangeError(`sliceTimeRef must be a number from 0 to 1 (the fraction of the TR at which a volume is sampled; fMRIPrep's StartTime / TR), got ${String(value)}`);
+    throw rangeError(`${what} must be a number from 0 to 1 (the fraction of the TR at which a volume is sampled; fMRIPrep's StartTime / TR), got ${String(value)}`);
   }
   return value;
 }

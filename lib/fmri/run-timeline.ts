@@ -66,11 +66,11 @@ function finite(value: unknown, what: string): number {
   return value;
 }
 
-/** Checks `runTrs` (undefined allowed): a positive integer. */
-export function checkRunTrs(runTrs: unknown): number | undefined {
+/** Checks `runTrs` (undefined allowed): a positive integer; `what` names it in errors. */
+export function checkRunTrs(runTrs: unknown, what = 'runTrs'): number | undefined {
   if (runTrs === undefined) return undefined;
   if (typeof runTrs !== 'number' || !Number.isSafeInteger(runTrs) || runTrs <= 0) {
-    throw rangeError(`runTrs must be a positive whole number of volumes (the run's length), got ${String(runTrs)}`);
+    throw rangeError(`${what} must be a positive whole number of volumes (the run's length), got ${String(runTrs)}`);
   }
   return runTrs;
 }

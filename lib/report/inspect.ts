@@ -26,7 +26,7 @@ import * as path from 'node:path';
 import { framesPerTr, trCount } from '../fmri/alignment';
 import { HRF_MODELS, HrfModel, hrfKernel } from '../fmri/hrf';
 import { BANDWIDTHS, CODEBOOK_SIZE, FRAME_RATE, MAX_CODEBOOKS, codebooksForBandwidth } from '../codec/bandwidth';
-import type { FeatureKind, HrfOption } from '../fmri/features';
+import type { FeatureKind, HrfOption } from '../fmri/feature-set';
 import { debug } from '../common/log';
 import { NpyData, readNpy } from '../io/npy';
 import { COMPACT_LABEL, FIGURE_CONFIG, VegaLiteSpec, heatmapPanelSpecs, writePng } from './plot';

@@ -12,7 +12,9 @@ import { expect } from 'chai';
 
 import { Encodec } from '../../lib/codec/codec';
 import { toPlanar } from '../../lib/common/planar';
-import { FeatureSet, extractFeatures, featuresToAudio } from '../../lib/fmri/features';
+import { extractFeatures } from '../../lib/fmri/features';
+import { featuresToAudio } from '../../lib/fmri/features-audio';
+import type { FeatureSet } from '../../lib/fmri/feature-set';
 import { hrfKernel } from '../../lib/fmri/hrf';
 import { loadAudio } from '../../lib/io/audio';
 import { writeWav } from '../../lib/io/wav';

@@ -6,7 +6,8 @@ import { expect } from 'chai';
 import { PNG } from 'pngjs';
 
 import { Encodec } from '../../lib/codec/codec';
-import { FeatureSet, extractFeatures } from '../../lib/fmri/features';
+import { extractFeatures } from '../../lib/fmri/features';
+import type { FeatureSet } from '../../lib/fmri/feature-set';
 import { writeFeatures } from '../../lib/fmri/features-file';
 import { formatInspection, inspectFeatures, plotFeatures } from '../../lib/report/inspect';
 import { readNpy, writeNpy } from '../../lib/io/npy';
