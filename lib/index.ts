@@ -52,7 +52,7 @@ export { framesPerTr, trStartFrame, trStartTime, trCount, trCountForSamples, sam
 export { hrfKernel, convolveHrf, HrfModel, HRF_MODELS, HrfKernelOptions } from './fmri/hrf';
 export { melSettings, melSpectrogram, melToAudio, melFilterbank, hzToMel, melToHz, powerToDb, dbToPower, MelOptions, MelSettings, MelSpectrogram, MEL_DEFAULTS } from './dsp/mel';
 export { extractFeatures, extractRunFeatures, extractedAudio } from './fmri/features';
-export { ExtractOptions, checkExtractOptions } from './fmri/extract-options';
+export { ExtractOptions } from './fmri/extract-options';
 export { featuresToAudio, FeaturesToAudioOptions, FeatureAudio } from './fmri/features-audio';
 export {
   FeatureSet,

@@ -12,6 +12,9 @@ import { codedError } from '../common/errors';
 import { sha256OfFile } from './file-hash';
 import { NpyFrameWriter, readFrameBlock, readFrameHeader } from './npy-frames';
 
+/** Frames per tile of {@link dequantize}. */
+const TILE = 64;
+
 /** A model's codebooks: data laid out [count, bins, dim]. */
 export interface Codebooks {
   data: Float32Array;
@@ -27,17 +30,24 @@ export interface Codebooks {
 export function dequantize(codes: ArrayLike<number>, rows: number, n: number, nQ: number, books: Codebooks, out = new Float32Array(books.dim * n)): Float32Array {
   if (nQ > books.count || nQ > rows) throw codedError('ENCODEC_INTERNAL', `internal error: ${nQ} codebooks asked of ${Math.min(books.count, rows)}`);
   const { dim, bins, data } = books;
-  const acc = new Float32Array(dim);
-  for (let t = 0; t < n; t++) {
-    for (let q = 0; q < nQ; q++) {
-      const code = codes[q * n + t];
-      if (!(code >= 0 && code < bins)) throw codedError('ENCODEC_FILE_FORMAT', `code ${code} out of range 0..${bins - 1} (codebook ${q}, frame ${t})`);
-      const base = (q * bins + code) * dim;
-      // Float32Array stores round each sum to float32, as the model's float32 additions do
-      if (q === 0) for (let d = 0; d < dim; d++) acc[d] = data[base + d];
-      else for (let d = 0; d < dim; d++) acc[d] = acc[d] + data[base + d];
+  // frames are summed time-major in tiles, then written out row by row (writing [dim, n] frame by frame would touch
+  // `dim` cache lines per frame)
+  const tile = new Float32Array(TILE * dim);
+  for (let t0 = 0; t0 < n; t0 += TILE) {
+    const width = Math.min(TILE, n - t0);
+    for (let i = 0; i < width; i++) {
+      const t = t0 + i;
+      const at = i * dim;
+      for (let q = 0; q < nQ; q++) {
+        const code = codes[q * n + t];
+        if (!(code >= 0 && code < bins)) throw codedError('ENCODEC_FILE_FORMAT', `code ${code} out of range 0..${bins - 1} (codebook ${q}, frame ${t})`);
+        const base = (q * bins + code) * dim;
+        // Float32Array stores round each sum to float32, as the model's float32 additions do
+        if (q === 0) for (let d = 0; d < dim; d++) tile[at + d] = data[base + d];
+        else for (let d = 0; d < dim; d++) tile[at + d] = tile[at + d] + data[base + d];
+      }
     }
-    for (let d = 0; d < dim; d++) out[d * n + t] = acc[d];
+    for (let d = 0; d < dim; d++) for (let i = 0; i < width; i++) out[d * n + t0 + i] = tile[i * dim + d];
   }
   return out;
 }

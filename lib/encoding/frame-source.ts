@@ -17,6 +17,8 @@ export type FrameKind = 'codes' | 'embeddings' | 'latents';
 
 /** Joined frames read from the entry at a time. */
 const READ_FRAMES = 8192;
+/** Frames per tile of the transpose. */
+const TILE = 64;
 
 /** A block of grid frames, laid out [rows, nFrames]. */
 interface Block {
@@ -77,13 +79,22 @@ export class StimulusFrames {
 
   /** Copies grid frame j's rows into out[r * stride + offset]. */
   copyFrame(j: number, out: FrameArray, stride: number, offset: number): void {
+    this.copyFrames(j, 1, out, stride, offset);
+  }
+
+  /** Copies grid frames [j, j + count) into out[r * stride + offset + t] (t the frame's place in the range), row by row. */
+  copyFrames(j: number, count: number, out: FrameArray, stride: number, offset: number): void {
+    let done = 0;
     for (const b of this.blocks) {
-      if (j >= b.first && j < b.first + b.n) {
-        for (let r = 0; r < this.rows; r++) out[r * stride + offset] = b.data[r * b.n + j - b.first];
-        return;
-      }
+      const from = j + done;
+      if (done === count) break;
+      if (from < b.first || from >= b.first + b.n) continue;
+      const n = Math.min(count - done, b.first + b.n - from);
+      const at = from - b.first;
+      for (let r = 0; r < this.rows; r++) out.set(b.data.subarray(r * b.n + at, r * b.n + at + n), r * stride + offset + done);
+      done += n;
     }
-    throw codedError('ENCODEC_INTERNAL', `internal error: frame ${j} is not loaded`);
+    if (done !== count) throw codedError('ENCODEC_INTERNAL', `internal error: frame ${j + done} is not loaded`);
   }
 
   /** Grid blocks in order, converted to the requested kind. */
@@ -141,6 +152,18 @@ function convert(frames: FrameArray, n: number, stored: number, r: FrameRequest)
 /** The first `rows` of each time-major frame, laid out [rows, n]. */
 function transpose(frames: FrameArray, n: number, stored: number, rows: number): FrameArray {
   const out = frames instanceof Int16Array ? new Int16Array(rows * n) : new Float32Array(rows * n);
-  for (let t = 0; t < n; t++) for (let r = 0; r < rows; r++) out[r * n + t] = frames[t * stored + r];
+  // in tiles of TILE frames, each written row by row (frame by frame would touch `rows` cache lines per frame);
+  // one loop per array type, as a loop that sees both stays slow (polymorphic element access)
+  if (frames instanceof Int16Array) {
+    for (let t0 = 0; t0 < n; t0 += TILE) {
+      const end = Math.min(n, t0 + TILE);
+      for (let r = 0; r < rows; r++) for (let t = t0; t < end; t++) out[r * n + t] = frames[t * stored + r];
+    }
+  } else {
+    for (let t0 = 0; t0 < n; t0 += TILE) {
+      const end = Math.min(n, t0 + TILE);
+      for (let r = 0; r < rows; r++) for (let t = t0; t < end; t++) out[r * n + t] = frames[t * stored + r];
+    }
+  }
   return out;
 }

@@ -66,7 +66,17 @@ export async function* runFrameBlocks(
       if (lo > hi) continue;
       const source = sources[plan.pieces[p].stimulus] as StimulusFrames;
       await source.load(lo, hi + 1);
-      for (let i = 0; i < n; i++) if (piece[i] === p) source.copyFrame(index[i], data, n, i);
+      // runs of consecutive stimulus frames are copied row by row at once
+      for (let i = 0; i < n; ) {
+        if (piece[i] !== p) {
+          i++;
+          continue;
+        }
+        let end = i + 1;
+        while (end < n && piece[end] === p && index[end] === index[i] + (end - i)) end++;
+        source.copyFrames(index[i], end - i, data, n, i);
+        i = end;
+      }
     }
     for (let i = 0; i < n; i++) {
       if (piece[i] >= 0) continue;
