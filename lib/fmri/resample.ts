@@ -93,6 +93,13 @@ export class VolumeResampler {
   add(data: ArrayLike<number>, firstFrame: number, nFrames: number): void {
     const { rows, tr, maxTrs } = this;
     const { rate, offset } = this.clock;
+    // Each frame's volumes and weights first; then row by row, frame by frame (reading `data` in order), so every
+    // volume's sum still adds its frames in frame order.
+    const first = new Int32Array(nFrames);
+    const count = new Int32Array(nFrames);
+    const span = this.method === 'mean' ? 1 : 2 * LANCZOS_LOBES + 3;
+    const weights = new Float64Array(nFrames * span);
+    let top = -1;
     const f = 1 / tr;
     const reach = LANCZOS_LOBES * tr;
     for (let i = 0; i < nFrames; i++) {
@@ -100,19 +107,42 @@ export class VolumeResampler {
       if (this.method === 'mean') {
         const k = Math.floor(tau / tr);
         if (k < 0 || k >= maxTrs) continue;
+        first[i] = k;
+        count[i] = 1;
+        weights[i] = 1;
         this.grow(k);
         this.counts[k]++;
-        const sums = this.sums;
-        for (let r = 0; r < rows; r++) sums[k * rows + r] += data[r * nFrames + i];
-      } else {
-        // volumes whose t_k = (k + sliceTimeRef) * tr lies within `reach` of tau
-        const last = Math.min(maxTrs - 1, Math.floor((tau + reach) / tr - this.sliceTimeRef) + 1);
-        for (let k = Math.max(0, Math.ceil((tau - reach) / tr - this.sliceTimeRef) - 1); k <= last; k++) {
-          const w = lanczos((k + this.sliceTimeRef) * tr - tau, f);
-          if (w === 0) continue;
-          this.grow(k);
-          const sums = this.sums;
-          for (let r = 0; r < rows; r++) sums[k * rows + r] += w * data[r * nFrames + i];
+        top = Math.max(top, k);
+        continue;
+      }
+      // volumes whose t_k = (k + sliceTimeRef) * tr lies within `reach` of tau, those of non-zero weight kept
+      const last = Math.min(maxTrs - 1, Math.floor((tau + reach) / tr - this.sliceTimeRef) + 1);
+      const lo = Math.max(0, Math.ceil((tau - reach) / tr - this.sliceTimeRef) - 1);
+      let n = 0;
+      for (let k = lo; k <= last; k++) {
+        const w = lanczos((k + this.sliceTimeRef) * tr - tau, f);
+        if (n === 0 && w === 0) continue;
+        if (n === 0) first[i] = k;
+        weights[i * span + (k - first[i])] = w;
+        if (w !== 0) n = k - first[i] + 1;
+      }
+      count[i] = n;
+      if (n > 0) top = Math.max(top, first[i] + n - 1);
+    }
+    if (top < 0) return;
+    this.grow(top);
+    const sums = this.sums;
+    for (let r = 0; r < rows; r++) {
+      const row = r * nFrames;
+      for (let i = 0; i < nFrames; i++) {
+        const n = count[i];
+        if (n === 0) continue;
+        const x = data[row + i];
+        const at = first[i] * rows + r;
+        const w = i * span;
+        for (let j = 0; j < n; j++) {
+          const wj = weights[w + j];
+          if (wj !== 0) sums[at + j * rows] += wj * x;
         }
       }
     }
