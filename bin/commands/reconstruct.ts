@@ -1,7 +1,7 @@
 /**
  * `encodec-native reconstruct`: features (or an `.ecdc` file) back to audio, to listen to what the features
  * keep. Codes decode at 24 kHz; mel features are inverted with Griffin-Lim at their own rate (22.05 kHz by
- * default). TR features give exactly n_trs * tr seconds (see lib/fmri/features.ts for how gaps are filled).
+ * default). TR features give exactly n_trs * tr seconds (see lib/fmri/features-audio.ts for how gaps are filled).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
