@@ -43,13 +43,29 @@ export function dequantize(codes: ArrayLike<number>, rows: number, n: number, nQ
         if (!(code >= 0 && code < bins)) throw codedError('ENCODEC_FILE_FORMAT', `code ${code} out of range 0..${bins - 1} (codebook ${q}, frame ${t})`);
         const base = (q * bins + code) * dim;
         // Float32Array stores round each sum to float32, as the model's float32 additions do
-        if (q === 0) for (let d = 0; d < dim; d++) tile[at + d] = data[base + d];
-        else for (let d = 0; d < dim; d++) tile[at + d] = tile[at + d] + data[base + d];
+        if (q === 0) tile.set(data.subarray(base, base + dim), at);
+        else addRow(tile, at, data, base, dim);
       }
     }
-    for (let d = 0; d < dim; d++) for (let i = 0; i < width; i++) out[d * n + t0 + i] = tile[i * dim + d];
+    for (let d = 0; d < dim; d++) {
+      const row = d * n + t0;
+      for (let i = 0, from = d; i < width; i++, from += dim) out[row + i] = tile[from];
+    }
   }
   return out;
+}
+
+/** tile[at + d] += data[base + d] for d < dim, in float32; unrolled by four (V8 runs it up to twice as fast). */
+function addRow(tile: Float32Array, at: number, data: Float32Array, base: number, dim: number): void {
+  const whole = dim - (dim % 4);
+  let d = 0;
+  for (; d < whole; d += 4) {
+    tile[at + d] += data[base + d];
+    tile[at + d + 1] += data[base + d + 1];
+    tile[at + d + 2] += data[base + d + 2];
+    tile[at + d + 3] += data[base + d + 3];
+  }
+  for (; d < dim; d++) tile[at + d] += data[base + d];
 }
 
 function files(dir: string, modelSha256: string): { npy: string; json: string } {
