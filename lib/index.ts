@@ -39,10 +39,10 @@ export {
   EcdcFile,
   EcdcMetadata,
 } from './io/ecdc';
-export { EncodecLm, LmLoadOptions, LmDecodedSegments } from './codec/lm';
+export { EncodecLm, LmLoadOptions, LmDecodedSegments } from './lm/lm';
 export { LmInfo, readLmInfo, resolveLmPath, defaultLmPath, LM_CHECKPOINTS } from './model/lm-file';
 export { fetchLm, FetchLmOptions, FetchLmResult, lmCheckpointUrl } from './model/fetch-lm';
-export { runtimeInfo, RuntimeInfo, BlasInfo, blasInfo, peakRss } from './codec/runtime';
+export { runtimeInfo, RuntimeInfo, BlasInfo, blasInfo, peakRss } from './runtime/runtime';
 export { readNpy, writeNpy, decodeNpy, encodeNpy, NpyData, NpyArray } from './io/npy';
 export { readWav, writeWav, decodeWav, encodeWav, probeWav, WavFormat, WavInfo, WavAudio, WavWriteOptions } from './io/wav';
 export { loadAudio, streamAudio, probeAudio, ffmpegPath, ffprobePath, AudioError, AudioErrorCode, LoadAudioOptions, StreamAudioOptions, LoadedAudio, AudioProbe } from './io/audio';
@@ -91,5 +91,5 @@ export { inspectFeatures, formatInspection, plotFeatures, inspectionSpec, Featur
 export { renderPng, writePng, vegaLiteToSvg, svgToPng, pngSize, stackedHeatmapSpec, heatmapDataUrl, VegaLiteSpec, HeatmapPanel, HeatmapAxes, Matrix, RenderOptions } from './report/plot';
 export { setVerbose, isDebugEnabled, setLogSink, debugSelects } from './common/log';
 export { snr, siSnr, codeAgreement, stoi, computeMetrics, resampleOctave, QualityMetrics, StoiOptions } from './quality/metrics';
-export { runDoctor, classifyBlas, checkCheckpoint, DoctorCheck, DoctorOptions, CheckStatus } from './report/doctor';
+export { runDoctor, classifyBlas, checkCheckpoint, DoctorCheck, DoctorOptions, CheckStatus } from './doctor/doctor';
 export { roundTripQuality, formatQuality, RoundTripQuality, RoundTripQualityOptions } from './quality/roundtrip-quality';

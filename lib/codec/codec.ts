@@ -31,9 +31,9 @@ import {
 } from './coder';
 import { Codes, Embeddings, checkCodes } from './codes';
 import { parseDevice } from './device';
-import { NativeModel, nativeBinding } from './native';
+import { NativeModel, nativeBinding } from '../addon/native';
 import { ItemSource, inRounds, isItemSource } from './rounds';
-import { warnIfSlowBlas } from './runtime';
+import { warnIfSlowBlas } from '../runtime/runtime';
 import { SegmentCoder } from './segment-coder';
 import { threadsPerJob } from './threads';
 import { WholeFileCoder } from './whole-file-coder';

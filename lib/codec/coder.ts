@@ -8,7 +8,7 @@
 import { ChunkOptions, ChunkPlan, CodesBlock, LatentsBlock, StreamOptions } from './chunking';
 import { FRAME_RATE } from './bandwidth';
 import { Codes, Embeddings, checkCodes } from './codes';
-import type { NativeModel } from './native';
+import type { NativeModel } from '../addon/native';
 import type { ModelInfo } from '../model/model-file';
 import { rangeError, typeError } from '../common/errors';
 

@@ -47,7 +47,7 @@ import {
   oneByOne,
 } from './coder';
 import { Codes, Embeddings, checkCodes } from './codes';
-import { NativeCallOptions, NativeModel, NativeSpan } from './native';
+import { NativeCallOptions, NativeModel, NativeSpan } from '../addon/native';
 import { decodePooled, encodePooled } from './pool';
 import { isSegmented } from './segments';
 import { debug, elapsedSince } from '../common/log';

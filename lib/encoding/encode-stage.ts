@@ -12,7 +12,7 @@ import * as path from 'node:path';
 
 import { Encodec } from '../codec/codec';
 import { Codes } from '../codec/codes';
-import { runtimeInfo } from '../codec/runtime';
+import { runtimeInfo } from '../runtime/runtime';
 import { ModelInfo } from '../model/model-file';
 import { checkReadable, loadAudio, streamAudio } from '../io/audio';
 import { codedError } from '../common/errors';

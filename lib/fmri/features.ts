@@ -23,7 +23,7 @@
  * encodec_48khz: each stimulus is read as 48 kHz planar stereo (a mono file in both channels, as Meta's
  * convert_audio does; the two channels are coded jointly, one code stream), encoded segment by segment as it streams
  * (Meta's 1 s segments every 0.99 s, each normalised by its own scale; `exact` changes nothing), and the segments'
- * frames are put on a uniform 150 frames/s grid by time (lib/codec/segment-grid.ts: grid frame n, at n / 150 s,
+ * frames are put on a uniform 150 frames/s grid by time (lib/encoding/segment-grid.ts: grid frame n, at n / 150 s,
  * takes the frame of the latest segment started at its centre; no frame is more than half a frame, 1/300 s, from its
  * grid time). Everything above then works on that grid: 225 frames per TR of 1.5 s.
  *
@@ -543,7 +543,7 @@ function melSeries(s: Settings): Series {
 /**
  * A model's series: its audio rate and channels (planar stereo for encodec_48khz), its frame rate (info.frame_rate:
  * 75 frames/s for encodec_24khz; 150 for encodec_48khz, whose segment frames are put on a uniform grid first, see
- * lib/codec/segment-grid.ts), frame j centred at (j + 0.5) / rate, and its latent dimension.
+ * lib/encoding/segment-grid.ts), frame j centred at (j + 0.5) / rate, and its latent dimension.
  */
 function codecSeries(s: Settings, kind: FeatureKind, info: ModelInfo): Series {
   const rate = info.frame_rate;

@@ -8,14 +8,14 @@
  * - then each segment (encodec_24khz: one segment, the whole file; encodec_48khz: 1 s segments every 0.99 s):
  *   for encodec_48khz the segment's scale as a big-endian float32, then its codes frame by frame, for each frame
  *   each codebook in order: without the LM each value packed in 10 bits, least-significant bits first, the last
- *   partial byte flushed; with the LM arithmetic-coded (lib/codec/lm.ts, native/arith_coder.h) and flushed.
+ *   partial byte flushed; with the LM arithmetic-coded (lib/lm/lm.ts, native/arith_coder.h) and flushed.
  */
 import * as fs from 'node:fs';
 
 import { writeFileAtomic } from '../common/atomic';
 import { CODEBOOK_SIZE, HOP_LENGTH, framesForSamples } from '../codec/bandwidth';
 import { Codes, checkCodes } from '../codec/codes';
-import { EncodecLm } from '../codec/lm';
+import { EncodecLm } from '../lm/lm';
 import { SegmentGeometry, segmentFramesOf } from '../codec/segments';
 import { DEFAULT_FAMILY, FAMILIES, isSegmentedFamily } from '../model/family';
 import { typeError, rangeError } from '../common/errors';

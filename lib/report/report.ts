@@ -37,7 +37,7 @@ import { QualityMetrics, computeMetrics } from '../quality/metrics';
 import { requireWholeFileModel } from '../model/model-file';
 import { withCodec } from '../codec/with-codec';
 import { HeatmapPanel, stackedHeatmapSpec, writePng } from './plot';
-import { peakRss } from '../codec/runtime';
+import { peakRss } from '../runtime/runtime';
 import { writeWav } from '../io/wav';
 import { typeError, rangeError } from '../common/errors';
 import { formatDb, formatScore, plural, toJson } from '../common/format';

@@ -11,6 +11,13 @@ import { PACKAGE_ROOT } from '../../lib/common/package-root';
 
 /** The folders whose sources are read. */
 const SCANNED = ['lib', 'bin', 'native', 'models'];
+/**
+ * Paths moved by issue #29 that comments in native/ still cite: native/ is being refactored by its owner, who mends
+ * these comments when the two branches meet; delete each entry then (the check fails for any other missing path).
+ */
+export const MOVED_CITED_BY_NATIVE: Readonly<Record<string, string>> = {
+  'lib/codec/native.ts': 'lib/addon/native.ts',
+};
 /** Made by builds and installs, absent from a checkout: paths under them are not checked. */
 const GENERATED = new Set(['node_modules', 'dist', 'build', 'prebuilds']);
 
@@ -58,7 +65,9 @@ export function missingCitations(root: string, files: string[], topDirs: string[
   for (const file of files) {
     for (const comment of commentsOf(fs.readFileSync(file, 'utf8'), file)) {
       for (const cited of citedPaths(comment.text, topDirs)) {
-        if (!fs.existsSync(path.join(root, cited))) missing.push(`${path.relative(root, file)}:${comment.line} cites ${cited}`);
+        const rel = path.relative(root, file);
+        const moved = rel.startsWith(`native${path.sep}`) ? MOVED_CITED_BY_NATIVE[cited] : undefined;
+        if (!fs.existsSync(path.join(root, moved ?? cited))) missing.push(`${rel}:${comment.line} cites ${cited}`);
       }
     }
   }

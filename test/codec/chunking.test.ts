@@ -25,7 +25,7 @@ import { Encodec } from '../../lib/codec/codec';
 import { Codes } from '../../lib/codec/codes';
 import { PACKAGE_ROOT } from '../../lib/common/package-root';
 import { codeAgreement, snr } from '../../lib/quality/metrics';
-import { NativeModel, nativeBinding } from '../../lib/codec/native';
+import { NativeModel, nativeBinding } from '../../lib/addon/native';
 import { rejects } from '../helpers/assert';
 import { makeSpeech24k } from '../helpers/media';
 import { randomModel } from '../helpers/model';

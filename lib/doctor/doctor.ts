@@ -16,10 +16,10 @@ import { fetchNameArgs } from '../model/family';
 import { ModelInfo, isSegmentedModel, readModelInfo, resolveModelPath } from '../model/model-file';
 import { LM_CHECKPOINTS, defaultLmPath, readLmInfo } from '../model/lm-file';
 import { PUBLISHED_CHECKPOINTS, describeSource, publishedCheckpoint } from '../model/published';
-import { runtimeInfo } from '../codec/runtime';
+import { runtimeInfo } from '../runtime/runtime';
 
-export { classifyBlas } from '../codec/blas';
-import { mappedLibraries } from '../codec/blas';
+export { classifyBlas } from '../runtime/blas';
+import { mappedLibraries } from '../runtime/blas';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
