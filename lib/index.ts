@@ -86,7 +86,15 @@ export { checkDelays, delayColumns, zscoreColumns } from './fmri/design';
 export { readEvents, readBoldTiming, BoldTiming, featuresNameForEvents, sidecarFor } from './fmri/bids';
 export { readNiftiTiming, NiftiTiming } from './fmri/nifti';
 export { writeFeaturesH5, writeConcatH5 } from './fmri/h5';
-export { roundtripReport, formatRoundtripReport, RoundtripOptions, RoundtripReport, RoundtripResult, DEFAULT_REPORT_BANDWIDTHS } from './report/report';
+export { roundTripReport, formatRoundTripReport, RoundTripReportOptions, RoundTripReport, RoundTripResult, DEFAULT_REPORT_BANDWIDTHS } from './report/report';
+/** @deprecated the names before roundTripReport (renamed to match roundTripQuality, which scores without writing a report). */
+export {
+  roundTripReport as roundtripReport,
+  formatRoundTripReport as formatRoundtripReport,
+  RoundTripReportOptions as RoundtripOptions,
+  RoundTripReport as RoundtripReport,
+  RoundTripResult as RoundtripResult,
+} from './report/report';
 export { inspectFeatures, formatInspection, plotFeatures, inspectionSpec, FeatureArray, FeatureInspection, CodebookStats, InspectOptions } from './report/inspect';
 export { renderPng, writePng, vegaLiteToSvg, svgToPng, pngSize, stackedHeatmapSpec, heatmapDataUrl, VegaLiteSpec, HeatmapPanel, HeatmapAxes, Matrix, RenderOptions } from './report/plot';
 export { setVerbose, isDebugEnabled, setLogSink, debugSelects } from './common/log';

@@ -25,7 +25,7 @@ import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
 import { threadsPerJob } from '../../lib/codec/threads';
 import { UsageError, addCacheOptions, channelsOf, extensionOf, parseIntegerOption, requireInputFile } from '../cli-util';
-import { BatchCliOptions, BatchReporter, SHARD_HELP, batchInputs, failure, outputBase, parseShard, runWorkers, selectInputs } from '../batch';
+import { BatchCliOptions, BatchReporter, SHARD_HELP, batchInputs, failure, outputStem, parseShard, runWorkers, selectInputs } from '../batch';
 import { WorkList } from '../work-list';
 import { loadLmForCodec, readEcdcForCodec } from '../ecdc-input';
 import { formatNumber, plural } from '../../lib/common/format';
@@ -119,7 +119,7 @@ async function runBatch(
     let exhausted = false;
     async function* todo(): AsyncGenerator<{ input: string; out: string }> {
       for (let input = take(); input !== undefined; input = take()) {
-        const out = `${outputBase(outDir, input)}${ext}`;
+        const out = `${outputStem(outDir, input)}${ext}`;
         if (!opts.force && fs.existsSync(out)) {
           const scales = scalesPathFor(out);
           report.report({ input, status: 'skipped', message: `${out} exists (--force to redo)`, outputs: [out, ...(fs.existsSync(scales) ? [scales] : [])] });

@@ -41,7 +41,7 @@ import { RoundTripTap, formatQuality, roundTripQuality } from '../../lib/quality
 import { writeFileAtomic } from '../../lib/common/atomic';
 import { formatNumber, plural, toJson } from '../../lib/common/format';
 import { UsageError, addCacheOptions, parseIntegerOption, parseTrOption, makeOutDir } from '../cli-util';
-import { BatchReporter, Outcome, SHARD_HELP, Shard, failure, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
+import { BatchReporter, Outcome, SHARD_HELP, Shard, failure, outputStem, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
 import { WorkList } from '../work-list';
 import { writeFeaturesPart } from '../../lib/fmri/features-part';
 
@@ -79,12 +79,12 @@ interface ExtractCliOptions {
 }
 
 /**
- * The output base for an input: OUT/<file name without its extension>, or for a BIDS events file
- * OUT/<run>_desc-encodec_features.
+ * The features' output path without an extension: for a BIDS events file OUT/<run>_desc-encodec_features (or its
+ * place in a derivative dataset), else the input's stem (outputStem).
  */
-function outputBase(outDir: string, input: string): string {
+function featuresBase(outDir: string, input: string): string {
   if (isEventsFile(input)) return derivativeBase(outDir, input) ?? path.join(outDir, featuresNameForEvents(input));
-  return path.join(outDir, path.basename(input, path.extname(input)));
+  return outputStem(outDir, input);
 }
 
 /** Parses a number of seconds (any sign), or throws a UsageError naming the option. */
@@ -135,7 +135,7 @@ function concatFile(outDir: string, inputs: string[]): string {
 }
 
 function concatName(inputs: string[]): string {
-  const names = inputs.map((i) => path.basename(outputBase('', i)).replace(/_run-[^_]+/, ''));
+  const names = inputs.map((i) => path.basename(featuresBase('', i)).replace(/_run-[^_]+/, ''));
   return names.every((n) => n === names[0]) && isEventsFile(inputs[0]) ? names[0] : 'concat_desc-encodec_features';
 }
 
@@ -259,7 +259,7 @@ export function extractCommand(): Command {
       const everything = selectInputs(listed);
       const byName = new Map<string, string>();
       for (const input of everything) {
-        const base = outputBase(opts.out, input);
+        const base = featuresBase(opts.out, input);
         const other = byName.get(base);
         if (other) throw new UsageError(`'${other}' and '${input}' would both write ${base}.${opts.format}; rename one or run them with different --out`);
         byName.set(base, input);
@@ -306,7 +306,7 @@ export function extractCommand(): Command {
         const model = modelPath ? await encodeModel(modelPath, { device, threads }) : undefined;
         try {
           for (let input = take(); input !== undefined; input = take()) {
-            const base = outputBase(opts.out, input);
+            const base = featuresBase(opts.out, input);
             const files = featureFilesFor(base);
             const h5File = `${base}.h5`;
             const target = opts.format === 'h5' ? h5File : files.npy;
