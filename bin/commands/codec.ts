@@ -11,7 +11,7 @@ import { Command } from 'commander';
 
 import { loadAudio } from '../../lib/io/audio';
 import { codesOf, encodeFile } from '../../lib/encoding/encode-file';
-import { modelCodebooks } from '../../lib/model/model-file';
+import { isSegmentedModel, modelCodebooks } from '../../lib/model/model-file';
 import { cachedEncoding } from '../../lib/encoding/encode-stage';
 import { encodeModel, openCache } from '../../lib/encoding/context';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
@@ -258,12 +258,12 @@ function checkCodesForModel(input: string, codes: Codes, model: string | undefin
   if (model !== undefined && model !== codec.info.model) {
     throw new UsageError(`${input} was made with ${model}, but the model is ${codec.info.model} (${codec.modelPath}); pass --model with a ${model} model`);
   }
-  if (codec.info.segment_methods === true && !codes.scales) {
+  if (isSegmentedModel(codec.info) && !codes.scales) {
     throw new UsageError(
       `${input} has no segment scales: codes of ${codec.info.model} need ${scalesPathFor(input)} (written beside them by \`encode\`)`,
     );
   }
-  if (codec.info.segment_methods !== true && codes.scales) {
+  if (!isSegmentedModel(codec.info) && codes.scales) {
     throw new UsageError(`${input} has segment scales (${scalesPathFor(input)}): it holds codes of encodec_48khz, but the model is ${codec.info.model}`);
   }
 }
@@ -293,7 +293,7 @@ async function decodeToFile(input: string, opts: ModelOptions & { out: string; f
   await withModel(opts, async (codec) => {
     const { codes, audioLength, model } = await readCodesFile(input, codec, opts.lmModel, opts.lmThreads);
     checkCodesForModel(input, codes, model, codec);
-    const decoded = await codec.decode(codes, codec.info.segment_methods === true ? {} : { exact: opts.exact === true });
+    const decoded = await codec.decode(codes, isSegmentedModel(codec.info) ? {} : { exact: opts.exact === true });
     const seconds = await writeDecoded(opts.out, decoded, codec, audioLength, opts.float);
     process.stderr.write(`${input}: codes ${codes.nQ} x ${codes.nFrames} -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
   });
@@ -319,7 +319,7 @@ async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { fl
       }
     }
     try {
-      for await (const decoded of codec.decodeMany(blocks(), { exact: codec.info.segment_methods !== true && opts.exact === true })) {
+      for await (const decoded of codec.decodeMany(blocks(), { exact: !isSegmentedModel(codec.info) && opts.exact === true })) {
         const job = pending.shift() as InFlight;
         try {
           const duration = await writeDecoded(job.out, decoded, codec, job.audioLength, opts.float);
