@@ -19,6 +19,7 @@ export { Codes, SegmentedCodes, Embeddings, checkCodes } from './codec/codes';
 export { SegmentGeometry, framesForSegmentedSamples, segmentCount } from './codec/segments';
 export { toPlanar, fromPlanar } from './common/planar';
 export { isSegmentedModel } from './model/model-file';
+export { FAMILIES, DEFAULT_FAMILY, ModelFamily, FamilyName, Segmenting, findFamily, familyOf } from './model/family';
 export { DecodeOptions, EncodeStreamOptions, LatentsOptions, LatentsStreamOptions } from './codec/codec';
 export { ChunkOptions, CodesBlock, LatentsBlock, DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS } from './codec/chunking';
 export { threadsPerJob, availableCores } from './codec/threads';

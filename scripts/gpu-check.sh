@@ -4,7 +4,7 @@
 #   scripts/gpu-check.sh OUT_DIR [OLDER_EXPORT.pt]
 #
 # 1. builds the addon against a CUDA libtorch: $LIBTORCH, else the one inside $PYTHON's torch package;
-# 2. exports a seeded random model with that torch (models/export.py);
+# 2. exports a seeded random model with that torch (exporter/export.py);
 # 3. scripts/gpu_check.py: TorchScript on CUDA vs CPU, and (with OLDER_EXPORT.pt, e.g. a file written by
 #    Debian's torch 1.13) that the older file's code gives the same results in this torch;
 # 4. bench/cuda-check (dist/): the addon on CUDA through the public API vs the CPU, errors, timings;
@@ -63,7 +63,7 @@ if [ "$device" != cpu ]; then
 fi
 
 step "export a random model with the torch of $python"
-"$python" models/export.py --random --seed 0 --out "$work/model.pt" --quiet || { echo "export failed"; exit 1; }
+"$python" exporter/export.py --random --seed 0 --out "$work/model.pt" --quiet || { echo "export failed"; exit 1; }
 
 step "TorchScript checks (scripts/gpu_check.py)"
 args=(--model "$work/model.pt")

@@ -10,7 +10,7 @@
  * padding, so the split itself changes nothing; the last window ends where the audio ends, as in the
  * whole-file pass. Every window spans `chunkFrames + contextFrames` frames where it can, so windows of one
  * length go through the model as one batch, which turns the LSTM's per-frame matrix-vector steps into matrix
- * products. The rule is `_span_windows` in models/encodec_ts.py ({@link spanWindows}; docs/performance.md).
+ * products. The rule is `_span_windows` in exporter/encodec_ts.py ({@link spanWindows}; docs/performance.md).
  *
  * Windows are grouped into spans of `batchWindows` windows in a fixed order, one native call each (a model with
  * span methods gets the span's audio with its context and convolution warm-up and runs the windows itself;
@@ -113,7 +113,7 @@ function windowCount(totalFrames: number, plan: ChunkPlan): number {
 
 /**
  * The windows of a span of `frames` frames whose first `lead` frames are context only, as [input start, first
- * kept frame, end) in span frames: a port of `_span_windows` in models/encodec_ts.py, which the span methods of
+ * kept frame, end) in span frames: a port of `_span_windows` in exporter/encodec_ts.py, which the span methods of
  * every exported model (exporter 1.2+) run and which is therefore the rule; the window-by-window runners (CUDA,
  * exporters before 1.2) run the windows it gives, so both paths run the same windows. The kept frames are cut
  * into chunks of `chunk` frames (the clip's first window keeps `chunk + context`); each window's input is the

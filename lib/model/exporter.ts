@@ -1,5 +1,5 @@
 /**
- * Running the Python exporter (`models/export.py`), which turns a checkpoint (or seeded random weights)
+ * Running the Python exporter (`exporter/export.py`), which turns a checkpoint (or seeded random weights)
  * into the TorchScript model file this package loads. It needs Python with PyTorch.
  */
 import { spawn } from 'node:child_process';
@@ -12,7 +12,7 @@ import { zipEntryNames } from './zip';
 import type { FamilyName } from './family';
 
 /** The exporter script shipped with the package. */
-export const EXPORTER_SCRIPT = path.join(PACKAGE_ROOT, 'models', 'export.py');
+export const EXPORTER_SCRIPT = path.join(PACKAGE_ROOT, 'exporter', 'export.py');
 
 /** The interpreter found (or being looked for): one probe per process, forgotten when it fails. */
 let cachedPython: Promise<string> | undefined;

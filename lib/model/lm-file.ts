@@ -1,5 +1,5 @@
 /**
- * Entropy-coding LM files (Meta's encodec_lm_24khz / encodec_lm_48khz, exported by `models/export_lm.py`): their
+ * Entropy-coding LM files (Meta's encodec_lm_24khz / encodec_lm_48khz, exported by `exporter/export_lm.py`): their
  * metadata (read from the ZIP container without running anything), where they live by default, and which one a
  * command uses. An LM file belongs to one codec model (`codec`), whose `.ecdc` files it codes with `--lm`.
  */

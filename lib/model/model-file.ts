@@ -1,7 +1,7 @@
 /**
  * Model files: their metadata (read without running anything), where they live, and their checksums.
  *
- * A model file is a TorchScript archive written by `models/export.py`. Its metadata is the JSON entry
+ * A model file is a TorchScript archive written by `exporter/export.py`. Its metadata is the JSON entry
  * `<archive>/extra/encodec.json`, read here straight from the ZIP container: no code in the file runs.
  * TorchScript files can contain code that runs when the model is used, so load only files you trust.
  */
