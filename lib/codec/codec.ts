@@ -43,16 +43,6 @@ import { isSegmentedFamily, familyOf } from '../model/family';
 import { ModelInfo, parseModelInfo } from '../model/model-file';
 
 export type { Device } from './device';
-export type {
-  DecodeManyOptions,
-  DecodeOptions,
-  EncodeManyOptions,
-  EncodeOptions,
-  EncodeStreamOptions,
-  LatentsOptions,
-  LatentsStreamOptions,
-  ManyOptions,
-} from './coder';
 import type { Device } from './device';
 
 export interface LoadOptions {
