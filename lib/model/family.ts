@@ -81,7 +81,13 @@ const DESCRIPTIONS: ModelFamily[] = [
 ];
 
 /** The families, the default (what `model fetch` gets without `--name`) first. */
-export const FAMILIES: readonly ModelFamily[] = Object.freeze(DESCRIPTIONS.map((f) => Object.freeze(f)));
+export const FAMILIES: readonly ModelFamily[] = Object.freeze(DESCRIPTIONS.map((f) => Object.freeze({
+  ...f,
+  bandwidths: Object.freeze([...f.bandwidths]),
+  segment: f.segment && Object.freeze({ ...f.segment }),
+  release: Object.freeze({ ...f.release }),
+  lm: Object.freeze({ ...f.lm }),
+})));
 
 /** The default family: `model fetch` without `--name`, the default model path, features files that name no model. */
 export const DEFAULT_FAMILY: ModelFamily = FAMILIES[0];
