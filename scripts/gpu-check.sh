@@ -7,7 +7,7 @@
 # 2. exports a seeded random model with that torch (exporter/export.py);
 # 3. scripts/gpu_check.py: TorchScript on CUDA vs CPU, and (with OLDER_EXPORT.pt, e.g. a file written by
 #    Debian's torch 1.13) that the older file's code gives the same results in this torch;
-# 4. bench/cuda-check (dist/): the addon on CUDA through the public API vs the CPU, errors, timings;
+# 4. bench/cuda-check.ts (compiled to dist/): the addon on CUDA through the public API vs the CPU, errors, timings;
 # 5. the CLI: encode/decode --device cuda vs --device cpu.
 # Needs: node with this package's dependencies installed, dist/ compiled (npm run build:ts), cmake, a C++
 # compiler, the CUDA toolkit that libtorch's CMake config looks for. Results go to OUT_DIR (*.json, *.log).
