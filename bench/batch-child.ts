@@ -13,7 +13,7 @@
 
 import { loadAudio } from '../lib/io/audio';
 import { Encodec } from '../lib/codec/codec';
-import { peakRss } from '../lib/codec/runtime';
+import { peakRss } from '../lib/runtime/runtime';
 import { loop, rssOverClips, variedClips } from './batch';
 
 async function main(): Promise<void> {

@@ -6,7 +6,7 @@
 import { codeAgreement } from '../lib/quality/metrics';
 import { Codes } from '../lib/codec/codes';
 import { Encodec } from '../lib/codec/codec';
-import { peakRss } from '../lib/codec/runtime';
+import { peakRss } from '../lib/runtime/runtime';
 
 const RATE = 24000;
 const mib = (bytes: number): number => Math.round(bytes / 2 ** 20);

@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import { Device, Encodec } from '../lib/codec/codec';
 import { Codes } from '../lib/codec/codes';
 import { codeAgreement, snr } from '../lib/quality/metrics';
-import { runtimeInfo } from '../lib/codec/runtime';
+import { runtimeInfo } from '../lib/runtime/runtime';
 import { readWav } from '../lib/io/wav';
 
 const RATE = 24000;

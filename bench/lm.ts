@@ -9,7 +9,7 @@ import * as path from 'node:path';
 
 import { Encodec } from '../lib/codec/codec';
 import { Codes } from '../lib/codec/codes';
-import { EncodecLm } from '../lib/codec/lm';
+import { EncodecLm } from '../lib/lm/lm';
 import { PACKAGE_ROOT } from '../lib/common/package-root';
 import { decodeEcdc, decodeEcdcLm, ecdcSegmentFrames, encodeEcdc, encodeEcdcLm } from '../lib/io/ecdc';
 import { writeNpy } from '../lib/io/npy';

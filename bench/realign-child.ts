@@ -9,7 +9,7 @@
  * cache: `tr2-onset`, `lanczos-delays`, `bandwidth`, `embeddings`.
  */
 import { Encodec } from '../lib/codec/codec';
-import { peakRss } from '../lib/codec/runtime';
+import { peakRss } from '../lib/runtime/runtime';
 import { streamAudio } from '../lib/io/audio';
 import { extractFeatures } from '../lib/fmri/features';
 import type { ExtractOptions } from '../lib/fmri/extract-options';

@@ -8,7 +8,7 @@
  */
 
 import { Encodec } from '../lib/codec/codec';
-import { peakRss } from '../lib/codec/runtime';
+import { peakRss } from '../lib/runtime/runtime';
 import { extractFeatures } from '../lib/fmri/features';
 
 async function main(): Promise<void> {

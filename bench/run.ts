@@ -27,14 +27,14 @@ import { loadAudio } from '../lib/io/audio';
 import { codeAgreement, snr } from '../lib/quality/metrics';
 import { Encodec } from '../lib/codec/codec';
 import { PACKAGE_ROOT } from '../lib/common/package-root';
-import { runtimeInfo } from '../lib/codec/runtime';
+import { runtimeInfo } from '../lib/runtime/runtime';
 import { availableCores, threadsPerJob } from '../lib/codec/threads';
 import { readNpy } from '../lib/io/npy';
 import { readWav } from '../lib/io/wav';
 import { toPlanar } from '../lib/common/planar';
 import { ffmpeg, makeSpeech24k, makeStereo48k } from '../test/helpers/media';
 import { randomLm, randomModel, randomModel48 } from '../test/helpers/model';
-import { EncodecLm } from '../lib/codec/lm';
+import { EncodecLm } from '../lib/lm/lm';
 import { lmRow } from './lm';
 import { firstCode, loop, manyClips, variedClips } from './batch';
 

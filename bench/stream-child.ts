@@ -8,7 +8,7 @@
 
 import { streamAudio } from '../lib/io/audio';
 import { Encodec } from '../lib/codec/codec';
-import { peakRss } from '../lib/codec/runtime';
+import { peakRss } from '../lib/runtime/runtime';
 
 async function main(): Promise<void> {
   const [modelPath, file] = process.argv.slice(2);

@@ -104,8 +104,8 @@ export function selectInputs(inputs: string[], shard?: Shard): string[] {
   return shard ? all.filter((_, j) => j % shard.count === shard.index) : all;
 }
 
-/** The output base for an input: OUT/<file name without its extension>. */
-export function outputBase(outDir: string, input: string): string {
+/** The output path of an input without an extension: OUT/<file name without its extension>. */
+export function outputStem(outDir: string, input: string): string {
   return path.join(outDir, path.basename(input, path.extname(input)));
 }
 
@@ -127,7 +127,7 @@ export function batchInputs(args: string[], opts: BatchCliOptions, outDir: strin
   if (listed.length === 0) throw new UsageError(`no inputs: pass ${what} or --manifest FILE`);
   const byName = new Map<string, string>();
   for (const input of selectInputs(listed)) {
-    const base = outputBase(outDir, input);
+    const base = outputStem(outDir, input);
     const other = byName.get(base);
     if (other) throw new UsageError(`'${other}' and '${input}' would both write ${base}${ext}; rename one or run them with different ${outFlag}`);
     byName.set(base, input);

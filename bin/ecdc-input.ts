@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 
 import { Encodec } from '../lib/codec/codec';
-import { EncodecLm } from '../lib/codec/lm';
+import { EncodecLm } from '../lib/lm/lm';
 import { EcdcError, EcdcFile, decodeEcdc, decodeEcdcLm, parseEcdcHeader } from '../lib/io/ecdc';
 import { resolveLmPath } from '../lib/model/lm-file';
 

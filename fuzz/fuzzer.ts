@@ -17,8 +17,8 @@ import * as vm from 'node:vm';
 
 import { Encodec } from '../lib/codec/codec';
 import { Codes } from '../lib/codec/codes';
-import { EncodecLm } from '../lib/codec/lm';
-import { NativeBinding, NativeModel, nativeBinding } from '../lib/codec/native';
+import { EncodecLm } from '../lib/lm/lm';
+import { NativeBinding, NativeModel, nativeBinding } from '../lib/addon/native';
 import { ecdcSegmentFrames, encodeEcdc, encodeEcdcLm } from '../lib/io/ecdc';
 import { GoodFile, LmTargets, lmCases } from './lm-cases';
 

@@ -5,8 +5,8 @@
  * to exactly the codes it was written from (a flip the format cannot see, e.g. in a header digit that leaves the
  * frame count alone); never to other codes.
  */
-import { EncodecLm } from '../lib/codec/lm';
-import { NativeLm } from '../lib/codec/native';
+import { EncodecLm } from '../lib/lm/lm';
+import { NativeLm } from '../lib/addon/native';
 import { decodeEcdc, decodeEcdcLm, parseEcdcHeader } from '../lib/io/ecdc';
 import type { FuzzCall } from './fuzzer';
 

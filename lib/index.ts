@@ -14,12 +14,13 @@
  * and docs/ mention is exported here.
  */
 export { SAMPLE_RATE, HOP_LENGTH, FRAME_RATE, CODEBOOK_SIZE, MAX_CODEBOOKS, LATENT_DIM, BANDWIDTHS, codebooksForBandwidth, bandwidthForCodebooks, framesForSamples } from './codec/bandwidth';
-export { Encodec, EncodeOptions, LoadOptions, Device } from './codec/codec';
+export { Encodec, LoadOptions, Device } from './codec/codec';
+export { EncodeOptions, DecodeOptions, EncodeStreamOptions, LatentsOptions, LatentsStreamOptions, ManyOptions, EncodeManyOptions, DecodeManyOptions } from './codec/coder';
 export { Codes, SegmentedCodes, Embeddings, checkCodes } from './codec/codes';
 export { SegmentGeometry, framesForSegmentedSamples, segmentCount } from './codec/segments';
 export { toPlanar, fromPlanar } from './common/planar';
 export { isSegmentedModel } from './model/model-file';
-export { DecodeOptions, EncodeStreamOptions, LatentsOptions, LatentsStreamOptions } from './codec/codec';
+export { FAMILIES, DEFAULT_FAMILY, ModelFamily, FamilyName, Segmenting, findFamily, familyOf } from './model/family';
 export { ChunkOptions, CodesBlock, LatentsBlock, DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS } from './codec/chunking';
 export { threadsPerJob, availableCores } from './codec/threads';
 export { ModelInfo, ModelSource, readModelInfo, resolveModelPath, defaultModelPath, sha256File } from './model/model-file';
@@ -39,10 +40,10 @@ export {
   EcdcFile,
   EcdcMetadata,
 } from './io/ecdc';
-export { EncodecLm, LmLoadOptions, LmDecodedSegments } from './codec/lm';
+export { EncodecLm, LmLoadOptions, LmDecodedSegments } from './lm/lm';
 export { LmInfo, readLmInfo, resolveLmPath, defaultLmPath, LM_CHECKPOINTS } from './model/lm-file';
 export { fetchLm, FetchLmOptions, FetchLmResult, lmCheckpointUrl } from './model/fetch-lm';
-export { runtimeInfo, RuntimeInfo, BlasInfo, blasInfo, peakRss } from './codec/runtime';
+export { runtimeInfo, RuntimeInfo, BlasInfo, blasInfo, peakRss } from './runtime/runtime';
 export { readNpy, writeNpy, decodeNpy, encodeNpy, NpyData, NpyArray } from './io/npy';
 export { readWav, writeWav, decodeWav, encodeWav, probeWav, WavFormat, WavInfo, WavAudio, WavWriteOptions } from './io/wav';
 export { loadAudio, streamAudio, probeAudio, ffmpegPath, ffprobePath, AudioError, AudioErrorCode, LoadAudioOptions, StreamAudioOptions, LoadedAudio, AudioProbe } from './io/audio';
@@ -82,10 +83,18 @@ export { checkDelays, delayColumns, zscoreColumns } from './fmri/design';
 export { readEvents, readBoldTiming, BoldTiming, featuresNameForEvents, sidecarFor } from './fmri/bids';
 export { readNiftiTiming, NiftiTiming } from './fmri/nifti';
 export { writeFeaturesH5, writeConcatH5 } from './fmri/h5';
-export { roundtripReport, formatRoundtripReport, RoundtripOptions, RoundtripReport, RoundtripResult, DEFAULT_REPORT_BANDWIDTHS } from './report/report';
+export { roundTripReport, formatRoundTripReport, RoundTripReportOptions, RoundTripReport, RoundTripResult, DEFAULT_REPORT_BANDWIDTHS } from './report/report';
+/** @deprecated the names before roundTripReport (renamed to match roundTripQuality, which scores without writing a report). */
+export {
+  roundTripReport as roundtripReport,
+  formatRoundTripReport as formatRoundtripReport,
+  RoundTripReportOptions as RoundtripOptions,
+  RoundTripReport as RoundtripReport,
+  RoundTripResult as RoundtripResult,
+} from './report/report';
 export { inspectFeatures, formatInspection, plotFeatures, inspectionSpec, FeatureArray, FeatureInspection, CodebookStats, InspectOptions } from './report/inspect';
 export { renderPng, writePng, vegaLiteToSvg, svgToPng, pngSize, stackedHeatmapSpec, heatmapDataUrl, VegaLiteSpec, HeatmapPanel, HeatmapAxes, Matrix, RenderOptions } from './report/plot';
 export { setVerbose, isDebugEnabled, setLogSink, debugSelects } from './common/log';
 export { snr, siSnr, codeAgreement, stoi, computeMetrics, resampleOctave, QualityMetrics, StoiOptions } from './quality/metrics';
-export { runDoctor, classifyBlas, checkCheckpoint, DoctorCheck, DoctorOptions, CheckStatus } from './report/doctor';
+export { runDoctor, classifyBlas, checkCheckpoint, DoctorCheck, DoctorOptions, CheckStatus } from './doctor/doctor';
 export { roundTripQuality, formatQuality, RoundTripQuality, RoundTripQualityOptions } from './quality/roundtrip-quality';

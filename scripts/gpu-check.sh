@@ -4,10 +4,10 @@
 #   scripts/gpu-check.sh OUT_DIR [OLDER_EXPORT.pt]
 #
 # 1. builds the addon against a CUDA libtorch: $LIBTORCH, else the one inside $PYTHON's torch package;
-# 2. exports a seeded random model with that torch (models/export.py);
+# 2. exports a seeded random model with that torch (exporter/export.py);
 # 3. scripts/gpu_check.py: TorchScript on CUDA vs CPU, and (with OLDER_EXPORT.pt, e.g. a file written by
 #    Debian's torch 1.13) that the older file's code gives the same results in this torch;
-# 4. bench/cuda-check (dist/): the addon on CUDA through the public API vs the CPU, errors, timings;
+# 4. bench/cuda-check.ts (compiled to dist/): the addon on CUDA through the public API vs the CPU, errors, timings;
 # 5. the CLI: encode/decode --device cuda vs --device cpu.
 # Needs: node with this package's dependencies installed, dist/ compiled (npm run build:ts), cmake, a C++
 # compiler, the CUDA toolkit that libtorch's CMake config looks for. Results go to OUT_DIR (*.json, *.log).
@@ -63,7 +63,7 @@ if [ "$device" != cpu ]; then
 fi
 
 step "export a random model with the torch of $python"
-"$python" models/export.py --random --seed 0 --out "$work/model.pt" --quiet || { echo "export failed"; exit 1; }
+"$python" exporter/export.py --random --seed 0 --out "$work/model.pt" --quiet || { echo "export failed"; exit 1; }
 
 step "TorchScript checks (scripts/gpu_check.py)"
 args=(--model "$work/model.pt")

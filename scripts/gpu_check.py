@@ -66,7 +66,7 @@ def main():
     if not model_path:
         model_path = os.path.join(tmp, "m.pt")
         t = time.time()
-        subprocess.run([sys.executable, os.path.join(ROOT, "models", "export.py"), "--random", "--seed",
+        subprocess.run([sys.executable, os.path.join(ROOT, "exporter", "export.py"), "--random", "--seed",
                         str(args.seed), "--out", model_path, "--quiet"], check=True)
         res["export_seconds_here"] = round(time.time() - t, 2)
     if args.audio:

@@ -2,7 +2,7 @@
 # Installs the system packages encodec-native needs on Debian/Ubuntu:
 #   libtorch-dev        libtorch (C++), which the addon links against
 #   libopenblas0-openmp fast BLAS for libtorch (the default reference BLAS is ~15x slower)
-#   python3-torch       PyTorch for models/export.py (turning checkpoints into model files)
+#   python3-torch       PyTorch for exporter/export.py (turning checkpoints into model files)
 #   ffmpeg              decoding of compressed audio and video
 #   cmake, g++, make    building the addon when no prebuild fits
 #   fonts-dejavu-core   the font text in report and inspect pictures (PNG) is drawn with

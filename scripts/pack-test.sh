@@ -31,7 +31,7 @@ test -f prebuilds/linux-x64/encodec-native.node || fail "prebuildify wrote no pr
 step "npm pack (with prebuilds)"
 with_prebuilds="$work/$(npm pack --silent --ignore-scripts --pack-destination "$work")"
 tar -tzf "$with_prebuilds" > "$work/contents.txt"
-for f in prebuilds/linux-x64/encodec-native.node models/layout/official.tsv models/export.py dist/lib/index.d.ts \
+for f in prebuilds/linux-x64/encodec-native.node exporter/layout/official.tsv exporter/export.py dist/lib/index.d.ts \
   dist/bin/encodec-native.js CMakeLists.txt native/addon.cc scripts/cmake-js-as-node-gyp.js README.md docs/building.md; do
   grep -qx "package/$f" "$work/contents.txt" || fail "the tarball lacks $f"
 done

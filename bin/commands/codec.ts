@@ -11,7 +11,7 @@ import { Command } from 'commander';
 
 import { loadAudio } from '../../lib/io/audio';
 import { codesOf, encodeFile } from '../../lib/encoding/encode-file';
-import { modelCodebooks } from '../../lib/model/model-file';
+import { isSegmentedModel, modelCodebooks } from '../../lib/model/model-file';
 import { cachedEncoding } from '../../lib/encoding/encode-stage';
 import { encodeModel, openCache } from '../../lib/encoding/context';
 import { parseBandwidth } from '../../lib/codec/bandwidth';
@@ -25,7 +25,7 @@ import { writeNpy } from '../../lib/io/npy';
 import { writeWav } from '../../lib/io/wav';
 import { threadsPerJob } from '../../lib/codec/threads';
 import { UsageError, addCacheOptions, channelsOf, extensionOf, parseIntegerOption, requireInputFile } from '../cli-util';
-import { BatchCliOptions, BatchReporter, SHARD_HELP, batchInputs, failure, outputBase, parseShard, runWorkers, selectInputs } from '../batch';
+import { BatchCliOptions, BatchReporter, SHARD_HELP, batchInputs, failure, outputStem, parseShard, runWorkers, selectInputs } from '../batch';
 import { WorkList } from '../work-list';
 import { loadLmForCodec, readEcdcForCodec } from '../ecdc-input';
 import { formatNumber, plural } from '../../lib/common/format';
@@ -119,7 +119,7 @@ async function runBatch(
     let exhausted = false;
     async function* todo(): AsyncGenerator<{ input: string; out: string }> {
       for (let input = take(); input !== undefined; input = take()) {
-        const out = `${outputBase(outDir, input)}${ext}`;
+        const out = `${outputStem(outDir, input)}${ext}`;
         if (!opts.force && fs.existsSync(out)) {
           const scales = scalesPathFor(out);
           report.report({ input, status: 'skipped', message: `${out} exists (--force to redo)`, outputs: [out, ...(fs.existsSync(scales) ? [scales] : [])] });
@@ -258,12 +258,12 @@ function checkCodesForModel(input: string, codes: Codes, model: string | undefin
   if (model !== undefined && model !== codec.info.model) {
     throw new UsageError(`${input} was made with ${model}, but the model is ${codec.info.model} (${codec.modelPath}); pass --model with a ${model} model`);
   }
-  if (codec.info.segment_methods === true && !codes.scales) {
+  if (isSegmentedModel(codec.info) && !codes.scales) {
     throw new UsageError(
       `${input} has no segment scales: codes of ${codec.info.model} need ${scalesPathFor(input)} (written beside them by \`encode\`)`,
     );
   }
-  if (codec.info.segment_methods !== true && codes.scales) {
+  if (!isSegmentedModel(codec.info) && codes.scales) {
     throw new UsageError(`${input} has segment scales (${scalesPathFor(input)}): it holds codes of encodec_48khz, but the model is ${codec.info.model}`);
   }
 }
@@ -293,7 +293,7 @@ async function decodeToFile(input: string, opts: ModelOptions & { out: string; f
   await withModel(opts, async (codec) => {
     const { codes, audioLength, model } = await readCodesFile(input, codec, opts.lmModel, opts.lmThreads);
     checkCodesForModel(input, codes, model, codec);
-    const decoded = await codec.decode(codes, codec.info.segment_methods === true ? {} : { exact: opts.exact === true });
+    const decoded = await codec.decode(codes, isSegmentedModel(codec.info) ? {} : { exact: opts.exact === true });
     const seconds = await writeDecoded(opts.out, decoded, codec, audioLength, opts.float);
     process.stderr.write(`${input}: codes ${codes.nQ} x ${codes.nFrames} -> ${seconds.toFixed(2)} s -> ${opts.out}\n`);
   });
@@ -319,7 +319,7 @@ async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { fl
       }
     }
     try {
-      for await (const decoded of codec.decodeMany(blocks(), { exact: codec.info.segment_methods !== true && opts.exact === true })) {
+      for await (const decoded of codec.decodeMany(blocks(), { exact: !isSegmentedModel(codec.info) && opts.exact === true })) {
         const job = pending.shift() as InFlight;
         try {
           const duration = await writeDecoded(job.out, decoded, codec, job.audioLength, opts.float);

@@ -1,7 +1,7 @@
 /** `encodec-native doctor`: the troubleshooting checklist, one ok/warn/fail line each; exit code 1 on any fail. */
 import { Command } from 'commander';
 
-import { DoctorCheck, runDoctor } from '../../lib/report/doctor';
+import { DoctorCheck, runDoctor } from '../../lib/doctor/doctor';
 import { parseIntegerOption } from '../cli-util';
 
 const MARK: Record<DoctorCheck['status'], string> = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL' };

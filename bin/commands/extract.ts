@@ -44,7 +44,7 @@ import { RoundTripTap, formatQuality, roundTripQuality } from '../../lib/quality
 import { writeFileAtomic } from '../../lib/common/atomic';
 import { formatNumber, plural, toJson } from '../../lib/common/format';
 import { UsageError, addCacheOptions, parseIntegerOption, parseTrOption, makeOutDir } from '../cli-util';
-import { BatchReporter, Outcome, SHARD_HELP, Shard, failure, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
+import { BatchReporter, Outcome, SHARD_HELP, Shard, failure, outputStem, parseShard, readManifest, runWorkers, selectInputs } from '../batch';
 import { WorkList } from '../work-list';
 import { writeFeaturesPart } from '../../lib/fmri/features-part';
 
@@ -82,12 +82,12 @@ interface ExtractCliOptions {
 }
 
 /**
- * The output base for an input: OUT/<file name without its extension>, or for a BIDS events file
- * OUT/<run>_desc-encodec_features.
+ * The features' output path without an extension: for a BIDS events file OUT/<run>_desc-encodec_features (or its
+ * place in a derivative dataset), else the input's stem (outputStem).
  */
 function featuresBase(outDir: string, input: string): string {
   if (isEventsFile(input)) return derivativeBase(outDir, input) ?? path.join(outDir, featuresNameForEvents(input));
-  return path.join(outDir, path.basename(input, path.extname(input)));
+  return outputStem(outDir, input);
 }
 
 /** Parses a number of seconds (any sign), or throws a UsageError naming the option. */

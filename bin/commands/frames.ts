@@ -18,7 +18,7 @@ import { FrameKind } from '../../lib/encoding/frame-source';
 import { FramesFormat, framesFilePaths, writeFramesFile } from '../../lib/io/frames-file';
 import { modelCodebooks, readModelInfo, resolveModelPath } from '../../lib/model/model-file';
 import { UsageError, addCacheOptions, parseIntegerOption } from '../cli-util';
-import { BatchReporter, SHARD_HELP, Shard, batchInputs, failure, outputBase, parseShard, runWorkers, selectInputs } from '../batch';
+import { BatchReporter, SHARD_HELP, Shard, batchInputs, failure, outputStem, parseShard, runWorkers, selectInputs } from '../batch';
 import { WorkList } from '../work-list';
 import { formatNumber, plural } from '../../lib/common/format';
 
@@ -81,7 +81,7 @@ export function framesCommand(): Command {
         const model = await encodeModel(modelPath, { device, threads });
         try {
           for (let input = take(); input !== undefined; input = take()) {
-            const base = outputBase(opts.out, input);
+            const base = outputStem(opts.out, input);
             const files = framesFilePaths(base, format);
             if (!opts.force && fs.existsSync(files.data) && fs.existsSync(files.sidecar)) {
               reporter.report({ input, status: 'skipped', message: `${files.data} exists (--force to redo)`, outputs: [files.data, files.sidecar] });

@@ -8,7 +8,8 @@ import { exportModel } from '../../lib/model/exporter';
 import { fetchModel } from '../../lib/model/fetch';
 import { fetchLm } from '../../lib/model/fetch-lm';
 import { isLmMetadata, parseLmInfo, readModelMetadataJson } from '../../lib/model/lm-file';
-import { defaultModelPath, readModelInfo, sha256File } from '../../lib/model/model-file';
+import { defaultModelPath, isSegmentedModel, readModelInfo, sha256File } from '../../lib/model/model-file';
+import { DEFAULT_FAMILY, FAMILIES, FamilyName, findFamily } from '../../lib/model/family';
 import { describeSource } from '../../lib/model/published';
 import { UsageError, parseIntegerOption, requireInputFile } from '../cli-util';
 import { plural } from '../../lib/common/format';
@@ -43,13 +44,15 @@ async function printLmInfo(file: string, json: string, asJson: boolean): Promise
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(14)} ${v}\n`);
 }
 
-/** A model name option: encodec_24khz or encodec_48khz. */
-function checkName(name: string): 'encodec_24khz' | 'encodec_48khz' {
-  if (name !== 'encodec_24khz' && name !== 'encodec_48khz') {
-    throw new UsageError(`--name must be 'encodec_24khz' or 'encodec_48khz', got '${name}'`);
-  }
-  return name;
+/** A model name option: a family's name (lib/model/family.ts). */
+function checkName(name: string): FamilyName {
+  const family = findFamily(name);
+  if (!family) throw new UsageError(`--name must be ${FAMILIES.map((f) => `'${f.name}'`).join(' or ')}, got '${name}'`);
+  return family.name;
 }
+
+/** The help of a `--name` option: the families, the default first. */
+const NAME_HELP = FAMILIES.map((f, i) => `'${f.name}'${i === 0 ? ' (default)' : ''}`).join(' or ');
 
 export function modelCommand(): Command {
   const model = new Command('model').description('prepare and inspect model files');
@@ -71,7 +74,7 @@ export function modelCommand(): Command {
     .description('export a model with seeded random weights (same architecture; for tests and benchmarks)')
     .requiredOption('--out <model.pt>', 'model file to write')
     .option('--seed <n>', 'random seed', parseIntegerOption('--seed', 0, 2 ** 31 - 1), 0)
-    .option('--name <model>', "'encodec_24khz' (default) or 'encodec_48khz'", 'encodec_24khz')
+    .option('--name <model>', NAME_HELP, DEFAULT_FAMILY.name)
     .option('--lm', "a random entropy-coding LM for the model named by --name, instead of the model")
     .action(async (opts: { out: string; seed: number; name: string; lm?: boolean }) => {
       checkOut(opts.out);
@@ -110,7 +113,7 @@ export function modelCommand(): Command {
           info.bandwidths.map((b) => `${b} kbps = ${info.codebooks_per_bandwidth[String(b)]} codebooks`).join(', '),
         ],
         ['codebooks', `${info.max_codebooks} x ${plural(info.codebook_size, 'entry', 'entries')}, dimension ${info.dimension}`],
-        ...(info.segment_methods === true
+        ...(isSegmentedModel(info)
           ? ([['segments', `${info.segment} s (${info.segment_samples} samples) every ${info.segment_stride} samples (overlap ${info.overlap}), normalised, one scale each`]] as [string, string][])
           : []),
         ['source', describeSource(info.source)],
@@ -123,7 +126,7 @@ export function modelCommand(): Command {
   model
     .command('fetch')
     .description("download facebook/encodec_24khz or encodec_48khz and Meta's entropy-coding LM for it (needs a network), verify their SHA-256 and export them")
-    .option('--name <model>', "'encodec_24khz' (default) or 'encodec_48khz'", 'encodec_24khz')
+    .option('--name <model>', NAME_HELP, DEFAULT_FAMILY.name)
     .option('--out <model.pt>', `model file to write (default ${defaultModelPath()}, or NAME.pt beside it); the LM goes beside it (encodec_lm_24khz.pt)`)
     .option('--source <name>', "'huggingface' (default) or 'meta'", 'huggingface')
     .option('--sha256 <hex>', 'expected SHA-256 of the checkpoint (default: the one the source states)')

@@ -8,7 +8,7 @@ import { Command } from 'commander';
 
 import { parseBandwidth } from '../../lib/codec/bandwidth';
 import { parseDevice } from '../../lib/codec/device';
-import { DEFAULT_REPORT_BANDWIDTHS, formatRoundtripReport, roundtripReport } from '../../lib/report/report';
+import { DEFAULT_REPORT_BANDWIDTHS, formatRoundTripReport, roundTripReport } from '../../lib/report/report';
 import { UsageError, parseIntegerOption, parseTrOption, requireInputFile, makeOutDir } from '../cli-util';
 
 /** Collects repeated or space-separated `--bandwidth` values. */
@@ -61,7 +61,7 @@ export function roundtripCommand(): Command {
       const device = parseDevice(opts.device, '--device');
       if (fs.existsSync(opts.out) && !fs.statSync(opts.out).isDirectory()) throw new UsageError(`--out '${opts.out}' is a file; give a directory`);
       makeOutDir(opts.out); // removed at exit if the report was refused before writing into it
-      const report = await roundtripReport(input, {
+      const report = await roundTripReport(input, {
         outDir: opts.out,
         model: opts.model,
         bandwidths: opts.bandwidth,
@@ -71,7 +71,7 @@ export function roundtripCommand(): Command {
         threads: opts.threads,
         device,
       });
-      process.stdout.write(formatRoundtripReport(report));
+      process.stdout.write(formatRoundTripReport(report));
       process.stderr.write(`report -> ${opts.out} (${report.files.reconstructions.length + 4} files)\n`);
     });
 }

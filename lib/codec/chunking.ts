@@ -10,7 +10,7 @@
  * padding, so the split itself changes nothing; the last window ends where the audio ends, as in the
  * whole-file pass. Every window spans `chunkFrames + contextFrames` frames where it can, so windows of one
  * length go through the model as one batch, which turns the LSTM's per-frame matrix-vector steps into matrix
- * products. The rule is `_span_windows` in models/encodec_ts.py ({@link spanWindows}; docs/performance.md).
+ * products. The rule is `_span_windows` in exporter/encodec_ts.py ({@link spanWindows}; docs/performance.md).
  *
  * Windows are grouped into spans of `batchWindows` windows in a fixed order, one native call each (a model with
  * span methods gets the span's audio with its context and convolution warm-up and runs the windows itself;
@@ -19,6 +19,7 @@
  * samples and return identical codes.
  */
 import { FRAME_RATE, HOP_LENGTH } from './bandwidth';
+import { DEFAULT_BATCH_SECONDS } from './call-policy';
 import type { Codes, Embeddings } from './codes';
 import { debug } from '../common/log';
 import { codedError, hasCode, rangeError, typeError } from '../common/errors';
@@ -54,49 +55,6 @@ export const DEFAULT_CHUNK_SECONDS = 4;
  * decoding. 1 s leaves a margin for trained weights whose LSTM remembers longer.
  */
 export const DEFAULT_CONTEXT_SECONDS = 1;
-/**
- * Default audio per native call (all windows of a batch with their context): 8 windows of 5 s. Models exported
- * by exporter 1.1+ (metadata `cpu_batching: "lstm"`) run a CPU batch's convolutions window by window, which
- * keeps each window's activations in cache, and only the LSTM over the whole batch, whose per-step
- * matrix-vector products become matrix products reading the 8 MB of LSTM weights once for all windows.
- * Measured on the 2-core machine: see docs/performance.md.
- */
-export const DEFAULT_BATCH_SECONDS = 40;
-/**
- * Default for models with span methods on the CPU: 20 windows (100 s) per span call (exporter 1.3+, whose LSTM
- * runs in 1 s segments). A span's convolutions run in short pieces whatever its length, so a longer span only
- * batches more LSTM windows per step, and each step reads the LSTM's 4 MB of weights once for all of them.
- * Measured on 2 cores (6 kbps, two lanes): 300 s of speech encoded 29.1x real time with 80 s spans, 33.6x with
- * 120 s; streaming 20 minutes peaked at 852 MiB RSS with 80 s spans, 893 MiB with 120 s, 970 MiB with 160 s,
- * and 2 hours at 953-993 MiB with 120 s: 100 s keeps a margin under 1 GB (exporter 1.3; 1.4 holds less, 2 hours
- * streamed at a 766 MiB peak with 100 s spans).
- */
-export const SPAN_BATCH_SECONDS = 100;
-/**
- * Default for span models of exporter 1.2, whose LSTM computes the input projections of all of a span's steps
- * at once (49 MB per layer for 16 windows): 80 s (40 s: 28.6x real time on 120 s of speech, 80 s: 32.1x;
- * 160 s streamed 20 minutes at a 1145 MiB peak).
- */
-export const UNSEGMENTED_SPAN_BATCH_SECONDS = 80;
-/**
- * Default for older exports, whose batches run every layer on the whole batch: one 5 s window per call
- * (2 windows per call measured 11.5x real time against 14x for one: the larger activations cost more than
- * the LSTM saves).
- */
-export const LEGACY_BATCH_SECONDS = 5;
-/**
- * Default audio per native call on CUDA (12 windows of 5 s). Measured on an H200 (10 minutes of speech, 6 kbps):
- * one window per call encodes at 330x real time, 60 s per call at 1388x (decode 346x -> 1015x); 300 s encodes
- * faster still (2477x) but decodes slower (909x) and holds more memory. docs/cuda-check-h200.json.
- */
-export const CUDA_BATCH_SECONDS = 60;
-
-/**
- * Span calls run at once by models with span methods on the CPU, each on a share of the model's threads (see
- * Encodec's lanes). Two: measured on 2 cores; each lane holds one span of audio.
- */
-export const SPAN_LANES = 2;
-
 /** Chunk geometry in frames. */
 export interface ChunkPlan {
   chunkFrames: number;
@@ -155,7 +113,7 @@ function windowCount(totalFrames: number, plan: ChunkPlan): number {
 
 /**
  * The windows of a span of `frames` frames whose first `lead` frames are context only, as [input start, first
- * kept frame, end) in span frames: a port of `_span_windows` in models/encodec_ts.py, which the span methods of
+ * kept frame, end) in span frames: a port of `_span_windows` in exporter/encodec_ts.py, which the span methods of
  * every exported model (exporter 1.2+) run and which is therefore the rule; the window-by-window runners (CUDA,
  * exporters before 1.2) run the windows it gives, so both paths run the same windows. The kept frames are cut
  * into chunks of `chunk` frames (the clip's first window keeps `chunk + context`); each window's input is the

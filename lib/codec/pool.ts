@@ -1,7 +1,7 @@
 /**
  * Pooled coding of many clips: the spans of every clip (exactly the spans `encode(clip)` / `decode(codes)` run,
  * lib/codec/chunking.ts) go to the model several at a time, in pooled native calls (`encode_spans` /
- * `decode_spans`, exporter 1.6; 1.7 packs the LSTM windows of all of them into full rows, models/encodec_ts.py
+ * `decode_spans`, exporter 1.6; 1.7 packs the LSTM windows of all of them into full rows, exporter/encodec_ts.py
  * through_pooled_windows) that run each span's convolutions as a span call does and the LSTM windows of all of
  * them as one batch. A clip's codes are therefore those of `encode(clip)` (up to the float rounding of a
  * larger matrix product: >= 99.9 % identical, 100 % on the test speech on the project's VM), whatever the other

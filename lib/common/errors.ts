@@ -29,7 +29,7 @@ export const ERROR_CODES = {
   ENCODEC_TORCH: 1,
   /** No Python with PyTorch was found for the exporter. */
   ENCODEC_NO_PYTHON: 1,
-  /** The exporter (models/export.py) failed; `exitCode` is its exit status. */
+  /** The exporter (exporter/export.py) failed; `exitCode` is its exit status. */
   ENCODEC_EXPORT: 1,
   /** A download failed (network, HTTP status, checksum mismatch, write error). */
   ENCODEC_DOWNLOAD: 1,

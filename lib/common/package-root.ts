@@ -1,4 +1,4 @@
-/** Where the installed package lives; a leaf, so every layer can find models/, build/ and prebuilds/. */
+/** Where the installed package lives; a leaf, so every layer can find exporter/, build/ and prebuilds/. */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 

@@ -12,7 +12,7 @@
  * The STFTs run in the native addon (libtorch stft/istft, off the event loop); the filterbank and the dB
  * scale are defined here.
  */
-import { nativeBinding } from '../codec/native';
+import { nativeBinding } from '../addon/native';
 import { typeError, rangeError } from '../common/errors';
 
 export interface MelOptions {

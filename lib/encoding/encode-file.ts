@@ -88,7 +88,7 @@ export interface ModelRateOptions extends EncodeFileOptions {
 
 /**
  * A file's features at the model's own frame rate, on its uniform grid (75 frames/s for encodec_24khz, 150 for
- * encodec_48khz, whose segments are placed by time: lib/codec/segment-grid.ts): codes of the bandwidth's codebooks,
+ * encodec_48khz, whose segments are placed by time: lib/encoding/segment-grid.ts): codes of the bandwidth's codebooks,
  * their embeddings, or latents. What `encodec-native frames` writes; the align stage resamples the same frames.
  */
 export async function modelRateFrames(file: string, options: ModelRateOptions = {}): Promise<ModelRateFrames> {

@@ -12,8 +12,8 @@ import * as path from 'node:path';
 
 import { Encodec } from '../codec/codec';
 import { Codes } from '../codec/codes';
-import { runtimeInfo } from '../codec/runtime';
-import { ModelInfo } from '../model/model-file';
+import { runtimeInfo } from '../runtime/runtime';
+import { ModelInfo, isSegmentedModel } from '../model/model-file';
 import { checkReadable, loadAudio, streamAudio } from '../io/audio';
 import { codedError } from '../common/errors';
 import { PACKAGE_VERSION } from '../common/package-root';
@@ -109,7 +109,7 @@ async function unlessEmpty(source: AsyncGenerator<Float32Array>): Promise<AsyncG
 
 async function keyFor(cache: EncodingCache, model: EncodeModel, file: string, request: EncodeRequest): Promise<{ key: string; exact: boolean; sourceSha256: string; modelSha: string }> {
   const { info } = model;
-  const exact = request.exact === true && info.segment_methods !== true; // a segmented model has one way to encode
+  const exact = request.exact === true && !isSegmentedModel(info); // a segmented model has one way to encode
   await checkReadable(file); // a missing file is the reader's AudioError, not the hashing's raw ENOENT
   const [sourceSha256, modelSha] = await Promise.all([rememberedSha256(file, cache.hashDir), modelSha256(cache, model.path)]);
   const key = cacheKey({
@@ -159,7 +159,7 @@ export async function encodeStimulus(cache: EncodingCache, model: EncodeModel, f
       StartTime: 0.5 / info.frame_rate,
       samples: built.samples,
       shape: [built.nFrames, built.rows],
-      ...(info.segment_methods ? { segment_samples: info.segment_samples, segment_stride: info.segment_stride } : {}),
+      ...(isSegmentedModel(info) ? { segment_samples: info.segment_samples, segment_stride: info.segment_stride } : {}),
       hop_length: info.hop_length,
       exact,
       device: deviceKind(codec.device),

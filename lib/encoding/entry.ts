@@ -3,7 +3,7 @@
  *
  * - `frames.npy`: the model's frames, time-major [nFrames, rows]: codes at full depth (int16, rows = the model's
  *   codebooks: 32 for encodec_24khz, 16 for encodec_48khz) or latents (float32, rows = 128). Frames of a segmented
- *   model (encodec_48khz) are its segments' frames joined, as the codec gives them (see lib/codec/segment-grid.ts).
+ *   model (encodec_48khz) are its segments' frames joined, as the codec gives them (see lib/encoding/segment-grid.ts).
  * - `scales.npy`: float32 [segments], codes of a segmented model: each segment's normalisation scale.
  * - `silence.npy`: [1, rows], the model's frame for digital silence (SILENCE_FRAME of 2 s of zeros), which the
  *   align stage gives the parts of a run no stimulus fills.

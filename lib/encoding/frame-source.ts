@@ -3,11 +3,11 @@
  * [hop j, hop (j + 1)) of the input), as codes of the first nQ codebooks, their embeddings, or latents, block by
  * block, so that only a window of frames is in memory. This is the one place the model families differ for the
  * align stage: a whole-file model's frames are the grid; a segmented model's joined segment frames are put on it by
- * lib/codec/segment-grid.ts.
+ * lib/encoding/segment-grid.ts.
  */
 import { SegmentGeometry } from '../codec/segments';
-import { gridFrames } from '../codec/segment-grid';
-import { SegmentGrid } from '../codec/segment-grid';
+import { gridFrames } from './segment-grid';
+import { SegmentGrid } from './segment-grid';
 import { codedError } from '../common/errors';
 import { Codebooks, dequantize } from './codebooks';
 import { Entry } from './entry';

@@ -3,7 +3,7 @@
  *
  * TR `k` starts at frame `floor(k * tr * rate)` and holds `floor(tr * rate)` frames, `rate` being the model's frame
  * rate (75 frames/s for encodec_24khz, the default here; 150 for encodec_48khz, whose segment frames are first put on
- * a uniform 150 frames/s grid, see lib/codec/segment-grid.ts). The products are computed exactly: a TR given as a
+ * a uniform 150 frames/s grid, see lib/encoding/segment-grid.ts). The products are computed exactly: a TR given as a
  * decimal number (1.5, 0.72, 2.0) is turned into the fraction its shortest decimal spelling denotes, so
  * `trStartFrame(900, 1.5)` is exactly 101250 (1350 s) and starts never drift the way an accumulated float sum (or
  * `k * tr * 75` in floating point) would.

@@ -4,6 +4,7 @@
  * SamplingFrequency), else in plain names.
  */
 import type { FeatureSet } from './feature-set';
+import { DEFAULT_FAMILY } from '../model/family';
 
 export function featureSidecar(result: FeatureSet, extra: { stimuli?: { file: string; onset: number; duration?: number }[] } = {}): Record<string, unknown> {
   const encodec = result.kind !== 'mel';
@@ -25,7 +26,7 @@ export function featureSidecar(result: FeatureSet, extra: { stimuli?: { file: st
     ...(extra.stimuli ? { Stimuli: extra.stimuli.map((s) => ({ File: s.file, Onset: s.onset, ...(s.duration !== undefined ? { Duration: s.duration } : {}) })) } : {}),
     ...(encodec
       ? {
-          Model: result.model ?? 'encodec_24khz',
+          Model: result.model ?? DEFAULT_FAMILY.name,
           ModelSHA256: result.modelSha256,
           ModelFrameRate: result.frameRate ?? 75,
           ...(result.kind === 'latents' ? {} : { Bandwidth: result.bandwidth, Codebooks: result.nQ }),

@@ -11,6 +11,7 @@ import { Device, Encodec } from '../codec/codec';
 import { withCodec } from '../codec/with-codec';
 import { MelOptions, melSettings, melToAudio } from '../dsp/mel';
 import { requireWholeFileModel } from '../model/model-file';
+import { DEFAULT_FAMILY, findFamily } from '../model/family';
 import { rangeError, typeError } from '../common/errors';
 import { ceilTrTimesRate, checkTr, floorTrTimesRate, framesPerTr, samplesForTrs, trStartFrame } from './alignment';
 import { DEFAULT_TR, FeatureInput, FeatureKind } from './feature-set';
@@ -90,7 +91,7 @@ export async function featuresToAudio(input: FeatureInput, options: FeaturesToAu
   }
   if (kind === 'codes') {
     if (!integer) throw typeError(`codes must be integers (Int16Array or Int32Array), got ${input.features.constructor.name}`);
-    if ((input.model !== undefined && input.model !== 'encodec_24khz') || (input.frameRate !== undefined && input.frameRate !== FRAME_RATE)) {
+    if ((input.model !== undefined && findFamily(input.model) !== DEFAULT_FAMILY) || (input.frameRate !== undefined && input.frameRate !== FRAME_RATE)) {
       throw rangeError(
         `these codes were extracted with ${input.model ?? `a ${input.frameRate} frames/s model`}, whose TR features cannot be turned back into ` +
           'audio: its decoder needs each 1 s segment whole with its scale, and TR features keep neither the scales nor the segment ' +

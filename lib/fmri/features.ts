@@ -23,7 +23,7 @@
  * encodec_48khz: each stimulus is read as 48 kHz planar stereo (a mono file in both channels, as Meta's
  * convert_audio does; the two channels are coded jointly, one code stream), encoded segment by segment as it streams
  * (Meta's 1 s segments every 0.99 s, each normalised by its own scale; `exact` changes nothing), and the segments'
- * frames are put on a uniform 150 frames/s grid by time (lib/codec/segment-grid.ts: grid frame n, at n / 150 s,
+ * frames are put on a uniform 150 frames/s grid by time (lib/encoding/segment-grid.ts: grid frame n, at n / 150 s,
  * takes the frame of the latest segment started at its centre; no frame is more than half a frame, 1/300 s, from its
  * grid time). Everything above then works on that grid: 225 frames per TR of 1.5 s.
  *
@@ -61,6 +61,7 @@ import { FrameClock, FrameConvolver, VolumeResampler, volumeTimes } from './resa
 import { delayColumns, zscoreColumns } from './design';
 import { melSpectrogram } from '../dsp/mel';
 import { ModelInfo, modelCodebooks } from '../model/model-file';
+import { DEFAULT_FAMILY, familyOf } from '../model/family';
 import { debug } from '../common/log';
 import { encodeModel, encodingCodebooks, openCache } from '../encoding/context';
 import { StimulusEncoding, encodeStimulus } from '../encoding/encode-stage';
@@ -181,7 +182,7 @@ interface Series {
   start: (k: number) => number;
   /** Codebooks of the bandwidth (for metadata; encodec mode). */
   nQ: number;
-  /** Models other than encodec_24khz: its name and frame rate, recorded with the features. */
+  /** Models of families other than the default: its name and frame rate, recorded with the features. */
   model?: { name: string; frameRate: number };
 }
 
@@ -203,11 +204,11 @@ function melSeries(s: ExtractSettings): Series {
 /**
  * A model's series: its audio rate and channels (planar stereo for encodec_48khz), its frame rate (info.frame_rate:
  * 75 frames/s for encodec_24khz; 150 for encodec_48khz, whose segment frames are put on a uniform grid first, see
- * lib/codec/segment-grid.ts), frame j centred at (j + 0.5) / rate, and its latent dimension.
+ * lib/encoding/segment-grid.ts), frame j centred at (j + 0.5) / rate, and its latent dimension.
  */
 function codecSeries(s: ExtractSettings, kind: FeatureKind, info: ModelInfo): Series {
   const rate = info.frame_rate;
-  const nQ = info.model === 'encodec_24khz' ? codebooksForBandwidth(s.bandwidth) : modelCodebooks(info, s.bandwidth);
+  const nQ = modelCodebooks(info, s.bandwidth);
   return {
     sampleRate: info.sample_rate,
     channels: info.channels === 2 ? 2 : 1,
@@ -217,7 +218,8 @@ function codecSeries(s: ExtractSettings, kind: FeatureKind, info: ModelInfo): Se
     frames: framesPerTr(s.tr, rate),
     start: (k) => trStartFrame(k, s.tr, rate),
     nQ,
-    ...(info.model === 'encodec_24khz' ? {} : { model: { name: info.model, frameRate: rate } }),
+    // the default family's features name no model, as before there were others
+    ...(familyOf(info) === DEFAULT_FAMILY ? {} : { model: { name: info.model, frameRate: rate } }),
   };
 }
 

@@ -7,11 +7,15 @@ import * as fs from 'node:fs';
 
 import { MAX_CODEBOOKS } from '../codec/bandwidth';
 import { Codes, checkCodeRange } from '../codec/codes';
+import { FAMILIES, Segmenting, isSegmentedFamily } from '../model/family';
 import { readNpy, writeNpy } from './npy';
 import { rangeError, typeError } from '../common/errors';
 
-/** Frames of a full segment of encodec_48khz (1 s at 150 frames/s), the only segmented model. */
-const SEGMENT_FRAMES_48K = 150;
+/**
+ * Frames of a full segment of codes read with scales: those of the segmented family (encodec_48khz, 1 s at 150
+ * frames/s). A second segmented family would need its name stored beside the codes to tell them apart.
+ */
+const SEGMENT_FRAMES = (FAMILIES.find(isSegmentedFamily)?.segment as Segmenting).frames;
 
 /** The file beside `file` (codes .npy) that holds segment scales: `NAME.scales.npy`. */
 export function scalesPathFor(file: string): string {
@@ -64,5 +68,5 @@ export async function readCodesNpy(file: string): Promise<Codes> {
   if (!(scales.data instanceof Float32Array) || scales.shape.length !== 1) {
     throw typeError(`${scalesFile}: segment scales must be a float32 array of shape (segments,), got ${scales.dtype} (${scales.shape.join(', ')})`);
   }
-  return { data: values, nQ, nFrames, scales: scales.data, segmentFrames: SEGMENT_FRAMES_48K };
+  return { data: values, nQ, nFrames, scales: scales.data, segmentFrames: SEGMENT_FRAMES };
 }

@@ -8,15 +8,16 @@
  * - then each segment (encodec_24khz: one segment, the whole file; encodec_48khz: 1 s segments every 0.99 s):
  *   for encodec_48khz the segment's scale as a big-endian float32, then its codes frame by frame, for each frame
  *   each codebook in order: without the LM each value packed in 10 bits, least-significant bits first, the last
- *   partial byte flushed; with the LM arithmetic-coded (lib/codec/lm.ts, native/arith_coder.h) and flushed.
+ *   partial byte flushed; with the LM arithmetic-coded (lib/lm/lm.ts, native/arith_coder.h) and flushed.
  */
 import * as fs from 'node:fs';
 
 import { writeFileAtomic } from '../common/atomic';
 import { CODEBOOK_SIZE, HOP_LENGTH, framesForSamples } from '../codec/bandwidth';
 import { Codes, checkCodes } from '../codec/codes';
-import { EncodecLm } from '../codec/lm';
+import { EncodecLm } from '../lm/lm';
 import { SegmentGeometry, segmentFramesOf } from '../codec/segments';
+import { DEFAULT_FAMILY, FAMILIES, isSegmentedFamily } from '../model/family';
 import { typeError, rangeError } from '../common/errors';
 
 const MAGIC = 'ECDC';
@@ -33,11 +34,14 @@ interface ModelGeometry {
   maxCodebooks: number;
 }
 
-const MODELS: Record<string, ModelGeometry> = {
-  encodec_24khz: { maxCodebooks: 32 },
-  // segment 1 s, overlap 1 %: stride max(1, int((1 - 0.01) * 48000)) = 47520; each segment has its scale
-  encodec_48khz: { segments: { length: 48000, stride: 47520, hop: HOP_LENGTH, channels: 2 }, segmentFrames: 150, maxCodebooks: 16 },
-};
+/** Each family's geometry (lib/model/family.ts), by the name an `.ecdc` header gives (`m`). */
+const MODELS: Record<string, ModelGeometry> = Object.fromEntries(FAMILIES.map((f): [string, ModelGeometry] => [f.name, {
+  ...(f.segment && {
+    segments: { length: f.segment.length, stride: f.segment.stride, hop: f.hopLength, channels: f.channels },
+    segmentFrames: f.segment.frames,
+  }),
+  maxCodebooks: f.maxCodebooks,
+}]));
 
 /** The models an `.ecdc` file can name. */
 export const ECDC_MODELS: readonly string[] = Object.freeze(Object.keys(MODELS));
@@ -93,7 +97,8 @@ export function ecdcSegmentFrames(model: string, audioLength: number): number[] 
 
 /** The `.ecdc` model name the codes were made with: encodec_48khz when they carry per-segment scales. */
 function modelOfCodes(codes: Codes, model?: string): string {
-  const name = model ?? (codes.scales !== undefined ? 'encodec_48khz' : 'encodec_24khz');
+  // without a name: the first family that segments as the codes do (with scales: segmented)
+  const name = model ?? (FAMILIES.find((f) => isSegmentedFamily(f) === (codes.scales !== undefined)) ?? DEFAULT_FAMILY).name;
   geometry(name);
   return name;
 }

@@ -1,5 +1,5 @@
 /**
- * Running the Python exporter (`models/export.py`), which turns a checkpoint (or seeded random weights)
+ * Running the Python exporter (`exporter/export.py`), which turns a checkpoint (or seeded random weights)
  * into the TorchScript model file this package loads. It needs Python with PyTorch.
  */
 import { spawn } from 'node:child_process';
@@ -9,9 +9,10 @@ import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../common/package-root';
 import { codedError, typeError } from '../common/errors';
 import { zipEntryNames } from './zip';
+import type { FamilyName } from './family';
 
 /** The exporter script shipped with the package. */
-export const EXPORTER_SCRIPT = path.join(PACKAGE_ROOT, 'models', 'export.py');
+export const EXPORTER_SCRIPT = path.join(PACKAGE_ROOT, 'exporter', 'export.py');
 
 /** The interpreter found (or being looked for): one probe per process, forgotten when it fails. */
 let cachedPython: Promise<string> | undefined;
@@ -60,7 +61,7 @@ export interface ExportOptions {
    */
   lm?: string;
   /** With `random`: which model (default 'encodec_24khz'). With `checkpoint`: the model it must hold (detected). */
-  name?: 'encodec_24khz' | 'encodec_48khz';
+  name?: FamilyName;
   /** With `random`: also write the random checkpoint here (.th via torch.save, or .safetensors). */
   checkpointOut?: string;
   /** Tensor names of `checkpointOut`: Meta's ('official', default) or Hugging Face's ('huggingface'). */

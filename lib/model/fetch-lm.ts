@@ -9,10 +9,10 @@ import * as path from 'node:path';
 import { tempPathFor } from '../common/atomic';
 import { exportModel } from './exporter';
 import { downloadTo, request } from './fetch';
+import { DEFAULT_FAMILY, META_ROOT } from './family';
 import { LM_CHECKPOINTS, defaultLmPath } from './lm-file';
 import { codedError, rangeError, typeError } from '../common/errors';
 
-const META_ROOT = 'https://dl.fbaipublicfiles.com/encodec/v0/';
 
 function metaRoot(): string {
   const mirror = process.env.ENCODEC_META_ENDPOINT;
@@ -48,7 +48,7 @@ export function lmCheckpointUrl(codec: string): string {
 
 /** Downloads, verifies and exports the LM. Nothing is left at the LM path unless every step succeeded. */
 export async function fetchLm(options: FetchLmOptions): Promise<FetchLmResult> {
-  const codec = options.codec ?? 'encodec_24khz';
+  const codec = options.codec ?? DEFAULT_FAMILY.name;
   const url = lmCheckpointUrl(codec);
   if (!options.out && !options.modelPath) throw typeError('pass out (the LM file) or modelPath (the codec file it goes beside)');
   const lmPath = path.resolve(options.out ?? defaultLmPath(options.modelPath as string, codec));

@@ -13,25 +13,13 @@ import * as path from 'node:path';
 
 import { tempPathFor } from '../common/atomic';
 import { exportModel } from './exporter';
+import { DEFAULT_FAMILY, FamilyName, familyNames, findFamily } from './family';
 import { defaultModelPath } from './model-file';
 import { codedError, rangeError } from '../common/errors';
 
 export type FetchSource = 'huggingface' | 'meta';
-export type FetchModelName = 'encodec_24khz' | 'encodec_48khz';
-
-/** Where each model's weights are published: Meta's URL (its name holds the SHA-256 prefix) and the HF repo. */
-const RELEASES: Record<FetchModelName, { metaUrl: string; shaPrefix: string; hfRepo: string }> = {
-  encodec_24khz: {
-    metaUrl: 'https://dl.fbaipublicfiles.com/encodec/v0/encodec_24khz-d7cc33bc.th',
-    shaPrefix: 'd7cc33bc',
-    hfRepo: 'facebook/encodec_24khz',
-  },
-  encodec_48khz: {
-    metaUrl: 'https://dl.fbaipublicfiles.com/encodec/v0/encodec_48khz-7e698e3e.th',
-    shaPrefix: '7e698e3e',
-    hfRepo: 'facebook/encodec_48khz',
-  },
-};
+/** The model families `fetchModel` can get (lib/model/family.ts). */
+export type FetchModelName = FamilyName;
 
 export interface FetchOptions {
   /** Which model: 'encodec_24khz' (default) or 'encodec_48khz'. */
@@ -113,9 +101,9 @@ export async function fetchModel(options: FetchOptions = {}): Promise<FetchResul
   if (source !== 'huggingface' && source !== 'meta') {
     throw rangeError(`unknown source '${String(source)}'; use 'huggingface' or 'meta'`);
   }
-  const name = options.name ?? 'encodec_24khz';
-  const release = RELEASES[name];
-  if (!release) throw rangeError(`unknown model '${String(name)}'; use ${Object.keys(RELEASES).join(' or ')}`);
+  const name = options.name ?? DEFAULT_FAMILY.name;
+  const release = findFamily(name)?.release;
+  if (!release) throw rangeError(`unknown model '${String(name)}'; use ${familyNames()}`);
   if (options.sha256 !== undefined && !/^[0-9a-f]{64}$/i.test(options.sha256)) {
     throw rangeError('sha256 must be 64 hexadecimal digits');
   }

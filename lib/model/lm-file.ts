@@ -1,11 +1,12 @@
 /**
- * Entropy-coding LM files (Meta's encodec_lm_24khz / encodec_lm_48khz, exported by `models/export_lm.py`): their
+ * Entropy-coding LM files (Meta's encodec_lm_24khz / encodec_lm_48khz, exported by `exporter/export_lm.py`): their
  * metadata (read from the ZIP container without running anything), where they live by default, and which one a
  * command uses. An LM file belongs to one codec model (`codec`), whose `.ecdc` files it codes with `--lm`.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
+import { FAMILIES, fetchNameArgs } from './family';
 import { ModelSource } from './model-file';
 import { readZipEntry } from './zip';
 import { codedError } from '../common/errors';
@@ -35,11 +36,8 @@ export interface LmInfo {
   created: string;
 }
 
-/** Meta's LM checkpoint for each codec (https://dl.fbaipublicfiles.com/encodec/v0/...). */
-export const LM_CHECKPOINTS: Record<string, { file: string; lmModel: string }> = {
-  encodec_24khz: { file: 'encodec_lm_24khz-1608e3c0.th', lmModel: 'encodec_lm_24khz' },
-  encodec_48khz: { file: 'encodec_lm_48khz-7add9fc3.th', lmModel: 'encodec_lm_48khz' },
-};
+/** Meta's LM checkpoint for each codec (https://dl.fbaipublicfiles.com/encodec/v0/...), from its family (lib/model/family.ts). */
+export const LM_CHECKPOINTS: Record<string, { file: string; lmModel: string }> = Object.fromEntries(FAMILIES.map((f) => [f.name, f.lm]));
 
 const METADATA_ENTRY = /^[^/]+\/extra\/encodec\.json$/;
 
@@ -119,9 +117,9 @@ export function resolveLmPath(explicit: string | undefined, modelPath: string, c
     const from = explicit ? '--lm-model' : process.env.ENCODEC_LM_MODEL ? 'ENCODEC_LM_MODEL' : 'the default location, beside the model';
     throw codedError('ENCODEC_MODEL_FILE', 
       `no LM file at '${candidate}' (from ${from}); LM-compressed .ecdc files need Meta's entropy-coding LM for ` +
-        `${codec}: run \`encodec-native model fetch${codec === 'encodec_24khz' ? '' : ` --name ${codec}`}\` (gets it with the model), or export ` +
+        `${codec}: run \`encodec-native model fetch${fetchNameArgs(codec)}\` (gets it with the model), or export ` +
         `${LM_CHECKPOINTS[codec]?.file ?? 'the LM checkpoint'} with \`encodec-native model export\`, and pass --lm-model FILE; ` +
-        `with a random-weight test model, a random LM: \`encodec-native model random --lm${codec === 'encodec_24khz' ? '' : ` --name ${codec}`} --out ${candidate}\``,
+        `with a random-weight test model, a random LM: \`encodec-native model random --lm${fetchNameArgs(codec)} --out ${candidate}\``,
     );
   }
   return candidate;

@@ -1,7 +1,7 @@
 /**
  * Model files: their metadata (read without running anything), where they live, and their checksums.
  *
- * A model file is a TorchScript archive written by `models/export.py`. Its metadata is the JSON entry
+ * A model file is a TorchScript archive written by `exporter/export.py`. Its metadata is the JSON entry
  * `<archive>/extra/encodec.json`, read here straight from the ZIP container: no code in the file runs.
  * TorchScript files can contain code that runs when the model is used, so load only files you trust.
  */
@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
+import { DEFAULT_FAMILY, FAMILIES, describeFamily, familyNames, findFamily, isSegmentedFamily } from './family';
 import { readZipEntry } from './zip';
 import { codedError, rangeError } from '../common/errors';
 
@@ -76,14 +77,14 @@ export function parseModelInfo(json: string, origin: string): ModelInfo {
   if (info.format !== 'encodec-native-model') {
     throw codedError('ENCODEC_MODEL_FILE', `${origin}: metadata format is '${String(info.format)}', not 'encodec-native-model'`);
   }
-  const known = KNOWN_MODELS[info.model];
+  const known = findFamily(info.model);
   if (!known || info.sample_rate !== known.sampleRate || info.channels !== known.channels) {
     throw codedError('ENCODEC_MODEL_FILE', 
       `${origin}: this is a '${info.model}' model (${info.sample_rate} Hz, ${info.channels} channel(s)); ` +
-        'encodec-native supports encodec_24khz (24 kHz mono) and encodec_48khz (48 kHz stereo)',
+        `encodec-native supports ${FAMILIES.map(describeFamily).join(' and ')}`,
     );
   }
-  if (known.segmented) {
+  if (isSegmentedFamily(known)) {
     const ok =
       info.segment_methods === true &&
       Number.isInteger(info.segment_samples) && (info.segment_samples as number) > 0 &&
@@ -94,15 +95,10 @@ export function parseModelInfo(json: string, origin: string): ModelInfo {
   return info;
 }
 
-/** The models encodec-native runs, by metadata name. */
-const KNOWN_MODELS: Record<string, { sampleRate: number; channels: number; segmented: boolean }> = {
-  encodec_24khz: { sampleRate: 24000, channels: 1, segmented: false },
-  encodec_48khz: { sampleRate: 48000, channels: 2, segmented: true },
-};
-
-/** Whether a model codes normalised segments (encodec_48khz) rather than whole files. */
+/** Whether a model codes normalised segments (encodec_48khz) rather than whole files: its family's segmenting. */
 export function isSegmentedModel(info: ModelInfo): boolean {
-  return info.segment_methods === true;
+  const family = findFamily(info.model);
+  return family !== undefined && isSegmentedFamily(family);
 }
 
 /**
@@ -126,7 +122,7 @@ export function modelCodebooks(info: ModelInfo, bandwidth: number): number {
 export function requireWholeFileModel(info: ModelInfo, use: string): void {
   if (isSegmentedModel(info)) {
     throw rangeError(
-      `${use} runs encodec_24khz only: ${info.model} decodes whole 1 s segments with their scales, which TR features ` +
+      `${use} runs ${familyNames(' or ', FAMILIES.filter((f) => !isSegmentedFamily(f)))} only: ${info.model} decodes whole 1 s segments with their scales, which TR features ` +
         'do not keep (see docs/models-48khz.md); use a 24 kHz model (`model fetch`), or encode/decode/compress with this one',
     );
   }
@@ -163,7 +159,7 @@ export async function sha256File(filePath: string): Promise<string> {
  * The default model location: `$XDG_CACHE_HOME/encodec-native/encodec_24khz.pt` (or `~/.cache/...`); for another
  * model (`encodec_48khz`) the same folder, `NAME.pt`.
  */
-export function defaultModelPath(name = 'encodec_24khz'): string {
+export function defaultModelPath(name: string = DEFAULT_FAMILY.name): string {
   const cache = process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache');
   return path.join(cache, 'encodec-native', `${name}.pt`);
 }

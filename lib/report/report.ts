@@ -2,7 +2,7 @@
  * Round-trip reports: how much of a stimulus survives the feature pipeline at each setting, to listen to,
  * look at and quantify.
  *
- * `roundtripReport(input, { outDir, ... })` runs the input through exactly what researchers' features go
+ * `roundTripReport(input, { outDir, ... })` runs the input through exactly what researchers' features go
  * through: `extractFeatures` (TR windows of codes, or mel bands) and back with `featuresToAudio` (frames at
  * their original positions, gap frames repeated). It writes into `outDir`:
  *
@@ -39,7 +39,7 @@ import { QualityMetrics, computeMetrics } from '../quality/metrics';
 import { requireWholeFileModel } from '../model/model-file';
 import { withCodec } from '../codec/with-codec';
 import { HeatmapPanel, stackedHeatmapSpec, writePng } from './plot';
-import { peakRss } from '../codec/runtime';
+import { peakRss } from '../runtime/runtime';
 import { writeWav } from '../io/wav';
 import { typeError, rangeError } from '../common/errors';
 import { formatDb, formatScore, plural, toJson } from '../common/format';
@@ -50,7 +50,7 @@ export const DEFAULT_REPORT_BANDWIDTHS: readonly number[] = Object.freeze([1.5, 
 /** Settings of the spectrogram pictures (not of the mel features). */
 const PICTURE_MEL = { nFft: 1024, hopLength: 256, nMels: 80, topDb: 80 };
 
-export interface RoundtripOptions {
+export interface RoundTripReportOptions {
   /** Directory to write into (created if missing). Files of an earlier report there are replaced. */
   outDir: string;
   /** Mode 'encodec': a loaded Encodec (not disposed), or a model file path (default: $ENCODEC_MODEL, then the cache path). */
@@ -73,7 +73,7 @@ export interface RoundtripOptions {
 }
 
 /** One reconstruction's scores and costs. */
-export interface RoundtripResult {
+export interface RoundTripResult {
   /** '1.5 kbps' or 'mel'. */
   label: string;
   /** kbps (mode 'encodec'), else null. */
@@ -92,8 +92,8 @@ export interface RoundtripResult {
   peakRssBytes: number;
 }
 
-/** What {@link roundtripReport} did and wrote. */
-export interface RoundtripReport {
+/** What {@link roundTripReport} did and wrote. */
+export interface RoundTripReport {
   input: string;
   outDir: string;
   mode: FeatureMode;
@@ -108,7 +108,7 @@ export interface RoundtripReport {
   model?: string;
   /** Seconds spent loading the model (mode 'encodec' with a model path; 0 when a loaded Encodec was given). */
   modelLoadSeconds?: number;
-  results: RoundtripResult[];
+  results: RoundTripResult[];
   /** Paths of everything written. */
   files: { original: string; reconstructions: string[]; metricsJson: string; metricsTxt: string; spectrograms: string };
 }
@@ -118,7 +118,7 @@ function bandwidthTag(bandwidth: number): string {
   return `${bandwidth}kbps`;
 }
 
-function checkOptions(input: string, options: RoundtripOptions): Required<Pick<RoundtripOptions, 'tr' | 'mode'>> & { maxTrs: number; bandwidths: number[] } {
+function checkOptions(input: string, options: RoundTripReportOptions): Required<Pick<RoundTripReportOptions, 'tr' | 'mode'>> & { maxTrs: number; bandwidths: number[] } {
   if (typeof input !== 'string' || input === '') throw typeError('input must be the path of an audio or video file');
   if (typeof options !== 'object' || options === null) throw typeError('options must be an object with at least { outDir }');
   if (typeof options.outDir !== 'string' || options.outDir === '') throw typeError('options.outDir must be the path of the directory to write the report into');
@@ -155,7 +155,7 @@ async function pictureMel(samples: Float32Array, sampleRate: number): Promise<He
 }
 
 /** The metrics.txt table. */
-export function formatRoundtripReport(r: RoundtripReport): string {
+export function formatRoundTripReport(r: RoundTripReport): string {
   const lines = [
     `input:     ${r.input}`,
     `mode:      ${r.mode}${r.model ? `, model ${r.model} (loaded in ${(r.modelLoadSeconds ?? 0).toFixed(2)} s, not counted below)` : ''}`,
@@ -177,7 +177,7 @@ export function formatRoundtripReport(r: RoundtripReport): string {
 }
 
 /** JSON with Infinity/NaN as null (identical signals have infinite SNR). */
-function reportJson(r: RoundtripReport): string {
+function reportJson(r: RoundTripReport): string {
   return toJson(r); // the package's rule: Infinity/NaN as null, `identical` beside each SNR
 }
 
@@ -193,7 +193,7 @@ function melTicks(fMax: number): { value: number; label: string }[] {
  * the module notes). Throws TypeError/RangeError for bad options, AudioError for an unreadable input, and an
  * Error naming the directory when outDir cannot be written.
  */
-export async function roundtripReport(input: string, options: RoundtripOptions): Promise<RoundtripReport> {
+export async function roundTripReport(input: string, options: RoundTripReportOptions): Promise<RoundTripReport> {
   const s = checkOptions(input, options);
   if (!fs.existsSync(input)) throw Object.assign(new Error(`input file '${input}' does not exist`), { code: 'ENOENT' });
   const mel = melSettings(options.mel);
@@ -222,7 +222,7 @@ export async function roundtripReport(input: string, options: RoundtripOptions):
   // In mode 'mel' the reconstruction is at the mel rate: compare against the original read at that rate.
   const reference = s.mode === 'mel' ? (await loadAudio(input, { sampleRate: rate, maxSeconds: nTrs * s.tr })).samples.subarray(0, samplesForTrs(nTrs, s.tr, rate)) : original24k;
 
-  const results: RoundtripResult[] = [];
+  const results: RoundTripResult[] = [];
   const reconstructions: Float32Array[] = [];
   let modelPath: string | undefined;
   let modelLoadSeconds: number | undefined;
@@ -269,7 +269,7 @@ export async function roundtripReport(input: string, options: RoundtripOptions):
     });
   }
 
-  const report: RoundtripReport = {
+  const report: RoundTripReport = {
     input,
     outDir,
     mode: s.mode,
@@ -311,7 +311,7 @@ export async function roundtripReport(input: string, options: RoundtripOptions):
   );
   // one pair: both written before either replaces a previous report's file, the JSON (the record) renamed last
   await writeFilesAtomic([
-    [files.metricsTxt, Buffer.from(formatRoundtripReport(report))],
+    [files.metricsTxt, Buffer.from(formatRoundTripReport(report))],
     [files.metricsJson, Buffer.from(reportJson(report))],
   ]);
   debug('report', () => `wrote ${outDir} (${results.length} reconstruction(s)) in ${elapsedSince(start)}`);

@@ -1,6 +1,7 @@
 /**
  * Comments that name a repository path name one that exists: every path under a top-level folder of the
- * repository (lib/..., native/..., docs/...) cited in a comment or docstring of lib/, bin/, native/ and models/.
+ * repository (lib/..., native/..., docs/...) cited in a comment or docstring of lib/, bin/, native/, exporter/, bench/,
+ * fuzz/ and scripts/.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,9 +11,24 @@ import { expect } from 'chai';
 import { PACKAGE_ROOT } from '../../lib/common/package-root';
 
 /** The folders whose sources are read. */
-const SCANNED = ['lib', 'bin', 'native', 'models'];
+const SCANNED = ['lib', 'bin', 'native', 'exporter', 'bench', 'fuzz', 'scripts'];
+/**
+ * Paths moved by issue #29 that comments in native/ still cite: native/ is being refactored by its owner, who mends
+ * these comments when the two branches meet; delete each entry then (the check fails for any other missing path).
+ */
+export const MOVED_CITED_BY_NATIVE: Readonly<Record<string, string>> = {
+  'lib/codec/native.ts': 'lib/addon/native.ts',
+  'models/lm_ts.py': 'exporter/lm_ts.py',
+  'models/encodec_ts.py': 'exporter/encodec_ts.py',
+  'models/export.py': 'exporter/export.py',
+  'models/export_lm.py': 'exporter/export_lm.py',
+};
+/** Top-level folders that were renamed (models/ is exporter/): a comment citing a path under one is checked too. */
+const FORMER_TOP_DIRS = ['models'];
 /** Made by builds and installs, absent from a checkout: paths under them are not checked. */
 const GENERATED = new Set(['node_modules', 'dist', 'build', 'prebuilds']);
+/** Folders below the top level that runs write (the benchmarks' results, ignored by git): not checked either. */
+const GENERATED_BELOW = ['bench/results/'];
 
 function sourceFiles(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
@@ -58,7 +74,10 @@ export function missingCitations(root: string, files: string[], topDirs: string[
   for (const file of files) {
     for (const comment of commentsOf(fs.readFileSync(file, 'utf8'), file)) {
       for (const cited of citedPaths(comment.text, topDirs)) {
-        if (!fs.existsSync(path.join(root, cited))) missing.push(`${path.relative(root, file)}:${comment.line} cites ${cited}`);
+        const rel = path.relative(root, file);
+        const moved = rel.startsWith(`native${path.sep}`) ? MOVED_CITED_BY_NATIVE[cited] : undefined;
+        if (GENERATED_BELOW.some((g) => cited.startsWith(g))) continue;
+        if (!fs.existsSync(path.join(root, moved ?? cited))) missing.push(`${rel}:${comment.line} cites ${cited}`);
       }
     }
   }
@@ -73,10 +92,10 @@ function topDirs(root: string): string[] {
 }
 
 describe('comments citing paths', () => {
-  it('cite only paths that exist (lib/, bin/, native/, models/)', () => {
+  it('cite only paths that exist (lib/, bin/, native/, exporter/, bench/, fuzz/, scripts/)', () => {
     const files = SCANNED.flatMap((dir) => sourceFiles(path.join(PACKAGE_ROOT, dir)));
     expect(files.length).to.be.greaterThan(50);
-    expect(missingCitations(PACKAGE_ROOT, files, topDirs(PACKAGE_ROOT))).to.deep.equal([]);
+    expect(missingCitations(PACKAGE_ROOT, files, [...topDirs(PACKAGE_ROOT), ...FORMER_TOP_DIRS])).to.deep.equal([]);
   });
 
   it('reports a cited path that is missing, and not one that exists (the check can fail)', () => {

@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { PACKAGE_ROOT } from '../../lib/common/package-root';
 
 /** lib/'s folders from the bottom up: a file may import from its own folder and the folders before it. */
-export const LAYERS = ['common', 'model', 'codec', 'io', 'dsp', 'encoding', 'quality', 'fmri', 'report'] as const;
+export const LAYERS = ['common', 'addon', 'runtime', 'model', 'codec', 'lm', 'io', 'dsp', 'encoding', 'quality', 'fmri', 'report', 'doctor'] as const;
 
 const LIB = path.join(PACKAGE_ROOT, 'lib');
 

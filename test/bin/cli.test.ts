@@ -124,8 +124,8 @@ torch.save(sd, ${JSON.stringify(broken)})`);
       expect(r.stderr).to.match(/is not a checkpoint: neither a PyTorch file/);
       expect(r.stderr).to.not.match(/pickle contains|allow-unsafe-pickle/);
       expect(r.stderr.split('\n').filter((l) => l.includes('blob.th'))).to.have.length(1); // printed once
-      // the exporter refuses a model file on its own too (models/export.py used directly)
-      const py = spawnSync('/usr/bin/python3', [path.join(PACKAGE_ROOT, 'models', 'export.py'), '--checkpoint', model, '--out', path.join(dir, 'py.pt')], { encoding: 'utf8' });
+      // the exporter refuses a model file on its own too (exporter/export.py used directly)
+      const py = spawnSync('/usr/bin/python3', [path.join(PACKAGE_ROOT, 'exporter', 'export.py'), '--checkpoint', model, '--out', path.join(dir, 'py.pt')], { encoding: 'utf8' });
       expect(py.status).to.equal(1);
       expect(py.stderr).to.match(/already a model file/);
       // a random checkpoint in Meta's layout is exported, but its model file does not call itself official

@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { loadAudio } from '../../lib/io/audio';
 import { Encodec } from '../../lib/codec/codec';
 import { Codes } from '../../lib/codec/codes';
-import { NativeModel, nativeBinding } from '../../lib/codec/native';
+import { NativeModel, nativeBinding } from '../../lib/addon/native';
 import { codeAgreement, snr } from '../../lib/quality/metrics';
 import { expectCodesWithinRounding, rejects } from '../helpers/assert';
 import { makeSpeech24k } from '../helpers/media';

@@ -25,7 +25,7 @@ import { Encodec } from '../../lib/codec/codec';
 import { Codes } from '../../lib/codec/codes';
 import { PACKAGE_ROOT } from '../../lib/common/package-root';
 import { codeAgreement, snr } from '../../lib/quality/metrics';
-import { NativeModel, nativeBinding } from '../../lib/codec/native';
+import { NativeModel, nativeBinding } from '../../lib/addon/native';
 import { rejects } from '../helpers/assert';
 import { makeSpeech24k } from '../helpers/media';
 import { randomModel } from '../helpers/model';
@@ -37,10 +37,10 @@ async function* blocks(samples: Float32Array, size: number): AsyncGenerator<Floa
   for (let i = 0; i < samples.length; i += size) yield samples.slice(i, i + size);
 }
 
-/** `_span_windows` of models/encodec_ts.py (the rule exported span methods run) on each [frames, lead, chunk, context]. */
+/** `_span_windows` of exporter/encodec_ts.py (the rule exported span methods run) on each [frames, lead, chunk, context]. */
 function pythonSpanWindows(geometries: number[][]): number[][][] {
   return pythonJson<number[][][]>(
-    `sys.path.insert(0, ${JSON.stringify(path.join(PACKAGE_ROOT, 'models'))})\n` +
+    `sys.path.insert(0, ${JSON.stringify(path.join(PACKAGE_ROOT, 'exporter'))})\n` +
       'from encodec_ts import _span_windows\nprint(json.dumps([_span_windows(*g) for g in data]))',
     geometries,
   );

@@ -15,7 +15,7 @@ import { loadAudio } from '../../lib/io/audio';
 import { BANDWIDTHS, codebooksForBandwidth } from '../../lib/codec/bandwidth';
 import { Encodec } from '../../lib/codec/codec';
 import { Codes } from '../../lib/codec/codes';
-import { nativeBinding } from '../../lib/codec/native';
+import { nativeBinding } from '../../lib/addon/native';
 import { rejects } from '../helpers/assert';
 import { makeSpeech } from '../helpers/media';
 import { randomModel } from '../helpers/model';

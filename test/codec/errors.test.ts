@@ -11,7 +11,7 @@ import { expect } from 'chai';
 
 import { Encodec } from '../../lib/codec/codec';
 import type { Codes } from '../../lib/codec/codes';
-import { nativeBinding } from '../../lib/codec/native';
+import { nativeBinding } from '../../lib/addon/native';
 import { PACKAGE_ROOT } from '../../lib/common/package-root';
 import { expectCodesWithinRounding } from '../helpers/assert';
 import { randomModel } from '../helpers/model';

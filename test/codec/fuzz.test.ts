@@ -10,7 +10,7 @@ import { markAsUntransferable } from 'node:worker_threads';
 import { expect } from 'chai';
 
 import { FuzzReport } from '../../fuzz/fuzzer';
-import { nativeBinding } from '../../lib/codec/native';
+import { nativeBinding } from '../../lib/addon/native';
 import { randomModel } from '../helpers/model';
 import { PACKAGE_ROOT } from '../../lib/common/package-root';
 

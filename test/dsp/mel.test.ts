@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 
 import { hzToMel, melFilterbank, melSettings, melSpectrogram, melToAudio, melToHz } from '../../lib/dsp/mel';
-import { nativeBinding } from '../../lib/codec/native';
+import { nativeBinding } from '../../lib/addon/native';
 import { correlation, tone } from '../helpers/media';
 
 const SR = 22050;

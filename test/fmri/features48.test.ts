@@ -30,7 +30,7 @@ const PER_TR = 225; // floor(1.5 * 150)
 /**
  * The frame of the joined segment codes that grid frame n (samples [320 n, 320 n + 320)) takes, by time: the latest
  * segment started at the grid frame's centre (segments start every 47520 samples), its frame holding the centre (its
- * last frame past its end). Meta's layout restated in samples, independently of lib/codec/segment-grid.ts.
+ * last frame past its end). Meta's layout restated in samples, independently of lib/encoding/segment-grid.ts.
  */
 function sourceFrame(n: number, samples: number): number {
   const centre = 320 * n + 160;

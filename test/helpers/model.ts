@@ -1,5 +1,5 @@
 /**
- * Test models: seeded random-weight EnCodec models exported once by models/export.py and cached in
+ * Test models: seeded random-weight EnCodec models exported once by exporter/export.py and cached in
  * test/.cache, keyed by the exporter's source so a change to it re-exports them.
  */
 import { execFile } from 'node:child_process';
@@ -15,7 +15,7 @@ export const CACHE_DIR = path.join(PACKAGE_ROOT, 'test', '.cache');
 
 function exporterHash(): string {
   const hash = crypto.createHash('sha256');
-  const dir = path.join(PACKAGE_ROOT, 'models');
+  const dir = path.join(PACKAGE_ROOT, 'exporter');
   for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.py')).sort()) {
     hash.update(name).update(fs.readFileSync(path.join(dir, name)));
   }
@@ -63,7 +63,7 @@ export function randomModel48(seed = 0): Promise<{ model: string; checkpoint: st
 const pendingCheckpoints = new Map<string, Promise<{ official: string; huggingface: string }>>();
 
 /**
- * The random 24 kHz checkpoint with `seed` (models/random_checkpoint.py) in both layouts, Meta's (`.th`) and
+ * The random 24 kHz checkpoint with `seed` (exporter/random_checkpoint.py) in both layouts, Meta's (`.th`) and
  * Hugging Face's (`.safetensors`), made once: its weights take ~25 s to calibrate.
  */
 export function randomCheckpoint(seed = 0): Promise<{ official: string; huggingface: string }> {
@@ -76,7 +76,7 @@ export function randomCheckpoint(seed = 0): Promise<{ official: string; huggingf
         fs.mkdirSync(CACHE_DIR, { recursive: true });
         const code = [
           'import sys',
-          `sys.path.insert(0, ${JSON.stringify(path.join(PACKAGE_ROOT, 'models'))})`,
+          `sys.path.insert(0, ${JSON.stringify(path.join(PACKAGE_ROOT, 'exporter'))})`,
           'import random_checkpoint as rc',
           `sd = rc.make_random_state_dict(${seed})`,
           `rc.save_checkpoint(sd, ${JSON.stringify(files.official)}, "official")`,

@@ -12,7 +12,7 @@ import { expect } from 'chai';
 import { BANDWIDTHS } from '../../lib/codec/bandwidth';
 import { Encodec } from '../../lib/codec/codec';
 import { Codes } from '../../lib/codec/codes';
-import { EncodecLm } from '../../lib/codec/lm';
+import { EncodecLm } from '../../lib/lm/lm';
 import { EcdcError, decodeEcdc, decodeEcdcLm, ecdcSegmentFrames, encodeEcdcLm, parseEcdcHeader, readEcdc, writeEcdc } from '../../lib/io/ecdc';
 import { readNpy, writeNpy } from '../../lib/io/npy';
 import { cli } from '../helpers/cli';

@@ -6,7 +6,7 @@ SEANet with ``causal=False`` and ``norm='time_group_norm'`` (NormConv1d / NormCo
 ``segment=1.0``, ``overlap=0.01``: ``encode`` cuts the audio into segments at offsets ``range(0, T, stride)``
 and returns a list of ``(codes [B, n_q, F], scale [B, 1])``; ``decode`` decodes each segment and joins them with
 ``_linear_overlap_add``. Loads an official-layout state_dict with ``load_state_dict(strict=True)``; Hugging Face
-names are converted back here. It does NOT import anything from models/.
+names are converted back here. It does NOT import anything from exporter/.
 
     model = load_reference("random48.th" or "model.safetensors")
     frames = model.encode(wav[B, 2, T], n_q=8)     # [(codes, scale), ...] one per segment

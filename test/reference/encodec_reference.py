@@ -5,7 +5,7 @@ torch.nn.utils.weight_norm hooks, SConv1d / SConvTranspose1d with pad1d / unpad1
 SEANetResnetBlock, SEANetEncoder / SEANetDecoder, EuclideanCodebook / VectorQuantization /
 ResidualVectorQuantization / ResidualVectorQuantizer and an EncodecModel-like wrapper.
 It loads an official-layout state_dict with load_state_dict(strict=True). It deliberately does NOT
-import anything from models/ (Hugging Face names are converted back to official ones here).
+import anything from exporter/ (Hugging Face names are converted back to official ones here).
 
     model = load_reference("checkpoint.th" or "model.safetensors")
     codes = model.encode(wav[B,1,T], n_q=8)      # int64 [B, n_q, ceil(T/320)]

@@ -4,7 +4,7 @@ Written in the style of facebookresearch/encodec (MIT): encodec/modules/transfor
 (create_sin_embedding, StreamingTransformerEncoderLayer subclassing nn.TransformerEncoderLayer,
 StreamingTransformerEncoder) and encodec/model.py (LMModel, and get_lm_model's construction
 LMModel(n_q, 1024, num_layers=5, dim=200, past_context=int(3.5 * frame_rate))). It loads a checkpoint in
-Meta's layout with load_state_dict(strict=True) and imports nothing from models/.
+Meta's layout with load_state_dict(strict=True) and imports nothing from exporter/.
 
     lm = load_lm("lm.th")                        # n_q (16 or 32) read from the checkpoint
     probas, states, offset = lm(indices, states, offset)

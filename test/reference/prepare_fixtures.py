@@ -14,7 +14,7 @@ Writes into --dir, then prints the manifest (also saved as manifest.json) on std
   ref_codes_nqN.npy      int64 [1,N,F] reference whole-file codes for each N in --n-q
   ref_audio_nqN.npy      float32 [1,1,F*320] reference decode of those codes
   ref_embeddings_nqN.npy float32 [1,128,F] reference dequantize of those codes
-Reuses an existing directory when its manifest matches (seed, seconds, n_q, hash of models/*.py and
+Reuses an existing directory when its manifest matches (seed, seconds, n_q, hash of exporter/*.py and
 test/reference/*.py); --force rebuilds. Typical cost: ~15 s (export) + a few seconds per n_q.
 """
 
@@ -33,7 +33,7 @@ PY = sys.executable
 
 def source_hash() -> str:
     h = hashlib.sha256()
-    for d in (os.path.join(ROOT, "models"), HERE):
+    for d in (os.path.join(ROOT, "exporter"), HERE):
         for name in sorted(os.listdir(d)):
             if name.endswith(".py"):
                 with open(os.path.join(d, name), "rb") as f:
@@ -71,9 +71,9 @@ def main(argv=None) -> int:
     t0 = time.time()
     files = {}
     p = lambda name: os.path.join(d, name)  # noqa: E731
-    sh([os.path.join(ROOT, "models", "export.py"), "--random", "--seed", str(args.seed), "--out", p("model.pt"),
+    sh([os.path.join(ROOT, "exporter", "export.py"), "--random", "--seed", str(args.seed), "--out", p("model.pt"),
         "--checkpoint-out", p("checkpoint.th"), "--quiet"])
-    sys.path.insert(0, os.path.join(ROOT, "models"))
+    sys.path.insert(0, os.path.join(ROOT, "exporter"))
     import checkpoint as ckpt  # noqa: E402
     import random_checkpoint as rc  # noqa: E402
     sd, _info = ckpt.load_checkpoint(p("checkpoint.th"))

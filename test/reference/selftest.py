@@ -22,7 +22,7 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-MODELS = os.path.join(ROOT, "models")
+MODELS = os.path.join(ROOT, "exporter")
 PY = sys.executable
 sys.path.insert(0, HERE)
 sys.path.insert(0, MODELS)
@@ -66,7 +66,7 @@ def layout_checks(work):
         shared = os.path.join(ROOT, "..", "shared", "encodec24-layout", sub)
         if os.path.exists(shared):
             with open(shared, "rb") as a, open(os.path.join(MODELS, "layout", sub), "rb") as b:
-                check(a.read() == b.read(), "models/layout/%s is a copy of shared/encodec24-layout/%s" % (sub, sub))
+                check(a.read() == b.read(), "exporter/layout/%s is a copy of shared/encodec24-layout/%s" % (sub, sub))
     res["tensors"] = len(off_tsv)
     return res, off_tsv, hf_tsv
 

@@ -7,7 +7,7 @@ import { PNG } from 'pngjs';
 
 import { loadAudio } from '../../lib/io/audio';
 import { computeMetrics } from '../../lib/quality/metrics';
-import { roundtripReport } from '../../lib/report/report';
+import { roundTripReport } from '../../lib/report/report';
 import { readWav } from '../../lib/io/wav';
 import { cli } from '../helpers/cli';
 import { makeSpeech } from '../helpers/media';
@@ -77,7 +77,7 @@ describe('roundtrip', function () {
 
   it("mode 'mel': Griffin-Lim reconstruction at the mel rate, intelligible (STOI) though the phase is lost", async function () {
     const out = path.join(dir, 'mel');
-    const report = await roundtripReport(speech, { outDir: out, mode: 'mel', tr: 1.5, mel: { nMels: 128, nFft: 1024, hopLength: 256 } });
+    const report = await roundTripReport(speech, { outDir: out, mode: 'mel', tr: 1.5, mel: { nMels: 128, nFft: 1024, hopLength: 256 } });
     expect(report.results).to.have.length(1);
     const [mel] = report.results;
     expect(mel.label).to.equal('mel');
@@ -99,7 +99,7 @@ describe('roundtrip', function () {
     fs.mkdirSync(path.join(out, 'metrics.txt', 'inside'), { recursive: true });
     let caught: Error | undefined;
     try {
-      await roundtripReport(speech, { outDir: out, mode: 'mel', tr: 1.5, mel: { nMels: 64, nFft: 512, hopLength: 256 } });
+      await roundTripReport(speech, { outDir: out, mode: 'mel', tr: 1.5, mel: { nMels: 64, nFft: 512, hopLength: 256 } });
     } catch (err) {
       caught = err as Error;
     }
@@ -124,7 +124,7 @@ describe('roundtrip', function () {
     fs.writeFileSync(blocker, 'a file');
     let caught: Error | undefined;
     try {
-      await roundtripReport(speech, { outDir: path.join(blocker, 'report'), model, bandwidths: [1.5] });
+      await roundTripReport(speech, { outDir: path.join(blocker, 'report'), model, bandwidths: [1.5] });
     } catch (err) {
       caught = err as Error;
     }
@@ -136,7 +136,7 @@ describe('roundtrip', function () {
     // Shorter than one TR.
     let short: Error | undefined;
     try {
-      await roundtripReport(speech, { outDir: path.join(dir, 'short'), model, tr: 5 });
+      await roundTripReport(speech, { outDir: path.join(dir, 'short'), model, tr: 5 });
     } catch (err) {
       short = err as Error;
     }
@@ -145,7 +145,7 @@ describe('roundtrip', function () {
     expect(fs.existsSync(path.join(dir, 'short'))).to.equal(false);
     let empty: Error | undefined;
     try {
-      await roundtripReport(speech, { outDir: path.join(dir, 'empty'), bandwidths: [] });
+      await roundTripReport(speech, { outDir: path.join(dir, 'empty'), bandwidths: [] });
     } catch (err) {
       empty = err as Error;
     }

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Seeded random-weight EnCodec 48 kHz checkpoint (the names/shapes of encodec_48khz-7e698e3e.th).
 
-    /usr/bin/python3 models/random_checkpoint48.py --seed 0 --layout official --out random48.th
-    /usr/bin/python3 models/random_checkpoint48.py --seed 0 --layout huggingface --out random48.safetensors
+    /usr/bin/python3 exporter/random_checkpoint48.py --seed 0 --layout official --out random48.th
+    /usr/bin/python3 exporter/random_checkpoint48.py --seed 0 --layout huggingface --out random48.safetensors
 
 How the weights are made (deterministic for a given seed on a given machine; single-threaded):
   1. PyTorch's default init for the convolutions (weight and bias U(+-1/sqrt(fan_in))) and the LSTMs

@@ -16,7 +16,7 @@ import torch
 try:  # package-relative or script-relative import
     from . import checkpoint as ckpt
     from . import safetensors_io
-except ImportError:  # pragma: no cover - when models/ is on sys.path
+except ImportError:  # pragma: no cover - when exporter/ is on sys.path
     import checkpoint as ckpt
     import safetensors_io
 

@@ -5,8 +5,8 @@
  */
 import { debug } from '../common/log';
 import { LmInfo, parseLmInfo } from '../model/lm-file';
-import { Codes, checkCodes } from './codes';
-import { NativeLm, nativeBinding } from './native';
+import { Codes, checkCodes } from '../codec/codes';
+import { NativeLm, nativeBinding } from '../addon/native';
 import { codedError, rangeError, typeError } from '../common/errors';
 
 /** Options of EncodecLm.load. */

@@ -22,7 +22,7 @@ import torch
 try:  # package-relative or script-relative import
     from . import checkpoint as ckpt
     from . import encodec48_ts as e48
-except ImportError:  # pragma: no cover - when models/ is on sys.path
+except ImportError:  # pragma: no cover - when exporter/ is on sys.path
     import checkpoint as ckpt
     import encodec48_ts as e48
 

@@ -18,7 +18,7 @@
  * frames are used to the end of the audio (a grid frame whose centre lies past the audio's last sample repeats the
  * last frame), and the grid has ceil(samples / 320) frames, as the 24 kHz model's codes of that many samples.
  */
-import { SegmentGeometry, framesPerSegment, framesForSegmentedSamples, segmentCount } from './segments';
+import { SegmentGeometry, framesPerSegment, framesForSegmentedSamples, segmentCount } from '../codec/segments';
 import { codedError } from '../common/errors';
 
 /** Where grid frame `n` comes from: segment `segment`, its frame `index`. */

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Export EnCodec (24 kHz mono or 48 kHz stereo) to one TorchScript file for encodec-native.
 
-  /usr/bin/python3 models/export.py --checkpoint encodec_24khz-d7cc33bc.th --out encodec24.pt
-  /usr/bin/python3 models/export.py --checkpoint encodec_48khz-7e698e3e.th --out encodec48.pt
-  /usr/bin/python3 models/export.py --checkpoint model.safetensors --out encodec24.pt   # Hugging Face
-  /usr/bin/python3 models/export.py --random --seed 0 --out random0.pt [--checkpoint-out random0.th]
-  /usr/bin/python3 models/export.py --random --name encodec_48khz --seed 0 --out random48.pt
-  /usr/bin/python3 models/export.py --lm --checkpoint encodec_lm_24khz-1608e3c0.th --out encodec_lm_24khz.pt
+  /usr/bin/python3 exporter/export.py --checkpoint encodec_24khz-d7cc33bc.th --out encodec24.pt
+  /usr/bin/python3 exporter/export.py --checkpoint encodec_48khz-7e698e3e.th --out encodec48.pt
+  /usr/bin/python3 exporter/export.py --checkpoint model.safetensors --out encodec24.pt   # Hugging Face
+  /usr/bin/python3 exporter/export.py --random --seed 0 --out random0.pt [--checkpoint-out random0.th]
+  /usr/bin/python3 exporter/export.py --random --name encodec_48khz --seed 0 --out random48.pt
+  /usr/bin/python3 exporter/export.py --lm --checkpoint encodec_lm_24khz-1608e3c0.th --out encodec_lm_24khz.pt
 
 The model (encodec_24khz or encodec_48khz) is detected from the checkpoint's tensors. LM checkpoints (Meta's
 entropy-coding language models) are recognised and exported by export_lm.py; ``--lm`` hands every other option to

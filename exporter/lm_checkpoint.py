@@ -16,7 +16,7 @@ import torch
 try:  # package-relative or script-relative import
     from . import checkpoint as ckpt
     from . import lm_ts
-except ImportError:  # pragma: no cover - when models/ is on sys.path
+except ImportError:  # pragma: no cover - when exporter/ is on sys.path
     import checkpoint as ckpt
     import lm_ts
 
@@ -69,7 +69,7 @@ def load_lm_state_dict_object(obj, origin: str = "state_dict") -> Tuple["Ordered
         raise ckpt.CheckpointError(
             "%s: not an EnCodec LM checkpoint: no transformer.* / emb.* / linears.* tensors (first keys: %s)%s"
             % (origin, sample or "<empty>",
-               "; this looks like a codec checkpoint: export it with models/export.py"
+               "; this looks like a codec checkpoint: export it with exporter/export.py"
                if any(k.startswith(("encoder.", "decoder.", "quantizer.")) for k in sd) else ""))
     codec = detect_codec(sd)
     return validate_lm_state_dict(sd, codec), codec

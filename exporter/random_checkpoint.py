@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Seeded random-weight EnCodec 24 kHz checkpoint (same names/shapes as the real one).
 
-    /usr/bin/python3 models/random_checkpoint.py --seed 0 --layout official --out random0.th
-    /usr/bin/python3 models/random_checkpoint.py --seed 0 --layout huggingface --out random0.safetensors
+    /usr/bin/python3 exporter/random_checkpoint.py --seed 0 --layout official --out random0.th
+    /usr/bin/python3 exporter/random_checkpoint.py --seed 0 --layout huggingface --out random0.safetensors
 
 How the weights are made (deterministic for a given seed on a given machine):
   1. PyTorch default init (conv: U(+-1/sqrt(fan_in)) for v and bias; LSTM: U(+-1/sqrt(512))),

@@ -12,13 +12,14 @@ import { ffmpegPath, ffprobePath } from '../io/audio';
 import { FRAME_RATE, SAMPLE_RATE, codebooksForBandwidth } from '../codec/bandwidth';
 import { Encodec } from '../codec/codec';
 import { decodedSegmentedSamples, framesForSegmentedSamples, segmentFramesOf } from '../codec/segments';
-import { ModelInfo, readModelInfo, resolveModelPath } from '../model/model-file';
+import { fetchNameArgs } from '../model/family';
+import { ModelInfo, isSegmentedModel, readModelInfo, resolveModelPath } from '../model/model-file';
 import { LM_CHECKPOINTS, defaultLmPath, readLmInfo } from '../model/lm-file';
 import { PUBLISHED_CHECKPOINTS, describeSource, publishedCheckpoint } from '../model/published';
-import { runtimeInfo } from '../codec/runtime';
+import { runtimeInfo } from '../runtime/runtime';
 
-export { classifyBlas } from '../codec/blas';
-import { mappedLibraries } from '../codec/blas';
+export { classifyBlas } from '../runtime/blas';
+import { mappedLibraries } from '../runtime/blas';
 
 export type CheckStatus = 'ok' | 'warn' | 'fail';
 
@@ -72,7 +73,7 @@ async function checkFfmpeg(): Promise<DoctorCheck> {
 /** Whether the model's source checkpoint is Meta's, by the SHA-256 recorded at export (lib/model/published.ts). */
 export function checkCheckpoint(info: ModelInfo): DoctorCheck {
   const { kind, file, sha256, seed } = info.source;
-  const fetchArgs = info.model === 'encodec_24khz' ? '' : ` --name ${info.model}`;
+  const fetchArgs = fetchNameArgs(info.model);
   const fetchFix = `for real features, run \`encodec-native model fetch${fetchArgs}\` (or \`model export\` on Meta's checkpoint)`;
   if (kind === 'random') {
     return { name: 'checkpoint', status: 'warn', detail: `random weights (seed ${seed}): for tests only, the codes mean nothing`, fix: fetchFix };
@@ -104,7 +105,7 @@ export function checkLm(modelPath: string, info: ModelInfo): DoctorCheck {
   const spec = LM_CHECKPOINTS[info.model];
   if (!spec) return { name: 'lm', status: 'ok', detail: `no entropy-coding LM exists for ${info.model}` };
   const file = process.env.ENCODEC_LM_MODEL || defaultLmPath(modelPath, info.model);
-  const fetchArgs = info.model === 'encodec_24khz' ? '' : ` --name ${info.model}`;
+  const fetchArgs = fetchNameArgs(info.model);
   const fix = `run \`encodec-native model fetch${fetchArgs}\` (gets it with the model), or \`model export --checkpoint ${spec.file} --out ${file}\``;
   if (!fs.existsSync(file)) {
     return { name: 'lm', status: 'warn', detail: `no LM at ${file}: \`compress --lm\` and LM-coded .ecdc files need it`, fix };
@@ -161,7 +162,7 @@ async function selfTest(modelPath: string, threads?: number): Promise<DoctorChec
     const encodeMs = median(encodeTimes);
     const decodeMs = median(decodeTimes);
     const problems: string[] = [];
-    const segmented = codec.info.segment_methods === true;
+    const segmented = isSegmentedModel(codec.info);
     const nQ = segmented ? codec.info.codebooks_per_bandwidth['6'] : codebooksForBandwidth(6);
     const geometry = { length: codec.info.segment_samples ?? rate, stride: codec.info.segment_stride ?? rate, hop: codec.info.hop_length, channels };
     const frames = segmented ? framesForSegmentedSamples(rate, geometry) : FRAME_RATE;

@@ -7,9 +7,9 @@ import * as path from 'node:path';
 
 import { expect } from 'chai';
 
-import { DoctorCheck, checkCheckpoint, checkLm, classifyBlas } from '../../lib/report/doctor';
+import { DoctorCheck, checkCheckpoint, checkLm, classifyBlas } from '../../lib/doctor/doctor';
 import { ModelInfo, readModelInfo } from '../../lib/model/model-file';
-import { runtimeInfo } from '../../lib/codec/runtime';
+import { runtimeInfo } from '../../lib/runtime/runtime';
 import { cli } from '../helpers/cli';
 import { randomLm, randomModel } from '../helpers/model';
 import { tempDir } from '../helpers/temp-dir';

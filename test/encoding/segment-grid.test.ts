@@ -1,12 +1,12 @@
 /**
- * The uniform frame grid of segmented codes (lib/codec/segment-grid.ts): which segment frame each 150 frames/s grid
+ * The uniform frame grid of segmented codes (lib/encoding/segment-grid.ts): which segment frame each 150 frames/s grid
  * frame takes, checked against a search over every segment frame by time (written from Meta's layout: segment k starts
  * at sample 47520 k and frame j of it covers 320 samples from 47520 k + 320 j), the documented error bound (0 or half
  * a frame), and the streaming regridder against that mapping for any split of the frames into blocks.
  */
 import { expect } from 'chai';
 
-import { SegmentGrid, gridFrames, gridSource } from '../../lib/codec/segment-grid';
+import { SegmentGrid, gridFrames, gridSource } from '../../lib/encoding/segment-grid';
 
 const G = { length: 48000, stride: 47520, hop: 320, channels: 2 };
 

@@ -26,7 +26,7 @@ export interface NativeLatents {
 
 /**
  * Geometry of a span call, in frames: the first `lead` frames are context only; the rest run through the LSTM in
- * windows of `chunk` frames with `context` frames in front (models/encodec_ts.py, encode_span / decode_span).
+ * windows of `chunk` frames with `context` frames in front (exporter/encodec_ts.py, encode_span / decode_span).
  */
 export interface NativeSpan {
   lead: number;
@@ -58,7 +58,7 @@ export interface NativeModel {
   dequantize(codes: NativeCodes[]): Promise<NativeLatents[]>;
   /** The residual VQ's codebooks, data laid out [count, bins, dim]. */
   codebooks(): Promise<{ data: Float32Array; count: number; bins: number; dim: number }>;
-  /** The encoder's output before quantization; with `options.span`, one span (models/encodec_ts.py latents_span). */
+  /** The encoder's output before quantization; with `options.span`, one span (exporter/encodec_ts.py latents_span). */
   latents(clips: Float32Array[], options?: NativeCallOptions): Promise<NativeLatents[]>;
   dispose(): void;
 }
@@ -118,7 +118,7 @@ export interface NativeMel {
 
 export interface NativeBinding {
   load(modelPath: string, options?: { device?: string; threads?: number }): Promise<NativeModel>;
-  /** Loads an entropy-coding LM file (models/export_lm.py); `threads`: intra-op threads of its steps (default 1). */
+  /** Loads an entropy-coding LM file (exporter/export_lm.py); `threads`: intra-op threads of its steps (default 1). */
   loadLm(lmPath: string, options?: { threads?: number }): Promise<NativeLm>;
   /**
    * Power mel spectrogram (filterbank [nMels, nFft / 2 + 1] times |STFT|^2; see native/spectral.h), computed

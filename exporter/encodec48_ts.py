@@ -28,7 +28,7 @@ from torch import Tensor
 
 try:  # package-relative or script-relative import
     from . import encodec_ts as ets
-except ImportError:  # pragma: no cover - when models/ is on sys.path
+except ImportError:  # pragma: no cover - when exporter/ is on sys.path
     import encodec_ts as ets
 
 # Meta's segment = 1.0 s and overlap = 0.01; the LSTM runs a segment's 150 steps at once

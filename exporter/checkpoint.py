@@ -23,7 +23,7 @@ import torch
 try:  # package-relative or script-relative import
     from . import encodec_ts as ets
     from . import safetensors_io
-except ImportError:  # pragma: no cover - when models/ is on sys.path
+except ImportError:  # pragma: no cover - when exporter/ is on sys.path
     import encodec_ts as ets
     import safetensors_io
 
@@ -189,7 +189,7 @@ def _torch_load(path: str, allow_unsafe_pickle: bool):
         if "weights_only" in msg or "Unsupported" in msg or "Weights only" in msg or "global" in msg.lower():
             raise CheckpointError(
                 "%s: the pickle contains objects other than tensors/containers, refused for safety (only if you "
-                "trust this file: python3 models/export.py --allow-unsafe-pickle --checkpoint FILE --out MODEL.pt): %s"
+                "trust this file: python3 exporter/export.py --allow-unsafe-pickle --checkpoint FILE --out MODEL.pt): %s"
                 % (path, msg.splitlines()[0]))
         raise
 

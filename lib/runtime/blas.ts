@@ -1,6 +1,6 @@
 /**
  * Which BLAS libtorch computes with, judged from the shared libraries mapped into the process. Used by
- * `doctor` and by runtimeInfo() (lib/codec/runtime.ts); kept free of other imports so both can use it.
+ * `doctor` and by runtimeInfo() (lib/runtime/runtime.ts); kept free of other imports so both can use it.
  */
 import * as fs from 'node:fs';
 

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Export Meta's EnCodec entropy-coding LM to one TorchScript file for encodec-native (`compress --lm`).
 
-  /usr/bin/python3 models/export_lm.py --checkpoint encodec_lm_24khz-1608e3c0.th --out encodec_lm_24khz.pt
-  /usr/bin/python3 models/export_lm.py --checkpoint encodec_lm_48khz-7add9fc3.th --out encodec_lm_48khz.pt
-  /usr/bin/python3 models/export_lm.py --random --codec encodec_24khz --seed 0 --out lm0.pt [--checkpoint-out lm0.th]
+  /usr/bin/python3 exporter/export_lm.py --checkpoint encodec_lm_24khz-1608e3c0.th --out encodec_lm_24khz.pt
+  /usr/bin/python3 exporter/export_lm.py --checkpoint encodec_lm_48khz-7add9fc3.th --out encodec_lm_48khz.pt
+  /usr/bin/python3 exporter/export_lm.py --random --codec encodec_24khz --seed 0 --out lm0.pt [--checkpoint-out lm0.th]
 
 The codec an LM belongs to is detected from the checkpoint (32 codebooks: encodec_24khz, 16: encodec_48khz).
 The output embeds ``encodec.json`` (kind "lm"). Exit codes: 0 ok, 1 error (message on stderr), 2 usage error.
-`models/export.py` hands LM checkpoints (and `--lm`) over to this script.
+`exporter/export.py` hands LM checkpoints (and `--lm`) over to this script.
 """
 
 import os

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs';
 
 import { BlasKind, classifyBlas, mappedLibraries } from './blas';
-import { RuntimeInfo as NativeRuntimeInfo, nativeBinding } from './native';
+import { RuntimeInfo as NativeRuntimeInfo, nativeBinding } from '../addon/native';
 
 /** Which BLAS libtorch's matrix products run on. */
 export interface BlasInfo {
