@@ -19,29 +19,24 @@ export const DEFAULT_BATCH_SECONDS = 40;
 /**
  * Default for models with span methods on the CPU: 20 windows (100 s) per span call (exporter 1.3+, whose LSTM
  * runs in 1 s segments). A span's convolutions run in short pieces whatever its length, so a longer span only
- * batches more LSTM windows per step, and each step reads the LSTM's 4 MB of weights once for all of them.
- * Measured on 2 cores (6 kbps, two lanes): 300 s of speech encoded 29.1x real time with 80 s spans, 33.6x with
- * 120 s; streaming 20 minutes peaked at 852 MiB RSS with 80 s spans, 893 MiB with 120 s, 970 MiB with 160 s,
- * and 2 hours at 953-993 MiB with 120 s: 100 s keeps a margin under 1 GB (exporter 1.3; 1.4 holds less, 2 hours
- * streamed at a 766 MiB peak with 100 s spans).
+ * batches more LSTM windows per step, and each step reads the LSTM's 4 MB of weights once for all of them; longer
+ * spans hold more memory, and 100 s keeps a 2-hour stream under 1 GB (docs/performance.md#why-the-defaults).
  */
 export const SPAN_BATCH_SECONDS = 100;
 /**
  * Default for span models of exporter 1.2, whose LSTM computes the input projections of all of a span's steps
- * at once (49 MB per layer for 16 windows): 80 s (40 s: 28.6x real time on 120 s of speech, 80 s: 32.1x;
- * 160 s streamed 20 minutes at a 1145 MiB peak).
+ * at once (49 MB per layer for 16 windows): 80 s, faster than 40 s and still under 1 GB where 160 s was not
+ * (docs/performance.md#why-the-defaults).
  */
 export const UNSEGMENTED_SPAN_BATCH_SECONDS = 80;
 /**
- * Default for older exports, whose batches run every layer on the whole batch: one 5 s window per call
- * (2 windows per call measured 11.5x real time against 14x for one: the larger activations cost more than
- * the LSTM saves).
+ * Default for older exports, whose batches run every layer on the whole batch: one 5 s window per call (larger
+ * batches' activations cost more than the LSTM saves: docs/performance.md#why-the-defaults).
  */
 export const LEGACY_BATCH_SECONDS = 5;
 /**
- * Default audio per native call on CUDA (12 windows of 5 s). Measured on an H200 (10 minutes of speech, 6 kbps):
- * one window per call encodes at 330x real time, 60 s per call at 1388x (decode 346x -> 1015x); 300 s encodes
- * faster still (2477x) but decodes slower (909x) and holds more memory. docs/cuda-check-h200.json.
+ * Default audio per native call on CUDA (12 windows of 5 s): the GPU needs many windows at once, and longer calls
+ * decoded slower and held more memory on an H200 (docs/performance.md#why-the-defaults, docs/cuda-check-h200.json).
  */
 export const CUDA_BATCH_SECONDS = 60;
 
@@ -86,9 +81,8 @@ export function callPolicy(info: ModelInfo, device: string): CallPolicy {
 
 /**
  * Threads of each lane: span calls run at once, each on a share of the threads, as the LSTM's per-frame steps are
- * too small for two threads, so one span's LSTM leaves a core idle that another span's work fills. Measured on 2
- * cores (120 s of speech, 6 kbps): two one-thread calls at once encode 30x real time where one two-thread call at a
- * time encodes 22x (decode 32x vs 23x). `[0]`: one lane on all the model's threads.
+ * too small for two threads, so one span's LSTM leaves a core idle that another span's work fills
+ * (docs/performance.md#why-the-defaults). `[0]`: one lane on all the model's threads.
  */
 export function laneThreads(policy: CallPolicy, threads: number): number[] {
   const lanes = policy.spanCalls ? Math.min(SPAN_LANES, Math.max(threads, 1)) : 1;

@@ -43,16 +43,13 @@ export interface ChunkOptions {
 }
 
 /**
- * Default chunk length. Measured on this project's 2-core machine (60 s of speech, 2 threads): 4 s chunks
- * (5 s windows with their context) encode at 14x real time against 4-6x for 8-10 s chunks and 11x for 2 s:
- * short windows keep every layer's activations in cache and out of the page-fault path, which outweighs the
- * 25 % of context recomputed.
+ * Default chunk length: 4 s chunks (5 s windows with their context) keep every layer's activations in cache and out
+ * of the page-fault path, which outweighs the 25 % of context recomputed (docs/performance.md#why-the-defaults).
  */
 export const DEFAULT_CHUNK_SECONDS = 4;
 /**
- * Default left context. Measured on real speech with the full-size random model: 0.25 s keeps 99.98 % of the
- * codes, 0.5 s and more keep 100 %; decoding with 1 s of context is within float rounding of whole-file
- * decoding. 1 s leaves a margin for trained weights whose LSTM remembers longer.
+ * Default left context: 0.5 s already kept every code of whole-file encoding on real speech (random weights), and
+ * 1 s leaves a margin for trained weights whose LSTM remembers longer (docs/performance.md#why-the-defaults).
  */
 export const DEFAULT_CONTEXT_SECONDS = 1;
 /** Chunk geometry in frames. */

@@ -126,9 +126,8 @@ export class Encodec {
 
   /**
    * Encodes and decodes 2.2 s of noise twice, so that oneDNN's primitives for the fixed shapes (1 s convolution
-   * pieces, LSTM windows) and libtorch's other lazy set-up are done before the first real call (once left the
-   * first call at 1.3x a steady one, twice at 1.0x, for 0.1 s more). Measured on the 2-core machine: see
-   * docs/performance.md.
+   * pieces, LSTM windows) and libtorch's other lazy set-up are done before the first real call (once was not
+   * enough: docs/performance.md#why-the-defaults).
    */
   private async warmUp(): Promise<void> {
     const start = performance.now();
