@@ -1,6 +1,6 @@
 // Entry point of the encodec-native addon.
 //   load(path, { device, threads }) -> Promise<EncodecModel>
-//   loadLm(path, { threads }) -> Promise<EncodecLm> (entropy-coding LM, see model_objects.h)
+//   loadLm(path, { threads, jobs }) -> Promise<EncodecLm> (entropy-coding LM, see model_objects.h)
 //   melSpectrogram(...), melToAudio(...) -> Promise (see spectral.h)
 //   setBufferPinner(fn) -> undefined (fn: worker_threads.markAsUntransferable; enables zero-copy inputs)
 //   runtimeInfo() -> { torchVersion, cudaAvailable, cudaDeviceCount, parallelInfo, buildConfig, ... }

@@ -111,7 +111,8 @@ const EncodecLm::Traits EncodecLm::kTraits;
 
 // load(path, { device, threads }) -> Promise<EncodecModel> (model.cc)
 Napi::Value LoadModelJs(const Napi::CallbackInfo& info);
-// loadLm(path, { threads? }) -> Promise<EncodecLm>; threads: intra-op threads of the LM's steps, default 1 (lm_model.cc)
+// loadLm(path, { threads?, jobs? }) -> Promise<EncodecLm>; threads: intra-op threads of the LM's steps, default 1;
+// jobs: segments compressed at once, default 1 (lm_model.cc)
 Napi::Value LoadLmJs(const Napi::CallbackInfo& info);
 
 }  // namespace encodec
