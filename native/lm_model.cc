@@ -40,40 +40,23 @@ Napi::Value Decompress(const Napi::CallbackInfo& info, std::shared_ptr<LmSession
                                        static_cast<size_t>(prefix));
 }
 
-Napi::Value NQ(const Napi::CallbackInfo& info, std::shared_ptr<LmSession> session) {
-  return Napi::Number::New(info.Env(), static_cast<double>(session->n_q()));
-}
-
-Napi::Value FastStep(const Napi::CallbackInfo& info, std::shared_ptr<LmSession> session) {
-  return Napi::Boolean::New(info.Env(), session->fast_step());
-}
-
-Napi::Value Jobs(const Napi::CallbackInfo& info, std::shared_ptr<LmSession> session) {
-  return Napi::Number::New(info.Env(), session->jobs());
-}
 }  // namespace
 
 template <>
 const EncodecLm::Traits EncodecLm::kTraits = {"EncodecLm", "LM", "loadLm", &Addon::lm_constructor,
                                               {{"compress", Compress, false},
                                                {"decompress", Decompress, false},
-                                               {"nQ", NQ, true},
-                                               {"fastStep", FastStep, true},
-                                               {"jobs", Jobs, true}}};
+                                               Getter<&LmSession::n_q>("nQ"),
+                                               Getter<&LmSession::fast_step>("fastStep"),
+                                               Getter<&LmSession::jobs>("jobs")}};
 
 Napi::Value LoadLmJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    if (!info[0].IsString()) throw NativeError(ErrorKind::Type, "LM path must be a string");
-    std::string path = info[0].As<Napi::String>().Utf8Value();
-    if (path.empty()) throw NativeError(ErrorKind::Type, "LM path is empty");
-    int threads = 1, jobs = 1;
-    if (!info[1].IsUndefined()) {
-      if (!info[1].IsObject()) throw NativeError(ErrorKind::Type, "loadLm options must be an object");
-      Napi::Value t = info[1].As<Napi::Object>().Get("threads");
-      if (!t.IsUndefined()) threads = static_cast<int>(ReadInteger(t, "options.threads", 1, 1024));
-      Napi::Value j = info[1].As<Napi::Object>().Get("jobs");
-      if (!j.IsUndefined()) jobs = static_cast<int>(ReadInteger(j, "options.jobs", 1, 1024));
-    }
+    const std::string path = ReadPath(info[0], "LM path");
+    const Napi::Object options = ReadOptions(info[1], "loadLm options");
+    Napi::Value t = options.Get("threads"), j = options.Get("jobs");
+    const int threads = t.IsUndefined() ? 1 : static_cast<int>(ReadInteger(t, "options.threads", 1, 1024));
+    const int jobs = j.IsUndefined() ? 1 : static_cast<int>(ReadInteger(j, "options.jobs", 1, 1024));
     return QueueWork<LoadWorker<EncodecLm>>(info.Env(), "encodec-native:load-lm",
                                             [=] { return std::make_shared<LmSession>(path, threads, jobs); });
   });

@@ -95,10 +95,6 @@ Napi::Value Dequantize(const Napi::CallbackInfo& info, std::shared_ptr<Session> 
 Napi::Value Codebooks(const Napi::CallbackInfo& info, std::shared_ptr<Session> session) {
   return QueueWork<CodebooksWorker>(info.Env(), session);
 }
-
-Napi::Value Device(const Napi::CallbackInfo& info, std::shared_ptr<Session> session) {
-  return Napi::String::New(info.Env(), session->device());
-}
 }  // namespace
 
 template <>
@@ -108,26 +104,20 @@ const EncodecModel::Traits EncodecModel::kTraits = {"EncodecModel", "model", "lo
                                                      {"dequantize", Dequantize, false},
                                                      {"latents", Latents, false},
                                                      {"codebooks", Codebooks, false},
-                                                     {"device", Device, true}}};
+                                                     Getter<&Session::device>("device")}};
 
 Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    if (!info[0].IsString()) throw NativeError(ErrorKind::Type, "model path must be a string");
-    std::string path = info[0].As<Napi::String>().Utf8Value();
-    if (path.empty()) throw NativeError(ErrorKind::Type, "model path is empty");
+    const std::string path = ReadPath(info[0], "model path");
+    const Napi::Object options = ReadOptions(info[1], "load options");
     std::string device = "cpu";
-    int threads = 0;
-    if (!info[1].IsUndefined()) {
-      if (!info[1].IsObject()) throw NativeError(ErrorKind::Type, "load options must be an object");
-      auto options = info[1].As<Napi::Object>();
-      Napi::Value d = options.Get("device");
-      if (!d.IsUndefined()) {
-        if (!d.IsString()) throw NativeError(ErrorKind::Type, "options.device must be 'cpu', 'cuda' or 'cuda:N'");
-        device = d.As<Napi::String>().Utf8Value();
-      }
-      Napi::Value t = options.Get("threads");
-      if (!t.IsUndefined()) threads = static_cast<int>(ReadInteger(t, "options.threads", 0, 1024));
+    Napi::Value d = options.Get("device");
+    if (!d.IsUndefined()) {
+      if (!d.IsString()) throw NativeError(ErrorKind::Type, "options.device must be 'cpu', 'cuda' or 'cuda:N'");
+      device = d.As<Napi::String>().Utf8Value();
     }
+    Napi::Value t = options.Get("threads");
+    const int threads = t.IsUndefined() ? 0 : static_cast<int>(ReadInteger(t, "options.threads", 0, 1024));
     return QueueWork<LoadWorker<EncodecModel>>(info.Env(), "encodec-native:load",
                                                [=] { return Session::Load(path, device, threads); });
   });

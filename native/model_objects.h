@@ -7,6 +7,7 @@
 
 #include <napi.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -39,6 +40,13 @@ class ModelObject : public Napi::ObjectWrap<ModelObject<SessionT>> {
     std::vector<Member> members;
   };
   static const Traits kTraits;
+
+  // A getter of the session's value `Get` (a const member function returning a string, bool or number).
+  template <auto Get>
+  static Member Getter(const char* name) {
+    return {name, [](const Napi::CallbackInfo& info, std::shared_ptr<SessionT> s) { return ToJs(info.Env(), ((*s).*Get)()); },
+            true};
+  }
 
   // The JS class: kTraits.members, then dispose(), metadata, threads and disposed.
   static Napi::Function DefineClass(Napi::Env env) {
@@ -92,12 +100,13 @@ class ModelObject : public Napi::ObjectWrap<ModelObject<SessionT>> {
   }
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !session_); }
 
-  static inline Member metadata_{"metadata", [](const Napi::CallbackInfo& info, std::shared_ptr<SessionT> s) -> Napi::Value {
-                                   return Napi::String::New(info.Env(), s->metadata());
-                                 }, true};
-  static inline Member threads_{"threads", [](const Napi::CallbackInfo& info, std::shared_ptr<SessionT> s) -> Napi::Value {
-                                  return Napi::Number::New(info.Env(), s->threads());
-                                }, true};
+  static Napi::Value ToJs(Napi::Env env, const std::string& value) { return Napi::String::New(env, value); }
+  static Napi::Value ToJs(Napi::Env env, bool value) { return Napi::Boolean::New(env, value); }
+  static Napi::Value ToJs(Napi::Env env, int64_t value) { return Napi::Number::New(env, static_cast<double>(value)); }
+  static Napi::Value ToJs(Napi::Env env, int value) { return Napi::Number::New(env, value); }
+
+  static inline Member metadata_ = Getter<&SessionT::metadata>("metadata");
+  static inline Member threads_ = Getter<&SessionT::threads>("threads");
 
   std::shared_ptr<SessionT> session_;
 };

@@ -208,6 +208,19 @@ Napi::TypedArray TensorToTypedArray(Napi::Env env, const torch::Tensor& input) {
   return Napi::TypedArray(env, typed);
 }
 
+std::string ReadPath(const Napi::Value& value, const std::string& what) {
+  if (!value.IsString()) throw NativeError(ErrorKind::Type, what + " must be a string");
+  std::string path = value.As<Napi::String>().Utf8Value();
+  if (path.empty()) throw NativeError(ErrorKind::Type, what + " is empty");
+  return path;
+}
+
+Napi::Object ReadOptions(const Napi::Value& value, const std::string& what) {
+  if (value.IsUndefined()) return Napi::Object::New(value.Env());
+  if (!value.IsObject()) throw NativeError(ErrorKind::Type, what + " must be an object");
+  return value.As<Napi::Object>();
+}
+
 std::vector<Napi::Value> ReadInputArray(const Napi::Value& value, const std::string& what, uint32_t max_length) {
   if (!value.IsArray()) throw NativeError(ErrorKind::Type, what + " must be an array");
   auto array = value.As<Napi::Array>();

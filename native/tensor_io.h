@@ -35,6 +35,13 @@ float ReadScale(const Napi::Value& block, const std::string& what);
 // Reads an integer argument in [lo, hi], or throws a TypeError/RangeError naming `what`.
 int64_t ReadInteger(const Napi::Value& value, const std::string& what, int64_t lo, int64_t hi);
 
+// Reads a non-empty string path argument, or throws a TypeError "<what> must be a string" / "<what> is empty".
+std::string ReadPath(const Napi::Value& value, const std::string& what);
+
+// Reads an optional options argument: an object, or an empty one for undefined; else throws a TypeError
+// "<what> must be an object".
+Napi::Object ReadOptions(const Napi::Value& value, const std::string& what);
+
 // Reads the items of a non-empty JS array of at most `max_length` inputs, or throws a TypeError/RangeError naming
 // `what`. Length and items are read once: a Proxy or getter cannot change them between check and use.
 std::vector<Napi::Value> ReadInputArray(const Napi::Value& value, const std::string& what, uint32_t max_length);
