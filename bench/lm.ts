@@ -19,6 +19,8 @@ export interface LmRow extends Record<string, unknown> {
   bandwidth: number;
   audioSeconds: number;
   lmThreads: number;
+  /** Segments the LM codes at once (LmLoadOptions.jobs). */
+  lmJobs: number;
   plainCompressS: number;
   lmCompressS: number;
   compressRatio: number;
@@ -66,7 +68,7 @@ async function writeSegments(dir: string, model: string, codes: Codes & { scales
 }
 
 /**
- * One LM row (the LM loaded with 1 thread, its default): `audio` (planar, `channels` channels) coded at `bandwidth`; `referenceCheckpoint` (an LM .th) also
+ * One LM row (the LM as loaded: 1 thread, its default, and `lm.jobs` segments at once): `audio` (planar, `channels` channels) coded at `bandwidth`; `referenceCheckpoint` (an LM .th) also
  * times test/reference/ecdc_reference.py's write-lm on the same codes (a Python process: its start and the LM's
  * construction, about 2 s, count too).
  */
@@ -99,6 +101,7 @@ export async function lmRow(
     bandwidth,
     audioSeconds: +(audioLength / sampleRate).toFixed(1),
     lmThreads: 1,
+    lmJobs: lm.jobs,
     plainCompressS: +plainC.seconds.toFixed(2),
     lmCompressS: +lmC.seconds.toFixed(2),
     compressRatio: +(lmC.seconds / plainC.seconds).toFixed(2),

@@ -16,7 +16,9 @@
  * `--quick` shrinks every size (1 minute of speech, a 10-minute stream, 100 cycles, 60 and 300 clips) for a smoke run.
  * The 48 kHz row: encodec_48khz (random weights) encoding 60 s of stereo speech on 2 threads, against the eager
  * reference (test/reference/encodec48_reference.py) run the way Meta's code runs (EncodecModel.encode, segments one
- * after another) on 2 threads; `--only-48k` runs just that row.
+ * after another) on 2 threads; `--only-48k` runs just that row. The LM rows (`lm`: 24 kHz and 48 kHz; `lm48`: 48 kHz
+ * only): `compress --lm` / `decompress` against plain ones in the same run (bench/lm.ts), the 48 kHz ones with the
+ * LM coding one segment at a time and as many as there are cores.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -65,7 +67,7 @@ interface Options {
 }
 
 /** The bench's rows, in the order they run. */
-const ROWS = ['first', 'many', 'rss', 'throughput', 'threads', 'overhead', 'leak', 'multi', 'stream', 'scanner', 'realign', '48k', 'lm'] as const;
+const ROWS = ['first', 'many', 'rss', 'throughput', 'threads', 'overhead', 'leak', 'multi', 'stream', 'scanner', 'realign', '48k', 'lm', 'lm48'] as const;
 type Row = (typeof ROWS)[number];
 
 function parseRows(text: string | undefined): Set<Row> {
@@ -393,20 +395,27 @@ async function stereo48k(seconds: number, reps: number, dir: string): Promise<Re
   }
 }
 
-/** The LM rows: 24 kHz speech at 6 kbps (with the eager reference's LM loop), 48 kHz stereo at 6 and 24 kbps. */
-async function lmRowsOf(modelPath: string, speech: Float32Array, stereoSeconds: number, reps: number, dir: string): Promise<Record<string, unknown>[]> {
-  const rows: Record<string, unknown>[] = [];
+/** The 24 kHz LM row: speech at 6 kbps, with the eager reference's LM loop. */
+async function lm24RowsOf(modelPath: string, speech: Float32Array, reps: number, dir: string): Promise<Record<string, unknown>[]> {
   const lm24 = await randomLm('encodec_24khz', 0);
   const codec = await Encodec.load(modelPath);
   const lm = await EncodecLm.load(lm24.lm);
   try {
     const row = await lmRow(codec, lm, 'encodec_24khz', speech, 1, RATE, 6, reps, dir, lm24.checkpoint);
     log(`LM 24 kHz 6 kbps: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.lmDecompressS} s vs ${row.plainDecompressS} s (${row.decompressRatio}x), ${row.lmMsPerFrame} ms/frame; eager reference write-lm ${row.referenceLmLoopS} s`);
-    rows.push(row);
+    return [row];
   } finally {
     codec.dispose();
     lm.dispose();
   }
+}
+
+/**
+ * The 48 kHz LM rows: stereo at 6 and 24 kbps, the LM coding 1 segment at a time and then as many as there are
+ * cores (LmLoadOptions.jobs; the same bytes), in the same run.
+ */
+async function lm48RowsOf(stereoSeconds: number, reps: number, dir: string): Promise<Record<string, unknown>[]> {
+  const rows: Record<string, unknown>[] = [];
   const [m48, lm48] = await Promise.all([randomModel48(0), randomLm('encodec_48khz', 1)]);
   const clip = toPlanar((await readWav(await makeStereo48k(dir, 5))).samples);
   const half = clip.length / 2;
@@ -417,16 +426,21 @@ async function lmRowsOf(modelPath: string, speech: Float32Array, stereoSeconds: 
     stereo[n + i] = clip[half + (i % half)];
   }
   const codec48 = await Encodec.load(m48.model, { threads: 2 });
-  const lm48k = await EncodecLm.load(lm48.lm);
   try {
     for (const bandwidth of [6, 24]) {
-      const row = await lmRow(codec48, lm48k, 'encodec_48khz', stereo, 2, 48000, bandwidth, reps, dir);
-      log(`LM 48 kHz ${bandwidth} kbps: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.decompressRatio}x, ${row.lmMsPerFrame} ms/frame`);
-      rows.push(row);
+      for (const jobs of [...new Set([1, availableCores()])]) {
+        const lm48k = await EncodecLm.load(lm48.lm, { jobs });
+        try {
+          const row = await lmRow(codec48, lm48k, 'encodec_48khz', stereo, 2, 48000, bandwidth, reps, dir);
+          log(`LM 48 kHz ${bandwidth} kbps, ${jobs} segments at once: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.decompressRatio}x, ${row.lmMsPerFrame} ms/frame`);
+          rows.push(row);
+        } finally {
+          lm48k.dispose();
+        }
+      }
     }
   } finally {
     codec48.dispose();
-    lm48k.dispose();
   }
   return rows;
 }
@@ -458,7 +472,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const stereoSeconds = options.stereo ?? (options.quick ? 20 : 60);
   const want = (row: Row): boolean => options.only === undefined || options.only.has(row);
-  const needs24k = ROWS.some((row) => row !== '48k' && want(row));
+  const needs24k = ROWS.some((row) => row !== '48k' && row !== 'lm48' && want(row));
   try {
     const results: Record<string, unknown> = {
       date: started.toISOString(),
@@ -557,11 +571,7 @@ async function main(): Promise<void> {
         results.multiFile = jobs;
         tables.push(table(`Multi-file throughput: ${sizes.files} files of ${sizes.fileSeconds} s, jobs x floor(cores / jobs) threads`, jobs));
       }
-      if (want('lm')) {
-        const lmRows = await lmRowsOf(modelPath, audio.subarray(0, (options.quick ? 20 : 60) * RATE), stereoSeconds, options.quick ? 1 : sizes.reps, dir);
-        results.lm = lmRows;
-        tables.push(table(`compress --lm / decompress of the LM file vs plain compress / decompress in the same run (library calls; LM on 1 thread, codec on its default threads; fastest of ${options.quick ? 1 : sizes.reps}); referenceLmLoopS: the eager reference's write-lm process`, lmRows));
-      }
+      if (want('lm')) results.lm = await lm24RowsOf(modelPath, audio.subarray(0, (options.quick ? 20 : 60) * RATE), options.quick ? 1 : sizes.reps, dir);
       if (want('stream') || want('scanner')) {
         const long = path.join(dir, 'long.flac');
         await ffmpeg(['-stream_loop', '-1', '-i', speechFile, '-t', String(sizes.streamSeconds), '-c:a', 'flac', long]);
@@ -579,6 +589,11 @@ async function main(): Promise<void> {
           tables.push(table(`Scanner clock: a ${(sizes.streamSeconds / 60).toFixed(0)}-minute run, latents + lanczos + delays 1-4 on 2 threads (extract's path, in a child process; targets <= 1024 MiB, >= 30x)`, [scanner]));
         }
       }
+    }
+    if (want('lm') || want('lm48')) {
+      const lmRows = [...((results.lm as Record<string, unknown>[] | undefined) ?? []), ...(await lm48RowsOf(stereoSeconds, options.quick ? 1 : sizes.reps, dir))];
+      results.lm = lmRows;
+      tables.push(table(`compress --lm / decompress of the LM file vs plain compress / decompress in the same run (library calls; LM on 1 thread, lmJobs segments at once; codec on its default threads; fastest of ${options.quick ? 1 : sizes.reps}); referenceLmLoopS: the eager reference's write-lm process`, lmRows));
     }
     if (want('48k')) {
       const row48 = await stereo48k(stereoSeconds, options.quick ? 1 : sizes.reps, dir);

@@ -30,8 +30,8 @@ export async function readEcdcForCodec(input: string, codec: Encodec, lmModel?: 
 }
 
 /** Loads the LM for compressing with `codec` (--lm): --lm-model, $ENCODEC_LM_MODEL or beside the model file. */
-export async function loadLmForCodec(codec: Encodec, lmModel: string | undefined, threads?: number): Promise<EncodecLm> {
-  const lm = await EncodecLm.load(resolveLmPath(lmModel, codec.modelPath, codec.info.model), { threads });
+export async function loadLmForCodec(codec: Encodec, lmModel: string | undefined, threads?: number, jobs?: number): Promise<EncodecLm> {
+  const lm = await EncodecLm.load(resolveLmPath(lmModel, codec.modelPath, codec.info.model), { threads, jobs });
   if (lm.codec !== codec.info.model) {
     lm.dispose();
     throw new EcdcError(

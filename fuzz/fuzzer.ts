@@ -462,15 +462,17 @@ async function goodLmFile(lm: EncodecLm): Promise<GoodFile> {
 async function lmTargets(binding: NativeBinding, lmPaths: string[]): Promise<LmTargets> {
   const lms: LmTargets['lms'] = [];
   for (const p of lmPaths) {
-    const native = await binding.loadLm(p, { threads: 1 });
+    const native = await binding.loadLm(p, { threads: 1, jobs: 2 });
     const lm = await EncodecLm.load(p);
     lms.push({ native, lm, file: await goodLmFile(lm) });
   }
-  // A valid call in flight when dispose() is called still finishes; the LM is freed afterwards.
-  const dead = await binding.loadLm(lmPaths[0], { threads: 1 });
-  const inFlight = dead.compress([{ data: new Int16Array(8), nQ: 2, nFrames: 4 }]);
+  // A valid call in flight when dispose() is called still finishes (its segments on two threads); the LM is freed
+  // afterwards.
+  const dead = await binding.loadLm(lmPaths[0], { threads: 1, jobs: 2 });
+  const block = { data: new Int16Array(8), nQ: 2, nFrames: 4 };
+  const inFlight = dead.compress([block, block, block]);
   dead.dispose();
-  if ((await inFlight).length !== 1) throw new Error('fuzz setup: compress in flight during dispose() lost its result');
+  if ((await inFlight).length !== 3) throw new Error('fuzz setup: compress in flight during dispose() lost its result');
   const codes = lcgCodes(8, 30, 7);
   return { lms, dead, plain: [{ bytes: encodeEcdc(codes, 30 * 320), codes: codes.data }] };
 }

@@ -1,6 +1,6 @@
 // Entry point of the encodec-native addon.
 //   load(path, { device, threads }) -> Promise<EncodecModel>
-//   loadLm(path, { threads }) -> Promise<EncodecLm> (entropy-coding LM, see lm_model.h)
+//   loadLm(path, { threads, jobs }) -> Promise<EncodecLm> (entropy-coding LM, see model_objects.h)
 //   melSpectrogram(...), melToAudio(...) -> Promise (see spectral.h)
 //   setBufferPinner(fn) -> undefined (fn: worker_threads.markAsUntransferable; enables zero-copy inputs)
 //   runtimeInfo() -> { torchVersion, cudaAvailable, cudaDeviceCount, parallelInfo, buildConfig, ... }
@@ -13,12 +13,10 @@
 
 #include "call_threads.h"
 #include "errors.h"
-#include "lm_model.h"
-#include "model.h"
+#include "model_objects.h"
 #include "session.h"
 #include "spectral.h"
 #include "tensor_io.h"
-#include "workers.h"
 
 namespace encodec {
 
@@ -29,7 +27,7 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
   Napi::Function lm_class = EncodecLm::DefineClass(env);
   lm_constructor = Napi::Persistent(lm_class);
   DefineAddon(exports, {
-                           InstanceMethod<&Addon::Load>("load"),
+                           InstanceValue("load", Napi::Function::New(env, LoadModelJs, "load")),
                            InstanceMethod<&Addon::RuntimeInfo>("runtimeInfo"),
                            InstanceMethod<&Addon::SetBufferPinner>("setBufferPinner"),
                            InstanceValue("EncodecModel", model_class),
@@ -38,31 +36,6 @@ Addon::Addon(Napi::Env env, Napi::Object exports) {
                            InstanceValue("melSpectrogram", Napi::Function::New(env, MelSpectrogramJs, "melSpectrogram")),
                            InstanceValue("melToAudio", Napi::Function::New(env, MelToAudioJs, "melToAudio")),
                        });
-}
-
-Napi::Value Addon::Load(const Napi::CallbackInfo& info) {
-  return Guard(info.Env(), [&]() -> Napi::Value {
-    if (!info[0].IsString()) throw NativeError(ErrorKind::Type, "model path must be a string");
-    std::string path = info[0].As<Napi::String>().Utf8Value();
-    if (path.empty()) throw NativeError(ErrorKind::Type, "model path is empty");
-    std::string device = "cpu";
-    int threads = 0;
-    if (!info[1].IsUndefined()) {
-      if (!info[1].IsObject()) throw NativeError(ErrorKind::Type, "load options must be an object");
-      auto options = info[1].As<Napi::Object>();
-      Napi::Value d = options.Get("device");
-      if (!d.IsUndefined()) {
-        if (!d.IsString()) throw NativeError(ErrorKind::Type, "options.device must be 'cpu', 'cuda' or 'cuda:N'");
-        device = d.As<Napi::String>().Utf8Value();
-      }
-      Napi::Value t = options.Get("threads");
-      if (!t.IsUndefined()) threads = static_cast<int>(ReadInteger(t, "options.threads", 0, 1024));
-    }
-    auto* worker = new LoadWorker(info.Env(), path, device, threads);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
-  });
 }
 
 Napi::Value Addon::SetBufferPinner(const Napi::CallbackInfo& info) {

@@ -8,14 +8,13 @@ namespace encodec {
 class Addon : public Napi::Addon<Addon> {
  public:
   Addon(Napi::Env env, Napi::Object exports);
-  Napi::FunctionReference model_constructor;
-  Napi::FunctionReference lm_constructor;  // EncodecLm (lm_model.h)
+  Napi::FunctionReference model_constructor;  // EncodecModel (model_objects.h)
+  Napi::FunctionReference lm_constructor;  // EncodecLm (model_objects.h)
   // Node's worker_threads.markAsUntransferable, handed over by lib/codec/native.ts (setBufferPinner): a pinned
   // ArrayBuffer cannot be detached, so work off the event loop may read it in place. Empty until set.
   Napi::FunctionReference buffer_pinner;
 
  private:
-  Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value RuntimeInfo(const Napi::CallbackInfo& info);
   Napi::Value SetBufferPinner(const Napi::CallbackInfo& info);
 };

@@ -29,6 +29,20 @@ Bounds EffectiveBounds(const int64_t* cdf, int64_t symbol, uint64_t delta, int b
   return {(static_cast<uint64_t>(range_low) * delta + one - 1) >> bits, (static_cast<uint64_t>(range_high) * delta) >> bits};
 }
 
+// Shifts out the leading bits that low and high share (Meta's flush_common_prefix), calling shifted(bit, max_bit)
+// for each before max_bit drops.
+template <typename Shifted>
+void DropCommonPrefix(u128& low, u128& high, int& max_bit, Shifted&& shifted) {
+  while (max_bit >= 0) {
+    const u128 b1 = low >> max_bit;
+    if (b1 != high >> max_bit) break;
+    low -= b1 << max_bit;
+    high -= b1 << max_bit;
+    shifted(b1, max_bit);
+    max_bit -= 1;
+  }
+}
+
 }  // namespace
 
 // ---- encoder ----
@@ -52,15 +66,7 @@ void ArithmeticEncoder::FlushCommonPrefix() {
   if (high_ < low_ || max_bit_ + 1 >= 127 || high_ >= (u128{1} << (max_bit_ + 1))) {
     throw std::logic_error("arithmetic coder: the range left its bounds (Meta's coder fails its assertion here too)");
   }
-  while (max_bit_ >= 0) {
-    const u128 b1 = low_ >> max_bit_;
-    const u128 b2 = high_ >> max_bit_;
-    if (b1 != b2) break;
-    low_ -= b1 << max_bit_;
-    high_ -= b1 << max_bit_;
-    max_bit_ -= 1;
-    PushBit(static_cast<unsigned>(b1));
-  }
+  DropCommonPrefix(low_, high_, max_bit_, [this](u128 bit, int) { PushBit(static_cast<unsigned>(bit)); });
 }
 
 void ArithmeticEncoder::Push(int64_t symbol, const int64_t* quantized_cdf, int64_t cardinality) {
@@ -116,15 +122,7 @@ bool ArithmeticDecoder::PullBit(unsigned* bit) {
 }
 
 void ArithmeticDecoder::FlushCommonPrefix() {
-  while (max_bit_ >= 0) {
-    const u128 b1 = low_ >> max_bit_;
-    const u128 b2 = high_ >> max_bit_;
-    if (b1 != b2) break;
-    low_ -= b1 << max_bit_;
-    high_ -= b1 << max_bit_;
-    current_ -= b1 << max_bit_;
-    max_bit_ -= 1;
-  }
+  DropCommonPrefix(low_, high_, max_bit_, [this](u128 bit, int max_bit) { current_ -= bit << max_bit; });
 }
 
 bool ArithmeticDecoder::Pull(const int64_t* quantized_cdf, int64_t cardinality, int64_t* symbol) {

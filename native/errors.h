@@ -51,7 +51,7 @@ Napi::Value Guard(Napi::Env env, Fn&& fn);
 // Call inside catch.
 ErrorInfo DescribeCurrentException();
 
-// Allocation failures seen by the addon's CPU allocator so far (session.cc). The TorchScript interpreter
+// Allocation failures seen by the addon's CPU allocator so far (allocator.cc). The TorchScript interpreter
 // rethrows an operator's exception as a plain std::runtime_error, so a call that failed while this count grew
 // ran out of memory, whatever the type of what arrives.
 uint64_t AllocationFailures();

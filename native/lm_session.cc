@@ -5,8 +5,13 @@
 #include <torch/csrc/jit/passes/tensorexpr_fuser.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
+#include <exception>
 #include <fstream>
+#include <functional>
+#include <system_error>
+#include <thread>
 
 #include "arith_coder.h"
 #include "errors.h"
@@ -122,9 +127,44 @@ std::string Where(size_t segment, int64_t t, int64_t k) {
   return "segment " + std::to_string(segment) + ", frame " + std::to_string(t) + ", codebook " + std::to_string(k);
 }
 
+// Runs work(0) .. work(n - 1), each once, on `workers` threads: this one and workers - 1 started here, each with
+// `intra_op` intra-op threads. After a failure no more items start; the first exception is rethrown once every
+// thread has stopped.
+void ForEachOnThreads(size_t n, size_t workers, int intra_op, const std::function<void(size_t)>& work) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex error_mutex;
+  std::exception_ptr error;
+  auto loop = [&] {
+    try {
+      for (size_t i = next++; i < n && !failed.load(); i = next++) work(i);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+      failed = true;
+    }
+  };
+  std::vector<std::thread> helpers;
+  for (size_t w = 1; w < workers; ++w) {
+    try {
+      helpers.emplace_back([&] {
+        at::get_num_threads();  // libtorch's per-thread setup first, so that it cannot override ours later
+        at::set_num_threads(intra_op);
+        loop();
+      });
+    } catch (const std::system_error&) {
+      break;  // no more threads: the ones there share the work
+    }
+  }
+  loop();
+  for (std::thread& t : helpers) t.join();
+  if (error) std::rethrow_exception(error);
+}
+
 }  // namespace
 
-LmSession::LmSession(const std::string& path, int threads) : threads_(std::max(threads, 1)), budget_(std::max(threads, 1)) {
+LmSession::LmSession(const std::string& path, int threads, int jobs)
+    : threads_(std::max(threads, 1)), jobs_(std::max(jobs, 1)), budget_(std::max(threads, 1)) {
   torch::jit::setTensorExprFuserEnabled(false);  // as for the codec: no fused kernels that reorder float math
   {
     std::ifstream probe(path, std::ios::binary);
@@ -241,11 +281,14 @@ std::vector<std::vector<uint8_t>> LmSession::Compress(const std::vector<torch::T
     }
   }
   std::vector<std::vector<uint8_t>> payloads(blocks.size());
-  // Segments one after another, never inside at::parallel_for: the LM's probabilities depend on the intra-op
-  // thread count and on running inside a parallel region (measured with torch 1.13), and the decoder must
-  // compute exactly the probabilities the encoder used.
+  // Never inside at::parallel_for: the LM's probabilities depend on the intra-op thread count and on running inside
+  // a parallel region (torch 1.13), and the decoder must compute exactly the probabilities the encoder used. Each
+  // segment starts from a fresh state, so segments on threads of their own, each with one intra-op thread, compute
+  // what they compute one after another. With more intra-op threads they run one after another: OpenBLAS's and
+  // OpenMP's threads would be shared between the segments.
   ThreadsGuard threads(budget_, threads_, threads_);
-  for (size_t i = 0; i < blocks.size(); ++i) payloads[i] = CompressSegment(blocks[i], i);
+  const size_t workers = threads_ == 1 ? std::min(blocks.size(), static_cast<size_t>(jobs_)) : 1;
+  ForEachOnThreads(blocks.size(), workers, threads_, [&](size_t i) { payloads[i] = CompressSegment(blocks[i], i); });
   return payloads;
 }
 

@@ -25,19 +25,22 @@ class LmSession {
   // Loads and checks an LM file. Throws NativeError for a file that is missing, corrupt or not an LM (a codec
   // model file is named as such). `threads`: intra-op threads of the LM's steps. The probabilities (so the coded
   // bytes) depend on it: a stream decodes only with the thread count it was coded with (Meta's tool: torch's).
-  LmSession(const std::string& path, int threads);
+  // `jobs`: segments Compress codes at once (with 1 intra-op thread), each on a thread of its own; the bytes do not
+  // depend on it.
+  LmSession(const std::string& path, int threads, int jobs = 1);
   ~LmSession();
 
   const std::string& metadata() const { return metadata_; }
   int64_t n_q() const { return n_q_; }
   int64_t card() const { return card_; }
   int threads() const { return threads_; }
+  int jobs() const { return jobs_; }
   // Whether segments so far ran the C++ step (lm_step.h) rather than the TorchScript one (false before any).
   bool fast_step() const;
 
   // Codes each block (a CPU int16/int32 [K, T] tensor, K <= n_q, values < card) as one segment: fresh LM state
   // and coder, for each frame t the LM step on 1 + codes[:, t - 1] (zeros at t = 0), then the K codes pushed with
-  // the quantized CDFs of the step's probabilities.
+  // the quantized CDFs of the step's probabilities. Up to `jobs` segments at once.
   std::vector<std::vector<uint8_t>> Compress(const std::vector<torch::Tensor>& blocks);
 
   struct Decoded {
@@ -48,6 +51,8 @@ class LmSession {
   // Decodes consecutive segments from data[0, size): segment i is `prefix_bytes` bytes the caller reads itself
   // (Meta's 48 kHz scale), then the coded stream of frames[i] frames of K codes. Throws StreamError when the
   // stream ends early, holds a value no code's range covers, or does not end the way Meta's encoder ends one.
+  // One segment after another: where segment i + 1 begins is known only once segment i is decoded (Meta's format
+  // stores no segment lengths).
   Decoded Decompress(const uint8_t* data, size_t size, int64_t K, const std::vector<int64_t>& frames,
                      size_t prefix_bytes);
 
@@ -64,6 +69,7 @@ class LmSession {
   int64_t n_q_ = 0;
   int64_t card_ = 0;
   int threads_;
+  int jobs_;
   ThreadBudget budget_;
   std::once_flag fast_once_;
   std::shared_ptr<LmFastModel> fast_;  // null: the TorchScript step for every segment

@@ -3,19 +3,9 @@
 #include <cstring>
 
 #include "arith_coder.h"
-#include "lm_model.h"
 #include "tensor_io.h"
 
 namespace encodec {
-
-// ---- load ----
-
-LmLoadWorker::LmLoadWorker(Napi::Env env, std::string path, int threads)
-    : PromiseWorker(env, "encodec-native:load-lm"), path_(std::move(path)), threads_(threads) {}
-
-void LmLoadWorker::Run() { session_ = std::make_shared<LmSession>(path_, threads_); }
-
-Napi::Value LmLoadWorker::Result(Napi::Env env) { return EncodecLm::NewInstance(env, session_); }
 
 // ---- compress ----
 
@@ -72,11 +62,7 @@ Napi::Value LmDecompressWorker::Result(Napi::Env env) {
   Napi::Array codes = Napi::Array::New(env, decoded_.codes.size());
   Napi::Array offsets = Napi::Array::New(env, decoded_.offsets.size());
   for (size_t i = 0; i < decoded_.codes.size(); ++i) {
-    Napi::Object block = Napi::Object::New(env);
-    block.Set("data", TensorToTypedArray(env, decoded_.codes[i]));
-    block.Set("nQ", Napi::Number::New(env, static_cast<double>(decoded_.codes[i].size(0))));
-    block.Set("nFrames", Napi::Number::New(env, static_cast<double>(decoded_.codes[i].size(1))));
-    codes.Set(static_cast<uint32_t>(i), block);
+    codes.Set(static_cast<uint32_t>(i), BlockToJs(env, decoded_.codes[i], "nQ"));
     offsets.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(decoded_.offsets[i])));
   }
   out.Set("codes", codes);

@@ -1,32 +1,16 @@
-// The LM's work off the event loop: loading, and coding/decoding segments of codes (lm_session.h).
+// The LM's work off the event loop (promise_worker.h): coding/decoding segments of codes (lm_session.h).
 #pragma once
 
 #include <napi.h>
 #include "torch_names.h"  // not torch/torch.h nor torch/types.h: see there
 
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "lm_session.h"
-#include "workers.h"  // PromiseWorker
+#include "promise_worker.h"
 
 namespace encodec {
-
-// Loads an LM file; resolves with an EncodecLm object.
-class LmLoadWorker : public PromiseWorker {
- public:
-  LmLoadWorker(Napi::Env env, std::string path, int threads);
-
- protected:
-  void Run() override;
-  Napi::Value Result(Napi::Env env) override;
-
- private:
-  std::string path_;
-  int threads_;
-  std::shared_ptr<LmSession> session_;
-};
 
 // Codes blocks of codes, one segment each; resolves with one Uint8Array payload per block.
 class LmCompressWorker : public PromiseWorker {

@@ -1,7 +1,7 @@
-#include "model.h"
-
-#include "addon.h"
+// EncodecModel's members (model_objects.h) and load().
 #include "errors.h"
+#include "model_objects.h"
+#include "promise_worker.h"
 #include "tensor_io.h"
 #include "workers.h"
 
@@ -65,124 +65,62 @@ CallOptions ReadCallOptions(const Napi::Value& value, size_t inputs) {
   options.span = g;
   return options;
 }
-}  // namespace
 
-Napi::Function EncodecModel::DefineClass(Napi::Env env) {
-  return ObjectWrap<EncodecModel>::DefineClass(
-      env, "EncodecModel",
-      {
-          InstanceMethod<&EncodecModel::Encode>("encode"),
-          InstanceMethod<&EncodecModel::Decode>("decode"),
-          InstanceMethod<&EncodecModel::Dequantize>("dequantize"),
-          InstanceMethod<&EncodecModel::Latents>("latents"),
-          InstanceMethod<&EncodecModel::Codebooks>("codebooks"),
-          InstanceMethod<&EncodecModel::Dispose>("dispose"),
-          InstanceAccessor<&EncodecModel::Metadata>("metadata"),
-          InstanceAccessor<&EncodecModel::Device>("device"),
-          InstanceAccessor<&EncodecModel::Threads>("threads"),
-          InstanceAccessor<&EncodecModel::Disposed>("disposed"),
-      });
-}
-
-Napi::Object EncodecModel::NewInstance(Napi::Env env, std::shared_ptr<Session> session) {
-  Napi::FunctionReference& constructor = env.GetInstanceData<Addon>()->model_constructor;
-  return constructor.New({Napi::External<std::shared_ptr<Session>>::New(env, &session)});
-}
-
-EncodecModel::EncodecModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EncodecModel>(info) {
-  if (info.Length() != 1 || !info[0].IsExternal()) {
-    MakeJsError(info.Env(), {ErrorKind::Type, ErrorCode::BadInput,
-                             "EncodecModel cannot be constructed directly; use load(path, options)"})
-        .ThrowAsJavaScriptException();
-    return;
-  }
-  session_ = *info[0].As<Napi::External<std::shared_ptr<Session>>>().Data();
-}
-
-std::shared_ptr<Session> EncodecModel::Live(const char* method) const {
-  if (!session_) {
-    throw NativeError(ErrorKind::Generic,
-                      std::string("cannot call ") + method + "(): the model was disposed; load it again with load()",
-                      ErrorCode::Disposed);
-  }
-  return session_;
-}
 
 // encode(clips: Float32Array[], nQ: number, options?: { span?, threads? }): Promise<{ data: Int16Array, nQ, nFrames }[]>
-Napi::Value EncodecModel::Encode(const Napi::CallbackInfo& info) {
-  return Guard(info.Env(), [&]() -> Napi::Value {
-    auto session = Live("encode");
-    std::vector<Napi::Value> clips = ReadInputArray(info[0], "clips", kMaxBatch);
-    const int64_t n_q = ReadInteger(info[1], "nQ (number of codebooks)", 1, Session::kMaxCodebooks);
-    auto* worker = new EncodeWorker(info.Env(), session, clips, n_q, ReadCallOptions(info[2], clips.size()));
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
-  });
+Napi::Value Encode(const Napi::CallbackInfo& info, std::shared_ptr<Session> session) {
+  std::vector<Napi::Value> clips = ReadInputArray(info[0], "clips", kMaxBatch);
+  const int64_t n_q = ReadInteger(info[1], "nQ (number of codebooks)", 1, Session::kMaxCodebooks);
+  return QueueWork<CodecWorker>(info.Env(), session, CodecCall::Encode, clips, n_q, ReadCallOptions(info[2], clips.size()));
 }
 
 // latents(clips: Float32Array[], options?: { span?, threads? }): Promise<{ data: Float32Array, dim, nFrames }[]>
-Napi::Value EncodecModel::Latents(const Napi::CallbackInfo& info) {
-  return Guard(info.Env(), [&]() -> Napi::Value {
-    auto session = Live("latents");
-    std::vector<Napi::Value> clips = ReadInputArray(info[0], "clips", kMaxBatch);
-    auto* worker = new EncodeWorker(info.Env(), session, clips, 0, ReadCallOptions(info[1], clips.size()), true);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
-  });
+Napi::Value Latents(const Napi::CallbackInfo& info, std::shared_ptr<Session> session) {
+  std::vector<Napi::Value> clips = ReadInputArray(info[0], "clips", kMaxBatch);
+  return QueueWork<CodecWorker>(info.Env(), session, CodecCall::Latents, clips, 0, ReadCallOptions(info[1], clips.size()));
 }
 
-Napi::Value EncodecModel::Decode(const Napi::CallbackInfo& info) {
-  return Guard(info.Env(), [&]() -> Napi::Value {
-    auto session = Live("decode");
-    std::vector<Napi::Value> blocks = ReadInputArray(info[0], "codes", kMaxBatch);
-    auto* worker = new CodesWorker(info.Env(), session, blocks, false, ReadCallOptions(info[1], blocks.size()));
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
-  });
+// decode(codes: { data, nQ, nFrames, scale? }[], options?: { span?, spans?, threads? }): Promise<Float32Array[]>
+Napi::Value Decode(const Napi::CallbackInfo& info, std::shared_ptr<Session> session) {
+  std::vector<Napi::Value> blocks = ReadInputArray(info[0], "codes", kMaxBatch);
+  return QueueWork<CodecWorker>(info.Env(), session, CodecCall::Decode, blocks, 0, ReadCallOptions(info[1], blocks.size()));
 }
 
-Napi::Value EncodecModel::Dequantize(const Napi::CallbackInfo& info) {
-  return Guard(info.Env(), [&]() -> Napi::Value {
-    auto session = Live("dequantize");
-    auto* worker = new CodesWorker(info.Env(), session, ReadInputArray(info[0], "codes", kMaxBatch), true);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
-  });
+// dequantize(codes: { data, nQ, nFrames }[]): Promise<{ data: Float32Array, dim, nFrames }[]>
+Napi::Value Dequantize(const Napi::CallbackInfo& info, std::shared_ptr<Session> session) {
+  return QueueWork<CodecWorker>(info.Env(), session, CodecCall::Dequantize, ReadInputArray(info[0], "codes", kMaxBatch));
 }
 
 // codebooks(): Promise<{ data: Float32Array, count, bins, dim }>, data laid out [count, bins, dim]
-Napi::Value EncodecModel::Codebooks(const Napi::CallbackInfo& info) {
+Napi::Value Codebooks(const Napi::CallbackInfo& info, std::shared_ptr<Session> session) {
+  return QueueWork<CodebooksWorker>(info.Env(), session);
+}
+}  // namespace
+
+template <>
+const EncodecModel::Traits EncodecModel::kTraits = {"EncodecModel", "model", "load", &Addon::model_constructor,
+                                                    {{"encode", Encode, false},
+                                                     {"decode", Decode, false},
+                                                     {"dequantize", Dequantize, false},
+                                                     {"latents", Latents, false},
+                                                     {"codebooks", Codebooks, false},
+                                                     Getter<&Session::device>("device")}};
+
+Napi::Value LoadModelJs(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    auto* worker = new CodebooksWorker(info.Env(), Live("codebooks"));
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    const std::string path = ReadPath(info[0], "model path");
+    const Napi::Object options = ReadOptions(info[1], "load options");
+    std::string device = "cpu";
+    Napi::Value d = options.Get("device");
+    if (!d.IsUndefined()) {
+      if (!d.IsString()) throw NativeError(ErrorKind::Type, "options.device must be 'cpu', 'cuda' or 'cuda:N'");
+      device = d.As<Napi::String>().Utf8Value();
+    }
+    Napi::Value t = options.Get("threads");
+    const int threads = t.IsUndefined() ? 0 : static_cast<int>(ReadInteger(t, "options.threads", 0, 1024));
+    return QueueWork<LoadWorker<EncodecModel>>(info.Env(), "encodec-native:load",
+                                               [=] { return Session::Load(path, device, threads); });
   });
-}
-
-Napi::Value EncodecModel::Dispose(const Napi::CallbackInfo& info) {
-  session_.reset();
-  return info.Env().Undefined();
-}
-
-Napi::Value EncodecModel::Metadata(const Napi::CallbackInfo& info) {
-  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), Live("metadata")->metadata()); });
-}
-
-Napi::Value EncodecModel::Device(const Napi::CallbackInfo& info) {
-  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::String::New(info.Env(), Live("device")->device()); });
-}
-
-Napi::Value EncodecModel::Threads(const Napi::CallbackInfo& info) {
-  return Guard(info.Env(), [&]() -> Napi::Value { return Napi::Number::New(info.Env(), Live("threads")->threads()); });
-}
-
-Napi::Value EncodecModel::Disposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), !session_);
 }
 
 }  // namespace encodec

@@ -107,8 +107,8 @@ class Session {
   static constexpr int64_t kHopLength = 320;
 
  private:
-  // Runs `method` on batches of same-shaped inputs (one batch per distinct shape), returning
-  // one output per input in input order. `prepare` turns one input into its [1, ...] batch row.
+  // Runs `method` on batches of same-shaped inputs (one batch per distinct shape: each input is a row of it),
+  // then `extra_args`, with `threads` of the model's (0: all); returns one output per input, in input order.
   std::vector<torch::Tensor> RunGrouped(const std::string& method, const std::vector<torch::Tensor>& inputs,
                                         const std::vector<c10::IValue>& extra_args, int threads);
   // The same for inputs of several tensors each (grouped by the shape of the first, stacked argument by

@@ -9,8 +9,8 @@
 #include <utility>
 
 #include "errors.h"
+#include "promise_worker.h"
 #include "tensor_io.h"
-#include "workers.h"
 
 namespace encodec {
 
@@ -183,12 +183,7 @@ class MelToAudioWorker : public PromiseWorker {
 
 template <typename Worker>
 Napi::Value StartWorker(const Napi::CallbackInfo& info) {
-  return Guard(info.Env(), [&]() -> Napi::Value {
-    auto* worker = new Worker(info.Env(), info);
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
-  });
+  return Guard(info.Env(), [&]() -> Napi::Value { return QueueWork<Worker>(info.Env(), info); });
 }
 
 }  // namespace

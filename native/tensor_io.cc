@@ -208,4 +208,40 @@ Napi::TypedArray TensorToTypedArray(Napi::Env env, const torch::Tensor& input) {
   return Napi::TypedArray(env, typed);
 }
 
+std::string ReadPath(const Napi::Value& value, const std::string& what) {
+  if (!value.IsString()) throw NativeError(ErrorKind::Type, what + " must be a string");
+  std::string path = value.As<Napi::String>().Utf8Value();
+  if (path.empty()) throw NativeError(ErrorKind::Type, what + " is empty");
+  return path;
+}
+
+Napi::Object ReadOptions(const Napi::Value& value, const std::string& what) {
+  if (value.IsUndefined()) return Napi::Object::New(value.Env());
+  if (!value.IsObject()) throw NativeError(ErrorKind::Type, what + " must be an object");
+  return value.As<Napi::Object>();
+}
+
+std::vector<Napi::Value> ReadInputArray(const Napi::Value& value, const std::string& what, uint32_t max_length) {
+  if (!value.IsArray()) throw NativeError(ErrorKind::Type, what + " must be an array");
+  auto array = value.As<Napi::Array>();
+  const uint32_t length = array.Length();
+  if (length == 0) throw NativeError(ErrorKind::Range, what + " is empty; pass at least one item");
+  if (length > max_length) {
+    throw NativeError(ErrorKind::Range, what + " has " + std::to_string(length) + " items; at most " +
+                                           std::to_string(max_length) + " per call");
+  }
+  std::vector<Napi::Value> items;
+  items.reserve(length);
+  for (uint32_t i = 0; i < length; ++i) items.push_back(array.Get(i));
+  return items;
+}
+
+Napi::Object BlockToJs(Napi::Env env, const torch::Tensor& block, const char* rows_key) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("data", TensorToTypedArray(env, block));
+  out.Set(rows_key, Napi::Number::New(env, static_cast<double>(block.size(0))));
+  out.Set("nFrames", Napi::Number::New(env, static_cast<double>(block.size(1))));
+  return out;
+}
+
 }  // namespace encodec

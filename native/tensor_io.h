@@ -35,10 +35,24 @@ float ReadScale(const Napi::Value& block, const std::string& what);
 // Reads an integer argument in [lo, hi], or throws a TypeError/RangeError naming `what`.
 int64_t ReadInteger(const Napi::Value& value, const std::string& what, int64_t lo, int64_t hi);
 
+// Reads a non-empty string path argument, or throws a TypeError "<what> must be a string" / "<what> is empty".
+std::string ReadPath(const Napi::Value& value, const std::string& what);
+
+// Reads an optional options argument: an object, or an empty one for undefined; else throws a TypeError
+// "<what> must be an object".
+Napi::Object ReadOptions(const Napi::Value& value, const std::string& what);
+
+// Reads the items of a non-empty JS array of at most `max_length` inputs, or throws a TypeError/RangeError naming
+// `what`. Length and items are read once: a Proxy or getter cannot change them between check and use.
+std::vector<Napi::Value> ReadInputArray(const Napi::Value& value, const std::string& what, uint32_t max_length);
+
 // Hands a CPU int16/int32/float32 tensor to JavaScript as the matching typed array. The array's
 // ArrayBuffer is external memory owned by the tensor; where the runtime forbids external buffers
 // (or ENCODEC_NATIVE_COPY_OUTPUTS=1), the data is copied into a plain ArrayBuffer instead.
 Napi::TypedArray TensorToTypedArray(Napi::Env env, const torch::Tensor& tensor);
+
+// A [rows, nFrames] block as { data (TensorToTypedArray, flattened), <rows_key>: rows, nFrames }.
+Napi::Object BlockToJs(Napi::Env env, const torch::Tensor& block, const char* rows_key);
 
 // Whether outputs are copied rather than wrapped (see TensorToTypedArray).
 bool OutputsAreCopied();

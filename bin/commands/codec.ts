@@ -361,14 +361,16 @@ export function compressCommand(): Command {
       .option('--bandwidth <kbps>', 'bandwidth: 1.5, 3, 6, 12 or 24 kbps (encodec_48khz: 3, 6, 12 or 24)', '6')
       .option('--lm', "entropy-code the codes with Meta's language model (Meta's `encodec --lm`; slower, smaller with Meta's LM)")
       .option('--lm-model <lm.pt>', 'LM file for --lm (default: $ENCODEC_LM_MODEL, then encodec_lm_24khz.pt / encodec_lm_48khz.pt beside the model)')
-      .option('--lm-threads <n>', LM_THREADS_HELP, parseIntegerOption('--lm-threads', 1, 1024)),
-  ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string; lm?: boolean }) => {
+      .option('--lm-threads <n>', LM_THREADS_HELP, parseIntegerOption('--lm-threads', 1, 1024))
+      .option('--lm-jobs <n>', 'encodec_48khz segments LM-coded at once, each on a thread of its own (default: the cores; the bytes do not depend on it)', parseIntegerOption('--lm-jobs', 1, 1024)),
+  ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string; lm?: boolean; lmJobs?: number }) => {
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(opts.out, ['.ecdc']);
     if ((opts.lmModel !== undefined || opts.lmThreads !== undefined) && !opts.lm) throw new UsageError('--lm-model and --lm-threads are used with --lm');
+    if (opts.lmJobs !== undefined && !opts.lm) throw new UsageError('--lm-jobs is used with --lm');
     await withModel(opts, async (codec) => {
       // the LM first: a missing or wrong LM fails before any encoding
-      const lm = opts.lm ? await loadLmForCodec(codec, opts.lmModel, opts.lmThreads) : undefined;
+      const lm = opts.lm ? await loadLmForCodec(codec, opts.lmModel, opts.lmThreads, opts.lmJobs) : undefined;
       try {
         const channels = codec.info.channels as 1 | 2;
         const { samples } = await loadAudio(audio, { sampleRate: codec.info.sample_rate, channels });

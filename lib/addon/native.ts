@@ -75,6 +75,8 @@ export interface NativeLm {
   readonly metadata: string;
   readonly nQ: number;
   readonly threads: number;
+  /** Segments compress() codes at once, each on a thread of its own (with 1 intra-op thread; the bytes do not depend on it). */
+  readonly jobs: number;
   /** Whether the calls so far ran the C++ step (native/lm_step.h), none of them the TorchScript one. */
   readonly fastStep: boolean;
   readonly disposed: boolean;
@@ -119,7 +121,7 @@ export interface NativeMel {
 export interface NativeBinding {
   load(modelPath: string, options?: { device?: string; threads?: number }): Promise<NativeModel>;
   /** Loads an entropy-coding LM file (exporter/export_lm.py); `threads`: intra-op threads of its steps (default 1). */
-  loadLm(lmPath: string, options?: { threads?: number }): Promise<NativeLm>;
+  loadLm(lmPath: string, options?: { threads?: number; jobs?: number }): Promise<NativeLm>;
   /**
    * Power mel spectrogram (filterbank [nMels, nFft / 2 + 1] times |STFT|^2; see native/spectral.h), computed
    * `blockFrames` frames at a time (default 4096; the result does not depend on it).

@@ -7,6 +7,7 @@ import { debug } from '../common/log';
 import { LmInfo, parseLmInfo } from '../model/lm-file';
 import { Codes, checkCodes } from '../codec/codes';
 import { NativeLm, nativeBinding } from '../addon/native';
+import { availableCores } from '../codec/threads';
 import { codedError, rangeError, typeError } from '../common/errors';
 
 /** Options of EncodecLm.load. */
@@ -17,6 +18,13 @@ export interface LmLoadOptions {
    * Meta's `encodec` uses torch's default (all cores) unless run with OMP_NUM_THREADS=1; see docs/ecdc.md.
    */
   threads?: number;
+  /**
+   * Segments compressSegments codes at once (an `encodec_48khz` file has one per second), each on a thread of its
+   * own: default the cores. Each segment starts from a fresh LM state, so the bytes do not depend on it. Used
+   * with 1 LM thread only (with more, segments are coded one after another). Decoding is sequential whatever it
+   * is: where a segment begins is known only once the one before it is decoded.
+   */
+  jobs?: number;
 }
 
 /** Segments decoded from one coded stream (see EncodecLm.decompressSegments). */
@@ -45,11 +53,12 @@ export class EncodecLm {
   static async load(lmPath: string, options: LmLoadOptions = {}): Promise<EncodecLm> {
     if (typeof lmPath !== 'string' || lmPath === '') throw typeError('lmPath must be the path of an LM file (.pt)');
     const threads = options.threads ?? 1;
-    if (!Number.isInteger(threads) || threads < 1 || threads > 1024) {
-      throw rangeError(`threads must be an integer in [1, 1024], got ${String(threads)}`);
+    const jobs = options.jobs ?? Math.min(availableCores(), 1024);
+    for (const [name, value] of [['threads', threads], ['jobs', jobs]] as const) {
+      if (!Number.isInteger(value) || value < 1 || value > 1024) throw rangeError(`${name} must be an integer in [1, 1024], got ${String(value)}`);
     }
-    const lm = await nativeBinding().loadLm(lmPath, { threads });
-    debug('model', () => `loaded LM '${lmPath}', ${threads} threads`);
+    const lm = await nativeBinding().loadLm(lmPath, { threads, jobs });
+    debug('model', () => `loaded LM '${lmPath}', ${threads} threads, ${jobs} segments at once`);
     try {
       return new EncodecLm(lm, lmPath);
     } catch (err) {
@@ -92,6 +101,11 @@ export class EncodecLm {
    */
   get fastStep(): boolean {
     return this.live('fastStep').fastStep;
+  }
+
+  /** Segments compressSegments codes at once (LmLoadOptions.jobs). */
+  get jobs(): number {
+    return this.live('jobs').jobs;
   }
 
   /** Frees the LM now (it is also freed when garbage-collected). */

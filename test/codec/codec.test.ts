@@ -315,7 +315,7 @@ describe('Encodec (codec API)', function () {
     it('frees the model on dispose(): the process gives back most of the weights\' memory', function () {
       // In a fresh process, so the test runner's own heap does not blur the numbers. Two models hold about
       // 2 x 76 MB of weights (plus buffers from one encode each); dispose() must hand back at least half of that.
-      // The addon's cache of tensor buffers (session.cc) is emptied when a model is freed, so RSS shows what
+      // The addon's cache of tensor buffers (native/allocator.cc) is emptied when a model is freed, so RSS shows what
       // dispose() released.
       const script = `
         const { Encodec } = require(${JSON.stringify(path.join(PACKAGE_ROOT, 'dist', 'lib', 'codec', 'codec.js'))});

@@ -191,6 +191,39 @@ describe('LM-compressed .ecdc files', function () {
     }
   });
 
+  it('codes the segments of a 48 kHz file on 1, 2 or 4 threads at once with the same bytes, the reference\'s', async function () {
+    const audioLength = 47520 * 4 + 3000; // five segments, the last one short
+    const frames = ecdcSegmentFrames('encodec_48khz', audioLength);
+    expect(frames).to.deep.equal([150, 150, 150, 150, 10]);
+    const segments = frames.map((n, i) => randomCodes(4, n, 31 + i));
+    const scales = frames.map((_, i) => 0.01 * (i + 1));
+    const codes = { ...join(segments), scales: Float32Array.from(scales), segmentFrames: 150 };
+    const segDir = path.join(dir, 'jobs48');
+    await writeSegments(segDir, segments, scales);
+    const theirs = path.join(dir, 'jobs48-theirs.ecdc');
+    reference(['write-lm', 'encodec_48khz', String(audioLength), segDir, lm48.checkpoint, theirs]);
+    const expected = fs.readFileSync(theirs);
+    for (const jobs of [1, 2, 4]) {
+      const lmJobs = await EncodecLm.load(lm48.lm, { jobs });
+      try {
+        expect(lmJobs.jobs).to.equal(jobs);
+        const ours = await encodeEcdcLm(codes, audioLength, lmJobs);
+        expect(ours.equals(expected), `${jobs} segments at once`).to.equal(true);
+        const back = await decodeEcdcLm(ours, lmJobs);
+        expect(Array.from(back.codes.data), `${jobs} segments at once`).to.deep.equal(Array.from(codes.data));
+        expect(lmJobs.fastStep).to.equal(true);
+      } finally {
+        lmJobs.dispose();
+      }
+    }
+    for (const jobs of [0, 1.5, 1025]) {
+      let error: unknown;
+      await EncodecLm.load(lm48.lm, { jobs }).catch((err: unknown) => (error = err));
+      expect(error, `jobs ${jobs}`).to.be.instanceOf(RangeError);
+      expect((error as Error).message).to.match(/jobs must be an integer in \[1, 1024\]/);
+    }
+  });
+
   it('codes what the 48 kHz model encodes (stereo, segments with scales) end to end, byte-identical to the reference', async function () {
     const codec = await Encodec.load((await randomModel48(0)).model, { warmup: false });
     const lm48k = await EncodecLm.load(lm48.lm);
@@ -392,6 +425,9 @@ describe('compress --lm / decompress commands', function () {
     const noFlag = cli(['compress', speechWav, '--model', model, '--lm-model', lm24, '--out', path.join(dir, 'never.ecdc')]);
     expect(noFlag.status).to.equal(2);
     expect(noFlag.stderr).to.match(/--lm-model and --lm-threads are used with --lm/);
+    const jobsNoFlag = cli(['compress', speechWav, '--model', model, '--lm-jobs', '2', '--out', path.join(dir, 'never.ecdc')]);
+    expect(jobsNoFlag.status).to.equal(2);
+    expect(jobsNoFlag.stderr).to.match(/--lm-jobs is used with --lm/);
     // a 48 kHz file (written from codes and scales) with the 24 kHz model
     const file48 = path.join(dir, 'file48.ecdc');
     await writeEcdc(file48, { ...randomCodes(4, 149, 1), scales: Float32Array.from([0.5]), segmentFrames: 150 } as Codes, { audioLength: 47520 });
