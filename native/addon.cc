@@ -44,7 +44,7 @@ Napi::Value Addon::SetBufferPinner(const Napi::CallbackInfo& info) {
       throw NativeError(ErrorKind::Type, "setBufferPinner needs a function (worker_threads.markAsUntransferable)");
     }
     // Set once per addon instance: a later, different function could only weaken the pinning (a no-op, say).
-    // The same function again (a second copy of lib/codec/native.ts loading this addon) is fine.
+    // The same function again (a second copy of lib/addon/native.ts loading this addon) is fine.
     if (!buffer_pinner.IsEmpty()) {
       if (buffer_pinner.Value().StrictEquals(info[0])) return info.Env().Undefined();
       throw NativeError(ErrorKind::Generic, "the buffer pinner is already set");

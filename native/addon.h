@@ -10,7 +10,7 @@ class Addon : public Napi::Addon<Addon> {
   Addon(Napi::Env env, Napi::Object exports);
   Napi::FunctionReference model_constructor;  // EncodecModel (model_objects.h)
   Napi::FunctionReference lm_constructor;  // EncodecLm (model_objects.h)
-  // Node's worker_threads.markAsUntransferable, handed over by lib/codec/native.ts (setBufferPinner): a pinned
+  // Node's worker_threads.markAsUntransferable, handed over by lib/addon/native.ts (setBufferPinner): a pinned
   // ArrayBuffer cannot be detached, so work off the event loop may read it in place. Empty until set.
   Napi::FunctionReference buffer_pinner;
 

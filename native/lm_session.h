@@ -1,4 +1,4 @@
-// A loaded EnCodec entropy-coding LM (TorchScript file from models/export_lm.py) and the arithmetic coding of
+// A loaded EnCodec entropy-coding LM (TorchScript file from exporter/export_lm.py) and the arithmetic coding of
 // code segments with it, as Meta's compress_to_file / decompress_from_file do with use_lm=True. Pure libtorch and
 // C++: no Node-API here.
 #pragma once

@@ -430,7 +430,7 @@ std::shared_ptr<LmFastModel> LmFastModel::Create(torch::jit::Module& module, int
     }
     return m;
   } catch (const std::exception&) {
-    return nullptr;  // not laid out as models/lm_ts.py lays it out: the TorchScript step is used
+    return nullptr;  // not laid out as exporter/lm_ts.py lays it out: the TorchScript step is used
   }
 }
 

@@ -106,7 +106,7 @@ void AttentionScores(const float* q, const float* keys_t, int64_t stride, int64_
 void AttentionOutput(const float* weights, const float* values, int64_t S, int64_t heads, int64_t hd, float* out);
 
 // The weights of an LM in the layout the step reads; nullptr from Create when the module is not laid out as
-// models/lm_ts.py lays it out.
+// exporter/lm_ts.py lays it out.
 class LmFastModel {
  public:
   static std::shared_ptr<LmFastModel> Create(torch::jit::Module& module, int64_t n_q, int64_t card);

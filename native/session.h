@@ -18,7 +18,7 @@ namespace encodec {
 
 // Chunked coding of one span of audio or codes (models exported by exporter 1.2+, methods encode_span /
 // decode_span): the first `lead` frames are context only, the kept frames run through the LSTM in windows of
-// `chunk` frames with `context` frames in front (models/encodec_ts.py).
+// `chunk` frames with `context` frames in front (exporter/encodec_ts.py).
 struct SpanGeometry {
   int64_t lead = 0;
   int64_t chunk = 1;
@@ -53,7 +53,7 @@ class ThreadBudget {
 
 class Session {
  public:
-  // Loads and checks a model exported by models/export.py. Throws NativeError for a file that is
+  // Loads and checks a model exported by exporter/export.py. Throws NativeError for a file that is
   // missing, corrupt or not this model; c10::Error for libtorch failures. `threads` 0: libtorch's default.
   // The session is freed on a thread of its own when the last reference drops (never on a JavaScript thread).
   static std::shared_ptr<Session> Load(const std::string& path, const std::string& device, int threads);

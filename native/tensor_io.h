@@ -15,11 +15,11 @@ namespace encodec {
 torch::Tensor CopyFloat32Array(const Napi::Value& value, const std::string& what);
 
 // Checks `value` like CopyFloat32Array and returns a tensor over its memory WITHOUT copying, after pinning its
-// ArrayBuffer (Node's markAsUntransferable, set up by lib/codec/native.ts) and adding the array to `keep_alive`, which
+// ArrayBuffer (Node's markAsUntransferable, set up by lib/addon/native.ts) and adding the array to `keep_alive`, which
 // must outlive the tensor. Pinning matters: JavaScript could otherwise detach the buffer (structuredClone or
 // postMessage with transfer) while the work runs off the event loop, and V8 would free the memory under the
 // view (found by `npm run fuzz`: a segfault). A pinned buffer is copied, not moved, by a later transfer. Where no
-// pinner was set (the addon used without lib/codec/native.ts), returns a copy instead.
+// pinner was set (the addon used without lib/addon/native.ts), returns a copy instead.
 torch::Tensor BorrowFloat32Array(const Napi::Value& value, const std::string& what,
                                  std::vector<Napi::ObjectReference>* keep_alive);
 

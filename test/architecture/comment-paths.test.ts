@@ -12,17 +12,6 @@ import { PACKAGE_ROOT } from '../../lib/common/package-root';
 
 /** The folders whose sources are read. */
 const SCANNED = ['lib', 'bin', 'native', 'exporter', 'bench', 'fuzz', 'scripts'];
-/**
- * Paths moved by issue #29 that comments in native/ still cite: native/ is being refactored by its owner, who mends
- * these comments when the two branches meet; delete each entry then (the check fails for any other missing path).
- */
-export const MOVED_CITED_BY_NATIVE: Readonly<Record<string, string>> = {
-  'lib/codec/native.ts': 'lib/addon/native.ts',
-  'models/lm_ts.py': 'exporter/lm_ts.py',
-  'models/encodec_ts.py': 'exporter/encodec_ts.py',
-  'models/export.py': 'exporter/export.py',
-  'models/export_lm.py': 'exporter/export_lm.py',
-};
 /** Top-level folders that were renamed (models/ is exporter/): a comment citing a path under one is checked too. */
 const FORMER_TOP_DIRS = ['models'];
 /** Made by builds and installs, absent from a checkout: paths under them are not checked. */
@@ -75,9 +64,8 @@ export function missingCitations(root: string, files: string[], topDirs: string[
     for (const comment of commentsOf(fs.readFileSync(file, 'utf8'), file)) {
       for (const cited of citedPaths(comment.text, topDirs)) {
         const rel = path.relative(root, file);
-        const moved = rel.startsWith(`native${path.sep}`) ? MOVED_CITED_BY_NATIVE[cited] : undefined;
         if (GENERATED_BELOW.some((g) => cited.startsWith(g))) continue;
-        if (!fs.existsSync(path.join(root, moved ?? cited))) missing.push(`${rel}:${comment.line} cites ${cited}`);
+        if (!fs.existsSync(path.join(root, cited))) missing.push(`${rel}:${comment.line} cites ${cited}`);
       }
     }
   }
