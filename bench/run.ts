@@ -425,8 +425,8 @@ async function lmRowsOf(modelPath: string, speech: Float32Array, stereoSeconds: 
   const lm48k = await EncodecLm.load(lm48.lm);
   try {
     for (const bandwidth of [6, 24]) {
-      const row = await lmRow(codec48, lm48k, 'encodec_48khz', stereo, 2, 48000, bandwidth, reps, dir);
-      log(`LM 48 kHz ${bandwidth} kbps: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.decompressRatio}x, ${row.lmMsPerFrame} ms/frame`);
+      const row = await lmRow(codec48, lm48k, 'encodec_48khz', stereo, 2, 48000, bandwidth, reps, dir, lm48.checkpoint);
+      log(`LM 48 kHz ${bandwidth} kbps: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.decompressRatio}x, ${row.lmMsPerFrame} ms/frame; eager reference write-lm ${row.referenceLmLoopS} s`);
       rows.push(row);
     }
   } finally {
