@@ -48,6 +48,14 @@ async function seconds(work: () => Promise<unknown>): Promise<number> {
   return (performance.now() - start) / 1000;
 }
 
+/** Wall time of `work` in seconds, and the process's CPU time (all threads) over it. */
+async function timed(work: () => Promise<unknown>): Promise<{ wall: number; cpu: number }> {
+  const cpu = process.cpuUsage();
+  const wall = await seconds(work);
+  const used = process.cpuUsage(cpu);
+  return { wall, cpu: (used.user + used.system) / 1e6 };
+}
+
 /**
  * Many varied clips against one long file of their total audio, 6 kbps, runs interleaved (long, batch, long,
  * batch, ...) so that the machine's drift hits both alike; the fastest run of each. Code agreement of every
@@ -57,13 +65,18 @@ export async function manyClips(codec: Encodec, clips: Float32Array[], reps: num
   const long = concat(clips);
   const total = long.length / RATE;
   const times = { longEncode: [] as number[], batchEncode: [] as number[], longDecode: [] as number[], batchDecode: [] as number[] };
+  const cpu = { longEncode: [] as number[], batchEncode: [] as number[], longDecode: [] as number[], batchDecode: [] as number[] };
+  const record = (key: keyof typeof times, t: { wall: number; cpu: number }): void => {
+    times[key].push(t.wall);
+    cpu[key].push(t.cpu);
+  };
   let batchCodes: Codes[] = [];
   let longCodes: Codes | undefined;
   for (let r = 0; r < reps; r++) {
-    times.longEncode.push(await seconds(async () => { longCodes = await codec.encode(long, { bandwidth: 6 }); }));
-    times.batchEncode.push(await seconds(async () => { batchCodes = await codec.encodeBatch(clips, { bandwidth: 6 }); }));
-    times.longDecode.push(await seconds(() => codec.decode(longCodes as Codes)));
-    times.batchDecode.push(await seconds(() => codec.decodeBatch(batchCodes)));
+    record('longEncode', await timed(async () => { longCodes = await codec.encode(long, { bandwidth: 6 }); }));
+    record('batchEncode', await timed(async () => { batchCodes = await codec.encodeBatch(clips, { bandwidth: 6 }); }));
+    record('longDecode', await timed(() => codec.decode(longCodes as Codes)));
+    record('batchDecode', await timed(() => codec.decodeBatch(batchCodes)));
   }
   const best = (xs: number[]): number => Math.min(...xs);
   let agree = 0;
@@ -91,7 +104,21 @@ export async function manyClips(codec: Encodec, clips: Float32Array[], reps: num
     meanAgreement: agree / checked,
     worstAgreement: worst,
     runs: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, v.map((t) => total / t)])),
+    // each run's own ratios (long and batch timed back to back in that run)
+    encodeRatios: times.longEncode.map((t, r) => t / times.batchEncode[r]),
+    decodeRatios: times.longDecode.map((t, r) => t / times.batchDecode[r]),
+    // the same in CPU time: the work, without the waits (an idle lane, other processes on the cores)
+    encodeCpuRatios: cpu.longEncode.map((t, r) => t / cpu.batchEncode[r]),
+    decodeCpuRatios: cpu.longDecode.map((t, r) => t / cpu.batchDecode[r]),
   };
+}
+
+/** min / median / max of `xs`. */
+export function spread(xs: number[]): { min: number; median: number; max: number } {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return { min: sorted[0], median, max: sorted[sorted.length - 1] };
 }
 
 /** Time of the first encode of 1 s after Encodec.load against the steady state (median of 5), with and without warm-up. */

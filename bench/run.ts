@@ -12,7 +12,9 @@
  * calling the TorchScript module directly (bench/direct.cc); and multi-file throughput with several jobs sharing
  * the cores. Many clips (bench/batch.ts): 1000 clips of 0.5-12 s through encodeBatch / decodeBatch against one
  * long file of the same total audio (runs interleaved), their code agreement with encode(clip), the time to
- * the first code after Encodec.load against the steady state, and RSS after 100 and after 10 000 varied clips.
+ * the first code after Encodec.load against the steady state, and RSS after 100 and after 10 000 varied clips;
+ * short clips (`--only short`): 150 clips of 0.3-3 s against one long file, each of 5 runs' ratios (min / median /
+ * max).
  * `--quick` shrinks every size (1 minute of speech, a 10-minute stream, 100 cycles, 60 and 300 clips) for a smoke run.
  * The 48 kHz row: encodec_48khz (random weights) encoding 60 s of stereo speech on 2 threads, against the eager
  * reference (test/reference/encodec48_reference.py) run the way Meta's code runs (EncodecModel.encode, segments one
@@ -38,7 +40,7 @@ import { ffmpeg, makeSpeech24k, makeStereo48k } from '../test/helpers/media';
 import { randomLm, randomModel, randomModel48 } from '../test/helpers/model';
 import { EncodecLm } from '../lib/lm/lm';
 import { lmRow } from './lm';
-import { firstCode, loop, manyClips, variedClips } from './batch';
+import { firstCode, loop, manyClips, spread, variedClips } from './batch';
 
 const RATE = 24000;
 const TEXT =
@@ -58,8 +60,9 @@ interface Options {
   stereo?: number;
   /** Rows to run (default: all); `--only-48k` is `--only 48k`. */
   only?: Set<Row>;
-  /** Clips of the many-clips rows, and of the RSS check (with their longest length). */
+  /** Clips of the many-clips rows, of the short-clips row, and of the RSS check (with their longest length). */
   clips?: number;
+  shortClips?: number;
   rssClips?: number;
   rssMax?: number;
   /** Runs of each timed row (the fastest counts). */
@@ -67,7 +70,7 @@ interface Options {
 }
 
 /** The bench's rows, in the order they run. */
-const ROWS = ['first', 'many', 'rss', 'throughput', 'threads', 'overhead', 'leak', 'multi', 'stream', 'scanner', 'realign', '48k', 'lm', 'lm48'] as const;
+const ROWS = ['first', 'many', 'short', 'rss', 'throughput', 'threads', 'overhead', 'leak', 'multi', 'stream', 'scanner', 'realign', '48k', 'lm', 'lm48'] as const;
 type Row = (typeof ROWS)[number];
 
 function parseRows(text: string | undefined): Set<Row> {
@@ -94,6 +97,7 @@ const USAGE = `usage: npm run bench [-- OPTIONS]
   --only ROWS      run only these rows (comma-separated): ${ROWS.join(', ')}
   --only-48k       the same as --only 48k (ours vs the eager reference, 2 threads each)
   --clips N        varied clips (0.5-12 s) of the many-clips rows (default 1000)
+  --short-clips N  clips of 0.3-3 s of the short-clips row (default 150), in 5 interleaved runs (--reps N: N)
   --rss-clips N    varied clips of the RSS check (default 10000)
   --rss-max S      longest clip of the RSS check in seconds (default 1.5, so that 10000 clips take about 10
                    minutes; the quick run: 12)
@@ -116,6 +120,7 @@ function parseArgs(argv: string[]): Options {
     else if (argv[i] === '--only-48k') options.only = new Set(['48k']);
     else if (argv[i] === '--only') options.only = parseRows(argv[++i]);
     else if (argv[i] === '--clips') options.clips = Math.round(positive(argv[++i], '--clips'));
+    else if (argv[i] === '--short-clips') options.shortClips = Math.round(positive(argv[++i], '--short-clips'));
     else if (argv[i] === '--rss-clips') options.rssClips = Math.round(positive(argv[++i], '--rss-clips'));
     else if (argv[i] === '--rss-max') options.rssMax = positive(argv[++i], '--rss-max');
     else if (argv[i] === '--reps') options.reps = Math.round(positive(argv[++i], '--reps'));
@@ -431,8 +436,8 @@ async function lm48RowsOf(stereoSeconds: number, reps: number, dir: string): Pro
       for (const jobs of [...new Set([1, availableCores()])]) {
         const lm48k = await EncodecLm.load(lm48.lm, { jobs });
         try {
-          const row = await lmRow(codec48, lm48k, 'encodec_48khz', stereo, 2, 48000, bandwidth, reps, dir);
-          log(`LM 48 kHz ${bandwidth} kbps, ${jobs} segments at once: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.decompressRatio}x, ${row.lmMsPerFrame} ms/frame`);
+          const row = await lmRow(codec48, lm48k, 'encodec_48khz', stereo, 2, 48000, bandwidth, reps, dir, lm48.checkpoint);
+          log(`LM 48 kHz ${bandwidth} kbps, ${jobs} segments at once: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.decompressRatio}x, ${row.lmMsPerFrame} ms/frame; eager reference write-lm ${row.referenceLmLoopS} s`);
           rows.push(row);
         } finally {
           lm48k.dispose();
@@ -499,7 +504,7 @@ async function main(): Promise<void> {
         tables.push(table('Time to the first code after Encodec.load (1 s at 6 kbps; warmup 1: the default)', first));
       }
 
-      if (['many', 'rss', 'throughput', 'overhead', 'leak'].some((row) => want(row as Row))) {
+      if (['many', 'short', 'rss', 'throughput', 'overhead', 'leak'].some((row) => want(row as Row))) {
         const codec = await Encodec.load(modelPath);
         try {
           if (want('many')) {
@@ -518,6 +523,31 @@ async function main(): Promise<void> {
             results.manyClips = { ...many, memory: batchMemory };
             tables.push(table(`Many clips: ${sizes.clips} clips of 0.5-12 s, encodeBatch / decodeBatch vs one long file of the same audio (6 kbps, fastest of ${sizes.reps} interleaved runs)`, [many]));
             tables.push(table(`Many clips, peak RSS in a process of their own (encodeBatch, then decodeBatch, whose result holds every clip's audio)`, [batchMemory]));
+          }
+          if (want('short')) {
+            // short clips: each run's ratio counts (not the fastest run), since a slow batch run is what users see
+            const count = options.shortClips ?? (options.quick ? 40 : 150);
+            const runs = options.reps ?? (options.quick ? 2 : 5);
+            const many = await manyClips(codec, variedClips(audio, count, 0.3, 3, 3), runs, Math.max(1, Math.floor(count / 50)));
+            const encode = spread(many.encodeRatios as number[]);
+            const decode = spread(many.decodeRatios as number[]);
+            const row = {
+              clips: many.clips,
+              audioSeconds: many.audioSeconds,
+              runs,
+              encodeRatioMin: encode.min,
+              encodeRatioMedian: encode.median,
+              encodeRatioMax: encode.max,
+              decodeRatioMin: decode.min,
+              decodeRatioMedian: decode.median,
+              decodeRatioMax: decode.max,
+              decodeCpuRatioMedian: spread(many.decodeCpuRatios as number[]).median,
+              encodeCpuRatioMedian: spread(many.encodeCpuRatios as number[]).median,
+              meanAgreement: many.meanAgreement,
+            };
+            log(`short clips: encodeBatch / long ${encode.min.toFixed(2)}-${encode.max.toFixed(2)} (median ${encode.median.toFixed(2)}), decodeBatch / long ${decode.min.toFixed(2)}-${decode.max.toFixed(2)} (median ${decode.median.toFixed(2)}) over ${runs} runs`);
+            results.shortClips = { ...many, ...row };
+            tables.push(table(`Short clips: ${count} clips of 0.3-3 s, encodeBatch / decodeBatch speed as a ratio to one long file of the same audio, each run's ratio (long and batch back to back), min / median / max of ${runs} interleaved runs (6 kbps)`, [row]));
           }
           if (want('rss')) {
             const rss = await batchChild('rss', modelPath, speechFile, sizes.speechSeconds, sizes.rssClips, 0.5, sizes.rssMax);

@@ -64,6 +64,9 @@ class EncodecTS48(ets.EncodecBase):
         super().__init__(ENCODEC_48KHZ)
         self.segment_samples = SEGMENT_SAMPLES
         self.segment_stride = SEGMENT_STRIDE
+        # the intra-op thread count whose rounding of the scales Meta's model gives; the addon sets it to the
+        # model's threads when it loads the file
+        self.scale_threads = 1
 
     def _check_wav_size(self, wav: Tensor, fn: str):
         if wav.size(0) < 1 or wav.size(2) < 1 or wav.size(2) > self.segment_samples:
@@ -82,12 +85,22 @@ class EncodecTS48(ets.EncodecBase):
 
     def _normalise(self, wav: Tensor) -> Tuple[Tensor, Tensor]:
         """Meta's EncodecModel._encode_frame with normalize=True: (x / scale, scale [B]), scale = 1e-8 + RMS of the
-        mono mix. The mean of squares is accumulated in float64 and rounded to float32 once: a float32 sum over a
-        segment rounds differently with the batch size and the thread count (ATen splits long reductions between
-        threads), so Meta's own scale can change in its last bit from one run setting to another; this one does
-        not, and is the correctly rounded value (Meta's is within an ulp or two of it)."""
+        mono mix, rounded as Meta's float32 ops round it on one [1, 2, T] segment with `scale_threads` intra-op
+        threads. ATen sums a lone row of more than 32768 (its grain) samples in two halves, one per thread, when it
+        has 2+ threads, and any row of a batch of rows whole on one thread; so each row's sum is taken whole (rows of
+        a batch of at least two) or in Meta's two halves, whatever this call's own thread count."""
         mono = wav.mean(dim=1, keepdim=True)
-        volume = mono.to(torch.float64).pow(2).mean(dim=2, keepdim=True).sqrt().to(torch.float32)
+        squares = mono.pow(2)
+        length = squares.size(2)
+        if self.scale_threads >= 2 and length > 32768:
+            half = (length + 1) // 2
+            total = squares[:, :, :half].sum(dim=2, keepdim=True) + squares[:, :, half:].sum(dim=2, keepdim=True)
+            volume = (total / length).sqrt()
+        else:
+            rows = squares.size(0)
+            if rows == 1:
+                squares = torch.cat([squares, torch.zeros_like(squares)], dim=0)
+            volume = squares.mean(dim=2, keepdim=True)[:rows].sqrt()
         scale = 1e-8 + volume
         return wav / scale, scale.view(-1)
 

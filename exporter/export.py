@@ -29,7 +29,7 @@ import encodec48_ts as e48  # noqa: E402
 import encodec_ts as ets  # noqa: E402
 import export_common as common  # noqa: E402
 
-EXPORTER_VERSION = "1.7.0"
+EXPORTER_VERSION = "1.8.0"
 
 
 class FamilyExport:

@@ -21,6 +21,7 @@ import { EncodecLm } from '../lib/lm/lm';
 import { NativeBinding, NativeModel, nativeBinding } from '../lib/addon/native';
 import { ecdcSegmentFrames, encodeEcdc, encodeEcdcLm } from '../lib/io/ecdc';
 import { GoodFile, LmTargets, lmCases } from './lm-cases';
+import { SegmentedTargets, segmentedCases } from './segmented-cases';
 
 export interface FuzzOptions {
   /** Model file (a small or random model keeps valid race calls cheap). */
@@ -33,6 +34,8 @@ export interface FuzzOptions {
   concurrency?: number;
   /** Entropy-coding LM files (encodec_24khz's and/or encodec_48khz's): adds the LM and .ecdc reader cases. */
   lmPaths?: string[];
+  /** A segmented model file (encodec_48khz): adds its cases (stereo clips, codes with scales). */
+  model48Path?: string;
   /** Called after each batch with the calls made so far. */
   onProgress?: (done: number, total: number) => void;
 }
@@ -247,6 +250,7 @@ interface Targets {
   modelPath: string;
   scratch: string;
   lm?: LmTargets;
+  segmented?: SegmentedTargets;
 }
 
 function makeCall(g: Generator, t: Targets): FuzzCall {
@@ -341,6 +345,7 @@ function makeCall(g: Generator, t: Targets): FuzzCall {
       return { name: 'call after dispose()', expect: 'error', run: call };
     },
     ...(t.lm ? lmCases(g, t.lm) : []),
+    ...(t.segmented ? segmentedCases(g, t.segmented) : []),
     // ---- races: valid when made, then the input is detached (cheap: tiny inputs) ----
     () => {
       const clip = g.tinyClip();
@@ -477,6 +482,20 @@ async function lmTargets(binding: NativeBinding, lmPaths: string[]): Promise<LmT
   return { lms, dead, plain: [{ bytes: encodeEcdc(codes, 30 * 320), codes: codes.data }] };
 }
 
+/** The segmented model's targets: loaded twice (native, Encodec) and twice more, disposed with a call in flight. */
+async function segmentedTargets(binding: NativeBinding, modelPath: string): Promise<SegmentedTargets> {
+  const native = await binding.load(modelPath, { threads: 1 });
+  const codec = await Encodec.load(modelPath, { threads: 1, warmup: false });
+  const dead = await binding.load(modelPath, { threads: 1 });
+  const deadCodec = await Encodec.load(modelPath, { threads: 1, warmup: false });
+  const inFlight = dead.encode([new Float32Array(2 * 640).fill(0.1)], 4);
+  dead.dispose();
+  deadCodec.dispose();
+  const [codes] = await inFlight;
+  if (codes.nFrames !== 2 || !Number.isFinite(codes.scale)) throw new Error('fuzz setup: a 48 kHz encode in flight during dispose() lost its result');
+  return { native, codec, dead, deadCodec };
+}
+
 /** Runs the fuzzer; throws only if its own setup fails. */
 export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
   const total = options.calls ?? 10000;
@@ -498,7 +517,8 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
   deadCodec.dispose();
   await inFlight;
   const lm = options.lmPaths?.length ? await lmTargets(binding, options.lmPaths) : undefined;
-  const targets: Targets = { binding, native, codec, deadNative, deadCodec, modelPath: options.modelPath, scratch, lm };
+  const segmented = options.model48Path ? await segmentedTargets(binding, options.model48Path) : undefined;
+  const targets: Targets = { binding, native, codec, deadNative, deadCodec, modelPath: options.modelPath, scratch, lm, segmented };
   const report: FuzzReport = { seed, calls: 0, thrown: 0, rejected: 0, resolved: 0, cases: {}, failures: [] };
   try {
     while (report.calls < total) {
@@ -516,6 +536,8 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzReport> {
   } finally {
     native.dispose();
     codec.dispose();
+    segmented?.native.dispose();
+    segmented?.codec.dispose();
     lm?.lms.forEach((l) => {
       l.native.dispose();
       l.lm.dispose();

@@ -1,13 +1,14 @@
 /**
- * `npm run fuzz [-- --calls N --seed S --model M --lm A.pt,B.pt --json]`: throws malformed calls at the native API,
+ * `npm run fuzz [-- --calls N --seed S --model M --model48 M48 --lm A.pt,B.pt --json]`: throws malformed calls at the native API,
  * the Encodec class, the entropy-coding LM and the .ecdc readers (see fuzzer.ts, lm-cases.ts). Exit code 0 when every call threw or rejected with an Error and the process
  * survived; 1 with the broken calls listed otherwise. A crash shows as the process dying (a signal).
  *
- * The model and the LMs (`--lm none`: no LM cases) default to the test suite's cached random-weight ones (exported
- * on first use): the encodec_24khz model, and the LMs of both codecs.
+ * The models and the LMs (`--lm none`: no LM cases; `--model48 none`: no encodec_48khz cases) default to the test
+ * suite's cached random-weight ones (exported on first use): the encodec_24khz and encodec_48khz models, and the LMs
+ * of both codecs.
  */
 import { fuzz } from './fuzzer';
-import { randomLm, randomModel } from '../test/helpers/model';
+import { randomLm, randomModel, randomModel48 } from '../test/helpers/model';
 
 function option(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -33,9 +34,12 @@ async function main(): Promise<void> {
   const lmOption = option('--lm');
   const lmPaths =
     lmOption === 'none' ? [] : lmOption !== undefined ? lmOption.split(',') : (await Promise.all([randomLm('encodec_24khz', 0), randomLm('encodec_48khz', 1)])).map((l) => l.lm);
+  const model48Option = option('--model48');
+  const model48Path = model48Option === 'none' ? undefined : model48Option ?? (await randomModel48(0)).model;
   const started = Date.now();
   const report = await fuzz({
     modelPath,
+    model48Path,
     lmPaths,
     calls,
     seed,

@@ -177,6 +177,8 @@ Session::Session(const std::string& path, const std::string& device, int threads
   if (module_.hasattr("max_codebooks")) max_codebooks_ = module_.attr("max_codebooks").toInt();
   segmented_ = module_.find_method("encode_segments").has_value() && module_.find_method("decode_segments").has_value();
   if (segmented_ && module_.hasattr("segment_samples")) segment_samples_ = module_.attr("segment_samples").toInt();
+  // Exporter 1.8+: the scales round as Meta's model rounds them with this model's threads (a call may run on fewer)
+  if (segmented_ && module_.hasattr("scale_threads")) module_.setattr("scale_threads", static_cast<int64_t>(threads_));
   if (channels_ < 1 || channels_ > 2 || max_codebooks_ < 1 || max_codebooks_ > kMaxCodebooks ||
       (segmented_ && segment_samples_ < 1)) {
     throw NativeError(ErrorKind::Generic, "'" + path + "' has an unexpected model geometry (" +

@@ -55,19 +55,12 @@ async function runLanes<I, O>(
   take: (job: number, output: O) => void,
 ): Promise<void> {
   // the windows of one span call of `encode()`: the LSTM's step-serial matrix products cost nearly as much for
-  // a batch of 4 rows as for 8, so half-size packs ran the LSTM at up to 1.8x the cost (measured, exporter 1.7);
-  // a small batch is still cut into a pack per lane, since two one-thread calls beat one two-thread call
-  const totalFrames = jobs.reduce((n, job) => n + job.frames, 0);
-  const packFrames = Math.min(plan.batchWindows * (plan.chunkFrames + plan.contextFrames), Math.ceil(totalFrames / lanes));
-  const packs: { jobs: number[]; frames: number }[] = [];
-  for (let i = 0; i < jobs.length;) {
-    const pack = { jobs: [] as number[], frames: 0 };
-    while (i < jobs.length && (pack.jobs.length === 0 || pack.frames + jobs[i].frames <= packFrames)) {
-      pack.frames += jobs[i].frames;
-      pack.jobs.push(i++);
-    }
-    packs.push(pack);
-  }
+  // a batch of 4 rows as for 8, so packs are cut full (docs/performance.md#many-clips)
+  const full = plan.batchWindows * (plan.chunkFrames + plan.contextFrames);
+  const packs = cutPacks(jobs.map((job) => job.frames), full, lanes).map((pack) => ({
+    jobs: pack,
+    frames: pack.reduce((n, j) => n + jobs[j].frames, 0),
+  }));
   packs.sort((a, b) => b.frames - a.frames); // stable: equal packs stay in input order
   const used = Math.min(lanes, packs.length);
   let next = 0;
@@ -87,6 +80,38 @@ async function runLanes<I, O>(
   // every lane has stopped: the codec's next computation must not run beside one still working
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+/**
+ * Packs of consecutive jobs (`frames` each): groups of `lanes` packs of up to `full` frames while more than one
+ * such group remains, then the rest in `lanes` packs of about equal frames, each job in the pack its middle
+ * frame falls in (as chunkSteps shares a clip's last step among the lanes): the lanes end together, where a
+ * last short pack would run on one lane with the others idle (and a batch smaller than a group, cut into
+ * packs of its share, would leave a small pack over).
+ */
+export function cutPacks(frames: number[], full: number, lanes: number): number[][] {
+  const packs: number[][] = [];
+  let remaining = frames.reduce((n, f) => n + f, 0);
+  let i = 0;
+  while (i < frames.length && remaining > lanes * full) {
+    for (let k = 0; k < lanes && i < frames.length; k++) {
+      const pack: number[] = [];
+      let held = 0;
+      while (i < frames.length && (pack.length === 0 || held + frames[i] <= full)) {
+        held += frames[i];
+        remaining -= frames[i];
+        pack.push(i++);
+      }
+      packs.push(pack);
+    }
+  }
+  const share = remaining / lanes;
+  const rest: number[][] = Array.from({ length: lanes }, () => []);
+  for (let at = 0; i < frames.length; i++) {
+    rest[Math.min(lanes - 1, Math.floor((at + frames[i] / 2) / share))].push(i);
+    at += frames[i];
+  }
+  return packs.concat(rest.filter((pack) => pack.length > 0));
 }
 
 /** The codes of each clip, as chunked `encode(clip)` gives them with `plan` on a runner of `lanes` lanes. */

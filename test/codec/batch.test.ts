@@ -10,6 +10,7 @@ import { loadAudio } from '../../lib/io/audio';
 import { Encodec } from '../../lib/codec/codec';
 import { Codes } from '../../lib/codec/codes';
 import { NativeModel, nativeBinding } from '../../lib/addon/native';
+import { cutPacks } from '../../lib/codec/pool';
 import { codeAgreement, snr } from '../../lib/quality/metrics';
 import { expectCodesWithinRounding, rejects } from '../helpers/assert';
 import { makeSpeech24k } from '../helpers/media';
@@ -197,5 +198,42 @@ describe('many clips: pooled encodeBatch / decodeBatch / encodeMany / decodeMany
     } finally {
       cold.dispose();
     }
+  });
+});
+
+describe('packs of pooled calls (cutPacks)', function () {
+  /** Checks that `packs` hold the jobs 0..n-1 in order, each pack consecutive; returns each pack's frames. */
+  function packFrames(packs: number[][], frames: number[]): number[] {
+    expect(packs.flat()).to.deep.equal(frames.map((_, i) => i));
+    for (const pack of packs) expect(pack).to.deep.equal(pack.map((_, k) => pack[0] + k));
+    return packs.map((pack) => pack.reduce((n, j) => n + frames[j], 0));
+  }
+
+  it('ends the lanes together: full packs by groups of lanes, the rest shared evenly, never a short pack over', function () {
+    // 150 short clips (23 to 225 frames each, seeded), 2 lanes, packs of up to 7500 frames
+    let x = 5;
+    const frames = Array.from({ length: 150 }, () => {
+      x = (x * 1103515245 + 12345) % 2147483648;
+      return 23 + (x % 203);
+    });
+    const total = frames.reduce((n, f) => n + f, 0);
+    expect(total).to.be.within(15001, 22499); // more than one group of two full packs, less than two
+    const sizes = packFrames(cutPacks(frames, 7500, 2), frames);
+    expect(sizes).to.have.length(4);
+    expect(sizes.slice(0, 2).every((n) => n <= 7500 && n > 7500 - 226)).to.equal(true);
+    // the rest, in two packs within one clip of each other
+    expect(Math.abs(sizes[2] - sizes[3])).to.be.at.most(225);
+    // lane loads (largest pack first, each to the lane free first) differ by at most one clip
+    expect(Math.abs(sizes[0] + sizes[3] - (sizes[1] + sizes[2]))).to.be.below(2 * 226);
+  });
+
+  it('cuts a batch under one group into one pack per lane, and keeps every pack of whole jobs', function () {
+    const sizes = packFrames(cutPacks([100, 100, 100, 100, 100], 7500, 2), [100, 100, 100, 100, 100]);
+    expect(sizes).to.deep.equal([200, 300]);
+    expect(packFrames(cutPacks([100], 7500, 2), [100])).to.deep.equal([100]);
+    expect(packFrames(cutPacks([9000, 50, 50], 7500, 2), [9000, 50, 50])).to.deep.equal([9000, 100]);
+    expect(packFrames(cutPacks([100, 200, 300], 7500, 1), [100, 200, 300])).to.deep.equal([600]);
+    // one lane: full packs, then the rest
+    expect(packFrames(cutPacks([4000, 4000, 4000], 7500, 1), [4000, 4000, 4000])).to.deep.equal([4000, 4000, 4000]);
   });
 });

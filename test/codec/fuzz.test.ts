@@ -11,7 +11,7 @@ import { expect } from 'chai';
 
 import { FuzzReport } from '../../fuzz/fuzzer';
 import { nativeBinding } from '../../lib/addon/native';
-import { randomModel } from '../helpers/model';
+import { randomModel, randomModel48 } from '../helpers/model';
 import { PACKAGE_ROOT } from '../../lib/common/package-root';
 
 const DIST = path.join(PACKAGE_ROOT, 'dist');
@@ -23,13 +23,15 @@ function node(args: string[]): { status: number | null; signal: NodeJS.Signals |
 
 describe('native API hardening', function () {
   let modelPath: string;
+  let model48Path: string;
 
   before(async function () {
     modelPath = await randomModel(0);
+    model48Path = (await randomModel48(0)).model;
   });
 
-  it('survives 500 malformed calls, each throwing or rejecting with an Error (the LMs of both codecs and hostile .ecdc files among them)', function () {
-    const r = node([path.join(DIST, 'fuzz', 'run.js'), '--calls', '500', '--seed', '20251126', '--model', modelPath, '--json']);
+  it('survives 500 malformed calls, each throwing or rejecting with an Error (the LMs of both codecs, the 48 kHz model and hostile .ecdc files among them)', function () {
+    const r = node([path.join(DIST, 'fuzz', 'run.js'), '--calls', '500', '--seed', '20251126', '--model', modelPath, '--model48', model48Path, '--json']);
     expect(r.signal, `the fuzzer crashed: ${r.stderr}`).to.equal(null);
     expect(r.status, r.stderr).to.equal(0);
     const report = JSON.parse(r.stdout) as FuzzReport;
@@ -40,6 +42,8 @@ describe('native API hardening', function () {
     expect(report.rejected).to.be.greaterThan(100); // validation off the event loop (NaN samples, code ranges) ran too
     const names = Object.keys(report.cases);
     expect(names.length).to.be.at.least(25);
+    const segmentedKinds = ['48k native.encode([bad stereo clip])', '48k native.decode([bad segment codes])', '48k codec.decode(bad segmented codes)'];
+    for (const kind of segmentedKinds) expect(names, kind).to.include(kind);
     const lmKinds = ['lm.compress(bad blocks)', 'lm.decompress(bad arguments)', 'lm call after dispose()', 'decodeEcdcLm(hostile LM file)', 'decodeEcdc(hostile plain file)'];
     for (const kind of ['native.encode(bad nQ)', 'native.decode([bad codes])', 'codec.encode(bad bandwidth)', 'call after dispose()', 'binding.load(bad path)', ...lmKinds]) {
       expect(names, kind).to.include(kind);

@@ -7,21 +7,25 @@
  * 480-sample tail segment), and 47600 samples (a 149-frame segment and an 80-sample one).
  */
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
 
 import { Encodec } from '../../lib/codec/codec';
 import { SegmentedCodes } from '../../lib/codec/codes';
+import { EncodecLm } from '../../lib/lm/lm';
 import { toPlanar } from '../../lib/common/planar';
-import { readNpy } from '../../lib/io/npy';
+import { encodeEcdc, encodeEcdcLm } from '../../lib/io/ecdc';
+import { readNpy, writeNpy } from '../../lib/io/npy';
 import { readWav, writeWav } from '../../lib/io/wav';
 import { snr } from '../../lib/quality/metrics';
 import { makeStereo48k } from '../helpers/media';
-import { randomModel48 } from '../helpers/model';
+import { randomLm, randomModel48 } from '../helpers/model';
 import { tempDir } from '../helpers/temp-dir';
 
-const SCRIPT = path.resolve(__dirname, '..', '..', '..', 'test', 'reference', 'parity48.py');
+const REFERENCE_DIR = path.resolve(__dirname, '..', '..', '..', 'test', 'reference');
+const SCRIPT = path.join(REFERENCE_DIR, 'parity48.py');
 
 interface RefLine {
   bandwidth: number;
@@ -33,8 +37,8 @@ interface RefLine {
 }
 
 /** Runs the reference on a WAV; returns its summary lines (dumps in `dumpDir`). */
-function reference(checkpoint: string, audio: string, bandwidths: number[], dumpDir: string): RefLine[] {
-  const r = spawnSync('/usr/bin/python3', [SCRIPT, '--checkpoint', checkpoint, '--audio', audio, '--bandwidths', bandwidths.join(','), '--dump-dir', dumpDir, '--threads', '2'], {
+function reference(checkpoint: string, audio: string, bandwidths: number[], dumpDir: string, threads = 2): RefLine[] {
+  const r = spawnSync('/usr/bin/python3', [SCRIPT, '--checkpoint', checkpoint, '--audio', audio, '--bandwidths', bandwidths.join(','), '--dump-dir', dumpDir, '--threads', String(threads)], {
     encoding: 'utf8',
   });
   expect(r.status, r.stderr).to.equal(0);
@@ -125,4 +129,119 @@ describe('parity of encodec_48khz with the eager reference implementation', func
       }
     });
   }
+});
+
+/** Runs a reference script of test/reference; its stdout. */
+function python(script: string, args: string[]): string {
+  const r = spawnSync('/usr/bin/python3', [path.join(REFERENCE_DIR, script), ...args], { encoding: 'utf8', cwd: REFERENCE_DIR });
+  expect(r.status, r.stderr).to.equal(0);
+  return r.stdout;
+}
+
+/** 10 s of planar stereo: a chirp under a slow swell with seeded noise, both channels different. */
+function tenSecondsStereo(): Float32Array {
+  const n = 480000;
+  const out = new Float32Array(2 * n);
+  let x = 31;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    const noise = (x / 2 ** 32 - 0.5) * 0.1;
+    const t = i / 48000;
+    const tone = 0.3 * Math.sin(2 * Math.PI * 220 * t * (1 + t)) * Math.exp(-(((t % 2) - 1) ** 2));
+    out[i] = tone + noise;
+    out[n + i] = 0.7 * tone - 0.5 * noise;
+  }
+  return out;
+}
+
+/** Meta's scale computed exactly (float64 sum, rounded once): what the exporter before 1.8 gave. */
+function correctlyRoundedScales(planar: Float32Array, segments: number): number[] {
+  const n = planar.length / 2;
+  const out: number[] = [];
+  for (let k = 0; k < segments; k++) {
+    const start = k * 47520;
+    const end = Math.min(start + 48000, n);
+    let sum = 0;
+    for (let i = start; i < end; i++) {
+      const mono = Math.fround(Math.fround(planar[i] + planar[n + i]) / 2);
+      sum += mono * mono;
+    }
+    out.push(Math.fround(Math.fround(Math.sqrt(sum / (end - start))) + Math.fround(1e-8)));
+  }
+  return out;
+}
+
+describe("encodec_48khz scales are Meta's to the bit (10 s of stereo, 11 segments)", function () {
+  const dir = tempDir('scales48');
+  const planar = tenSecondsStereo();
+  const samples = planar.length / 2;
+  let model: string;
+  let checkpoint: string;
+  let lm: { lm: string; checkpoint: string };
+  let audio: string;
+  const refScales = new Map<number, Float32Array>();
+
+  before(async function () {
+    ({ model, checkpoint } = await randomModel48(1));
+    lm = await randomLm('encodec_48khz', 1);
+    audio = path.join(dir, 'stereo10.npy');
+    await writeNpy(audio, planar, [2, samples]);
+  });
+
+  for (const threads of [1, 2]) {
+    it(`with ${threads} thread${threads === 1 ? '' : 's'}: scales, codes, plain and LM .ecdc bytes equal the reference's`, async function () {
+      const dumps = path.join(dir, `ref-${threads}`);
+      const [line] = reference(checkpoint, audio, [6], dumps, threads);
+      expect(line.segments).to.equal(11);
+      const theirScales = (await readNpy(path.join(dumps, 'scales_bw6.npy'))).data as Float32Array;
+      refScales.set(threads, theirScales);
+      const theirCodes = (await readNpy(path.join(dumps, 'codes_bw6.npy'))).data as BigInt64Array;
+      const codec = await Encodec.load(model, { threads, warmup: false });
+      let codes: SegmentedCodes;
+      try {
+        codes = (await codec.encode(planar, { bandwidth: 6 })) as SegmentedCodes;
+      } finally {
+        codec.dispose();
+      }
+      // bit for bit: the float32 values compared as their bit patterns
+      const bits = (a: Float32Array) => Array.from(new Uint32Array(Float32Array.from(a).buffer));
+      expect(bits(codes.scales)).to.deep.equal(bits(theirScales));
+      expect(Array.from(codes.data)).to.deep.equal(Array.from(theirCodes, Number));
+
+      // Meta's plain file of Meta's codes and scales
+      const codesFile = path.join(dumps, 'codes_bw6.npy');
+      const scalesFile = path.join(dumps, 'scales_bw6.npy');
+      const plain = path.join(dumps, 'plain.ecdc');
+      python('ecdc48_reference.py', ['write', codesFile, scalesFile, String(samples), plain]);
+      expect(encodeEcdc(codes, samples).equals(fs.readFileSync(plain)), 'plain .ecdc').to.equal(true);
+
+      // and its LM file: segment by segment, each scale before its payload
+      const segDir = path.join(dumps, 'segments');
+      fs.mkdirSync(segDir, { recursive: true });
+      let first = 0;
+      for (const [k, f] of line.segment_frames.entries()) {
+        const data = new Int16Array(codes.nQ * f);
+        for (let q = 0; q < codes.nQ; q++) data.set(codes.data.subarray(q * codes.nFrames + first, q * codes.nFrames + first + f), q * f);
+        await writeNpy(path.join(segDir, `codes_${k}.npy`), data, [codes.nQ, f]);
+        first += f;
+      }
+      await writeNpy(path.join(segDir, 'scales.npy'), theirScales, [theirScales.length]);
+      const lmFile = path.join(dumps, 'lm.ecdc');
+      python('ecdc_reference.py', ['write-lm', 'encodec_48khz', String(samples), segDir, lm.checkpoint, lmFile]);
+      const lm48 = await EncodecLm.load(lm.lm);
+      try {
+        expect((await encodeEcdcLm(codes, samples, lm48)).equals(fs.readFileSync(lmFile)), 'LM .ecdc').to.equal(true);
+      } finally {
+        lm48.dispose();
+      }
+    });
+  }
+
+  it("tells Meta's float32 reduction from an exact one: the audio has a segment where they differ", function () {
+    // Without such a segment the tests above would pass on a scale computed any other close way.
+    expect(refScales.size, 'the tests above ran').to.equal(2);
+    const exact = correctlyRoundedScales(planar, 11);
+    const differing = [1, 2].map((t) => Array.from(refScales.get(t) as Float32Array).filter((s, k) => s !== exact[k]).length);
+    expect(differing[0] + differing[1]).to.be.at.least(1);
+  });
 });
