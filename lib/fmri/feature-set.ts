@@ -5,6 +5,7 @@
  */
 import type { HrfModel } from './hrf';
 import type { Resample } from './resample';
+import type { VolumeTiming } from './run-timeline';
 import type { MelSettings } from '../dsp/mel';
 
 export type FeatureMode = 'encodec' | 'mel';
@@ -23,8 +24,8 @@ export const HRF_OPTIONS: readonly HrfOption[] = Object.freeze(['none', 'glover'
 export const DEFAULT_TR = 1.5;
 /** Default bandwidth of the feature pipeline, kbps (4 codebooks). */
 export const DEFAULT_FEATURE_BANDWIDTH = 3;
-/** One TR's row of metadata (the columns of the metadata CSV). */
-export interface TrMetadata {
+/** One TR's row of metadata (the columns of the metadata CSV), with the volume's run timing. */
+export interface TrMetadata extends VolumeTiming {
   tr_index: number;
   /** Seconds: k * tr. */
   start_time: number;
@@ -39,13 +40,8 @@ export interface TrMetadata {
   encoding_mode: FeatureMode;
   /** The input file. */
   source: string;
-  /** Run timing of the volume (see ./run-timeline); start_time / end_time equal run_time_start / run_time_end. */
-  run_time_start: number;
-  run_time_end: number;
-  stimulus_time_start: number;
-  stimulus_time_end: number;
-  stimulus_fraction: number;
-  stim_file: string;
+  // and the run timing of the volume (VolumeTiming, ./run-timeline): start_time / end_time equal run_time_start /
+  // run_time_end
   /** The volume's reference time t_k = (k + sliceTimeRef) * tr. */
   frame_time: number;
 }

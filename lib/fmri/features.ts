@@ -223,7 +223,6 @@ function codecSeries(s: ExtractSettings, kind: FeatureKind, info: ModelInfo): Se
   };
 }
 
-
 /** The number of volumes of a run of `samples` samples at `sampleRate`: runTrs, else as many as the audio fills; at most maxTrs. */
 function volumesOf(s: ExtractSettings, samples: number, sampleRate: number): number {
   return Math.min(s.maxTrs, s.runTrs ?? defaultRunTrs(samples, s.tr, sampleRate));
