@@ -113,7 +113,7 @@ describe('errors and their codes (codec and addon)', function () {
   it('gives a model loaded with threads 0 libtorch\'s default, not the count another model left on the pool thread', function () {
     // One pool thread: the first model's calls set it to 1 thread; the second model (threads 0) must not run on 1.
     const out = runScript(`
-      const { nativeBinding } = require(${JSON.stringify(path.join(PACKAGE_ROOT, 'dist', 'lib', 'codec', 'native.js'))});
+      const { nativeBinding } = require(${JSON.stringify(path.join(PACKAGE_ROOT, 'dist', 'lib', 'addon', 'native.js'))});
       const binding = nativeBinding();
       const one = await binding.load(${JSON.stringify(modelPath)}, { threads: 1 });
       await one.encode([new Float32Array(3200)], 2);
@@ -128,7 +128,7 @@ describe('errors and their codes (codec and addon)', function () {
   it('runs native work on its own threads: one per call running at once, whatever UV_THREADPOOL_SIZE', function () {
     // each thread that has run a model keeps tens of MB of heap: 8 pool threads must not become 8 such threads
     const out = runScript(`
-      const { nativeBinding } = require(${JSON.stringify(path.join(PACKAGE_ROOT, 'dist', 'lib', 'codec', 'native.js'))});
+      const { nativeBinding } = require(${JSON.stringify(path.join(PACKAGE_ROOT, 'dist', 'lib', 'addon', 'native.js'))});
       const binding = nativeBinding();
       const model = await binding.load(${JSON.stringify(modelPath)}, { threads: 1 });
       const clip = new Float32Array(3200).map((_, i) => Math.sin(i / 7));
@@ -156,7 +156,7 @@ describe('errors and their codes (codec and addon)', function () {
 
   it('frees models off the JavaScript thread, at dispose() and at garbage collection', function () {
     const out = runScript(`
-      const { nativeBinding } = require(${JSON.stringify(path.join(PACKAGE_ROOT, 'dist', 'lib', 'codec', 'native.js'))});
+      const { nativeBinding } = require(${JSON.stringify(path.join(PACKAGE_ROOT, 'dist', 'lib', 'addon', 'native.js'))});
       const binding = nativeBinding();
       const a = await binding.load(${JSON.stringify(modelPath)}, { threads: 1 });
       await a.encode([new Float32Array(3200)], 2);

@@ -75,7 +75,7 @@ describe('native API hardening', function () {
       const gc = require('node:vm').runInNewContext('gc');
       const binding = ${raw
         ? `require('node-gyp-build')(${JSON.stringify(path.resolve(DIST, '..'))})`
-        : `require(${JSON.stringify(path.join(DIST, 'lib', 'codec', 'native.js'))}).nativeBinding()`};
+        : `require(${JSON.stringify(path.join(DIST, 'lib', 'addon', 'native.js'))}).nativeBinding()`};
       const tone = () => Float32Array.from({ length: 240000 }, (_, i) => 0.3 * Math.sin(i / 9) + 0.1 * Math.sin(i / 31));
       (async () => {
         const model = await binding.load(${JSON.stringify(modelPath)}, { threads: 2 });
