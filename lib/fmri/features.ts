@@ -168,9 +168,8 @@ export async function extractFeatures(file: string, options: ExtractOptions = {}
 
 /** The frame series a run's features come from: the audio it is computed from and its frames' clock and TR windows. */
 interface Series {
-  /** Rate and channels the audio is read at. */
+  /** Rate the audio is read at. */
   sampleRate: number;
-  channels: 1 | 2;
   /** Seconds read past the last TR when `maxTrs` stops early. */
   lookahead: number;
   /** Frame j is centred at (j + offset) / rate. */
@@ -191,7 +190,6 @@ function melSeries(s: ExtractSettings): Series {
   const m = s.mel;
   return {
     sampleRate: m.sampleRate,
-    channels: 1,
     lookahead: m.nFft / m.sampleRate,
     clock: { rate: m.sampleRate / m.hopLength, offset: 0 },
     rows: m.nMels,
@@ -211,7 +209,6 @@ function codecSeries(s: ExtractSettings, kind: FeatureKind, info: ModelInfo): Se
   const nQ = modelCodebooks(info, s.bandwidth);
   return {
     sampleRate: info.sample_rate,
-    channels: info.channels === 2 ? 2 : 1,
     lookahead: ENCODEC_LOOKAHEAD_SECONDS,
     clock: { rate, offset: 0.5 },
     rows: kind === 'codes' ? nQ : info.dimension,
