@@ -15,8 +15,8 @@
  * Audio is planar: channel 0's samples, then channel 1's, in one Float32Array. Segments go through the model in
  * batches (equal-length segments batch well), so only a batch of segments is ever held as tensors.
  */
-import { CodesBlock, LatentsBlock, concatCodes, concatLatents } from './chunking';
-import { Codes, Embeddings, SegmentedCodes } from './codes';
+import { concatCodes, concatLatents } from './code-frames';
+import { Codes, CodesBlock, Embeddings, LatentsBlock, SegmentedCodes } from './codes';
 import type { ModelInfo } from '../model/model-file';
 import { typeError, rangeError } from '../common/errors';
 
