@@ -16,7 +16,7 @@ import io
 import os
 import re
 from collections import OrderedDict
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -96,16 +96,36 @@ def read_layout_tsv(path: str) -> "OrderedDict[str, Tuple[int, ...]]":
     return out
 
 
+Renames = Sequence[Tuple[str, str]]
+
+# where Meta's and Hugging Face's names differ in every family: the module lists (renamed before a family's own
+# rules) and the codebooks (after them)
+_MODULES_TO_HF: Renames = ((r"^encoder\.model\.", "encoder.layers."), (r"^decoder\.model\.", "decoder.layers."))
+_CODEBOOKS_TO_HF: Renames = ((r"^quantizer\.vq\.layers\.(\d+)\._codebook\.", r"quantizer.layers.\1.codebook."),)
+_MODULES_FROM_HF: Renames = ((r"^encoder\.layers\.", "encoder.model."), (r"^decoder\.layers\.", "decoder.model."))
+_CODEBOOKS_FROM_HF: Renames = ((r"^quantizer\.layers\.(\d+)\.codebook\.", r"quantizer.vq.layers.\1._codebook."),)
+
+
+def renaming(rules: Renames) -> Callable[[str], str]:
+    """A name map: the regex substitutions (pattern, replacement) of `rules`, in order."""
+    def rename(name: str) -> str:
+        for pattern, replacement in rules:
+            name = re.sub(pattern, replacement, name)
+        return name
+    return rename
+
+
 class LayoutNames:
     """A family's tensor names: its official layout (Meta's names and shapes, layout/<tsv>), the renaming to Hugging
     Face's names, and its inverse: exact for the layout's names (HF's names can merge two official ones, told apart
-    by the layout), best-effort by `hf_fallback` for others (for error messages)."""
+    by the layout), best-effort by `hf_fallback` for others (for error messages). `to_hf` and `from_hf` are the
+    family's own renames (its convolutions' tensors), run between the module lists' and the codebooks'."""
 
-    def __init__(self, tsv: str, official_to_hf: Callable[[str], str], hf_fallback: Callable[[str], str],
+    def __init__(self, tsv: str, to_hf: Renames, from_hf: Renames,
                  generate: Optional[Callable[[], "OrderedDict[str, Tuple[int, ...]]"]] = None):
         self.tsv = os.path.join(LAYOUT_DIR, tsv)
-        self.official_to_hf = official_to_hf
-        self.hf_fallback = hf_fallback
+        self.official_to_hf = renaming(tuple(_MODULES_TO_HF) + tuple(to_hf) + tuple(_CODEBOOKS_TO_HF))
+        self.hf_fallback = renaming(tuple(_MODULES_FROM_HF) + tuple(from_hf) + tuple(_CODEBOOKS_FROM_HF))
         self.generate = generate
         self._official: Optional["OrderedDict[str, Tuple[int, ...]]"] = None
         self._hf_to_official: Optional[Dict[str, str]] = None
@@ -138,22 +158,10 @@ class LayoutNames:
         return OrderedDict((show(k), v) for k, v in sd_official.items())
 
 
-def official_to_hf_name(name: str) -> str:
-    name = re.sub(r"^encoder\.model\.", "encoder.layers.", name)
-    name = re.sub(r"^decoder\.model\.", "decoder.layers.", name)
-    name = name.replace(".conv.conv.", ".conv.").replace(".convtr.convtr.", ".conv.")
-    name = re.sub(r"^quantizer\.vq\.layers\.(\d+)\._codebook\.", r"quantizer.layers.\1.codebook.", name)
-    return name
-
-
-def _hf_fallback(name: str) -> str:
-    n = re.sub(r"^encoder\.layers\.", "encoder.model.", name)
-    n = re.sub(r"^decoder\.layers\.", "decoder.model.", n)
-    n = re.sub(r"^quantizer\.layers\.(\d+)\.codebook\.", r"quantizer.vq.layers.\1._codebook.", n)
-    return n
-
-
-NAMES = LayoutNames("official.tsv", official_to_hf_name, _hf_fallback, _generated_official_layout)
+# HF names both kinds of convolution `.conv.`: no rule undoes that, the layout tells them apart (hf_to_official)
+NAMES = LayoutNames("official.tsv", ((r"\.conv\.conv\.", ".conv."), (r"\.convtr\.convtr\.", ".conv.")), (),
+                    _generated_official_layout)
+official_to_hf_name = NAMES.official_to_hf
 official_layout = NAMES.official
 hf_layout = NAMES.hf
 hf_to_official_name = NAMES.hf_to_official

@@ -28,26 +28,13 @@ except ImportError:  # pragma: no cover - when exporter/ is on sys.path
 
 NAME = e48.NAME
 
-def official_to_hf_name(name: str) -> str:
-    name = re.sub(r"^encoder\.model\.", "encoder.layers.", name)
-    name = re.sub(r"^decoder\.model\.", "decoder.layers.", name)
-    name = re.sub(r"\.(conv\.conv|convtr\.convtr)\.", ".conv.", name)
-    name = re.sub(r"\.(conv|convtr)\.norm\.", ".norm.", name)
-    name = re.sub(r"^quantizer\.vq\.layers\.(\d+)\._codebook\.", r"quantizer.layers.\1.codebook.", name)
-    return name
-
-
-def _hf_fallback(name: str) -> str:
-    n = re.sub(r"^encoder\.layers\.", "encoder.model.", name)
-    n = re.sub(r"^decoder\.layers\.", "decoder.model.", n)
-    n = re.sub(r"\.conv\.(weight|bias)$", r".conv.conv.\1", n)
-    n = re.sub(r"\.norm\.(weight|bias)$", r".conv.norm.\1", n)
-    n = re.sub(r"^quantizer\.layers\.(\d+)\.codebook\.", r"quantizer.vq.layers.\1._codebook.", n)
-    return n
-
-
 # the decoder's transposed convs and the plain convs share HF's names: the layout tells them apart
-NAMES = ckpt.LayoutNames("official48.tsv", official_to_hf_name, _hf_fallback)
+NAMES = ckpt.LayoutNames(
+    "official48.tsv",
+    ((r"\.(conv\.conv|convtr\.convtr)\.", ".conv."), (r"\.(conv|convtr)\.norm\.", ".norm.")),
+    ((r"\.conv\.(weight|bias)$", r".conv.conv.\1"), (r"\.norm\.(weight|bias)$", r".conv.norm.\1")),
+)
+official_to_hf_name = NAMES.official_to_hf
 official_layout = NAMES.official
 hf_layout = NAMES.hf
 hf_to_official_name = NAMES.hf_to_official

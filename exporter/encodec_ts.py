@@ -125,27 +125,14 @@ def n_q_for_bandwidth(bandwidth_kbps: float) -> int:
 
 
 def _dtype_name(dtype: torch.dtype) -> str:
-    if dtype == torch.float32:
-        return "float32"
-    if dtype == torch.float64:
-        return "float64"
-    if dtype == torch.float16:
-        return "float16"
-    if dtype == torch.bfloat16:
-        return "bfloat16"
-    if dtype == torch.int64:
-        return "int64"
-    if dtype == torch.int32:
-        return "int32"
-    if dtype == torch.int16:
-        return "int16"
-    if dtype == torch.int8:
-        return "int8"
-    if dtype == torch.uint8:
-        return "uint8"
-    if dtype == torch.bool:
-        return "bool"
-    return "dtype #{}".format(dtype)
+    # the table is built here, not at module level: TorchScript takes no global dict, and this runs in the scripted
+    # checks (on their error paths only)
+    names = {
+        torch.float32: "float32", torch.float64: "float64", torch.float16: "float16", torch.bfloat16: "bfloat16",
+        torch.int64: "int64", torch.int32: "int32", torch.int16: "int16", torch.int8: "int8", torch.uint8: "uint8",
+        torch.bool: "bool",
+    }
+    return names.get(dtype, "dtype #{}".format(dtype))
 
 
 def _pad1d_reflect(x: Tensor, padding_left: int, padding_right: int) -> Tensor:

@@ -15,13 +15,13 @@
  */
 export { SAMPLE_RATE, HOP_LENGTH, FRAME_RATE, CODEBOOK_SIZE, MAX_CODEBOOKS, LATENT_DIM, BANDWIDTHS, codebooksForBandwidth, bandwidthForCodebooks, framesForSamples } from './codec/bandwidth';
 export { Encodec, LoadOptions, Device } from './codec/codec';
-export { EncodeOptions, DecodeOptions, EncodeStreamOptions, LatentsOptions, LatentsStreamOptions, ManyOptions, EncodeManyOptions, DecodeManyOptions } from './codec/coder';
-export { Codes, SegmentedCodes, Embeddings, checkCodes } from './codec/codes';
+export { EncodeOptions, DecodeOptions, EncodeStreamOptions, LatentsOptions, LatentsStreamOptions, ManyOptions, EncodeManyOptions, DecodeManyOptions } from './codec/coding-options';
+export { ChunkOptions, DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS } from './codec/coding-options';
+export { Codes, SegmentedCodes, Embeddings, CodesBlock, LatentsBlock, checkCodes } from './codec/codes';
 export { SegmentGeometry, framesForSegmentedSamples, segmentCount } from './codec/segments';
 export { toPlanar, fromPlanar } from './common/planar';
 export { isSegmentedModel } from './model/model-file';
 export { FAMILIES, DEFAULT_FAMILY, ModelFamily, FamilyName, Segmenting, findFamily, familyOf } from './model/family';
-export { ChunkOptions, CodesBlock, LatentsBlock, DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS } from './codec/chunking';
 export { threadsPerJob, availableCores } from './codec/threads';
 export { ModelInfo, ModelSource, readModelInfo, resolveModelPath, defaultModelPath, sha256File } from './model/model-file';
 export { exportModel, ExportOptions, ExportError, findPython } from './model/exporter';

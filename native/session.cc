@@ -218,7 +218,7 @@ Session::~Session() {
 namespace {
 // Runs `work` (one model call). Running out of memory in it becomes ENCODEC_OOM, whatever exception arrives: the
 // TorchScript interpreter rethrows an operator's exception as a std::runtime_error, so a failure counted by the
-// allocator while the call ran also counts (lib/codec/chunking.ts retries a span in halves on ENCODEC_OOM).
+// allocator while the call ran also counts (lib/codec/span-runners.ts retries a span in halves on ENCODEC_OOM).
 template <typename Work>
 auto OomChecked(const std::string& method, Work&& work) -> decltype(work()) {
   CallScope running;

@@ -9,18 +9,10 @@
 import * as fs from 'node:fs';
 
 import { FRAME_RATE, SAMPLE_RATE, checkBandwidth } from './bandwidth';
-import { CodesBlock, LatentsBlock, chunkPlan } from './chunking';
+import { chunkPlan } from './chunk-plan';
 import {
   Coder,
   CodesDecoder,
-  DEFAULT_BANDWIDTH,
-  DecodeManyOptions,
-  DecodeOptions,
-  EncodeManyOptions,
-  EncodeOptions,
-  EncodeStreamOptions,
-  LatentsOptions,
-  LatentsStreamOptions,
   ModelAccess,
   SampleBlocks,
   checkBlock,
@@ -29,7 +21,17 @@ import {
   checkSampleBlocks,
   roundLength,
 } from './coder';
-import { Codes, Embeddings, checkCodes } from './codes';
+import {
+  DEFAULT_BANDWIDTH,
+  DecodeManyOptions,
+  DecodeOptions,
+  EncodeManyOptions,
+  EncodeOptions,
+  EncodeStreamOptions,
+  LatentsOptions,
+  LatentsStreamOptions,
+} from './coding-options';
+import { Codes, CodesBlock, Embeddings, LatentsBlock, checkCodes } from './codes';
 import { parseDevice } from './device';
 import { NativeModel, nativeBinding } from '../addon/native';
 import { ItemSource, inRounds, isItemSource } from './rounds';

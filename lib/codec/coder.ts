@@ -2,54 +2,24 @@
  * The seam between the Encodec facade (lib/codec/codec.ts) and how a model family codes: a {@link Coder} per kind
  * of coding, chosen once from the model's family (lib/model/family.ts): whole-file models are coded in chunks with
  * left context (lib/codec/whole-file-coder.ts), segmented ones in Meta's normalised segments
- * (lib/codec/segment-coder.ts). The option types of the public methods live here so that both coders and the
- * facade share them without an import circle.
+ * (lib/codec/segment-coder.ts). The option types of the public methods are lib/codec/coding-options.ts.
  */
-import { ChunkOptions, ChunkPlan, CodesBlock, LatentsBlock, StreamOptions } from './chunking';
+import type { ChunkPlan } from './chunk-plan';
+import type {
+  DecodeManyOptions,
+  DecodeOptions,
+  EncodeManyOptions,
+  EncodeOptions,
+  EncodeStreamOptions,
+  LatentsOptions,
+  LatentsStreamOptions,
+  ManyOptions,
+} from './coding-options';
 import { FRAME_RATE } from './bandwidth';
-import { Codes, Embeddings, checkCodes } from './codes';
+import { Codes, CodesBlock, Embeddings, LatentsBlock, checkCodes } from './codes';
 import type { NativeModel } from '../addon/native';
 import type { ModelInfo } from '../model/model-file';
 import { rangeError, typeError } from '../common/errors';
-
-/** Options of {@link Encodec.encodeMany} and {@link Encodec.decodeMany}. */
-export interface ManyOptions {
-  /**
-   * Seconds of audio (or of codes) per round: clips are read until a round holds this much, a round runs as one
-   * pooled batch, and the next round is read while one runs. At most two rounds of input (each under
-   * `roundSeconds` plus one clip) and one round of output are held. Default: 4 x `batchSeconds` (400 s on the CPU);
-   * encodeBatch / decodeBatch, whose clips are all in memory, run them in one round.
-   */
-  roundSeconds?: number;
-}
-
-export interface EncodeOptions extends ChunkOptions {
-  /**
-   * Bandwidth in kbps, one of the model's `info.bandwidths`: encodec_24khz 1.5, 3, 6 (default), 12 or 24 (2, 4, 8,
-   * 16 or 32 codebooks); encodec_48khz 3, 6 (default), 12 or 24 (2, 4, 8 or 16 codebooks).
-   */
-  bandwidth?: number;
-  /** Channels of the (planar) samples; when given it must be the model's (`info.channels`). */
-  channels?: number;
-}
-
-/** Options of {@link Encodec.encodeBatch} and {@link Encodec.encodeMany}. */
-export interface EncodeManyOptions extends EncodeOptions, ManyOptions {}
-
-/** Options of {@link Encodec.decodeBatch} and {@link Encodec.decodeMany}. */
-export interface DecodeManyOptions extends DecodeOptions, ManyOptions {}
-
-/** Options of {@link Encodec.decode}: chunked with left context (default) or whole-file (`exact: true`). */
-export type DecodeOptions = ChunkOptions;
-
-/** Options of {@link Encodec.latents}: chunking as for encode (no bandwidth: nothing is quantized). */
-export type LatentsOptions = ChunkOptions;
-
-/** Options of {@link Encodec.latentsStream}: chunking (not `exact`) and `maxFrames`. */
-export interface LatentsStreamOptions extends Omit<ChunkOptions, 'exact'>, StreamOptions {}
-
-/** Options of {@link Encodec.encodeStream}: bandwidth, chunking (not `exact`) and `maxFrames`. */
-export interface EncodeStreamOptions extends Omit<EncodeOptions, 'exact'>, StreamOptions {}
 
 /** A streaming decoder (see {@link Encodec.streamDecoder}). */
 export interface CodesDecoder {
@@ -59,8 +29,6 @@ export interface CodesDecoder {
 
 /** Sample blocks of a stream, as encodeStream and latentsStream take them. */
 export type SampleBlocks = AsyncIterable<Float32Array> | Iterable<Float32Array>;
-
-export const DEFAULT_BANDWIDTH = 6;
 
 /** What a coder needs of the Encodec that owns it: the model's metadata and its one queue of native calls. */
 export interface ModelAccess {

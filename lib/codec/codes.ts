@@ -41,6 +41,16 @@ export interface Embeddings {
   nFrames: number;
 }
 
+/** A block of codes from a stream (Encodec.encodeStream): frames [firstFrame, firstFrame + nFrames) of the stream. */
+export interface CodesBlock extends Codes {
+  firstFrame: number;
+}
+
+/** A block of latents from a stream: frames [firstFrame, firstFrame + nFrames), layout [dim, nFrames]. */
+export interface LatentsBlock extends Embeddings {
+  firstFrame: number;
+}
+
 /** Checks a codes object's types and shape (values are range-checked natively, off the event loop). */
 export function checkCodes(codes: unknown, what = 'codes'): asserts codes is Codes {
   if (typeof codes !== 'object' || codes === null || ArrayBuffer.isView(codes)) {

@@ -1,6 +1,6 @@
 /**
  * Pooled coding of many clips: the spans of every clip (exactly the spans `encode(clip)` / `decode(codes)` run,
- * lib/codec/chunking.ts) go to the model several at a time, in pooled native calls (`encode_spans` /
+ * lib/codec/chunk-plan.ts) go to the model several at a time, in pooled native calls (`encode_spans` /
  * `decode_spans`, exporter 1.6; 1.7 packs the LSTM windows of all of them into full rows, exporter/encodec_ts.py
  * through_pooled_windows) that run each span's convolutions as a span call does and the LSTM windows of all of
  * them as one batch. A clip's codes are therefore those of `encode(clip)` (up to the float rounding of a
@@ -14,18 +14,9 @@
  * `encode()`'s span calls follow (inHalvesOnOom).
  */
 import { HOP_LENGTH } from './bandwidth';
-import {
-  ChunkPlan,
-  ChunkSpan,
-  DECODE_PARTS,
-  ENCODE_PARTS,
-  SpanParts,
-  chunkSpans,
-  copyFrames,
-  inHalvesOnOom,
-  sliceFrames,
-  spanEnd,
-} from './chunking';
+import { ChunkPlan, ChunkSpan, chunkSpans, spanEnd } from './chunk-plan';
+import { copyFrames, sliceFrames } from './code-frames';
+import { DECODE_PARTS, ENCODE_PARTS, SpanParts, inHalvesOnOom } from './span-runners';
 import type { Codes } from './codes';
 
 /**

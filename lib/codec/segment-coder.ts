@@ -3,11 +3,10 @@
  * (lib/codec/segments.ts), a batch of segments per native call split between two lanes. Chunking options do not
  * apply (the segments are the model's own); codes carry one scale per segment.
  */
-import { CodesBlock, LatentsBlock, concatLatents } from './chunking';
 import { callPolicy } from './call-policy';
+import { concatLatents } from './code-frames';
+import { Coder, CodesDecoder, ModelAccess, SampleBlocks, oneByOne } from './coder';
 import {
-  Coder,
-  CodesDecoder,
   DEFAULT_BANDWIDTH,
   DecodeManyOptions,
   DecodeOptions,
@@ -16,11 +15,8 @@ import {
   EncodeStreamOptions,
   LatentsOptions,
   LatentsStreamOptions,
-  ModelAccess,
-  SampleBlocks,
-  oneByOne,
-} from './coder';
-import { Codes, Embeddings, SegmentedCodes } from './codes';
+} from './coding-options';
+import { Codes, CodesBlock, Embeddings, LatentsBlock, SegmentedCodes } from './codes';
 import {
   SegmentCodes,
   SegmentEncoder,

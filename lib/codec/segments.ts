@@ -15,8 +15,8 @@
  * Audio is planar: channel 0's samples, then channel 1's, in one Float32Array. Segments go through the model in
  * batches (equal-length segments batch well), so only a batch of segments is ever held as tensors.
  */
-import { CodesBlock, LatentsBlock, concatCodes, concatLatents } from './chunking';
-import { Codes, Embeddings, SegmentedCodes } from './codes';
+import { concatCodes, concatLatents } from './code-frames';
+import { Codes, CodesBlock, Embeddings, LatentsBlock, SegmentedCodes } from './codes';
 import type { ModelInfo } from '../model/model-file';
 import { typeError, rangeError } from '../common/errors';
 
@@ -132,14 +132,7 @@ function cut(samples: Float32Array, perChannel: number, channels: number, start:
 
 /** Joins the segment codes of consecutive segments (in order) into one codes object with their scales. */
 function joinSegments(parts: SegmentCodes[], g: SegmentGeometry): SegmentedCodes {
-  const nQ = parts[0].nQ;
-  const nFrames = parts.reduce((n, p) => n + p.nFrames, 0);
-  const data = new Int16Array(nQ * nFrames);
-  let at = 0;
-  for (const p of parts) {
-    for (let q = 0; q < nQ; q++) data.set(p.data.subarray(q * p.nFrames, (q + 1) * p.nFrames), q * nFrames + at);
-    at += p.nFrames;
-  }
+  const { data, nQ, nFrames } = concatCodes(parts);
   return { data, nQ, nFrames, scales: Float32Array.from(parts, (p) => p.scale), segmentFrames: framesPerSegment(g) };
 }
 

@@ -6,31 +6,20 @@
  */
 import { FRAME_RATE, SAMPLE_RATE, checkBandwidth, codebooksForBandwidth } from './bandwidth';
 import { CallPolicy, callPolicy, laneThreads } from './call-policy';
+import { ChunkPlan, ChunkSpan, checkMaxFrames, chunkPlan } from './chunk-plan';
+import { StreamDecoder, decodeChunked, encodeChunked, encodeStreamBlocks, latentsStreamBlocks } from './chunking';
+import { concatCodes, concatLatents } from './code-frames';
 import {
-  ChunkPlan,
-  ChunkSpan,
-  CodesBlock,
   DECODE_PARTS,
   ENCODE_PARTS,
-  LatentsBlock,
   SpanRunner,
-  StreamDecoder,
-  checkMaxFrames,
-  chunkPlan,
-  concatCodes,
-  concatLatents,
-  decodeChunked,
   decodeSpanByWindows,
-  encodeChunked,
   encodeSpanByWindows,
-  encodeStreamBlocks,
   latentsSpanByWindows,
-  latentsStreamBlocks,
   retryOnOom,
-} from './chunking';
+} from './span-runners';
+import { Coder, CodesDecoder, ManyRunner, ModelAccess, SampleBlocks, checkOptions, checkSamples, oneByOne } from './coder';
 import {
-  Coder,
-  CodesDecoder,
   DEFAULT_BANDWIDTH,
   DecodeManyOptions,
   DecodeOptions,
@@ -39,14 +28,8 @@ import {
   EncodeStreamOptions,
   LatentsOptions,
   LatentsStreamOptions,
-  ManyRunner,
-  ModelAccess,
-  SampleBlocks,
-  checkOptions,
-  checkSamples,
-  oneByOne,
-} from './coder';
-import { Codes, Embeddings, checkCodes } from './codes';
+} from './coding-options';
+import { Codes, CodesBlock, Embeddings, LatentsBlock, checkCodes } from './codes';
 import { NativeCallOptions, NativeModel, NativeSpan } from '../addon/native';
 import { decodePooled, encodePooled } from './pool';
 import { isSegmented } from './segments';

@@ -14,6 +14,7 @@ import * as fs from 'node:fs';
 
 import { writeFileAtomic } from '../common/atomic';
 import { CODEBOOK_SIZE, HOP_LENGTH, framesForSamples } from '../codec/bandwidth';
+import { concatCodes } from '../codec/code-frames';
 import { Codes, checkCodes } from '../codec/codes';
 import { EncodecLm } from '../lm/lm';
 import { SegmentGeometry, segmentFramesOf } from '../codec/segments';
@@ -159,14 +160,7 @@ function segmentsOf(codes: Codes, audioLength: number, model: string): { codes: 
 /** Joins segments' codes (and scales) into one Codes, as the codec takes them. */
 function joinSegments(model: string, segments: Codes[], scales: number[]): Codes {
   if (segments.length === 1 && !geometry(model).segments) return segments[0];
-  const nQ = segments[0].nQ;
-  const nFrames = segments.reduce((a, s) => a + s.nFrames, 0);
-  const data = new Int16Array(nQ * nFrames);
-  let start = 0;
-  for (const s of segments) {
-    for (let q = 0; q < nQ; q++) data.set(s.data.subarray(q * s.nFrames, (q + 1) * s.nFrames), q * nFrames + start);
-    start += s.nFrames;
-  }
+  const { data, nQ, nFrames } = concatCodes(segments);
   const codes: Codes = { data, nQ, nFrames };
   if (geometry(model).segments) {
     codes.scales = Float32Array.from(scales);

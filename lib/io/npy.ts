@@ -16,11 +16,11 @@
  *
  * @packageDocumentation
  */
-import * as fs from 'node:fs';
 import * as os from 'node:os';
 
 import { writeFileAtomic } from '../common/atomic';
 import { codedError, rangeError, typeError } from '../common/errors';
+import { readDecoded } from './read-source';
 
 /** Typed arrays that map to a NumPy dtype. */
 export type NpyData =
@@ -278,14 +278,7 @@ export function decodeNpy(buffer: Uint8Array): NpyArray {
  * @throws Error as {@link decodeNpy}, prefixed with the path; file-system errors (ENOENT, ...) unchanged
  */
 export async function readNpy(source: string | Uint8Array): Promise<NpyArray> {
-  if (typeof source !== 'string') return decodeNpy(source);
-  const bytes = await fs.promises.readFile(source);
-  try {
-    return decodeNpy(bytes);
-  } catch (err) {
-    if (err instanceof Error) err.message = `${source}: ${err.message}`;
-    throw err;
-  }
+  return readDecoded(source, decodeNpy);
 }
 
 /* ------------------------------------------------------------------------------------------------------ */

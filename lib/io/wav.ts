@@ -23,6 +23,7 @@ import * as fs from 'node:fs';
 
 import { writeFileAtomic } from '../common/atomic';
 import { codedError, rangeError } from '../common/errors';
+import { readDecoded } from './read-source';
 
 /** How the samples of a WAV file are stored. */
 export interface WavFormat {
@@ -300,14 +301,7 @@ export function decodeWav(buffer: Uint8Array): WavAudio {
  * @throws Error as {@link decodeWav}, prefixed with the path; file-system errors (ENOENT, ...) unchanged
  */
 export async function readWav(source: string | Uint8Array): Promise<WavAudio> {
-  if (typeof source !== 'string') return decodeWav(source);
-  const bytes = await fs.promises.readFile(source);
-  try {
-    return decodeWav(bytes);
-  } catch (err) {
-    if (err instanceof Error) err.message = `${source}: ${err.message}`;
-    throw err;
-  }
+  return readDecoded(source, decodeWav);
 }
 
 /* ------------------------------------------------------------------------------------------------------ */

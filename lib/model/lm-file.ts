@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { FAMILIES, fetchNameArgs } from './family';
-import { ModelSource } from './model-file';
+import { ModelSource, parseMetadataJson } from './model-file';
 import { readZipEntry } from './zip';
 import { codedError } from '../common/errors';
 
@@ -52,15 +52,7 @@ export function isLmMetadata(json: string): boolean {
 
 /** Parses and checks LM metadata JSON; throws an Error naming what is wrong (a codec model file included). */
 export function parseLmInfo(json: string, origin: string): LmInfo {
-  let info: LmInfo;
-  try {
-    info = JSON.parse(json) as LmInfo;
-  } catch {
-    throw codedError('ENCODEC_MODEL_FILE', `${origin}: its encodec.json metadata is not valid JSON; export the LM again`);
-  }
-  if (info.format !== 'encodec-native-model') {
-    throw codedError('ENCODEC_MODEL_FILE', `${origin}: metadata format is '${String(info.format)}', not 'encodec-native-model'`);
-  }
+  const info = parseMetadataJson<LmInfo>(json, origin, 'the LM');
   if (info.kind !== 'lm') {
     throw codedError('ENCODEC_MODEL_FILE', 
       `${origin} is a codec model ('${String(info.model)}'), not an entropy-coding LM: pass it as the model (--model) ` +

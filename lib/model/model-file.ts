@@ -66,17 +66,26 @@ export interface ModelInfo {
 
 const METADATA_ENTRY = /^[^/]+\/extra\/encodec\.json$/;
 
-/** Parses and checks model metadata JSON; throws an Error naming what is wrong. */
-export function parseModelInfo(json: string, origin: string): ModelInfo {
-  let info: ModelInfo;
+/**
+ * The metadata JSON of an exported file (a codec model or an LM) parsed and its format checked, for the checks of
+ * its kind; `what` names what to export again when it is not JSON.
+ */
+export function parseMetadataJson<T extends { format: string }>(json: string, origin: string, what: string): T {
+  let info: T;
   try {
-    info = JSON.parse(json) as ModelInfo;
+    info = JSON.parse(json) as T;
   } catch {
-    throw codedError('ENCODEC_MODEL_FILE', `${origin}: its encodec.json metadata is not valid JSON; export the model again`);
+    throw codedError('ENCODEC_MODEL_FILE', `${origin}: its encodec.json metadata is not valid JSON; export ${what} again`);
   }
   if (info.format !== 'encodec-native-model') {
     throw codedError('ENCODEC_MODEL_FILE', `${origin}: metadata format is '${String(info.format)}', not 'encodec-native-model'`);
   }
+  return info;
+}
+
+/** Parses and checks model metadata JSON; throws an Error naming what is wrong. */
+export function parseModelInfo(json: string, origin: string): ModelInfo {
+  const info = parseMetadataJson<ModelInfo>(json, origin, 'the model');
   const known = findFamily(info.model);
   if (!known || info.sample_rate !== known.sampleRate || info.channels !== known.channels) {
     throw codedError('ENCODEC_MODEL_FILE', 

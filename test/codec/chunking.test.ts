@@ -1,5 +1,5 @@
 /**
- * Chunked, batched and streamed encoding/decoding (lib/chunking.ts through the Encodec API), against the
+ * Chunked, batched and streamed encoding/decoding (lib/codec/chunking.ts through the Encodec API), against the
  * whole-file path, on real synthesized speech with the seeded random full-size model.
  */
 
@@ -9,18 +9,10 @@ import { expect } from 'chai';
 
 import { loadAudio, streamAudio } from '../../lib/io/audio';
 import { HOP_LENGTH } from '../../lib/codec/bandwidth';
-import {
-  DEFAULT_CHUNK_SECONDS,
-  DEFAULT_CONTEXT_SECONDS,
-  chunkPlan,
-  chunkSpans,
-  decodeChunked,
-  decodeSpanByWindows,
-  encodeChunked,
-  encodeSpanByWindows,
-  spanEnd,
-  spanWindows,
-} from '../../lib/codec/chunking';
+import { chunkPlan, chunkSpans, spanEnd, spanWindows } from '../../lib/codec/chunk-plan';
+import { decodeChunked, encodeChunked } from '../../lib/codec/chunking';
+import { DEFAULT_CHUNK_SECONDS, DEFAULT_CONTEXT_SECONDS } from '../../lib/codec/coding-options';
+import { decodeSpanByWindows, encodeSpanByWindows } from '../../lib/codec/span-runners';
 import { Encodec } from '../../lib/codec/codec';
 import { Codes } from '../../lib/codec/codes';
 import { PACKAGE_ROOT } from '../../lib/common/package-root';

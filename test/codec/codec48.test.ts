@@ -9,7 +9,7 @@ import { expect } from 'chai';
 
 import { Encodec } from '../../lib/codec/codec';
 import { Codes, Embeddings, SegmentedCodes, checkCodes } from '../../lib/codec/codes';
-import { concatLatents } from '../../lib/codec/chunking';
+import { concatLatents } from '../../lib/codec/code-frames';
 import { framesForSegmentedSamples, segmentCount } from '../../lib/codec/segments';
 import { fromPlanar, toPlanar } from '../../lib/common/planar';
 import { loadAudio, streamAudio } from '../../lib/io/audio';

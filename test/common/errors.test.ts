@@ -5,7 +5,7 @@ import { exitCodeFor, UsageError } from '../../bin/cli-util';
 import { ERROR_CODES, codedError, errorCode, hasCode, isInputError, rangeError, typeError } from '../../lib/common/errors';
 import { formatDb, formatScore, toJson } from '../../lib/common/format';
 import { checkBandwidth } from '../../lib/codec/bandwidth';
-import { chunkPlan } from '../../lib/codec/chunking';
+import { chunkPlan } from '../../lib/codec/chunk-plan';
 import { checkCodeRange, checkCodes } from '../../lib/codec/codes';
 import { parseDevice } from '../../lib/codec/device';
 import { decodeNpy } from '../../lib/io/npy';
