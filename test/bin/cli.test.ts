@@ -36,6 +36,25 @@ describe('CLI', function () {
   });
 
   describe('model', function () {
+    /**
+     * `model export` of the random seed-3 checkpoint in `layout`, copied first to the file name a user has
+     * (ckpt.th, model.safetensors): run once, by the first test that needs it; its result and output file.
+     */
+    const exported = new Map<string, Promise<{ ckpt: string; out: string; result: ReturnType<typeof cli> }>>();
+    function exportLayout(layout: 'official' | 'huggingface'): Promise<{ ckpt: string; out: string; result: ReturnType<typeof cli> }> {
+      let job = exported.get(layout);
+      if (!job) {
+        job = (async () => {
+          const ckpt = path.join(dir, layout === 'official' ? 'ckpt.th' : 'model.safetensors');
+          fs.copyFileSync((await randomCheckpoint(3))[layout], ckpt);
+          const out = path.join(dir, `${layout}.pt`);
+          return { ckpt, out, result: cli(['model', 'export', '--checkpoint', ckpt, '--out', out]) };
+        })();
+        exported.set(layout, job);
+      }
+      return job;
+    }
+
     it('model info prints metadata without running the model, as text and JSON', function () {
       const text = cli(['model', 'info', model]);
       expect(text.status, text.stderr).to.equal(0);
@@ -77,12 +96,8 @@ describe('CLI', function () {
     });
 
     it('model export reads both checkpoint layouts and rejects broken checkpoints', async function () {
-      const checkpoints = await randomCheckpoint(3);
       for (const [layout, name] of [['official', 'ckpt.th'], ['huggingface', 'model.safetensors']] as const) {
-        const ckpt = path.join(dir, name);
-        fs.copyFileSync(checkpoints[layout], ckpt);
-        const out = path.join(dir, `${layout}.pt`);
-        const r = cli(['model', 'export', '--checkpoint', ckpt, '--out', out]);
+        const { ckpt, out, result: r } = await exportLayout(layout);
         expect(r.status, r.stderr).to.equal(0);
         const info = JSON.parse(cli(['model', 'info', out, '--json']).stdout);
         expect(info.source.kind).to.equal(layout);
@@ -129,9 +144,8 @@ torch.save(sd, ${JSON.stringify(broken)})`);
       expect(py.status).to.equal(1);
       expect(py.stderr).to.match(/already a model file/);
       // a random checkpoint in Meta's layout is exported, but its model file does not call itself official
-      const ckpt = (await randomCheckpoint(3)).official;
-      const out = path.join(dir, 'layout-only.pt');
-      expect(cli(['model', 'export', '--checkpoint', ckpt, '--out', out]).status).to.equal(0);
+      const { out, result } = await exportLayout('official');
+      expect(result.status, result.stderr).to.equal(0);
       const info = cli(['model', 'info', out]);
       expect(info.stdout).to.match(/source\s+checkpoint \S+ in Meta's layout, not one of Meta's published files/);
       expect(info.stdout).to.not.match(/source\s+official/);

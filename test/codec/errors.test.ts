@@ -171,12 +171,13 @@ describe('errors and their codes (codec and addon)', function () {
   describe('out of memory', function () {
     // ENCODEC_NATIVE_TEST_MAX_BLOCK_MB makes the addon's CPU allocator refuse blocks above that size while a model
     // call runs. With 8 MiB, spans of 15 windows need a larger block and fail, spans of 8 windows fit; 1 MiB
-    // does not fit one window. 60 s on one thread (one lane) is one span of 15 windows.
+    // does not fit one window. 30 s on one thread (one lane) in 2 s chunks is one span of 15 windows (the same
+    // spans and halves as 60 s in 4 s chunks, in half the work).
     const LIMIT_MB = '8';
-    const OPTIONS = '{ batchSeconds: 100, chunkSeconds: 4, contextSeconds: 1 }';
+    const OPTIONS = '{ batchSeconds: 50, chunkSeconds: 2, contextSeconds: 0.5 }';
     const script = (options: string): string => `
       const { Encodec } = require(INDEX);
-      const signal = (${SIGNAL})(60);
+      const signal = (${SIGNAL})(30);
       // no warm-up: under the block limit it would fail at load, before the call this test is about
       const codec = await Encodec.load(${JSON.stringify(modelPath)}, { threads: 1, warmup: false });
       const result = {};
@@ -214,14 +215,14 @@ describe('errors and their codes (codec and addon)', function () {
     });
 
     // Pooled calls (encodeBatch / decodeBatch, encodeMany / decodeMany) run a pack of spans of several clips in one
-    // native call. Six 20 s clips make spans of 3 and 2 windows, six to a lane; with 200 s spans a pack takes
-    // 25 windows' worth of frames, so all six: their 15 LSTM windows need a block over 8 MiB, packs of three
-    // spans fit (encoding and decoding alike).
-    const POOLED_OPTIONS = '{ batchSeconds: 200, chunkSeconds: 4, contextSeconds: 1 }';
+    // native call. Six 10 s clips in 2 s chunks make spans of 3 and 2 windows, six to a lane; with 100 s spans a
+    // pack takes 25 windows' worth of frames, so all six: their 15 LSTM windows need a block over 8 MiB, packs of
+    // three spans fit (encoding and decoding alike).
+    const POOLED_OPTIONS = '{ batchSeconds: 100, chunkSeconds: 2, contextSeconds: 0.5 }';
     const pooledScript = (): string => `
       const { Encodec } = require(INDEX);
-      const signal = (${SIGNAL})(120);
-      const clips = [0, 1, 2, 3, 4, 5].map((i) => signal.subarray(i * 480000, (i + 1) * 480000 - i * 97));
+      const signal = (${SIGNAL})(60);
+      const clips = [0, 1, 2, 3, 4, 5].map((i) => signal.subarray(i * 240000, (i + 1) * 240000 - i * 97));
       const codec = await Encodec.load(${JSON.stringify(modelPath)}, { threads: 2, warmup: false });
       const result = {};
       try {

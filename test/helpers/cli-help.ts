@@ -44,8 +44,18 @@ export function parseHelp(path: string, text: string): HelpedCommand & { subcomm
   return { path, args, options, takesValue, isGroup: subcommands.length > 0, subcommands };
 }
 
-/** Every command the CLI registers, the program itself first, with what its `--help` prints. */
+let helped: HelpedCommand[] | undefined;
+
+/**
+ * Every command the CLI registers, the program itself first, with what its `--help` prints: read once per test
+ * process (the built CLI does not change while the tests run); each caller gets its own copy.
+ */
 export function helpedCommands(): HelpedCommand[] {
+  helped ??= readHelpedCommands();
+  return helped.map((c) => ({ ...c, args: [...c.args], options: [...c.options], takesValue: new Map(c.takesValue) }));
+}
+
+function readHelpedCommands(): HelpedCommand[] {
   const out: HelpedCommand[] = [];
   const visit = (path: string): void => {
     const r = cli([...path.split(' ').filter(Boolean), '--help']);

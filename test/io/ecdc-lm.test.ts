@@ -34,6 +34,19 @@ function reference(args: string[]): string {
   return r.stdout;
 }
 
+/**
+ * Runs several reference commands (each the `args` of {@link reference}, with ECDC_REFERENCE_THREADS = `threads`
+ * where given) in one Python process, in order (ecdc_reference.py batch: torch imported and each LM read once);
+ * returns what each printed.
+ */
+function referenceBatch(jobs: { args: string[]; threads?: number }[]): string[] {
+  const r = spawnSync('/usr/bin/python3', [REFERENCE, 'batch'], { input: JSON.stringify(jobs), encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(r.stderr);
+  const outputs = JSON.parse(r.stdout) as string[];
+  expect(outputs).to.have.length(jobs.length);
+  return outputs;
+}
+
 /** Segments of codes (and scales) as the reference reads them: SEG_DIR/codes_i.npy, scales.npy. */
 async function writeSegments(dir: string, segments: Codes[], scales?: number[]): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
@@ -104,14 +117,22 @@ describe('LM-compressed .ecdc files', function () {
     try {
       const speech = await makeSpeech24k(dir, 'the quick brown fox', 0.5);
       const { samples } = await loadAudio(speech, { sampleRate: 24000 });
+      const coded: Codes[] = [];
       for (const bandwidth of BANDWIDTHS) {
         const codes = await codec.encode(samples, { bandwidth });
+        coded.push(codes);
+        await writeEcdc(path.join(dir, `ours-${bandwidth}.ecdc`), codes, { audioLength: samples.length, lm });
+        await writeSegments(path.join(dir, `seg-${bandwidth}`), [codes]);
+      }
+      // the reference writes every bandwidth's file in one process
+      const written = referenceBatch(BANDWIDTHS.map((bandwidth) => ({
+        args: ['write-lm', 'encodec_24khz', String(samples.length), path.join(dir, `seg-${bandwidth}`), lm24.checkpoint, path.join(dir, `theirs-${bandwidth}.ecdc`)],
+      })));
+      for (const [i, bandwidth] of BANDWIDTHS.entries()) {
+        const codes = coded[i];
         const ours = path.join(dir, `ours-${bandwidth}.ecdc`);
-        await writeEcdc(ours, codes, { audioLength: samples.length, lm });
-        const segDir = path.join(dir, `seg-${bandwidth}`);
-        await writeSegments(segDir, [codes]);
         const theirs = path.join(dir, `theirs-${bandwidth}.ecdc`);
-        const [stats] = JSON.parse(reference(['write-lm', 'encodec_24khz', String(samples.length), segDir, lm24.checkpoint, theirs])) as SegmentStats[];
+        const [stats] = JSON.parse(written[i]) as SegmentStats[];
         const a = fs.readFileSync(ours);
         const b = fs.readFileSync(theirs);
         expect(a.equals(b), `${bandwidth} kbps: ${a.length} vs ${b.length} bytes`).to.equal(true);
@@ -134,20 +155,28 @@ describe('LM-compressed .ecdc files', function () {
   it("reads files Meta's decompress reads, and Meta's reader reads ours (both directions, odd sizes, past the LM's 262-frame context)", async function () {
     // 300 frames: the LM's window fills (262 past frames) and slides, where the C++ step's key/value cache must
     // still give the eager model's bits
-    for (const [nQ, nFrames, audioLength] of [[2, 1, 100], [4, 37, 37 * 320 - 7], [32, 9, 9 * 320], [8, 300, 300 * 320]] as const) {
+    const cases = [[2, 1, 100], [4, 37, 37 * 320 - 7], [32, 9, 9 * 320], [8, 300, 300 * 320]] as const;
+    const name = (nQ: number, nFrames: number, what: string): string => path.join(dir, `rand-${what}-${nQ}-${nFrames}`);
+    // ours written first, then the reference writes its files and reads ours, all in one process
+    for (const [nQ, nFrames, audioLength] of cases) {
       const codes = randomCodes(nQ, nFrames, nQ * 100 + nFrames);
-      const segDir = path.join(dir, `rand-${nQ}-${nFrames}`);
-      await writeSegments(segDir, [codes]);
-      const theirs = path.join(dir, `rand-theirs-${nQ}-${nFrames}.ecdc`);
-      reference(['write-lm', 'encodec_24khz', String(audioLength), segDir, lm24.checkpoint, theirs]);
+      await writeSegments(name(nQ, nFrames, 'seg'), [codes]);
+      await writeEcdc(`${name(nQ, nFrames, 'ours')}.ecdc`, codes, { audioLength, lm });
+    }
+    const printed = referenceBatch(cases.flatMap(([nQ, nFrames, audioLength]) => [
+      { args: ['write-lm', 'encodec_24khz', String(audioLength), name(nQ, nFrames, 'seg'), lm24.checkpoint, `${name(nQ, nFrames, 'theirs')}.ecdc`] },
+      { args: ['read-lm', `${name(nQ, nFrames, 'ours')}.ecdc`, lm24.checkpoint, name(nQ, nFrames, 'read')] },
+    ]));
+    for (const [i, [nQ, nFrames, audioLength]] of cases.entries()) {
+      const codes = randomCodes(nQ, nFrames, nQ * 100 + nFrames);
+      const theirs = `${name(nQ, nFrames, 'theirs')}.ecdc`;
       const read = await readEcdc(theirs, { lm });
       expect(Array.from(read.codes.data), `${nQ}x${nFrames}`).to.deep.equal(Array.from(codes.data));
 
-      const ours = path.join(dir, `rand-ours-${nQ}-${nFrames}.ecdc`);
-      await writeEcdc(ours, codes, { audioLength, lm });
+      const ours = `${name(nQ, nFrames, 'ours')}.ecdc`;
       expect(fs.readFileSync(ours).equals(fs.readFileSync(theirs))).to.equal(true);
-      const outDir = path.join(dir, `rand-read-${nQ}-${nFrames}`);
-      const meta = JSON.parse(reference(['read-lm', ours, lm24.checkpoint, outDir])) as Record<string, unknown>;
+      const outDir = name(nQ, nFrames, 'read');
+      const meta = JSON.parse(printed[2 * i + 1]) as Record<string, unknown>;
       expect(meta).to.deep.equal({ m: 'encodec_24khz', al: audioLength, nc: nQ, lm: true });
       const decoded = await readNpy(path.join(outDir, 'codes_0.npy'));
       expect(Array.from(decoded.data as Int16Array)).to.deep.equal(Array.from(codes.data));
@@ -165,14 +194,18 @@ describe('LM-compressed .ecdc files', function () {
       // Meta's segments: the second-to-last is short when the last holds under 480 samples
       expect(ecdcSegmentFrames('encodec_48khz', 47520 * 2 + 1)).to.deep.equal([150, 149, 1]);
       // every bandwidth of the model: 3 / 6 / 12 / 24 kbps -> 2 / 4 / 8 / 16 codebooks
-      for (const nQ of [2, 4, 8, 16]) {
-        const segments = frames.map((n, i) => randomCodes(nQ, n, 7 * nQ + i));
-        const scales = [0.125, 1.5e-8 + 1e-8];
-        const codes = { ...join(segments), scales: Float32Array.from(scales), segmentFrames: 150 };
-        const segDir = path.join(dir, `seg48-${nQ}`);
-        await writeSegments(segDir, segments, scales);
+      const nQs = [2, 4, 8, 16];
+      const scales = [0.125, 1.5e-8 + 1e-8];
+      const segmentsOf = (nQ: number): Codes[] => frames.map((n, i) => randomCodes(nQ, n, 7 * nQ + i));
+      for (const nQ of nQs) await writeSegments(path.join(dir, `seg48-${nQ}`), segmentsOf(nQ), scales);
+      // the reference writes the four files in one process
+      const written = referenceBatch(nQs.map((nQ) => ({
+        args: ['write-lm', 'encodec_48khz', String(audioLength), path.join(dir, `seg48-${nQ}`), lm48.checkpoint, path.join(dir, `theirs48-${nQ}.ecdc`)],
+      })));
+      for (const [n, nQ] of nQs.entries()) {
+        const codes = { ...join(segmentsOf(nQ)), scales: Float32Array.from(scales), segmentFrames: 150 };
         const theirs = path.join(dir, `theirs48-${nQ}.ecdc`);
-        const stats = JSON.parse(reference(['write-lm', 'encodec_48khz', String(audioLength), segDir, lm48.checkpoint, theirs])) as SegmentStats[];
+        const stats = JSON.parse(written[n]) as SegmentStats[];
         const ours = await encodeEcdcLm(codes, audioLength, lm48k);
         expect(ours.equals(fs.readFileSync(theirs)), `${nQ} codebooks`).to.equal(true);
         // scale (big-endian float32) before each segment's payload
@@ -271,13 +304,11 @@ describe('LM-compressed .ecdc files', function () {
     await writeSegments(segDir, [codes]);
     const lm2 = await EncodecLm.load(lm24.lm, { threads: 2 });
     try {
+      // the reference with torch.set_num_threads(1), then (2), in one process
+      const theirsFor = (threads: number): string => path.join(dir, `threads-${threads}.ecdc`);
+      referenceBatch([1, 2].map((threads) => ({ args: ['write-lm', 'encodec_24khz', String(30 * 320), segDir, lm24.checkpoint, theirsFor(threads)], threads })));
       for (const [threads, model] of [[1, lm], [2, lm2]] as const) {
-        const theirs = path.join(dir, `threads-${threads}.ecdc`);
-        const r = spawnSync('/usr/bin/python3', [REFERENCE, 'write-lm', 'encodec_24khz', String(30 * 320), segDir, lm24.checkpoint, theirs], {
-          encoding: 'utf8',
-          env: { ...process.env, ECDC_REFERENCE_THREADS: String(threads) },
-        });
-        expect(r.status, r.stderr).to.equal(0);
+        const theirs = theirsFor(threads);
         const ours = await encodeEcdcLm(codes, 30 * 320, model);
         expect(ours.equals(fs.readFileSync(theirs)), `${threads} threads`).to.equal(true);
         expect(Array.from((await decodeEcdcLm(ours, model)).codes.data)).to.deep.equal(Array.from(codes.data));

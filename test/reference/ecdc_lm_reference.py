@@ -250,13 +250,19 @@ def read_lm(fo, lm):
     return meta, segments
 
 
+_LOADED = {}
+
+
 def _lm(path):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from lm_reference import load_lm
     # The LM's probabilities depend on torch's intra-op thread count: one thread, the addon's default, unless
     # ECDC_REFERENCE_THREADS says otherwise.
     torch.set_num_threads(int(os.environ.get('ECDC_REFERENCE_THREADS', '1')))
-    return load_lm(path)
+    # read once per process (ecdc_reference.py batch): the module keeps no state between calls
+    if path not in _LOADED:
+        _LOADED[path] = load_lm(path)
+    return _LOADED[path]
 
 
 def _load_segments(directory):

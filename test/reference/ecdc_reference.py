@@ -14,6 +14,13 @@ checkpoint in Meta's layout):
   read-lm IN.ecdc LM.th OUT_DIR
       -> codes_i.npy (int16) and scales.npy as above (prints the metadata JSON). Raises EOFError / RuntimeError
       like Meta's.
+
+Several of these commands in one process (torch imported once, each LM checkpoint read once: the commands are what
+they are run one by one, each in turn):
+
+  batch
+      stdin: a JSON list of {"args": [COMMAND, ...], "threads": N (optional: ECDC_REFERENCE_THREADS for an LM
+      command)}; prints a JSON list of what each command prints.
 """
 import io
 import json
@@ -100,16 +107,43 @@ def read(fo):
     return meta, codes
 
 
-if __name__ == '__main__':
-    if sys.argv[1] in ('write-lm', 'read-lm'):
+def main(argv):
+    """Runs one command (the usage above); prints what it prints."""
+    if argv[0] in ('write-lm', 'read-lm'):
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         import ecdc_lm_reference  # torch is imported only for LM-coded files
-        ecdc_lm_reference.main(sys.argv[1:])
-    elif sys.argv[1] == 'write':
-        with open(sys.argv[4], 'wb') as fo:
-            write(np.load(sys.argv[2]), int(sys.argv[3]), fo)
+        ecdc_lm_reference.main(argv)
+    elif argv[0] == 'write':
+        with open(argv[3], 'wb') as fo:
+            write(np.load(argv[1]), int(argv[2]), fo)
     else:
-        with open(sys.argv[2], 'rb') as fo:
+        with open(argv[1], 'rb') as fo:
             meta, codes = read(fo)
-        np.save(sys.argv[3], codes)
+        np.save(argv[2], codes)
         print(json.dumps(meta))
+
+
+def batch(jobs):
+    """Runs each job's command in turn; returns what each printed."""
+    import contextlib
+    outputs = []
+    threads = os.environ.get('ECDC_REFERENCE_THREADS')
+    for job in jobs:
+        if job.get('threads') is not None:
+            os.environ['ECDC_REFERENCE_THREADS'] = str(job['threads'])
+        elif threads is None:
+            os.environ.pop('ECDC_REFERENCE_THREADS', None)
+        else:
+            os.environ['ECDC_REFERENCE_THREADS'] = threads
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            main(job['args'])
+        outputs.append(out.getvalue())
+    return outputs
+
+
+if __name__ == '__main__':
+    if sys.argv[1] == 'batch':
+        print(json.dumps(batch(json.load(sys.stdin))))
+    else:
+        main(sys.argv[1:])

@@ -100,7 +100,11 @@ def main(argv=None) -> int:
     ap.add_argument("--bandwidths", default="3,6,12,24")
     ap.add_argument("--dump-dir", help="write the reference codes/scales/audio here")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--no-decode", action="store_true",
+                    help="codes and scales only: no decoding (no audio dump, ref_decode_s and ref_rms null)")
     args = ap.parse_args(argv)
+    if args.no_decode and args.model:
+        ap.error("--model compares decoded audio: drop --no-decode")
     if args.threads:
         torch.set_num_threads(args.threads)
     model = ref.load_reference(args.checkpoint)
@@ -117,20 +121,24 @@ def main(argv=None) -> int:
     for bw in bandwidths:
         n_q = model.n_q_for_bandwidth(bw)
         frames = [(c[:, :n_q], s) for c, s in full]
-        t0 = time.time()
-        audio = model.decode(frames)[:, :, :length]
-        decode_s = time.time() - t0
+        audio = decode_s = None
+        if not args.no_decode:
+            t0 = time.time()
+            audio = model.decode(frames)[:, :, :length]
+            decode_s = time.time() - t0
         codes = torch.cat([c[0] for c, _ in frames], dim=1)  # [n_q, total frames]
         scales = torch.cat([s.view(-1) for _, s in frames])
         line = {"bandwidth": bw, "n_q": n_q, "samples": length, "segments": len(frames),
                 "segment_frames": [int(c.shape[-1]) for c, _ in frames], "frames": int(codes.shape[1]),
-                "ref_encode_s": round(encode_s, 3), "ref_decode_s": round(decode_s, 3),
-                "ref_rms": float(audio.pow(2).mean().sqrt())}
+                "ref_encode_s": round(encode_s, 3),
+                "ref_decode_s": None if audio is None else round(decode_s, 3),
+                "ref_rms": None if audio is None else float(audio.pow(2).mean().sqrt())}
         if args.dump_dir:
             np.save(os.path.join(args.dump_dir, "codes_bw%s.npy" % bw_key(bw)), codes.numpy().astype(np.int64))
             np.save(os.path.join(args.dump_dir, "scales_bw%s.npy" % bw_key(bw)), scales.numpy().astype(np.float32))
-            np.save(os.path.join(args.dump_dir, "audio_bw%s.npy" % bw_key(bw)),
-                    np.ascontiguousarray(audio[0].numpy().astype(np.float32)))
+            if audio is not None:
+                np.save(os.path.join(args.dump_dir, "audio_bw%s.npy" % bw_key(bw)),
+                        np.ascontiguousarray(audio[0].numpy().astype(np.float32)))
         if scripted is not None:
             stride = model.segment_stride
             same = total = 0
