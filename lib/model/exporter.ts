@@ -111,7 +111,8 @@ export function checkCheckpointFile(file: string): void {
     return;
   }
   if (n >= 1 && head[0] === 0x80) return; // a pickle (torch.save's legacy format)
-  if (n >= 9 && head[8] === 0x7b) return; // safetensors: 8-byte header length, then JSON
+  // safetensors: an 8-byte little-endian header length that fits the file, then the JSON header
+  if (n >= 9 && head[8] === 0x7b && head.readBigUInt64LE(0) <= BigInt(fs.statSync(file).size - 8)) return;
   throw codedError('ENCODEC_MODEL_FILE',
     `'${file}' is not a checkpoint: neither a PyTorch file (ZIP archive or pickle) nor safetensors; pass Meta's ` +
       "encodec_24khz-d7cc33bc.th or Hugging Face's model.safetensors / pytorch_model.bin");

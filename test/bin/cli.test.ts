@@ -133,12 +133,17 @@ torch.save(sd, ${JSON.stringify(broken)})`);
         expect(fs.existsSync(out)).to.equal(false);
       }
       const blob = path.join(dir, 'blob.th');
-      fs.writeFileSync(blob, crypto.randomBytes(4096).fill(7, 0, 1)); // not 'PK', not a pickle's 0x80
+      fs.writeFileSync(blob, Buffer.alloc(4096, 7)); // not 'PK', not a pickle's 0x80, no safetensors header
       const r = cli(['model', 'export', '--checkpoint', blob, '--out', path.join(dir, 'blob.pt')]);
       expect(r.status).to.equal(1);
       expect(r.stderr).to.match(/is not a checkpoint: neither a PyTorch file/);
       expect(r.stderr).to.not.match(/pickle contains|allow-unsafe-pickle/);
       expect(r.stderr.split('\n').filter((l) => l.includes('blob.th'))).to.have.length(1); // printed once
+      // a '{' where safetensors has its JSON is not enough: the header length before it must fit the file
+      const brace = Buffer.alloc(4096, 7);
+      brace[8] = 0x7b;
+      fs.writeFileSync(blob, brace);
+      expect(cli(['model', 'export', '--checkpoint', blob, '--out', path.join(dir, 'blob.pt')]).stderr).to.match(/is not a checkpoint: neither/);
       // the exporter refuses a model file on its own too (exporter/export.py used directly)
       const py = spawnSync('/usr/bin/python3', [path.join(PACKAGE_ROOT, 'exporter', 'export.py'), '--checkpoint', model, '--out', path.join(dir, 'py.pt')], { encoding: 'utf8' });
       expect(py.status).to.equal(1);
