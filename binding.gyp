@@ -10,6 +10,8 @@
         "native/arith_coder.cc",
         "native/call_threads.cc",
         "native/errors.cc",
+        "native/lanes.cc",
+        "native/lm_block.cc",
         "native/lm_model.cc",
         "native/lm_session.cc",
         "native/lm_step.cc",

@@ -48,6 +48,7 @@ const EncodecLm::Traits EncodecLm::kTraits = {"EncodecLm", "LM", "loadLm", &Addo
                                                {"decompress", Decompress, false},
                                                Getter<&LmSession::n_q>("nQ"),
                                                Getter<&LmSession::fast_step>("fastStep"),
+                                               Getter<&LmSession::block_step>("blockStep"),
                                                Getter<&LmSession::jobs>("jobs")}};
 
 Napi::Value LoadLmJs(const Napi::CallbackInfo& info) {

@@ -15,6 +15,7 @@
 
 #include "arith_coder.h"
 #include "errors.h"
+#include "lm_block.h"
 #include "lm_step.h"
 #include "quantized_cdf.h"
 
@@ -114,8 +115,9 @@ torch::Tensor Cdfs(FrameModel& lm) {
   return BuildStableQuantizedCdfs(lm.Probabilities().select(3, 0).select(0, 0).t(), kTotalRangeBits);
 }
 
-const int64_t* CheckedCdf(const torch::Tensor& cdfs, int64_t k, int64_t card, int64_t t) {
-  const int64_t* cdf = cdfs.data_ptr<int64_t>() + k * card;
+// Codebook k's CDF of a frame's [K, card] CDFs.
+const int64_t* CheckedCdf(const int64_t* cdfs, int64_t k, int64_t card, int64_t t) {
+  const int64_t* cdf = cdfs + k * card;
   if (!IsValidQuantizedCdf(cdf, card, kTotalRangeBits)) {
     throw std::runtime_error("the LM returned invalid probabilities (NaN, infinite or negative) at frame " +
                              std::to_string(t) + ", codebook " + std::to_string(k) + "; the LM file is broken");
@@ -220,46 +222,73 @@ bool LmSession::fast_step() const {
   return fast_used_ && !fast_fallback_;
 }
 
-std::unique_ptr<FrameModel> LmSession::Frames(int64_t K, int64_t frames) {
+bool LmSession::block_step() const {
+  std::lock_guard<std::mutex> lock(fast_mutex_);
+  return block_used_ && !block_fallback_;
+}
+
+std::shared_ptr<LmFastModel> LmSession::Fast(int64_t frames) {
   // The C++ step reproduces the one-thread products only (with more threads OpenBLAS splits them differently).
   if (threads_ == 1 && !std::getenv("ENCODEC_NATIVE_LM_TORCHSCRIPT")) {
     std::call_once(fast_once_, [this] { fast_ = LmFastModel::Create(module_, n_q_, card_); });
     if (fast_) {
-      const int64_t rows = std::min(frames, fast_->past_context) + 1;
-      const bool ok = fast_->plan->Ensure(rows);
+      const bool ok = fast_->plan->Ensure(std::min(frames, fast_->past_context) + 1);
       {
         std::lock_guard<std::mutex> lock(fast_mutex_);
         (ok ? fast_used_ : fast_fallback_) = true;
       }
-      if (ok) return std::make_unique<FastFrames>(fast_, K, rows);
+      if (ok) return fast_;
     }
   }
-  {
-    std::lock_guard<std::mutex> lock(fast_mutex_);
-    fast_fallback_ = true;
+  std::lock_guard<std::mutex> lock(fast_mutex_);
+  fast_fallback_ = true;
+  return nullptr;
+}
+
+std::unique_ptr<FrameModel> LmSession::Frames(int64_t K, int64_t frames) {
+  if (std::shared_ptr<LmFastModel> fast = Fast(frames)) {
+    return std::make_unique<FastFrames>(fast, K, std::min(frames, fast->past_context) + 1);
   }
   return std::make_unique<ScriptFrames>(module_, K, card_);
 }
 
-std::vector<uint8_t> LmSession::CompressSegment(const torch::Tensor& block, size_t index) {
+std::vector<uint8_t> LmSession::CompressSegment(const torch::Tensor& block, size_t index, int lanes) {
   c10::InferenceMode inference;  // thread-local: set here, on the thread that runs the segment
   const torch::Tensor codes = block.to(torch::kLong).contiguous();
   const int64_t K = codes.size(0), T = codes.size(1);
   const int64_t* values = codes.data_ptr<int64_t>();
   std::vector<uint8_t> out;
   ArithmeticEncoder encoder(&out, kTotalRangeBits);
-  std::unique_ptr<FrameModel> lm = Frames(K, T);
-  std::vector<int64_t> frame(K);
-  for (int64_t t = 0; t < T; ++t) {
-    torch::Tensor cdfs = Cdfs(*lm);
-    for (int64_t k = 0; k < K; ++k) frame[k] = values[k * T + t];
-    lm->Advance(frame.data());
+  const auto push = [&](int64_t t, const int64_t* cdfs) {
     for (int64_t k = 0; k < K; ++k) {
       try {
         encoder.Push(values[k * T + t], CheckedCdf(cdfs, k, card_, t), card_);
       } catch (const std::logic_error& e) {
         throw std::runtime_error(Where(index, t, k) + ": " + e.what());
       }
+    }
+  };
+  std::shared_ptr<LmFastModel> fast = Fast(T);
+  const bool blocks = fast && !std::getenv("ENCODEC_NATIVE_LM_FRAMEWISE") && LmBlockStep::Supported(*fast);
+  {
+    std::lock_guard<std::mutex> lock(fast_mutex_);
+    (blocks ? block_used_ : block_fallback_) = true;
+  }
+  if (blocks) {
+    // every frame's codes are known: the LM runs blocks of frames at once (lm_block.h)
+    LmBlockStep step(fast, K, T, values, lanes);
+    std::vector<int64_t> cdfs(LmBlockStep::kBlock * K * card_);
+    for (int64_t t = 0, n; (n = step.Next(cdfs.data())) > 0; t += n) {
+      for (int64_t i = 0; i < n; ++i) push(t + i, cdfs.data() + i * K * card_);
+    }
+  } else {
+    std::unique_ptr<FrameModel> lm = Frames(K, T);
+    std::vector<int64_t> frame(K);
+    for (int64_t t = 0; t < T; ++t) {
+      torch::Tensor cdfs = Cdfs(*lm);
+      for (int64_t k = 0; k < K; ++k) frame[k] = values[k * T + t];
+      lm->Advance(frame.data());
+      push(t, cdfs.data_ptr<int64_t>());
     }
   }
   encoder.Flush();
@@ -288,7 +317,10 @@ std::vector<std::vector<uint8_t>> LmSession::Compress(const std::vector<torch::T
   // OpenMP's threads would be shared between the segments.
   ThreadsGuard threads(budget_, threads_, threads_);
   const size_t workers = threads_ == 1 ? std::min(blocks.size(), static_cast<size_t>(jobs_)) : 1;
-  ForEachOnThreads(blocks.size(), workers, threads_, [&](size_t i) { payloads[i] = CompressSegment(blocks[i], i); });
+  // the threads no segment takes share each segment's blocks of frames (a 24 kHz file is one segment)
+  const int lanes = threads_ == 1 ? std::max(1, jobs_ / static_cast<int>(workers)) : 1;
+  ForEachOnThreads(blocks.size(), workers, threads_,
+                   [&](size_t i) { payloads[i] = CompressSegment(blocks[i], i, lanes); });
   return payloads;
 }
 
@@ -305,7 +337,7 @@ torch::Tensor LmSession::DecompressSegment(const uint8_t* data, size_t size, int
       int64_t symbol = 0;
       bool complete = false;
       try {
-        complete = decoder.Pull(CheckedCdf(cdfs, k, card_, t), card_, &symbol);
+        complete = decoder.Pull(CheckedCdf(cdfs.data_ptr<int64_t>(), k, card_, t), card_, &symbol);
       } catch (const StreamError& e) {
         throw StreamError(Where(index, t, k) + ": " + e.what());
       }

@@ -37,6 +37,8 @@ class LmSession {
   int jobs() const { return jobs_; }
   // Whether segments so far ran the C++ step (lm_step.h) rather than the TorchScript one (false before any).
   bool fast_step() const;
+  // Whether Compress so far ran every segment's LM on blocks of frames (lm_block.h) (false before any).
+  bool block_step() const;
 
   // Codes each block (a CPU int16/int32 [K, T] tensor, K <= n_q, values < card) as one segment: fresh LM state
   // and coder, for each frame t the LM step on 1 + codes[:, t - 1] (zeros at t = 0), then the K codes pushed with
@@ -60,7 +62,10 @@ class LmSession {
   // The step for a segment of `frames` frames of K codes: the C++ step (lm_step.h) where it gives the eager model's
   // bits on this machine, else the TorchScript module's.
   std::unique_ptr<FrameModel> Frames(int64_t K, int64_t frames);
-  std::vector<uint8_t> CompressSegment(const torch::Tensor& codes, size_t index);
+  // The C++ step's model for a segment of `frames` frames, or null where the TorchScript step must run.
+  std::shared_ptr<LmFastModel> Fast(int64_t frames);
+  // `lanes`: threads that share the segment's frames where the LM runs blocks of frames (lm_block.h).
+  std::vector<uint8_t> CompressSegment(const torch::Tensor& codes, size_t index, int lanes);
   torch::Tensor DecompressSegment(const uint8_t* data, size_t size, int64_t K, int64_t frames, size_t index,
                                   size_t* consumed);
 
@@ -74,7 +79,7 @@ class LmSession {
   std::once_flag fast_once_;
   std::shared_ptr<LmFastModel> fast_;  // null: the TorchScript step for every segment
   mutable std::mutex fast_mutex_;
-  bool fast_used_ = false, fast_fallback_ = false;
+  bool fast_used_ = false, fast_fallback_ = false, block_used_ = false, block_fallback_ = false;
 };
 
 }  // namespace encodec

@@ -77,6 +77,60 @@ __attribute__((target("avx2,fma"))) void RunPanels(const float* panels, const fl
     for (int64_t i = 0; i < n; ++i) _mm256_storeu_ps(y + m0 + 8 * i, c[i]);
   }
 }
+// RunPanels for many rows: per row and output the same chain (y = bias, then y + (FMA chain) per block), with
+// two panels' weights loaded once for NR rows.
+template <int NR>
+__attribute__((target("avx2,fma"))) void PanelRows(const float* w0, const float* w1, const float* bias, const float* x,
+                                                  int64_t ldx, float* y, int64_t ldy, int64_t K, const int64_t* blocks,
+                                                  size_t n_blocks) {
+  for (int r = 0; r < NR; ++r) {
+    _mm256_storeu_ps(y + r * ldy, _mm256_loadu_ps(bias));
+    _mm256_storeu_ps(y + r * ldy + 8, _mm256_loadu_ps(bias + 8));
+  }
+  int64_t k0 = 0;
+  for (size_t b = 0; b < n_blocks; ++b) {
+    __m256 acc0[NR], acc1[NR];
+    for (int r = 0; r < NR; ++r) acc0[r] = acc1[r] = _mm256_setzero_ps();
+    const int64_t k1 = k0 + blocks[b];
+    for (int64_t k = k0; k < k1; ++k) {
+      const __m256 a = _mm256_loadu_ps(w0 + k * 8), c = _mm256_loadu_ps(w1 + k * 8);
+      for (int r = 0; r < NR; ++r) {
+        const __m256 xk = _mm256_set1_ps(x[r * ldx + k]);
+        acc0[r] = _mm256_fmadd_ps(a, xk, acc0[r]);
+        acc1[r] = _mm256_fmadd_ps(c, xk, acc1[r]);
+      }
+    }
+    for (int r = 0; r < NR; ++r) {
+      _mm256_storeu_ps(y + r * ldy, _mm256_add_ps(_mm256_loadu_ps(y + r * ldy), acc0[r]));
+      _mm256_storeu_ps(y + r * ldy + 8, _mm256_add_ps(_mm256_loadu_ps(y + r * ldy + 8), acc1[r]));
+    }
+    k0 = k1;
+  }
+}
+
+__attribute__((target("avx2,fma"))) void RunPanelsRows(const float* panels, const float* bias, const float* x,
+                                                      int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t K,
+                                                      const int64_t* blocks, size_t n_blocks, int64_t outputs) {
+  for (int64_t m0 = 0; m0 < outputs; m0 += 16) {
+    if (m0 + 16 > outputs) {  // an odd last panel: one row at a time
+      for (int64_t r = 0; r < rows; ++r) {
+        RunPanels(panels + (m0 / 8) * K * 8, bias + m0, x + r * ldx, y + r * ldy + m0, K, blocks, n_blocks, 8);
+      }
+      break;
+    }
+    const float* w0 = panels + (m0 / 8) * K * 8;
+    const float* w1 = w0 + K * 8;
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) PanelRows<4>(w0, w1, bias + m0, x + r * ldx, ldx, y + r * ldy + m0, ldy, K, blocks, n_blocks);
+    switch (rows - r) {
+      case 3: PanelRows<3>(w0, w1, bias + m0, x + r * ldx, ldx, y + r * ldy + m0, ldy, K, blocks, n_blocks); break;
+      case 2: PanelRows<2>(w0, w1, bias + m0, x + r * ldx, ldx, y + r * ldy + m0, ldy, K, blocks, n_blocks); break;
+      case 1: PanelRows<1>(w0, w1, bias + m0, x + r * ldx, ldx, y + r * ldy + m0, ldy, K, blocks, n_blocks); break;
+      default: break;
+    }
+  }
+}
+
 __attribute__((target("avx2,fma"))) void ScoresFma(const float* q, const float* keys_t, int64_t stride, int64_t S,
                                                   int64_t heads, int64_t hd, float* scores) {
   for (int64_t h = 0; h < heads; ++h) {
@@ -118,6 +172,8 @@ __attribute__((target("avx2,fma"))) void OutputFma(const float* weights, const f
 #else
 bool HasFma() { return false; }  // MatVec then calls at::linear
 void RunPanels(const float*, const float*, const float*, float*, int64_t, const int64_t*, size_t, int64_t) {}
+void RunPanelsRows(const float*, const float*, const float*, int64_t, int64_t, float*, int64_t, int64_t,
+                   const int64_t*, size_t, int64_t) {}
 void ScoresFma(const float*, const float*, int64_t, int64_t, int64_t, int64_t, float*) {}
 void OutputFma(const float*, const float*, int64_t, int64_t, int64_t, float*) {}
 #endif
@@ -203,6 +259,12 @@ bool MatVec::Emulates(const std::vector<int64_t>& blocks, const torch::Tensor& x
 void MatVec::Run(const float* x, float* y, int64_t outputs) const {
   const torch::Tensor bc = bias_.contiguous();
   RunPanels(panels_.data(), bc.data_ptr<float>(), x, y, K_, blocks_.data(), blocks_.size(), outputs < 0 ? M_ : outputs);
+}
+
+void MatVec::RunRows(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t outputs) const {
+  const torch::Tensor bc = bias_.contiguous();
+  RunPanelsRows(panels_.data(), bc.data_ptr<float>(), x, ldx, rows, y, ldy, K_, blocks_.data(), blocks_.size(),
+                outputs < 0 ? M_ : outputs);
 }
 
 torch::Tensor MatVec::Apply(const torch::Tensor& x) const {

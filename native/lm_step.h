@@ -32,8 +32,12 @@ class MatVec {
   MatVec() = default;
   MatVec(const torch::Tensor& weight, const torch::Tensor& bias);
   bool exact() const { return exact_; }
+  int64_t outputs() const { return M_; }
   // y[0, outputs) from x[K] (outputs: a multiple of 8, default M); only when exact().
   void Run(const float* x, float* y, int64_t outputs = -1) const;
+  // Run for `rows` inputs (x + r * ldx, into y + r * ldy): each row's outputs the same FMA chains as Run's, the
+  // weights read once per few rows instead of once per row.
+  void RunRows(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t outputs = -1) const;
   // at::linear(x, weight, bias) for x [1, 1, K].
   torch::Tensor Apply(const torch::Tensor& x) const;
 
@@ -126,6 +130,10 @@ class LmFastModel {
   bool heads_exact = false;  // heads reproduces every head's at::linear
   std::vector<Layer> layers;
   std::unique_ptr<KvPlan> plan;
+  // Whether a layer's row-wise ATen ops on many rows at once give each row's bits (set by LmBlockStep::Supported);
+  // else LmBlockStep calls them row by row.
+  std::once_flag rows_once;
+  bool rows_exact = false;
 };
 
 // One segment's state of the fast step.

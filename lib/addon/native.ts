@@ -79,6 +79,7 @@ export interface NativeLm {
   readonly jobs: number;
   /** Whether the calls so far ran the C++ step (native/lm_step.h), none of them the TorchScript one. */
   readonly fastStep: boolean;
+  readonly blockStep: boolean;
   readonly disposed: boolean;
   /** Arithmetic-codes each block as one segment (fresh LM state and coder); one payload per block. */
   compress(blocks: NativeCodes[]): Promise<Uint8Array[]>;

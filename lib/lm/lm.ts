@@ -103,6 +103,14 @@ export class EncodecLm {
     return this.live('fastStep').fastStep;
   }
 
+  /**
+   * Whether every segment compressSegments coded so far ran the LM on blocks of frames at once (its codes are
+   * known beforehand; native/lm_block.h), rather than frame by frame; false before the first call.
+   */
+  get blockStep(): boolean {
+    return this.live('blockStep').blockStep;
+  }
+
   /** Segments compressSegments codes at once (LmLoadOptions.jobs). */
   get jobs(): number {
     return this.live('jobs').jobs;

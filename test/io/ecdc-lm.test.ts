@@ -181,8 +181,38 @@ describe('LM-compressed .ecdc files', function () {
       const decoded = await readNpy(path.join(outDir, 'codes_0.npy'));
       expect(Array.from(decoded.data as Int16Array)).to.deep.equal(Array.from(codes.data));
     }
-    // these bytes came from the C++ step (native/lm_step.cc), not from the TorchScript fallback
+    // these bytes came from the C++ step (native/lm_step.cc), not from the TorchScript fallback, and compression ran
+    // the LM on blocks of frames (native/lm_block.cc)
     expect(lm.fastStep).to.equal(true);
+    expect(lm.blockStep).to.equal(true);
+  });
+
+  it('compresses blocks of frames on 1, 2 or 3 threads with the bytes of the frame-by-frame step (many blocks, past the window)', async function () {
+    // 600 frames: nine full blocks of 64 and a partial one, the window full from frame 262 on
+    const codes = randomCodes(8, 600, 8600);
+    const framewise = await EncodecLm.load(lm24.lm, { jobs: 1 });
+    let expected: Uint8Array;
+    process.env.ENCODEC_NATIVE_LM_FRAMEWISE = '1';
+    try {
+      [expected] = await framewise.compressSegments([codes]);
+      expect(framewise.fastStep).to.equal(true);
+      expect(framewise.blockStep).to.equal(false);
+    } finally {
+      delete process.env.ENCODEC_NATIVE_LM_FRAMEWISE;
+      framewise.dispose();
+    }
+    for (const jobs of [1, 2, 3]) {
+      const blocks = await EncodecLm.load(lm24.lm, { jobs });
+      try {
+        const [ours] = await blocks.compressSegments([codes]);
+        expect(blocks.blockStep, `${jobs} threads`).to.equal(true);
+        expect(Buffer.from(ours).equals(Buffer.from(expected)), `${jobs} threads`).to.equal(true);
+        const back = await blocks.decompressSegments(ours, 8, [600]);
+        expect(Array.from(back.codes[0].data)).to.deep.equal(Array.from(codes.data));
+      } finally {
+        blocks.dispose();
+      }
+    }
   });
 
   it('codes 48 kHz files segment by segment, each with its scale first, byte-identical to the reference', async function () {
