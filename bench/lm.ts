@@ -27,7 +27,10 @@ export interface LmRow extends Record<string, unknown> {
   plainDecompressS: number;
   lmDecompressS: number;
   decompressRatio: number;
+  /** The LM's compression loop alone (codes already there), wall time per frame. */
   lmMsPerFrame: number;
+  /** The LM's decoding loop alone (.ecdc bytes to codes), wall time per frame. */
+  lmDecodeMsPerFrame: number;
   sizeRatio: number;
   /** The eager reference's write-lm process ('-': not run for this row). */
   referenceLmLoopS: number | string;
@@ -96,6 +99,8 @@ export async function lmRow(
   // the LM loop alone: coding codes that are already there
   const codes = decodeEcdc(plainC.value).codes;
   const loop = await seconds(() => encodeEcdcLm(codes, audioLength, lm, { model }));
+  // and decoding them again (frame by frame: each frame's codes come from the frame before)
+  const decodeLoop = await seconds(() => decodeEcdcLm(lmC.value, lm));
   const row: LmRow = {
     model,
     bandwidth,
@@ -109,6 +114,7 @@ export async function lmRow(
     lmDecompressS: +lmD.seconds.toFixed(2),
     decompressRatio: +(lmD.seconds / plainD.seconds).toFixed(2),
     lmMsPerFrame: +((1000 * loop.seconds) / codes.nFrames).toFixed(3),
+    lmDecodeMsPerFrame: +((1000 * decodeLoop.seconds) / codes.nFrames).toFixed(3),
     sizeRatio: +(lmC.value.length / plainC.value.length).toFixed(3),
     referenceLmLoopS: '-',
     sameBytesAsReference: '-',

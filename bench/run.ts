@@ -407,7 +407,7 @@ async function lm24RowsOf(modelPath: string, speech: Float32Array, reps: number,
   const lm = await EncodecLm.load(lm24.lm);
   try {
     const row = await lmRow(codec, lm, 'encodec_24khz', speech, 1, RATE, 6, reps, dir, lm24.checkpoint);
-    log(`LM 24 kHz 6 kbps: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.lmDecompressS} s vs ${row.plainDecompressS} s (${row.decompressRatio}x), ${row.lmMsPerFrame} ms/frame; eager reference write-lm ${row.referenceLmLoopS} s`);
+    log(`LM 24 kHz 6 kbps: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.lmDecompressS} s vs ${row.plainDecompressS} s (${row.decompressRatio}x), LM loop ${row.lmMsPerFrame} ms/frame coding, ${row.lmDecodeMsPerFrame} decoding; eager reference write-lm ${row.referenceLmLoopS} s`);
     return [row];
   } finally {
     codec.dispose();
@@ -437,7 +437,7 @@ async function lm48RowsOf(stereoSeconds: number, reps: number, dir: string): Pro
         const lm48k = await EncodecLm.load(lm48.lm, { jobs });
         try {
           const row = await lmRow(codec48, lm48k, 'encodec_48khz', stereo, 2, 48000, bandwidth, reps, dir, lm48.checkpoint);
-          log(`LM 48 kHz ${bandwidth} kbps, ${jobs} segments at once: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.decompressRatio}x, ${row.lmMsPerFrame} ms/frame; eager reference write-lm ${row.referenceLmLoopS} s`);
+          log(`LM 48 kHz ${bandwidth} kbps, ${jobs} segments at once: compress --lm ${row.lmCompressS} s vs ${row.plainCompressS} s (${row.compressRatio}x), decompress ${row.decompressRatio}x, LM loop ${row.lmMsPerFrame} ms/frame coding, ${row.lmDecodeMsPerFrame} decoding; eager reference write-lm ${row.referenceLmLoopS} s`);
           rows.push(row);
         } finally {
           lm48k.dispose();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <exception>
 
 #include "quantized_cdf.h"
 
@@ -62,7 +63,13 @@ bool LmBlockStep::Supported(LmFastModel& m) {
   for (const LmFastModel::Layer& l : m.layers) {
     if (!l.q.exact() || !l.kv.exact() || !l.out.exact() || !l.linear1.exact() || !l.linear2.exact()) return false;
   }
-  std::call_once(m.rows_once, [&m] { m.rows_exact = RowsMatch(m); });
+  std::call_once(m.rows_once, [&m] {
+    try {
+      m.rows_exact = RowsMatch(m);
+    } catch (const std::exception&) {
+      m.rows_exact = false;  // the ops row by row, as the frame-by-frame step calls them
+    }
+  });
   return true;
 }
 
