@@ -15,6 +15,7 @@
         "native/lm_model.cc",
         "native/lm_session.cc",
         "native/lm_step.cc",
+        "native/lm_window.cc",
         "native/lm_workers.cc",
         "native/model.cc",
         "native/promise_worker.cc",

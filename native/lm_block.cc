@@ -3,7 +3,6 @@
 #include <torch/script.h>  // the operators
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
 #include <exception>
 
@@ -88,13 +87,7 @@ LmBlockStep::LmBlockStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t 
   }
   windows_.resize(lanes_.lanes());
   for (auto& per_layer : windows_) {
-    per_layer.resize(L);
-    for (Window& w : per_layer) {
-      w.keys = at::empty({2 * rows, D}, at::kFloat);
-      w.values = at::empty({2 * rows, D}, at::kFloat);
-      w.keys_t.resize(2 * rows * D);
-      w.written.assign(cap_, -1);
-    }
+    for (int64_t i = 0; i < L; ++i) per_layer.emplace_back(rows, D, cap_);
   }
   const int64_t hidden = model_->layers[0].linear1.outputs();
   cur_.resize(kBlock * D);
@@ -139,7 +132,7 @@ void LmBlockStep::EnterRows(size_t layer, int64_t t0, int64_t a, int64_t b) {
     std::memcpy(X(ring, row), cur_.data() + i * D, D * sizeof(float));
     std::memcpy(Kv(ring, row, model_->single_variant), kv_.data() + i * 2 * D, 2 * D * sizeof(float));
     ring.have[row % cap_] = 1u << model_->single_variant;
-    for (auto& per_layer : windows_) per_layer[layer].written[row % cap_] = -1;
+    for (auto& per_layer : windows_) per_layer[layer].Forget(row % cap_);
   }
 }
 
@@ -166,49 +159,11 @@ void LmBlockStep::Collect(size_t layer, int64_t t0, int64_t n) {
 // LmFastStep::Layer's attention for frame t, from its query row q (before scaling), into out (D floats).
 void LmBlockStep::Attend(size_t layer, int lane, int64_t t, const float* q, float* out) {
   const LmFastModel& m = *model_;
-  const int64_t D = dim_, P = m.past_context;
   Ring& ring = rings_[layer];
-  Window& w = windows_[lane][layer];
-  const int64_t H = std::min(t + 1, P), S = H + 1, first = t + 1 - H;
-  const uint8_t* cls = m.plan->Classes(S);
-  if (first + S - w.base > w.keys.size(0)) {
-    w.base = first;
-    for (int64_t j = 0; j < S; ++j) w.written[(first + j) % cap_] = -1;
-  }
-  float* kp = w.keys.data_ptr<float>();
-  float* vp = w.values.data_ptr<float>();
-  const int64_t stride = w.keys.size(0);
-  for (int64_t j = 0; j < S; ++j) {
-    const int64_t r = first + j;
-    int& written = w.written[r % cap_];
-    if (written == cls[j]) continue;
-    const float* src = Kv(ring, r, cls[j]);
-    std::memcpy(kp + (r - w.base) * D, src, D * sizeof(float));
-    std::memcpy(vp + (r - w.base) * D, src + D, D * sizeof(float));
-    for (int64_t d = 0; d < D; ++d) w.keys_t[d * stride + (r - w.base)] = src[d];
-    written = cls[j];
-  }
-  const int64_t heads = m.num_heads, hd = D / heads;
-  torch::Tensor qt = at::empty({1, 1, D}, at::kFloat);
-  std::memcpy(qt.data_ptr<float>(), q, D * sizeof(float));
-  const torch::Tensor qh = qt.view({1, heads, hd}).transpose(0, 1);
-  const torch::Tensor qs = qh / std::sqrt(static_cast<double>(hd));
-  if (m.plan->AttentionExact(S)) {
-    const torch::Tensor qc = qs.contiguous();
-    torch::Tensor scores = at::empty({heads, 1, S}, at::kFloat);
-    AttentionScores(qc.data_ptr<float>(), w.keys_t.data() + (first - w.base), stride, S, heads, hd,
-                    scores.data_ptr<float>());
-    const torch::Tensor weights = at::softmax(scores, -1).contiguous();
-    AttentionOutput(weights.data_ptr<float>(), vp + (first - w.base) * D, S, heads, hd, out);
-  } else {
-    const torch::Tensor k = w.keys.narrow(0, first - w.base, S), v = w.values.narrow(0, first - w.base, S);
-    const torch::Tensor kh = k.view({S, heads, hd}).transpose(0, 1);
-    const torch::Tensor vh = v.view({S, heads, hd}).transpose(0, 1);
-    const torch::Tensor mask = at::zeros({1, 1, S}, at::kFloat);
-    torch::Tensor weights = at::softmax(at::baddbmm(mask, qs, kh.transpose(-2, -1)), -1);
-    const torch::Tensor o = at::bmm(weights, vh).transpose(0, 1).contiguous();
-    std::memcpy(out, o.data_ptr<float>(), D * sizeof(float));
-  }
+  KvWindow& window = windows_[lane][layer];
+  const int64_t H = std::min(t + 1, m.past_context), S = H + 1, first = t + 1 - H;
+  window.Place(first, S, m.plan->Classes(S), [&](int64_t r, int v) { return Kv(ring, r, v); });
+  window.Attend(q, first, S, m.num_heads, m.plan->AttentionExact(S), out);
 }
 
 // The rest of LmFastStep::Layer for rows a..b: output projection, residual and norm, feed-forward, residual and

@@ -14,6 +14,7 @@
 
 #include "lanes.h"
 #include "lm_step.h"
+#include "lm_window.h"
 
 namespace encodec {
 
@@ -37,12 +38,6 @@ class LmBlockStep {
     std::unique_ptr<float[]> x, kv;
     std::vector<uint32_t> have;
   };
-  struct Window {  // one lane's copy of a layer's window, as LmFastStep::Cache keeps it
-    torch::Tensor keys, values;
-    std::vector<float> keys_t;
-    std::vector<int> written;
-    int64_t base = 0;
-  };
   float* X(Ring& r, int64_t row) { return r.x.get() + (row % cap_) * dim_; }
   float* Kv(Ring& r, int64_t row, int v) { return r.kv.get() + ((row % cap_) * variants_ + v) * 2 * dim_; }
 
@@ -60,7 +55,7 @@ class LmBlockStep {
   int64_t t_ = 0;
   Lanes lanes_;
   std::vector<Ring> rings_;
-  std::vector<std::vector<Window>> windows_;  // [lane][layer]
+  std::vector<std::vector<KvWindow>> windows_;  // [lane][layer]: each lane's own copy of the layer's window
   std::vector<float> cur_, q_, kv_, att_, proj_, hidden_, logits_;
   std::vector<std::vector<std::vector<KvPlan::Pending>>> pending_;  // [lane][variant]
 };

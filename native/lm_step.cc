@@ -131,51 +131,11 @@ __attribute__((target("avx2,fma"))) void RunPanelsRows(const float* panels, cons
   }
 }
 
-__attribute__((target("avx2,fma"))) void ScoresFma(const float* q, const float* keys_t, int64_t stride, int64_t S,
-                                                  int64_t heads, int64_t hd, float* scores) {
-  for (int64_t h = 0; h < heads; ++h) {
-    const float* qh = q + h * hd;
-    int64_t j = 0;
-    for (; j + 8 <= S; j += 8) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t i = 0; i < hd; ++i) {
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(keys_t + (h * hd + i) * stride + j), _mm256_set1_ps(qh[i]), acc);
-      }
-      _mm256_storeu_ps(scores + h * S + j, _mm256_add_ps(_mm256_setzero_ps(), acc));
-    }
-    for (; j < S; ++j) {
-      float acc = 0.0f;
-      for (int64_t i = 0; i < hd; ++i) acc = __builtin_fmaf(keys_t[(h * hd + i) * stride + j], qh[i], acc);
-      scores[h * S + j] = 0.0f + acc;
-    }
-  }
-}
-
-__attribute__((target("avx2,fma"))) void OutputFma(const float* weights, const float* values, int64_t S,
-                                                  int64_t heads, int64_t hd, float* out) {
-  const int64_t D = heads * hd;
-  for (int64_t h = 0; h < heads; ++h) {
-    const float* w = weights + h * S;
-    int64_t i = 0;
-    for (; i + 8 <= hd; i += 8) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t j = 0; j < S; ++j) acc = _mm256_fmadd_ps(_mm256_loadu_ps(values + j * D + h * hd + i), _mm256_set1_ps(w[j]), acc);
-      _mm256_storeu_ps(out + h * hd + i, _mm256_add_ps(_mm256_setzero_ps(), acc));
-    }
-    for (; i < hd; ++i) {
-      float acc = 0.0f;
-      for (int64_t j = 0; j < S; ++j) acc = __builtin_fmaf(values[j * D + h * hd + i], w[j], acc);
-      out[h * hd + i] = 0.0f + acc;
-    }
-  }
-}
 #else
 bool HasFma() { return false; }  // MatVec then calls at::linear
 void RunPanels(const float*, const float*, const float*, float*, int64_t, const int64_t*, size_t, int64_t) {}
 void RunPanelsRows(const float*, const float*, const float*, int64_t, int64_t, float*, int64_t, int64_t,
                    const int64_t*, size_t, int64_t) {}
-void ScoresFma(const float*, const float*, int64_t, int64_t, int64_t, int64_t, float*) {}
-void OutputFma(const float*, const float*, int64_t, int64_t, int64_t, float*) {}
 #endif
 
 // OpenBLAS's split of a contraction of K into blocks of at most Q (level3.c: Q while 2 Q remain, then two halves
@@ -196,15 +156,6 @@ std::vector<int64_t> Blocks(int64_t K, int64_t Q, int64_t U) {
 }
 
 }  // namespace
-
-void AttentionScores(const float* q, const float* keys_t, int64_t stride, int64_t S, int64_t heads, int64_t hd,
-                     float* scores) {
-  ScoresFma(q, keys_t, stride, S, heads, hd, scores);
-}
-
-void AttentionOutput(const float* weights, const float* values, int64_t S, int64_t heads, int64_t hd, float* out) {
-  OutputFma(weights, values, S, heads, hd, out);
-}
 
 MatVec::MatVec(const torch::Tensor& weight, const torch::Tensor& bias)
     : weight_(weight), bias_(bias), M_(weight.size(0)), K_(weight.size(1)) {
@@ -508,14 +459,9 @@ LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t ro
     c.kv.reset(new float[cap_ * variants_ * 2 * D]);
     c.have.assign(cap_, 0);
     std::fill(c.x.get(), c.x.get() + D, 0.0f);  // row 0: Meta's zero past (states=None)
+    windows_.emplace_back(rows, D, cap_);
   }
   pending_.resize(variants_);
-  for (Cache& c : caches_) {
-    c.keys = at::empty({2 * rows, D}, at::kFloat);
-    c.values = at::empty({2 * rows, D}, at::kFloat);
-    c.keys_t.resize(2 * rows * D);
-    c.written.assign(cap_, -1);
-  }
 }
 
 torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
@@ -523,12 +469,13 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
   const LmFastModel::Layer& l = m.layers[i];
   const int64_t D = m.dim, P = m.past_context;
   Cache& c = caches_[i];
+  KvWindow& window = windows_[i];
   const int64_t row = t_ + 1;
   const float* xp = x.data_ptr<float>();
   std::memcpy(X(c, row), xp, D * sizeof(float));
   uint32_t& fresh = c.have[row % cap_];
   fresh = 0;
-  c.written[row % cap_] = -1;
+  window.Forget(row % cap_);
   if (m.single_variant >= 0 && l.kv.exact()) {
     l.kv.Run(xp, Kv(c, row, m.single_variant));
     fresh = 1u << m.single_variant;
@@ -555,47 +502,10 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
     }
     m.plan->Project(pending_, l.wkv_t, l.bkv, [&](int64_t r, int v) { return Kv(c, r, v); });
   }
-  // keys and values of the S rows, each in the variant the eager model's S-row product gives it
-  if (first + S - c.base > c.keys.size(0)) {
-    c.base = first;
-    for (int64_t j = 0; j < S; ++j) c.written[(first + j) % cap_] = -1;
-  }
-  float* kp = c.keys.data_ptr<float>();
-  float* vp = c.values.data_ptr<float>();
-  for (int64_t j = 0; j < S; ++j) {
-    const int64_t r = first + j;
-    int& written = c.written[r % cap_];
-    if (written == cls[j]) continue;
-    const float* src = Kv(c, r, cls[j]);
-    std::memcpy(kp + (r - c.base) * D, src, D * sizeof(float));
-    std::memcpy(vp + (r - c.base) * D, src + D, D * sizeof(float));
-    const int64_t stride = c.keys.size(0);
-    for (int64_t d = 0; d < D; ++d) c.keys_t[d * stride + (r - c.base)] = src[d];
-    written = cls[j];
-  }
-  const torch::Tensor k = c.keys.narrow(0, first - c.base, S), v = c.values.narrow(0, first - c.base, S);
-  // Meta's multi_head_attention_forward, op for op (T = B = 1, no masked position: the window <= past_context)
-  const int64_t heads = m.num_heads, hd = D / heads;
-  const torch::Tensor q = l.q.Apply(x);
-  const torch::Tensor qh = q.contiguous().view({1, heads, hd}).transpose(0, 1);
-  const torch::Tensor kh = k.view({S, heads, hd}).transpose(0, 1);
-  const torch::Tensor vh = v.view({S, heads, hd}).transpose(0, 1);
-  const torch::Tensor qs = qh / std::sqrt(static_cast<double>(hd));
-  torch::Tensor o;
-  if (m.plan->AttentionExact(S)) {
-    const torch::Tensor qc = qs.contiguous();
-    torch::Tensor scores = at::empty({heads, 1, S}, at::kFloat);
-    AttentionScores(qc.data_ptr<float>(), c.keys_t.data() + (first - c.base), c.keys.size(0), S, heads, hd,
-                    scores.data_ptr<float>());
-    const torch::Tensor w = at::softmax(scores, -1).contiguous();
-    o = at::empty({1, 1, D}, at::kFloat);
-    AttentionOutput(w.data_ptr<float>(), vp + (first - c.base) * D, S, heads, hd, o.data_ptr<float>());
-  } else {
-    const torch::Tensor mask = at::zeros({1, 1, S}, at::kFloat);
-    torch::Tensor w = at::baddbmm(mask, qs, kh.transpose(-2, -1));
-    w = at::softmax(w, -1);
-    o = at::bmm(w, vh).transpose(0, 1).contiguous().view({1, 1, D});
-  }
+  window.Place(first, S, cls, [&](int64_t r, int v) { return Kv(c, r, v); });
+  const torch::Tensor q = l.q.Apply(x).contiguous();
+  torch::Tensor o = at::empty({1, 1, D}, at::kFloat);
+  window.Attend(q.data_ptr<float>(), first, S, m.num_heads, m.plan->AttentionExact(S), o.data_ptr<float>());
   o = l.out.Apply(o);
   const torch::Tensor y = at::layer_norm(x + o, {D}, l.n1w, l.n1b, l.eps1);
   const torch::Tensor ff = l.linear2.Apply(at::gelu(l.linear1.Apply(y)));

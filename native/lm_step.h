@@ -21,6 +21,8 @@
 #include <mutex>
 #include <vector>
 
+#include "lm_window.h"
+
 namespace encodec {
 
 // One row through a linear layer (at::linear of a [1, 1, K] input: a BLAS product with one column), computed here
@@ -66,7 +68,7 @@ class KvPlan {
   // The variant a one-row product gives.
   int SingleVariant() const { return single_; }
   // Whether the attention's products over S rows (Meta: baddbmm of the scores, bmm of the weights and values)
-  // are what AttentionScores / AttentionOutput compute (S measured by Ensure).
+  // are what AttentionScores / AttentionOutput (lm_window.h) compute (S measured by Ensure).
   bool AttentionExact(int64_t S) const { return attention_[S] != 0; }
   // Whether some S matched no variant (the session then uses the TorchScript step).
   bool failed() const { return failed_.load(std::memory_order_acquire); }
@@ -101,13 +103,6 @@ class KvPlan {
   std::atomic<bool> failed_{false};
   int single_ = -1;
 };
-
-// One-column products of the attention, as OpenBLAS's kernel computes them (FMA chains), for S rows:
-// scores[h][j] = 0 + sum_i keys_t[h * hd + i][j] q[h][i] (keys_t: [D][stride], the keys transposed), and
-// out[h * hd + i] = 0 + sum_j values[j][h * hd + i] weights[h][j] (values: [S][D]).
-void AttentionScores(const float* q, const float* keys_t, int64_t stride, int64_t S, int64_t heads, int64_t hd,
-                     float* scores);
-void AttentionOutput(const float* weights, const float* values, int64_t S, int64_t heads, int64_t hd, float* out);
 
 // The weights of an LM in the layout the step reads; nullptr from Create when the module is not laid out as
 // exporter/lm_ts.py lays it out.
@@ -145,15 +140,9 @@ class LmFastStep {
   torch::Tensor Step(const int64_t* previous);
 
  private:
-  struct Cache {
+  struct Cache {  // one layer's rows: row r (frame r - 1; row 0 the zero past) in slot r % cap_
     std::unique_ptr<float[]> x, kv;
     std::vector<uint32_t> have;  // per slot: the variants computed (or queued) for its row
-    // The window's keys and values as the attention reads them: row r at index r - base, in the variant written[slot]
-    // (-1: not written). Consecutive frames' windows overlap, so most rows are already in place.
-    torch::Tensor keys, values;  // [2 rows, dim]
-    std::vector<float> keys_t;   // [dim][2 rows]: the keys transposed, for AttentionScores
-    std::vector<int> written;
-    int64_t base = 0;
   };
   float* X(Cache& c, int64_t row) { return c.x.get() + (row % cap_) * model_->dim; }
   float* Kv(Cache& c, int64_t row, int v) {
@@ -165,6 +154,7 @@ class LmFastStep {
   int64_t K_, limit_, cap_, t_ = 0;
   int variants_;
   std::vector<Cache> caches_;
+  std::vector<KvWindow> windows_;  // per layer
   std::vector<std::vector<KvPlan::Pending>> pending_;
 };
 

@@ -1,0 +1,46 @@
+// One layer's attention window as the LM's C++ steps keep it (lm_step.h frame by frame, lm_block.h in blocks of
+// frames), and the attention over it, op for op as Meta's multi_head_attention_forward computes it for one query.
+// Pure libtorch and C++: no Node-API here.
+#pragma once
+
+#include "torch_names.h"
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace encodec {
+
+// One-column products of the attention, as OpenBLAS's kernel computes them (FMA chains), for S rows:
+// scores[h][j] = 0 + sum_i keys_t[h * hd + i][j] q[h][i] (keys_t: [D][stride], the keys transposed), and
+// out[h * hd + i] = 0 + sum_j values[j][h * hd + i] weights[h][j] (values: [S][D]). Only on CPUs with AVX2 and FMA.
+void AttentionScores(const float* q, const float* keys_t, int64_t stride, int64_t S, int64_t heads, int64_t hd,
+                     float* scores);
+void AttentionOutput(const float* weights, const float* values, int64_t S, int64_t heads, int64_t hd, float* out);
+
+// The keys and values of the rows a frame attends to, each row in the key/value variant the eager model's S-row
+// product gives it at its position (KvPlan in lm_step.h). Consecutive frames' windows overlap, so rows stay in
+// place from frame to frame and only those whose variant changed are written again.
+class KvWindow {
+ public:
+  // `rows`: the widest window; `slots`: the rows' ring (row r in slot r % slots).
+  KvWindow(int64_t rows, int64_t dim, int64_t slots);
+
+  // A new row took `slot`: what the window held for the slot's old row is stale.
+  void Forget(int64_t slot) { written_[slot] = -1; }
+  // Places rows [first, first + S), row first + j in variant cls[j], read from kv(row, variant) (2 dim floats:
+  // keys, then values).
+  void Place(int64_t first, int64_t S, const uint8_t* cls, const std::function<const float*(int64_t, int)>& kv);
+  // The attention of the query row `q` (its projection, before scaling) over the placed rows [first, first + S),
+  // into out (dim floats). `fma`: whether AttentionScores / AttentionOutput give ATen's bits for this S (KvPlan::
+  // AttentionExact); else ATen's baddbmm / bmm run, as Meta's code calls them.
+  void Attend(const float* q, int64_t first, int64_t S, int64_t heads, bool fma, float* out) const;
+
+ private:
+  torch::Tensor keys_, values_;  // [2 rows, dim]: row r at index r - base_
+  std::vector<float> keys_t_;    // [dim][2 rows]: the keys transposed, for AttentionScores
+  std::vector<int> written_;     // per slot: the variant its row holds in the window (-1: not written)
+  int64_t dim_, slots_, base_ = 0;
+};
+
+}  // namespace encodec
