@@ -89,7 +89,8 @@ LmBlockStep::LmBlockStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t 
   for (auto& per_layer : windows_) {
     for (int64_t i = 0; i < L; ++i) per_layer.emplace_back(rows, D, cap_);
   }
-  const int64_t hidden = model_->layers[0].linear1.outputs();
+  int64_t hidden = 0;
+  for (const LmFastModel::Layer& l : model_->layers) hidden = std::max(hidden, l.linear1.outputs());
   cur_.resize(kBlock * D);
   q_.resize(kBlock * D);
   att_.resize(kBlock * D);

@@ -79,6 +79,7 @@ export interface NativeLm {
   readonly jobs: number;
   /** Whether the calls so far ran the C++ step (native/lm_step.h), none of them the TorchScript one. */
   readonly fastStep: boolean;
+  /** Whether compress so far ran every segment's LM on blocks of frames at once (native/lm_block.h). */
   readonly blockStep: boolean;
   readonly disposed: boolean;
   /** Arithmetic-codes each block as one segment (fresh LM state and coder); one payload per block. */
