@@ -362,7 +362,7 @@ export function compressCommand(): Command {
       .option('--lm', "entropy-code the codes with Meta's language model (Meta's `encodec --lm`; slower, smaller with Meta's LM)")
       .option('--lm-model <lm.pt>', 'LM file for --lm (default: $ENCODEC_LM_MODEL, then encodec_lm_24khz.pt / encodec_lm_48khz.pt beside the model)')
       .option('--lm-threads <n>', LM_THREADS_HELP, parseIntegerOption('--lm-threads', 1, 1024))
-      .option('--lm-jobs <n>', 'encodec_48khz segments LM-coded at once, each on a thread of its own (default: the cores; the bytes do not depend on it)', parseIntegerOption('--lm-jobs', 1, 1024)),
+      .option('--lm-jobs <n>', 'threads the LM codes on: encodec_48khz segments at once, each on a thread of its own, the threads left sharing a segment\'s frames (default: the cores; the bytes do not depend on it)', parseIntegerOption('--lm-jobs', 1, 1024)),
   ).action(async (audio: string, opts: ModelOptions & { out: string; bandwidth: string; lm?: boolean; lmJobs?: number }) => {
     const bandwidth = parseBandwidth(opts.bandwidth);
     checkOutput(opts.out, ['.ecdc']);
