@@ -16,15 +16,7 @@ namespace {
 // give each row what the step's call on that row alone ([1, 1, n]) gives, for every R a lane can take.
 bool RowsMatch(const LmFastModel& m) {
   const int64_t D = m.dim, R = LmBlockStep::kBlock;
-  const auto rows = [](int64_t n, int64_t width, uint32_t seed) {
-    torch::Tensor t = at::empty({n, 1, width}, at::kFloat);
-    float* p = t.data_ptr<float>();
-    for (int64_t i = 0; i < n * width; ++i) {
-      seed = seed * 1664525u + 1013904223u;
-      p[i] = static_cast<float>(static_cast<int32_t>(seed >> 8) - (1 << 23)) / static_cast<float>(1 << 22);
-    }
-    return t;
-  };
+  const auto rows = [](int64_t n, int64_t width, uint32_t seed) { return TestRows(n, width, seed).view({n, 1, width}); };
   const auto same = [](const torch::Tensor& a, const torch::Tensor& b) {
     return a.sizes() == b.sizes() && std::memcmp(a.contiguous().data_ptr<float>(), b.contiguous().data_ptr<float>(),
                                                  a.numel() * sizeof(float)) == 0;

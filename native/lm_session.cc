@@ -245,8 +245,8 @@ std::shared_ptr<LmFastModel> LmSession::Fast(int64_t frames) {
   return nullptr;
 }
 
-std::unique_ptr<FrameModel> LmSession::Frames(int64_t K, int64_t frames) {
-  if (std::shared_ptr<LmFastModel> fast = Fast(frames)) {
+std::unique_ptr<FrameModel> LmSession::Frames(int64_t K, int64_t frames, const std::shared_ptr<LmFastModel>& fast) {
+  if (fast) {
     return std::make_unique<FastFrames>(fast, K, std::min(frames, fast->past_context) + 1);
   }
   return std::make_unique<ScriptFrames>(module_, K, card_);
@@ -282,7 +282,7 @@ std::vector<uint8_t> LmSession::CompressSegment(const torch::Tensor& block, size
       for (int64_t i = 0; i < n; ++i) push(t + i, cdfs.data() + i * K * card_);
     }
   } else {
-    std::unique_ptr<FrameModel> lm = Frames(K, T);
+    std::unique_ptr<FrameModel> lm = Frames(K, T, fast);
     std::vector<int64_t> frame(K);
     for (int64_t t = 0; t < T; ++t) {
       torch::Tensor cdfs = Cdfs(*lm);
@@ -329,7 +329,7 @@ torch::Tensor LmSession::DecompressSegment(const uint8_t* data, size_t size, int
   torch::Tensor codes = torch::zeros({K, T}, torch::kInt16);
   int16_t* values = codes.data_ptr<int16_t>();
   ArithmeticDecoder decoder(data, size, kTotalRangeBits);
-  std::unique_ptr<FrameModel> lm = Frames(K, T);
+  std::unique_ptr<FrameModel> lm = Frames(K, T, Fast(T));
   std::vector<int64_t> frame(K);
   for (int64_t t = 0; t < T; ++t) {
     torch::Tensor cdfs = Cdfs(*lm);

@@ -21,17 +21,18 @@ constexpr int64_t kMaxChunk = 24;
 // Frames ahead whose missing key/value variants are projected together, so the products are wider than one row.
 constexpr int64_t kLookahead = 12;
 
-torch::Tensor TestRows(int64_t rows, int64_t dim) {
+}  // namespace
+
+torch::Tensor TestRows(int64_t rows, int64_t dim, uint32_t seed) {
   torch::Tensor t = at::empty({rows, dim}, at::kFloat);
   float* p = t.data_ptr<float>();
-  uint32_t x = 12345;
+  uint32_t x = seed;
   for (int64_t i = 0; i < rows * dim; ++i) {
     x = x * 1664525u + 1013904223u;
     p[i] = static_cast<float>(static_cast<int32_t>(x >> 8) - (1 << 23)) / static_cast<float>(1 << 22);  // [-2, 2)
   }
   return t;
 }
-}  // namespace
 
 // ---- MatVec ----
 

@@ -25,6 +25,9 @@
 
 namespace encodec {
 
+// Deterministic test inputs in [-2, 2) for the measurements that compare a computation with ATen's: `rows` x `dim`.
+torch::Tensor TestRows(int64_t rows, int64_t dim, uint32_t seed = 12345);
+
 // One row through a linear layer (at::linear of a [1, 1, K] input: a BLAS product with one column), computed here
 // without BLAS's per-call packing of the weights: BLAS's kernel sums each output as FMA chains over blocks of the
 // contraction, added to the bias block by block. The blocks are found at construction by comparison with
