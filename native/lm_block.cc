@@ -93,22 +93,10 @@ LmBlockStep::LmBlockStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t 
   pending_.assign(lanes_.lanes(), std::vector<std::vector<KvPlan::Pending>>(variants_));
 }
 
-// LmFastStep::Step's input: the sum of the embeddings of 1 + the previous frame's codes, normed, plus the position.
+// Frame t's input (the previous frame's codes are column t - 1 of the segment's codes).
 void LmBlockStep::Input(int64_t t, float* out) {
-  const LmFastModel& m = *model_;
-  const int64_t D = dim_;
-  torch::Tensor x = at::empty({1, 1, D}, at::kFloat);
-  float* xp = x.data_ptr<float>();
-  std::fill(xp, xp + D, 0.0f);
-  for (int64_t k = 0; k < K_; ++k) {
-    const int64_t index = t > 0 ? codes_[k * T_ + t - 1] + 1 : 0;
-    const float* e = m.emb[k].data_ptr<float>() + index * D;
-    for (int64_t d = 0; d < D; ++d) xp[d] = xp[d] + e[d];
-  }
-  const torch::Tensor phase = at::full({1, 1, 1}, t, at::kLong) / m.divisor;
-  const torch::Tensor pos = at::cat({at::cos(phase), at::sin(phase)}, -1);
-  const torch::Tensor y = (at::layer_norm(x, {D}, m.norm_w, m.norm_b, m.eps_in) + pos).contiguous();
-  std::memcpy(out, y.data_ptr<float>(), D * sizeof(float));
+  const torch::Tensor x = model_->Input(t, K_, t > 0 ? codes_ + t - 1 : nullptr, T_);
+  std::memcpy(out, x.data_ptr<float>(), dim_ * sizeof(float));
 }
 
 // Rows a..b of the block (cur_) enter layer `layer`: kept in its ring with their one-row key/value variant, and
@@ -192,8 +180,7 @@ void LmBlockStep::Heads(int64_t a, int64_t b, int64_t* cdfs) {
   m.heads.RunRows(cur_.data() + a * D, D, b - a, logits_.data() + a * C, C, C);
   for (int64_t i = a; i < b; ++i) {
     const torch::Tensor logits = at::from_blob(logits_.data() + i * C, {1, K_, 1, m.card}, at::kFloat);
-    const torch::Tensor probas = at::softmax(logits.permute({0, 3, 1, 2}), 1);
-    const torch::Tensor q = BuildStableQuantizedCdfs(probas.select(3, 0).select(0, 0).t());
+    const torch::Tensor q = FrameCdfs(LmFastModel::Probabilities(logits));
     std::memcpy(cdfs + i * C, q.data_ptr<int64_t>(), C * sizeof(int64_t));
   }
 }

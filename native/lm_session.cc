@@ -7,14 +7,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <exception>
 #include <fstream>
-#include <functional>
-#include <system_error>
-#include <thread>
 
 #include "arith_coder.h"
 #include "errors.h"
+#include "lanes.h"
 #include "lm_block.h"
 #include "lm_step.h"
 #include "quantized_cdf.h"
@@ -32,7 +29,6 @@ class FrameModel {
 namespace {
 
 constexpr const char* kMetadataFile = "encodec.json";
-constexpr int kTotalRangeBits = 24;  // Meta's ArithmeticCoder default
 
 // Holds `n` threads of the budget and sets this thread's intra-op threads, restoring them afterwards: libtorch
 // keeps the setting per call thread, and a codec call that runs on this thread later must not inherit ours.
@@ -112,7 +108,7 @@ class FastFrames : public FrameModel {
 
 // The quantized CDFs [K, card] of a step's probabilities (Meta: build_stable_quantized_cdf(probas[0, :, k, 0])).
 torch::Tensor Cdfs(FrameModel& lm) {
-  return BuildStableQuantizedCdfs(lm.Probabilities().select(3, 0).select(0, 0).t(), kTotalRangeBits);
+  return FrameCdfs(lm.Probabilities());
 }
 
 // Codebook k's CDF of a frame's [K, card] CDFs.
@@ -127,40 +123,6 @@ const int64_t* CheckedCdf(const int64_t* cdfs, int64_t k, int64_t card, int64_t 
 
 std::string Where(size_t segment, int64_t t, int64_t k) {
   return "segment " + std::to_string(segment) + ", frame " + std::to_string(t) + ", codebook " + std::to_string(k);
-}
-
-// Runs work(0) .. work(n - 1), each once, on `workers` threads: this one and workers - 1 started here, each with
-// `intra_op` intra-op threads. After a failure no more items start; the first exception is rethrown once every
-// thread has stopped.
-void ForEachOnThreads(size_t n, size_t workers, int intra_op, const std::function<void(size_t)>& work) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex error_mutex;
-  std::exception_ptr error;
-  auto loop = [&] {
-    try {
-      for (size_t i = next++; i < n && !failed.load(); i = next++) work(i);
-    } catch (...) {
-      std::lock_guard<std::mutex> lock(error_mutex);
-      if (!error) error = std::current_exception();
-      failed = true;
-    }
-  };
-  std::vector<std::thread> helpers;
-  for (size_t w = 1; w < workers; ++w) {
-    try {
-      helpers.emplace_back([&] {
-        at::get_num_threads();  // libtorch's per-thread setup first, so that it cannot override ours later
-        at::set_num_threads(intra_op);
-        loop();
-      });
-    } catch (const std::system_error&) {
-      break;  // no more threads: the ones there share the work
-    }
-  }
-  loop();
-  for (std::thread& t : helpers) t.join();
-  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
@@ -319,8 +281,20 @@ std::vector<std::vector<uint8_t>> LmSession::Compress(const std::vector<torch::T
   const size_t workers = threads_ == 1 ? std::min(blocks.size(), static_cast<size_t>(jobs_)) : 1;
   // the threads no segment takes share each segment's blocks of frames (a 24 kHz file is one segment)
   const int lanes = threads_ == 1 ? std::max(1, jobs_ / static_cast<int>(workers)) : 1;
-  ForEachOnThreads(blocks.size(), workers, threads_,
-                   [&](size_t i) { payloads[i] = CompressSegment(blocks[i], i, lanes); });
+  // each worker takes the next segment; after a failure no more start, and Run rethrows the first exception
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  Lanes team(static_cast<int>(workers));  // helpers run with one intra-op thread, as workers > 1 needs
+  team.Run([&](int) {
+    try {
+      for (size_t i = next++; i < blocks.size() && !failed.load(); i = next++) {
+        payloads[i] = CompressSegment(blocks[i], i, lanes);
+      }
+    } catch (...) {
+      failed = true;
+      throw;
+    }
+  });
   return payloads;
 }
 

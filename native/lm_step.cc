@@ -513,21 +513,29 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
   return at::layer_norm(y + ff, {D}, l.n2w, l.n2b, l.eps2);
 }
 
-torch::Tensor LmFastStep::Step(const int64_t* previous) {
-  const LmFastModel& m = *model_;
-  const int64_t D = m.dim;
+torch::Tensor LmFastModel::Input(int64_t t, int64_t K, const int64_t* previous, int64_t stride) const {
+  const int64_t D = dim;
   // Meta: sum(self.emb[k](indices[:, k]) for k in range(K)), indices 1 + the previous codes (0 at the start)
   torch::Tensor x = at::empty({1, 1, D}, at::kFloat);
   float* xp = x.data_ptr<float>();
   std::fill(xp, xp + D, 0.0f);
-  for (int64_t k = 0; k < K_; ++k) {
-    const int64_t index = previous ? previous[k] + 1 : 0;
-    const float* e = m.emb[k].data_ptr<float>() + index * D;
+  for (int64_t k = 0; k < K; ++k) {
+    const int64_t index = previous ? previous[k * stride] + 1 : 0;
+    const float* e = emb[k].data_ptr<float>() + index * D;
     for (int64_t d = 0; d < D; ++d) xp[d] = xp[d] + e[d];
   }
-  const torch::Tensor phase = at::full({1, 1, 1}, t_, at::kLong) / m.divisor;
+  const torch::Tensor phase = at::full({1, 1, 1}, t, at::kLong) / divisor;
   const torch::Tensor pos = at::cat({at::cos(phase), at::sin(phase)}, -1);
-  x = at::layer_norm(x, {D}, m.norm_w, m.norm_b, m.eps_in) + pos;
+  return (at::layer_norm(x, {D}, norm_w, norm_b, eps_in) + pos).contiguous();
+}
+
+torch::Tensor LmFastModel::Probabilities(const torch::Tensor& logits) {
+  return at::softmax(logits.permute({0, 3, 1, 2}), 1);
+}
+
+torch::Tensor LmFastStep::Step(const int64_t* previous) {
+  const LmFastModel& m = *model_;
+  torch::Tensor x = m.Input(t_, K_, previous, 1);
   for (size_t i = 0; i < m.layers.size(); ++i) x = Layer(i, x);
   torch::Tensor logits;
   if (m.heads_exact) {
@@ -539,7 +547,7 @@ torch::Tensor LmFastStep::Step(const int64_t* previous) {
     logits = at::stack(heads, 1);
   }
   ++t_;
-  return at::softmax(logits.permute({0, 3, 1, 2}), 1);
+  return LmFastModel::Probabilities(logits);
 }
 
 }  // namespace encodec

@@ -128,6 +128,12 @@ class LmFastModel {
   bool heads_exact = false;  // heads reproduces every head's at::linear
   std::vector<Layer> layers;
   std::unique_ptr<KvPlan> plan;
+  // The step's input for frame t [1, 1, dim]: the sum of the embeddings of 1 + the previous frame's K codes
+  // (previous[k * stride]; nullptr at the first frame), normed, plus the position.
+  torch::Tensor Input(int64_t t, int64_t K, const int64_t* previous, int64_t stride) const;
+  // The probabilities [1, card, K, 1] of the heads' logits [1, K, 1, card] (Meta: softmax over the codes).
+  static torch::Tensor Probabilities(const torch::Tensor& logits);
+
   // Whether a layer's row-wise ATen ops on many rows at once give each row's bits (set by LmBlockStep::Supported);
   // else LmBlockStep calls them row by row.
   std::once_flag rows_once;

@@ -28,6 +28,10 @@ torch::Tensor BuildStableQuantizedCdfs(const torch::Tensor& pdfs, int total_rang
   return torch::cumsum(ranges, -1).contiguous();
 }
 
+torch::Tensor FrameCdfs(const torch::Tensor& probas) {
+  return BuildStableQuantizedCdfs(probas.select(3, 0).select(0, 0).t(), kTotalRangeBits);
+}
+
 bool IsValidQuantizedCdf(const int64_t* cdf, int64_t card, int total_range_bits) {
   // Rounding in the softmax can push the total a little past 2^bits; far past it means NaN/garbage.
   const int64_t limit = (int64_t{1} << total_range_bits) + (int64_t{1} << (total_range_bits - 4));
