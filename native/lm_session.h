@@ -59,9 +59,9 @@ class LmSession {
                      size_t prefix_bytes);
 
  private:
-  // The step for a segment of `frames` frames of K codes: the C++ step (lm_step.h) on `fast` (from Fast), else the
-  // TorchScript module's.
-  std::unique_ptr<FrameModel> Frames(int64_t K, int64_t frames, const std::shared_ptr<LmFastModel>& fast);
+  // The step for a segment of `frames` frames of K codes: the C++ step (lm_step.h) on `fast` (from Fast), its
+  // products shared by `lanes` threads, else the TorchScript module's.
+  std::unique_ptr<FrameModel> Frames(int64_t K, int64_t frames, const std::shared_ptr<LmFastModel>& fast, int lanes);
   // The C++ step's model for a segment of `frames` frames, or null where the TorchScript step must run.
   std::shared_ptr<LmFastModel> Fast(int64_t frames);
   // `lanes`: threads that share the segment's frames where the LM runs blocks of frames (lm_block.h).
