@@ -25,8 +25,8 @@ class LmSession {
   // Loads and checks an LM file. Throws NativeError for a file that is missing, corrupt or not an LM (a codec
   // model file is named as such). `threads`: intra-op threads of the LM's steps. The probabilities (so the coded
   // bytes) depend on it: a stream decodes only with the thread count it was coded with (Meta's tool: torch's).
-  // `jobs`: segments Compress codes at once (with 1 intra-op thread), each on a thread of its own; the bytes do not
-  // depend on it.
+  // `jobs`: segments Compress codes at once (with 1 intra-op thread), each on a thread of its own, and the threads
+  // Decompress shares each frame's products between; neither the bytes nor the codes depend on it.
   LmSession(const std::string& path, int threads, int jobs = 1);
   ~LmSession();
 
