@@ -304,7 +304,9 @@ bool KvPlan::MeasureAttention(int64_t S) {
   const torch::Tensor qc = q.contiguous(), kt = k.t().contiguous();
   std::vector<float> s(heads_ * S), o(D);
   AttentionScores(qc.data_ptr<float>(), kt.data_ptr<float>(), S, S, heads_, hd, s.data());
-  AttentionOutput(w.data_ptr<float>(), v.data_ptr<float>(), S, heads_, hd, o.data());
+  std::vector<const float*> rows(S);
+  for (int64_t j = 0; j < S; ++j) rows[j] = v.data_ptr<float>() + j * D;
+  AttentionOutput(w.data_ptr<float>(), rows.data(), S, heads_, hd, o.data());
   return std::memcmp(s.data(), scores.data_ptr<float>(), s.size() * sizeof(float)) == 0 &&
          std::memcmp(o.data(), out.data_ptr<float>(), o.size() * sizeof(float)) == 0;
 }
@@ -548,7 +550,7 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
       m.plan->Project(pending_[0], l.wkv_t, l.bkv, store);
     }
   }
-  window.Place(first, S, cls, [&](int64_t r, int v) { return Kv(c, r, v); });
+  window.Place(first, S, cls, [&](int64_t r, int v) { return Kv(c, r, v); }, m.plan->AttentionExact(S));
   const torch::Tensor q = Apply(l.q, x).contiguous();
   torch::Tensor o = at::empty({1, 1, D}, at::kFloat);
   window.Attend(q.data_ptr<float>(), first, S, m.num_heads, m.plan->AttentionExact(S), o.data_ptr<float>());

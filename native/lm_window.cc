@@ -33,20 +33,19 @@ __attribute__((target("avx2,fma"))) void AttentionScores(const float* q, const f
   }
 }
 
-__attribute__((target("avx2,fma"))) void AttentionOutput(const float* weights, const float* values, int64_t S,
+__attribute__((target("avx2,fma"))) void AttentionOutput(const float* weights, const float* const* values, int64_t S,
                                                         int64_t heads, int64_t hd, float* out) {
-  const int64_t D = heads * hd;
   for (int64_t h = 0; h < heads; ++h) {
     const float* w = weights + h * S;
     int64_t i = 0;
     for (; i + 8 <= hd; i += 8) {
       __m256 acc = _mm256_setzero_ps();
-      for (int64_t j = 0; j < S; ++j) acc = _mm256_fmadd_ps(_mm256_loadu_ps(values + j * D + h * hd + i), _mm256_set1_ps(w[j]), acc);
+      for (int64_t j = 0; j < S; ++j) acc = _mm256_fmadd_ps(_mm256_loadu_ps(values[j] + h * hd + i), _mm256_set1_ps(w[j]), acc);
       _mm256_storeu_ps(out + h * hd + i, _mm256_add_ps(_mm256_setzero_ps(), acc));
     }
     for (; i < hd; ++i) {
       float acc = 0.0f;
-      for (int64_t j = 0; j < S; ++j) acc = __builtin_fmaf(values[j * D + h * hd + i], w[j], acc);
+      for (int64_t j = 0; j < S; ++j) acc = __builtin_fmaf(values[j][h * hd + i], w[j], acc);
       out[h * hd + i] = 0.0f + acc;
     }
   }
@@ -54,31 +53,35 @@ __attribute__((target("avx2,fma"))) void AttentionOutput(const float* weights, c
 #else
 // never called: KvPlan::AttentionExact is false without AVX2 and FMA
 void AttentionScores(const float*, const float*, int64_t, int64_t, int64_t, int64_t, float*) {}
-void AttentionOutput(const float*, const float*, int64_t, int64_t, int64_t, float*) {}
+void AttentionOutput(const float*, const float* const*, int64_t, int64_t, int64_t, float*) {}
 #endif
 
 KvWindow::KvWindow(int64_t rows, int64_t dim, int64_t slots)
     : keys_(at::empty({2 * rows, dim}, at::kFloat)), values_(at::empty({2 * rows, dim}, at::kFloat)),
-      keys_t_(2 * rows * dim), written_(slots, -1), dim_(dim), slots_(slots) {}
+      keys_t_(2 * rows * dim), written_(slots, -1), copied_(slots, -1), source_(slots, nullptr),
+      values_in_order_(rows), dim_(dim), slots_(slots) {}
 
 void KvWindow::Place(int64_t first, int64_t S, const uint8_t* cls,
-                     const std::function<const float*(int64_t, int)>& kv) {
+                     const std::function<const float*(int64_t, int)>& kv, bool fma) {
   const int64_t D = dim_, stride = keys_.size(0);
   if (first + S - base_ > stride) {  // the window would run past the buffer: start again at its beginning
     base_ = first;
-    for (int64_t j = 0; j < S; ++j) written_[(first + j) % slots_] = -1;
+    for (int64_t j = 0; j < S; ++j) written_[(first + j) % slots_] = copied_[(first + j) % slots_] = -1;
   }
-  float* kp = keys_.data_ptr<float>();
-  float* vp = values_.data_ptr<float>();
   for (int64_t j = 0; j < S; ++j) {
-    const int64_t r = first + j;
-    int& written = written_[r % slots_];
-    if (written == cls[j]) continue;
-    const float* src = kv(r, cls[j]);
-    std::memcpy(kp + (r - base_) * D, src, D * sizeof(float));
-    std::memcpy(vp + (r - base_) * D, src + D, D * sizeof(float));
-    for (int64_t d = 0; d < D; ++d) keys_t_[d * stride + (r - base_)] = src[d];
-    written = cls[j];
+    const int64_t r = first + j, slot = r % slots_;
+    if (written_[slot] != cls[j]) {
+      const float* src = kv(r, cls[j]);
+      for (int64_t d = 0; d < D; ++d) keys_t_[d * stride + (r - base_)] = src[d];
+      source_[slot] = src;
+      written_[slot] = cls[j];
+    }
+    values_in_order_[j] = source_[slot] + D;
+    if (!fma && copied_[slot] != cls[j]) {
+      std::memcpy(keys_.data_ptr<float>() + (r - base_) * D, source_[slot], D * sizeof(float));
+      std::memcpy(values_.data_ptr<float>() + (r - base_) * D, source_[slot] + D, D * sizeof(float));
+      copied_[slot] = cls[j];
+    }
   }
 }
 
@@ -94,7 +97,7 @@ void KvWindow::Attend(const float* q, int64_t first, int64_t S, int64_t heads, b
     AttentionScores(qc.data_ptr<float>(), keys_t_.data() + (first - base_), keys_.size(0), S, heads, hd,
                     scores.data_ptr<float>());
     const torch::Tensor w = at::softmax(scores, -1).contiguous();
-    AttentionOutput(w.data_ptr<float>(), values_.data_ptr<float>() + (first - base_) * D, S, heads, hd, out);
+    AttentionOutput(w.data_ptr<float>(), values_in_order_.data(), S, heads, hd, out);
   } else {
     const torch::Tensor kh = keys_.narrow(0, first - base_, S).view({S, heads, hd}).transpose(0, 1);
     const torch::Tensor vh = values_.narrow(0, first - base_, S).view({S, heads, hd}).transpose(0, 1);
