@@ -9,10 +9,7 @@ import { EncodecLm } from '../lib/lm/lm';
 import { EcdcError, EcdcFile, decodeEcdc, decodeEcdcLm, parseEcdcHeader } from '../lib/io/ecdc';
 import { resolveLmPath } from '../lib/model/lm-file';
 
-/**
- * Reads and decodes `input`; throws (exit 2) when it was made with another model than `codec`'s. The LM decodes on
- * the codec's threads (all the cores for one file; a share of them per model with `--jobs`).
- */
+/** Reads and decodes `input`; throws (exit 2) when it was made with another model than `codec`'s. */
 export async function readEcdcForCodec(input: string, codec: Encodec, lmModel?: string, lmThreads?: number): Promise<EcdcFile> {
   const buffer = await fs.promises.readFile(input);
   const { metadata } = parseEcdcHeader(buffer, input);
@@ -24,7 +21,7 @@ export async function readEcdcForCodec(input: string, codec: Encodec, lmModel?: 
     );
   }
   if (!metadata.lm) return decodeEcdc(buffer, input);
-  const lm = await EncodecLm.load(resolveLmPath(lmModel, codec.modelPath, metadata.model), { threads: lmThreads, jobs: codec.threads });
+  const lm = await EncodecLm.load(resolveLmPath(lmModel, codec.modelPath, metadata.model), { threads: lmThreads });
   try {
     return await decodeEcdcLm(buffer, lm, input);
   } finally {

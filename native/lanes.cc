@@ -7,20 +7,6 @@
 
 namespace encodec {
 
-namespace {
-
-// About 0.3 ms of polling before sleeping (a pause takes about 20 ns on the 2-core VM): longer than the serial work
-// between a decoded frame's products, short enough that an idle team costs nothing measurable.
-constexpr int kSpins = 16384;
-
-inline void Pause() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_ia32_pause();
-#endif
-}
-
-}  // namespace
-
 Lanes::Lanes(int lanes) {
   for (int lane = 1; lane < lanes; ++lane) {
     try {
@@ -34,7 +20,7 @@ Lanes::Lanes(int lanes) {
 Lanes::~Lanes() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    stop_.store(true, std::memory_order_relaxed);
+    stop_ = true;
   }
   wake_.notify_all();
   for (std::thread& t : helpers_) t.join();
@@ -51,17 +37,12 @@ void Lanes::Helper(int lane) {
   c10::InferenceMode inference;
   uint64_t seen = 0;
   for (;;) {
-    for (int i = 0; i < kSpins && generation_.load(std::memory_order_acquire) == seen &&
-                    !stop_.load(std::memory_order_relaxed);
-         ++i) {
-      Pause();
-    }
     const std::function<void(int)>* work;
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_.load(std::memory_order_relaxed) || generation_.load(std::memory_order_relaxed) != seen; });
-      if (stop_.load(std::memory_order_relaxed)) return;
-      seen = generation_.load(std::memory_order_relaxed);
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
       work = work_;
     }
     std::exception_ptr error;
@@ -70,13 +51,10 @@ void Lanes::Helper(int lane) {
     } catch (...) {
       error = std::current_exception();
     }
-    if (error) {
+    {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (!error_) error_ = error;
-    }
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(mutex_);  // the caller checks pending_ under the mutex before it sleeps
-      done_.notify_one();
+      if (error && !error_) error_ = error;
+      if (--pending_ == 0) done_.notify_one();
     }
   }
 }
@@ -89,20 +67,19 @@ void Lanes::Run(const std::function<void(int)>& work) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     work_ = &work;
+    pending_ = static_cast<int>(helpers_.size());
     error_ = nullptr;
-    pending_.store(static_cast<int>(helpers_.size()), std::memory_order_relaxed);
-    generation_.fetch_add(1, std::memory_order_release);
+    ++generation_;
   }
-  wake_.notify_all();  // no system call when every helper is still polling
+  wake_.notify_all();
   std::exception_ptr error;
   try {
     work(0);
   } catch (...) {
     error = std::current_exception();
   }
-  for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire) != 0; ++i) Pause();
   std::unique_lock<std::mutex> lock(mutex_);
-  done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+  done_.wait(lock, [&] { return pending_ == 0; });
   if (!error) error = error_;
   if (error) std::rethrow_exception(error);
 }

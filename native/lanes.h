@@ -2,7 +2,6 @@
 // started here are the others. Pure C++ and libtorch's thread settings: no Node-API here.
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -24,8 +23,7 @@ class Lanes {
 
   int lanes() const { return static_cast<int>(helpers_.size()) + 1; }
   // Runs work(0) here and work(1 .. lanes - 1) on the helpers; returns when all have finished, rethrowing the first
-  // exception one of them threw. Runs that follow each other within microseconds (a decoded frame's products) do
-  // not wait for the system to wake threads: helpers and caller spin a little before they sleep.
+  // exception one of them threw.
   void Run(const std::function<void(int lane)>& work);
 
   // The part [begin, end) of n items that `lane` takes: contiguous, sizes differing by at most one.
@@ -37,11 +35,11 @@ class Lanes {
   std::vector<std::thread> helpers_;
   std::mutex mutex_;
   std::condition_variable wake_, done_;
-  const std::function<void(int)>* work_ = nullptr;  // written under mutex_ before generation_ moves
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
-  std::atomic<bool> stop_{false};
-  std::exception_ptr error_;  // under mutex_
+  const std::function<void(int)>* work_ = nullptr;
+  uint64_t generation_ = 0;
+  int pending_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
 };
 
 }  // namespace encodec

@@ -93,8 +93,7 @@ class ScriptFrames : public FrameModel {
 
 class FastFrames : public FrameModel {
  public:
-  FastFrames(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows, int lanes)
-      : step_(std::move(model), K, rows, lanes), previous_(K) {}
+  FastFrames(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows) : step_(std::move(model), K, rows), previous_(K) {}
   torch::Tensor Probabilities() override { return step_.Step(started_ ? previous_.data() : nullptr); }
   void Advance(const int64_t* codes) override {
     std::copy(codes, codes + previous_.size(), previous_.begin());
@@ -208,10 +207,9 @@ std::shared_ptr<LmFastModel> LmSession::Fast(int64_t frames) {
   return nullptr;
 }
 
-std::unique_ptr<FrameModel> LmSession::Frames(int64_t K, int64_t frames, const std::shared_ptr<LmFastModel>& fast,
-                                              int lanes) {
+std::unique_ptr<FrameModel> LmSession::Frames(int64_t K, int64_t frames, const std::shared_ptr<LmFastModel>& fast) {
   if (fast) {
-    return std::make_unique<FastFrames>(fast, K, std::min(frames, fast->past_context) + 1, lanes);
+    return std::make_unique<FastFrames>(fast, K, std::min(frames, fast->past_context) + 1);
   }
   return std::make_unique<ScriptFrames>(module_, K, card_);
 }
@@ -246,7 +244,7 @@ std::vector<uint8_t> LmSession::CompressSegment(const torch::Tensor& block, size
       for (int64_t i = 0; i < n; ++i) push(t + i, cdfs.data() + i * K * card_);
     }
   } else {
-    std::unique_ptr<FrameModel> lm = Frames(K, T, fast, lanes);
+    std::unique_ptr<FrameModel> lm = Frames(K, T, fast);
     std::vector<int64_t> frame(K);
     for (int64_t t = 0; t < T; ++t) {
       torch::Tensor cdfs = Cdfs(*lm);
@@ -305,8 +303,7 @@ torch::Tensor LmSession::DecompressSegment(const uint8_t* data, size_t size, int
   torch::Tensor codes = torch::zeros({K, T}, torch::kInt16);
   int16_t* values = codes.data_ptr<int16_t>();
   ArithmeticDecoder decoder(data, size, kTotalRangeBits);
-  // one segment at a time (each starts where the one before ends): the session's threads share its frames' products
-  std::unique_ptr<FrameModel> lm = Frames(K, T, Fast(T), threads_ == 1 ? jobs_ : 1);
+  std::unique_ptr<FrameModel> lm = Frames(K, T, Fast(T));
   std::vector<int64_t> frame(K);
   for (int64_t t = 0; t < T; ++t) {
     torch::Tensor cdfs = Cdfs(*lm);

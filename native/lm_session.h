@@ -25,8 +25,8 @@ class LmSession {
   // Loads and checks an LM file. Throws NativeError for a file that is missing, corrupt or not an LM (a codec
   // model file is named as such). `threads`: intra-op threads of the LM's steps. The probabilities (so the coded
   // bytes) depend on it: a stream decodes only with the thread count it was coded with (Meta's tool: torch's).
-  // `jobs`: segments Compress codes at once (with 1 intra-op thread), each on a thread of its own, and the threads
-  // Decompress shares each frame's products between; neither the bytes nor the codes depend on it.
+  // `jobs`: segments Compress codes at once (with 1 intra-op thread), each on a thread of its own; the bytes do not
+  // depend on it.
   LmSession(const std::string& path, int threads, int jobs = 1);
   ~LmSession();
 
@@ -59,9 +59,9 @@ class LmSession {
                      size_t prefix_bytes);
 
  private:
-  // The step for a segment of `frames` frames of K codes: the C++ step (lm_step.h) on `fast` (from Fast), its
-  // products shared by `lanes` threads, else the TorchScript module's.
-  std::unique_ptr<FrameModel> Frames(int64_t K, int64_t frames, const std::shared_ptr<LmFastModel>& fast, int lanes);
+  // The step for a segment of `frames` frames of K codes: the C++ step (lm_step.h) on `fast` (from Fast), else the
+  // TorchScript module's.
+  std::unique_ptr<FrameModel> Frames(int64_t K, int64_t frames, const std::shared_ptr<LmFastModel>& fast);
   // The C++ step's model for a segment of `frames` frames, or null where the TorchScript step must run.
   std::shared_ptr<LmFastModel> Fast(int64_t frames);
   // `lanes`: threads that share the segment's frames where the LM runs blocks of frames (lm_block.h).

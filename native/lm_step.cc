@@ -226,10 +226,8 @@ int64_t MatVec::Panel(int64_t m, int64_t k) const {
   return g0 * K_ + k * 8 * GroupPanels(g0, M_) + (m - g0);
 }
 
-void MatVec::Run(const float* x, float* y, int64_t outputs) const { RunRange(x, y, 0, outputs < 0 ? M_ : outputs); }
-
-void MatVec::RunRange(const float* x, float* y, int64_t begin, int64_t end) const {
-  RunPanels(panels_.data(), bias_values_.data(), x, y, K_, blocks_.data(), blocks_.size(), M_, begin, end);
+void MatVec::Run(const float* x, float* y, int64_t outputs) const {
+  RunPanels(panels_.data(), bias_values_.data(), x, y, K_, blocks_.data(), blocks_.size(), M_, 0, outputs < 0 ? M_ : outputs);
 }
 
 void MatVec::RunRows(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t outputs) const {
@@ -470,13 +468,9 @@ std::shared_ptr<LmFastModel> LmFastModel::Create(torch::jit::Module& module, int
 
 // ---- LmFastStep ----
 
-LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows, int lanes)
+LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows)
     // a window holds at most `rows` rows, so rows + 1 slots keep every row a window or the lookahead reads
     : model_(std::move(model)), K_(K), limit_(rows), cap_(rows + 1), variants_(model_->plan->variants()) {
-  if (lanes > 1) {
-    lanes_ = std::make_unique<Lanes>(lanes);
-    if (lanes_->lanes() == 1) lanes_.reset();
-  }
   const int64_t D = model_->dim;
   caches_.resize(model_->layers.size());
   for (Cache& c : caches_) {
@@ -486,24 +480,7 @@ LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t ro
     std::fill(c.x.get(), c.x.get() + D, 0.0f);  // row 0: Meta's zero past (states=None)
     windows_.emplace_back(rows, D, cap_);
   }
-  pending_.assign(lanes_ ? lanes_->lanes() : 1, std::vector<std::vector<KvPlan::Pending>>(variants_));
-}
-
-void LmFastStep::Run(const MatVec& product, const float* x, float* y, int64_t outputs) {
-  if (!lanes_) return product.Run(x, y, outputs);
-  lanes_->Run([&](int lane) {
-    int64_t a, b;
-    Lanes::Split(outputs / 8, lane, lanes_->lanes(), &a, &b);  // whole panels of 8 outputs
-    product.RunRange(x, y, 8 * a, 8 * b);
-  });
-}
-
-torch::Tensor LmFastStep::Apply(const MatVec& product, const torch::Tensor& x) {
-  if (!product.exact() || !lanes_) return product.Apply(x);
-  torch::Tensor y = at::empty({1, 1, product.outputs()}, at::kFloat);
-  const torch::Tensor xc = x.contiguous();
-  Run(product, xc.data_ptr<float>(), y.data_ptr<float>(), product.outputs());
-  return y;
+  pending_.resize(variants_);
 }
 
 torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
@@ -519,7 +496,7 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
   fresh = 0;
   window.Forget(row % cap_);
   if (m.single_variant >= 0 && l.kv.exact()) {
-    Run(l.kv, xp, Kv(c, row, m.single_variant), l.kv.outputs());
+    l.kv.Run(xp, Kv(c, row, m.single_variant));
     fresh = 1u << m.single_variant;
   }
 
@@ -529,8 +506,6 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
   for (int64_t j = 0; j < S && !missing; ++j) missing = !(c.have[(first + j) % cap_] >> cls[j] & 1u);
   if (missing) {
     // what this frame and the next kLookahead frames need of the rows there are, in as few products as possible
-    // (the lanes take turns)
-    size_t queued = 0;
     for (int64_t d = 0; d <= kLookahead; ++d) {
       const int64_t td = t_ + d;
       const int64_t Hd = std::min(td + 1, P), Sd = Hd + 1, firstd = td + 1 - Hd;
@@ -541,23 +516,18 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
         uint32_t& have = c.have[r % cap_];
         if (have >> v & 1u) continue;
         have |= 1u << v;
-        pending_[queued++ % pending_.size()][v].push_back({r, X(c, r)});
+        pending_[v].push_back({r, X(c, r)});
       }
     }
-    const auto store = [&](int64_t r, int v) { return Kv(c, r, v); };
-    if (lanes_) {
-      lanes_->Run([&](int lane) { m.plan->Project(pending_[lane], l.wkv_t, l.bkv, store); });
-    } else {
-      m.plan->Project(pending_[0], l.wkv_t, l.bkv, store);
-    }
+    m.plan->Project(pending_, l.wkv_t, l.bkv, [&](int64_t r, int v) { return Kv(c, r, v); });
   }
   window.Place(first, S, cls, [&](int64_t r, int v) { return Kv(c, r, v); }, m.plan->AttentionExact(S));
-  const torch::Tensor q = Apply(l.q, x).contiguous();
+  const torch::Tensor q = l.q.Apply(x).contiguous();
   torch::Tensor o = at::empty({1, 1, D}, at::kFloat);
   window.Attend(q.data_ptr<float>(), first, S, m.num_heads, m.plan->AttentionExact(S), o.data_ptr<float>());
-  o = Apply(l.out, o);
+  o = l.out.Apply(o);
   const torch::Tensor y = at::layer_norm(x + o, {D}, l.n1w, l.n1b, l.eps1);
-  const torch::Tensor ff = Apply(l.linear2, at::gelu(Apply(l.linear1, y)));
+  const torch::Tensor ff = l.linear2.Apply(at::gelu(l.linear1.Apply(y)));
   return at::layer_norm(y + ff, {D}, l.n2w, l.n2b, l.eps2);
 }
 
@@ -588,7 +558,7 @@ torch::Tensor LmFastStep::Step(const int64_t* previous) {
   torch::Tensor logits;
   if (m.heads_exact) {
     logits = at::empty({1, K_, 1, m.card}, at::kFloat);
-    Run(m.heads, x.data_ptr<float>(), logits.data_ptr<float>(), K_ * m.card);
+    m.heads.Run(x.data_ptr<float>(), logits.data_ptr<float>(), K_ * m.card);
   } else {
     std::vector<torch::Tensor> heads;
     for (int64_t k = 0; k < K_; ++k) heads.push_back(at::linear(x, m.head_w[k], m.head_b[k]));

@@ -21,7 +21,6 @@
 #include <mutex>
 #include <vector>
 
-#include "lanes.h"
 #include "lm_window.h"
 
 namespace encodec {
@@ -41,8 +40,6 @@ class MatVec {
   int64_t outputs() const { return M_; }
   // y[0, outputs) from x[K] (outputs: a multiple of 8, default M); only when exact().
   void Run(const float* x, float* y, int64_t outputs = -1) const;
-  // y[begin, end) only (multiples of 8): what Run computes there.
-  void RunRange(const float* x, float* y, int64_t begin, int64_t end) const;
   // Run for `rows` inputs (x + r * ldx, into y + r * ldy): each row's outputs the same FMA chains as Run's, the
   // weights read once per few rows instead of once per row.
   void RunRows(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t outputs = -1) const;
@@ -149,10 +146,8 @@ class LmFastModel {
 // One segment's state of the fast step.
 class LmFastStep {
  public:
-  // `rows`: the widest S the plan measured (KvPlan::Ensure) for this segment. `lanes`: threads that share each
-  // frame's products, each computing its own outputs of every product (so each keeps its part of the weights in its
-  // core's cache from frame to frame); every output's FMA chain is the same whoever computes it.
-  LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows, int lanes = 1);
+  // `rows`: the widest S the plan measured (KvPlan::Ensure) for this segment.
+  LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows);
   // Probabilities [1, card, K, 1] of the next frame, given the previous frame's codes (nullptr at the first frame).
   torch::Tensor Step(const int64_t* previous);
 
@@ -166,18 +161,13 @@ class LmFastStep {
     return c.kv.get() + ((row % cap_) * variants_ + v) * 2 * model_->dim;
   }
   torch::Tensor Layer(size_t i, const torch::Tensor& x);
-  // The first `outputs` outputs of an exact product, split between the lanes.
-  void Run(const MatVec& product, const float* x, float* y, int64_t outputs);
-  // MatVec::Apply, split between the lanes where the product is exact.
-  torch::Tensor Apply(const MatVec& product, const torch::Tensor& x);
 
   std::shared_ptr<LmFastModel> model_;
-  std::unique_ptr<Lanes> lanes_;  // none for one lane
   int64_t K_, limit_, cap_, t_ = 0;
   int variants_;
   std::vector<Cache> caches_;
   std::vector<KvWindow> windows_;  // per layer
-  std::vector<std::vector<std::vector<KvPlan::Pending>>> pending_;  // [lane][variant]
+  std::vector<std::vector<KvPlan::Pending>> pending_;
 };
 
 }  // namespace encodec
