@@ -144,7 +144,7 @@ void LmBlockStep::Attend(size_t layer, int lane, int64_t t, const float* q, floa
   KvWindow& window = windows_[lane][layer];
   const int64_t H = std::min(t + 1, m.past_context), S = H + 1, first = t + 1 - H;
   window.Place(first, S, m.plan->Classes(S), [&](int64_t r, int v) { return Kv(ring, r, v); }, m.plan->AttentionExact(S));
-  window.Attend(q, first, S, m.num_heads, m.plan->AttentionExact(S), out);
+  window.Attend(q, first, S, m.num_heads, out);
 }
 
 // The rest of LmFastStep::Layer for rows a..b: output projection, residual and norm, feed-forward, residual and

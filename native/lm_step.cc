@@ -38,12 +38,6 @@ torch::Tensor TestRows(int64_t rows, int64_t dim, uint32_t seed) {
 
 namespace {
 
-#ifdef ENCODEC_LM_X86
-bool HasFma() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
-
 // The weights are laid out in groups of up to eight panels of eight outputs, each group [K][8 * panels] (one
 // contiguous stream per group: 1.7x faster than a stream per panel in a microbenchmark of the heads' 8192 x 200
 // product, docs/performance.md), groups of 64 outputs one after another. Each output's sum is the same FMA chain in
@@ -52,6 +46,12 @@ constexpr int64_t kGroup = 64;
 
 // Panels in the group of output m0 (a multiple of kGroup) of M outputs.
 inline int64_t GroupPanels(int64_t m0, int64_t M) { return std::min<int64_t>(8, (M - m0) / 8); }
+
+#ifdef ENCODEC_LM_X86
+bool HasFma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
 
 // y[begin, end) = bias, then per contraction block y += (FMA chain over the block); begin and end multiples of 8.
 __attribute__((target("avx2,fma"))) void RunPanels(const float* panels, const float* bias, const float* x, float* y,
@@ -123,9 +123,9 @@ __attribute__((target("avx2,fma"))) void RunPanelsRows(const float* panels, cons
                                                       const int64_t* blocks, size_t n_blocks, int64_t M, int64_t outputs) {
   for (int64_t m0 = 0; m0 < outputs; m0 += 16) {
     if (m0 + 16 > outputs || (m0 % kGroup) + 16 > 8 * GroupPanels(m0 / kGroup * kGroup, M)) {
-      // an odd last panel: one row at a time
+      // an odd last panel of the outputs or of its group: one row at a time, then on from the next panel
       for (int64_t r = 0; r < rows; ++r) RunPanels(panels, bias, x + r * ldx, y + r * ldy, K, blocks, n_blocks, M, m0, m0 + 8);
-      m0 -= 8;
+      m0 -= 8;  // the loop's step of 16 lands on the panel after this one
       continue;
     }
     const int64_t g0 = m0 / kGroup * kGroup, width = 8 * GroupPanels(g0, M);
@@ -143,8 +143,6 @@ __attribute__((target("avx2,fma"))) void RunPanelsRows(const float* panels, cons
 
 #else
 bool HasFma() { return false; }  // MatVec then calls at::linear
-constexpr int64_t kGroup = 64;
-inline int64_t GroupPanels(int64_t m0, int64_t M) { return std::min<int64_t>(8, (M - m0) / 8); }
 void RunPanels(const float*, const float*, const float*, float*, int64_t, const int64_t*, size_t, int64_t, int64_t,
                int64_t) {}
 void RunPanelsRows(const float*, const float*, const float*, int64_t, int64_t, float*, int64_t, int64_t,
@@ -524,7 +522,7 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
   window.Place(first, S, cls, [&](int64_t r, int v) { return Kv(c, r, v); }, m.plan->AttentionExact(S));
   const torch::Tensor q = l.q.Apply(x).contiguous();
   torch::Tensor o = at::empty({1, 1, D}, at::kFloat);
-  window.Attend(q.data_ptr<float>(), first, S, m.num_heads, m.plan->AttentionExact(S), o.data_ptr<float>());
+  window.Attend(q.data_ptr<float>(), first, S, m.num_heads, o.data_ptr<float>());
   o = l.out.Apply(o);
   const torch::Tensor y = at::layer_norm(x + o, {D}, l.n1w, l.n1b, l.eps1);
   const torch::Tensor ff = l.linear2.Apply(at::gelu(l.linear1.Apply(y)));

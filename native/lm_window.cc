@@ -68,6 +68,7 @@ void KvWindow::Place(int64_t first, int64_t S, const uint8_t* cls,
     base_ = first;
     for (int64_t j = 0; j < S; ++j) written_[(first + j) % slots_] = copied_[(first + j) % slots_] = -1;
   }
+  fma_ = fma;
   for (int64_t j = 0; j < S; ++j) {
     const int64_t r = first + j, slot = r % slots_;
     if (written_[slot] != cls[j]) {
@@ -85,13 +86,13 @@ void KvWindow::Place(int64_t first, int64_t S, const uint8_t* cls,
   }
 }
 
-void KvWindow::Attend(const float* q, int64_t first, int64_t S, int64_t heads, bool fma, float* out) const {
+void KvWindow::Attend(const float* q, int64_t first, int64_t S, int64_t heads, float* out) const {
   const int64_t D = dim_, hd = D / heads;
   // Meta's multi_head_attention_forward, op for op (T = B = 1, no masked position: the window <= past_context)
   torch::Tensor qt = at::empty({1, 1, D}, at::kFloat);
   std::memcpy(qt.data_ptr<float>(), q, D * sizeof(float));
   const torch::Tensor qs = qt.view({1, heads, hd}).transpose(0, 1) / std::sqrt(static_cast<double>(hd));
-  if (fma) {
+  if (fma_) {
     const torch::Tensor qc = qs.contiguous();
     torch::Tensor scores = at::empty({heads, 1, S}, at::kFloat);
     AttentionScores(qc.data_ptr<float>(), keys_t_.data() + (first - base_), keys_.size(0), S, heads, hd,

@@ -37,10 +37,10 @@ class KvWindow {
   // FMA chains (KvPlan::AttentionExact), else ATen's products, which need copies of the rows.
   void Place(int64_t first, int64_t S, const uint8_t* cls, const std::function<const float*(int64_t, int)>& kv,
              bool fma);
-  // The attention of the query row `q` (its projection, before scaling) over the rows Place placed last, into out
-  // (dim floats). `fma` as Place was told: whether AttentionScores / AttentionOutput give ATen's bits for this S
-  // (KvPlan::AttentionExact); else ATen's baddbmm / bmm run, as Meta's code calls them.
-  void Attend(const float* q, int64_t first, int64_t S, int64_t heads, bool fma, float* out) const;
+  // The attention of the query row `q` (its projection, before scaling) over the rows Place placed last ([first,
+  // first + S)), into out (dim floats): AttentionScores / AttentionOutput where Place was told they give ATen's
+  // bits, else ATen's baddbmm / bmm, as Meta's code calls them.
+  void Attend(const float* q, int64_t first, int64_t S, int64_t heads, float* out) const;
 
  private:
   torch::Tensor keys_, values_;       // [2 rows, dim]: row r at index r - base_ (copies for ATen's products)
@@ -50,6 +50,7 @@ class KvWindow {
   std::vector<const float*> source_;  // per slot: where the row's keys and values of that variant lie
   std::vector<const float*> values_in_order_;  // the placed rows' values, window position by position
   int64_t dim_, slots_, base_ = 0;
+  bool fma_ = true;  // what the last Place was told
 };
 
 }  // namespace encodec
