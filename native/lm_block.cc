@@ -79,7 +79,7 @@ LmBlockStep::LmBlockStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t 
   }
   windows_.resize(lanes_.lanes());
   for (auto& per_layer : windows_) {
-    for (int64_t i = 0; i < L; ++i) per_layer.emplace_back(rows, D, cap_);
+    for (int64_t i = 0; i < L; ++i) per_layer.emplace_back(rows, D, cap_, model_->num_heads);
   }
   int64_t hidden = 0;
   for (const LmFastModel::Layer& l : model_->layers) hidden = std::max(hidden, l.linear1.outputs());
@@ -111,7 +111,7 @@ void LmBlockStep::EnterRows(size_t layer, int64_t t0, int64_t a, int64_t b) {
   for (int64_t i = a; i < b; ++i) {
     const int64_t row = t0 + i + 1;
     std::memcpy(X(ring, row), cur_.data() + i * D, D * sizeof(float));
-    std::memcpy(Kv(ring, row, model_->single_variant), kv_.data() + i * 2 * D, 2 * D * sizeof(float));
+    StoreKv(kv_.data() + i * 2 * D, D, model_->num_heads, Kv(ring, row, model_->single_variant));
     ring.have[row % cap_] = 1u << model_->single_variant;
     for (auto& per_layer : windows_) per_layer[layer].Forget(row % cap_);
   }
@@ -144,7 +144,7 @@ void LmBlockStep::Attend(size_t layer, int lane, int64_t t, const float* q, floa
   KvWindow& window = windows_[lane][layer];
   const int64_t H = std::min(t + 1, m.past_context), S = H + 1, first = t + 1 - H;
   window.Place(first, S, m.plan->Classes(S), [&](int64_t r, int v) { return Kv(ring, r, v); }, m.plan->AttentionExact(S));
-  window.Attend(q, first, S, m.num_heads, out);
+  window.Attend(q, first, S, out);
 }
 
 // The rest of LmFastStep::Layer for rows a..b: output projection, residual and norm, feed-forward, residual and
@@ -201,7 +201,8 @@ int64_t LmBlockStep::Next(int64_t* cdfs) {
     const LmFastModel::Layer& l = model_->layers[layer];
     Ring& ring = rings_[layer];
     lanes_.Run([&](int lane) {
-      model_->plan->Project(pending_[lane], l.wkv_t, l.bkv, [&](int64_t r, int v) { return Kv(ring, r, v); });
+      model_->plan->Project(pending_[lane], l.wkv_t, l.bkv,
+                            [&](int64_t r, int v, const float* kv) { StoreKv(kv, dim_, model_->num_heads, Kv(ring, r, v)); });
     });
     lanes_.Run([&](int lane) {
       int64_t a, b;

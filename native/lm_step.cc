@@ -298,18 +298,22 @@ bool KvPlan::MeasureAttention(int64_t S) {
   const torch::Tensor scores = at::baddbmm(at::zeros({1, 1, S}, at::kFloat), q, kh.transpose(-2, -1)).contiguous();
   const torch::Tensor w = at::softmax(scores, -1).contiguous();
   const torch::Tensor out = at::bmm(w, vh).transpose(0, 1).contiguous();
-  const torch::Tensor qc = q.contiguous(), kt = k.t().contiguous();
-  std::vector<float> s(heads_ * S), o(D);
-  AttentionScores(qc.data_ptr<float>(), kt.data_ptr<float>(), S, S, heads_, hd, s.data());
-  std::vector<const float*> rows(S);
-  for (int64_t j = 0; j < S; ++j) rows[j] = v.data_ptr<float>() + j * D;
-  AttentionOutput(w.data_ptr<float>(), rows.data(), S, heads_, hd, o.data());
+  const torch::Tensor qc = q.contiguous();
+  std::vector<float> s(heads_ * S), o(D), kp(S * D);
+  std::vector<const float*> keys(S), values(S);
+  for (int64_t j = 0; j < S; ++j) {
+    PermuteKeys(k.data_ptr<float>() + j * D, heads_, hd, kp.data() + j * D);
+    keys[j] = kp.data() + j * D;
+    values[j] = v.data_ptr<float>() + j * D;
+  }
+  AttentionScores(qc.data_ptr<float>(), keys.data(), S, heads_, hd, s.data());
+  AttentionOutput(w.data_ptr<float>(), values.data(), S, heads_, hd, o.data());
   return std::memcmp(s.data(), scores.data_ptr<float>(), s.size() * sizeof(float)) == 0 &&
          std::memcmp(o.data(), out.data_ptr<float>(), o.size() * sizeof(float)) == 0;
 }
 
 void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const torch::Tensor& weight_t,
-                     const torch::Tensor& bias, const std::function<float*(int64_t, int)>& store) const {
+                     const torch::Tensor& bias, const std::function<void(int64_t, int, const float*)>& put) const {
   const int64_t width = weight_t.size(1);
   for (size_t v = 0; v < pending.size(); ++v) {
     while (!pending[v].empty()) {
@@ -329,7 +333,7 @@ void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const torch::Te
       const float* op = out.data_ptr<float>();
       for (int64_t p = 0; p < chunk.n; ++p) {
         if (placed[p].first < 0) continue;
-        std::memcpy(store(placed[p].first, placed[p].second), op + p * width, width * sizeof(float));
+        put(placed[p].first, placed[p].second, op + p * width);
       }
     }
   }
@@ -371,7 +375,9 @@ bool KvPlan::Ensure(int64_t rows) {
   for (size_t v = 0; v < chunks_.size(); ++v) {
     for (int64_t r = have; r < rows; ++r) pending[v].push_back({r, rows_.data_ptr<float>() + r * dim_});
   }
-  Project(pending, weight_t_, bias_, [&](int64_t row, int v) { return test_[v].data() + row * width; });
+  Project(pending, weight_t_, bias_, [&](int64_t row, int v, const float* kv) {
+    std::memcpy(test_[v].data() + row * width, kv, width * sizeof(float));
+  });
   for (int64_t S = measured_.load(std::memory_order_relaxed) + 1; S <= rows; ++S) {
     if (!Measure(S)) {
       failed_.store(true, std::memory_order_release);
@@ -476,9 +482,10 @@ LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t ro
     c.kv.reset(new float[cap_ * variants_ * 2 * D]);
     c.have.assign(cap_, 0);
     std::fill(c.x.get(), c.x.get() + D, 0.0f);  // row 0: Meta's zero past (states=None)
-    windows_.emplace_back(rows, D, cap_);
+    windows_.emplace_back(rows, D, cap_, model_->num_heads);
   }
   pending_.resize(variants_);
+  row_kv_.resize(2 * D);
 }
 
 torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
@@ -494,7 +501,8 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
   fresh = 0;
   window.Forget(row % cap_);
   if (m.single_variant >= 0 && l.kv.exact()) {
-    l.kv.Run(xp, Kv(c, row, m.single_variant));
+    l.kv.Run(xp, row_kv_.data());
+    StoreKv(row_kv_.data(), D, m.num_heads, Kv(c, row, m.single_variant));
     fresh = 1u << m.single_variant;
   }
 
@@ -517,12 +525,13 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
         pending_[v].push_back({r, X(c, r)});
       }
     }
-    m.plan->Project(pending_, l.wkv_t, l.bkv, [&](int64_t r, int v) { return Kv(c, r, v); });
+    m.plan->Project(pending_, l.wkv_t, l.bkv,
+                    [&](int64_t r, int v, const float* kv) { StoreKv(kv, D, m.num_heads, Kv(c, r, v)); });
   }
   window.Place(first, S, cls, [&](int64_t r, int v) { return Kv(c, r, v); }, m.plan->AttentionExact(S));
   const torch::Tensor q = l.q.Apply(x).contiguous();
   torch::Tensor o = at::empty({1, 1, D}, at::kFloat);
-  window.Attend(q.data_ptr<float>(), first, S, m.num_heads, o.data_ptr<float>());
+  window.Attend(q.data_ptr<float>(), first, S, o.data_ptr<float>());
   o = l.out.Apply(o);
   const torch::Tensor y = at::layer_norm(x + o, {D}, l.n1w, l.n1b, l.eps1);
   const torch::Tensor ff = l.linear2.Apply(at::gelu(l.linear1.Apply(y)));

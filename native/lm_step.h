@@ -80,13 +80,13 @@ class KvPlan {
   bool failed() const { return failed_.load(std::memory_order_acquire); }
 
   // Projects rows (x: `dim` floats each) in the variants asked for: pending[c] lists (row id, input) of variant c;
-  // `store(row, c)` says where the 2 dim results go. Empties `pending`.
+  // `put(row, c, kv)` takes the 2 dim results. Empties `pending`.
   struct Pending {
     int64_t row;
     const float* x;
   };
   void Project(std::vector<std::vector<Pending>>& pending, const torch::Tensor& weight_t, const torch::Tensor& bias,
-               const std::function<float*(int64_t row, int variant)>& store) const;
+               const std::function<void(int64_t row, int variant, const float* kv)>& put) const;
 
  private:
   struct Chunk {
@@ -168,6 +168,7 @@ class LmFastStep {
   std::vector<Cache> caches_;
   std::vector<KvWindow> windows_;  // per layer
   std::vector<std::vector<KvPlan::Pending>> pending_;
+  std::vector<float> row_kv_;  // a row's key/value projection, before StoreKv
 };
 
 }  // namespace encodec

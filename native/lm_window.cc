@@ -12,92 +12,166 @@
 
 namespace encodec {
 
-#ifdef ENCODEC_LM_X86
-__attribute__((target("avx2,fma"))) void AttentionScores(const float* q, const float* keys_t, int64_t stride,
-                                                        int64_t S, int64_t heads, int64_t hd, float* scores) {
+void PermuteKeys(const float* key, int64_t heads, int64_t hd, float* out) {
   for (int64_t h = 0; h < heads; ++h) {
-    const float* qh = q + h * hd;
-    int64_t j = 0;
-    for (; j + 8 <= S; j += 8) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t i = 0; i < hd; ++i) {
-        acc = _mm256_fmadd_ps(_mm256_loadu_ps(keys_t + (h * hd + i) * stride + j), _mm256_set1_ps(qh[i]), acc);
-      }
-      _mm256_storeu_ps(scores + h * S + j, _mm256_add_ps(_mm256_setzero_ps(), acc));
-    }
-    for (; j < S; ++j) {
+    for (int64_t i = 0; i < hd; ++i) out[i * heads + h] = key[h * hd + i];
+  }
+}
+
+void StoreKv(const float* kv, int64_t dim, int64_t heads, float* out) {
+  PermuteKeys(kv, heads, dim / heads, out);
+  std::memcpy(out + dim, kv + dim, dim * sizeof(float));
+}
+
+namespace {
+// Heads the vectorized kernels take (one AVX register of them), and the widest head they take.
+constexpr int64_t kLaneHeads = 8, kMaxHeadDim = 128;
+
+// The chains one at a time, for shapes the vectorized kernels do not take.
+void ScoresScalar(const float* q, const float* const* keys, int64_t S, int64_t heads, int64_t hd, float* scores) {
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t j = 0; j < S; ++j) {
       float acc = 0.0f;
-      for (int64_t i = 0; i < hd; ++i) acc = __builtin_fmaf(keys_t[(h * hd + i) * stride + j], qh[i], acc);
+      for (int64_t i = 0; i < hd; ++i) acc = std::fma(keys[j][i * heads + h], q[h * hd + i], acc);
       scores[h * S + j] = 0.0f + acc;
     }
   }
 }
 
-__attribute__((target("avx2,fma"))) void AttentionOutput(const float* weights, const float* const* values, int64_t S,
-                                                        int64_t heads, int64_t hd, float* out) {
-  for (int64_t h = 0; h < heads; ++h) {
-    const float* w = weights + h * S;
-    int64_t i = 0;
-    for (; i + 8 <= hd; i += 8) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int64_t j = 0; j < S; ++j) acc = _mm256_fmadd_ps(_mm256_loadu_ps(values[j] + h * hd + i), _mm256_set1_ps(w[j]), acc);
-      _mm256_storeu_ps(out + h * hd + i, _mm256_add_ps(_mm256_setzero_ps(), acc));
-    }
-    for (; i < hd; ++i) {
-      float acc = 0.0f;
-      for (int64_t j = 0; j < S; ++j) acc = __builtin_fmaf(values[j][h * hd + i], w[j], acc);
-      out[h * hd + i] = 0.0f + acc;
+void OutputScalar(const float* weights, const float* const* values, int64_t S, int64_t heads, int64_t hd,
+                  int64_t begin, float* out) {
+  for (int64_t d = begin; d < heads * hd; ++d) {
+    const float* w = weights + (d / hd) * S;
+    float acc = 0.0f;
+    for (int64_t j = 0; j < S; ++j) acc = std::fma(values[j][d], w[j], acc);
+    out[d] = 0.0f + acc;
+  }
+}
+}  // namespace
+
+#ifdef ENCODEC_LM_X86
+namespace {
+// Scores of rows [j, j + NR) for 8 heads: one chain per (row, head), NR rows side by side.
+template <int NR>
+__attribute__((target("avx2,fma"))) void ScoreRows(const float* qp, const float* const* keys, int64_t j, int64_t S,
+                                                  int64_t hd, float* scores) {
+  __m256 acc[NR];
+  for (int r = 0; r < NR; ++r) acc[r] = _mm256_setzero_ps();
+  for (int64_t i = 0; i < hd; ++i) {
+    const __m256 qi = _mm256_loadu_ps(qp + i * kLaneHeads);
+    for (int r = 0; r < NR; ++r) acc[r] = _mm256_fmadd_ps(_mm256_loadu_ps(keys[j + r] + i * kLaneHeads), qi, acc[r]);
+  }
+  alignas(32) float lanes[kLaneHeads];
+  for (int r = 0; r < NR; ++r) {
+    _mm256_store_ps(lanes, _mm256_add_ps(_mm256_setzero_ps(), acc[r]));
+    for (int64_t h = 0; h < kLaneHeads; ++h) scores[h * S + j + r] = lanes[h];
+  }
+}
+
+// Outputs [8 m0, 8 (m0 + NB)) for every row: one chain per output over the rows, NB blocks of 8 side by side; row
+// j's weight of each output's head taken from wt[j] (the 8 heads' weights of row j) by `index`.
+template <int NB>
+__attribute__((target("avx2,fma"))) void OutputBlocks(const float* wt, const float* const* values, int64_t S,
+                                                     const __m256i* index, int64_t m0, float* out) {
+  __m256 acc[NB];
+  for (int b = 0; b < NB; ++b) acc[b] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < S; ++j) {
+    const __m256 w = _mm256_loadu_ps(wt + j * kLaneHeads);
+    const float* v = values[j] + 8 * m0;
+    for (int b = 0; b < NB; ++b) {
+      acc[b] = _mm256_fmadd_ps(_mm256_loadu_ps(v + 8 * b), _mm256_permutevar8x32_ps(w, index[m0 + b]), acc[b]);
     }
   }
+  for (int b = 0; b < NB; ++b) _mm256_storeu_ps(out + 8 * (m0 + b), _mm256_add_ps(_mm256_setzero_ps(), acc[b]));
+}
+}  // namespace
+
+__attribute__((target("avx2,fma"))) void AttentionScores(const float* q, const float* const* keys, int64_t S,
+                                                        int64_t heads, int64_t hd, float* scores) {
+  if (heads != kLaneHeads || hd > kMaxHeadDim) return ScoresScalar(q, keys, S, heads, hd, scores);
+  alignas(32) float qp[kLaneHeads * kMaxHeadDim];
+  PermuteKeys(q, heads, hd, qp);  // the query in the keys' order
+  int64_t j = 0;
+  for (; j + 8 <= S; j += 8) ScoreRows<8>(qp, keys, j, S, hd, scores);
+  for (; j < S; ++j) ScoreRows<1>(qp, keys, j, S, hd, scores);
+}
+
+__attribute__((target("avx2,fma"))) void AttentionOutput(const float* weights, const float* const* values, int64_t S,
+                                                        int64_t heads, int64_t hd, float* out) {
+  const int64_t D = heads * hd, blocks = D / 8;
+  if (heads > kLaneHeads || D > kLaneHeads * kMaxHeadDim) return OutputScalar(weights, values, S, heads, hd, 0, out);
+  static thread_local std::vector<float> wt;  // [row][head]
+  wt.assign(S * kLaneHeads, 0.0f);
+  for (int64_t h = 0; h < heads; ++h) {
+    for (int64_t j = 0; j < S; ++j) wt[j * kLaneHeads + h] = weights[h * S + j];
+  }
+  __m256i index[kMaxHeadDim];
+  for (int64_t m = 0; m < blocks; ++m) {
+    alignas(32) int32_t lane_head[8];
+    for (int l = 0; l < 8; ++l) lane_head[l] = static_cast<int32_t>((8 * m + l) / hd);
+    index[m] = _mm256_load_si256(reinterpret_cast<const __m256i*>(lane_head));
+  }
+  int64_t m0 = 0;
+  for (; m0 + 8 <= blocks; m0 += 8) OutputBlocks<8>(wt.data(), values, S, index, m0, out);
+  switch (blocks - m0) {
+    case 7: OutputBlocks<7>(wt.data(), values, S, index, m0, out); break;
+    case 6: OutputBlocks<6>(wt.data(), values, S, index, m0, out); break;
+    case 5: OutputBlocks<5>(wt.data(), values, S, index, m0, out); break;
+    case 4: OutputBlocks<4>(wt.data(), values, S, index, m0, out); break;
+    case 3: OutputBlocks<3>(wt.data(), values, S, index, m0, out); break;
+    case 2: OutputBlocks<2>(wt.data(), values, S, index, m0, out); break;
+    case 1: OutputBlocks<1>(wt.data(), values, S, index, m0, out); break;
+    default: break;
+  }
+  OutputScalar(weights, values, S, heads, hd, 8 * blocks, out);  // the outputs past the last block of 8
 }
 #else
 // never called: KvPlan::AttentionExact is false without AVX2 and FMA
-void AttentionScores(const float*, const float*, int64_t, int64_t, int64_t, int64_t, float*) {}
+void AttentionScores(const float*, const float* const*, int64_t, int64_t, int64_t, float*) {}
 void AttentionOutput(const float*, const float* const*, int64_t, int64_t, int64_t, float*) {}
 #endif
 
-KvWindow::KvWindow(int64_t rows, int64_t dim, int64_t slots)
+KvWindow::KvWindow(int64_t rows, int64_t dim, int64_t slots, int64_t heads)
     : keys_(at::empty({2 * rows, dim}, at::kFloat)), values_(at::empty({2 * rows, dim}, at::kFloat)),
-      keys_t_(2 * rows * dim), written_(slots, -1), copied_(slots, -1), source_(slots, nullptr),
-      values_in_order_(rows), dim_(dim), slots_(slots) {}
+      copied_(slots, -1), keys_in_order_(rows), values_in_order_(rows), scores_(heads * rows), dim_(dim),
+      slots_(slots), heads_(heads) {}
 
 void KvWindow::Place(int64_t first, int64_t S, const uint8_t* cls,
                      const std::function<const float*(int64_t, int)>& kv, bool fma) {
-  const int64_t D = dim_, stride = keys_.size(0);
-  if (first + S - base_ > stride) {  // the window would run past the buffer: start again at its beginning
-    base_ = first;
-    for (int64_t j = 0; j < S; ++j) written_[(first + j) % slots_] = copied_[(first + j) % slots_] = -1;
-  }
+  const int64_t D = dim_, hd = D / heads_;
   fma_ = fma;
   for (int64_t j = 0; j < S; ++j) {
+    const float* src = kv(first + j, cls[j]);
+    keys_in_order_[j] = src;
+    values_in_order_[j] = src + D;
+  }
+  if (fma) return;
+  if (first + S - base_ > keys_.size(0)) {  // the copies would run past their buffers: start again at the beginning
+    base_ = first;
+    for (int64_t j = 0; j < S; ++j) copied_[(first + j) % slots_] = -1;
+  }
+  for (int64_t j = 0; j < S; ++j) {
     const int64_t r = first + j, slot = r % slots_;
-    if (written_[slot] != cls[j]) {
-      const float* src = kv(r, cls[j]);
-      for (int64_t d = 0; d < D; ++d) keys_t_[d * stride + (r - base_)] = src[d];
-      source_[slot] = src;
-      written_[slot] = cls[j];
+    if (copied_[slot] == cls[j]) continue;
+    float* keys = keys_.data_ptr<float>() + (r - base_) * D;
+    for (int64_t h = 0; h < heads_; ++h) {  // PermuteKeys undone
+      for (int64_t i = 0; i < hd; ++i) keys[h * hd + i] = keys_in_order_[j][i * heads_ + h];
     }
-    values_in_order_[j] = source_[slot] + D;
-    if (!fma && copied_[slot] != cls[j]) {
-      std::memcpy(keys_.data_ptr<float>() + (r - base_) * D, source_[slot], D * sizeof(float));
-      std::memcpy(values_.data_ptr<float>() + (r - base_) * D, source_[slot] + D, D * sizeof(float));
-      copied_[slot] = cls[j];
-    }
+    std::memcpy(values_.data_ptr<float>() + (r - base_) * D, values_in_order_[j], D * sizeof(float));
+    copied_[slot] = cls[j];
   }
 }
 
-void KvWindow::Attend(const float* q, int64_t first, int64_t S, int64_t heads, float* out) const {
-  const int64_t D = dim_, hd = D / heads;
+void KvWindow::Attend(const float* q, int64_t first, int64_t S, float* out) {
+  const int64_t D = dim_, heads = heads_, hd = D / heads;
   // Meta's multi_head_attention_forward, op for op (T = B = 1, no masked position: the window <= past_context)
   torch::Tensor qt = at::empty({1, 1, D}, at::kFloat);
   std::memcpy(qt.data_ptr<float>(), q, D * sizeof(float));
   const torch::Tensor qs = qt.view({1, heads, hd}).transpose(0, 1) / std::sqrt(static_cast<double>(hd));
   if (fma_) {
     const torch::Tensor qc = qs.contiguous();
-    torch::Tensor scores = at::empty({heads, 1, S}, at::kFloat);
-    AttentionScores(qc.data_ptr<float>(), keys_t_.data() + (first - base_), keys_.size(0), S, heads, hd,
-                    scores.data_ptr<float>());
-    const torch::Tensor w = at::softmax(scores, -1).contiguous();
+    AttentionScores(qc.data_ptr<float>(), keys_in_order_.data(), S, heads, hd, scores_.data());
+    const torch::Tensor w = at::softmax(at::from_blob(scores_.data(), {heads, 1, S}, at::kFloat), -1).contiguous();
     AttentionOutput(w.data_ptr<float>(), values_in_order_.data(), S, heads, hd, out);
   } else {
     const torch::Tensor kh = keys_.narrow(0, first - base_, S).view({S, heads, hd}).transpose(0, 1);
