@@ -233,6 +233,12 @@ void MatVec::RunRows(const float* x, int64_t ldx, int64_t rows, float* y, int64_
                 outputs < 0 ? M_ : outputs);
 }
 
+void MatVec::Into(const float* x, float* y) const {
+  if (exact_) return Run(x, y);
+  const torch::Tensor out = at::linear(at::from_blob(const_cast<float*>(x), {1, 1, K_}, at::kFloat), weight_, bias_);
+  std::memcpy(y, out.contiguous().data_ptr<float>(), M_ * sizeof(float));
+}
+
 torch::Tensor MatVec::Apply(const torch::Tensor& x) const {
   if (!exact_) return at::linear(x, weight_, bias_);
   torch::Tensor y = at::empty({1, 1, M_}, at::kFloat);
@@ -290,7 +296,7 @@ KvPlan::KvPlan(const torch::Tensor& weight_t, const torch::Tensor& bias, int64_t
 bool KvPlan::MeasureAttention(int64_t S) {
   if (!HasFma()) return false;
   const int64_t D = dim_, hd = D / heads_;
-  // Meta's ops on test data (multi_head_attention_forward with T = B = 1), against the FMA chains
+  // Meta's ops on test data (multi_head_attention_forward with T = B = 1), against ScaleQuery and the FMA chains
   const torch::Tensor q = TestRows(1, D).view({1, heads_, hd}).transpose(0, 1) / std::sqrt(static_cast<double>(hd));
   const torch::Tensor k = TestRows(S + 1, D).narrow(0, 1, S).contiguous();
   const torch::Tensor v = (TestRows(S + 2, D).narrow(0, 2, S) * 0.5).contiguous();
@@ -298,15 +304,15 @@ bool KvPlan::MeasureAttention(int64_t S) {
   const torch::Tensor scores = at::baddbmm(at::zeros({1, 1, S}, at::kFloat), q, kh.transpose(-2, -1)).contiguous();
   const torch::Tensor w = at::softmax(scores, -1).contiguous();
   const torch::Tensor out = at::bmm(w, vh).transpose(0, 1).contiguous();
-  const torch::Tensor qc = q.contiguous();
-  std::vector<float> s(heads_ * S), o(D), kp(S * D);
+  std::vector<float> qs(D), s(heads_ * S), o(D), kp(S * D);
+  ScaleQuery(TestRows(1, D).data_ptr<float>(), D, hd, qs.data());
   std::vector<const float*> keys(S), values(S);
   for (int64_t j = 0; j < S; ++j) {
     PermuteKeys(k.data_ptr<float>() + j * D, heads_, hd, kp.data() + j * D);
     keys[j] = kp.data() + j * D;
     values[j] = v.data_ptr<float>() + j * D;
   }
-  AttentionScores(qc.data_ptr<float>(), keys.data(), S, heads_, hd, s.data());
+  AttentionScores(qs.data(), keys.data(), S, heads_, hd, s.data());
   AttentionOutput(w.data_ptr<float>(), values.data(), S, heads_, hd, o.data());
   return std::memcmp(s.data(), scores.data_ptr<float>(), s.size() * sizeof(float)) == 0 &&
          std::memcmp(o.data(), out.data_ptr<float>(), o.size() * sizeof(float)) == 0;
@@ -486,6 +492,9 @@ LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t ro
   }
   pending_.resize(variants_);
   row_kv_.resize(2 * D);
+  int64_t hidden = 0;
+  for (const LmFastModel::Layer& l : model_->layers) hidden = std::max(hidden, l.linear1.outputs());
+  buffer_.resize(3 * D + hidden);
 }
 
 torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
@@ -529,13 +538,19 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
                     [&](int64_t r, int v, const float* kv) { StoreKv(kv, D, m.num_heads, Kv(c, r, v)); });
   }
   window.Place(first, S, cls, [&](int64_t r, int v) { return Kv(c, r, v); }, m.plan->AttentionExact(S));
-  const torch::Tensor q = l.q.Apply(x).contiguous();
-  torch::Tensor o = at::empty({1, 1, D}, at::kFloat);
-  window.Attend(q.data_ptr<float>(), first, S, o.data_ptr<float>());
-  o = l.out.Apply(o);
-  const torch::Tensor y = at::layer_norm(x + o, {D}, l.n1w, l.n1b, l.eps1);
-  const torch::Tensor ff = l.linear2.Apply(at::gelu(l.linear1.Apply(y)));
-  return at::layer_norm(y + ff, {D}, l.n2w, l.n2b, l.eps2);
+  // Meta's layer on one row; the residual sums are ATen's add (a + 1 * b, one rounding) written out
+  float *q = buffer_.data(), *att = q + D, *o = att + D, *hidden = o + D;
+  l.q.Into(xp, q);
+  window.Attend(q, first, S, att);
+  l.out.Into(att, o);
+  for (int64_t d = 0; d < D; ++d) o[d] = xp[d] + o[d];
+  const torch::Tensor y = at::layer_norm(at::from_blob(o, {1, 1, D}, at::kFloat), {D}, l.n1w, l.n1b, l.eps1);
+  const float* yp = y.data_ptr<float>();
+  l.linear1.Into(yp, hidden);
+  const torch::Tensor g = at::gelu(at::from_blob(hidden, {1, 1, l.linear1.outputs()}, at::kFloat));
+  l.linear2.Into(g.data_ptr<float>(), o);
+  for (int64_t d = 0; d < D; ++d) o[d] = yp[d] + o[d];
+  return at::layer_norm(at::from_blob(o, {1, 1, D}, at::kFloat), {D}, l.n2w, l.n2b, l.eps2);
 }
 
 torch::Tensor LmFastModel::Input(int64_t t, int64_t K, const int64_t* previous, int64_t stride) const {

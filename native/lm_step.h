@@ -45,6 +45,8 @@ class MatVec {
   void RunRows(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t outputs = -1) const;
   // at::linear(x, weight, bias) for x [1, 1, K].
   torch::Tensor Apply(const torch::Tensor& x) const;
+  // The same from x[K] into y[outputs()]: Run where exact(), else at::linear.
+  void Into(const float* x, float* y) const;
 
  private:
   bool Emulates(const std::vector<int64_t>& blocks, const torch::Tensor& x, const torch::Tensor& y) const;
@@ -169,6 +171,7 @@ class LmFastStep {
   std::vector<KvWindow> windows_;  // per layer
   std::vector<std::vector<KvPlan::Pending>> pending_;
   std::vector<float> row_kv_;  // a row's key/value projection, before StoreKv
+  std::vector<float> buffer_;  // a layer's rows: query, attention, output and residual, feed-forward hidden
 };
 
 }  // namespace encodec

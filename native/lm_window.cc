@@ -7,6 +7,7 @@
 #define ENCODEC_LM_X86 1
 #endif
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -16,6 +17,11 @@ void PermuteKeys(const float* key, int64_t heads, int64_t hd, float* out) {
   for (int64_t h = 0; h < heads; ++h) {
     for (int64_t i = 0; i < hd; ++i) out[i * heads + h] = key[h * hd + i];
   }
+}
+
+void ScaleQuery(const float* q, int64_t D, int64_t hd, float* out) {
+  const float scale = static_cast<float>(std::sqrt(static_cast<double>(hd)));
+  for (int64_t d = 0; d < D; ++d) out[d] = q[d] / scale;
 }
 
 void StoreKv(const float* kv, int64_t dim, int64_t heads, float* out) {
@@ -92,7 +98,14 @@ __attribute__((target("avx2,fma"))) void AttentionScores(const float* q, const f
   alignas(32) float qp[kLaneHeads * kMaxHeadDim];
   PermuteKeys(q, heads, hd, qp);  // the query in the keys' order
   int64_t j = 0;
-  for (; j + 8 <= S; j += 8) ScoreRows<8>(qp, keys, j, S, hd, scores);
+  for (; j + 8 <= S; j += 8) {
+    // the rows lie wherever their variant was stored: fetch the next block's while this one runs
+    for (int64_t r = j + 8; r < std::min(j + 16, S); ++r) {
+      const char* row = reinterpret_cast<const char*>(keys[r]);
+      for (int64_t b = 0; b < hd * kLaneHeads * 4; b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
+    }
+    ScoreRows<8>(qp, keys, j, S, hd, scores);
+  }
   for (; j < S; ++j) ScoreRows<1>(qp, keys, j, S, hd, scores);
 }
 
@@ -133,7 +146,7 @@ void AttentionOutput(const float*, const float* const*, int64_t, int64_t, int64_
 
 KvWindow::KvWindow(int64_t rows, int64_t dim, int64_t slots, int64_t heads)
     : keys_(at::empty({2 * rows, dim}, at::kFloat)), values_(at::empty({2 * rows, dim}, at::kFloat)),
-      copied_(slots, -1), keys_in_order_(rows), values_in_order_(rows), scores_(heads * rows), dim_(dim),
+      copied_(slots, -1), keys_in_order_(rows), values_in_order_(rows), query_(dim), scores_(heads * rows), dim_(dim),
       slots_(slots), heads_(heads) {}
 
 void KvWindow::Place(int64_t first, int64_t S, const uint8_t* cls,
@@ -165,15 +178,15 @@ void KvWindow::Place(int64_t first, int64_t S, const uint8_t* cls,
 void KvWindow::Attend(const float* q, int64_t first, int64_t S, float* out) {
   const int64_t D = dim_, heads = heads_, hd = D / heads;
   // Meta's multi_head_attention_forward, op for op (T = B = 1, no masked position: the window <= past_context)
-  torch::Tensor qt = at::empty({1, 1, D}, at::kFloat);
-  std::memcpy(qt.data_ptr<float>(), q, D * sizeof(float));
-  const torch::Tensor qs = qt.view({1, heads, hd}).transpose(0, 1) / std::sqrt(static_cast<double>(hd));
   if (fma_) {
-    const torch::Tensor qc = qs.contiguous();
-    AttentionScores(qc.data_ptr<float>(), keys_in_order_.data(), S, heads, hd, scores_.data());
+    ScaleQuery(q, D, hd, query_.data());
+    AttentionScores(query_.data(), keys_in_order_.data(), S, heads, hd, scores_.data());
     const torch::Tensor w = at::softmax(at::from_blob(scores_.data(), {heads, 1, S}, at::kFloat), -1).contiguous();
     AttentionOutput(w.data_ptr<float>(), values_in_order_.data(), S, heads, hd, out);
   } else {
+    torch::Tensor qt = at::empty({1, 1, D}, at::kFloat);
+    std::memcpy(qt.data_ptr<float>(), q, D * sizeof(float));
+    const torch::Tensor qs = qt.view({1, heads, hd}).transpose(0, 1) / std::sqrt(static_cast<double>(hd));
     const torch::Tensor kh = keys_.narrow(0, first - base_, S).view({S, heads, hd}).transpose(0, 1);
     const torch::Tensor vh = values_.narrow(0, first - base_, S).view({S, heads, hd}).transpose(0, 1);
     const torch::Tensor mask = at::zeros({1, 1, S}, at::kFloat);

@@ -20,6 +20,9 @@ namespace encodec {
 void AttentionScores(const float* q, const float* const* keys, int64_t S, int64_t heads, int64_t hd, float* scores);
 void AttentionOutput(const float* weights, const float* const* values, int64_t S, int64_t heads, int64_t hd,
                      float* out);
+// Meta's query scaling, q / sqrt(head_dim), as ATen divides a float tensor by that scalar (the scalar rounded to
+// float, one IEEE division per element): D floats.
+void ScaleQuery(const float* q, int64_t D, int64_t hd, float* out);
 // A key row in the order AttentionScores reads: out[i * heads + h] = key[h * hd + i].
 void PermuteKeys(const float* key, int64_t heads, int64_t hd, float* out);
 // A row's key/value projection (2 dim floats: keys, then values) stored as KvWindow reads it: the keys permuted
@@ -43,14 +46,15 @@ class KvWindow {
   void Place(int64_t first, int64_t S, const uint8_t* cls, const std::function<const float*(int64_t, int)>& kv,
              bool fma);
   // The attention of the query row `q` (its projection, before scaling) over the rows Place placed last ([first,
-  // first + S)), into out (dim floats): AttentionScores / AttentionOutput where Place was told they give ATen's
-  // bits, else ATen's baddbmm / bmm, as Meta's code calls them.
+  // first + S)), into out (dim floats): ScaleQuery, AttentionScores and AttentionOutput where Place was told they
+  // give ATen's bits, else ATen's division, baddbmm and bmm, as Meta's code calls them.
   void Attend(const float* q, int64_t first, int64_t S, float* out);
 
  private:
   torch::Tensor keys_, values_;  // [2 rows, dim]: row r at index r - base_ (copies for ATen's products)
   std::vector<int> copied_;      // per slot: the variant its row holds in keys_ / values_ (-1: none)
   std::vector<const float*> keys_in_order_, values_in_order_;  // the placed rows', window position by position
+  std::vector<float> query_;     // the scaled query
   std::vector<float> scores_;    // [heads][rows]
   int64_t dim_, slots_, heads_, base_ = 0;
   bool fma_ = true;  // what the last Place was told
