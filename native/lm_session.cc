@@ -184,6 +184,11 @@ bool LmSession::fast_step() const {
   return fast_used_ && !fast_fallback_;
 }
 
+bool LmSession::kv_sums() const {
+  std::lock_guard<std::mutex> lock(fast_mutex_);
+  return fast_used_ && !fast_fallback_ && fast_ && fast_->plan->sums();
+}
+
 bool LmSession::block_step() const {
   std::lock_guard<std::mutex> lock(fast_mutex_);
   return block_used_ && !block_fallback_;

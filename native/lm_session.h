@@ -39,6 +39,8 @@ class LmSession {
   bool fast_step() const;
   // Whether Compress so far ran every segment's LM on blocks of frames (lm_block.h) (false before any).
   bool block_step() const;
+  // Whether the C++ step computes the key/value variants without BLAS (KvPlan::sums; false before any call).
+  bool kv_sums() const;
 
   // Codes each block (a CPU int16/int32 [K, T] tensor, K <= n_q, values < card) as one segment: fresh LM state
   // and coder, for each frame t the LM step on 1 + codes[:, t - 1] (zeros at t = 0), then the K codes pushed with

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -20,6 +21,8 @@ namespace {
 constexpr int64_t kMaxChunk = 24;
 // Frames ahead whose missing key/value variants are projected together, so the products are wider than one row.
 constexpr int64_t kLookahead = 12;
+// Test rows on which each variant's outputs are matched to the two sums of ChainAndPairs.
+constexpr int64_t kSchemeRows = 32;
 
 }  // namespace
 
@@ -141,8 +144,45 @@ __attribute__((target("avx2,fma"))) void RunPanelsRows(const float* panels, cons
   }
 }
 
+// The two sums OpenBLAS's S-row kernels give an output (KvPlan::MeasureSchemes): chain[m] = bias[m] + (one FMA
+// chain over k), pairs[m] = bias[m] + (chain over the even k + chain over the odd k). wt: [K][M] (the transposed
+// weights), M a multiple of 8.
+template <int NB>
+__attribute__((target("avx2,fma"))) void ChainAndPairsBlocks(const float* wt, const float* bias, const float* x,
+                                                            int64_t K, int64_t M, int64_t m0, float* chain,
+                                                            float* pairs) {
+  __m256 one[NB], even[NB], odd[NB];
+  for (int b = 0; b < NB; ++b) one[b] = even[b] = odd[b] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < K; ++k) {
+    const __m256 xk = _mm256_set1_ps(x[k]);
+    const float* w = wt + k * M + m0;
+    for (int b = 0; b < NB; ++b) {
+      const __m256 wk = _mm256_loadu_ps(w + 8 * b);
+      one[b] = _mm256_fmadd_ps(wk, xk, one[b]);
+      if (k % 2 == 0) {
+        even[b] = _mm256_fmadd_ps(wk, xk, even[b]);
+      } else {
+        odd[b] = _mm256_fmadd_ps(wk, xk, odd[b]);
+      }
+    }
+  }
+  for (int b = 0; b < NB; ++b) {
+    const __m256 bias_b = _mm256_loadu_ps(bias + m0 + 8 * b);
+    _mm256_storeu_ps(chain + m0 + 8 * b, _mm256_add_ps(one[b], bias_b));
+    _mm256_storeu_ps(pairs + m0 + 8 * b, _mm256_add_ps(_mm256_add_ps(even[b], odd[b]), bias_b));
+  }
+}
+
+__attribute__((target("avx2,fma"))) void ChainAndPairs(const float* wt, const float* bias, const float* x, int64_t K,
+                                                      int64_t M, float* chain, float* pairs) {
+  int64_t m0 = 0;
+  for (; m0 + 32 <= M; m0 += 32) ChainAndPairsBlocks<4>(wt, bias, x, K, M, m0, chain, pairs);
+  for (; m0 + 8 <= M; m0 += 8) ChainAndPairsBlocks<1>(wt, bias, x, K, M, m0, chain, pairs);
+}
+
 #else
 bool HasFma() { return false; }  // MatVec then calls at::linear
+void ChainAndPairs(const float*, const float*, const float*, int64_t, int64_t, float*, float*) {}
 void RunPanels(const float*, const float*, const float*, float*, int64_t, const int64_t*, size_t, int64_t, int64_t,
                int64_t) {}
 void RunPanelsRows(const float*, const float*, const float*, int64_t, int64_t, float*, int64_t, int64_t,
@@ -249,17 +289,24 @@ torch::Tensor MatVec::Apply(const torch::Tensor& x) const {
 
 // ---- KvPlan ----
 
-KvPlan::KvPlan(const torch::Tensor& weight_t, const torch::Tensor& bias, int64_t max_rows, int64_t heads)
-    : weight_t_(weight_t), bias_(bias), dim_(weight_t.size(0)), max_rows_(max_rows), heads_(heads) {
+KvWeights::KvWeights(const torch::Tensor& weight_t_in, const torch::Tensor& bias_in)
+    : weight_t(weight_t_in), bias(bias_in), contiguous(weight_t_in.contiguous()) {
+  const torch::Tensor b = bias.contiguous();
+  bias_values.assign(b.data_ptr<float>(), b.data_ptr<float>() + b.numel());
+}
+
+KvPlan::KvPlan(const KvWeights& weights, int64_t max_rows, int64_t heads)
+    : weights_(weights), dim_(weights.weight_t.size(0)), max_rows_(max_rows), heads_(heads) {
   rows_ = TestRows(max_rows_, dim_);
-  const int64_t width = weight_t.size(1);
+  const int64_t width = weights_.weight_t.size(1);
   // Which positions of an n-column product give the same bits (on three test rows): one variant each.
   std::vector<std::vector<float>> signatures;
   std::map<int64_t, std::vector<int>> variant_at;
   for (int64_t n = 1; n <= kMaxChunk; ++n) {
     std::vector<torch::Tensor> outs;
     for (int64_t r = 0; r < 3; ++r) {
-      outs.push_back(at::addmm(bias_, rows_.narrow(0, r, 1).expand({n, dim_}).contiguous(), weight_t_).contiguous());
+      outs.push_back(at::addmm(weights_.bias, rows_.narrow(0, r, 1).expand({n, dim_}).contiguous(), weights_.weight_t)
+                         .contiguous());
     }
     std::vector<int>& at_n = variant_at[n];
     for (int64_t p = 0; p < n; ++p) {
@@ -291,6 +338,43 @@ KvPlan::KvPlan(const torch::Tensor& weight_t, const torch::Tensor& bias, int64_t
   }
   classes_.resize(max_rows_ + 1);
   attention_.assign(max_rows_ + 1, 0);
+  // ENCODEC_NATIVE_LM_BLAS_VARIANTS=1: BLAS's products, for comparisons
+  emulated_ = !std::getenv("ENCODEC_NATIVE_LM_BLAS_VARIANTS") && MeasureSchemes();
+}
+
+bool KvPlan::MeasureSchemes() {
+  const int64_t width = weights_.weight_t.size(1);
+  if (!HasFma() || width % 8 != 0 || chunks_.empty()) return false;
+  // every variant of some test rows as OpenBLAS computes it (Project before emulated_ is set) ...
+  const int64_t rows = std::min<int64_t>(kSchemeRows, max_rows_);
+  std::vector<std::vector<float>> blas(chunks_.size(), std::vector<float>(rows * width));
+  std::vector<std::vector<Pending>> pending(chunks_.size());
+  for (size_t v = 0; v < chunks_.size(); ++v) {
+    for (int64_t r = 0; r < rows; ++r) pending[v].push_back({r, rows_.data_ptr<float>() + r * dim_});
+  }
+  Project(pending, weights_, [&](int64_t row, int v, const float* kv) {
+    std::memcpy(blas[v].data() + row * width, kv, width * sizeof(float));
+  });
+  // ... against the two sums of each output: each output of each variant must be one of them on every row
+  std::vector<float> chain(rows * width), pairs(rows * width);
+  for (int64_t r = 0; r < rows; ++r) {
+    ChainAndPairs(weights_.contiguous.data_ptr<float>(), weights_.bias_values.data(), rows_.data_ptr<float>() + r * dim_, dim_, width,
+                  chain.data() + r * width, pairs.data() + r * width);
+  }
+  schemes_.assign(chunks_.size(), std::vector<uint8_t>(width, 0));
+  for (size_t v = 0; v < chunks_.size(); ++v) {
+    for (int64_t m = 0; m < width; ++m) {
+      bool is_chain = true, is_pairs = true;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float y = blas[v][r * width + m];
+        is_chain = is_chain && std::memcmp(&y, &chain[r * width + m], sizeof(float)) == 0;
+        is_pairs = is_pairs && std::memcmp(&y, &pairs[r * width + m], sizeof(float)) == 0;
+      }
+      if (!is_chain && !is_pairs) return false;
+      schemes_[v][m] = is_chain ? 0 : 1;
+    }
+  }
+  return true;
 }
 
 bool KvPlan::MeasureAttention(int64_t S) {
@@ -318,9 +402,28 @@ bool KvPlan::MeasureAttention(int64_t S) {
          std::memcmp(o.data(), out.data_ptr<float>(), o.size() * sizeof(float)) == 0;
 }
 
-void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const torch::Tensor& weight_t,
-                     const torch::Tensor& bias, const std::function<void(int64_t, int, const float*)>& put) const {
-  const int64_t width = weight_t.size(1);
+void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const KvWeights& weights,
+                     const std::function<void(int64_t, int, const float*)>& put) const {
+  const int64_t width = weights.weight_t.size(1);
+  if (emulated_) {
+    // each row's two sums once, each variant taking its outputs from them (MeasureSchemes)
+    std::vector<float> chain(width), pairs(width), mixed(width);
+    std::map<const float*, std::vector<std::pair<int64_t, int>>> by_input;
+    for (size_t v = 0; v < pending.size(); ++v) {
+      for (const Pending& item : pending[v]) by_input[item.x].push_back({item.row, static_cast<int>(v)});
+      pending[v].clear();
+    }
+    for (const auto& [x, wanted] : by_input) {
+      ChainAndPairs(weights.contiguous.data_ptr<float>(), weights.bias_values.data(), x, dim_, width, chain.data(),
+                    pairs.data());
+      for (const auto& [row, v] : wanted) {
+        const uint8_t* scheme = schemes_[v].data();
+        for (int64_t m = 0; m < width; ++m) mixed[m] = scheme[m] ? pairs[m] : chain[m];
+        put(row, v, mixed.data());
+      }
+    }
+    return;
+  }
   for (size_t v = 0; v < pending.size(); ++v) {
     while (!pending[v].empty()) {
       const Chunk& chunk = chunks_[v];
@@ -335,7 +438,7 @@ void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const torch::Te
         std::memcpy(ip + p * dim_, item.x, dim_ * sizeof(float));
         placed[p] = {item.row, w};
       }
-      const torch::Tensor out = at::addmm(bias, in, weight_t).contiguous();
+      const torch::Tensor out = at::addmm(weights.bias, in, weights.weight_t).contiguous();
       const float* op = out.data_ptr<float>();
       for (int64_t p = 0; p < chunk.n; ++p) {
         if (placed[p].first < 0) continue;
@@ -346,8 +449,8 @@ void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const torch::Te
 }
 
 bool KvPlan::Measure(int64_t S) {
-  const int64_t width = weight_t_.size(1);
-  const torch::Tensor full = at::addmm(bias_, rows_.narrow(0, 0, S), weight_t_).contiguous();
+  const int64_t width = weights_.weight_t.size(1);
+  const torch::Tensor full = at::addmm(weights_.bias, rows_.narrow(0, 0, S), weights_.weight_t).contiguous();
   const float* fp = full.data_ptr<float>();
   std::vector<uint8_t>& cls = classes_[S];
   cls.assign(S, 0);
@@ -373,7 +476,7 @@ bool KvPlan::Ensure(int64_t rows) {
     return false;
   }
   // Every variant of the test rows up to `rows`, computed the way the step computes them.
-  const int64_t width = weight_t_.size(1);
+  const int64_t width = weights_.weight_t.size(1);
   const int64_t have = test_.empty() ? 0 : static_cast<int64_t>(test_[0].size()) / width;
   if (test_.empty()) test_.resize(chunks_.size());
   for (auto& t : test_) t.resize(rows * width);
@@ -381,7 +484,7 @@ bool KvPlan::Ensure(int64_t rows) {
   for (size_t v = 0; v < chunks_.size(); ++v) {
     for (int64_t r = have; r < rows; ++r) pending[v].push_back({r, rows_.data_ptr<float>() + r * dim_});
   }
-  Project(pending, weight_t_, bias_, [&](int64_t row, int v, const float* kv) {
+  Project(pending, weights_, [&](int64_t row, int v, const float* kv) {
     std::memcpy(test_[v].data() + row * width, kv, width * sizeof(float));
   });
   for (int64_t S = measured_.load(std::memory_order_relaxed) + 1; S <= rows; ++S) {
@@ -426,8 +529,7 @@ std::shared_ptr<LmFastModel> LmFastModel::Create(torch::jit::Module& module, int
       auto bs = b.split_with_sizes({D, 2 * D});
       l.q = MatVec(ws[0], bs[0]);
       l.kv = MatVec(ws[1], bs[1]);
-      l.wkv_t = ws[1].t();
-      l.bkv = bs[1];
+      l.kv_weights = KvWeights(ws[1].t(), bs[1]);
       l.out = MatVec(p.at(pre + "self_attn.out_proj.weight"), p.at(pre + "self_attn.out_proj.bias"));
       l.linear1 = MatVec(p.at(pre + "linear1.weight"), p.at(pre + "linear1.bias"));
       l.linear2 = MatVec(p.at(pre + "linear2.weight"), p.at(pre + "linear2.bias"));
@@ -465,7 +567,7 @@ std::shared_ptr<LmFastModel> LmFastModel::Create(torch::jit::Module& module, int
         m->heads_exact = std::memcmp(h.data_ptr<float>(), y.data() + k * card, card * sizeof(float)) == 0;
       }
     }
-    m->plan = std::make_unique<KvPlan>(m->layers[0].wkv_t, m->layers[0].bkv, m->past_context + 1, m->num_heads);
+    m->plan = std::make_unique<KvPlan>(m->layers[0].kv_weights, m->past_context + 1, m->num_heads);
     if (m->layers[0].kv.exact() && m->plan->variants() > 0) {
       // which variant a one-row product is, so that the step computes it without BLAS
       m->single_variant = m->plan->SingleVariant();
@@ -534,7 +636,7 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
         pending_[v].push_back({r, X(c, r)});
       }
     }
-    m.plan->Project(pending_, l.wkv_t, l.bkv,
+    m.plan->Project(pending_, l.kv_weights,
                     [&](int64_t r, int v, const float* kv) { StoreKv(kv, D, m.num_heads, Kv(c, r, v)); });
   }
   window.Place(first, S, cls, [&](int64_t r, int v) { return Kv(c, r, v); }, m.plan->AttentionExact(S));

@@ -61,12 +61,21 @@ class MatVec {
   bool exact_ = false;
 };
 
+// One layer's key/value projection: `weight_t` [dim, 2 dim] the transposed view of Meta's w_kv, as its F.linear
+// passes it to BLAS (whose kernels depend on the layout), and the same weights contiguous for KvPlan's sums.
+struct KvWeights {
+  KvWeights() = default;
+  KvWeights(const torch::Tensor& weight_t, const torch::Tensor& bias);
+  torch::Tensor weight_t, bias, contiguous;
+  std::vector<float> bias_values;
+};
+
 // Which variant of the key/value projection each row of an S-row projection matches, S = 1..max_rows.
 class KvPlan {
  public:
-  // `weight_t` [dim, 2 dim] and `bias` [2 dim]: one layer's key/value projection, as the step passes them;
+  // `weights`: one layer's key/value projection (every layer's has the same shapes, hence the same variants);
   // `heads`: the attention's heads.
-  KvPlan(const torch::Tensor& weight_t, const torch::Tensor& bias, int64_t max_rows, int64_t heads);
+  KvPlan(const KvWeights& weights, int64_t max_rows, int64_t heads);
 
   // Measures the rows of every S up to `rows` (once). False when some row matches no variant.
   bool Ensure(int64_t rows);
@@ -80,6 +89,8 @@ class KvPlan {
   bool AttentionExact(int64_t S) const { return attention_[S] != 0; }
   // Whether some S matched no variant (the session then uses the TorchScript step).
   bool failed() const { return failed_.load(std::memory_order_acquire); }
+  // Whether Project computes the variants from two sums per row (MeasureSchemes) rather than with BLAS.
+  bool sums() const { return emulated_; }
 
   // Projects rows (x: `dim` floats each) in the variants asked for: pending[c] lists (row id, input) of variant c;
   // `put(row, c, kv)` takes the 2 dim results. Empties `pending`.
@@ -87,7 +98,7 @@ class KvPlan {
     int64_t row;
     const float* x;
   };
-  void Project(std::vector<std::vector<Pending>>& pending, const torch::Tensor& weight_t, const torch::Tensor& bias,
+  void Project(std::vector<std::vector<Pending>>& pending, const KvWeights& weights,
                const std::function<void(int64_t row, int variant, const float* kv)>& put) const;
 
  private:
@@ -97,8 +108,11 @@ class KvPlan {
   };
   bool Measure(int64_t S);
   bool MeasureAttention(int64_t S);
+  // Whether every output of every variant is one of the two sums ChainAndPairs computes (lm_step.cc) on test rows;
+  // sets schemes_.
+  bool MeasureSchemes();
 
-  torch::Tensor weight_t_, bias_;
+  KvWeights weights_;
   int64_t dim_, max_rows_;
   std::vector<Chunk> chunks_;           // per variant: the product shape with the most positions of it
   std::vector<std::vector<float>> test_;  // per variant: the projections of the test rows
@@ -110,6 +124,10 @@ class KvPlan {
   std::atomic<int64_t> measured_{0};
   std::atomic<bool> failed_{false};
   int single_ = -1;
+  // Where MeasureSchemes found them: Project computes each row's two sums once and takes every variant from them
+  // (schemes_[v][m]: 0 the one chain, 1 the even/odd pair), without BLAS.
+  bool emulated_ = false;
+  std::vector<std::vector<uint8_t>> schemes_;
 };
 
 // The weights of an LM in the layout the step reads; nullptr from Create when the module is not laid out as
@@ -119,7 +137,8 @@ class LmFastModel {
   static std::shared_ptr<LmFastModel> Create(torch::jit::Module& module, int64_t n_q, int64_t card);
 
   struct Layer {
-    torch::Tensor wkv_t, bkv, n1w, n1b, n2w, n2b;
+    KvWeights kv_weights;
+    torch::Tensor n1w, n1b, n2w, n2b;
     MatVec q, kv, out, linear1, linear2;
     double eps1, eps2;
   };

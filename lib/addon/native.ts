@@ -81,6 +81,8 @@ export interface NativeLm {
   readonly fastStep: boolean;
   /** Whether compress so far ran every segment's LM on blocks of frames at once (native/lm_block.h). */
   readonly blockStep: boolean;
+  /** Whether the C++ step computes the key/value variants of past frames without BLAS (native/lm_step.h, KvPlan). */
+  readonly kvSums: boolean;
   readonly disposed: boolean;
   /** Arithmetic-codes each block as one segment (fresh LM state and coder); one payload per block. */
   compress(blocks: NativeCodes[]): Promise<Uint8Array[]>;

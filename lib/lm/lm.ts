@@ -113,6 +113,15 @@ export class EncodecLm {
     return this.live('blockStep').blockStep;
   }
 
+  /**
+   * Whether the C++ step computed the keys and values of past frames, in each variant the eager model's BLAS
+   * products give them, with its own sums rather than with BLAS (native/lm_step.h: KvPlan); false before the
+   * first call. Diagnostics, like fastStep.
+   */
+  get kvSums(): boolean {
+    return this.live('kvSums').kvSums;
+  }
+
   /** Segments compressSegments codes at once (LmLoadOptions.jobs). */
   get jobs(): number {
     return this.live('jobs').jobs;

@@ -215,6 +215,35 @@ describe('LM-compressed .ecdc files', function () {
     }
   });
 
+  it("computes past frames' key/value variants with its own sums, with the bytes BLAS's products give (both ways, past the window)", async function () {
+    // 600 frames: every variant of the 263-row window, in blocks (compression) and frame by frame (decompression)
+    const codes = randomCodes(8, 600, 8601);
+    const blas = await EncodecLm.load(lm24.lm, { jobs: 1 });
+    let expected: Uint8Array;
+    process.env.ENCODEC_NATIVE_LM_BLAS_VARIANTS = '1';
+    try {
+      [expected] = await blas.compressSegments([codes]);
+      const back = await blas.decompressSegments(expected, 8, [600]);
+      expect(Array.from(back.codes[0].data)).to.deep.equal(Array.from(codes.data));
+      expect(blas.fastStep).to.equal(true);
+      expect(blas.kvSums).to.equal(false);
+    } finally {
+      delete process.env.ENCODEC_NATIVE_LM_BLAS_VARIANTS;
+      blas.dispose();
+    }
+    const sums = await EncodecLm.load(lm24.lm, { jobs: 1 });
+    try {
+      const [ours] = await sums.compressSegments([codes]);
+      expect(sums.kvSums).to.equal(true);
+      expect(sums.blockStep).to.equal(true);
+      expect(Buffer.from(ours).equals(Buffer.from(expected))).to.equal(true);
+      const back = await sums.decompressSegments(expected, 8, [600]);
+      expect(Array.from(back.codes[0].data)).to.deep.equal(Array.from(codes.data));
+    } finally {
+      sums.dispose();
+    }
+  });
+
   it('codes 48 kHz files segment by segment, each with its scale first, byte-identical to the reference', async function () {
     const lm48k = await EncodecLm.load(lm48.lm);
     try {
