@@ -106,13 +106,23 @@ void LmBlockStep::EnterRows(size_t layer, int64_t t0, int64_t a, int64_t b) {
   const int64_t D = dim_, n = b - a;
   if (n <= 0) return;
   Ring& ring = rings_[layer];
-  l.kv.RunRows(cur_.data() + a * D, D, n, kv_.data() + a * 2 * D, 2 * D);
+  const bool sums = model_->plan->sums();  // every variant of each row now (as LmFastStep::Layer)
+  if (!sums) l.kv.RunRows(cur_.data() + a * D, D, n, kv_.data() + a * 2 * D, 2 * D);
   l.q.RunRows(cur_.data() + a * D, D, n, q_.data() + a * D, D);
   for (int64_t i = a; i < b; ++i) {
     const int64_t row = t0 + i + 1;
     std::memcpy(X(ring, row), cur_.data() + i * D, D * sizeof(float));
-    StoreKv(kv_.data() + i * 2 * D, D, model_->num_heads, Kv(ring, row, model_->single_variant));
-    ring.have[row % cap_] = 1u << model_->single_variant;
+    uint32_t& have = ring.have[row % cap_];
+    if (sums) {
+      have = 0;
+      model_->plan->AllVariants(cur_.data() + i * D, l.kv_weights, [&](int v, const float* kv) {
+        StoreKv(kv, D, model_->num_heads, Kv(ring, row, v));
+        have |= 1u << v;
+      });
+    } else {
+      StoreKv(kv_.data() + i * 2 * D, D, model_->num_heads, Kv(ring, row, model_->single_variant));
+      have = 1u << model_->single_variant;
+    }
     for (auto& per_layer : windows_) per_layer[layer].Forget(row % cap_);
   }
 }

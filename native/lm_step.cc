@@ -407,20 +407,16 @@ void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const KvWeights
   const int64_t width = weights.weight_t.size(1);
   if (emulated_) {
     // each row's two sums once, each variant taking its outputs from them (MeasureSchemes)
-    std::vector<float> chain(width), pairs(width), mixed(width);
-    std::map<const float*, std::vector<std::pair<int64_t, int>>> by_input;
+    std::map<const float*, std::pair<int64_t, uint32_t>> by_input;  // input: row, variants wanted
     for (size_t v = 0; v < pending.size(); ++v) {
-      for (const Pending& item : pending[v]) by_input[item.x].push_back({item.row, static_cast<int>(v)});
+      for (const Pending& item : pending[v]) {
+        auto& wanted = by_input.try_emplace(item.x, item.row, 0u).first->second;
+        wanted.second |= 1u << v;
+      }
       pending[v].clear();
     }
     for (const auto& [x, wanted] : by_input) {
-      ChainAndPairs(weights.contiguous.data_ptr<float>(), weights.bias_values.data(), x, dim_, width, chain.data(),
-                    pairs.data());
-      for (const auto& [row, v] : wanted) {
-        const uint8_t* scheme = schemes_[v].data();
-        for (int64_t m = 0; m < width; ++m) mixed[m] = scheme[m] ? pairs[m] : chain[m];
-        put(row, v, mixed.data());
-      }
+      Variants(x, weights, wanted.second, [&](int v, const float* kv) { put(wanted.first, v, kv); });
     }
     return;
   }
@@ -445,6 +441,27 @@ void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const KvWeights
         put(placed[p].first, placed[p].second, op + p * width);
       }
     }
+  }
+}
+
+void KvPlan::AllVariants(const float* x, const KvWeights& weights,
+                         const std::function<void(int, const float*)>& put) const {
+  Variants(x, weights, (variants() >= 32 ? ~0u : (1u << variants()) - 1), put);
+}
+
+void KvPlan::Variants(const float* x, const KvWeights& weights, uint32_t wanted,
+                      const std::function<void(int, const float*)>& put) const {
+  const int64_t width = weights.weight_t.size(1);
+  thread_local std::vector<float> sums, mixed;
+  sums.resize(2 * width);
+  mixed.resize(width);
+  float *chain = sums.data(), *pairs = chain + width;
+  ChainAndPairs(weights.contiguous.data_ptr<float>(), weights.bias_values.data(), x, dim_, width, chain, pairs);
+  for (int v = 0; v < variants(); ++v) {
+    if (!(wanted >> v & 1u)) continue;
+    const uint8_t* scheme = schemes_[v].data();
+    for (int64_t m = 0; m < width; ++m) mixed[m] = scheme[m] ? pairs[m] : chain[m];
+    put(v, mixed.data());
   }
 }
 
@@ -611,7 +628,12 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
   uint32_t& fresh = c.have[row % cap_];
   fresh = 0;
   window.Forget(row % cap_);
-  if (m.single_variant >= 0 && l.kv.exact()) {
+  if (m.plan->sums()) {  // every variant the row will take, now: two sums
+    m.plan->AllVariants(xp, l.kv_weights, [&](int v, const float* kv) {
+      StoreKv(kv, D, m.num_heads, Kv(c, row, v));
+      fresh |= 1u << v;
+    });
+  } else if (m.single_variant >= 0 && l.kv.exact()) {
     l.kv.Run(xp, row_kv_.data());
     StoreKv(row_kv_.data(), D, m.num_heads, Kv(c, row, m.single_variant));
     fresh = 1u << m.single_variant;

@@ -100,6 +100,8 @@ class KvPlan {
   };
   void Project(std::vector<std::vector<Pending>>& pending, const KvWeights& weights,
                const std::function<void(int64_t row, int variant, const float* kv)>& put) const;
+  // Where sums(): every variant of one row x (`dim` floats), `put(variant, kv)` taking each.
+  void AllVariants(const float* x, const KvWeights& weights, const std::function<void(int variant, const float* kv)>& put) const;
 
  private:
   struct Chunk {
@@ -111,6 +113,9 @@ class KvPlan {
   // Whether every output of every variant is one of the two sums ChainAndPairs computes (lm_step.cc) on test rows;
   // sets schemes_.
   bool MeasureSchemes();
+  // The variants in the bit set `wanted` of one row x, from its two sums (where sums()).
+  void Variants(const float* x, const KvWeights& weights, uint32_t wanted,
+                const std::function<void(int variant, const float* kv)>& put) const;
 
   KvWeights weights_;
   int64_t dim_, max_rows_;
