@@ -23,6 +23,8 @@ constexpr int64_t kMaxChunk = 24;
 constexpr int64_t kLookahead = 12;
 // Test rows on which each variant's outputs are matched to the two sums of ChainAndPairs.
 constexpr int64_t kSchemeRows = 32;
+// Outputs per group of KvWeights::groups.
+constexpr int64_t kSumGroup = 32;
 
 }  // namespace
 
@@ -145,39 +147,49 @@ __attribute__((target("avx2,fma"))) void RunPanelsRows(const float* panels, cons
 }
 
 // The two sums OpenBLAS's S-row kernels give an output (KvPlan::MeasureSchemes): chain[m] = bias[m] + (one FMA
-// chain over k), pairs[m] = bias[m] + (chain over the even k + chain over the odd k). wt: [K][M] (the transposed
-// weights), M a multiple of 8.
+// chain over k), pairs[m] = bias[m] + (chain over the even k + chain over the odd k). groups: KvWeights::groups.
 template <int NB>
-__attribute__((target("avx2,fma"))) void ChainAndPairsBlocks(const float* wt, const float* bias, const float* x,
-                                                            int64_t K, int64_t M, int64_t m0, float* chain,
-                                                            float* pairs) {
+__attribute__((target("avx2,fma"))) void ChainAndPairsGroup(const float* w, const float* bias, const float* x,
+                                                           int64_t K, float* chain, float* pairs) {
+  constexpr int width = 8 * NB;
   __m256 one[NB], even[NB], odd[NB];
   for (int b = 0; b < NB; ++b) one[b] = even[b] = odd[b] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < K; ++k) {
-    const __m256 xk = _mm256_set1_ps(x[k]);
-    const float* w = wt + k * M + m0;
+  int64_t k = 0;
+  for (; k + 2 <= K; k += 2, w += 2 * width) {
+    const __m256 x0 = _mm256_set1_ps(x[k]), x1 = _mm256_set1_ps(x[k + 1]);
     for (int b = 0; b < NB; ++b) {
-      const __m256 wk = _mm256_loadu_ps(w + 8 * b);
-      one[b] = _mm256_fmadd_ps(wk, xk, one[b]);
-      if (k % 2 == 0) {
-        even[b] = _mm256_fmadd_ps(wk, xk, even[b]);
-      } else {
-        odd[b] = _mm256_fmadd_ps(wk, xk, odd[b]);
-      }
+      const __m256 w0 = _mm256_loadu_ps(w + 8 * b), w1 = _mm256_loadu_ps(w + width + 8 * b);
+      one[b] = _mm256_fmadd_ps(w1, x1, _mm256_fmadd_ps(w0, x0, one[b]));
+      even[b] = _mm256_fmadd_ps(w0, x0, even[b]);
+      odd[b] = _mm256_fmadd_ps(w1, x1, odd[b]);
+    }
+  }
+  if (k < K) {  // K odd: the last k is even
+    const __m256 x0 = _mm256_set1_ps(x[k]);
+    for (int b = 0; b < NB; ++b) {
+      const __m256 w0 = _mm256_loadu_ps(w + 8 * b);
+      one[b] = _mm256_fmadd_ps(w0, x0, one[b]);
+      even[b] = _mm256_fmadd_ps(w0, x0, even[b]);
     }
   }
   for (int b = 0; b < NB; ++b) {
-    const __m256 bias_b = _mm256_loadu_ps(bias + m0 + 8 * b);
-    _mm256_storeu_ps(chain + m0 + 8 * b, _mm256_add_ps(one[b], bias_b));
-    _mm256_storeu_ps(pairs + m0 + 8 * b, _mm256_add_ps(_mm256_add_ps(even[b], odd[b]), bias_b));
+    const __m256 bias_b = _mm256_loadu_ps(bias + 8 * b);
+    _mm256_storeu_ps(chain + 8 * b, _mm256_add_ps(one[b], bias_b));
+    _mm256_storeu_ps(pairs + 8 * b, _mm256_add_ps(_mm256_add_ps(even[b], odd[b]), bias_b));
   }
 }
 
-__attribute__((target("avx2,fma"))) void ChainAndPairs(const float* wt, const float* bias, const float* x, int64_t K,
-                                                      int64_t M, float* chain, float* pairs) {
-  int64_t m0 = 0;
-  for (; m0 + 32 <= M; m0 += 32) ChainAndPairsBlocks<4>(wt, bias, x, K, M, m0, chain, pairs);
-  for (; m0 + 8 <= M; m0 += 8) ChainAndPairsBlocks<1>(wt, bias, x, K, M, m0, chain, pairs);
+__attribute__((target("avx2,fma"))) void ChainAndPairs(const float* groups, const float* bias, const float* x,
+                                                      int64_t K, int64_t M, float* chain, float* pairs) {
+  for (int64_t g0 = 0; g0 < M; g0 += kSumGroup) {
+    const float* w = groups + g0 * K;
+    switch ((std::min(kSumGroup, M - g0)) / 8) {
+      case 4: ChainAndPairsGroup<4>(w, bias + g0, x, K, chain + g0, pairs + g0); break;
+      case 3: ChainAndPairsGroup<3>(w, bias + g0, x, K, chain + g0, pairs + g0); break;
+      case 2: ChainAndPairsGroup<2>(w, bias + g0, x, K, chain + g0, pairs + g0); break;
+      default: ChainAndPairsGroup<1>(w, bias + g0, x, K, chain + g0, pairs + g0); break;
+    }
+  }
 }
 
 #else
@@ -290,9 +302,16 @@ torch::Tensor MatVec::Apply(const torch::Tensor& x) const {
 // ---- KvPlan ----
 
 KvWeights::KvWeights(const torch::Tensor& weight_t_in, const torch::Tensor& bias_in)
-    : weight_t(weight_t_in), bias(bias_in), contiguous(weight_t_in.contiguous()) {
-  const torch::Tensor b = bias.contiguous();
+    : weight_t(weight_t_in), bias(bias_in) {
+  const torch::Tensor b = bias.contiguous(), w = weight_t.contiguous();
   bias_values.assign(b.data_ptr<float>(), b.data_ptr<float>() + b.numel());
+  const int64_t K = w.size(0), M = w.size(1);
+  const float* wp = w.data_ptr<float>();
+  groups.resize(K * M);
+  for (int64_t g0 = 0; g0 < M; g0 += kSumGroup) {
+    const int64_t width = std::min(kSumGroup, M - g0);
+    for (int64_t k = 0; k < K; ++k) std::memcpy(&groups[g0 * K + k * width], wp + k * M + g0, width * sizeof(float));
+  }
 }
 
 KvPlan::KvPlan(const KvWeights& weights, int64_t max_rows, int64_t heads)
@@ -358,7 +377,7 @@ bool KvPlan::MeasureSchemes() {
   // ... against the two sums of each output: each output of each variant must be one of them on every row
   std::vector<float> chain(rows * width), pairs(rows * width);
   for (int64_t r = 0; r < rows; ++r) {
-    ChainAndPairs(weights_.contiguous.data_ptr<float>(), weights_.bias_values.data(), rows_.data_ptr<float>() + r * dim_, dim_, width,
+    ChainAndPairs(weights_.groups.data(), weights_.bias_values.data(), rows_.data_ptr<float>() + r * dim_, dim_, width,
                   chain.data() + r * width, pairs.data() + r * width);
   }
   schemes_.assign(chunks_.size(), std::vector<uint8_t>(width, 0));
@@ -456,7 +475,7 @@ void KvPlan::Variants(const float* x, const KvWeights& weights, uint32_t wanted,
   sums.resize(2 * width);
   mixed.resize(width);
   float *chain = sums.data(), *pairs = chain + width;
-  ChainAndPairs(weights.contiguous.data_ptr<float>(), weights.bias_values.data(), x, dim_, width, chain, pairs);
+  ChainAndPairs(weights.groups.data(), weights.bias_values.data(), x, dim_, width, chain, pairs);
   for (int v = 0; v < variants(); ++v) {
     if (!(wanted >> v & 1u)) continue;
     const uint8_t* scheme = schemes_[v].data();

@@ -62,12 +62,13 @@ class MatVec {
 };
 
 // One layer's key/value projection: `weight_t` [dim, 2 dim] the transposed view of Meta's w_kv, as its F.linear
-// passes it to BLAS (whose kernels depend on the layout), and the same weights contiguous for KvPlan's sums.
+// passes it to BLAS (whose kernels depend on the layout), and the same weights in groups of 32 outputs for KvPlan's
+// sums (group g0 at g0 * dim: [dim][32], the last group's width what remains).
 struct KvWeights {
   KvWeights() = default;
   KvWeights(const torch::Tensor& weight_t, const torch::Tensor& bias);
-  torch::Tensor weight_t, bias, contiguous;
-  std::vector<float> bias_values;
+  torch::Tensor weight_t, bias;
+  std::vector<float> groups, bias_values;
 };
 
 // Which variant of the key/value projection each row of an S-row projection matches, S = 1..max_rows.
