@@ -187,61 +187,60 @@ describe('LM-compressed .ecdc files', function () {
     expect(lm.blockStep).to.equal(true);
   });
 
+  /**
+   * Runs `work` on the 24 kHz LM loaded with `jobs` segments at once, the environment variable `env` (if any) set
+   * to 1 meanwhile: the native step reads it when the LM's first call builds the step.
+   */
+  async function withLm24<T>(jobs: number, env: string | undefined, work: (lm24k: EncodecLm) => Promise<T>): Promise<T> {
+    const lm24k = await EncodecLm.load(lm24.lm, { jobs });
+    if (env) process.env[env] = '1';
+    try {
+      return await work(lm24k);
+    } finally {
+      if (env) delete process.env[env];
+      lm24k.dispose();
+    }
+  }
+
   it('compresses blocks of frames on 1, 2 or 3 threads with the bytes of the frame-by-frame step (many blocks, past the window)', async function () {
     // 600 frames: nine full blocks of 64 and a partial one, the window full from frame 262 on
     const codes = randomCodes(8, 600, 8600);
-    const framewise = await EncodecLm.load(lm24.lm, { jobs: 1 });
-    let expected: Uint8Array;
-    process.env.ENCODEC_NATIVE_LM_FRAMEWISE = '1';
-    try {
-      [expected] = await framewise.compressSegments([codes]);
+    const expected = await withLm24(1, 'ENCODEC_NATIVE_LM_FRAMEWISE', async (framewise) => {
+      const [coded] = await framewise.compressSegments([codes]);
       expect(framewise.fastStep).to.equal(true);
       expect(framewise.blockStep).to.equal(false);
-    } finally {
-      delete process.env.ENCODEC_NATIVE_LM_FRAMEWISE;
-      framewise.dispose();
-    }
+      return coded;
+    });
     for (const jobs of [1, 2, 3]) {
-      const blocks = await EncodecLm.load(lm24.lm, { jobs });
-      try {
+      await withLm24(jobs, undefined, async (blocks) => {
         const [ours] = await blocks.compressSegments([codes]);
         expect(blocks.blockStep, `${jobs} threads`).to.equal(true);
         expect(Buffer.from(ours).equals(Buffer.from(expected)), `${jobs} threads`).to.equal(true);
         const back = await blocks.decompressSegments(ours, 8, [600]);
         expect(Array.from(back.codes[0].data)).to.deep.equal(Array.from(codes.data));
-      } finally {
-        blocks.dispose();
-      }
+      });
     }
   });
 
   it("computes past frames' key/value variants with its own sums, with the bytes BLAS's products give (both ways, past the window)", async function () {
     // 600 frames: every variant of the 263-row window, in blocks (compression) and frame by frame (decompression)
     const codes = randomCodes(8, 600, 8601);
-    const blas = await EncodecLm.load(lm24.lm, { jobs: 1 });
-    let expected: Uint8Array;
-    process.env.ENCODEC_NATIVE_LM_BLAS_VARIANTS = '1';
-    try {
-      [expected] = await blas.compressSegments([codes]);
-      const back = await blas.decompressSegments(expected, 8, [600]);
+    const expected = await withLm24(1, 'ENCODEC_NATIVE_LM_BLAS_VARIANTS', async (blas) => {
+      const [coded] = await blas.compressSegments([codes]);
+      const back = await blas.decompressSegments(coded, 8, [600]);
       expect(Array.from(back.codes[0].data)).to.deep.equal(Array.from(codes.data));
       expect(blas.fastStep).to.equal(true);
       expect(blas.kvSums).to.equal(false);
-    } finally {
-      delete process.env.ENCODEC_NATIVE_LM_BLAS_VARIANTS;
-      blas.dispose();
-    }
-    const sums = await EncodecLm.load(lm24.lm, { jobs: 1 });
-    try {
+      return coded;
+    });
+    await withLm24(1, undefined, async (sums) => {
       const [ours] = await sums.compressSegments([codes]);
       expect(sums.kvSums).to.equal(true);
       expect(sums.blockStep).to.equal(true);
       expect(Buffer.from(ours).equals(Buffer.from(expected))).to.equal(true);
       const back = await sums.decompressSegments(expected, 8, [600]);
       expect(Array.from(back.codes[0].data)).to.deep.equal(Array.from(codes.data));
-    } finally {
-      sums.dispose();
-    }
+    });
   });
 
   it('codes 48 kHz files segment by segment, each with its scale first, byte-identical to the reference', async function () {
