@@ -211,8 +211,9 @@ int64_t LmBlockStep::Next(int64_t* cdfs) {
     const LmFastModel::Layer& l = model_->layers[layer];
     Ring& ring = rings_[layer];
     lanes_.Run([&](int lane) {
-      model_->plan->Project(pending_[lane], l.kv_weights,
-                            [&](int64_t r, int v, const float* kv) { StoreKv(kv, dim_, model_->num_heads, Kv(ring, r, v)); });
+      model_->plan->Project(pending_[lane], l.kv_weights, [&](int64_t r, int v, const float* kv) {
+        StoreKv(kv, dim_, model_->num_heads, Kv(ring, r, v));
+      });
     });
     lanes_.Run([&](int lane) {
       int64_t a, b;

@@ -377,8 +377,8 @@ bool KvPlan::MeasureSchemes() {
   // ... against the two sums of each output: each output of each variant must be one of them on every row
   std::vector<float> chain(rows * width), pairs(rows * width);
   for (int64_t r = 0; r < rows; ++r) {
-    ChainAndPairs(weights_.groups.data(), weights_.bias_values.data(), rows_.data_ptr<float>() + r * dim_, dim_, width,
-                  chain.data() + r * width, pairs.data() + r * width);
+    ChainAndPairs(weights_.groups.data(), weights_.bias_values.data(), rows_.data_ptr<float>() + r * dim_, dim_,
+                  width, chain.data() + r * width, pairs.data() + r * width);
   }
   schemes_.assign(chunks_.size(), std::vector<uint8_t>(width, 0));
   for (size_t v = 0; v < chunks_.size(); ++v) {
@@ -465,7 +465,7 @@ void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const KvWeights
 
 void KvPlan::AllVariants(const float* x, const KvWeights& weights,
                          const std::function<void(int, const float*)>& put) const {
-  Variants(x, weights, (variants() >= 32 ? ~0u : (1u << variants()) - 1), put);
+  Variants(x, weights, variants() == 32 ? ~0u : (1u << variants()) - 1, put);  // Ensure: at most 32
 }
 
 void KvPlan::Variants(const float* x, const KvWeights& weights, uint32_t wanted,
@@ -507,7 +507,7 @@ bool KvPlan::Ensure(int64_t rows) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (failed_.load(std::memory_order_relaxed)) return false;
   if (measured_.load(std::memory_order_relaxed) >= rows) return true;
-  if (chunks_.size() > 255) {
+  if (chunks_.size() > 32) {  // the steps keep a row's variants as bits of a uint32_t
     failed_.store(true, std::memory_order_release);
     return false;
   }

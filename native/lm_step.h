@@ -102,7 +102,8 @@ class KvPlan {
   void Project(std::vector<std::vector<Pending>>& pending, const KvWeights& weights,
                const std::function<void(int64_t row, int variant, const float* kv)>& put) const;
   // Where sums(): every variant of one row x (`dim` floats), `put(variant, kv)` taking each.
-  void AllVariants(const float* x, const KvWeights& weights, const std::function<void(int variant, const float* kv)>& put) const;
+  void AllVariants(const float* x, const KvWeights& weights,
+                   const std::function<void(int variant, const float* kv)>& put) const;
 
  private:
   struct Chunk {
