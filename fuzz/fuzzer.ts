@@ -210,7 +210,12 @@ class Generator {
     return this.pick<() => unknown>([
       () => this.junk(),
       () => good.data,
-      () => ({ ...good, data: this.junk() }),
+      () => {
+        // junk can be a zeroed Int16Array: of the block's length it would be valid codes, so one longer
+        const data = this.junk();
+        const valid = data instanceof Int16Array && data.length === good.data.length;
+        return { ...good, data: valid ? new Int16Array(good.data.length + 1) : data };
+      },
       () => ({ ...good, data: Float32Array.from(good.data) }),
       () => ({ ...good, data: Uint16Array.from(good.data) }),
       () => ({ ...good, data: detached((b) => new Int16Array(b), good.data.length * 2) }),
