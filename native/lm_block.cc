@@ -114,11 +114,7 @@ void LmBlockStep::EnterRows(size_t layer, int64_t t0, int64_t a, int64_t b) {
     std::memcpy(X(ring, row), cur_.data() + i * D, D * sizeof(float));
     uint32_t& have = ring.have[row % cap_];
     if (sums) {
-      have = 0;
-      model_->plan->AllVariants(cur_.data() + i * D, l.kv_weights, [&](int v, const float* kv) {
-        StoreKv(kv, D, model_->num_heads, Kv(ring, row, v));
-        have |= 1u << v;
-      });
+      have = model_->plan->StoreAll(cur_.data() + i * D, l.kv_weights, [&](int v) { return Kv(ring, row, v); });
     } else {
       StoreKv(kv_.data() + i * 2 * D, D, model_->num_heads, Kv(ring, row, model_->single_variant));
       have = 1u << model_->single_variant;

@@ -93,7 +93,8 @@ class ScriptFrames : public FrameModel {
 
 class FastFrames : public FrameModel {
  public:
-  FastFrames(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows) : step_(std::move(model), K, rows), previous_(K) {}
+  FastFrames(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows)
+      : step_(std::move(model), K, rows), previous_(K) {}
   torch::Tensor Probabilities() override { return step_.Step(started_ ? previous_.data() : nullptr); }
   void Advance(const int64_t* codes) override {
     std::copy(codes, codes + previous_.size(), previous_.begin());

@@ -291,14 +291,6 @@ void MatVec::Into(const float* x, float* y) const {
   std::memcpy(y, out.contiguous().data_ptr<float>(), M_ * sizeof(float));
 }
 
-torch::Tensor MatVec::Apply(const torch::Tensor& x) const {
-  if (!exact_) return at::linear(x, weight_, bias_);
-  torch::Tensor y = at::empty({1, 1, M_}, at::kFloat);
-  const torch::Tensor xc = x.contiguous();
-  Run(xc.data_ptr<float>(), y.data_ptr<float>());
-  return y;
-}
-
 // ---- KvPlan ----
 
 KvWeights::KvWeights(const torch::Tensor& weight_t_in, const torch::Tensor& bias_in)
@@ -400,7 +392,8 @@ bool KvPlan::MeasureAttention(int64_t S) {
   if (!HasFma()) return false;
   const int64_t D = dim_, hd = D / heads_;
   // Meta's ops on test data (multi_head_attention_forward with T = B = 1), against ScaleQuery and the FMA chains
-  const torch::Tensor q = TestRows(1, D).view({1, heads_, hd}).transpose(0, 1) / std::sqrt(static_cast<double>(hd));
+  const torch::Tensor query = TestRows(1, D);
+  const torch::Tensor q = query.view({1, heads_, hd}).transpose(0, 1) / std::sqrt(static_cast<double>(hd));
   const torch::Tensor k = TestRows(S + 1, D).narrow(0, 1, S).contiguous();
   const torch::Tensor v = (TestRows(S + 2, D).narrow(0, 2, S) * 0.5).contiguous();
   const torch::Tensor kh = k.view({S, heads_, hd}).transpose(0, 1), vh = v.view({S, heads_, hd}).transpose(0, 1);
@@ -408,7 +401,7 @@ bool KvPlan::MeasureAttention(int64_t S) {
   const torch::Tensor w = at::softmax(scores, -1).contiguous();
   const torch::Tensor out = at::bmm(w, vh).transpose(0, 1).contiguous();
   std::vector<float> qs(D), s(heads_ * S), o(D), kp(S * D);
-  ScaleQuery(TestRows(1, D).data_ptr<float>(), D, hd, qs.data());
+  ScaleQuery(query.data_ptr<float>(), D, hd, qs.data());
   std::vector<const float*> keys(S), values(S);
   for (int64_t j = 0; j < S; ++j) {
     PermuteKeys(k.data_ptr<float>() + j * D, heads_, hd, kp.data() + j * D);
@@ -463,9 +456,10 @@ void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const KvWeights
   }
 }
 
-void KvPlan::AllVariants(const float* x, const KvWeights& weights,
-                         const std::function<void(int, const float*)>& put) const {
-  Variants(x, weights, variants() == 32 ? ~0u : (1u << variants()) - 1, put);  // Ensure: at most 32
+uint32_t KvPlan::StoreAll(const float* x, const KvWeights& weights, const std::function<float*(int)>& at) const {
+  const uint32_t all = variants() == 32 ? ~0u : (1u << variants()) - 1;  // Ensure: at most 32
+  Variants(x, weights, all, [&](int v, const float* kv) { StoreKv(kv, dim_, heads_, at(v)); });
+  return all;
 }
 
 void KvPlan::Variants(const float* x, const KvWeights& weights, uint32_t wanted,
@@ -648,10 +642,7 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
   fresh = 0;
   window.Forget(row % cap_);
   if (m.plan->sums()) {  // every variant the row will take, now: two sums
-    m.plan->AllVariants(xp, l.kv_weights, [&](int v, const float* kv) {
-      StoreKv(kv, D, m.num_heads, Kv(c, row, v));
-      fresh |= 1u << v;
-    });
+    fresh = m.plan->StoreAll(xp, l.kv_weights, [&](int v) { return Kv(c, row, v); });
   } else if (m.single_variant >= 0 && l.kv.exact()) {
     l.kv.Run(xp, row_kv_.data());
     StoreKv(row_kv_.data(), D, m.num_heads, Kv(c, row, m.single_variant));

@@ -43,9 +43,7 @@ class MatVec {
   // Run for `rows` inputs (x + r * ldx, into y + r * ldy): each row's outputs the same FMA chains as Run's, the
   // weights read once per few rows instead of once per row.
   void RunRows(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t outputs = -1) const;
-  // at::linear(x, weight, bias) for x [1, 1, K].
-  torch::Tensor Apply(const torch::Tensor& x) const;
-  // The same from x[K] into y[outputs()]: Run where exact(), else at::linear.
+  // at::linear(x, weight, bias) for x[K], into y[outputs()]: Run where exact(), else at::linear.
   void Into(const float* x, float* y) const;
 
  private:
@@ -101,9 +99,9 @@ class KvPlan {
   };
   void Project(std::vector<std::vector<Pending>>& pending, const KvWeights& weights,
                const std::function<void(int64_t row, int variant, const float* kv)>& put) const;
-  // Where sums(): every variant of one row x (`dim` floats), `put(variant, kv)` taking each.
-  void AllVariants(const float* x, const KvWeights& weights,
-                   const std::function<void(int variant, const float* kv)>& put) const;
+  // Where sums(): every variant of one row x (`dim` floats) stored at at(variant) in StoreKv's layout; returns the
+  // bits of the variants stored (all of them).
+  uint32_t StoreAll(const float* x, const KvWeights& weights, const std::function<float*(int variant)>& at) const;
 
  private:
   struct Chunk {

@@ -23,8 +23,8 @@ export interface LmLoadOptions {
    * each on a thread of its own, and the threads no segment takes share the frames of a segment (a 24 kHz file is
    * one segment); default the cores. Each segment starts from a fresh LM state and every frame is computed the same
    * way on any thread, so the bytes do not depend on it. Used with 1 LM thread only (with more, segments are coded
-   * one after another, frame by frame). Decoding is sequential whatever it
-   * is: where a segment begins is known only once the one before it is decoded.
+   * one after another, frame by frame). Decoding is sequential whatever it is: where a segment begins is known
+   * only once the one before it is decoded.
    */
   jobs?: number;
 }
