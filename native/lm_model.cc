@@ -50,6 +50,7 @@ const EncodecLm::Traits EncodecLm::kTraits = {"EncodecLm", "LM", "loadLm", &Addo
                                                Getter<&LmSession::fast_step>("fastStep"),
                                                Getter<&LmSession::block_step>("blockStep"),
                                                Getter<&LmSession::kv_sums>("kvSums"),
+                                               Getter<&LmSession::paired_decode>("pairedDecode"),
                                                Getter<&LmSession::jobs>("jobs")}};
 
 Napi::Value LoadLmJs(const Napi::CallbackInfo& info) {

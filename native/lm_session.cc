@@ -13,6 +13,7 @@
 #include "errors.h"
 #include "lanes.h"
 #include "lm_block.h"
+#include "lm_pair.h"
 #include "lm_step.h"
 #include "quantized_cdf.h"
 
@@ -93,8 +94,8 @@ class ScriptFrames : public FrameModel {
 
 class FastFrames : public FrameModel {
  public:
-  FastFrames(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows)
-      : step_(std::move(model), K, rows), previous_(K) {}
+  FastFrames(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows, LmPair* pair)
+      : step_(std::move(model), K, rows, pair), previous_(K) {}
   torch::Tensor Probabilities() override { return step_.Step(started_ ? previous_.data() : nullptr); }
   void Advance(const int64_t* codes) override {
     std::copy(codes, codes + previous_.size(), previous_.begin());
@@ -190,6 +191,11 @@ bool LmSession::kv_sums() const {
   return fast_used_ && !fast_fallback_ && fast_ && fast_->plan->sums();
 }
 
+bool LmSession::paired_decode() const {
+  std::lock_guard<std::mutex> lock(fast_mutex_);
+  return paired_decode_;
+}
+
 bool LmSession::block_step() const {
   std::lock_guard<std::mutex> lock(fast_mutex_);
   return block_used_ && !block_fallback_;
@@ -213,9 +219,10 @@ std::shared_ptr<LmFastModel> LmSession::Fast(int64_t frames) {
   return nullptr;
 }
 
-std::unique_ptr<FrameModel> LmSession::Frames(int64_t K, int64_t frames, const std::shared_ptr<LmFastModel>& fast) {
+std::unique_ptr<FrameModel> LmSession::Frames(int64_t K, int64_t frames, const std::shared_ptr<LmFastModel>& fast,
+                                              LmPair* pair) {
   if (fast) {
-    return std::make_unique<FastFrames>(fast, K, std::min(frames, fast->past_context) + 1);
+    return std::make_unique<FastFrames>(fast, K, std::min(frames, fast->past_context) + 1, pair);
   }
   return std::make_unique<ScriptFrames>(module_, K, card_);
 }
@@ -305,11 +312,11 @@ std::vector<std::vector<uint8_t>> LmSession::Compress(const std::vector<torch::T
 }
 
 torch::Tensor LmSession::DecompressSegment(const uint8_t* data, size_t size, int64_t K, int64_t T, size_t index,
-                                           size_t* consumed) {
+                                           size_t* consumed, LmPair* pair) {
   torch::Tensor codes = torch::zeros({K, T}, torch::kInt16);
   int16_t* values = codes.data_ptr<int16_t>();
   ArithmeticDecoder decoder(data, size, kTotalRangeBits);
-  std::unique_ptr<FrameModel> lm = Frames(K, T, Fast(T));
+  std::unique_ptr<FrameModel> lm = Frames(K, T, Fast(T), pair);
   std::vector<int64_t> frame(K);
   for (int64_t t = 0; t < T; ++t) {
     torch::Tensor cdfs = Cdfs(*lm);
@@ -351,6 +358,19 @@ LmSession::Decoded LmSession::Decompress(const uint8_t* data, size_t size, int64
   if (card_ > 32768) throw NativeError(ErrorKind::Range, "this LM's codes do not fit 16 bits");
   ThreadsGuard threads(budget_, threads_, threads_);  // sequential by nature: segment i + 1 starts where i ends
   c10::InferenceMode inference;
+  // A frame's work shared with a helper thread, where the session may use two (jobs) and no other decompress of
+  // this session holds its helper: the C++ step only (it computes the same values on either thread).
+  std::unique_ptr<LmPair> pair;
+  bool expected = false;
+  const bool paired = threads_ == 1 && jobs_ >= 2 && !std::getenv("ENCODEC_NATIVE_LM_NO_PAIR") &&
+                      pair_busy_.compare_exchange_strong(expected, true);
+  struct Release {
+    std::atomic<bool>* busy;
+    ~Release() {
+      if (busy) busy->store(false);
+    }
+  } release{paired ? &pair_busy_ : nullptr};
+  if (paired) pair = std::make_unique<LmPair>();
   Decoded result;
   size_t pos = 0;
   for (size_t i = 0; i < frames.size(); ++i) {
@@ -361,8 +381,12 @@ LmSession::Decoded LmSession::Decompress(const uint8_t* data, size_t size, int64
     }
     pos += prefix_bytes;
     size_t consumed = 0;
-    result.codes.push_back(DecompressSegment(data + pos, size - pos, K, frames[i], i, &consumed));
+    result.codes.push_back(DecompressSegment(data + pos, size - pos, K, frames[i], i, &consumed, pair.get()));
     pos += consumed;
+  }
+  if (pair && pair->TakeHelperParts() > 0) {
+    std::lock_guard<std::mutex> lock(fast_mutex_);
+    paired_decode_ = true;
   }
   result.end = pos;
   return result;

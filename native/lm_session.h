@@ -7,6 +7,7 @@
 
 #include "torch_names.h"
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -18,6 +19,7 @@
 namespace encodec {
 
 class LmFastModel;
+class LmPair;
 class FrameModel;
 
 class LmSession {
@@ -41,6 +43,8 @@ class LmSession {
   bool block_step() const;
   // Whether the C++ step computes the key/value variants without BLAS (KvPlan::sums; false before any call).
   bool kv_sums() const;
+  // Whether some Decompress shared its frames' work with a helper thread (lm_pair.h) that ran part of it.
+  bool paired_decode() const;
 
   // Codes each block (a CPU int16/int32 [K, T] tensor, K <= n_q, values < card) as one segment: fresh LM state
   // and coder, for each frame t the LM step on 1 + codes[:, t - 1] (zeros at t = 0), then the K codes pushed with
@@ -63,13 +67,14 @@ class LmSession {
  private:
   // The step for a segment of `frames` frames of K codes: the C++ step (lm_step.h) on `fast` (from Fast), else the
   // TorchScript module's.
-  std::unique_ptr<FrameModel> Frames(int64_t K, int64_t frames, const std::shared_ptr<LmFastModel>& fast);
+  std::unique_ptr<FrameModel> Frames(int64_t K, int64_t frames, const std::shared_ptr<LmFastModel>& fast,
+                                     LmPair* pair = nullptr);
   // The C++ step's model for a segment of `frames` frames, or null where the TorchScript step must run.
   std::shared_ptr<LmFastModel> Fast(int64_t frames);
   // `lanes`: threads that share the segment's frames where the LM runs blocks of frames (lm_block.h).
   std::vector<uint8_t> CompressSegment(const torch::Tensor& codes, size_t index, int lanes);
   torch::Tensor DecompressSegment(const uint8_t* data, size_t size, int64_t K, int64_t frames, size_t index,
-                                  size_t* consumed);
+                                  size_t* consumed, LmPair* pair);
 
   torch::jit::Module module_;
   std::string metadata_;
@@ -82,6 +87,8 @@ class LmSession {
   std::shared_ptr<LmFastModel> fast_;  // null: the TorchScript step for every segment
   mutable std::mutex fast_mutex_;
   bool fast_used_ = false, fast_fallback_ = false, block_used_ = false, block_fallback_ = false;
+  bool paired_decode_ = false;
+  std::atomic<bool> pair_busy_{false};  // a Decompress holds its helper thread
 };
 
 }  // namespace encodec

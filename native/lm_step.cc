@@ -1,5 +1,7 @@
 #include "lm_step.h"
 
+#include "aten_kernels.h"
+
 #include <torch/script.h>  // the operators and the module's attributes
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -179,9 +181,11 @@ __attribute__((target("avx2,fma"))) void ChainAndPairsGroup(const float* w, cons
   }
 }
 
+// Outputs [begin, end) (multiples of kSumGroup, or end = M) of the two sums.
 __attribute__((target("avx2,fma"))) void ChainAndPairs(const float* groups, const float* bias, const float* x,
-                                                      int64_t K, int64_t M, float* chain, float* pairs) {
-  for (int64_t g0 = 0; g0 < M; g0 += kSumGroup) {
+                                                      int64_t K, int64_t M, float* chain, float* pairs,
+                                                      int64_t begin, int64_t end) {
+  for (int64_t g0 = begin; g0 < end; g0 += kSumGroup) {
     const float* w = groups + g0 * K;
     switch ((std::min(kSumGroup, M - g0)) / 8) {
       case 4: ChainAndPairsGroup<4>(w, bias + g0, x, K, chain + g0, pairs + g0); break;
@@ -194,7 +198,7 @@ __attribute__((target("avx2,fma"))) void ChainAndPairs(const float* groups, cons
 
 #else
 bool HasFma() { return false; }  // MatVec then calls at::linear
-void ChainAndPairs(const float*, const float*, const float*, int64_t, int64_t, float*, float*) {}
+void ChainAndPairs(const float*, const float*, const float*, int64_t, int64_t, float*, float*, int64_t, int64_t) {}
 void RunPanels(const float*, const float*, const float*, float*, int64_t, const int64_t*, size_t, int64_t, int64_t,
                int64_t) {}
 void RunPanelsRows(const float*, const float*, const float*, int64_t, int64_t, float*, int64_t, int64_t,
@@ -279,6 +283,22 @@ int64_t MatVec::Panel(int64_t m, int64_t k) const {
 void MatVec::Run(const float* x, float* y, int64_t outputs) const {
   RunPanels(panels_.data(), bias_values_.data(), x, y, K_, blocks_.data(), blocks_.size(), M_, 0, outputs < 0 ? M_ : outputs);
 }
+
+void MatVec::RunRange(const float* x, float* y, int64_t begin, int64_t end) const {
+  RunPanels(panels_.data(), bias_values_.data(), x, y, K_, blocks_.data(), blocks_.size(), M_, begin, end);
+}
+
+void MatVec::IntoPart(const float* x, float* y, int part, int parts) const {
+  if (!exact_) {
+    if (part == 0) Into(x, y);  // at::linear: one call
+    return;
+  }
+  if (parts == 1) return Run(x, y);
+  const int64_t split = Split();
+  RunRange(x, y, part == 0 ? 0 : split, part == 0 ? split : M_);
+}
+
+int64_t MatVec::Split() const { return (M_ / 2 + 4) / 8 * 8; }
 
 void MatVec::RunRows(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t outputs) const {
   RunPanelsRows(panels_.data(), bias_values_.data(), x, ldx, rows, y, ldy, K_, blocks_.data(), blocks_.size(), M_,
@@ -370,7 +390,7 @@ bool KvPlan::MeasureSchemes() {
   std::vector<float> chain(rows * width), pairs(rows * width);
   for (int64_t r = 0; r < rows; ++r) {
     ChainAndPairs(weights_.groups.data(), weights_.bias_values.data(), rows_.data_ptr<float>() + r * dim_, dim_,
-                  width, chain.data() + r * width, pairs.data() + r * width);
+                  width, chain.data() + r * width, pairs.data() + r * width, 0, width);
   }
   schemes_.assign(chunks_.size(), std::vector<uint8_t>(width, 0));
   for (size_t v = 0; v < chunks_.size(); ++v) {
@@ -428,7 +448,7 @@ void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const KvWeights
       pending[v].clear();
     }
     for (const auto& [x, wanted] : by_input) {
-      Variants(x, weights, wanted.second, [&](int v, const float* kv) { put(wanted.first, v, kv); });
+      Variants(x, weights, wanted.second, 0, width, [&](int v, const float* kv) { put(wanted.first, v, kv); });
     }
     return;
   }
@@ -456,24 +476,33 @@ void KvPlan::Project(std::vector<std::vector<Pending>>& pending, const KvWeights
   }
 }
 
-uint32_t KvPlan::StoreAll(const float* x, const KvWeights& weights, const std::function<float*(int)>& at) const {
+int64_t KvPlan::StoreSplit() const {
+  const int64_t width = weights_.weight_t.size(1);
+  return std::min(width, (width / 2 + kSumGroup / 2) / kSumGroup * kSumGroup);
+}
+
+uint32_t KvPlan::StoreAll(const float* x, const KvWeights& weights, const std::function<float*(int)>& at, int part,
+                          int parts) const {
   const uint32_t all = variants() == 32 ? ~0u : (1u << variants()) - 1;  // Ensure: at most 32
-  Variants(x, weights, all, [&](int v, const float* kv) { StoreKv(kv, dim_, heads_, at(v)); });
+  const int64_t width = weights.weight_t.size(1), split = StoreSplit();
+  const int64_t begin = parts == 1 || part == 0 ? 0 : split, end = parts == 1 || part == 1 ? width : split;
+  Variants(x, weights, all, begin, end,
+           [&](int v, const float* kv) { StoreKvRange(kv, dim_, heads_, begin, end, at(v)); });
   return all;
 }
 
-void KvPlan::Variants(const float* x, const KvWeights& weights, uint32_t wanted,
+void KvPlan::Variants(const float* x, const KvWeights& weights, uint32_t wanted, int64_t begin, int64_t end,
                       const std::function<void(int, const float*)>& put) const {
   const int64_t width = weights.weight_t.size(1);
   thread_local std::vector<float> sums, mixed;
   sums.resize(2 * width);
   mixed.resize(width);
   float *chain = sums.data(), *pairs = chain + width;
-  ChainAndPairs(weights.groups.data(), weights.bias_values.data(), x, dim_, width, chain, pairs);
+  ChainAndPairs(weights.groups.data(), weights.bias_values.data(), x, dim_, width, chain, pairs, begin, end);
   for (int v = 0; v < variants(); ++v) {
     if (!(wanted >> v & 1u)) continue;
     const uint8_t* scheme = schemes_[v].data();
-    for (int64_t m = 0; m < width; ++m) mixed[m] = scheme[m] ? pairs[m] : chain[m];
+    for (int64_t m = begin; m < end; ++m) mixed[m] = scheme[m] ? pairs[m] : chain[m];
     put(v, mixed.data());
   }
 }
@@ -597,6 +626,22 @@ std::shared_ptr<LmFastModel> LmFastModel::Create(torch::jit::Module& module, int
         m->heads_exact = std::memcmp(h.data_ptr<float>(), y.data() + k * card, card * sizeof(float)) == 0;
       }
     }
+    // GELU in halves where each half's bits are the whole layer's (elementwise, but oneDNN's kernel might treat a
+    // vector's tail differently): on test values spanning its curve, for each layer's split
+    m->gelu_parts = true;
+    for (const Layer& l : m->layers) {
+      const int64_t F = l.linear1.outputs(), split = l.linear1.Split();
+      const torch::Tensor h = (TestRows(1, F, 777) * 3.0).view({1, 1, F});
+      const torch::Tensor whole = at::gelu(h).contiguous();
+      torch::Tensor halves = at::empty({1, 1, F}, at::kFloat);
+      for (const auto& [b, e] : {std::pair<int64_t, int64_t>{0, split}, {split, F}}) {
+        if (e <= b) continue;
+        at::Tensor out = halves.narrow(2, b, e - b);
+        at::gelu_out(out, h.narrow(2, b, e - b));
+      }
+      m->gelu_parts = m->gelu_parts && std::memcmp(whole.data_ptr<float>(), halves.data_ptr<float>(),
+                                                   F * sizeof(float)) == 0;
+    }
     m->plan = std::make_unique<KvPlan>(m->layers[0].kv_weights, m->past_context + 1, m->num_heads);
     if (m->layers[0].kv.exact() && m->plan->variants() > 0) {
       // which variant a one-row product is, so that the step computes it without BLAS
@@ -610,9 +655,10 @@ std::shared_ptr<LmFastModel> LmFastModel::Create(torch::jit::Module& module, int
 
 // ---- LmFastStep ----
 
-LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows)
+LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows, LmPair* pair)
     // a window holds at most `rows` rows, so rows + 1 slots keep every row a window or the lookahead reads
-    : model_(std::move(model)), K_(K), limit_(rows), cap_(rows + 1), variants_(model_->plan->variants()) {
+    : model_(std::move(model)), K_(K), limit_(rows), cap_(rows + 1), variants_(model_->plan->variants()),
+      pair_(pair) {
   const int64_t D = model_->dim;
   caches_.resize(model_->layers.size());
   for (Cache& c : caches_) {
@@ -624,25 +670,39 @@ LmFastStep::LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t ro
   }
   pending_.resize(variants_);
   row_kv_.resize(2 * D);
-  int64_t hidden = 0;
-  for (const LmFastModel::Layer& l : model_->layers) hidden = std::max(hidden, l.linear1.outputs());
-  buffer_.resize(3 * D + hidden);
+  for (const LmFastModel::Layer& l : model_->layers) hidden_ = std::max(hidden_, l.linear1.outputs());
+  buffer_.resize(4 * D + 2 * hidden_);
+  rows_.resize(2 * D);
+  logits_.resize(K_ * model_->card);
+  transposed_.resize(K_ * model_->card);
+  probas_ = at::empty({1, model_->card, K_, 1}, at::kFloat);
 }
 
-torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
+void LmFastStep::Layer(size_t i, const float* xp, float* out) {
   const LmFastModel& m = *model_;
   const LmFastModel::Layer& l = m.layers[i];
   const int64_t D = m.dim, P = m.past_context;
   Cache& c = caches_[i];
   KvWindow& window = windows_[i];
   const int64_t row = t_ + 1;
-  const float* xp = x.data_ptr<float>();
   std::memcpy(X(c, row), xp, D * sizeof(float));
   uint32_t& fresh = c.have[row % cap_];
   fresh = 0;
   window.Forget(row % cap_);
-  if (m.plan->sums()) {  // every variant the row will take, now: two sums
-    fresh = m.plan->StoreAll(xp, l.kv_weights, [&](int v) { return Kv(c, row, v); });
+  float *q = buffer_.data(), *att = q + D, *o = att + D, *yp = o + D, *hidden = yp + D, *gelu = hidden + hidden_;
+  bool split_query = false;
+  if (m.plan->sums()) {
+    // every variant the row will take, now: two sums; its keys and values in two parts, its query in two
+    split_query = true;
+    const auto at = [&](int v) { return Kv(c, row, v); };
+    Parts(4, [&](int part) {
+      if (part < 2) {
+        const uint32_t stored = m.plan->StoreAll(xp, l.kv_weights, at, part, 2);
+        if (part == 0) fresh = stored;
+      } else {
+        l.q.IntoPart(xp, q, part - 2, 2);
+      }
+    });
   } else if (m.single_variant >= 0 && l.kv.exact()) {
     l.kv.Run(xp, row_kv_.data());
     StoreKv(row_kv_.data(), D, m.num_heads, Kv(c, row, m.single_variant));
@@ -673,18 +733,29 @@ torch::Tensor LmFastStep::Layer(size_t i, const torch::Tensor& x) {
   }
   window.Place(first, S, cls, [&](int64_t r, int v) { return Kv(c, r, v); }, m.plan->AttentionExact(S));
   // Meta's layer on one row; the residual sums are ATen's add (a + 1 * b, one rounding) written out
-  float *q = buffer_.data(), *att = q + D, *o = att + D, *hidden = o + D;
-  l.q.Into(xp, q);
-  window.Attend(q, first, S, att);
-  l.out.Into(att, o);
+  if (!split_query) Parts(2, [&](int part) { l.q.IntoPart(xp, q, part, 2); });
+  window.Attend(q, first, S, att, pair_);
+  Parts(2, [&](int part) { l.out.IntoPart(att, o, part, 2); });
   for (int64_t d = 0; d < D; ++d) o[d] = xp[d] + o[d];
-  const torch::Tensor y = at::layer_norm(at::from_blob(o, {1, 1, D}, at::kFloat), {D}, l.n1w, l.n1b, l.eps1);
-  const float* yp = y.data_ptr<float>();
-  l.linear1.Into(yp, hidden);
-  const torch::Tensor g = at::gelu(at::from_blob(hidden, {1, 1, l.linear1.outputs()}, at::kFloat));
-  l.linear2.Into(g.data_ptr<float>(), o);
+  LayerNormInto(o, yp, 1, D, l.n1w, l.n1b, l.eps1);
+  const int64_t F = l.linear1.outputs();
+  if (m.gelu_parts && l.linear1.exact()) {
+    // each half of the hidden layer and its GELU on one thread (LmFastModel::gelu_parts)
+    const int64_t split = l.linear1.Split();
+    Parts(2, [&](int part) {
+      l.linear1.IntoPart(yp, hidden, part, 2);
+      const int64_t begin = part ? split : 0, end = part ? F : split;
+      at::Tensor out = at::from_blob(gelu + begin, {1, 1, end - begin}, at::kFloat);
+      at::gelu_out(out, at::from_blob(hidden + begin, {1, 1, end - begin}, at::kFloat));
+    });
+  } else {
+    l.linear1.Into(yp, hidden);
+    at::Tensor out = at::from_blob(gelu, {1, 1, F}, at::kFloat);
+    at::gelu_out(out, at::from_blob(hidden, {1, 1, F}, at::kFloat));
+  }
+  Parts(2, [&](int part) { l.linear2.IntoPart(gelu, o, part, 2); });
   for (int64_t d = 0; d < D; ++d) o[d] = yp[d] + o[d];
-  return at::layer_norm(at::from_blob(o, {1, 1, D}, at::kFloat), {D}, l.n2w, l.n2b, l.eps2);
+  LayerNormInto(o, out, 1, D, l.n2w, l.n2b, l.eps2);
 }
 
 torch::Tensor LmFastModel::Input(int64_t t, int64_t K, const int64_t* previous, int64_t stride) const {
@@ -709,19 +780,32 @@ torch::Tensor LmFastModel::Probabilities(const torch::Tensor& logits) {
 
 torch::Tensor LmFastStep::Step(const int64_t* previous) {
   const LmFastModel& m = *model_;
-  torch::Tensor x = m.Input(t_, K_, previous, 1);
-  for (size_t i = 0; i < m.layers.size(); ++i) x = Layer(i, x);
-  torch::Tensor logits;
-  if (m.heads_exact) {
-    logits = at::empty({1, K_, 1, m.card}, at::kFloat);
-    m.heads.Run(x.data_ptr<float>(), logits.data_ptr<float>(), K_ * m.card);
-  } else {
-    std::vector<torch::Tensor> heads;
-    for (int64_t k = 0; k < K_; ++k) heads.push_back(at::linear(x, m.head_w[k], m.head_b[k]));
-    logits = at::stack(heads, 1);
+  const int64_t D = m.dim, card = m.card;
+  const torch::Tensor input = m.Input(t_, K_, previous, 1);
+  // each layer's output row in the other half of rows_ than its input
+  const float* x = input.data_ptr<float>();
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    float* out = rows_.data() + (i % 2) * D;
+    Layer(i, x, out);
+    x = out;
   }
   ++t_;
-  return LmFastModel::Probabilities(logits);
+  if (!m.heads_exact) {
+    std::vector<torch::Tensor> heads;
+    const torch::Tensor xt = at::from_blob(const_cast<float*>(x), {1, 1, D}, at::kFloat);
+    for (int64_t k = 0; k < K_; ++k) heads.push_back(at::linear(xt, m.head_w[k], m.head_b[k]));
+    return LmFastModel::Probabilities(at::stack(heads, 1));
+  }
+  // Meta: softmax(logits [1, K, 1, card].permute(0, 3, 1, 2), 1), on the logits laid out [card][K] as ATen's
+  // contiguous() lays them out
+  float* logits = logits_.data();
+  const int64_t n = K_ * card, split = (n / 2 + 4) / 8 * 8;
+  Parts(2, [&](int part) { m.heads.RunRange(x, logits, part ? split : 0, part ? n : split); });
+  for (int64_t k = 0; k < K_; ++k) {
+    for (int64_t c = 0; c < card; ++c) transposed_[c * K_ + k] = logits[k * card + c];
+  }
+  SoftmaxInto(transposed_.data(), probas_.data_ptr<float>(), 1, card, K_);
+  return probas_;
 }
 
 }  // namespace encodec

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <vector>
 
+#include "lm_pair.h"
 #include "lm_window.h"
 
 namespace encodec {
@@ -40,6 +41,13 @@ class MatVec {
   int64_t outputs() const { return M_; }
   // y[0, outputs) from x[K] (outputs: a multiple of 8, default M); only when exact().
   void Run(const float* x, float* y, int64_t outputs = -1) const;
+  // y[begin, end) of Run's outputs (multiples of 8); only when exact().
+  void RunRange(const float* x, float* y, int64_t begin, int64_t end) const;
+  // Part `part` of Into's outputs split in `parts` (1 or 2; the halves' boundary a multiple of 8): two
+  // threads computing one part each give Into's y. Where !exact(), part 0 is the whole at::linear, part 1 nothing.
+  void IntoPart(const float* x, float* y, int part, int parts) const;
+  // Where IntoPart's two parts meet.
+  int64_t Split() const;
   // Run for `rows` inputs (x + r * ldx, into y + r * ldy): each row's outputs the same FMA chains as Run's, the
   // weights read once per few rows instead of once per row.
   void RunRows(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t outputs = -1) const;
@@ -100,8 +108,11 @@ class KvPlan {
   void Project(std::vector<std::vector<Pending>>& pending, const KvWeights& weights,
                const std::function<void(int64_t row, int variant, const float* kv)>& put) const;
   // Where sums(): every variant of one row x (`dim` floats) stored at at(variant) in StoreKv's layout; returns the
-  // bits of the variants stored (all of them).
-  uint32_t StoreAll(const float* x, const KvWeights& weights, const std::function<float*(int variant)>& at) const;
+  // bits of the variants stored (all of them). `parts` 2: part 0 stores the outputs below StoreSplit(), part 1 the
+  // rest, so that two threads store a row together.
+  uint32_t StoreAll(const float* x, const KvWeights& weights, const std::function<float*(int variant)>& at,
+                    int part = 0, int parts = 1) const;
+  int64_t StoreSplit() const;
 
  private:
   struct Chunk {
@@ -113,8 +124,9 @@ class KvPlan {
   // Whether every output of every variant is one of the two sums ChainAndPairs computes (lm_step.cc) on test rows;
   // sets schemes_.
   bool MeasureSchemes();
-  // The variants in the bit set `wanted` of one row x, from its two sums (where sums()).
-  void Variants(const float* x, const KvWeights& weights, uint32_t wanted,
+  // The variants in the bit set `wanted` of one row x, from its two sums (where sums()): outputs [begin, end) of
+  // the kv given to put (multiples of the sums' groups of 32, or end the width).
+  void Variants(const float* x, const KvWeights& weights, uint32_t wanted, int64_t begin, int64_t end,
                 const std::function<void(int variant, const float* kv)>& put) const;
 
   KvWeights weights_;
@@ -167,14 +179,19 @@ class LmFastModel {
   // else LmBlockStep calls them row by row.
   std::once_flag rows_once;
   bool rows_exact = false;
+  // Whether ATen's GELU of each half of a hidden layer gives the whole layer's GELU bits (checked at Create), so
+  // that each thread of a pair applies it to the half it computed.
+  bool gelu_parts = false;
 };
 
 // One segment's state of the fast step.
 class LmFastStep {
  public:
-  // `rows`: the widest S the plan measured (KvPlan::Ensure) for this segment.
-  LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows);
-  // Probabilities [1, card, K, 1] of the next frame, given the previous frame's codes (nullptr at the first frame).
+  // `rows`: the widest S the plan measured (KvPlan::Ensure) for this segment. `pair` (may be null): two threads
+  // that share each frame's products and attention (the same values: the bytes do not depend on it).
+  LmFastStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t rows, LmPair* pair = nullptr);
+  // Probabilities [1, card, K, 1] of the next frame, given the previous frame's codes (nullptr at the first frame);
+  // valid until the next Step.
   torch::Tensor Step(const int64_t* previous);
 
  private:
@@ -186,7 +203,14 @@ class LmFastStep {
   float* Kv(Cache& c, int64_t row, int v) {
     return c.kv.get() + ((row % cap_) * variants_ + v) * 2 * model_->dim;
   }
-  torch::Tensor Layer(size_t i, const torch::Tensor& x);
+  // Layer i on the row xp (D floats) into out (D floats, not xp).
+  void Layer(size_t i, const float* xp, float* out);
+  // part(i) for i < n, on pair_ where there is one, else one after another here.
+  template <class F>
+  void Parts(int n, F&& part) {
+    if (pair_) return pair_->Run(n, part);
+    for (int i = 0; i < n; ++i) part(i);
+  }
 
   std::shared_ptr<LmFastModel> model_;
   int64_t K_, limit_, cap_, t_ = 0;
@@ -195,7 +219,13 @@ class LmFastStep {
   std::vector<KvWindow> windows_;  // per layer
   std::vector<std::vector<KvPlan::Pending>> pending_;
   std::vector<float> row_kv_;  // a row's key/value projection, before StoreKv
-  std::vector<float> buffer_;  // a layer's rows: query, attention, output and residual, feed-forward hidden
+  // a layer's rows: query, attention, output and residual, first norm, feed-forward hidden, GELU
+  std::vector<float> buffer_;
+  std::vector<float> rows_;                 // the layers' outputs, two rows
+  std::vector<float> logits_, transposed_;  // the heads' logits [K][card], and [card][K]
+  torch::Tensor probas_;                    // Step's result, [1, card, K, 1]
+  int64_t hidden_ = 0;         // the widest feed-forward hidden layer
+  LmPair* pair_;
 };
 
 }  // namespace encodec

@@ -1,5 +1,7 @@
 #include "lm_window.h"
 
+#include "aten_kernels.h"
+
 #include <torch/script.h>  // the operators
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -27,6 +29,15 @@ void ScaleQuery(const float* q, int64_t D, int64_t hd, float* out) {
 void StoreKv(const float* kv, int64_t dim, int64_t heads, float* out) {
   PermuteKeys(kv, heads, dim / heads, out);
   std::memcpy(out + dim, kv + dim, dim * sizeof(float));
+}
+
+void StoreKvRange(const float* kv, int64_t dim, int64_t heads, int64_t begin, int64_t end, float* out) {
+  const int64_t hd = dim / heads;
+  for (int64_t m = begin; m < std::min(end, dim); ++m) out[(m % hd) * heads + m / hd] = kv[m];
+  if (end > dim) {
+    const int64_t from = std::max(begin, dim);
+    std::memcpy(out + from, kv + from, (end - from) * sizeof(float));
+  }
 }
 
 namespace {
@@ -93,60 +104,80 @@ __attribute__((target("avx2,fma"))) void OutputBlocks(const float* wt, const flo
 }  // namespace
 
 __attribute__((target("avx2,fma"))) void AttentionScores(const float* q, const float* const* keys, int64_t S,
-                                                        int64_t heads, int64_t hd, float* scores) {
-  if (heads != kLaneHeads || hd > kMaxHeadDim) return ScoresScalar(q, keys, S, heads, hd, scores);
+                                                        int64_t heads, int64_t hd, float* scores, int64_t begin,
+                                                        int64_t end) {
+  if (!AttentionSplits(heads, hd)) return ScoresScalar(q, keys, S, heads, hd, scores);
+  if (end < 0) end = S;
   alignas(32) float qp[kLaneHeads * kMaxHeadDim];
   PermuteKeys(q, heads, hd, qp);  // the query in the keys' order
-  int64_t j = 0;
-  for (; j + 8 <= S; j += 8) {
+  int64_t j = begin;
+  for (; j + 8 <= end; j += 8) {
     // the rows lie wherever their variant was stored: fetch the next block's while this one runs
-    for (int64_t r = j + 8; r < std::min(j + 16, S); ++r) {
+    for (int64_t r = j + 8; r < std::min(j + 16, end); ++r) {
       const char* row = reinterpret_cast<const char*>(keys[r]);
       for (int64_t b = 0; b < hd * kLaneHeads * 4; b += 64) _mm_prefetch(row + b, _MM_HINT_T0);
     }
     ScoreRows<8>(qp, keys, j, S, hd, scores);
   }
-  for (; j < S; ++j) ScoreRows<1>(qp, keys, j, S, hd, scores);
+  for (; j < end; ++j) ScoreRows<1>(qp, keys, j, S, hd, scores);
 }
 
-__attribute__((target("avx2,fma"))) void AttentionOutput(const float* weights, const float* const* values, int64_t S,
-                                                        int64_t heads, int64_t hd, float* out) {
-  const int64_t D = heads * hd, blocks = D / 8;
-  if (heads > kLaneHeads || D > kLaneHeads * kMaxHeadDim) return OutputScalar(weights, values, S, heads, hd, 0, out);
-  static thread_local std::vector<float> wt;  // [row][head]
-  wt.assign(S * kLaneHeads, 0.0f);
+void OutputWeights(const float* weights, int64_t S, int64_t heads, std::vector<float>* wt) {
+  wt->assign(S * kLaneHeads, 0.0f);
   for (int64_t h = 0; h < heads; ++h) {
-    for (int64_t j = 0; j < S; ++j) wt[j * kLaneHeads + h] = weights[h * S + j];
+    for (int64_t j = 0; j < S; ++j) (*wt)[j * kLaneHeads + h] = weights[h * S + j];
   }
+}
+
+__attribute__((target("avx2,fma"))) void AttentionOutputRange(const float* weights, const float* wt,
+                                                             const float* const* values, int64_t S, int64_t heads,
+                                                             int64_t hd, float* out, int64_t begin, int64_t end) {
+  const int64_t blocks = heads * hd / 8;
   __m256i index[kMaxHeadDim];
-  for (int64_t m = 0; m < blocks; ++m) {
+  for (int64_t m = begin; m < std::min(end, blocks); ++m) {
     alignas(32) int32_t lane_head[8];
     for (int l = 0; l < 8; ++l) lane_head[l] = static_cast<int32_t>((8 * m + l) / hd);
     index[m] = _mm256_load_si256(reinterpret_cast<const __m256i*>(lane_head));
   }
-  int64_t m0 = 0;
-  for (; m0 + 8 <= blocks; m0 += 8) OutputBlocks<8>(wt.data(), values, S, index, m0, out);
-  switch (blocks - m0) {
-    case 7: OutputBlocks<7>(wt.data(), values, S, index, m0, out); break;
-    case 6: OutputBlocks<6>(wt.data(), values, S, index, m0, out); break;
-    case 5: OutputBlocks<5>(wt.data(), values, S, index, m0, out); break;
-    case 4: OutputBlocks<4>(wt.data(), values, S, index, m0, out); break;
-    case 3: OutputBlocks<3>(wt.data(), values, S, index, m0, out); break;
-    case 2: OutputBlocks<2>(wt.data(), values, S, index, m0, out); break;
-    case 1: OutputBlocks<1>(wt.data(), values, S, index, m0, out); break;
+  int64_t m0 = begin;
+  const int64_t stop = std::min(end, blocks);
+  for (; m0 + 8 <= stop; m0 += 8) OutputBlocks<8>(wt, values, S, index, m0, out);
+  switch (stop - m0) {
+    case 7: OutputBlocks<7>(wt, values, S, index, m0, out); break;
+    case 6: OutputBlocks<6>(wt, values, S, index, m0, out); break;
+    case 5: OutputBlocks<5>(wt, values, S, index, m0, out); break;
+    case 4: OutputBlocks<4>(wt, values, S, index, m0, out); break;
+    case 3: OutputBlocks<3>(wt, values, S, index, m0, out); break;
+    case 2: OutputBlocks<2>(wt, values, S, index, m0, out); break;
+    case 1: OutputBlocks<1>(wt, values, S, index, m0, out); break;
     default: break;
   }
-  OutputScalar(weights, values, S, heads, hd, 8 * blocks, out);  // the outputs past the last block of 8
+  if (end >= blocks) OutputScalar(weights, values, S, heads, hd, 8 * blocks, out);  // past the last block of 8
+}
+
+void AttentionOutput(const float* weights, const float* const* values, int64_t S, int64_t heads, int64_t hd,
+                     float* out) {
+  const int64_t D = heads * hd;
+  if (heads > kLaneHeads || D > kLaneHeads * kMaxHeadDim) return OutputScalar(weights, values, S, heads, hd, 0, out);
+  static thread_local std::vector<float> wt;  // [row][head]
+  OutputWeights(weights, S, heads, &wt);
+  AttentionOutputRange(weights, wt.data(), values, S, heads, hd, out, 0, D / 8);
 }
 #else
 // never called: KvPlan::AttentionExact is false without AVX2 and FMA
-void AttentionScores(const float*, const float* const*, int64_t, int64_t, int64_t, float*) {}
+void AttentionScores(const float*, const float* const*, int64_t, int64_t, int64_t, float*, int64_t, int64_t) {}
 void AttentionOutput(const float*, const float* const*, int64_t, int64_t, int64_t, float*) {}
+void OutputWeights(const float*, int64_t, int64_t, std::vector<float>*) {}
+void AttentionOutputRange(const float*, const float*, const float* const*, int64_t, int64_t, int64_t, float*,
+                          int64_t, int64_t) {}
 #endif
+
+bool AttentionSplits(int64_t heads, int64_t hd) { return heads == kLaneHeads && hd <= kMaxHeadDim; }
 
 KvWindow::KvWindow(int64_t rows, int64_t dim, int64_t slots, int64_t heads)
     : keys_(at::empty({2 * rows, dim}, at::kFloat)), values_(at::empty({2 * rows, dim}, at::kFloat)),
-      copied_(slots, -1), keys_in_order_(rows), values_in_order_(rows), query_(dim), scores_(heads * rows), dim_(dim),
+      copied_(slots, -1), keys_in_order_(rows), values_in_order_(rows), query_(dim), scores_(heads * rows),
+      weights_(heads * rows), dim_(dim),
       slots_(slots), heads_(heads) {}
 
 void KvWindow::Place(int64_t first, int64_t S, const uint8_t* cls,
@@ -175,14 +206,29 @@ void KvWindow::Place(int64_t first, int64_t S, const uint8_t* cls,
   }
 }
 
-void KvWindow::Attend(const float* q, int64_t first, int64_t S, float* out) {
+void KvWindow::Attend(const float* q, int64_t first, int64_t S, float* out, LmPair* pair) {
   const int64_t D = dim_, heads = heads_, hd = D / heads;
   // Meta's multi_head_attention_forward, op for op (T = B = 1, no masked position: the window <= past_context)
-  if (fma_) {
+  if (fma_ && pair && AttentionSplits(heads, hd)) {
+    // the scores by rows, then the outputs by blocks, half each (the same chains: the same bits)
+    ScaleQuery(q, D, hd, query_.data());
+    const int64_t rows = (S / 2 + 4) / 8 * 8, blocks = D / 8, half = blocks / 2;
+    pair->Run(2, [&](int part) {
+      AttentionScores(query_.data(), keys_in_order_.data(), S, heads, hd, scores_.data(), part ? rows : 0,
+                      part ? S : rows);
+    });
+    float* wp = weights_.data();
+    SoftmaxLastDimInto(scores_.data(), wp, heads, S);
+    OutputWeights(wp, S, heads, &weights_t_);
+    pair->Run(2, [&](int part) {
+      AttentionOutputRange(wp, weights_t_.data(), values_in_order_.data(), S, heads, hd, out, part ? half : 0,
+                           part ? blocks : half);
+    });
+  } else if (fma_) {
     ScaleQuery(q, D, hd, query_.data());
     AttentionScores(query_.data(), keys_in_order_.data(), S, heads, hd, scores_.data());
-    const torch::Tensor w = at::softmax(at::from_blob(scores_.data(), {heads, 1, S}, at::kFloat), -1).contiguous();
-    AttentionOutput(w.data_ptr<float>(), values_in_order_.data(), S, heads, hd, out);
+    SoftmaxLastDimInto(scores_.data(), weights_.data(), heads, S);
+    AttentionOutput(weights_.data(), values_in_order_.data(), S, heads, hd, out);
   } else {
     torch::Tensor qt = at::empty({1, 1, D}, at::kFloat);
     std::memcpy(qt.data_ptr<float>(), q, D * sizeof(float));

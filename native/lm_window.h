@@ -5,6 +5,8 @@
 
 #include "torch_names.h"
 
+#include "lm_pair.h"
+
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -17,9 +19,19 @@ namespace encodec {
 // wherever it lies). Each output's sum is one chain in the order given; the loops run many chains side by side
 // (eight heads in one register, blocks of eight rows or outputs), which the chains' latency needs.
 // Only on CPUs with AVX2 and FMA.
-void AttentionScores(const float* q, const float* const* keys, int64_t S, int64_t heads, int64_t hd, float* scores);
+// AttentionScores of rows [begin, end) only (end -1: S) where AttentionSplits.
+void AttentionScores(const float* q, const float* const* keys, int64_t S, int64_t heads, int64_t hd, float* scores,
+                     int64_t begin = 0, int64_t end = -1);
 void AttentionOutput(const float* weights, const float* const* values, int64_t S, int64_t heads, int64_t hd,
                      float* out);
+// Whether the attention's chains can be split between threads (AttentionScores by rows, AttentionOutputRange by
+// blocks of 8 outputs): 8 heads of at most 128.
+bool AttentionSplits(int64_t heads, int64_t hd);
+// AttentionOutput in parts: wt from OutputWeights (the weights row by row), then the blocks of 8 outputs [begin,
+// end) (end = heads * hd / 8 includes the outputs past the last block).
+void OutputWeights(const float* weights, int64_t S, int64_t heads, std::vector<float>* wt);
+void AttentionOutputRange(const float* weights, const float* wt, const float* const* values, int64_t S,
+                          int64_t heads, int64_t hd, float* out, int64_t begin, int64_t end);
 // Meta's query scaling, q / sqrt(head_dim), as ATen divides a float tensor by that scalar (the scalar rounded to
 // float, one IEEE division per element): D floats.
 void ScaleQuery(const float* q, int64_t D, int64_t hd, float* out);
@@ -28,6 +40,8 @@ void PermuteKeys(const float* key, int64_t heads, int64_t hd, float* out);
 // A row's key/value projection (2 dim floats: keys, then values) stored as KvWindow reads it: the keys permuted
 // (PermuteKeys), the values as they are. Each row and variant is stored once and read by every window it falls in.
 void StoreKv(const float* kv, int64_t dim, int64_t heads, float* out);
+// StoreKv of the outputs [begin, end) of kv only.
+void StoreKvRange(const float* kv, int64_t dim, int64_t heads, int64_t begin, int64_t end, float* out);
 
 // The keys and values of the rows a frame attends to, each row in the key/value variant the eager model's S-row
 // product gives it at its position (KvPlan in lm_step.h). The FMA chains read each row where the caller keeps it
@@ -48,7 +62,8 @@ class KvWindow {
   // The attention of the query row `q` (its projection, before scaling) over the rows Place placed last ([first,
   // first + S)), into out (dim floats): ScaleQuery, AttentionScores and AttentionOutput where Place was told they
   // give ATen's bits, else ATen's division, baddbmm and bmm, as Meta's code calls them.
-  void Attend(const float* q, int64_t first, int64_t S, float* out);
+  // `pair` (may be null): the two threads that share the chains.
+  void Attend(const float* q, int64_t first, int64_t S, float* out, LmPair* pair = nullptr);
 
  private:
   torch::Tensor keys_, values_;  // [2 rows, dim]: row r at index r - base_ (copies for ATen's products)
@@ -56,6 +71,8 @@ class KvWindow {
   std::vector<const float*> keys_in_order_, values_in_order_;  // the placed rows', window position by position
   std::vector<float> query_;     // the scaled query
   std::vector<float> scores_;    // [heads][rows]
+  std::vector<float> weights_;    // [heads][rows]: the softmax of the scores
+  std::vector<float> weights_t_;  // the same row by row (OutputWeights)
   int64_t dim_, slots_, heads_, base_ = 0;
   bool fma_ = true;  // what the last Place was told
 };

@@ -83,6 +83,7 @@ export interface NativeLm {
   readonly blockStep: boolean;
   /** Whether the C++ step computes the key/value variants of past frames without BLAS (native/lm_step.h, KvPlan). */
   readonly kvSums: boolean;
+  readonly pairedDecode: boolean;
   readonly disposed: boolean;
   /** Arithmetic-codes each block as one segment (fresh LM state and coder); one payload per block. */
   compress(blocks: NativeCodes[]): Promise<Uint8Array[]>;

@@ -23,8 +23,9 @@ export interface LmLoadOptions {
    * each on a thread of its own, and the threads no segment takes share the frames of a segment (a 24 kHz file is
    * one segment); default the cores. Each segment starts from a fresh LM state and every frame is computed the same
    * way on any thread, so the bytes do not depend on it. Used with 1 LM thread only (with more, segments are coded
-   * one after another, frame by frame). Decoding is sequential whatever it is: where a segment begins is known
-   * only once the one before it is decoded.
+   * one after another, frame by frame). Decoding is sequential whatever it is (where a segment begins is known
+   * only once the one before it is decoded); with `jobs` >= 2 it shares each frame's work with one helper thread
+   * (the same codes).
    */
   jobs?: number;
 }
@@ -120,6 +121,15 @@ export class EncodecLm {
    */
   get kvSums(): boolean {
     return this.live('kvSums').kvSums;
+  }
+
+  /**
+   * Whether decompressSegments shared a decoded frame's work (its products, attention and output heads) with a
+   * helper thread that ran part of it (native/lm_pair.h: with `jobs` >= 2, the C++ step); false before the first
+   * call. Diagnostics, like fastStep: the codes are the same either way.
+   */
+  get pairedDecode(): boolean {
+    return this.live('pairedDecode').pairedDecode;
   }
 
   /** Segments compressSegments codes at once (LmLoadOptions.jobs). */

@@ -243,6 +243,47 @@ describe('LM-compressed .ecdc files', function () {
     });
   });
 
+  it('decodes each frame on two threads with the codes one thread decodes (past the window, BLAS variants, 48 kHz segments)', async function () {
+    // 600 frames of 24 kHz codes, coded once; decoded with one thread per frame, then with the frame's products,
+    // attention and heads shared with a helper thread (native/lm_pair.h), with the sums and with BLAS's variants
+    const codes = randomCodes(8, 600, 8602);
+    const coded = await withLm24(1, undefined, async (one) => {
+      const [c] = await one.compressSegments([codes]);
+      const back = await one.decompressSegments(c, 8, [600]);
+      expect(Array.from(back.codes[0].data)).to.deep.equal(Array.from(codes.data));
+      expect(one.pairedDecode, 'one thread').to.equal(false);
+      return c;
+    });
+    for (const env of [undefined, 'ENCODEC_NATIVE_LM_BLAS_VARIANTS', 'ENCODEC_NATIVE_LM_NO_PAIR']) {
+      await withLm24(2, env, async (two) => {
+        const back = await two.decompressSegments(coded, 8, [600]);
+        expect(Array.from(back.codes[0].data), env).to.deep.equal(Array.from(codes.data));
+        expect(two.fastStep, env).to.equal(true);
+        // the helper ran parts of the frames (not the caller alone), except where the pair is turned off
+        expect(two.pairedDecode, env).to.equal(env !== 'ENCODEC_NATIVE_LM_NO_PAIR');
+      });
+    }
+    // 48 kHz, 16 codebooks: three segments, the LM restarted at each
+    const blocks = [0, 1, 2].map((i) => randomCodes(16, 150 - 20 * i, 8603 + i));
+    const lm48one = await EncodecLm.load(lm48.lm, { jobs: 1 });
+    const lm48two = await EncodecLm.load(lm48.lm, { jobs: 2 });
+    try {
+      const payloads = await lm48one.compressSegments(blocks);
+      const data = Buffer.concat(payloads.map((p) => Buffer.from(p)));
+      const frames = blocks.map((b) => b.nFrames);
+      const [one, two] = [await lm48one.decompressSegments(data, 16, frames), await lm48two.decompressSegments(data, 16, frames)];
+      expect(two.end).to.equal(one.end);
+      for (let i = 0; i < blocks.length; i++) {
+        expect(Array.from(one.codes[i].data), `segment ${i}`).to.deep.equal(Array.from(blocks[i].data));
+        expect(Array.from(two.codes[i].data), `segment ${i}`).to.deep.equal(Array.from(blocks[i].data));
+      }
+      expect([lm48one.pairedDecode, lm48two.pairedDecode]).to.deep.equal([false, true]);
+    } finally {
+      lm48one.dispose();
+      lm48two.dispose();
+    }
+  });
+
   it('codes 48 kHz files segment by segment, each with its scale first, byte-identical to the reference', async function () {
     const lm48k = await EncodecLm.load(lm48.lm);
     try {

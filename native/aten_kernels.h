@@ -1,0 +1,26 @@
+// ATen's CPU kernels for layer norm and softmax, called on the caller's buffers: the kernels at::layer_norm and
+// at::softmax run (so the same bits), without the operator's dispatch, shape checks and output allocations, which
+// cost more than the arithmetic on the LM's rows of 200 values. The callers pass shapes the kernels take as they
+// are (contiguous float32). Pure libtorch: no Node-API here.
+//
+// Two .cc files: ATen's layer_norm.h and SoftmaxKernel.h both declare at::native::forward_fn.
+#pragma once
+
+#include "torch_names.h"
+
+#include <cstdint>
+
+namespace encodec {
+
+// y = at::layer_norm(x, {N}, gamma, beta, eps) for M rows of N floats (at::native::LayerNormKernel).
+void LayerNormInto(const float* x, float* y, int64_t M, int64_t N, const torch::Tensor& gamma,
+                   const torch::Tensor& beta, double eps);
+
+// y = at::softmax(x, -1) for `rows` rows of n floats (at::native::softmax_lastdim_kernel).
+void SoftmaxLastDimInto(const float* x, float* y, int64_t rows, int64_t n);
+
+// y = at::softmax(x, 1) for x contiguous [outer, n, inner] (at::native::softmax_kernel: not the last dimension,
+// even where inner is 1, as at::softmax over dim 1 of a [1, n, K, 1] tensor).
+void SoftmaxInto(const float* x, float* y, int64_t outer, int64_t n, int64_t inner);
+
+}  // namespace encodec
