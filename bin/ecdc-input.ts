@@ -9,8 +9,11 @@ import { EncodecLm } from '../lib/lm/lm';
 import { EcdcError, EcdcFile, decodeEcdc, decodeEcdcLm, parseEcdcHeader } from '../lib/io/ecdc';
 import { resolveLmPath } from '../lib/model/lm-file';
 
-/** Reads and decodes `input`; throws (exit 2) when it was made with another model than `codec`'s. */
-export async function readEcdcForCodec(input: string, codec: Encodec, lmModel?: string, lmThreads?: number): Promise<EcdcFile> {
+/**
+ * Reads and decodes `input`; throws (exit 2) when it was made with another model than `codec`'s. `lmJobs`: the
+ * LM's threads (LmLoadOptions.jobs; default the cores: 2 share each decoded frame).
+ */
+export async function readEcdcForCodec(input: string, codec: Encodec, lmModel?: string, lmThreads?: number, lmJobs?: number): Promise<EcdcFile> {
   const buffer = await fs.promises.readFile(input);
   const { metadata } = parseEcdcHeader(buffer, input);
   if (metadata.model !== codec.info.model) {
@@ -21,7 +24,7 @@ export async function readEcdcForCodec(input: string, codec: Encodec, lmModel?: 
     );
   }
   if (!metadata.lm) return decodeEcdc(buffer, input);
-  const lm = await EncodecLm.load(resolveLmPath(lmModel, codec.modelPath, metadata.model), { threads: lmThreads });
+  const lm = await EncodecLm.load(resolveLmPath(lmModel, codec.modelPath, metadata.model), { threads: lmThreads, jobs: lmJobs });
   try {
     return await decodeEcdcLm(buffer, lm, input);
   } finally {

@@ -95,8 +95,7 @@ LmBlockStep::LmBlockStep(std::shared_ptr<LmFastModel> model, int64_t K, int64_t 
 
 // Frame t's input (the previous frame's codes are column t - 1 of the segment's codes).
 void LmBlockStep::Input(int64_t t, float* out) {
-  const torch::Tensor x = model_->Input(t, K_, t > 0 ? codes_ + t - 1 : nullptr, T_);
-  std::memcpy(out, x.data_ptr<float>(), dim_ * sizeof(float));
+  model_->Input(t, K_, t > 0 ? codes_ + t - 1 : nullptr, T_, out);
 }
 
 // Rows a..b of the block (cur_) enter layer `layer`: kept in its ring with their one-row key/value variant, and
@@ -149,7 +148,7 @@ void LmBlockStep::Attend(size_t layer, int lane, int64_t t, const float* q, floa
   Ring& ring = rings_[layer];
   KvWindow& window = windows_[lane][layer];
   const int64_t H = std::min(t + 1, m.past_context), S = H + 1, first = t + 1 - H;
-  window.Place(first, S, m.plan->Classes(S), [&](int64_t r, int v) { return Kv(ring, r, v); }, m.plan->AttentionExact(S));
+  window.Place(first, S, m.plan->Classes(S), ring.kv.get(), variants_, m.plan->AttentionExact(S));
   window.Attend(q, first, S, out);
 }
 

@@ -731,7 +731,7 @@ void LmFastStep::Layer(size_t i, const float* xp, float* out) {
     m.plan->Project(pending_, l.kv_weights,
                     [&](int64_t r, int v, const float* kv) { StoreKv(kv, D, m.num_heads, Kv(c, r, v)); });
   }
-  window.Place(first, S, cls, [&](int64_t r, int v) { return Kv(c, r, v); }, m.plan->AttentionExact(S));
+  window.Place(first, S, cls, c.kv.get(), variants_, m.plan->AttentionExact(S));
   // Meta's layer on one row; the residual sums are ATen's add (a + 1 * b, one rounding) written out
   if (!split_query) Parts(2, [&](int part) { l.q.IntoPart(xp, q, part, 2); });
   window.Attend(q, first, S, att, pair_);
@@ -758,20 +758,35 @@ void LmFastStep::Layer(size_t i, const float* xp, float* out) {
   LayerNormInto(o, out, 1, D, l.n2w, l.n2b, l.eps2);
 }
 
-torch::Tensor LmFastModel::Input(int64_t t, int64_t K, const int64_t* previous, int64_t stride) const {
-  const int64_t D = dim;
+void LmFastModel::Input(int64_t t, int64_t K, const int64_t* previous, int64_t stride, float* out) const {
+  const int64_t D = dim, half = D / 2;
   // Meta: sum(self.emb[k](indices[:, k]) for k in range(K)), indices 1 + the previous codes (0 at the start)
-  torch::Tensor x = at::empty({1, 1, D}, at::kFloat);
-  float* xp = x.data_ptr<float>();
-  std::fill(xp, xp + D, 0.0f);
+  thread_local std::vector<float> x;
+  x.assign(D, 0.0f);
   for (int64_t k = 0; k < K; ++k) {
     const int64_t index = previous ? previous[k * stride] + 1 : 0;
     const float* e = emb[k].data_ptr<float>() + index * D;
-    for (int64_t d = 0; d < D; ++d) xp[d] = xp[d] + e[d];
+    for (int64_t d = 0; d < D; ++d) x[d] = x[d] + e[d];
   }
-  const torch::Tensor phase = at::full({1, 1, 1}, t, at::kLong) / divisor;
-  const torch::Tensor pos = at::cat({at::cos(phase), at::sin(phase)}, -1);
-  return (at::layer_norm(x, {D}, norm_w, norm_b, eps_in) + pos).contiguous();
+  // Meta's create_sin_embedding: phase = t / divisor (ATen's true division of the position, cast to float, by each
+  // divisor: one IEEE division), then cat(cos(phase), sin(phase)) with ATen's cos and sin on the same shape
+  thread_local torch::Tensor phase, cos, sin;
+  if (!phase.defined() || phase.size(2) != half) {
+    phase = at::empty({1, 1, half}, at::kFloat);
+    cos = at::empty({1, 1, half}, at::kFloat);
+    sin = at::empty({1, 1, half}, at::kFloat);
+  }
+  const float position = static_cast<float>(t);
+  const float* dp = divisor.data_ptr<float>();
+  float* pp = phase.data_ptr<float>();
+  for (int64_t i = 0; i < half; ++i) pp[i] = position / dp[i];
+  at::cos_out(cos, phase);
+  at::sin_out(sin, phase);
+  // layer_norm(x) + pos: ATen's add, one rounding per element
+  LayerNormInto(x.data(), out, 1, D, norm_w, norm_b, eps_in);
+  const float *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
+  for (int64_t i = 0; i < half; ++i) out[i] = out[i] + cp[i];
+  for (int64_t i = 0; i < half; ++i) out[half + i] = out[half + i] + sp[i];
 }
 
 torch::Tensor LmFastModel::Probabilities(const torch::Tensor& logits) {
@@ -781,11 +796,11 @@ torch::Tensor LmFastModel::Probabilities(const torch::Tensor& logits) {
 torch::Tensor LmFastStep::Step(const int64_t* previous) {
   const LmFastModel& m = *model_;
   const int64_t D = m.dim, card = m.card;
-  const torch::Tensor input = m.Input(t_, K_, previous, 1);
-  // each layer's output row in the other half of rows_ than its input
-  const float* x = input.data_ptr<float>();
+  // the input and each layer's output in turns in the rows of rows_
+  m.Input(t_, K_, previous, 1, rows_.data());
+  const float* x = rows_.data();
   for (size_t i = 0; i < m.layers.size(); ++i) {
-    float* out = rows_.data() + (i % 2) * D;
+    float* out = rows_.data() + ((i + 1) % 2) * D;
     Layer(i, x, out);
     x = out;
   }

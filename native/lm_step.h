@@ -169,9 +169,9 @@ class LmFastModel {
   bool heads_exact = false;  // heads reproduces every head's at::linear
   std::vector<Layer> layers;
   std::unique_ptr<KvPlan> plan;
-  // The step's input for frame t [1, 1, dim]: the sum of the embeddings of 1 + the previous frame's K codes
-  // (previous[k * stride]; nullptr at the first frame), normed, plus the position.
-  torch::Tensor Input(int64_t t, int64_t K, const int64_t* previous, int64_t stride) const;
+  // The step's input for frame t (dim floats, into out): the sum of the embeddings of 1 + the previous frame's K
+  // codes (previous[k * stride]; nullptr at the first frame), normed, plus the position.
+  void Input(int64_t t, int64_t K, const int64_t* previous, int64_t stride, float* out) const;
   // The probabilities [1, card, K, 1] of the heads' logits [1, K, 1, card] (Meta: softmax over the codes).
   static torch::Tensor Probabilities(const torch::Tensor& logits);
 

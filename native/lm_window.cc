@@ -122,9 +122,9 @@ __attribute__((target("avx2,fma"))) void AttentionScores(const float* q, const f
   for (; j < end; ++j) ScoreRows<1>(qp, keys, j, S, hd, scores);
 }
 
-void OutputWeights(const float* weights, int64_t S, int64_t heads, std::vector<float>* wt) {
+void OutputWeights(const float* weights, int64_t S, int64_t heads, std::vector<float>* wt, int64_t h0, int64_t h1) {
   wt->assign(S * kLaneHeads, 0.0f);
-  for (int64_t h = 0; h < heads; ++h) {
+  for (int64_t h = h0; h < std::min(h1, heads); ++h) {
     for (int64_t j = 0; j < S; ++j) (*wt)[j * kLaneHeads + h] = weights[h * S + j];
   }
 }
@@ -160,14 +160,14 @@ void AttentionOutput(const float* weights, const float* const* values, int64_t S
   const int64_t D = heads * hd;
   if (heads > kLaneHeads || D > kLaneHeads * kMaxHeadDim) return OutputScalar(weights, values, S, heads, hd, 0, out);
   static thread_local std::vector<float> wt;  // [row][head]
-  OutputWeights(weights, S, heads, &wt);
+  OutputWeights(weights, S, heads, &wt, 0, heads);
   AttentionOutputRange(weights, wt.data(), values, S, heads, hd, out, 0, D / 8);
 }
 #else
 // never called: KvPlan::AttentionExact is false without AVX2 and FMA
 void AttentionScores(const float*, const float* const*, int64_t, int64_t, int64_t, float*, int64_t, int64_t) {}
 void AttentionOutput(const float*, const float* const*, int64_t, int64_t, int64_t, float*) {}
-void OutputWeights(const float*, int64_t, int64_t, std::vector<float>*) {}
+void OutputWeights(const float*, int64_t, int64_t, std::vector<float>*, int64_t, int64_t) {}
 void AttentionOutputRange(const float*, const float*, const float* const*, int64_t, int64_t, int64_t, float*,
                           int64_t, int64_t) {}
 #endif
@@ -177,17 +177,17 @@ bool AttentionSplits(int64_t heads, int64_t hd) { return heads == kLaneHeads && 
 KvWindow::KvWindow(int64_t rows, int64_t dim, int64_t slots, int64_t heads)
     : keys_(at::empty({2 * rows, dim}, at::kFloat)), values_(at::empty({2 * rows, dim}, at::kFloat)),
       copied_(slots, -1), keys_in_order_(rows), values_in_order_(rows), query_(dim), scores_(heads * rows),
-      weights_(heads * rows), dim_(dim),
+      weights_(2 * heads * rows), dim_(dim),
       slots_(slots), heads_(heads) {}
 
-void KvWindow::Place(int64_t first, int64_t S, const uint8_t* cls,
-                     const std::function<const float*(int64_t, int)>& kv, bool fma) {
-  const int64_t D = dim_, hd = D / heads_;
+void KvWindow::Place(int64_t first, int64_t S, const uint8_t* cls, const float* kv, int variants, bool fma) {
+  const int64_t D = dim_, hd = D / heads_, row_floats = variants * 2 * D;
   fma_ = fma;
-  for (int64_t j = 0; j < S; ++j) {
-    const float* src = kv(first + j, cls[j]);
+  for (int64_t j = 0, slot = first % slots_; j < S; ++j) {
+    const float* src = kv + slot * row_floats + cls[j] * 2 * D;
     keys_in_order_[j] = src;
     values_in_order_[j] = src + D;
+    if (++slot == slots_) slot = 0;
   }
   if (fma) return;
   if (first + S - base_ > keys_.size(0)) {  // the copies would run past their buffers: start again at the beginning
@@ -217,12 +217,15 @@ void KvWindow::Attend(const float* q, int64_t first, int64_t S, float* out, LmPa
       AttentionScores(query_.data(), keys_in_order_.data(), S, heads, hd, scores_.data(), part ? rows : 0,
                       part ? S : rows);
     });
-    float* wp = weights_.data();
-    SoftmaxLastDimInto(scores_.data(), wp, heads, S);
-    OutputWeights(wp, S, heads, &weights_t_);
+    // each part the softmax of the heads its outputs take (the head both take, twice: rows are independent in
+    // ATen's kernel), in a buffer of its own
     pair->Run(2, [&](int part) {
-      AttentionOutputRange(wp, weights_t_.data(), values_in_order_.data(), S, heads, hd, out, part ? half : 0,
-                           part ? blocks : half);
+      const int64_t b0 = part ? half : 0, b1 = part ? blocks : half;
+      const int64_t h0 = 8 * b0 / hd, h1 = part ? heads : (8 * b1 + hd - 1) / hd;
+      float* wp = weights_.data() + part * heads * S;
+      SoftmaxLastDimInto(scores_.data() + h0 * S, wp + h0 * S, h1 - h0, S);
+      OutputWeights(wp, S, heads, &weights_t_[part], h0, h1);
+      AttentionOutputRange(wp, weights_t_[part].data(), values_in_order_.data(), S, heads, hd, out, b0, b1);
     });
   } else if (fma_) {
     ScaleQuery(q, D, hd, query_.data());

@@ -27,9 +27,9 @@ void AttentionOutput(const float* weights, const float* const* values, int64_t S
 // Whether the attention's chains can be split between threads (AttentionScores by rows, AttentionOutputRange by
 // blocks of 8 outputs): 8 heads of at most 128.
 bool AttentionSplits(int64_t heads, int64_t hd);
-// AttentionOutput in parts: wt from OutputWeights (the weights row by row), then the blocks of 8 outputs [begin,
-// end) (end = heads * hd / 8 includes the outputs past the last block).
-void OutputWeights(const float* weights, int64_t S, int64_t heads, std::vector<float>* wt);
+// AttentionOutput in parts: wt from OutputWeights (the weights of heads [h0, h1) row by row), then the blocks of 8
+// outputs [begin, end) (end = heads * hd / 8 includes the outputs past the last block), whose heads wt holds.
+void OutputWeights(const float* weights, int64_t S, int64_t heads, std::vector<float>* wt, int64_t h0, int64_t h1);
 void AttentionOutputRange(const float* weights, const float* wt, const float* const* values, int64_t S,
                           int64_t heads, int64_t hd, float* out, int64_t begin, int64_t end);
 // Meta's query scaling, q / sqrt(head_dim), as ATen divides a float tensor by that scalar (the scalar rounded to
@@ -54,11 +54,11 @@ class KvWindow {
 
   // A new row took `slot`: what the window copied of the slot's old row is stale.
   void Forget(int64_t slot) { copied_[slot] = -1; }
-  // Places rows [first, first + S), row first + j in variant cls[j], read from kv(row, variant) (StoreKv's layout;
-  // it must stay there until Attend has run). `fma`: whether Attend will run the FMA chains
-  // (KvPlan::AttentionExact), else ATen's products, which need copies of the rows.
-  void Place(int64_t first, int64_t S, const uint8_t* cls, const std::function<const float*(int64_t, int)>& kv,
-             bool fma);
+  // Places rows [first, first + S), row first + j in variant cls[j], read from the caller's ring `kv`, where row r's
+  // variant v lies at kv + ((r % slots) * variants + v) * 2 dim in StoreKv's layout (it must stay there until
+  // Attend has run). `fma`: whether Attend will run the FMA chains (KvPlan::AttentionExact), else ATen's products,
+  // which need copies of the rows.
+  void Place(int64_t first, int64_t S, const uint8_t* cls, const float* kv, int variants, bool fma);
   // The attention of the query row `q` (its projection, before scaling) over the rows Place placed last ([first,
   // first + S)), into out (dim floats): ScaleQuery, AttentionScores and AttentionOutput where Place was told they
   // give ATen's bits, else ATen's division, baddbmm and bmm, as Meta's code calls them.
@@ -71,8 +71,8 @@ class KvWindow {
   std::vector<const float*> keys_in_order_, values_in_order_;  // the placed rows', window position by position
   std::vector<float> query_;     // the scaled query
   std::vector<float> scores_;    // [heads][rows]
-  std::vector<float> weights_;    // [heads][rows]: the softmax of the scores
-  std::vector<float> weights_t_;  // the same row by row (OutputWeights)
+  std::vector<float> weights_;         // [2][heads][rows]: the softmax of the scores (one copy per part)
+  std::vector<float> weights_t_[2];    // the same row by row (OutputWeights), per part
   int64_t dim_, slots_, heads_, base_ = 0;
   bool fma_ = true;  // what the last Place was told
 };

@@ -243,11 +243,12 @@ async function readCodesFile(
   codec: Encodec,
   lmModel?: string,
   lmThreads?: number,
+  lmJobs?: number,
 ): Promise<{ codes: Codes; audioLength?: number; model?: string }> {
   const ext = extensionOf(input);
   if (ext === '.npy') return { codes: await readCodesNpy(input) };
   if (ext === '.ecdc') {
-    const { codes, metadata } = await readEcdcForCodec(input, codec, lmModel, lmThreads);
+    const { codes, metadata } = await readEcdcForCodec(input, codec, lmModel, lmThreads, lmJobs);
     return { codes, audioLength: metadata.audioLength, model: metadata.model };
   }
   throw new UsageError(`codes file must be .npy or .ecdc, got '${input}'`);
@@ -309,7 +310,9 @@ async function decodeBatchCommand(args: string[], opts: BatchModelOptions & { fl
       for await (const { input, out } of todo) {
         const start = performance.now();
         try {
-          const { codes, audioLength, model } = await readCodesFile(input, codec, opts.lmModel, opts.lmThreads);
+          // one LM thread: an LM file's decoding runs beside the codec's decoding of the files before it, which
+          // takes the cores (a helper thread sharing the LM's frames would only wait for one)
+          const { codes, audioLength, model } = await readCodesFile(input, codec, opts.lmModel, opts.lmThreads, 1);
           checkCodesForModel(input, codes, model, codec);
           pending.push({ input, out, start, audioLength });
           yield codes;
