@@ -8,6 +8,7 @@
         "native/addon.cc",
         "native/allocator.cc",
         "native/arith_coder.cc",
+        "native/aten_gelu.cc",
         "native/aten_layer_norm.cc",
         "native/aten_softmax.cc",
         "native/call_threads.cc",

@@ -635,9 +635,7 @@ std::shared_ptr<LmFastModel> LmFastModel::Create(torch::jit::Module& module, int
       const torch::Tensor whole = at::gelu(h).contiguous();
       torch::Tensor halves = at::empty({1, 1, F}, at::kFloat);
       for (const auto& [b, e] : {std::pair<int64_t, int64_t>{0, split}, {split, F}}) {
-        if (e <= b) continue;
-        at::Tensor out = halves.narrow(2, b, e - b);
-        at::gelu_out(out, h.narrow(2, b, e - b));
+        if (e > b) GeluInto(h.data_ptr<float>() + b, halves.data_ptr<float>() + b, e - b);
       }
       m->gelu_parts = m->gelu_parts && std::memcmp(whole.data_ptr<float>(), halves.data_ptr<float>(),
                                                    F * sizeof(float)) == 0;
@@ -745,13 +743,11 @@ void LmFastStep::Layer(size_t i, const float* xp, float* out) {
     Parts(2, [&](int part) {
       l.linear1.IntoPart(yp, hidden, part, 2);
       const int64_t begin = part ? split : 0, end = part ? F : split;
-      at::Tensor out = at::from_blob(gelu + begin, {1, 1, end - begin}, at::kFloat);
-      at::gelu_out(out, at::from_blob(hidden + begin, {1, 1, end - begin}, at::kFloat));
+      GeluInto(hidden + begin, gelu + begin, end - begin);
     });
   } else {
     l.linear1.Into(yp, hidden);
-    at::Tensor out = at::from_blob(gelu, {1, 1, F}, at::kFloat);
-    at::gelu_out(out, at::from_blob(hidden, {1, 1, F}, at::kFloat));
+    GeluInto(hidden, gelu, F);
   }
   Parts(2, [&](int part) { l.linear2.IntoPart(gelu, o, part, 2); });
   for (int64_t d = 0; d < D; ++d) o[d] = yp[d] + o[d];

@@ -2,6 +2,8 @@
 # Installs the system packages encodec-native needs on Debian/Ubuntu:
 #   libtorch-dev        libtorch (C++), which the addon links against
 #   libopenblas0-openmp fast BLAS for libtorch (the default reference BLAS is ~15x slower)
+#   libdnnl-dev         oneDNN's headers: the LM's GELU runs the oneDNN primitive libtorch runs, built once
+#                       (native/aten_gelu.cc); without them the addon calls ATen's gelu (slower, the same bits)
 #   python3-torch       PyTorch for exporter/export.py (turning checkpoints into model files)
 #   ffmpeg              decoding of compressed audio and video
 #   cmake, g++, make    building the addon when no prebuild fits
@@ -16,7 +18,7 @@
 # Run it as root, or as a user who may use sudo: it re-runs itself with sudo when it has something to install
 # and is not root. When everything is in place it changes nothing and needs no privileges.
 set -euo pipefail
-packages=(libtorch-dev libopenblas0-openmp python3-torch python3-numpy ffmpeg cmake g++ make fonts-dejavu-core espeak-ng sox
+packages=(libtorch-dev libopenblas0-openmp libdnnl-dev python3-torch python3-numpy ffmpeg cmake g++ make fonts-dejavu-core espeak-ng sox
   python3-nibabel python3-h5py python3-scipy munge slurmctld slurmd slurm-client)
 missing=()
 for p in "${packages[@]}"; do
