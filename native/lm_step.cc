@@ -28,6 +28,9 @@ constexpr int64_t kSchemeRows = 32;
 // Outputs per group of KvWeights::groups.
 constexpr int64_t kSumGroup = 32;
 
+// Where a pair's two parts of n outputs meet: near the middle, on a multiple of 8 (the products' panels).
+inline int64_t HalfOf(int64_t n) { return (n / 2 + 4) / 8 * 8; }
+
 }  // namespace
 
 torch::Tensor TestRows(int64_t rows, int64_t dim, uint32_t seed) {
@@ -298,7 +301,7 @@ void MatVec::IntoPart(const float* x, float* y, int part, int parts) const {
   RunRange(x, y, part == 0 ? 0 : split, part == 0 ? split : M_);
 }
 
-int64_t MatVec::Split() const { return (M_ / 2 + 4) / 8 * 8; }
+int64_t MatVec::Split() const { return HalfOf(M_); }
 
 void MatVec::RunRows(const float* x, int64_t ldx, int64_t rows, float* y, int64_t ldy, int64_t outputs) const {
   RunPanelsRows(panels_.data(), bias_values_.data(), x, ldx, rows, y, ldy, K_, blocks_.data(), blocks_.size(), M_,
@@ -810,7 +813,7 @@ torch::Tensor LmFastStep::Step(const int64_t* previous) {
   // Meta: softmax(logits [1, K, 1, card].permute(0, 3, 1, 2), 1), on the logits laid out [card][K] as ATen's
   // contiguous() lays them out
   float* logits = logits_.data();
-  const int64_t n = K_ * card, split = (n / 2 + 4) / 8 * 8;
+  const int64_t n = K_ * card, split = HalfOf(n);
   Parts(2, [&](int part) { m.heads.RunRange(x, logits, part ? split : 0, part ? n : split); });
   for (int64_t k = 0; k < K_; ++k) {
     for (int64_t c = 0; c < card; ++c) transposed_[c * K_ + k] = logits[k * card + c];

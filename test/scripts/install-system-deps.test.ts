@@ -12,7 +12,7 @@ import { PACKAGE_ROOT } from '../../lib/common/package-root';
 import { tempDir } from '../helpers/temp-dir';
 
 const SCRIPT = path.join(PACKAGE_ROOT, 'scripts', 'install-system-deps.sh');
-const ALL = 'libtorch-dev libopenblas0-openmp python3-torch python3-numpy ffmpeg cmake g++ make fonts-dejavu-core espeak-ng sox python3-nibabel python3-h5py python3-scipy munge slurmctld slurmd slurm-client';
+const ALL = 'libtorch-dev libopenblas0-openmp libdnnl-dev python3-torch python3-numpy ffmpeg cmake g++ make fonts-dejavu-core espeak-ng sox python3-nibabel python3-h5py python3-scipy munge slurmctld slurmd slurm-client';
 const REAL_TOOLS = ['bash', 'ls', 'head', 'grep', 'sed', 'readlink', 'basename', 'dirname'];
 
 function which(tool: string): string {
@@ -59,7 +59,7 @@ describe('scripts/install-system-deps.sh privileges', function () {
     expect(r.calls.filter((c) => c.startsWith('sudo'))).to.deep.equal([]);
     expect(r.calls).to.include('apt-get update -qq (uid 0)');
     const install = r.calls.find((c) => c.startsWith('apt-get install'));
-    expect(install).to.match(/--no-install-recommends libtorch-dev libopenblas0-openmp python3-torch .* sox python3-nibabel python3-h5py python3-scipy munge slurmctld slurmd slurm-client \(uid 0\)$/);
+    expect(install).to.match(/--no-install-recommends libtorch-dev libopenblas0-openmp libdnnl-dev python3-torch .* sox python3-nibabel python3-h5py python3-scipy munge slurmctld slurmd slurm-client \(uid 0\)$/);
     expect(install).not.to.match(/ cmake | make | g\+\+ /);
   });
 
@@ -78,7 +78,7 @@ describe('scripts/install-system-deps.sh privileges', function () {
     expect(r.calls).to.deep.equal([]);
     expect(r.stderr).to.include('needs root, and sudo is not installed');
     expect(r.stderr).to.include('Run it as root');
-    expect(r.stderr).to.match(/apt-get install libtorch-dev libopenblas0-openmp python3-torch python3-numpy ffmpeg g\+\+/);
+    expect(r.stderr).to.match(/apt-get install libtorch-dev libopenblas0-openmp libdnnl-dev python3-torch python3-numpy ffmpeg g\+\+/);
   });
 
   it('with everything installed changes nothing and needs neither root nor sudo', function () {
