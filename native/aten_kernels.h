@@ -7,9 +7,18 @@
 // oneDNN's.
 #pragma once
 
+#include <torch/version.h>
+
 #include "torch_names.h"
 
 #include <cstdint>
+
+// The layer norm and softmax kernels' dispatch stubs are called directly only where the stubs' declarations, as the
+// .cc files compile them (with the AVX2 and AVX-512 kernels declared), match the library's: libtorch 1.13 on x86-64,
+// as Debian and PyTorch build it. Elsewhere the operators.
+#if TORCH_VERSION_MAJOR == 1 && TORCH_VERSION_MINOR == 13 && defined(__x86_64__)
+#define ENCODEC_DIRECT_KERNELS 1
+#endif
 
 namespace encodec {
 

@@ -1,11 +1,6 @@
 #include "aten_kernels.h"
 
-#include <torch/version.h>
-
-// The kernel's dispatch stub is called directly only where its declaration matches the library's (libtorch 1.13 on
-// x86-64, built with AVX2 and AVX-512 kernels, as Debian's and PyTorch's own builds are); elsewhere the operator.
-#if TORCH_VERSION_MAJOR == 1 && TORCH_VERSION_MINOR == 13 && defined(__x86_64__)
-#define ENCODEC_DIRECT_KERNELS 1
+#ifdef ENCODEC_DIRECT_KERNELS  // aten_kernels.h
 #define HAVE_AVX512_CPU_DEFINITION
 #define HAVE_AVX2_CPU_DEFINITION
 #include <ATen/native/layer_norm.h>

@@ -1,10 +1,6 @@
 #include "aten_kernels.h"
 
-#include <torch/version.h>
-
-// As in aten_layer_norm.cc: the stubs directly only where their declarations match the library's.
-#if TORCH_VERSION_MAJOR == 1 && TORCH_VERSION_MINOR == 13 && defined(__x86_64__)
-#define ENCODEC_DIRECT_KERNELS 1
+#ifdef ENCODEC_DIRECT_KERNELS  // aten_kernels.h
 #define HAVE_AVX512_CPU_DEFINITION
 #define HAVE_AVX2_CPU_DEFINITION
 #include <ATen/native/cpu/SoftmaxKernel.h>
