@@ -8,7 +8,6 @@
 #include "lm_pair.h"
 
 #include <cstdint>
-#include <functional>
 #include <vector>
 
 namespace encodec {
