@@ -15,6 +15,8 @@
         "native/errors.cc",
         "native/lanes.cc",
         "native/lm_block.cc",
+        "native/lm_kv_plan.cc",
+        "native/lm_matvec.cc",
         "native/lm_model.cc",
         "native/lm_pair.cc",
         "native/lm_session.cc",

@@ -43,7 +43,7 @@ void StoreKv(const float* kv, int64_t dim, int64_t heads, float* out);
 void StoreKvRange(const float* kv, int64_t dim, int64_t heads, int64_t begin, int64_t end, float* out);
 
 // The keys and values of the rows a frame attends to, each row in the key/value variant the eager model's S-row
-// product gives it at its position (KvPlan in lm_step.h). The FMA chains read each row where the caller keeps it
+// product gives it at its position (KvPlan in lm_kv_plan.h). The FMA chains read each row where the caller keeps it
 // (StoreKv's layout), so placing a row is a pointer; ATen's products (where the chains do not give its bits) read
 // copies of the rows in Meta's layout, made only for them.
 class KvWindow {

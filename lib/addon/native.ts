@@ -81,7 +81,7 @@ export interface NativeLm {
   readonly fastStep: boolean;
   /** Whether compress so far ran every segment's LM on blocks of frames at once (native/lm_block.h). */
   readonly blockStep: boolean;
-  /** Whether the C++ step computes the key/value variants of past frames without BLAS (native/lm_step.h, KvPlan). */
+  /** Whether the C++ step computes the key/value variants of past frames without BLAS (native/lm_kv_plan.h, KvPlan). */
   readonly kvSums: boolean;
   readonly pairedDecode: boolean;
   readonly disposed: boolean;

@@ -116,7 +116,7 @@ export class EncodecLm {
 
   /**
    * Whether the C++ step computed the keys and values of past frames, in each variant the eager model's BLAS
-   * products give them, with its own sums rather than with BLAS (native/lm_step.h: KvPlan); false before the
+   * products give them, with its own sums rather than with BLAS (native/lm_kv_plan.h: KvPlan); false before the
    * first call. Diagnostics, like fastStep.
    */
   get kvSums(): boolean {
