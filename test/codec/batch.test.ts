@@ -62,6 +62,16 @@ describe('many clips: pooled encodeBatch / decodeBatch / encodeMany / decodeMany
     expectCodesWithinRounding(changed([[6, 1], [7, 1]]), alone, 'one frame from codebook 6');
     expect(() => expectCodesWithinRounding(changed([[0, 0]]), alone, 'first codebook')).to.throw(/frame 0 from codebook 0/);
     expect(() => expectCodesWithinRounding(changed([[7, 0], [7, 2]]), alone, 'two frames')).to.throw(/2 of 3 frames differ/);
+    // 300 frames: up to 3 frames may differ (1 %), each from its second codebook on
+    const long: Codes = { data: Int16Array.from({ length: 8 * 300 }, (_, k) => (k * 37) % 1024), nQ: 8, nFrames: 300 };
+    const longChanged = (frames: number[], q: number): Codes => {
+      const data = long.data.slice();
+      for (const f of frames) for (let k = q; k < 8; k++) data[k * 300 + f] = (data[k * 300 + f] + 1) % 1024;
+      return { ...long, data };
+    };
+    expectCodesWithinRounding(longChanged([10, 150, 299], 1), long, 'three frames of 300 from codebook 1');
+    expect(() => expectCodesWithinRounding(longChanged([10, 20, 150, 299], 1), long, 'four')).to.throw(/4 of 300 frames differ/);
+    expect(() => expectCodesWithinRounding(longChanged([150], 0), long, 'first codebook')).to.throw(/frame 150 from codebook 0/);
     expect(() => expectCodesWithinRounding({ ...alone, nFrames: 2, data: alone.data.subarray(0, 16) }, alone, 'shorter')).to.throw(/shape/);
   });
 

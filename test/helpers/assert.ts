@@ -22,8 +22,9 @@ export async function rejects(
 
 /**
  * Expects `actual` to be the codes of `expected`'s computation up to float rounding, as pooled calls relate to a
- * clip coded alone: >= 99.9 % of the codes identical, or else (a clip too short for 0.1 % to be one code) at
- * most one frame differing, from its second codebook on. Another batch composition rounds the same sums in
+ * clip coded alone: >= 99.9 % of the codes identical, or else at most 1 % of the frames (at least one) differing,
+ * each from its second codebook on. (A near-tie at codebook 2 of a 16-codebook frame changes 14 codes: on a
+ * 2.5 s clip of 377 frames, that alone is 0.23 %, and which sums round which way depends on the CPU's kernels.) Another batch composition rounds the same sums in
  * another order (kernels are chosen by shape and CPU); where that moves a latent across a near-tie of one
  * codebook, the codebooks after it quantise another residual, so the rest of that frame may differ too. A wrong
  * computation (another clip's audio, padding or offsets) changes the latents of a clip's first frames, and with
@@ -44,7 +45,7 @@ export function expectCodesWithinRounding(actual: Codes, expected: Codes, label:
     }
   }
   const agreement = codeAgreement(actual, expected);
-  const rounding = agreement >= 0.999 || (differing.length <= 1 && firstCodebook === 0);
+  const rounding = agreement >= 0.999 || (firstCodebook === 0 && differing.length <= Math.max(1, Math.floor(nFrames / 100)));
   expect(rounding, `${label}: ${(100 * agreement).toFixed(2)} % of ${nQ * nFrames} codes identical; ${differing.length} ` +
     `of ${nFrames} frames differ (${differing.slice(0, 5).join(', ')}${differing.length > 5 ? ', ...' : ''})`).to.equal(true);
 }
