@@ -41,15 +41,17 @@ LmPair::~LmPair() {
 }
 
 void LmPair::Claim(uint32_t epoch, bool helper) {
-  const int n = parts_.load(std::memory_order_relaxed);
+  // Read after the epoch was seen (Helper's acquire load, or our own store): a claim that succeeds below proves
+  // the job was still open, so the caller cannot have stored the next job's yet.
   const Fn fn = fn_.load(std::memory_order_relaxed);
   void* const context = context_.load(std::memory_order_relaxed);
   uint64_t s = state_.load(std::memory_order_acquire);
-  while (static_cast<uint32_t>(s >> 32) == epoch && static_cast<int>(static_cast<uint32_t>(s)) < n) {
-    // a successful claim means the job was still open: fn, context and n read above are its own
+  for (;;) {
+    const int parts = static_cast<int>((s >> 16) & 0xffff), next = static_cast<int>(s & 0xffff);
+    if (static_cast<uint32_t>(s >> 32) != epoch || next >= parts) break;
     if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
     try {
-      fn(context, static_cast<int>(static_cast<uint32_t>(s)));
+      fn(context, next);
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex_);
       if (!error_) error_ = std::current_exception();
@@ -91,16 +93,16 @@ void LmPair::Helper() {
 }
 
 void LmPair::RunParts(int n, Fn fn, void* context) {
-  if (!started_ || n <= 1) {
+  if (!started_ || n <= 1 || n > 0xffff) {
     for (int i = 0; i < n; ++i) fn(context, i);
     return;
   }
   fn_.store(fn, std::memory_order_relaxed);
   context_.store(context, std::memory_order_relaxed);
-  parts_.store(n, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   const uint32_t epoch = static_cast<uint32_t>(state_.load(std::memory_order_relaxed) >> 32) + 1;
-  state_.store(static_cast<uint64_t>(epoch) << 32);  // seq_cst: ordered before the load of sleeping_ (Helper)
+  // seq_cst: publishes fn_ and context_, and is ordered before the load of sleeping_ (Helper)
+  state_.store(static_cast<uint64_t>(epoch) << 32 | static_cast<uint64_t>(n) << 16);
   if (sleeping_.load()) {
     std::lock_guard<std::mutex> lock(sleep_mutex_);
     wake_.notify_one();

@@ -43,11 +43,11 @@ class LmPair {
   void Claim(uint32_t epoch, bool helper);
   void Helper();
 
-  // epoch << 32 | the next part to claim: one word, so that a claim of a finished job's part cannot succeed.
+  // epoch << 32 | parts << 16 | the next part to claim: one word, so that a claim succeeds only while its own job
+  // is open, and counts against that job's number of parts (a count stored apart could be the next job's).
   std::atomic<uint64_t> state_{0};
   std::atomic<Fn> fn_{nullptr};
   std::atomic<void*> context_{nullptr};
-  std::atomic<int> parts_{0};
   std::atomic<int> done_{0};
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> stop_{false};

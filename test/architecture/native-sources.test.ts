@@ -11,7 +11,7 @@ import { PACKAGE_ROOT } from '../../lib/common/package-root';
 
 /** The native/*.cc paths a build file names. */
 export function namedSources(text: string): string[] {
-  return [...new Set([...text.matchAll(/native\/[\w-]+\.cc\b/g)].map((m) => m[0]))].sort();
+  return [...new Set([...text.matchAll(/(?<![\w/])native\/[\w-]+\.cc\b/g)].map((m) => m[0]))].sort();
 }
 
 describe('native build sources', function () {
