@@ -476,13 +476,20 @@ async function lmTargets(binding: NativeBinding, lmPaths: string[]): Promise<LmT
     const lm = await EncodecLm.load(p);
     lms.push({ native, lm, file: await goodLmFile(lm) });
   }
-  // A valid call in flight when dispose() is called still finishes (its segments on two threads); the LM is freed
-  // afterwards.
+  // Valid calls in flight when dispose() is called still finish (a compress with its segments on two threads, a
+  // decompress sharing its frames with a helper thread); the LM is freed afterwards.
   const dead = await binding.loadLm(lmPaths[0], { threads: 1, jobs: 2 });
   const block = { data: new Int16Array(8), nQ: 2, nFrames: 4 };
+  const long = lcgCodes(8, 300, 5);
+  const [payload] = await dead.compress([long]);
+  const decoding = dead.decompress(payload, long.nQ, [long.nFrames], 0);
   const inFlight = dead.compress([block, block, block]);
   dead.dispose();
   if ((await inFlight).length !== 3) throw new Error('fuzz setup: compress in flight during dispose() lost its result');
+  const decoded = (await decoding).codes[0].data;
+  if (decoded.length !== long.data.length || decoded.some((v, i) => v !== long.data[i])) {
+    throw new Error('fuzz setup: a decompress in flight during dispose() returned other codes');
+  }
   const codes = lcgCodes(8, 30, 7);
   return { lms, dead, plain: [{ bytes: encodeEcdc(codes, 30 * 320), codes: codes.data }] };
 }
