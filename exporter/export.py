@@ -118,6 +118,10 @@ def load_any_checkpoint(path: str, allow_unsafe_pickle: bool):
 def export(args) -> dict:
     if args.random:
         spec = FAMILIES[args.name]
+        # the calibration prints nothing for tens of seconds: say so first, so that it does not look stuck
+        print("export.py: calibrating seeded random weights (%s, seed %d) on synthetic audio, on one thread "
+              "so that a seed always gives the same bytes: up to half a minute" % (args.name, args.seed),
+              file=sys.stderr, flush=True)
         random_checkpoint = importlib.import_module(spec.random_module)
         sd_random = random_checkpoint.make_random_state_dict(args.seed)
         # same loading path as a file: normalise + validate (+ fold)
