@@ -174,7 +174,9 @@ export function nativeBinding(): NativeBinding {
     const reason = err instanceof Error ? err.message : String(err);
     const hint = /lib(torch|c10)/.test(reason)
       ? 'libtorch is not installed where the addon expects it: on Debian/Ubuntu run `apt-get install libtorch-dev libopenblas0-openmp`'
-      : 'build it with `npm rebuild encodec-native` (needs cmake, a C++ compiler and libtorch; see docs/building.md)';
+      : 'build it with `npm rebuild encodec-native` (needs cmake, a C++ compiler and libtorch; with npm 12 or later ' +
+        'first `npm install-scripts approve encodec-native`: npm skips the install scripts you have not approved; ' +
+        'see docs/building.md)';
     throw codedError('ENCODEC_ADDON', `encodec-native's native addon could not be loaded (${reason.split('\n')[0]}); ${hint}`);
   }
   return binding;
