@@ -1,5 +1,7 @@
 #include "lm_matvec.h"
 
+#include "lm_pair.h"  // HalfOf
+
 #include <torch/script.h>  // the operators
 
 #if defined(__x86_64__) || defined(__i386__)

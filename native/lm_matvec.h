@@ -13,9 +13,6 @@ namespace encodec {
 // Whether this CPU has AVX2 and FMA, which the written-out products and sums need (else ATen and BLAS are called).
 bool HasFma();
 
-// Where a pair's two parts of n outputs meet (lm_pair.h): near the middle, on a multiple of 8 (the products' panels).
-inline int64_t HalfOf(int64_t n) { return (n / 2 + 4) / 8 * 8; }
-
 // Deterministic test inputs in [-2, 2) for the measurements that compare a computation with ATen's: `rows` x `dim`.
 torch::Tensor TestRows(int64_t rows, int64_t dim, uint32_t seed = 12345);
 

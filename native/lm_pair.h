@@ -17,6 +17,10 @@
 
 namespace encodec {
 
+// Where a pair's two parts of n items meet: near the middle, on a multiple of 8 (the products' panels, the
+// attention's blocks of rows).
+inline int64_t HalfOf(int64_t n) { return (n / 2 + 4) / 8 * 8; }
+
 class LmPair {
  public:
   // Starts the helper (with one intra-op thread and inference mode); without it (no thread could start) Run runs

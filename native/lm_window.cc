@@ -212,7 +212,7 @@ void KvWindow::Attend(const float* q, int64_t first, int64_t S, float* out, LmPa
   if (fma_ && pair && AttentionSplits(heads, hd)) {
     // the scores by rows, then the outputs by blocks, half each (the same chains: the same bits)
     ScaleQuery(q, D, hd, query_.data());
-    const int64_t rows = (S / 2 + 4) / 8 * 8, blocks = D / 8, half = blocks / 2;
+    const int64_t rows = HalfOf(S), blocks = D / 8, half = blocks / 2;
     pair->Run(2, [&](int part) {
       AttentionScores(query_.data(), keys_in_order_.data(), S, heads, hd, scores_.data(), part ? rows : 0,
                       part ? S : rows);
