@@ -8,13 +8,14 @@ import * as path from 'node:path';
 import { expect } from 'chai';
 
 import { Encodec } from '../../lib/codec/codec';
-import { Codes, Embeddings, SegmentedCodes, checkCodes } from '../../lib/codec/codes';
+import { Embeddings, SegmentedCodes, checkCodes } from '../../lib/codec/codes';
 import { concatLatents } from '../../lib/codec/code-frames';
 import { framesForSegmentedSamples, segmentCount } from '../../lib/codec/segments';
 import { fromPlanar, toPlanar } from '../../lib/common/planar';
 import { loadAudio, streamAudio } from '../../lib/io/audio';
 import { readWav, writeWav } from '../../lib/io/wav';
 import { readModelInfo } from '../../lib/model/model-file';
+import { codeAgreement } from '../../lib/quality/metrics';
 import { expectCodesWithinRounding, rejects } from '../helpers/assert';
 import { ffmpeg, makeStereo48k, maxAbsDiff } from '../helpers/media';
 import { pythonJson } from '../helpers/python';
@@ -23,13 +24,6 @@ import { randomModel, randomModel48 } from '../helpers/model';
 import { tempDir } from '../helpers/temp-dir';
 
 const GEOMETRY = { length: 48000, stride: 47520, hop: 320, channels: 2 };
-
-function agreement(a: Codes, b: Codes): number {
-  expect([a.nQ, a.nFrames]).to.deep.equal([b.nQ, b.nFrames]);
-  let same = 0;
-  for (let i = 0; i < a.data.length; i++) if (a.data[i] === b.data[i]) same++;
-  return same / a.data.length;
-}
 
 describe('Encodec with encodec_48khz (stereo, segmented)', function () {
   const dir = tempDir('codec48');
@@ -122,7 +116,7 @@ describe('Encodec with encodec_48khz (stereo, segmented)', function () {
       expect(Array.from(codes.scales)).to.deep.equal(Array.from(reference.scales));
     }
     const [batched] = await codec.encodeBatch([stereo], { bandwidth: 12 });
-    expect(agreement(batched, reference)).to.equal(1);
+    expect(codeAgreement(batched, reference)).to.equal(1);
     // planar blocks of odd sizes, as streamAudio(file, { channels: 2 }) yields them
     const [left, right] = fromPlanar(stereo, 2);
     const blocks: Float32Array[] = [];

@@ -5,13 +5,13 @@
  * returned. Once each 2-part job could be followed by a 4-part one whose count a late helper read with the old
  * job's epoch: a part ran twice and Run returned while it still ran (a few times per million jobs here).
  */
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 
 import { expect } from 'chai';
 
 import { PACKAGE_ROOT } from '../../lib/common/package-root';
+import { runProcess } from '../helpers/cli';
 
 const CHECK = path.join(PACKAGE_ROOT, 'build', 'checks', 'encodec_native_threads_check');
 
@@ -23,24 +23,15 @@ interface Report {
   lanesFaults: number;
 }
 
-function runCheck(jobs: number): Promise<{ status: number | null; report: Report | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(CHECK, [String(jobs)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (status) => {
-      let report: Report | null = null;
-      try {
-        report = JSON.parse(stdout) as Report;
-      } catch {
-        report = null;
-      }
-      resolve({ status, report, stderr });
-    });
-  });
+async function runCheck(jobs: number): Promise<{ status: number | null; report: Report | null; stderr: string }> {
+  const { status, stdout, stderr } = await runProcess(CHECK, [String(jobs)]);
+  let report: Report | null = null;
+  try {
+    report = JSON.parse(stdout) as Report;
+  } catch {
+    report = null;
+  }
+  return { status, report, stderr };
 }
 
 describe('the LM\'s fork-join helpers (LmPair, Lanes) under contention', function () {
